@@ -1,0 +1,21 @@
+"""Console entry point.
+
+`costhook hook` runs on every tool call inside the agent, so it is dispatched here,
+before click (or anything heavy) is imported. Every other command goes through click.
+"""
+
+import sys
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "hook":
+        from costhook.hook import main as hook_main
+
+        sys.exit(hook_main(sys.argv[2:]))
+    from costhook.cli import cli
+
+    cli()
+
+
+if __name__ == "__main__":
+    main()
