@@ -1,0 +1,64 @@
+"""Reading the user's config file (TOML) on the hook's hot path.
+
+The file is validated by the pydantic models in `config_model.py`, which are slow to
+import. So the validated result is cached as JSON next to the database, keyed by the
+file's size and mtime: the hook pays for pydantic only on the first call after an edit.
+"""
+
+import json
+import os
+import tomllib
+from pathlib import Path
+
+from costhook import paths
+
+
+class ConfigError(ValueError):
+    """The config file is unreadable or invalid; the message names the file and the key."""
+
+
+def load(path: Path | None = None) -> dict:
+    """The validated config as plain data; `{}` when there is no config file."""
+    path = path or paths.config_path()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    stamp = [str(path.resolve()), st.st_size, st.st_mtime_ns]
+    cache = paths.home() / "config.cache.json"
+    try:
+        cached = json.loads(cache.read_bytes())
+        if cached.get("stamp") == stamp:
+            return cached["config"]
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    config = validate(path)
+    _write_cache(cache, {"stamp": stamp, "config": config})
+    return config
+
+
+def validate(path: Path) -> dict:
+    """Parse and validate the file with the pydantic models (the slow path)."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    from costhook.config_model import validate_data
+
+    return validate_data(raw, source=str(path))
+
+
+def _write_cache(cache: Path, data: dict) -> None:
+    try:
+        paths.ensure_private_dir(cache.parent)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # the cache is an optimisation only

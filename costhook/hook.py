@@ -1,0 +1,379 @@
+"""`costhook hook`: one agent hook event on stdin → ingest, record, decide.
+
+This runs on the agent's critical path for every tool call, so it imports only the
+standard library and costhook's stdlib-only modules, and it never breaks the agent: any
+internal error exits 0 with nothing on stdout and one line in `$COSTHOOK_HOME/errors.log`.
+Rows that could not be written are not lost: the transcript cursor did not advance, so
+the next hook (or `costhook import`) picks them up.
+"""
+
+import json
+import os
+import sys
+import time
+
+from costhook import paths
+
+MAX_STDIN = 32 << 20
+HOOK_BUSY_TIMEOUT_MS = 3000
+HOOK_MAX_BYTES = 16 << 20  # a larger backlog is ingested by a detached process
+STOP_WAIT_S = 0.5  # the transcript lags the Stop hook (2.1.330); wait at most this long
+POLL_S = 0.05
+ERRORS_LOG_MAX = 1 << 20
+
+
+def main(argv: list[str]) -> int:
+    agent = "claude"
+    if "--agent" in argv:
+        index = argv.index("--agent")
+        agent = argv[index + 1] if index + 1 < len(argv) else agent
+    event = "?"
+    try:
+        if "--catch-up" in argv:
+            event = "catch-up"
+            catch_up(argv[argv.index("--catch-up") + 1 :])
+            return 0
+        payload = read_payload(sys.stdin.buffer)
+        event = str(payload.get("hook_event_name") or "?")[:40]
+        output = handle(payload, agent)
+        if output:
+            sys.stdout.write(json.dumps(output))
+            sys.stdout.flush()
+    except Exception as exc:  # fail-open: the agent must never see our bugs
+        log_error(event, exc)
+    return 0
+
+
+class BadPayload(ValueError):
+    pass
+
+
+def read_payload(stream) -> dict:
+    data = stream.read(MAX_STDIN + 1)
+    if len(data) > MAX_STDIN:
+        raise BadPayload(f"stdin larger than {MAX_STDIN} bytes")
+    if not data.strip():
+        raise BadPayload("empty stdin")
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        raise BadPayload(f"stdin is not JSON ({exc.msg} at char {exc.pos})") from None
+    if not isinstance(payload, dict):
+        raise BadPayload(f"stdin is a JSON {type(payload).__name__}, not an object")
+    return payload
+
+
+def handle(payload: dict, agent: str = "claude") -> dict | None:
+    if agent != "claude":
+        raise BadPayload(f"unknown --agent {agent!r}")
+    event = payload.get("hook_event_name")
+    handler = HANDLERS.get(event)
+    if handler is None:
+        return None  # events we don't use: nothing to do, nothing to say
+    return handler(Event(payload))
+
+
+class Event:
+    """Typed access to the fields of a hook payload, tolerant of missing or wrong types."""
+
+    def __init__(self, payload: dict):
+        self.payload = payload
+
+    def text(self, name: str) -> str | None:
+        value = self.payload.get(name)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def session_id(self) -> str | None:
+        return self.text("session_id")
+
+    @property
+    def transcript(self) -> str | None:
+        return self.text("transcript_path")
+
+    def subagent_dir(self) -> str | None:
+        """`<session>/subagents/` next to the main transcript."""
+        if not self.transcript or not self.session_id:
+            return None
+        return os.path.join(os.path.dirname(self.transcript), self.session_id, "subagents")
+
+    def subagent_transcript(self) -> str | None:
+        agent_id = self.text("agent_id")
+        folder = self.subagent_dir()
+        if not agent_id or not folder or "/" in agent_id:
+            return None
+        return os.path.join(folder, f"agent-{agent_id}.jsonl")
+
+
+# ------------------------------------------------------------------- handlers -----
+
+
+def on_session_start(event: Event):
+    from costhook import store
+
+    entrypoint = os.environ.get("CLAUDE_CODE_ENTRYPOINT") or None
+    conn = open_db()
+    with store.transaction(conn):
+        store.upsert_session(
+            conn,
+            event.session_id or "unknown",
+            agent="claude",
+            project=event.text("cwd"),
+            git_branch=git_branch(event.text("cwd")),
+            started_at=store.now_iso(),
+            source=event.text("source"),
+            model=event.text("model"),
+            transcript_path=event.transcript,
+            entrypoint=entrypoint,
+            interactive=None if entrypoint is None else int(entrypoint == "cli"),
+        )
+    ingest_paths(conn, [event.transcript])  # a resumed session may already have history
+
+
+def on_post_tool_use(event: Event):
+    from costhook import store
+
+    conn = open_db()
+    ingest_paths(conn, [event.transcript, event.subagent_transcript()])
+    tool_use_id = event.text("tool_use_id")
+    if tool_use_id and event.session_id:
+        with store.transaction(conn):
+            store.record_tool_call(conn, tool_call_row(event))
+
+
+def on_stop(event: Event):
+    conn = open_db()
+    wait_for_text(event.transcript, event.text("last_assistant_message"))
+    ingest_paths(conn, [event.transcript, *subagent_files(event.subagent_dir())])
+
+
+def on_subagent_stop(event: Event):
+    conn = open_db()
+    child = event.text("agent_transcript_path") or event.subagent_transcript()
+    wait_for_text(child, event.text("last_assistant_message"))
+    ingest_paths(conn, [child, event.transcript])
+
+
+def on_session_end(event: Event):
+    """Close the session and catch up. Claude Code gives all SessionEnd hooks 1.5 s in
+    total, so a large backlog goes to a detached process instead."""
+    from costhook import store
+
+    conn = open_db()
+    with store.transaction(conn):
+        store.upsert_session(
+            conn,
+            event.session_id or "unknown",
+            agent="claude",
+            ended_at=store.now_iso(),
+            end_reason=event.text("reason"),
+        )
+    ingest_paths(conn, [event.transcript, *subagent_files(event.subagent_dir())], max_bytes=HOOK_MAX_BYTES // 4)
+
+
+HANDLERS = {
+    "SessionStart": on_session_start,
+    "PostToolUse": on_post_tool_use,
+    "PostToolUseFailure": on_post_tool_use,
+    "Stop": on_stop,
+    "SubagentStop": on_subagent_stop,
+    "SessionEnd": on_session_end,
+}
+
+
+# ------------------------------------------------------------------- helpers ------
+
+
+def open_db():
+    from costhook import store
+
+    return store.connect(busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
+
+
+def ingest_paths(conn, candidates, *, max_bytes: int = HOOK_MAX_BYTES) -> list:
+    """Ingest each existing transcript; hand any backlog over `max_bytes` to a detached process."""
+    from costhook import ingest
+
+    price = ingest.pricer(price_table())
+    results, deferred = [], []
+    seen = set()
+    for path in candidates:
+        if not path or path in seen:
+            continue
+        seen.add(path)
+        result = ingest.ingest_file(conn, path, price=price, max_bytes=max_bytes)
+        results.append(result)
+        if result.deferred:
+            deferred.append(path)
+    if deferred:
+        spawn_catch_up(deferred)
+    return results
+
+
+def price_table():
+    """The bundled prices, with the user's overrides from the config file if it has any."""
+    from costhook import pricing
+
+    config_file = paths.config_path()
+    if not config_file.exists():
+        return pricing.load_table()
+    from costhook import config
+
+    return pricing.load_table(config.load(config_file).get("prices"))
+
+
+def subagent_files(folder: str | None) -> list:
+    """Every sub-agent transcript under `<session>/subagents/` (nested folders included)."""
+    found = []
+    if not folder:
+        return found
+    stack = [folder]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.name.endswith(".jsonl"):
+                found.append(entry.path)
+    return sorted(found)
+
+
+def wait_for_text(path: str | None, text: str | None, timeout: float = STOP_WAIT_S) -> bool:
+    """Wait (bounded) until the transcript holds the agent's last message.
+
+    Claude Code 2.1.330 writes the transcript through an async buffer, so Stop often fires
+    before the final assistant line is on disk. Looks only at the file's tail.
+    """
+    if not path or not text:
+        return False
+    needle = json.dumps(text[:200], ensure_ascii=False)[1:-1].encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        if tail_contains(path, needle):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_S)
+
+
+def tail_contains(path: str, needle: bytes, size: int = 256 << 10) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            f.seek(max(0, end - size))
+            return needle in f.read()
+    except OSError:
+        return False
+
+
+def tool_call_row(event: Event) -> dict:
+    from costhook import store
+
+    payload = event.payload
+    name = event.text("tool_name") or "?"
+    mcp_server = event.text("mcp_server")
+    if mcp_server is None and name.startswith("mcp__"):
+        mcp_server = name.split("__")[1] or None
+    duration = payload.get("duration_ms")
+    failed = payload.get("hook_event_name") == "PostToolUseFailure"
+    return {
+        "tool_use_id": event.text("tool_use_id"),
+        "agent": "claude",
+        "session_id": event.session_id,
+        "agent_id": event.text("agent_id"),
+        "tool_name": name[:200],
+        "mcp_server": mcp_server,
+        "timestamp": store.now_iso(),
+        "success": 0 if failed else 1,
+        "duration_ms": duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
+        "input_bytes": json_size(payload.get("tool_input")),
+        "output_bytes": json_size(payload.get("tool_response", payload.get("error"))),
+    }
+
+
+def json_size(value) -> int | None:
+    """Size of a tool's input or output, the only thing about it we keep."""
+    if value is None:
+        return None
+    try:
+        return len(json.dumps(value, ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        return None
+
+
+def git_branch(cwd: str | None) -> str | None:
+    """The checked-out branch, read from .git/HEAD (running git would cost more than the hook)."""
+    if not cwd:
+        return None
+    folder = os.path.abspath(cwd)
+    for _ in range(64):
+        dot_git = os.path.join(folder, ".git")
+        head = None
+        if os.path.isdir(dot_git):
+            head = os.path.join(dot_git, "HEAD")
+        elif os.path.isfile(dot_git):  # worktree or submodule: "gitdir: <path>"
+            try:
+                with open(dot_git) as f:
+                    line = f.read(4096).strip()
+            except OSError:
+                return None
+            if line.startswith("gitdir:"):
+                head = os.path.join(folder, line[7:].strip(), "HEAD")
+        if head:
+            try:
+                with open(head) as f:
+                    ref = f.read(4096).strip()
+            except OSError:
+                return None
+            return ref[len("ref: refs/heads/") :] if ref.startswith("ref: refs/heads/") else "HEAD"
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+    return None
+
+
+def spawn_catch_up(transcripts: list) -> None:
+    """Ingest big backlogs in a detached process so the hook returns at once."""
+    import subprocess
+
+    subprocess.Popen(
+        [sys.executable, "-m", "costhook", "hook", "--catch-up", *transcripts],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def catch_up(transcripts: list) -> None:
+    from costhook import store
+
+    conn = store.connect()
+    ingest_paths(conn, transcripts, max_bytes=None)
+
+
+def log_error(event: str, exc: BaseException) -> None:
+    """One line per failure, never the payload's content; rotated at 1 MB."""
+    try:
+        log = paths.errors_log()
+        paths.ensure_private_dir(log.parent)
+        try:
+            if log.stat().st_size > ERRORS_LOG_MAX:
+                os.replace(log, log.with_name(log.name + ".1"))
+        except FileNotFoundError:
+            pass
+        message = str(exc).replace("\n", " ")[:300]
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} hook {event}: {type(exc).__name__}: {message}\n"
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+    except Exception:
+        pass  # nowhere left to report; the agent still must not notice

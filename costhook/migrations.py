@@ -1,0 +1,142 @@
+"""Schema steps, one small named function each, applied in order.
+
+The database records which steps ran in `PRAGMA user_version`, so the hook can check the
+schema with one pragma and only import this module (and sqlite-utils) when a step is due.
+Append new steps to MIGRATIONS; never edit a step that has shipped.
+"""
+
+import sqlite3
+
+import sqlite_utils
+
+REQUEST_COLUMNS = {
+    "key": str,  # the agent's own id of the call: "<message.id>:<requestId>" for Claude Code
+    "agent": str,  # claude | openclaw
+    "message_id": str,
+    "request_id": str,
+    "session_id": str,
+    "parent_session_id": str,
+    "agent_id": str,  # sub-agent id, NULL on the main thread
+    "agent_type": str,
+    "is_sidechain": int,
+    "project": str,
+    "git_branch": str,
+    "timestamp": str,  # UTC ISO 8601, earliest line of the call
+    "model": str,  # exactly as the agent recorded it
+    "input_tokens": int,
+    "output_tokens": int,
+    "cache_write_5m_tokens": int,
+    "cache_write_1h_tokens": int,
+    "cache_read_tokens": int,
+    "web_search_requests": int,
+    "speed": str,
+    "inference_geo": str,
+    "service_tier": str,
+    "cost_nanousd": int,  # NULL when unpriced
+    "cost_source": str,  # computed | reported | unpriced
+    "reported_cost_nanousd": int,  # what the agent itself said, if it says
+    "tools": str,  # JSON array of the tool names this call requested
+    "skill": str,
+    "cron_job": str,
+    "is_heartbeat": int,
+    "prompt_id": str,
+    "entrypoint": str,
+    "source_path": str,
+}
+
+
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["requests"].create(REQUEST_COLUMNS, pk="key", not_null={"agent"}, if_not_exists=True)
+    db["requests"].create_index(["timestamp"], if_not_exists=True)
+    db["requests"].create_index(["session_id", "timestamp"], if_not_exists=True)
+    db["requests"].create_index(["project", "timestamp"], if_not_exists=True)
+    db["requests"].create_index(["model", "timestamp"], if_not_exists=True)
+    db["tool_calls"].create(
+        {
+            "tool_use_id": str,
+            "agent": str,
+            "session_id": str,
+            "agent_id": str,
+            "tool_name": str,
+            "mcp_server": str,
+            "timestamp": str,
+            "success": int,
+            "duration_ms": int,
+            "input_bytes": int,
+            "output_bytes": int,
+        },
+        pk="tool_use_id",
+        if_not_exists=True,
+    )
+    db["tool_calls"].create_index(["session_id"], if_not_exists=True)
+    db["sessions"].create(
+        {
+            "session_id": str,
+            "agent": str,
+            "project": str,
+            "git_branch": str,
+            "started_at": str,
+            "ended_at": str,
+            "end_reason": str,
+            "parent_session_id": str,
+            "source": str,  # startup | resume | clear | compact | fork
+            "entrypoint": str,  # cli, sdk-cli, sdk-ts, ...
+            "interactive": int,
+            "model": str,
+            "transcript_path": str,
+            "reported_cost_nanousd": int,  # the agent's own running total (cost-state)
+        },
+        pk="session_id",
+        if_not_exists=True,
+    )
+    db["cursors"].create(
+        {
+            "path": str,
+            "offset": int,
+            "size": int,
+            "inode": int,
+            "head": str,  # hash of the first line: tells a replaced file from a grown one
+            "state": str,  # JSON: reader state carried between chunks (active skill, ...)
+            "updated_at": str,
+        },
+        pk="path",
+        if_not_exists=True,
+    )
+    db["alerts"].create(
+        {
+            "id": int,
+            "budget_id": str,
+            "period": str,
+            "threshold": float,
+            "action": str,
+            "spent_nanousd": int,
+            "limit_value": int,
+            "session_id": str,
+            "message": str,
+            "created_at": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["alerts"].create_index(["budget_id", "period", "threshold"], unique=True, if_not_exists=True)
+
+
+MIGRATIONS = [m001_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the missing steps.
+
+    The caller serialises migrations with a lock file; every step is idempotent
+    (`if_not_exists`) so a step interrupted by a crash is simply run again.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema v{version} is newer than this costhook (v{SCHEMA_VERSION}); upgrade costhook"
+        )
+    db = sqlite_utils.Database(conn)
+    for step in MIGRATIONS[version:]:
+        step(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1,0 +1,194 @@
+"""The SQLite database: opening it safely and the idempotent writes.
+
+Standard library only (the hook imports this on every call). The schema itself lives in
+migrations.py, which uses sqlite-utils and is imported only when a step is due.
+"""
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from costhook import paths
+from costhook.usage import merge_call
+
+SCHEMA_VERSION = 1  # == len(migrations.MIGRATIONS); a test keeps them equal
+BUSY_TIMEOUT_MS = 5000
+
+
+class StoreError(Exception):
+    """The database cannot be used (corrupt, wrong file, newer schema); message is for humans."""
+
+
+def connect(db_path: Path | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """Open (creating if needed) the database, migrated to the current schema.
+
+    Autocommit mode: writers use `transaction()` explicitly, readers never block writers (WAL).
+    """
+    path = paths.db_path(db_path)
+    fresh = not path.exists()
+    if fresh:
+        paths.touch_private(path)
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            _migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"cannot use database {path}: {exc}") from exc
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema up to date under a lock file, so concurrent first hooks migrate once."""
+    lock_path = path.with_name(path.name + ".migrate.lock")
+    paths.touch_private(lock_path)
+    fd = os.open(lock_path, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        from costhook import migrations
+
+        try:
+            migrations.migrate(conn)
+        except RuntimeError as exc:
+            raise StoreError(str(exc)) from exc
+    finally:
+        os.close(fd)
+
+
+class transaction:
+    """`with transaction(conn):` — BEGIN IMMEDIATE … COMMIT, rolled back on any error.
+
+    IMMEDIATE takes the write lock up front, so a read-merge-write inside cannot race
+    another process doing the same (the busy timeout makes the second one wait).
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+        return False
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+
+
+# ----------------------------------------------------------------------- requests ----
+
+
+def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
+    """Upsert call records (key -> record), merging with stored sightings. Returns rows changed.
+
+    `price(record) -> (cost_nanousd | None, cost_source)` prices the merged record.
+    Must run inside `transaction(conn)`.
+    """
+    if not records:
+        return 0
+    existing = {}
+    keys = list(records)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(f"SELECT * FROM requests WHERE key IN ({marks})", chunk):
+            existing[row["key"]] = dict(row)
+    changed = 0
+    for key, record in records.items():
+        old = existing.get(key)
+        merged = merge_call(old, record) if old else dict(record)
+        merged["tools"] = json.dumps(merged.get("tools") or [])
+        merged["cost_nanousd"], merged["cost_source"] = price(merged)
+        if old is not None and all(old.get(k) == v for k, v in merged.items()):
+            continue
+        columns = list(merged)
+        conn.execute(
+            f"INSERT OR REPLACE INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [merged[c] for c in columns],
+        )
+        changed += 1
+    return changed
+
+
+# ----------------------------------------------------------------------- sessions ----
+
+
+def upsert_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
+    """Record facts about a session from a hook: non-null values replace stored ones,
+    except `started_at`, which keeps the earliest."""
+    fields = {k: v for k, v in fields.items() if v is not None}
+    conn.execute("INSERT OR IGNORE INTO sessions (session_id, agent) VALUES (?, ?)", (session_id, fields.get("agent", "claude")))
+    if not fields:
+        return
+    sets = []
+    values = []
+    for name, value in fields.items():
+        if name == "started_at":
+            sets.append("started_at = CASE WHEN started_at IS NULL OR started_at > ? THEN ? ELSE started_at END")
+            values += [value, value]
+        else:
+            sets.append(f"{name} = ?")
+            values.append(value)
+    conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = ?", values + [session_id])
+
+
+def fill_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
+    """Like upsert_session, but only sets fields that are still empty (transcript-derived facts)."""
+    fields = {k: v for k, v in fields.items() if v is not None}
+    conn.execute("INSERT OR IGNORE INTO sessions (session_id, agent) VALUES (?, ?)", (session_id, fields.get("agent", "claude")))
+    for name, value in fields.items():
+        if name == "started_at":
+            conn.execute(
+                "UPDATE sessions SET started_at = ? WHERE session_id = ? AND (started_at IS NULL OR started_at > ?)",
+                (value, session_id, value),
+            )
+        else:
+            conn.execute(f"UPDATE sessions SET {name} = ? WHERE session_id = ? AND {name} IS NULL", (value, session_id))
+
+
+# ----------------------------------------------------------------------- tool calls --
+
+
+def record_tool_call(conn: sqlite3.Connection, call: dict) -> None:
+    """One row per tool call; a second report of the same tool_use_id updates it."""
+    columns = list(call)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "tool_use_id")
+    conn.execute(
+        f"INSERT INTO tool_calls ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT(tool_use_id) DO UPDATE SET {updates}",
+        [call[c] for c in columns],
+    )
+
+
+# ----------------------------------------------------------------------- cursors -----
+
+
+def get_cursor(conn: sqlite3.Connection, path: str) -> dict | None:
+    row = conn.execute("SELECT * FROM cursors WHERE path = ?", (path,)).fetchone()
+    return dict(row) if row else None
+
+
+def set_cursor(conn: sqlite3.Connection, cursor: dict) -> None:
+    columns = list(cursor)
+    conn.execute(
+        f"INSERT OR REPLACE INTO cursors ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [cursor[c] for c in columns],
+    )

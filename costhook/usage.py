@@ -1,0 +1,86 @@
+"""Usage records: one dict per billed API call, keyed by the agent's own id of the call.
+
+The same call can be seen many times (one line per streamed content block, resumed
+sessions that replay history, re-imports, two hooks at once). `merge_call` is the one
+rule for folding two sightings together, used in memory and against the database alike.
+Standard library only.
+"""
+
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+)
+# Fields that describe the usage itself: taken together from the sighting with the most tokens.
+USAGE_FIELDS = TOKEN_FIELDS + ("web_search_requests", "speed", "inference_geo", "service_tier", "reported_cost_nanousd")
+# Fields that say whose call it was: the main-thread copy wins over a sidechain replay.
+ATTRIBUTION_FIELDS = (
+    "session_id",
+    "parent_session_id",
+    "agent_id",
+    "agent_type",
+    "is_sidechain",
+    "project",
+    "git_branch",
+    "entrypoint",
+    "source_path",
+)
+
+MAX_COUNT = 10**12
+
+
+def as_count(value) -> int:
+    """A token or request count from untrusted JSON: a non-negative int, else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value if 0 <= value < MAX_COUNT else 0
+    if isinstance(value, float) and value.is_integer() and 0 <= value < MAX_COUNT:
+        return int(value)
+    return 0
+
+
+def total_tokens(record: dict) -> int:
+    return sum(record.get(name) or 0 for name in TOKEN_FIELDS)
+
+
+def merge_call(old: dict, new: dict) -> dict:
+    """Fold a new sighting of a call into the stored one.
+
+    Largest token total wins (output tokens grow while a response streams); the earliest
+    timestamp is the call's time; tool names accumulate (each content block is its own
+    line); attribution comes from the main-thread copy, then the first sighting.
+    """
+    merged = dict(old)
+    if total_tokens(new) > total_tokens(old):
+        for name in USAGE_FIELDS:
+            if name in new:
+                merged[name] = new[name]
+    stamps = [t for t in (old.get("timestamp"), new.get("timestamp")) if t]
+    merged["timestamp"] = min(stamps) if stamps else None
+    tools = list(_tool_list(old.get("tools")))
+    tools += [t for t in _tool_list(new.get("tools")) if t not in tools]
+    merged["tools"] = tools
+    prefer_new = bool(old.get("is_sidechain")) and not new.get("is_sidechain")
+    for name in ATTRIBUTION_FIELDS + ("skill", "prompt_id", "cron_job", "is_heartbeat", "model"):
+        if name not in new or new[name] is None:
+            continue
+        if prefer_new or merged.get(name) is None:
+            merged[name] = new[name]
+    return merged
+
+
+def _tool_list(value):
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str) and value:
+        import json
+
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return []
+        return parsed if isinstance(parsed, list) else []
+    return []
