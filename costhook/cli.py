@@ -1,0 +1,312 @@
+"""The `costhook` command line (click). Thin: parse, call, print.
+
+`costhook hook` never comes through here on the hot path (see __main__.py); the
+command below exists so `costhook hook --help` and `costhook --help` show it.
+"""
+
+import csv
+import io
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import click
+
+from costhook import __version__, paths
+
+
+def db_option(f):
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="COSTHOOK_DB",
+        help="Database file (default: $COSTHOOK_HOME/costhook.db).",
+    )(f)
+
+
+def open_store(db_path):
+    from costhook import store
+
+    try:
+        return store.connect(db_path)
+    except store.StoreError as exc:
+        raise click.ClickException(f"{exc}. If the file is damaged, move it aside and run `costhook import`.")
+
+
+def load_config() -> dict:
+    from costhook import config
+
+    try:
+        return config.load()
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc))
+
+
+def price_table(cfg: dict):
+    from costhook import pricing
+
+    try:
+        return pricing.load_table(cfg.get("prices"))
+    except ValueError as exc:
+        raise click.ClickException(f"{paths.config_path()}: {exc}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="costhook")
+def cli():
+    """Exact cost tracking and budgets for Claude Code and OpenClaw, from their hooks."""
+
+
+# ------------------------------------------------------------------ hook ----------
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--agent", type=click.Choice(["claude", "openclaw"]), default="claude", show_default=True)
+def hook(agent):
+    """Handle one agent hook event (JSON on stdin). Called by the agent, not by you."""
+    from costhook.hook import main
+
+    sys.exit(main(["--agent", agent]))
+
+
+# ------------------------------------------------------------------ install -------
+
+
+@cli.command()
+@click.option("--agent", type=click.Choice(["claude", "openclaw", "all"]), default="claude", show_default=True)
+@click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True)
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), help="For project/local scope (default: cwd).")
+@click.option("--dry-run", is_flag=True, help="Show the change to settings.json without writing it.")
+@click.option("--statusline", is_flag=True, help="Also register `costhook statusline` as Claude Code's statusLine.")
+@click.option("--force", is_flag=True, help="Replace an existing statusLine (the backup keeps it).")
+def install(agent, scope, project_dir, dry_run, statusline, force):
+    """Register costhook's hooks in the agent's settings (merged, backed up, idempotent)."""
+    from costhook import install as installer
+
+    if agent == "openclaw":
+        raise click.ClickException("OpenClaw support is not available yet")
+    try:
+        result = installer.install_claude(
+            scope=scope, project_dir=project_dir, dry_run=dry_run, statusline=statusline, force_statusline=force
+        )
+    except installer.InstallError as exc:
+        raise click.ClickException(str(exc))
+    _print_install(result, dry_run)
+
+
+@cli.command()
+@click.option("--agent", type=click.Choice(["claude", "openclaw", "all"]), default="claude", show_default=True)
+@click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True)
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True)
+def uninstall(agent, scope, project_dir, dry_run):
+    """Remove costhook's hooks from the agent's settings (your data stays)."""
+    from costhook import install as installer
+
+    if agent == "openclaw":
+        raise click.ClickException("OpenClaw support is not available yet")
+    try:
+        result = installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run)
+    except installer.InstallError as exc:
+        raise click.ClickException(str(exc))
+    _print_install(result, dry_run)
+
+
+def _print_install(result, dry_run):
+    if result.diff and (dry_run or result.changed):
+        click.echo(result.diff.rstrip("\n"))
+    click.echo(result.message)
+
+
+# ------------------------------------------------------------------ import --------
+
+
+@cli.command(name="import")
+@click.option(
+    "--claude-dir",
+    "claude_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A Claude config dir holding projects/ (repeatable). Default: $CLAUDE_CONFIG_DIR, ~/.claude, ~/.config/claude.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
+@db_option
+def import_(claude_dirs, quiet, db_path):
+    """Backfill usage from existing transcripts (safe to repeat: nothing is counted twice)."""
+    from costhook import importer, ingest
+
+    folders = list(claude_dirs) or importer.default_claude_dirs()
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise click.ClickException(f"no such directory: {', '.join(missing)}")
+    conn = open_store(db_path)
+    price = ingest.pricer(price_table(load_config()))
+    files = importer.transcript_files(folders)
+    total = sum(size for _, size in files)
+    started = time.monotonic()
+    show_bar = not quiet and sys.stderr.isatty()
+    with click.progressbar(length=total, label="Importing", file=sys.stderr, show_eta=True) if show_bar else _NoBar() as bar:
+        summary = importer.import_claude(conn, folders, price=price, progress=bar.update)
+    elapsed = time.monotonic() - started
+    if not quiet:
+        where = ", ".join(str(f) for f in folders) or "(no Claude directories found)"
+        click.echo(
+            f"Imported {summary.files} transcript files from {where}: "
+            f"{summary.calls} API calls seen, {summary.changed} rows new or updated, "
+            f"{summary.bytes_read / 1e6:.1f} MB in {elapsed:.1f} s."
+        )
+        if summary.malformed:
+            click.echo(f"Skipped {summary.malformed} malformed lines.")
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
+
+
+# ------------------------------------------------------------------ report --------
+
+
+@cli.command()
+@click.option("--by", type=click.Choice(["day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron"]), default="day", show_default=True)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day (inclusive, in --tz).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (inclusive, in --tz).")
+@click.option("--tz", "tz_name", help="IANA time zone for days/weeks/months (default: config `timezone`, else local).")
+@click.option("--session", "session_id", help="Only this session.")
+@click.option("--project", help="Only this project (its path).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table", show_default=True)
+@db_option
+def report(by, since, until, tz_name, session_id, project, fmt, db_path):
+    """Where the money went, grouped by day, project, session, model, tool…"""
+    from costhook import reports
+
+    cfg = load_config()
+    tz = _zone(tz_name or cfg.get("timezone"))
+    if since and until and since > until:
+        raise click.BadParameter("--since is after --until", param_hint="--since")
+    win = reports.window(since.date() if since else None, until.date() if until else None, tz)
+    filters = {k: v for k, v in (("session_id", session_id), ("project", project)) if v}
+    conn = open_store(db_path)
+    data = reports.report(conn, by, win=win, tz=tz, filters=filters)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+    elif fmt == "csv":
+        click.echo(_csv(data), nl=False)
+    else:
+        click.echo(render_table(data, markdown=(fmt == "markdown")))
+        unpriced = reports.unpriced_models(conn, win)
+        if unpriced:
+            names = ", ".join(f"{u['model']} ({u['requests']})" for u in unpriced)
+            click.echo(f"\nUnpriced: {names} — not in the cost column; add prices in the config (see `costhook doctor`).")
+
+
+def _zone(name):
+    from costhook import reports
+
+    try:
+        return reports.zone(name)
+    except Exception:
+        raise click.BadParameter(f"unknown time zone {name!r}", param_hint="--tz")
+
+
+def _csv(data: dict) -> str:
+    from costhook.reports import MEASURES
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([data["group_by"], *MEASURES])
+    for row in data["rows"]:
+        writer.writerow([row["key"], *(row[m] for m in MEASURES)])
+    writer.writerow(["TOTAL", *(data["totals"][m] for m in MEASURES)])
+    return out.getvalue()
+
+
+COLUMNS = (
+    ("requests", "calls"),
+    ("input_tokens", "input"),
+    ("output_tokens", "output"),
+    ("cache_write_5m_tokens", "cache w 5m"),
+    ("cache_write_1h_tokens", "cache w 1h"),
+    ("cache_read_tokens", "cache read"),
+    ("total_tokens", "total tok"),
+    ("cost_usd", "cost"),
+    ("unpriced_requests", "unpriced"),
+)
+
+
+def render_table(data: dict, markdown: bool = False) -> str:
+    header = [data["group_by"], *(label for _, label in COLUMNS)]
+    body = [[str(row["key"]), *(_cell(name, row[name]) for name, _ in COLUMNS)] for row in data["rows"]]
+    total = ["TOTAL", *(_cell(name, data["totals"][name]) for name, _ in COLUMNS)]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(COLUMNS)) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        lines.append("| " + " | ".join(f"**{c}**" for c in total) + " |")
+        return "\n".join(lines)
+    table = [header, *body, total]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells))
+
+    rule = "  ".join("-" * w for w in widths)
+    if not body:
+        return "No usage recorded for this selection yet."
+    return "\n".join([line(header), rule, *(line(r) for r in body), rule, line(total)])
+
+
+def _cell(name: str, value) -> str:
+    if name == "cost_usd":
+        return f"${value:,.4f}" if value < 1000 else f"${value:,.2f}"
+    return f"{value:,}"
+
+
+# ------------------------------------------------------------------ doctor --------
+
+
+@cli.command()
+@db_option
+def doctor(db_path):
+    """Check the installation: database, config, price table, hooks, unpriced models."""
+    from costhook import install as installer
+    from costhook import pricing, reports
+
+    problems = 0
+    db_file = paths.db_path(db_path)
+    click.echo(f"database   {db_file}")
+    conn = open_store(db_path)
+    count = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+    integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
+    click.echo(f"           {count:,} requests recorded; integrity: {integrity}")
+    problems += integrity != "ok"
+    click.echo(f"config     {paths.config_path()}" + ("" if paths.config_path().exists() else " (none; defaults in use)"))
+    try:
+        cfg = load_config()
+        table = price_table(cfg)
+    except click.ClickException as exc:
+        click.echo(f"           PROBLEM: {exc.message}")
+        problems += 1
+        table = pricing.load_table()
+    info = pricing.table_info(table)
+    click.echo(f"prices     {info.get('models')} models from {info.get('source')} ({info.get('exported')})")
+    settings = installer.claude_settings_path("user")
+    hooked = settings.exists() and "costhook" in settings.read_text(errors="replace")
+    click.echo(f"hooks      {settings}: {'installed' if hooked else 'NOT installed (run `costhook install`)'}")
+    log = paths.errors_log()
+    if log.exists() and log.stat().st_size:
+        lines = log.read_text(errors="replace").splitlines()
+        click.echo(f"errors     {len(lines)} lines in {log}; last: {lines[-1]}")
+    for row in reports.unpriced_models(conn):
+        click.echo(f"unpriced   {row['model']}: {row['requests']} requests (add [prices.\"{row['model']}\"] to the config)")
+        problems += 1
+    if problems:
+        sys.exit(1)

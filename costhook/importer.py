@@ -1,0 +1,85 @@
+"""`costhook import`: backfill every transcript under the agents' directories.
+
+Uses the very same incremental ingest as the hook, so an import and the hooks give the
+same rows, and importing twice changes nothing (the cursors say there is nothing new).
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from costhook import ingest
+
+
+@dataclass
+class ImportSummary:
+    files: int = 0
+    bytes_read: int = 0
+    lines: int = 0
+    calls: int = 0
+    changed: int = 0
+    malformed: int = 0
+    synthetic: int = 0
+    missing_dirs: list = field(default_factory=list)
+
+
+def default_claude_dirs() -> list[Path]:
+    """Where Claude Code keeps transcripts: $CLAUDE_CONFIG_DIR (comma-separated list allowed),
+    ~/.claude and ~/.config/claude — those that exist."""
+    candidates = []
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    if configured:
+        candidates += [Path(part).expanduser() for part in configured.split(",") if part.strip()]
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    candidates += [Path.home() / ".claude", (Path(xdg).expanduser() if xdg else Path.home() / ".config") / "claude"]
+    found, seen = [], set()
+    for folder in candidates:
+        projects = folder / "projects"
+        key = str(projects.resolve()) if projects.is_dir() else None
+        if key and key not in seen:
+            seen.add(key)
+            found.append(folder)
+    return found
+
+
+def projects_dir(folder: Path) -> Path:
+    """Accept a Claude config dir (holding projects/) or the projects dir itself."""
+    return folder / "projects" if (folder / "projects").is_dir() else folder
+
+
+def transcript_files(folders: list[Path]) -> list[tuple[str, int]]:
+    """(path, size) of every .jsonl transcript, oldest first so a session's original copy of a
+    replayed call is seen before a resumed session's copy."""
+    found = {}
+    for folder in folders:
+        for root, dirs, files in os.walk(projects_dir(folder)):
+            dirs.sort()
+            for name in files:
+                if name.endswith(".jsonl"):
+                    path = os.path.join(root, name)
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        continue
+                    found[path] = (st.st_mtime_ns, st.st_size)
+    ordered = sorted(found.items(), key=lambda item: (item[1][0], item[0]))
+    return [(path, size) for path, (_, size) in ordered]
+
+
+def import_claude(conn, folders: list[Path], *, price=None, progress=None) -> ImportSummary:
+    """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file."""
+    summary = ImportSummary()
+    summary.missing_dirs = [str(f) for f in folders if not f.is_dir()]
+    price = price or ingest.pricer()
+    for path, size in transcript_files([f for f in folders if f.is_dir()]):
+        result = ingest.ingest_file(conn, path, price=price)
+        summary.files += 1
+        summary.bytes_read += result.bytes_read
+        summary.lines += result.lines
+        summary.calls += result.calls
+        summary.changed += result.changed
+        summary.malformed += result.malformed
+        summary.synthetic += result.synthetic
+        if progress:
+            progress(size)
+    return summary

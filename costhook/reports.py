@@ -1,0 +1,204 @@
+"""Aggregations over `requests`, shared by the CLI, the statusline and the dashboard.
+
+Money stays integer nano-USD until it is shown. Calendar grouping happens in the
+user's time zone: SQL groups by 15-minute UTC buckets (every real zone offset is a
+multiple of 15 minutes), Python maps each bucket to its local day, week or month.
+"""
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron")
+TIME_GROUPS = ("day", "week", "month")
+TOKEN_MEASURES = (
+    "input_tokens",
+    "output_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+)
+MEASURES = ("requests", *TOKEN_MEASURES, "total_tokens", "cost_usd", "unpriced_requests")
+NO_TOOL = "(reasoning/answer)"  # calls that requested no tool
+MAIN_AGENT = "(main)"
+NONE_KEY = "(none)"
+
+# Column expressions for the plain (non-time, non-tool) groupings.
+_COLUMN = {
+    "project": "project",
+    "session": "session_id",
+    "model": "model",
+    "agent": "agent_type",
+    "skill": "skill",
+    "cron": "cron_job",
+}
+
+_SUMS = """count(*) AS requests,
+    coalesce(sum(input_tokens), 0) AS input_tokens,
+    coalesce(sum(output_tokens), 0) AS output_tokens,
+    coalesce(sum(cache_write_5m_tokens), 0) AS cache_write_5m_tokens,
+    coalesce(sum(cache_write_1h_tokens), 0) AS cache_write_1h_tokens,
+    coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+    coalesce(sum(cost_nanousd), 0) AS cost_nanousd,
+    sum(cost_nanousd IS NULL) AS unpriced_requests"""
+
+
+@dataclass
+class Window:
+    """A half-open UTC interval [start, end) as ISO strings; None = unbounded."""
+
+    start: str | None = None
+    end: str | None = None
+
+    def where(self) -> tuple[str, list]:
+        clauses, args = [], []
+        if self.start:
+            clauses.append("timestamp >= ?")
+            args.append(self.start)
+        if self.end:
+            clauses.append("timestamp < ?")
+            args.append(self.end)
+        return (" AND ".join(clauses) or "1"), args
+
+
+def zone(name: str | None):
+    """A tzinfo for `name` (IANA), else the machine's local zone."""
+    if name:
+        return ZoneInfo(name)
+    return datetime.now().astimezone().tzinfo
+
+
+def window(since: date | None, until: date | None, tz) -> Window:
+    """Local calendar dates (inclusive) → the UTC interval they cover."""
+    return Window(
+        start=_utc_iso(datetime.combine(since, datetime.min.time(), tz)) if since else None,
+        end=_utc_iso(datetime.combine(until + timedelta(days=1), datetime.min.time(), tz)) if until else None,
+    )
+
+
+def _utc_iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = None, tz=None, filters: dict | None = None) -> dict:
+    """The `report --format json` object: {"group_by", "rows": [{"key", measures…}], "totals"}."""
+    if by not in GROUPS:
+        raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPS)}")
+    win = win or Window()
+    tz = tz or zone(None)
+    where, args = win.where()
+    for column, value in (filters or {}).items():
+        where += f" AND {column} = ?"
+        args.append(value)
+    if by in TIME_GROUPS:
+        raw = _by_time(conn, by, where, args, tz)
+    elif by == "tool":
+        raw = _by_tool(conn, where, args)
+    else:
+        raw = _by_column(conn, by, where, args)
+    rows = [dict(key=key, **_measures(sums)) for key, sums in raw.items()]
+    if by in TIME_GROUPS:
+        rows.sort(key=lambda r: r["key"])
+    else:
+        rows.sort(key=lambda r: (-r["cost_usd"], str(r["key"])))
+    totals_row = conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone()
+    return {"group_by": by, "rows": rows, "totals": _measures(dict(totals_row))}
+
+
+def _by_column(conn, by, where, args) -> dict:
+    column = _COLUMN[by]
+    out = {}
+    sql = f"SELECT {column} AS key, {_SUMS} FROM requests WHERE {where} GROUP BY {column}"
+    for row in conn.execute(sql, args):
+        row = dict(row)
+        key = row.pop("key")
+        if key is None:
+            key = MAIN_AGENT if by == "agent" else NONE_KEY
+        _add(out, key, row)
+    return out
+
+
+def _by_time(conn, by, where, args, tz) -> dict:
+    bucket = "substr(timestamp, 1, 14) || (CAST(substr(timestamp, 15, 2) AS INTEGER) / 15)"
+    sql = f"SELECT {bucket} AS bucket, {_SUMS} FROM requests WHERE {where} AND timestamp IS NOT NULL GROUP BY bucket"
+    out = {}
+    for row in conn.execute(sql, args):
+        row = dict(row)
+        bucket = row.pop("bucket")
+        start = datetime.strptime(bucket[:13], "%Y-%m-%dT%H").replace(
+            minute=int(bucket[14:]) * 15, tzinfo=timezone.utc
+        )
+        _add(out, period_key(start.astimezone(tz), by), row)
+    return out
+
+
+def period_key(local: datetime, by: str) -> str:
+    if by == "day":
+        return local.strftime("%Y-%m-%d")
+    if by == "week":
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    return local.strftime("%Y-%m")
+
+
+def _by_tool(conn, where, args) -> dict:
+    """A call's cost belongs to the tools it requested, split evenly between them;
+    calls that requested no tool are 'reasoning/answer'."""
+    sql = f"""
+        SELECT tools, {_SUMS}
+        FROM requests WHERE {where} GROUP BY tools"""
+    out = {}
+    for row in conn.execute(sql, args):
+        row = dict(row)
+        try:
+            names = json.loads(row.pop("tools") or "[]")
+        except ValueError:
+            names = []
+        names = [n for n in names if isinstance(n, str)] or [NO_TOOL]
+        for index, name in enumerate(names):
+            _add(out, name, _share(row, index, len(names)))
+    return out
+
+
+def _share(row: dict, index: int, parts: int) -> dict:
+    """The index-th of `parts` integer shares of the tokens and cost (remainders go to the
+    first); call counts are not split: a call counts once for each tool it requested."""
+    if parts == 1:
+        return row
+    return {
+        k: v if k in ("requests", "unpriced_requests") else v // parts + (1 if index < v % parts else 0)
+        for k, v in row.items()
+    }
+
+
+def _add(out: dict, key, row: dict) -> None:
+    if key in out:
+        for name, value in row.items():
+            out[key][name] += value or 0
+    else:
+        out[key] = {name: value or 0 for name, value in row.items()}
+
+
+def _measures(sums: dict) -> dict:
+    tokens = {name: int(sums.get(name) or 0) for name in TOKEN_MEASURES}
+    return {
+        "requests": int(sums.get("requests") or 0),
+        **tokens,
+        "total_tokens": sum(tokens.values()),
+        "cost_usd": usd(sums.get("cost_nanousd") or 0),
+        "unpriced_requests": int(sums.get("unpriced_requests") or 0),
+    }
+
+
+def usd(nanousd: int) -> float:
+    """Nano-USD as a JSON number that prints exactly (at most 9 decimals)."""
+    return int(nanousd) / 1_000_000_000
+
+
+def unpriced_models(conn: sqlite3.Connection, win: Window | None = None) -> list[dict]:
+    where, args = (win or Window()).where()
+    sql = f"""SELECT model, count(*) AS requests FROM requests
+              WHERE cost_nanousd IS NULL AND {where} GROUP BY model ORDER BY requests DESC"""
+    return [dict(row) for row in conn.execute(sql, args)]
