@@ -1,0 +1,256 @@
+"""Transcript → rows: dedup, final usage, incremental reads, sub-agents, attribution."""
+
+import json
+import os
+import random
+
+import pytest
+from conftest import ACME_SESSION, ACME_SUBAGENT, db_rows
+from transcript_lines import assistant, tool_use, user
+
+from costhook import importer, ingest, store
+
+# Expected totals of the fixture tree, computed by hand from the per-message tables in
+# tests/fixtures/claude/README (cross-file de-dup: msg J is in both legacy files).
+GLOBAL = {"calls": 16, "input": 211_359, "output": 6_730, "cw5m": 28_090, "cw1h": 17_480, "read": 402_370, "searches": 2}
+ACME_MAIN = {"calls": 6, "input": 29, "output": 982, "cw5m": 5_550, "cw1h": 17_480, "read": 102_270, "searches": 2}
+ACME_SUB = {"calls": 2, "input": 18, "output": 398, "cw5m": 5_840, "cw1h": 0, "read": 5_200, "searches": 0}
+
+
+def free_price(record):
+    return 0, "computed"
+
+
+def connect():
+    return store.connect()
+
+
+def token_totals(where="1", args=()):
+    row = db_rows(
+        f"""SELECT count(*) AS calls, sum(input_tokens) AS input, sum(output_tokens) AS output,
+                   sum(cache_write_5m_tokens) AS cw5m, sum(cache_write_1h_tokens) AS cw1h,
+                   sum(cache_read_tokens) AS read, sum(web_search_requests) AS searches
+            FROM requests WHERE {where}""",
+        args,
+    )[0]
+    return {k: v or 0 for k, v in row.items()}
+
+
+def test_import_fixture_tree_gives_exact_deduplicated_totals(home, claude_dir):
+    conn = connect()
+    summary = importer.import_claude(conn, [claude_dir], price=free_price)
+    assert summary.files == 5
+    assert token_totals() == GLOBAL
+    assert token_totals("session_id = ? AND agent_id IS NULL", (ACME_SESSION,)) == ACME_MAIN
+    assert token_totals("agent_id = ?", (ACME_SUBAGENT,)) == ACME_SUB
+    # The final streamed line wins: message A's output grew 12 → 12 → 187.
+    row = db_rows("SELECT * FROM requests WHERE message_id LIKE 'msg_01AcmeA%'")[0]
+    assert row["output_tokens"] == 187
+    assert row["cache_write_5m_tokens"] == 2450 and row["cache_write_1h_tokens"] == 16000
+    # …and its time is the earliest of its lines.
+    assert row["timestamp"] == "2026-11-18T09:00:04.120Z"
+    assert summary.synthetic == 2  # <synthetic> lines are not API calls
+
+
+def test_import_twice_changes_nothing(home, claude_dir):
+    conn = connect()
+    importer.import_claude(conn, [claude_dir], price=free_price)
+    before = db_rows("SELECT * FROM requests ORDER BY key")
+    second = importer.import_claude(conn, [claude_dir], price=free_price)
+    assert second.changed == 0 and second.bytes_read == 0
+    assert db_rows("SELECT * FROM requests ORDER BY key") == before
+
+
+def test_reimport_after_cursor_loss_does_not_double_count(home, claude_dir):
+    conn = connect()
+    importer.import_claude(conn, [claude_dir], price=free_price)
+    conn.execute("DELETE FROM cursors")
+    importer.import_claude(conn, [claude_dir], price=free_price)
+    assert token_totals() == GLOBAL
+
+
+def test_tools_and_subagent_attribution(home, claude_dir):
+    conn = connect()
+    importer.import_claude(conn, [claude_dir], price=free_price)
+    tools = {r["message_id"][:13]: json.loads(r["tools"]) for r in db_rows("SELECT message_id, tools FROM requests")}
+    assert tools["msg_01AcmeA11"] == ["Read"]
+    assert tools["msg_01AcmeD44"] == ["Agent"]
+    assert tools["msg_01AcmeF66"] == []
+    sub = db_rows("SELECT * FROM requests WHERE agent_id = ?", (ACME_SUBAGENT,))
+    assert {r["agent_type"] for r in sub} == {"Explore"}
+    assert {r["session_id"] for r in sub} == {ACME_SESSION}
+    assert {r["parent_session_id"] for r in sub} == {ACME_SESSION}
+    session = db_rows("SELECT * FROM sessions WHERE session_id = ?", (ACME_SESSION,))[0]
+    assert session["project"] == "/home/dev/acme-api" and session["git_branch"] == "main"
+    # The CLI's own running total is kept for reconciliation, never added to usage.
+    assert session["reported_cost_nanousd"] == 315_602_500
+
+
+def test_truncated_last_line_waits_for_its_end(home, tmp_path):
+    path = tmp_path / "s-1.jsonl"
+    full = assistant("msg_1", output_tokens=50)
+    path.write_text(full[:-40])
+    conn = connect()
+    first = ingest.ingest_file(conn, str(path), price=free_price)
+    assert first.calls == 0 and first.pending == len(full) - 40
+    with open(path, "a") as f:
+        f.write(full[-40:])
+    second = ingest.ingest_file(conn, str(path), price=free_price)
+    assert second.calls == 1
+    assert token_totals()["output"] == 50
+
+
+def stream_lines(n_calls: int, seed: int) -> str:
+    """A transcript where every call is streamed over 1-3 lines with growing output."""
+    rng = random.Random(seed)
+    text = user("start")
+    for i in range(n_calls):
+        final = rng.randint(1, 5000)
+        blocks = rng.randint(1, 3)
+        for b in range(blocks):
+            out = final if b == blocks - 1 else rng.randint(0, final)
+            text += assistant(
+                f"msg_{i}",
+                input_tokens=i + 1,
+                output_tokens=out,
+                cache_write=100 * i,
+                cache_write_1h=50 * i,
+                cache_read=7 * i,
+                content=[tool_use("Bash", f"toolu_{i}_{b}")] if b == 1 else [{"type": "text", "text": "x"}],
+                timestamp=f"2026-11-20T10:{i // 60 % 60:02d}:{i % 60:02d}.{b:03d}Z",
+            )
+    return text
+
+
+def expected_of(text: str) -> dict:
+    """Independent oracle: last line of each message id wins (its output is the largest)."""
+    calls = {}
+    for line in text.splitlines():
+        data = json.loads(line)
+        if data["type"] == "assistant":
+            calls[data["message"]["id"]] = data["message"]["usage"]
+    return {
+        "calls": len(calls),
+        "input": sum(u["input_tokens"] for u in calls.values()),
+        "output": sum(u["output_tokens"] for u in calls.values()),
+        "read": sum(u["cache_read_input_tokens"] for u in calls.values()),
+    }
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_any_chunking_gives_identical_totals(home, tmp_path, seed):
+    text = stream_lines(40, seed).encode()
+    path = tmp_path / f"chunked-{seed}.jsonl"
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(text)), 25))
+    conn = connect()
+    written = 0
+    for cut in cuts + [len(text)]:
+        with open(path, "ab") as f:
+            f.write(text[written:cut])
+        written = cut
+        ingest.ingest_file(conn, str(path), price=free_price)
+    got = token_totals()
+    want = expected_of(text.decode())
+    assert {k: got[k] for k in want} == want
+    # Tool names spread over a call's lines accumulate on its single row.
+    rows = db_rows("SELECT tools FROM requests")
+    assert sum(json.loads(r["tools"]) == ["Bash"] for r in rows) == text.count(b'"name": "Bash"') and rows
+
+
+def test_shrunk_or_replaced_file_is_reread_without_double_counting(home, tmp_path):
+    path = tmp_path / "s-1.jsonl"
+    path.write_text(assistant("msg_1") + assistant("msg_2"))
+    conn = connect()
+    ingest.ingest_file(conn, str(path), price=free_price)
+    # Replaced by a shorter file (new inode) holding one old and one new call.
+    replacement = tmp_path / "new.jsonl"
+    replacement.write_text(assistant("msg_2") + assistant("msg_3"))
+    os.replace(replacement, path)
+    ingest.ingest_file(conn, str(path), price=free_price)
+    assert token_totals()["calls"] == 3
+    # Truncated in place and rewritten (same inode, different head).
+    with open(path, "w") as f:
+        f.write(assistant("msg_4", input_tokens=1))
+    ingest.ingest_file(conn, str(path), price=free_price)
+    assert token_totals()["calls"] == 4
+
+
+def test_call_belongs_to_the_session_on_its_own_line(home, tmp_path):
+    path = tmp_path / "resumed-session.jsonl"
+    path.write_text(assistant("msg_old", session_id="original") + assistant("msg_new", session_id="resumed-session"))
+    conn = connect()
+    ingest.ingest_file(conn, str(path), price=free_price)
+    sessions = {r["message_id"]: r["session_id"] for r in db_rows("SELECT message_id, session_id FROM requests")}
+    assert sessions == {"msg_old": "original", "msg_new": "resumed-session"}
+
+
+def test_malformed_lines_are_skipped_and_counted(home, tmp_path):
+    path = tmp_path / "s-1.jsonl"
+    good = assistant("msg_ok", output_tokens=5)
+    bad_utf8 = b'{"type":"assistant","message":\xff\xfe}\n'
+    nul_padded = b"\x00\x00\x00" + assistant("msg_nul", output_tokens=7).encode()
+    path.write_bytes(
+        b'{"type":"assistant", trunc\n' + bad_utf8 + nul_padded + b"[1,2,3]\n" + good.encode()
+        + assistant("msg_neg", output_tokens=-5, input_tokens=10**15).encode()
+    )
+    conn = connect()
+    result = ingest.ingest_file(conn, str(path), price=free_price)
+    assert result.malformed == 2
+    rows = {r["message_id"]: r for r in db_rows("SELECT * FROM requests")}
+    assert set(rows) == {"msg_ok", "msg_nul", "msg_neg"}
+    assert rows["msg_neg"]["output_tokens"] == 0 and rows["msg_neg"]["input_tokens"] == 0
+
+
+def test_skill_and_slash_command_attribution(home, tmp_path):
+    path = tmp_path / "s-1.jsonl"
+    path.write_text(
+        user("<command-name>/review</command-name><command-args>pr 12</command-args>")
+        + assistant("msg_1", content=[tool_use("Skill", "toolu_s", skill="pdf-tools")])
+        + assistant("msg_2", content=[tool_use("mcp__github__create_issue", "toolu_m")])
+        + user("plain question")
+        + assistant("msg_3")
+    )
+    conn = connect()
+    ingest.ingest_file(conn, str(path), price=free_price)
+    rows = {r["message_id"]: r for r in db_rows("SELECT * FROM requests")}
+    assert rows["msg_1"]["skill"] == "/review"
+    assert rows["msg_2"]["skill"] == "pdf-tools"
+    assert json.loads(rows["msg_2"]["tools"]) == ["mcp__github__create_issue"]
+    assert rows["msg_3"]["skill"] is None
+
+
+def test_skill_state_survives_incremental_reads(home, tmp_path):
+    path = tmp_path / "s-1.jsonl"
+    path.write_text(user("<command-name>/deploy</command-name>"))
+    conn = connect()
+    ingest.ingest_file(conn, str(path), price=free_price)
+    with open(path, "a") as f:
+        f.write(assistant("msg_1"))
+    ingest.ingest_file(conn, str(path), price=free_price)
+    assert db_rows("SELECT skill FROM requests")[0]["skill"] == "/deploy"
+
+
+def test_cache_write_without_breakdown_is_five_minutes(home, tmp_path):
+    path = tmp_path / "s-1.jsonl"
+    path.write_text(assistant("msg_1", cache_write=900))
+    conn = connect()
+    ingest.ingest_file(conn, str(path), price=free_price)
+    row = db_rows("SELECT * FROM requests")[0]
+    assert (row["cache_write_5m_tokens"], row["cache_write_1h_tokens"]) == (900, 0)
+
+
+def test_concurrent_imports_store_each_call_once(home, claude_dir):
+    """Two processes importing the same tree at once: the unique key and IMMEDIATE
+    transactions keep every call single."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from costhook import store, importer;"
+        "importer.import_claude(store.connect(), [Path(sys.argv[1])], price=lambda r: (0, 'computed'))"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(claude_dir)]) for _ in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    assert token_totals() == GLOBAL
+
