@@ -1,0 +1,628 @@
+"""Installing and removing costhook's hooks in Claude Code settings, and the plugin files."""
+
+import copy
+import json
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from costhook.install import (
+    HOOK_EVENTS,
+    HOOK_TIMEOUTS,
+    TOOL_EVENTS,
+    InstallError,
+    claude_settings_path,
+    hook_command,
+    install_claude,
+    uninstall_claude,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+FOREIGN = {
+    "model": "opus",
+    "env": {"FOO": "1"},
+    "permissions": {"allow": ["Bash(npm test:*)"], "deny": []},
+    "enabledPlugins": {"other@market": True},
+    "hooks": {
+        "PreToolUse": [
+            {"matcher": "Bash", "hooks": [{"type": "command", "command": "~/guard.sh", "timeout": 30}]},
+        ],
+        "PostToolUse": [
+            {"matcher": "*", "hooks": [{"type": "command", "command": "fmt.sh", "async": True}]},
+            {"matcher": "Edit|Write", "hooks": [{"type": "command", "command": "lint.sh"}]},
+        ],
+        "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}],
+        "Notification": [{"matcher": "", "hooks": [{"type": "command", "command": "say hi"}]}],
+        "SessionEnd": [],
+    },
+    "statusLine": {"type": "command", "command": "~/.claude/statusline.sh", "padding": 1},
+    "cleanupPeriodDays": 99,
+}
+
+
+def write_exe(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def costhook_exe(tmp_path, monkeypatch):
+    """A stand-in for the installed console script, found as the running command."""
+    exe = write_exe(tmp_path / "venv" / "bin" / "costhook")
+    monkeypatch.setattr(sys, "argv", [str(exe), "install"])
+    return exe
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch, costhook_exe):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    directory = tmp_path / "claude-config"
+    directory.mkdir()
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(directory))
+    return directory
+
+
+def write_settings(path: Path, data) -> bytes:
+    raw = (json.dumps(data, indent=4) + "\n").encode()
+    path.write_bytes(raw)
+    return raw
+
+
+def backups(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(path.name + ".costhook-backup-*"))
+
+
+def is_ours(handler) -> bool:
+    """Independent of install.py: `<dir>/costhook hook`."""
+    if not isinstance(handler, dict) or not isinstance(handler.get("command"), str):
+        return False
+    words = shlex.split(handler["command"])
+    return len(words) == 2 and os.path.basename(words[0]) == "costhook" and words[1] == "hook"
+
+
+def ours(data: dict) -> dict[str, list[tuple[dict, dict]]]:
+    """event -> [(group, handler)] for every costhook handler."""
+    found = {}
+    for event, groups in data.get("hooks", {}).items():
+        for group in groups:
+            for handler in group.get("hooks", []):
+                if is_ours(handler):
+                    found.setdefault(event, []).append((group, handler))
+    return found
+
+
+def strip_ours(data: dict, original: dict) -> dict:
+    """`data` minus costhook's handlers, and the groups/events only they filled."""
+    data = copy.deepcopy(data)
+    for event in list(data.get("hooks", {})):
+        groups = []
+        for group in data["hooks"][event]:
+            handlers = [h for h in group.get("hooks", []) if not is_ours(h)]
+            if handlers or not group.get("hooks"):
+                groups.append({**group, "hooks": handlers})
+        if groups or event in original.get("hooks", {}):
+            data["hooks"][event] = groups
+        else:
+            del data["hooks"][event]
+    if "hooks" not in original and data.get("hooks") == {}:
+        del data["hooks"]
+    return data
+
+
+# -- merging ---------------------------------------------------------------------
+
+
+def test_install_merges_and_keeps_everything_foreign(config_dir, costhook_exe):
+    path = config_dir / "settings.json"
+    write_settings(path, FOREIGN)
+
+    result = install_claude()
+
+    assert result.changed and result.path == path
+    data = json.loads(path.read_text())
+    assert strip_ours(data, FOREIGN) == FOREIGN
+    found = ours(data)
+    assert set(found) == set(HOOK_EVENTS)
+    for event in HOOK_EVENTS:
+        [(group, handler)] = found[event]
+        assert handler == {"type": "command", "command": f"{costhook_exe} hook",
+                           "timeout": HOOK_TIMEOUTS[event]}
+        if event in TOOL_EVENTS:
+            assert group["matcher"] == "*"
+        else:
+            assert "matcher" not in group
+        assert group["hooks"] == [handler]  # never mixed into a foreign group
+    text = path.read_text()
+    assert text.endswith("}\n") and text.startswith('{\n  "')
+
+
+def test_install_is_idempotent(config_dir):
+    path = config_dir / "settings.json"
+    write_settings(path, FOREIGN)
+    install_claude()
+    first = path.read_bytes()
+    mtime = path.stat().st_mtime_ns
+
+    again = install_claude()
+
+    assert not again.changed and again.backup is None and again.diff == ""
+    assert path.read_bytes() == first and path.stat().st_mtime_ns == mtime
+    assert len(backups(path)) == 1
+
+
+def test_backup_equals_original_and_is_private(config_dir):
+    path = config_dir / "settings.json"
+    original = write_settings(path, FOREIGN)
+
+    result = install_claude()
+
+    assert result.backup is not None and result.backup in backups(path)
+    assert result.backup.read_bytes() == original
+    assert stat.S_IMODE(result.backup.stat().st_mode) == 0o600
+    assert str(result.backup) in result.message
+
+
+def test_uninstall_restores_original_meaning(config_dir):
+    path = config_dir / "settings.json"
+    write_settings(path, FOREIGN)
+    install_claude()
+
+    result = uninstall_claude()
+
+    assert result.changed and result.backup is not None
+    assert json.loads(path.read_text()) == {k: v for k, v in FOREIGN.items()} | {
+        "hooks": {k: v for k, v in FOREIGN["hooks"].items() if k != "SessionEnd"}
+    }
+    again = uninstall_claude()
+    assert not again.changed and again.backup is None
+
+
+def test_install_then_uninstall_round_trip_without_hooks_key(config_dir):
+    path = config_dir / "settings.json"
+    original = {"model": "sonnet", "statusLine": {"type": "command", "command": "x"}}
+    write_settings(path, original)
+    install_claude()
+    uninstall_claude()
+    assert json.loads(path.read_text()) == original
+
+
+def test_uninstall_missing_file_changes_nothing(config_dir):
+    result = uninstall_claude()
+    assert not result.changed
+    assert not (config_dir / "settings.json").exists()
+
+
+def test_dry_run_changes_nothing_and_shows_a_diff(config_dir, costhook_exe):
+    path = config_dir / "settings.json"
+    original = write_settings(path, FOREIGN)
+
+    result = install_claude(dry_run=True)
+
+    assert not result.changed and result.backup is None
+    assert path.read_bytes() == original and backups(path) == []
+    assert result.diff.startswith("---") and "+++" in result.diff
+    assert f'+            "command": "{costhook_exe} hook",' in result.diff
+
+    install_claude()
+    installed = path.read_bytes()
+    dry = uninstall_claude(dry_run=True)
+    assert not dry.changed and path.read_bytes() == installed
+    assert f'-            "command": "{costhook_exe} hook",' in dry.diff
+
+
+def test_dry_run_does_not_create_a_missing_file(config_dir):
+    result = install_claude(dry_run=True)
+    assert not (config_dir / "settings.json").exists()
+    assert "+++" in result.diff
+
+
+def test_symlinked_settings_are_written_through(config_dir, tmp_path):
+    target = tmp_path / "dotfiles" / "claude-settings.json"
+    target.parent.mkdir()
+    original = write_settings(target, FOREIGN)
+    link = config_dir / "settings.json"
+    link.symlink_to(target)
+
+    result = install_claude()
+
+    assert result.changed
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert set(ours(json.loads(target.read_text()))) == set(HOOK_EVENTS)
+    assert result.backup.read_bytes() == original
+    assert list(target.parent.iterdir()) == [target]  # no temp or backup left by the target
+
+    uninstall_claude()
+    assert link.is_symlink()
+    assert ours(json.loads(target.read_text())) == {}
+
+
+def test_read_only_file_is_refused_and_unchanged(config_dir):
+    path = config_dir / "settings.json"
+    original = write_settings(path, FOREIGN)
+    path.chmod(0o444)
+
+    with pytest.raises(InstallError, match="read-only"):
+        install_claude()
+
+    assert path.read_bytes() == original and backups(path) == []
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert [p.name for p in config_dir.iterdir()] == ["settings.json"]
+
+
+def test_read_only_file_refused_on_uninstall(config_dir):
+    path = config_dir / "settings.json"
+    write_settings(path, FOREIGN)
+    install_claude()
+    path.chmod(0o400)
+    before = path.read_bytes()
+    with pytest.raises(InstallError, match="read-only"):
+        uninstall_claude()
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("content", ['{"hooks": {', "{'single': 'quotes'}", '{"a": 1} trailing'])
+def test_invalid_json_is_refused_and_unchanged(config_dir, content):
+    path = config_dir / "settings.json"
+    path.write_text(content)
+
+    with pytest.raises(InstallError, match="not valid JSON"):
+        install_claude()
+    with pytest.raises(InstallError, match="not valid JSON"):
+        uninstall_claude()
+
+    assert path.read_text() == content and backups(path) == []
+
+
+@pytest.mark.parametrize("data", [[], "text", 3, None])
+def test_non_object_settings_are_refused(config_dir, data):
+    path = config_dir / "settings.json"
+    original = write_settings(path, data)
+    with pytest.raises(InstallError, match="not an object"):
+        install_claude()
+    assert path.read_bytes() == original
+
+
+def test_hooks_that_are_not_an_object_are_refused(config_dir):
+    path = config_dir / "settings.json"
+    original = write_settings(path, {"hooks": ["nope"]})
+    with pytest.raises(InstallError, match='"hooks"'):
+        install_claude()
+    assert path.read_bytes() == original
+
+
+def test_empty_file_counts_as_empty_settings(config_dir):
+    path = config_dir / "settings.json"
+    path.write_text("")
+    result = install_claude()
+    assert result.changed and result.backup is not None
+    assert set(ours(json.loads(path.read_text()))) == set(HOOK_EVENTS)
+
+
+def test_existing_file_mode_is_kept(config_dir):
+    path = config_dir / "settings.json"
+    write_settings(path, FOREIGN)
+    path.chmod(0o640)
+    install_claude()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_created_file_is_private(tmp_path, monkeypatch, costhook_exe):
+    config = tmp_path / "new" / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+
+    result = install_claude()
+
+    path = config / "settings.json"
+    assert result.changed and result.backup is None and result.path == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    assert set(ours(json.loads(path.read_text()))) == set(HOOK_EVENTS)
+    assert path.read_text().endswith("\n")
+
+
+# -- locations -------------------------------------------------------------------
+
+
+def test_claude_config_dir_is_respected(config_dir):
+    assert claude_settings_path("user") == config_dir / "settings.json"
+    install_claude()
+    assert (config_dir / "settings.json").exists()
+
+
+def test_user_scope_defaults_to_home(tmp_path, monkeypatch, costhook_exe):
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert claude_settings_path("user") == tmp_path / ".claude" / "settings.json"
+    install_claude()
+    assert (tmp_path / ".claude" / "settings.json").exists()
+
+
+def test_project_and_local_scopes(tmp_path, monkeypatch, config_dir):
+    project = tmp_path / "proj"
+    project.mkdir()
+    assert claude_settings_path("project", project) == project / ".claude" / "settings.json"
+    assert claude_settings_path("local", project) == project / ".claude" / "settings.local.json"
+
+    monkeypatch.chdir(project)
+    assert claude_settings_path("project") == project / ".claude" / "settings.json"
+
+    install_claude(scope="project")
+    install_claude(scope="local", project_dir=project)
+    assert set(ours(json.loads((project / ".claude" / "settings.json").read_text()))) == set(HOOK_EVENTS)
+    assert set(ours(json.loads((project / ".claude" / "settings.local.json").read_text()))) == set(HOOK_EVENTS)
+    assert not (config_dir / "settings.json").exists()
+
+    uninstall_claude(scope="local", project_dir=project)
+    assert ours(json.loads((project / ".claude" / "settings.local.json").read_text())) == {}
+    assert set(ours(json.loads((project / ".claude" / "settings.json").read_text()))) == set(HOOK_EVENTS)
+
+
+def test_unknown_scope_is_an_install_error():
+    with pytest.raises(InstallError, match="scope"):
+        claude_settings_path("global")
+
+
+# -- the command -----------------------------------------------------------------
+
+
+def test_hook_command_is_absolute_and_quoted(tmp_path, monkeypatch):
+    exe = write_exe(tmp_path / "dir with space" / "costhook")
+    monkeypatch.setattr(sys, "argv", [str(exe)])
+    command = hook_command()
+    assert shlex.split(command) == [str(exe), "hook"]
+    assert command != "costhook hook" and "'" in command
+
+
+def test_hook_command_falls_back_to_path(tmp_path, monkeypatch):
+    exe = write_exe(tmp_path / "bin" / "costhook")
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "nowhere" / "python"))
+    monkeypatch.setenv("PATH", str(exe.parent))
+    assert hook_command() == f"{exe} hook"
+
+
+def test_hook_command_missing_is_an_install_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "nowhere" / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(InstallError, match="costhook"):
+        hook_command()
+
+
+def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, tmp_path, monkeypatch):
+    path = config_dir / "settings.json"
+    old = "'/old venv/bin/costhook' hook"
+    settings = copy.deepcopy(FOREIGN)
+    settings["hooks"]["PreToolUse"].append(
+        {"matcher": "*", "hooks": [{"type": "command", "command": "echo before"},
+                                   {"type": "command", "command": old, "timeout": 99}]})
+    settings["hooks"]["Stop"].append({"hooks": [{"type": "command", "command": "/a/costhook hook"}]})
+    settings["hooks"]["Stop"].append({"hooks": [{"type": "command", "command": "/b/costhook hook"}]})
+    settings["hooks"]["Notification"][0]["hooks"].append({"type": "command", "command": "/a/costhook hook"})
+    write_settings(path, settings)
+
+    install_claude()
+
+    data = json.loads(path.read_text())
+    found = ours(data)
+    assert set(found) == set(HOOK_EVENTS)  # the stray Notification one is gone
+    for event, entries in found.items():
+        assert len(entries) == 1, event
+        assert entries[0][1]["command"] == hook_command()
+    # Replaced in place: the shared PreToolUse group keeps its foreign handler and position.
+    pre = data["hooks"]["PreToolUse"]
+    assert pre[1]["hooks"] == [{"type": "command", "command": "echo before"},
+                               {"type": "command", "command": hook_command(), "timeout": 5}]
+    assert data["hooks"]["Notification"] == FOREIGN["hooks"]["Notification"]
+
+    # A moved venv: a second install from elsewhere swaps the path.
+    moved = write_exe(tmp_path / "moved" / "costhook")
+    monkeypatch.setattr(sys, "argv", [str(moved)])
+    assert install_claude().changed
+    found = ours(json.loads(path.read_text()))
+    assert all(len(v) == 1 and v[0][1]["command"] == f"{moved} hook" for v in found.values())
+
+    uninstall_claude()
+    data = json.loads(path.read_text())
+    assert ours(data) == {}
+    assert data["hooks"]["PreToolUse"][1]["hooks"] == [{"type": "command", "command": "echo before"}]
+
+
+def test_lookalike_commands_are_not_ours(config_dir):
+    path = config_dir / "settings.json"
+    foreign = {"hooks": {"PreToolUse": [{"matcher": "*", "hooks": [
+        {"type": "command", "command": "/x/costhook-hook hook"},
+        {"type": "command", "command": "echo costhook hook"},
+        {"type": "command", "command": "/x/costhook report"},
+        {"type": "command", "command": "/x/costhook hook --extra"},
+        {"type": "http", "url": "http://localhost/costhook"},
+    ]}]}}
+    write_settings(path, foreign)
+    install_claude()
+    uninstall_claude()
+    assert json.loads(path.read_text()) == foreign
+
+
+def test_disable_all_hooks_is_pointed_out(config_dir):
+    write_settings(config_dir / "settings.json", {"disableAllHooks": True})
+    assert "disableAllHooks" in install_claude().message
+
+
+# -- statusLine ------------------------------------------------------------------
+
+
+def test_statusline_is_added_when_absent(config_dir, costhook_exe):
+    path = config_dir / "settings.json"
+    write_settings(path, {"model": "opus"})
+    install_claude(statusline=True)
+    data = json.loads(path.read_text())
+    assert data["statusLine"] == {"type": "command", "command": f"{costhook_exe} statusline", "padding": 0}
+    assert not install_claude(statusline=True).changed
+    assert not install_claude().changed  # a plain re-install keeps our statusLine
+
+    uninstall_claude()
+    assert json.loads(path.read_text()) == {"model": "opus"}
+
+
+def test_statusline_conflict_is_refused(config_dir):
+    path = config_dir / "settings.json"
+    original = write_settings(path, FOREIGN)
+    with pytest.raises(InstallError, match="--force") as error:
+        install_claude(statusline=True)
+    assert "statusline.sh" in str(error.value)
+    assert path.read_bytes() == original and backups(path) == []
+
+
+def test_statusline_conflict_can_be_forced(config_dir, costhook_exe):
+    path = config_dir / "settings.json"
+    original = write_settings(path, FOREIGN)
+    result = install_claude(statusline=True, force_statusline=True)
+    data = json.loads(path.read_text())
+    assert data["statusLine"]["command"] == f"{costhook_exe} statusline"
+    assert json.loads(result.backup.read_bytes())["statusLine"] == FOREIGN["statusLine"]
+    assert result.backup.read_bytes() == original
+
+
+def test_uninstall_keeps_a_foreign_statusline(config_dir):
+    path = config_dir / "settings.json"
+    write_settings(path, FOREIGN)
+    install_claude()
+    uninstall_claude()
+    assert json.loads(path.read_text())["statusLine"] == FOREIGN["statusLine"]
+
+
+# -- the plugin ------------------------------------------------------------------
+
+
+def load(relative: str):
+    return json.loads((REPO / relative).read_text())
+
+
+def plugin_paths(command: str) -> list[str]:
+    return [word.split("${CLAUDE_PLUGIN_ROOT}/", 1)[1]
+            for word in shlex.split(command) if "${CLAUDE_PLUGIN_ROOT}/" in word]
+
+
+def test_plugin_manifests_parse_and_reference_existing_files():
+    plugin = load(".claude-plugin/plugin.json")
+    marketplace = load(".claude-plugin/marketplace.json")
+    hooks = load("hooks/hooks.json")
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert plugin["name"] == "costhook" and plugin["version"] == version
+    assert "hooks" not in plugin  # hooks/hooks.json is loaded anyway; naming it loads it twice
+    assert isinstance(plugin["author"], dict) and plugin["author"]["name"]
+
+    assert marketplace["name"] and marketplace["owner"]["name"]
+    [entry] = marketplace["plugins"]
+    assert entry["name"] == plugin["name"]
+    assert entry["source"].startswith("./")
+    root = (REPO / entry["source"]).resolve()
+    assert (root / ".claude-plugin" / "plugin.json").is_file()
+    assert (root / "hooks" / "hooks.json").is_file()
+
+    assert set(hooks["hooks"]) == set(HOOK_EVENTS)
+    for event, groups in hooks["hooks"].items():
+        [group] = groups
+        assert group.get("matcher") == ("*" if event in TOOL_EVENTS else None)
+        [handler] = group["hooks"]
+        assert handler["type"] == "command"
+        assert handler["timeout"] == HOOK_TIMEOUTS[event]
+        [relative] = plugin_paths(handler["command"])
+        assert (root / relative).is_file(), relative
+
+
+def test_plugin_hook_script_is_executable_posix_sh():
+    script = REPO / "hooks" / "costhook-hook"
+    assert os.access(script, os.X_OK)
+    assert script.read_text().startswith("#!/bin/sh\n")
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+
+
+def hook_env(tmp_path, path: str) -> dict:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"PATH": path, "HOME": str(home)}
+
+
+def test_plugin_hook_script_is_silent_without_costhook(tmp_path):
+    path = "/usr/bin:/bin"
+    if shutil.which("costhook", path=path):
+        pytest.skip("a costhook is installed system-wide")
+    event = json.dumps({"hook_event_name": "PreToolUse"})
+    for argv in (["sh", str(REPO / "hooks" / "costhook-hook")], [str(REPO / "hooks" / "costhook-hook")]):
+        done = subprocess.run(argv, input=event, capture_output=True, text=True,
+                              env=hook_env(tmp_path, path), timeout=30)
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_plugin_hook_script_runs_installed_costhook(tmp_path):
+    fake = tmp_path / "bin" / "costhook"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "args: $*"\ncat\nexit 2\n')
+    fake.chmod(0o755)
+    done = subprocess.run(["sh", str(REPO / "hooks" / "costhook-hook")], input='{"e": 1}',
+                          capture_output=True, text=True,
+                          env=hook_env(tmp_path, f"{fake.parent}:/usr/bin:/bin"), timeout=30)
+    assert done.returncode == 2  # a budget decision gets through
+    assert done.stdout == 'args: hook\n{"e": 1}'
+
+
+def test_plugin_hook_script_finds_costhook_in_local_bin(tmp_path):
+    env = hook_env(tmp_path, "/usr/bin:/bin")
+    fake = Path(env["HOME"]) / ".local" / "bin" / "costhook"
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/sh\necho "found $1"\n')
+    fake.chmod(0o755)
+    done = subprocess.run(["sh", str(REPO / "hooks" / "costhook-hook")], input="{}",
+                          capture_output=True, text=True, env=env, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "found hook\n")
+
+
+# -- install.sh ------------------------------------------------------------------
+
+
+def test_install_sh_parses_and_helps():
+    script = REPO / "install.sh"
+    assert os.access(script, os.X_OK)
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "--test" in done.stdout and "--uninstall" in done.stdout
+    bad = subprocess.run([str(script), "--bogus"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "unknown option" in bad.stderr
+
+
+def test_install_sh_refuses_an_old_python(tmp_path):
+    bin_dir = tmp_path / "only-old-python"
+    bin_dir.mkdir()
+    for tool in ("dirname", "mkdir", "ls", "cat", "sed"):  # everything but a usable python
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    old = bin_dir / "python3"
+    old.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "Python 3.9.2"\nexit 1\n')
+    old.chmod(0o755)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path / "home"),
+           "COSTHOOK_VENV": str(tmp_path / "venv"), "COSTHOOK_BIN_DIR": str(tmp_path / "bin")}
+    done = subprocess.run([str(REPO / "install.sh"), "--no-import"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert "Python >= 3.11 (Python 3.9.2)" in done.stderr
+    assert not (tmp_path / "venv").exists() and not (tmp_path / "home").exists()
+
+    env["PYTHON"] = str(old)
+    done = subprocess.run([str(REPO / "install.sh")], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1 and "not a working Python >= 3.11" in done.stderr
