@@ -211,7 +211,10 @@ def ingest_paths(conn, candidates, *, max_bytes: int = HOOK_MAX_BYTES) -> list:
 
 
 def price_table():
-    """The bundled prices, with the user's overrides from the config file if it has any."""
+    """The bundled prices, with the user's overrides from the config file if it has any.
+
+    A broken config must not stop capture: it is logged, and the bundled prices are used.
+    """
     from costhook import pricing
 
     config_file = paths.config_path()
@@ -219,7 +222,11 @@ def price_table():
         return pricing.load_table()
     from costhook import config
 
-    return pricing.load_table(config.load(config_file).get("prices"))
+    try:
+        return pricing.load_table(config.load(config_file).get("prices"))
+    except ValueError as exc:  # ConfigError, PriceConfigError
+        log_error("config", exc)
+        return pricing.load_table()
 
 
 def subagent_files(folder: str | None) -> list:

@@ -1,0 +1,248 @@
+"""The real `costhook hook` process, JSON on stdin: what it records and that it fails open."""
+
+import json
+import os
+import sqlite3
+import stat
+import threading
+import time
+
+import pytest
+from conftest import ACME_SESSION, ACME_SUBAGENT, acme_transcript, db_rows, payload, run_hook, totals
+from transcript_lines import assistant
+
+
+def acme_payload(claude_dir, name, **overrides):
+    transcript = acme_transcript(claude_dir)
+    data = payload(name, transcript_path=str(transcript), **overrides)
+    if "agent_transcript_path" in data:
+        data["agent_transcript_path"] = str(
+            transcript.with_suffix("") / "subagents" / f"agent-{ACME_SUBAGENT}.jsonl"
+        )
+    return data
+
+
+def assert_silent_success(proc):
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b""
+
+
+def error_lines(home) -> list[str]:
+    log = home / "errors.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_post_tool_use_ingests_and_records_the_tool_call(home, claude_dir):
+    marker = "SECRET-MARKER-tool-input-7f3a"
+    data = acme_payload(claude_dir, "PostToolUse")
+    data["tool_input"]["new_string"] += marker
+    data["tool_response"]["newString"] = marker
+    proc = run_hook(data)
+    assert_silent_success(proc)
+    assert totals()["calls"] == 6  # the main transcript's six calls, sub-agent not yet seen
+    calls = db_rows("SELECT * FROM tool_calls")
+    assert len(calls) == 1
+    call = calls[0]
+    assert (call["tool_name"], call["tool_use_id"], call["success"], call["duration_ms"]) == (
+        "Edit",
+        data["tool_use_id"],
+        1,
+        38,
+    )
+    assert call["input_bytes"] > len(marker) and call["output_bytes"] > len(marker)
+    # Privacy: nothing of the tool's input or output reaches the database.
+    assert marker.encode() not in (home / "costhook.db").read_bytes()
+    assert error_lines(home) == []
+
+
+def test_post_tool_use_failure_is_recorded_as_failed(home, claude_dir):
+    proc = run_hook(acme_payload(claude_dir, "PostToolUseFailure"))
+    assert_silent_success(proc)
+    assert db_rows("SELECT success FROM tool_calls") == [{"success": 0}]
+
+
+def test_hook_inside_a_subagent_reads_the_subagent_transcript(home, claude_dir):
+    data = acme_payload(claude_dir, "PostToolUse", agent_id=ACME_SUBAGENT, agent_type="Explore")
+    assert_silent_success(run_hook(data))
+    rows = db_rows("SELECT agent_id, agent_type FROM requests WHERE agent_id IS NOT NULL")
+    assert rows == [{"agent_id": ACME_SUBAGENT, "agent_type": "Explore"}] * 2
+
+
+def test_subagent_stop_reads_agent_transcript_path(home, claude_dir):
+    assert_silent_success(run_hook(acme_payload(claude_dir, "SubagentStop")))
+    sub = db_rows("SELECT session_id, parent_session_id FROM requests WHERE agent_id = ?", (ACME_SUBAGENT,))
+    assert sub == [{"session_id": ACME_SESSION, "parent_session_id": ACME_SESSION}] * 2
+
+
+def test_stop_scans_subagents_folder(home, claude_dir):
+    assert_silent_success(run_hook(acme_payload(claude_dir, "Stop")))
+    assert totals()["calls"] == 8
+
+
+def test_stop_waits_for_the_lagging_final_message(home, tmp_path):
+    transcript = tmp_path / "s-1.jsonl"
+    transcript.write_text(assistant("msg_tool", output_tokens=5, stop_reason="tool_use"))
+    final = assistant("msg_final", output_tokens=33, content=[{"type": "text", "text": "All done: 3 files"}])
+
+    def late_write():
+        time.sleep(0.2)
+        with open(transcript, "a") as f:
+            f.write(final)
+
+    writer = threading.Thread(target=late_write)
+    writer.start()
+    started = time.monotonic()
+    proc = run_hook(
+        {
+            "hook_event_name": "Stop",
+            "session_id": "s-1",
+            "transcript_path": str(transcript),
+            "cwd": str(tmp_path),
+            "last_assistant_message": "All done: 3 files",
+        }
+    )
+    writer.join()
+    assert_silent_success(proc)
+    assert {r["message_id"] for r in db_rows("SELECT message_id FROM requests")} == {"msg_tool", "msg_final"}
+    assert time.monotonic() - started < 2
+
+
+def test_stop_wait_is_bounded(home, tmp_path):
+    transcript = tmp_path / "s-1.jsonl"
+    transcript.write_text(assistant("msg_1"))
+    started = time.monotonic()
+    proc = run_hook(
+        {
+            "hook_event_name": "Stop",
+            "session_id": "s-1",
+            "transcript_path": str(transcript),
+            "last_assistant_message": "a message that never arrives",
+        }
+    )
+    elapsed = time.monotonic() - started
+    assert_silent_success(proc)
+    assert totals()["calls"] == 1
+    assert 0.5 <= elapsed < 2.5
+
+
+def test_session_start_and_end(home, tmp_path, claude_dir):
+    project = tmp_path / "proj"
+    (project / ".git").mkdir(parents=True)
+    (project / ".git" / "HEAD").write_text("ref: refs/heads/feature/x\n")
+    start = acme_payload(claude_dir, "SessionStart", cwd=str(project / "sub" / "dir"))
+    proc = run_hook(start, env={"CLAUDE_CODE_ENTRYPOINT": "sdk-cli"})
+    assert_silent_success(proc)
+    session = db_rows("SELECT * FROM sessions WHERE session_id = ?", (ACME_SESSION,))[0]
+    assert session["git_branch"] == "feature/x"
+    assert session["project"] == str(project / "sub" / "dir")
+    assert (session["entrypoint"], session["interactive"], session["source"]) == ("sdk-cli", 0, "startup")
+    assert_silent_success(run_hook(acme_payload(claude_dir, "SessionEnd")))
+    session = db_rows("SELECT * FROM sessions WHERE session_id = ?", (ACME_SESSION,))[0]
+    assert session["end_reason"] == "prompt_input_exit" and session["ended_at"]
+    assert totals()["calls"] == 8  # main + sub-agent reconciled at the end
+
+
+def test_session_end_hands_a_large_backlog_to_a_detached_process(home, tmp_path):
+    transcript = tmp_path / "big.jsonl"
+    filler = json.dumps({"type": "attachment", "attachment": {"content": "x" * 100_000}}) + "\n"
+    with open(transcript, "w") as f:
+        for i in range(60):  # about 6 MB: more than SessionEnd may read itself
+            f.write(filler)
+            f.write(assistant(f"msg_{i}", session_id="big"))
+    started = time.monotonic()
+    proc = run_hook({"hook_event_name": "SessionEnd", "session_id": "big", "transcript_path": str(transcript), "reason": "other"})
+    assert_silent_success(proc)
+    assert time.monotonic() - started < 1.5
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (totals()["calls"] or 0) < 60:
+        time.sleep(0.1)
+    assert totals()["calls"] == 60
+
+
+def test_headless_and_interactive_sessions(home, claude_dir):
+    run_hook(acme_payload(claude_dir, "SessionStart", session_id="a"), env={"CLAUDE_CODE_ENTRYPOINT": "cli"})
+    run_hook(acme_payload(claude_dir, "SessionStart", session_id="b"), env={"CLAUDE_CODE_ENTRYPOINT": "sdk-ts"})
+    rows = {r["session_id"]: r["interactive"] for r in db_rows("SELECT session_id, interactive FROM sessions")}
+    assert rows["a"] == 1 and rows["b"] == 0
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [b"", b"   \n", b"not json", b"[1, 2, 3]", b'"a string"', b'{"hook_event_name": "PostToolUse", "transcript_path": 12}\n'[:30]],
+)
+def test_bad_stdin_fails_open_with_one_log_line(home, stdin):
+    proc = run_hook(stdin)
+    assert_silent_success(proc)
+    lines = error_lines(home)
+    assert len(lines) == 1 and "hook" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"hook_event_name": "SomethingNew", "session_id": "x"},
+        {"hook_event_name": "PostToolUse", "session_id": "x"},  # no transcript_path
+        {"hook_event_name": "PostToolUse", "session_id": "x", "transcript_path": "/nonexistent/x.jsonl"},
+        {"hook_event_name": "Stop", "session_id": "x", "transcript_path": ""},
+        {"hook_event_name": "PostToolUse", "session_id": None, "transcript_path": None, "tool_use_id": 5},
+    ],
+)
+def test_odd_but_valid_payloads_are_quietly_fine(home, data):
+    assert_silent_success(run_hook(data))
+    assert error_lines(home) == []
+
+
+def test_corrupt_database_fails_open_and_nothing_is_lost(home, claude_dir):
+    home.mkdir(parents=True)
+    db = home / "costhook.db"
+    db.write_bytes(b"this is not a database" * 100)
+    data = acme_payload(claude_dir, "Stop")
+    assert_silent_success(run_hook(data))
+    assert len(error_lines(home)) == 1
+    db.rename(home / "broken.db")
+    assert_silent_success(run_hook(data))
+    assert totals()["calls"] == 8
+
+
+def test_locked_database_fails_open_within_the_busy_timeout(home, claude_dir):
+    data = acme_payload(claude_dir, "PostToolUse")
+    assert_silent_success(run_hook(acme_payload(claude_dir, "SessionStart")))
+    blocker = sqlite3.connect(home / "costhook.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        proc = run_hook(data)
+        elapsed = time.monotonic() - started
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert_silent_success(proc)
+    assert elapsed < 6
+    assert any("locked" in line for line in error_lines(home))
+    # The next hook catches up: the cursor never moved past what was not written.
+    assert_silent_success(run_hook(data))
+    assert totals()["calls"] == 6
+
+
+def test_bad_config_is_logged_by_key_and_capture_goes_on(home, claude_dir, tmp_path):
+    (tmp_path / "config.toml").write_text('[prices."my-model"]\ninput = "cheap"\noutput = 1\n')
+    assert_silent_success(run_hook(acme_payload(claude_dir, "PostToolUse")))
+    lines = error_lines(home)
+    assert len(lines) == 1 and "prices.my-model.input" in lines[0]
+    assert totals()["calls"] == 6
+
+
+def test_files_are_private(home, claude_dir):
+    run_hook(b"garbage")
+    assert_silent_success(run_hook(acme_payload(claude_dir, "PostToolUse")))
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(home / "costhook.db").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(home / "errors.log").st_mode) == 0o600
+
+
+def test_errors_log_is_rotated(home):
+    home.mkdir(parents=True)
+    (home / "errors.log").write_text("x" * (1 << 20) + "\n")
+    run_hook(b"garbage")
+    assert (home / "errors.log.1").exists()
+    assert len(error_lines(home)) == 1

@@ -1,0 +1,157 @@
+"""`costhook report`: the JSON contract, time zones, groupings, formats, bad arguments."""
+
+import csv
+import io
+import json
+import subprocess
+
+import pytest
+from conftest import COSTHOOK
+from transcript_lines import assistant, tool_use
+
+from costhook import ingest, store
+
+
+def price_by_input(record):
+    """A price that makes every number checkable by hand: 1,000 nano-USD per input token,
+    and a made-up model that is unpriced."""
+    if record["model"] == "mystery-model":
+        return None, "unpriced"
+    return record["input_tokens"] * 1000, "computed"
+
+
+@pytest.fixture
+def populated(home, tmp_path):
+    """Five calls across two sessions, two projects, a UTC day boundary and an unpriced model."""
+    path = tmp_path / "s-a.jsonl"
+    path.write_text(
+        assistant("m1", session_id="s-a", input_tokens=100, output_tokens=1, cwd="/p/one",
+                  timestamp="2026-11-20T22:30:00.000Z", content=[tool_use("Bash", "t1")])
+        + assistant("m2", session_id="s-a", input_tokens=200, output_tokens=2, cwd="/p/one",
+                    timestamp="2026-11-20T23:30:00.000Z", content=[tool_use("Bash", "t2"), tool_use("Read", "t3")])
+        + assistant("m3", session_id="s-a", input_tokens=300, output_tokens=3, cwd="/p/one",
+                    timestamp="2026-11-21T00:30:00.000Z", cache_read=1000, cache_write=50, cache_write_1h=20)
+    )
+    other = tmp_path / "s-b.jsonl"
+    other.write_text(
+        assistant("m4", session_id="s-b", input_tokens=5, output_tokens=4, cwd="/p/two",
+                  timestamp="2026-11-21T10:00:00.000Z", model="mystery-model")
+        + assistant("m5", session_id="s-b", input_tokens=7, output_tokens=5, cwd="/p/two",
+                    timestamp="2026-12-02T10:00:00.000Z")
+    )
+    conn = store.connect()
+    for p in (path, other):
+        ingest.ingest_file(conn, str(p), price=price_by_input)
+    return conn
+
+
+def cli(*args, check=True):
+    proc = subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def report_json(*args):
+    return json.loads(cli("report", "--format", "json", *args).stdout)
+
+
+def test_json_contract(populated):
+    data = report_json("--by", "day", "--tz", "UTC")
+    assert set(data) == {"group_by", "rows", "totals"}
+    assert data["group_by"] == "day"
+    measures = {
+        "requests", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+        "cache_read_tokens", "total_tokens", "cost_usd", "unpriced_requests",
+    }
+    for row in data["rows"]:
+        assert set(row) == {"key"} | measures
+    assert set(data["totals"]) == measures
+    assert [r["key"] for r in data["rows"]] == ["2026-11-20", "2026-11-21", "2026-12-02"]
+    assert data["totals"] == {
+        "requests": 5, "input_tokens": 612, "output_tokens": 15, "cache_write_5m_tokens": 30,
+        "cache_write_1h_tokens": 20, "cache_read_tokens": 1000, "total_tokens": 1677,
+        # 607 priced input tokens × 1,000 nano-USD; the mystery model's 5 are not in it.
+        "cost_usd": 0.000607, "unpriced_requests": 1,
+    }
+
+
+def test_days_follow_the_time_zone(populated):
+    # In Tokyo (UTC+9) the 22:30 and 23:30 UTC calls are on the 21st, with the 00:30 one.
+    tokyo = report_json("--by", "day", "--tz", "Asia/Tokyo")
+    assert [(r["key"], r["requests"]) for r in tokyo["rows"]] == [("2026-11-21", 4), ("2026-12-02", 1)]
+    # In Los Angeles (UTC-8) everything on the 20th/21st UTC before 08:00 is the 20th.
+    la = report_json("--by", "day", "--tz", "America/Los_Angeles")
+    assert [(r["key"], r["requests"]) for r in la["rows"]] == [("2026-11-20", 3), ("2026-11-21", 1), ("2026-12-02", 1)]
+
+
+def test_week_and_month_keys(populated):
+    assert [r["key"] for r in report_json("--by", "week", "--tz", "UTC")["rows"]] == ["2026-W47", "2026-W49"]
+    assert [r["key"] for r in report_json("--by", "month", "--tz", "UTC")["rows"]] == ["2026-11", "2026-12"]
+
+
+def test_since_until_are_inclusive_local_days(populated):
+    data = report_json("--by", "day", "--tz", "UTC", "--since", "2026-11-21", "--until", "2026-11-21")
+    assert [(r["key"], r["requests"]) for r in data["rows"]] == [("2026-11-21", 2)]
+    assert data["totals"]["requests"] == 2
+
+
+def test_by_session_project_model(populated):
+    sessions = {r["key"]: r["cost_usd"] for r in report_json("--by", "session")["rows"]}
+    assert sessions == {"s-a": 0.0006, "s-b": 0.000007}
+    projects = {r["key"]: r["requests"] for r in report_json("--by", "project")["rows"]}
+    assert projects == {"/p/one": 3, "/p/two": 2}
+    models = {r["key"]: r["unpriced_requests"] for r in report_json("--by", "model")["rows"]}
+    assert models == {"claude-sonnet-4-5-20250929": 0, "mystery-model": 1}
+
+
+def test_by_tool_splits_a_calls_cost_between_its_tools(populated):
+    rows = {r["key"]: r for r in report_json("--by", "tool")["rows"]}
+    # m1 (Bash) 100k nano; m2 (Bash+Read) 200k split 100k/100k; m3, m5 no tool; m4 unpriced.
+    assert rows["Bash"]["cost_usd"] == 0.0002 and rows["Bash"]["requests"] == 2
+    assert rows["Read"]["cost_usd"] == 0.0001 and rows["Read"]["requests"] == 1
+    assert rows["(reasoning/answer)"]["cost_usd"] == 0.000307
+    assert sum(r["cost_usd"] * 10**9 for r in rows.values()) == pytest.approx(607_000)
+
+
+def test_csv_and_markdown(populated):
+    rows = list(csv.reader(io.StringIO(cli("report", "--by", "project", "--format", "csv").stdout)))
+    assert rows[0][0] == "project" and rows[-1][0] == "TOTAL"
+    assert rows[-1][-1] == "1"  # unpriced requests visible
+    markdown = cli("report", "--by", "model", "--format", "markdown").stdout
+    assert markdown.startswith("| model |")
+    assert "mystery-model" in markdown and "Unpriced: mystery-model (1)" in markdown
+
+
+def test_table_shows_unpriced(populated):
+    out = cli("report", "--by", "model").stdout
+    assert "TOTAL" in out and "Unpriced: mystery-model (1)" in out
+
+
+def test_empty_database_reports_nothing_cleanly(home):
+    assert "No usage recorded" in cli("report").stdout
+    assert report_json()["totals"]["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("report", "--by", "planet"),
+        ("report", "--since", "yesterday"),
+        ("report", "--tz", "Mars/Olympus"),
+        ("report", "--format", "xml"),
+        ("report", "--since", "2026-11-22", "--until", "2026-11-01"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(home, args):
+    proc = cli(*args, check=False)
+    assert proc.returncode == 2
+    assert "Error" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_corrupt_database_is_a_clear_error(home):
+    home.mkdir(parents=True)
+    (home / "costhook.db").write_bytes(b"garbage" * 1000)
+    proc = cli("report", check=False)
+    assert proc.returncode == 1
+    assert "cannot use database" in proc.stderr and "Traceback" not in proc.stderr
