@@ -254,3 +254,21 @@ def test_concurrent_imports_store_each_call_once(home, claude_dir):
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
     assert token_totals() == GLOBAL
 
+
+
+def test_fixture_costs_are_exact_to_the_nano_dollar(home, claude_dir):
+    """Real prices: hand-computed in the fixtures' README (Anthropic's long-context rule for
+    bigctx, web searches at $0.01, 5 min and 1 h cache writes at their own rates)."""
+    conn = connect()
+    importer.import_claude(conn, [claude_dir])
+    costs = {
+        r["session_id"]: r["cost"]
+        for r in db_rows("SELECT session_id, sum(cost_nanousd) AS cost FROM requests GROUP BY session_id")
+    }
+    assert costs == {
+        ACME_SESSION: 315_145_500,  # Opus 4.5 main $0.3053175 + Haiku 4.5 sub-agent $0.009828
+        "2b8d4f6a-1c3e-4a5b-9d7f-0e2c4a6b8d1f": 1_565_700_000,  # Sonnet 4.5, two calls over 200K
+        "0d4c2b1a-9e8f-4a7b-8c6d-5e4f3a2b1c0d": 180_150_000,
+        "9e8f7a6b-5c4d-4e3f-8a2b-1c0d9e8f7a6b": 34_665_000,  # only msg K: J is the original session's
+    }
+    assert db_rows("SELECT count(*) AS n FROM requests WHERE cost_source != 'computed'") == [{"n": 0}]
