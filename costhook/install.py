@@ -247,7 +247,7 @@ def merge_install(settings: dict, command: str, statusline: str | None = None,
     settings = json.loads(json.dumps(settings))
     hooks = _hooks_table(settings, create=True)
     for event in list(hooks):
-        if event not in HOOK_EVENTS:
+        if event not in HOOK_EVENTS and isinstance(hooks[event], list):
             _remove_ours(hooks, event)  # left over from an older costhook
     for event in HOOK_EVENTS:
         _install_event(hooks, event, command)
@@ -471,6 +471,25 @@ def _done_message(verb: str, path: Path, backup: Path | None, data: dict) -> str
             "hooks (costhook's included) until that is removed."
         )
     return message
+
+
+def claude_hook_commands(scope: str = "user", project_dir: Path | None = None) -> dict[str, str]:
+    """Event -> command of each costhook hook registered in that settings file (for doctor).
+
+    Empty when the file is missing or holds none; InstallError when it cannot be parsed.
+    """
+    data = _read(claude_settings_path(scope, project_dir)).data
+    hooks = data.get("hooks")
+    found: dict[str, str] = {}
+    if not isinstance(hooks, dict):
+        return found
+    for event, groups in hooks.items():
+        for group in groups if isinstance(groups, list) else []:
+            handlers = group.get("hooks") if isinstance(group, dict) else None
+            for handler in handlers if isinstance(handlers, list) else []:
+                if is_costhook_hook(handler):
+                    found.setdefault(event, handler["command"])
+    return found
 
 
 def install_claude(scope: str = "user", project_dir: Path | None = None, dry_run: bool = False,

@@ -18,6 +18,7 @@ from costhook.install import (
     HOOK_TIMEOUTS,
     TOOL_EVENTS,
     InstallError,
+    claude_hook_commands,
     claude_settings_path,
     hook_command,
     install_claude,
@@ -302,6 +303,23 @@ def test_hooks_that_are_not_an_object_are_refused(config_dir):
     assert path.read_bytes() == original
 
 
+def test_odd_foreign_event_values_are_left_alone(config_dir):
+    path = config_dir / "settings.json"
+    original = {"hooks": {"Notification": {"not": "a list"}, "Stop": [42, {"hooks": "x"}]}}
+    write_settings(path, original)
+    install_claude()
+    uninstall_claude()
+    assert json.loads(path.read_text()) == original
+
+
+def test_our_event_that_is_not_a_list_is_refused(config_dir):
+    path = config_dir / "settings.json"
+    before = write_settings(path, {"hooks": {"PreToolUse": {"matcher": "*"}}})
+    with pytest.raises(InstallError, match="hooks.PreToolUse"):
+        install_claude()
+    assert path.read_bytes() == before
+
+
 def test_empty_file_counts_as_empty_settings(config_dir):
     path = config_dir / "settings.json"
     path.write_text("")
@@ -331,6 +349,17 @@ def test_created_file_is_private(tmp_path, monkeypatch, costhook_exe):
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
     assert set(ours(json.loads(path.read_text()))) == set(HOOK_EVENTS)
     assert path.read_text().endswith("\n")
+
+
+def test_claude_hook_commands_reports_what_is_registered(config_dir, costhook_exe):
+    assert claude_hook_commands() == {}
+    write_settings(config_dir / "settings.json", FOREIGN)
+    assert claude_hook_commands() == {}
+    install_claude()
+    assert claude_hook_commands() == {event: f"{costhook_exe} hook" for event in HOOK_EVENTS}
+    (config_dir / "settings.json").write_text("{oops")
+    with pytest.raises(InstallError):
+        claude_hook_commands()
 
 
 # -- locations -------------------------------------------------------------------
