@@ -127,31 +127,28 @@ def on_session_start(event: Event):
             entrypoint=entrypoint,
             interactive=None if entrypoint is None else int(entrypoint == "cli"),
         )
-    ingest_paths(conn, [event.transcript])  # a resumed session may already have history
+    ingest_paths([event.transcript])  # a resumed session may already have history
 
 
 def on_post_tool_use(event: Event):
-    from costhook import store
+    ingest_paths([event.transcript, event.subagent_transcript()])
+    if event.text("tool_use_id") and event.session_id:
+        from costhook import store
 
-    conn = open_db()
-    ingest_paths(conn, [event.transcript, event.subagent_transcript()])
-    tool_use_id = event.text("tool_use_id")
-    if tool_use_id and event.session_id:
+        conn = open_db()
         with store.transaction(conn):
             store.record_tool_call(conn, tool_call_row(event))
 
 
 def on_stop(event: Event):
-    conn = open_db()
     wait_for_text(event.transcript, event.text("last_assistant_message"))
-    ingest_paths(conn, [event.transcript, *subagent_files(event.subagent_dir())])
+    ingest_paths([event.transcript, *subagent_files(event.subagent_dir())])
 
 
 def on_subagent_stop(event: Event):
-    conn = open_db()
     child = event.text("agent_transcript_path") or event.subagent_transcript()
     wait_for_text(child, event.text("last_assistant_message"))
-    ingest_paths(conn, [child, event.transcript])
+    ingest_paths([child, event.transcript])
 
 
 def on_session_end(event: Event):
@@ -168,7 +165,7 @@ def on_session_end(event: Event):
             ended_at=store.now_iso(),
             end_reason=event.text("reason"),
         )
-    ingest_paths(conn, [event.transcript, *subagent_files(event.subagent_dir())], max_bytes=HOOK_MAX_BYTES // 4)
+    ingest_paths([event.transcript, *subagent_files(event.subagent_dir())], max_bytes=HOOK_MAX_BYTES // 4)
 
 
 HANDLERS = {
@@ -184,23 +181,31 @@ HANDLERS = {
 # ------------------------------------------------------------------- helpers ------
 
 
+_conn = None
+
+
 def open_db():
-    from costhook import store
+    """The database connection, opened on first use: a hook with nothing to write never
+    touches (or creates) the database."""
+    global _conn
+    if _conn is None:
+        from costhook import store
 
-    return store.connect(busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
+        _conn = store.connect(busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
+    return _conn
 
 
-def ingest_paths(conn, candidates, *, max_bytes: int = HOOK_MAX_BYTES) -> list:
+def ingest_paths(candidates, *, max_bytes: int | None = HOOK_MAX_BYTES) -> list:
     """Ingest each existing transcript; hand any backlog over `max_bytes` to a detached process."""
+    existing = [p for p in dict.fromkeys(candidates) if p and os.path.isfile(p)]
+    if not existing:
+        return []
     from costhook import ingest
 
+    conn = open_db()
     price = ingest.pricer(price_table())
     results, deferred = [], []
-    seen = set()
-    for path in candidates:
-        if not path or path in seen:
-            continue
-        seen.add(path)
+    for path in existing:
         result = ingest.ingest_file(conn, path, price=price, max_bytes=max_bytes)
         results.append(result)
         if result.deferred:
@@ -359,10 +364,7 @@ def spawn_catch_up(transcripts: list) -> None:
 
 
 def catch_up(transcripts: list) -> None:
-    from costhook import store
-
-    conn = store.connect()
-    ingest_paths(conn, transcripts, max_bytes=None)
+    ingest_paths(transcripts, max_bytes=None)
 
 
 def log_error(event: str, exc: BaseException) -> None:
