@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = Path(__file__).parent.parent / "examples"
 COSTHOOK = str(Path(sys.executable).parent / "costhook")
 
 ACME_SESSION = "7c1e2d3a-4b5c-4d6e-8f90-a1b2c3d4e5f6"
@@ -33,7 +34,7 @@ def home(tmp_path, monkeypatch):
 def claude_dir(tmp_path):
     """A copy of the fixture Claude config dir (projects/ with 5 transcripts)."""
     target = tmp_path / "claude"
-    shutil.copytree(FIXTURES / "claude", target)
+    shutil.copytree(EXAMPLES / "claude", target)
     return target
 
 
