@@ -175,17 +175,19 @@ def model_entry(model: types.ModelInfo, where: str) -> dict:
 def export(export_date: str) -> dict:
     by_id = {p.id: p for p in ALL_PROVIDERS}
     seen_ids: set[str] = set()
+    earlier: list[types.Provider] = []
     providers = []
     for provider_id in PROVIDERS:
         provider = by_id[provider_id]
         models = []
         for model in provider.models:
-            if model.id in seen_ids:
-                # e.g. Google (Vertex) repeats the Claude models; their Anthropic
-                # entries price them once model ids are normalised.
+            if model.id in seen_ids or any(p.model_match and p.model_match.is_match(model.id) for p in earlier):
+                # Google (Vertex) repeats the Claude models: ids that name another
+                # provider's model are priced by that provider once normalised.
                 continue
             seen_ids.add(model.id)
             models.append(model_entry(model, f"{provider_id}/{model.id}"))
+        earlier.append(provider)
         providers.append(
             {
                 "id": provider_id,

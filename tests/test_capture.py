@@ -10,9 +10,8 @@ from transcript_lines import assistant, tool_use, user
 
 from costhook import importer, ingest, store
 
-# Expected totals of the fixture tree, computed by hand from the per-message tables in
-# examples/claude by hand: each message counted once with its final usage (cross-file de-dup:
-# msg J is in both legacy files).
+# Expected totals of examples/claude, computed by hand: each message counted once with its
+# final usage (cross-file de-dup: msg J is in both legacy files).
 GLOBAL = {"calls": 16, "input": 211_359, "output": 6_730, "cw5m": 28_090, "cw1h": 17_480, "read": 402_370, "searches": 2}
 ACME_MAIN = {"calls": 6, "input": 29, "output": 982, "cw5m": 5_550, "cw1h": 17_480, "read": 102_270, "searches": 2}
 ACME_SUB = {"calls": 2, "input": 18, "output": 398, "cw5m": 5_840, "cw1h": 0, "read": 5_200, "searches": 0}

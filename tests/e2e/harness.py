@@ -13,6 +13,7 @@ Environment knobs
   COSTHOOK_E2E_CACHE     install dir for the CLI (default <repo>/.cache/claude-code-2.1.330)
   COSTHOOK_E2E_CLAUDE    use this claude binary instead (must report 2.1.330)
   COSTHOOK_E2E_NO_INSTALL=1   never run npm; skip if the CLI is not installed
+  COSTHOOK_E2E_NPM_TIMEOUT    seconds allowed for that npm install (default 300)
   COSTHOOK_E2E_NETNS=0   do not use `unshare -n` (the proxy guard still applies)
 """
 
@@ -43,7 +44,7 @@ FAKE_API_KEY = "sk-ant-e2e-fake-key"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 FAKE_SERVER = HERE / "fake_anthropic.py"
-NPM_TIMEOUT = 600
+NPM_TIMEOUT = float(os.environ.get("COSTHOOK_E2E_NPM_TIMEOUT", "300"))
 DEFAULT_RUN_TIMEOUT = 90
 
 
@@ -111,8 +112,9 @@ def claude_binary(install: bool = True) -> tuple[Path | None, str]:
         found = _find_installed(base)
         if found:
             return found, ""
+        # Few retries: without a registry npm fails in ~10 s instead of minutes.
         cmd = [npm, "install", "--prefix", str(base), "--no-audit", "--no-fund",
-               "--loglevel=error", CLAUDE_PACKAGE]
+               "--loglevel=error", "--fetch-retries=1", "--fetch-timeout=60000", CLAUDE_PACKAGE]
         try:
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                                text=True, timeout=NPM_TIMEOUT)
@@ -452,10 +454,11 @@ def costhook_exe() -> Path:
     return Path(sys.executable).parent / "costhook"
 
 
-def run_costhook(layout: Layout, *args: str, timeout: float = 60,
-                 input: str | None = None) -> subprocess.CompletedProcess:
+def run_costhook(layout: Layout, *args: str, timeout: float = 60, input: str | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the venv's `costhook` with the layout's clean environment (+ `env`)."""
     return subprocess.run([str(costhook_exe()), *args], cwd=layout.workdir,
-                          env=base_env(layout), input=input,
+                          env={**base_env(layout), **(env or {})}, input=input,
                           stdin=None if input is not None else subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -352,12 +352,9 @@ def test_import_after_hooks_counts_nothing_twice(scenario, tmp_path):
     assert before["cost"] == usd_to_nano(run.out["total_cost_usd"]), context(run)
     db = tmp_path / "replay.db"  # work on a copy: the other tests share this run
     copy_db(run.layout.db, db)
-    layout = run.layout
-    env = {**h.base_env(layout), "COSTHOOK_DB": str(db)}
     for _ in range(2):
-        p = h.subprocess.run([str(h.costhook_exe()), "import", "--claude-dir", str(layout.config_dir)],
-                             env=env, cwd=layout.workdir, stdin=h.subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=60)
+        p = h.run_costhook(run.layout, "import", "--claude-dir", str(run.layout.config_dir),
+                           env={"COSTHOOK_DB": str(db)})
         assert p.returncode == 0, p.stdout + p.stderr
         assert snapshot(db) == before
 
@@ -367,10 +364,7 @@ def test_import_alone_matches_hooks(scenario, tmp_path):
     """Backfilling the same transcripts into an empty DB gives the same rows."""
     run, _ = scenario
     db = tmp_path / "fresh.db"
-    env = {**h.base_env(run.layout), "COSTHOOK_DB": str(db),
-           "COSTHOOK_HOME": str(tmp_path / "home")}
-    p = h.subprocess.run([str(h.costhook_exe()), "import", "--claude-dir", str(run.layout.config_dir)],
-                         env=env, cwd=run.layout.workdir, stdin=h.subprocess.DEVNULL,
-                         capture_output=True, text=True, timeout=60)
+    p = h.run_costhook(run.layout, "import", "--claude-dir", str(run.layout.config_dir),
+                       env={"COSTHOOK_DB": str(db), "COSTHOOK_HOME": str(tmp_path / "home")})
     assert p.returncode == 0, p.stdout + p.stderr
     assert snapshot(db) == snapshot(run.layout.db)
