@@ -5,6 +5,7 @@ import json
 import os
 import shlex
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -655,3 +656,40 @@ def test_install_sh_refuses_an_old_python(tmp_path):
     env["PYTHON"] = str(old)
     done = subprocess.run([str(REPO / "install.sh")], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 1 and "not a working Python >= 3.11" in done.stderr
+
+
+# -- the plugin under the real Claude Code CLI ---------------------------------
+
+
+@pytest.mark.e2e
+def test_plugin_installs_and_records_under_real_claude_code(tmp_path):
+    """`claude plugin marketplace add` + `plugin install costhook@costhook`, then a headless
+    run: the plugin's hooks must reach the installed `costhook hook` (found on PATH)."""
+    from e2e import harness
+
+    claude, reason = harness.claude_binary()
+    if claude is None:
+        pytest.skip(f"e2e: Claude Code unavailable: {reason}")
+    layout = harness.make_layout(tmp_path / "case")
+    marketplace = tmp_path / "marketplace"  # only the plugin's files, not the whole checkout
+    for part in (".claude-plugin", "hooks"):
+        shutil.copytree(REPO / part, marketplace / part, symlinks=True)
+    env = {**harness.base_env(layout), "DISABLE_AUTOUPDATER": "1",
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1"}
+    for args in (["plugin", "marketplace", "add", str(marketplace)],
+                 ["plugin", "install", "costhook@costhook", "--scope", "user"]):
+        done = subprocess.run([*harness.netns_prefix(), str(claude), *args], env=env,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stdout + done.stderr
+    settings = json.loads(layout.settings.read_text())
+    assert settings["enabledPlugins"] == {"costhook@costhook": True}
+    assert "hooks" not in settings  # the plugin alone, no settings hooks
+
+    run = harness.run_claude(layout, "run echo hi", {"FAKE_TOOL": "Bash"}, claude=claude)
+
+    assert run.rc == 0, run.describe()
+    with sqlite3.connect(layout.db) as db:
+        counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                  for t in ("requests", "tool_calls", "sessions")}
+    assert counts == {"requests": 2, "tool_calls": 1, "sessions": 1}, run.describe()
+    assert not layout.errors_log.exists() or not layout.errors_log.read_text()
