@@ -121,7 +121,34 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["alerts"].create_index(["budget_id", "period", "threshold"], unique=True, if_not_exists=True)
 
 
-MIGRATIONS = [m001_initial]
+def m002_spend_rollup(db: sqlite_utils.Database) -> None:
+    """Spend per 15-minute UTC bucket and dimension, kept in step with `requests` by
+    store.merge_requests, so a budget check sums a few hundred rows instead of a month of
+    calls. 15 minutes: every real time zone's midnight falls on such a boundary."""
+    db["spend"].create(
+        {
+            "dim": str,  # global | project | session | model | agent | skill | cron
+            "key": str,
+            "bucket": str,  # "YYYY-MM-DDTHH:MM" (UTC, minute 00/15/30/45)
+            "cost_nanousd": int,
+            "tokens": int,
+            "requests": int,
+            "unpriced": int,
+        },
+        pk=("dim", "key", "bucket"),
+        if_not_exists=True,
+    )
+    from costhook.store import rebuild_spend
+
+    rebuild_spend(db.conn)
+
+
+def m003_alert_delivery(db: sqlite_utils.Database) -> None:
+    if "notified_at" not in db["alerts"].columns_dict:
+        db["alerts"].add_column("notified_at", str)
+
+
+MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -137,6 +164,6 @@ def migrate(conn: sqlite3.Connection) -> None:
             f"database schema v{version} is newer than this costhook (v{SCHEMA_VERSION}); upgrade costhook"
         )
     db = sqlite_utils.Database(conn)
-    for step in MIGRATIONS[version:]:
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
         step(db)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute(f"PRAGMA user_version = {number}")

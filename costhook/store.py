@@ -14,7 +14,7 @@ from pathlib import Path
 from costhook import paths
 from costhook.usage import merge_call
 
-SCHEMA_VERSION = 1  # == len(migrations.MIGRATIONS); a test keeps them equal
+SCHEMA_VERSION = 3  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -124,8 +124,70 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
             f"INSERT OR REPLACE INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
             [merged[c] for c in columns],
         )
+        if old is not None:
+            add_spend(conn, old, -1)
+        add_spend(conn, merged, +1)
         changed += 1
     return changed
+
+
+# ----------------------------------------------------------------------- spend -------
+
+SPEND_DIMENSIONS = (
+    ("global", None),
+    ("project", "project"),
+    ("session", "session_id"),
+    ("model", "model"),
+    ("agent", "agent_type"),
+    ("skill", "skill"),
+    ("cron", "cron_job"),
+)
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
+
+
+def spend_bucket(timestamp: str | None) -> str:
+    """The 15-minute UTC bucket of an ISO timestamp ("2026-11-18T09:47:12Z" → "2026-11-18T09:45")."""
+    if not timestamp or len(timestamp) < 16:
+        return "0000-00-00T00:00"
+    return f"{timestamp[:14]}{int(timestamp[14:16]) // 15 * 15:02d}"
+
+
+def add_spend(conn: sqlite3.Connection, row: dict, sign: int) -> None:
+    """Add (sign=+1) or remove (-1) one request's contribution to the spend rollup."""
+    cost = row.get("cost_nanousd")
+    tokens = sum(row.get(c) or 0 for c in TOKEN_COLUMNS)
+    bucket = spend_bucket(row.get("timestamp"))
+    values = (sign * (cost or 0), sign * tokens, sign, sign * (cost is None))
+    for dim, column in SPEND_DIMENSIONS:
+        key = "" if column is None else row.get(column)
+        if key is None:
+            continue
+        conn.execute(
+            """INSERT INTO spend (dim, key, bucket, cost_nanousd, tokens, requests, unpriced)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(dim, key, bucket) DO UPDATE SET
+                 cost_nanousd = cost_nanousd + excluded.cost_nanousd,
+                 tokens = tokens + excluded.tokens,
+                 requests = requests + excluded.requests,
+                 unpriced = unpriced + excluded.unpriced""",
+            (dim, key, bucket, *values),
+        )
+
+
+def rebuild_spend(conn: sqlite3.Connection) -> None:
+    """Recompute the whole rollup from `requests` (migration, repair)."""
+    conn.execute("DELETE FROM spend")
+    bucket = "substr(timestamp, 1, 14) || printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15)"
+    tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_COLUMNS)
+    for dim, column in SPEND_DIMENSIONS:
+        key = "''" if column is None else column
+        conn.execute(
+            f"""INSERT INTO spend (dim, key, bucket, cost_nanousd, tokens, requests, unpriced)
+                SELECT '{dim}', {key}, coalesce({bucket}, '0000-00-00T00:00'),
+                       coalesce(sum(cost_nanousd), 0), sum({tokens}), count(*), sum(cost_nanousd IS NULL)
+                FROM requests WHERE {key} IS NOT NULL
+                GROUP BY {key}, coalesce({bucket}, '0000-00-00T00:00')"""
+        )
 
 
 # ----------------------------------------------------------------------- sessions ----

@@ -278,7 +278,18 @@ def _str(value) -> str | None:
 
 
 def _timestamp(value) -> str | None:
-    """Keep ISO-8601 UTC strings as the agent wrote them ("2026-11-18T09:00:04.120Z")."""
-    if isinstance(value, str) and 19 <= len(value) <= 40 and value[4:5] == "-" and value[10:11] == "T":
+    """ISO-8601 in UTC ("2026-11-18T09:00:04.120Z"): kept as written when it already is,
+    converted when it carries another offset, None when it is not a timestamp."""
+    if not isinstance(value, str) or not 19 <= len(value) <= 40 or value[4:5] != "-" or value[10:11] != "T":
+        return None
+    if value.endswith("Z"):
         return value
-    return None
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -1,0 +1,84 @@
+"""The database layer: schema steps, the spend rollup kept in step with requests."""
+
+import random
+
+from conftest import db_rows
+from transcript_lines import assistant
+
+from costhook import ingest, migrations, store
+from costhook.sources.claude import _timestamp
+
+
+def test_schema_version_matches_the_migration_steps():
+    assert store.SCHEMA_VERSION == len(migrations.MIGRATIONS)
+
+
+def test_fresh_database_is_migrated_once_and_is_wal(home):
+    conn = store.connect()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    store.connect().close()  # reopening applies nothing and fails on nothing
+
+
+def price_some(record):
+    """Deterministic prices with an unpriced model, so the rollup's NULL handling is exercised."""
+    if record["model"] == "unknown-model":
+        return None, "unpriced"
+    return record["output_tokens"] * 7 + record["input_tokens"], "computed"
+
+
+def direct_sums(column):
+    key = "''" if column is None else column
+    rows = db_rows(
+        f"""SELECT {key} AS k, coalesce(sum(cost_nanousd), 0) AS cost, count(*) AS n,
+                   sum(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS tokens,
+                   sum(cost_nanousd IS NULL) AS unpriced
+            FROM requests WHERE {key} IS NOT NULL GROUP BY {key}"""
+    )
+    return {r["k"]: (r["cost"], r["n"], r["tokens"], r["unpriced"]) for r in rows}
+
+
+def rollup_sums(dim):
+    rows = db_rows(
+        "SELECT key AS k, sum(cost_nanousd) AS cost, sum(requests) AS n, sum(tokens) AS tokens, sum(unpriced) AS unpriced "
+        "FROM spend WHERE dim = ? GROUP BY key HAVING sum(requests) != 0",
+        (dim,),
+    )
+    return {r["k"]: (r["cost"], r["n"], r["tokens"], r["unpriced"]) for r in rows}
+
+
+def test_spend_rollup_follows_merges_in_any_order(home, tmp_path):
+    rng = random.Random(7)
+    lines = []
+    for i in range(60):
+        model = rng.choice(["claude-sonnet-4-5-20250929", "unknown-model", "claude-opus-4-5-20251101"])
+        session = rng.choice(["s-1", "s-2"])
+        for part in range(rng.randint(1, 3)):  # streamed copies, growing output, later timestamps
+            lines.append(
+                assistant(
+                    f"msg_{i}", session_id=session, model=model, input_tokens=i, output_tokens=10 * part + i,
+                    timestamp=f"2026-11-{20 + i % 3}T{i % 24:02d}:{(14 + part) % 60:02d}:00.000Z",
+                    cwd=f"/p/{i % 4}",
+                )
+            )
+    rng.shuffle(lines)  # sightings arrive in any order: the merge must undo and redo spend
+    path = tmp_path / "s.jsonl"
+    conn = store.connect()
+    for start in range(0, len(lines), 7):
+        with open(path, "a") as f:
+            f.writelines(lines[start : start + 7])
+        ingest.ingest_file(conn, str(path), price=price_some)
+    for dim, column in store.SPEND_DIMENSIONS:
+        assert rollup_sums(dim) == direct_sums(column), dim
+    # A rebuild from scratch agrees with the incrementally kept rollup.
+    before = db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket")
+    store.rebuild_spend(conn)
+    assert db_rows("SELECT * FROM spend ORDER BY dim, key, bucket") == before
+
+
+def test_timestamps_are_normalised_to_utc():
+    assert _timestamp("2026-11-18T09:00:04.120Z") == "2026-11-18T09:00:04.120Z"
+    assert _timestamp("2026-11-18T10:00:04.120+01:00") == "2026-11-18T09:00:04.120Z"
+    assert _timestamp("2026-11-18T09:00:04") == "2026-11-18T09:00:04.000Z"
+    assert _timestamp("yesterday") is None and _timestamp(12) is None
