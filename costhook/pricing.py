@@ -188,13 +188,14 @@ def _without(mapping, key):
 
 def _decimal(value, where: str) -> tuple[int, int]:
     """A non-negative number or numeric string as exact (digits, power of ten)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    is_decimal = hasattr(value, "as_tuple") and hasattr(value, "is_finite")  # decimal.Decimal
+    if isinstance(value, bool) or not (isinstance(value, (int, float, str)) or is_decimal):
         raise PriceConfigError(f"{where}: expected a number, got {value!r}")
     if isinstance(value, int):
         digits, exponent = value, 0
     else:
         # repr() of a float is the shortest decimal that reads back the same: 3.75 -> "3.75"
-        text = repr(value) if isinstance(value, float) else value.strip()
+        text = repr(value) if isinstance(value, float) else str(value).strip()
         if text.startswith("-"):
             raise PriceConfigError(f"{where}: must not be negative, got {value!r}")
         mantissa, e, exp_text = text.lower().removeprefix("+").partition("e")

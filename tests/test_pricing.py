@@ -410,6 +410,11 @@ def test_override_numbers_are_exact():
     # 0.1 + 0.2 style float trouble must not leak in: TOML floats become their decimal text
     table = load_table({"m": {"input": 0.1, "output": 0.2, "cache_read": "1e-6", "web_search": 1e-3}})
     assert call("m", (10**6, 10**6, 0, 0, 1, 3), table=table) == 100_000_000 + 200_000_000 + 0 + 3_000_000
+    # what the pydantic config model hands over: decimals, or their JSON strings
+    table = load_table({"m": {"input": Decimal("0.30"), "output": "1E+1", "cache_read": "3E-2"}})
+    assert call("m", (10**6, 10**6, 0, 0, 10**6, 0), table=table) == 300_000_000 + 10_000_000_000 + 30_000_000
+    with pytest.raises(PriceConfigError, match="input"):
+        load_table({"m": {"input": Decimal("NaN"), "output": 1}})
 
 
 # (6) inference_geo "us" -----------------------------------------------------------------
