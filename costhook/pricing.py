@@ -112,7 +112,11 @@ def _base() -> PriceTable:
         applied = []
         for model_id, fix in corrections["models"].items():
             where = f"price_corrections.json: {model_id}"
-            model = by_id[model_id]
+            model = by_id.get(model_id)
+            if model is None:  # a model genai-prices does not list yet
+                model = by_id[model_id] = {"id": model_id, "match": fix["match"]}
+                provider = next(p for p in data["providers"] if p["id"] == fix["provider"])
+                provider["models"].append(model)
             for field in ("prices", "fast"):
                 if field in fix:
                     model[field] = [_price_set_from_usd(s, f"{where} {field}") for s in fix[field]]

@@ -97,6 +97,54 @@ def test_legacy_sessions():
     assert sum(b) == 86_550_000  # $0.08655
 
 
+# List prices as Claude Code 2.1.330's own catalog has them (USD per MTok):
+# input, 5m write, 1h write, cache read, output.
+REFERENCE_PRICES = {
+    "claude-opus-4-20250514": ("15", "18.75", "30", "1.5", "75"),
+    "claude-opus-4-1-20250805": ("15", "18.75", "30", "1.5", "75"),
+    "claude-opus-4-5-20251101": ("5", "6.25", "10", "0.5", "25"),
+    "claude-opus-4-6": ("5", "6.25", "10", "0.5", "25"),
+    "claude-opus-4-7": ("5", "6.25", "10", "0.5", "25"),
+    "claude-opus-4-8": ("5", "6.25", "10", "0.5", "25"),
+    "claude-opus-5": ("5", "6.25", "10", "0.5", "25"),
+    "claude-opus-5-5": ("4", "5", "8", "0.2", "20"),
+    "claude-3-7-sonnet-20250219": ("3", "3.75", "6", "0.3", "15"),
+    "claude-sonnet-4-20250514": ("3", "3.75", "6", "0.3", "15"),
+    "claude-sonnet-4-5-20250929": ("3", "3.75", "6", "0.3", "15"),
+    "claude-sonnet-4-6": ("3", "3.75", "6", "0.3", "15"),
+    "claude-sonnet-5": ("2", "2.5", "4", "0.2", "10"),
+    "claude-sonnet-5-5": ("2", "2.5", "4", "0.1", "10"),
+    "claude-3-5-haiku-20241022": ("0.8", "1", "1.6", "0.08", "4"),
+    "claude-haiku-4-5-20251001": ("1", "1.25", "2", "0.1", "5"),
+    "claude-haiku-5-5": ("0.1", "0.125", "0.2", "0.01", "0.5"),
+    "claude-fable-5": ("10", "12.5", "20", "1", "50"),
+    "claude-mythos-5": ("10", "12.5", "20", "1", "50"),
+    "claude-fable-5-1": ("10", "12.5", "20", "0.25", "50"),
+    "claude-mythos-5-1": ("10", "12.5", "20", "0.25", "50"),
+    "claude-fable-5-2": ("8", "10", "16", "0.2", "40"),
+    "claude-mythos-5-2": ("8", "10", "16", "0.2", "40"),
+}
+
+
+@pytest.mark.parametrize("model", sorted(REFERENCE_PRICES))
+def test_list_prices_match_claude_code_catalog(model):
+    inp, write_5m, write_1h, read, out = REFERENCE_PRICES[model]
+    ts = "2026-11-18T09:00:00Z"
+    assert call(model, (1000, 0, 0, 0, 0, 0), timestamp=ts) == nano((1000, inp))
+    assert call(model, (0, 0, 1000, 0, 0, 0), timestamp=ts) == nano((1000, write_5m))
+    assert call(model, (0, 0, 0, 1000, 0, 0), timestamp=ts) == nano((1000, write_1h))
+    assert call(model, (0, 0, 0, 0, 1000, 0), timestamp=ts) == nano((1000, read))
+    assert call(model, (0, 1000, 0, 0, 0, 0), timestamp=ts) == nano((1000, out))
+    assert call(model, (0, 0, 0, 0, 0, 1), timestamp=ts) == 10_000_000  # $0.01 per web search
+
+
+def test_haiku_5_5_prompt_tier_at_100k():
+    at = (100_000, 1000, 0, 0, 0, 0)
+    over = (100_001, 1000, 0, 0, 0, 0)
+    assert call("claude-haiku-5-5", at) == nano((100_000, "0.1"), (1000, "0.5"))
+    assert call("claude-haiku-5-5", over) == nano((100_001, "0.5"), (1000, "2.5"))
+
+
 # (2) Parity with genai-prices ---------------------------------------------------------
 
 CORRECTED_SONNET_4 = "claude-sonnet-4-0"
@@ -520,7 +568,7 @@ def test_table_info():
     assert info["version"].count(".") == 2
     assert info["exported"][:2] == "20"
     assert info["models"] > 250
-    assert info["corrections"] == ["claude-sonnet-4-0", "claude-opus-4-6"]
+    assert info["corrections"] == ["claude-sonnet-4-0", "claude-opus-4-6", "claude-mythos-5", "claude-mythos-5-1"]
 
 
 def test_price_set_selection_rules():
