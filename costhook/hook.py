@@ -33,6 +33,12 @@ def main(argv: list[str]) -> int:
             event = "catch-up"
             catch_up(argv[argv.index("--catch-up") + 1 :])
             return 0
+        if "--notify" in argv:
+            event = "notify"
+            from costhook import notify
+
+            notify.send_pending(open_db(), user_config().get("notify") or [])
+            return 0
         payload = read_payload(sys.stdin.buffer)
         event = str(payload.get("hook_event_name") or "?")[:40]
         output = handle(payload, agent)
@@ -128,6 +134,59 @@ def on_session_start(event: Event):
             interactive=None if entrypoint is None else int(entrypoint == "cli"),
         )
     ingest_paths([event.transcript])  # a resumed session may already have history
+    if not user_config().get("budgets"):
+        return None
+    verdict = budget_verdict(event, record=False)
+    if verdict is None:
+        return None
+    lines = [s.message() for s in verdict.statuses if s.fraction >= min(s.budget.get("warn_at") or [0.8])]
+    if not lines:
+        return None
+    output = {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": "costhook: " + "; ".join(lines)}}
+    if verdict.block is not None:
+        output["systemMessage"] = verdict.message()
+    return output
+
+
+def on_user_prompt_submit(event: Event):
+    """A spent blocking budget blocks the prompt before any API call is made."""
+    if not user_config().get("budgets"):
+        return None
+    ingest_paths([event.transcript])
+    verdict = budget_verdict(event)
+    if verdict is None:
+        return None
+    if verdict.block is not None or verdict.error:
+        return {"decision": "block", "reason": verdict.message()}
+    return warning_output(verdict)
+
+
+def on_pre_tool_use(event: Event):
+    """Deny the tool and stop the agent when a blocking budget is spent. The call that asked
+    for this tool is counted first: the transcript lags, so wait (bounded) for its line."""
+    if not user_config().get("budgets"):
+        return None
+    own_transcript = event.subagent_transcript() or event.transcript
+    tool_use_id = event.text("tool_use_id")
+    if tool_use_id:
+        wait_for_bytes(own_transcript, f'"id":"{tool_use_id}"'.encode())
+    ingest_paths([event.transcript, event.subagent_transcript()])
+    verdict = budget_verdict(event)
+    if verdict is None:
+        return None
+    if verdict.block is not None or verdict.error:
+        reason = verdict.message()
+        # deny alone lets the model try again; continue:false is what stops the next API call (2.1.330)
+        return {
+            "continue": False,
+            "stopReason": reason,
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            },
+        }
+    return warning_output(verdict)
 
 
 def on_post_tool_use(event: Event):
@@ -138,17 +197,36 @@ def on_post_tool_use(event: Event):
         conn = open_db()
         with store.transaction(conn):
             store.record_tool_call(conn, tool_call_row(event))
+    if not user_config().get("budgets"):
+        return None
+    verdict = budget_verdict(event)
+    if verdict is None:
+        return None
+    if verdict.block is not None or verdict.error:
+        return {"continue": False, "stopReason": verdict.message(), "systemMessage": verdict.message()}
+    return warning_output(verdict)
 
 
 def on_stop(event: Event):
     wait_for_text(event.transcript, event.text("last_assistant_message"))
     ingest_paths([event.transcript, *subagent_files(event.subagent_dir())])
+    return warn_only(event)
+
+
+def warn_only(event: Event):
+    """After the final call of a turn: show thresholds it crossed. Never a block here: a
+    Stop hook's block makes Claude Code keep going, the opposite of what a budget wants."""
+    if not user_config().get("budgets"):
+        return None
+    verdict = budget_verdict(event)
+    return warning_output(verdict) if verdict is not None else None
 
 
 def on_subagent_stop(event: Event):
     child = event.text("agent_transcript_path") or event.subagent_transcript()
     wait_for_text(child, event.text("last_assistant_message"))
     ingest_paths([child, event.transcript])
+    return warn_only(event)
 
 
 def on_session_end(event: Event):
@@ -170,6 +248,8 @@ def on_session_end(event: Event):
 
 HANDLERS = {
     "SessionStart": on_session_start,
+    "UserPromptSubmit": on_user_prompt_submit,
+    "PreToolUse": on_pre_tool_use,
     "PostToolUse": on_post_tool_use,
     "PostToolUseFailure": on_post_tool_use,
     "Stop": on_stop,
@@ -215,23 +295,80 @@ def ingest_paths(candidates, *, max_bytes: int | None = HOOK_MAX_BYTES) -> list:
     return results
 
 
-def price_table():
-    """The bundled prices, with the user's overrides from the config file if it has any.
+_config = None
 
-    A broken config must not stop capture: it is logged, and the bundled prices are used.
-    """
+
+def user_config() -> dict:
+    """The validated config ({} without a file). A broken config must not stop the agent
+    or the capture: it is logged once per hook and treated as empty."""
+    global _config
+    if _config is None:
+        config_file = paths.config_path()
+        _config = {}
+        if config_file.exists():
+            from costhook import config
+
+            try:
+                _config = config.load(config_file)
+            except ValueError as exc:  # ConfigError
+                log_error("config", exc)
+    return _config
+
+
+def price_table():
+    """The bundled prices, with the user's overrides from the config file if it has any."""
     from costhook import pricing
 
-    config_file = paths.config_path()
-    if not config_file.exists():
-        return pricing.load_table()
-    from costhook import config
-
     try:
-        return pricing.load_table(config.load(config_file).get("prices"))
-    except ValueError as exc:  # ConfigError, PriceConfigError
+        return pricing.load_table(user_config().get("prices"))
+    except ValueError as exc:  # PriceConfigError
         log_error("config", exc)
         return pricing.load_table()
+
+
+def budget_verdict(event: Event, record: bool = True):
+    """The budgets' verdict for this event, or None when there is nothing to say.
+
+    If costhook cannot read its own data, budgets with `on_error = "block"` block (with a
+    message saying why); all others let the agent go on (fail-open)."""
+    from costhook import budgets
+
+    cfg = user_config()
+    try:
+        conn = open_db()
+        inside_subagent = event.text("agent_id") is not None
+        ctx = budgets.session_context(
+            conn,
+            event.session_id,
+            project=event.text("cwd"),
+            agent_type=event.text("agent_type") if inside_subagent else None,
+        )
+        verdict = budgets.check(conn, cfg["budgets"], ctx, tz=budgets.local_zone(cfg.get("timezone")), record=record)
+    except Exception as exc:
+        log_error(event.text("hook_event_name") or "budget", exc)
+        strict = [b["id"] for b in cfg["budgets"] if b.get("on_error") == "block"]
+        return budgets.Verdict(error=f"cannot read its data ({type(exc).__name__}); {', '.join(strict)} blocks by policy (on_error = block)") if strict else None
+    if record and (verdict.warnings or verdict.block is not None) and cfg.get("notify"):
+        spawn_detached(["--notify"])
+    return verdict
+
+
+def warning_output(verdict):
+    message = verdict.message() if verdict.warnings else None
+    return {"systemMessage": message} if message else None
+
+
+def wait_for_bytes(path: str | None, needle: bytes, timeout: float = STOP_WAIT_S) -> bool:
+    """Wait (bounded) until the transcript's tail holds `needle`; usually true at once."""
+    if not path:
+        return False
+    deadline = time.monotonic() + timeout
+    while True:
+        if tail_contains(path, needle):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_S)
 
 
 def subagent_files(folder: str | None) -> list:
@@ -261,14 +398,7 @@ def wait_for_text(path: str | None, text: str | None, timeout: float = STOP_WAIT
     """
     if not path or not text:
         return False
-    needle = json.dumps(text[:200], ensure_ascii=False)[1:-1].encode()
-    deadline = time.monotonic() + timeout
-    while True:
-        if tail_contains(path, needle):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_S)
+    return wait_for_bytes(path, json.dumps(text[:200], ensure_ascii=False)[1:-1].encode(), timeout)
 
 
 def tail_contains(path: str, needle: bytes, size: int = 256 << 10) -> bool:
@@ -351,10 +481,15 @@ def git_branch(cwd: str | None) -> str | None:
 
 def spawn_catch_up(transcripts: list) -> None:
     """Ingest big backlogs in a detached process so the hook returns at once."""
+    spawn_detached(["--catch-up", *transcripts])
+
+
+def spawn_detached(args: list) -> None:
+    """Run `costhook hook ARGS` in its own session, detached from the agent's hook."""
     import subprocess
 
     subprocess.Popen(
-        [sys.executable, "-m", "costhook", "hook", "--catch-up", *transcripts],
+        [sys.executable, "-m", "costhook", "hook", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

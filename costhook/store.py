@@ -136,6 +136,7 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
 SPEND_DIMENSIONS = (
     ("global", None),
     ("project", "project"),
+    ("project_name", "project_name"),  # last part of the project path, for `project:<name>`
     ("session", "session_id"),
     ("model", "model"),
     ("agent", "agent_type"),
@@ -159,7 +160,7 @@ def add_spend(conn: sqlite3.Connection, row: dict, sign: int) -> None:
     bucket = spend_bucket(row.get("timestamp"))
     values = (sign * (cost or 0), sign * tokens, sign, sign * (cost is None))
     for dim, column in SPEND_DIMENSIONS:
-        key = "" if column is None else row.get(column)
+        key = "" if column is None else _dimension_value(row, column)
         if key is None:
             continue
         conn.execute(
@@ -174,13 +175,26 @@ def add_spend(conn: sqlite3.Connection, row: dict, sign: int) -> None:
         )
 
 
+def _dimension_value(row: dict, column: str):
+    if column == "project_name":
+        project = row.get("project")
+        return os.path.basename(project.rstrip("/")) if project else None
+    return row.get(column)
+
+
+# SQL for the same derived values, used by rebuild_spend.
+_DIMENSION_SQL = {
+    "project_name": "replace(rtrim(project, '/'), rtrim(rtrim(project, '/'), replace(rtrim(project, '/'), '/', '')), '')",
+}
+
+
 def rebuild_spend(conn: sqlite3.Connection) -> None:
     """Recompute the whole rollup from `requests` (migration, repair)."""
     conn.execute("DELETE FROM spend")
     bucket = "substr(timestamp, 1, 14) || printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15)"
     tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_COLUMNS)
     for dim, column in SPEND_DIMENSIONS:
-        key = "''" if column is None else column
+        key = "''" if column is None else _DIMENSION_SQL.get(column, column)
         conn.execute(
             f"""INSERT INTO spend (dim, key, bucket, cost_nanousd, tokens, requests, unpriced)
                 SELECT '{dim}', {key}, coalesce({bucket}, '0000-00-00T00:00'),

@@ -29,7 +29,7 @@ def price_some(record):
 
 
 def direct_sums(column):
-    key = "''" if column is None else column
+    key = "''" if column is None else store._DIMENSION_SQL.get(column, column)
     rows = db_rows(
         f"""SELECT {key} AS k, coalesce(sum(cost_nanousd), 0) AS cost, count(*) AS n,
                    sum(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS tokens,
