@@ -267,7 +267,7 @@ def check(conn, budgets: list, ctx: Context, *, now: datetime | None = None, tz=
     blocking = [s for s in statuses if s.blocking]
     block = max(blocking, key=lambda s: s.fraction) if blocking else None
     warnings = fire_alerts(conn, statuses, now, ctx) if record else []
-    return Verdict(block=block, warnings=[w for w in warnings if w is not block], statuses=statuses)
+    return Verdict(block=block, warnings=warnings, statuses=statuses)
 
 
 def thresholds(budget: dict) -> list:

@@ -152,7 +152,7 @@ def on_user_prompt_submit(event: Event):
     """A spent blocking budget blocks the prompt before any API call is made."""
     if not user_config().get("budgets"):
         return None
-    ingest_paths([event.transcript])
+    ingest_before_deciding(event, [event.transcript])
     verdict = budget_verdict(event)
     if verdict is None:
         return None
@@ -170,7 +170,7 @@ def on_pre_tool_use(event: Event):
     tool_use_id = event.text("tool_use_id")
     if tool_use_id:
         wait_for_bytes(own_transcript, f'"id":"{tool_use_id}"'.encode())
-    ingest_paths([event.transcript, event.subagent_transcript()])
+    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
     verdict = budget_verdict(event)
     if verdict is None:
         return None
@@ -190,13 +190,9 @@ def on_pre_tool_use(event: Event):
 
 
 def on_post_tool_use(event: Event):
-    ingest_paths([event.transcript, event.subagent_transcript()])
+    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
     if event.text("tool_use_id") and event.session_id:
-        from costhook import store
-
-        conn = open_db()
-        with store.transaction(conn):
-            store.record_tool_call(conn, tool_call_row(event))
+        record_tool_call(event)
     if not user_config().get("budgets"):
         return None
     verdict = budget_verdict(event)
@@ -324,6 +320,26 @@ def price_table():
     except ValueError as exc:  # PriceConfigError
         log_error("config", exc)
         return pricing.load_table()
+
+
+def record_tool_call(event: Event) -> None:
+    from costhook import store
+
+    try:
+        conn = open_db()
+        with store.transaction(conn):
+            store.record_tool_call(conn, tool_call_row(event))
+    except Exception as exc:
+        log_error(event.text("hook_event_name") or "tool", exc)
+
+
+def ingest_before_deciding(event: Event, transcripts: list) -> None:
+    """Catch up before a budget decision; if that fails, the decision still runs (and its
+    own `on_error` policy applies when the data cannot be read at all)."""
+    try:
+        ingest_paths(transcripts)
+    except Exception as exc:
+        log_error(event.text("hook_event_name") or "ingest", exc)
 
 
 def budget_verdict(event: Event, record: bool = True):
