@@ -461,3 +461,15 @@ def _grid(rows: list) -> str:
     out = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def _register_views():
+    """Analytics views and the dashboard live in their own module (cli_views.py)."""
+    try:
+        from costhook import cli_views
+    except ImportError:
+        return
+    cli_views.register(cli)
+
+
+_register_views()

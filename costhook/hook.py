@@ -70,6 +70,10 @@ def read_payload(stream) -> dict:
 
 
 def handle(payload: dict, agent: str = "claude") -> dict | None:
+    if agent == "openclaw":
+        from costhook.openclaw_hook import handle_openclaw
+
+        return handle_openclaw(payload)
     if agent != "claude":
         raise BadPayload(f"unknown --agent {agent!r}")
     event = payload.get("hook_event_name")
