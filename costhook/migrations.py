@@ -118,7 +118,9 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         if_not_exists=True,
     )
-    db["alerts"].create_index(["budget_id", "period", "threshold"], unique=True, if_not_exists=True)
+    # One alert per budget, period and threshold; the limit is part of the identity, so a
+    # budget that is created or lowered after the money was spent warns again.
+    db["alerts"].create_index(["budget_id", "period", "threshold", "limit_value"], unique=True, if_not_exists=True)
 
 
 def m002_spend_rollup(db: sqlite_utils.Database) -> None:
@@ -148,7 +150,46 @@ def m003_alert_delivery(db: sqlite_utils.Database) -> None:
         db["alerts"].add_column("notified_at", str)
 
 
-MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery]
+def m004_openclaw(db: sqlite_utils.Database) -> None:
+    """OpenClaw: session keys, the host agent ("main"), run ids, and cron run history."""
+    columns = db["requests"].columns_dict
+    for name in ("session_key", "host_agent", "run_id"):
+        if name not in columns:
+            db["requests"].add_column(name, str)
+    db["requests"].create_index(["session_key"], if_not_exists=True)
+    db["requests"].create_index(["cron_job", "timestamp"], if_not_exists=True)
+    db["cron_runs"].create(
+        {
+            "run_id": str,
+            "agent": str,  # openclaw
+            "host_agent": str,  # OpenClaw agent id, e.g. "main"
+            "job_id": str,
+            "job_name": str,
+            "session_id": str,
+            "session_key": str,
+            "status": str,  # ok | error | skipped ...
+            "completion_status": str,
+            "started_at": str,  # UTC ISO 8601
+            "duration_ms": int,
+            "model": str,
+            "provider": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_read_tokens": int,
+            "cache_write_tokens": int,
+            "total_tokens": int,
+            "reported_cost_nanousd": int,
+            "is_heartbeat": int,
+            "transcript_missing": int,  # run record kept, its session transcript pruned: cost unknown
+        },
+        pk="run_id",
+        if_not_exists=True,
+    )
+    db["cron_runs"].create_index(["job_id", "started_at"], if_not_exists=True)
+    db["cron_runs"].create_index(["session_id"], if_not_exists=True)
+
+
+MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from costhook import paths
 from costhook.usage import merge_call
 
-SCHEMA_VERSION = 3  # == len(migrations.MIGRATIONS); a test keeps them equal
+SCHEMA_VERSION = 4  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
 
 
