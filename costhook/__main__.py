@@ -1,7 +1,8 @@
 """Console entry point.
 
-`costhook hook` runs on every tool call inside the agent, so it is dispatched here,
-before click (or anything heavy) is imported. Every other command goes through click.
+`costhook hook` runs on every tool call inside the agent and `costhook statusline` on
+every conversation update, so both are dispatched here, before click (or anything heavy)
+is imported. Every other command goes through click.
 """
 
 import sys
@@ -12,6 +13,10 @@ def main() -> None:
         from costhook.hook import main as hook_main
 
         sys.exit(hook_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "statusline":
+        from costhook.statusline import main as statusline_main
+
+        sys.exit(statusline_main(sys.argv[2:]))
     from costhook.cli import cli
 
     cli()
