@@ -297,10 +297,27 @@ def doctor(db_path):
         problems += 1
         table = pricing.load_table()
     info = pricing.table_info(table)
-    click.echo(f"prices     {info.get('models')} models from {info.get('source')} ({info.get('exported')})")
+    click.echo(f"prices     {info.get('models')} models from {info.get('source')} {info.get('version', '')} (exported {info.get('exported')})")
     settings = installer.claude_settings_path("user")
-    hooked = settings.exists() and "costhook" in settings.read_text(errors="replace")
-    click.echo(f"hooks      {settings}: {'installed' if hooked else 'NOT installed (run `costhook install`)'}")
+    try:
+        events = installer.claude_hook_commands("user")
+    except installer.InstallError as exc:
+        events = {}
+        click.echo(f"           PROBLEM: {exc}")
+        problems += 1
+    missing = [e for e in installer.HOOK_EVENTS if e not in events]
+    if not events:
+        click.echo(f"hooks      {settings}: NOT installed (run `costhook install`)")
+        problems += 1
+    elif missing:
+        click.echo(f"hooks      {settings}: partly installed, missing {', '.join(missing)} (run `costhook install`)")
+        problems += 1
+    else:
+        commands = sorted(set(events.values()))
+        executable = commands[0].rsplit(" ", 1)[0].strip("'\"")
+        state = "" if Path(executable).exists() else f" — but {executable} does not exist (run `costhook install` again)"
+        problems += bool(state)
+        click.echo(f"hooks      {settings}: {len(events)} events → {commands[0]}{state}")
     log = paths.errors_log()
     if log.exists() and log.stat().st_size:
         lines = log.read_text(errors="replace").splitlines()
