@@ -18,6 +18,7 @@ How the real CLI reacts to costhook's outputs (what these tests pin down):
   PreToolUse deny + continue:false           -> the tool does not run, no further API call,
                                                 terminal_reason "hook_stopped"
   PostToolUse continue:false                 -> no further API call, "hook_stopped"
+                                                (a systemMessage sent with it is dropped)
   continue:false inside a sub-agent          -> stops the sub-agent only; the main agent
                                                 gets the hand-back and goes on
   systemMessage (warn)                       -> not in `--output-format json` and not on
@@ -31,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -345,7 +345,8 @@ def test_warn_budget_lets_the_run_finish_and_alerts_once(tmp_path_factory, claud
     assert shown == ["costhook: Budget daily/global: $0.0311 of $0.0400 (77%) — $0.0089 left",
                      "costhook: Budget daily/global: $0.0471 of $0.0400 (117%) — $0.0071 over"]
     # What the user sees: Claude Code prints each systemMessage as an informational event …
-    infos = [e["content"] for e in stream_events(run) if e.get("type") == "system" and e.get("subtype") == "informational"]
+    infos = [e["content"] for e in stream_events(run)
+             if e.get("type") == "system" and e.get("subtype") == "informational"]
     assert infos == [f"PreToolUse:Bash says: {m}" for m in shown], context(run)
     # … and keeps it in the transcript.
     lines = transcript_lines(layout, result["session_id"])
@@ -414,8 +415,13 @@ def test_subagent_calls_count_toward_session_and_global_budgets(tmp_path_factory
     assert [(a["hookName"], a["message"]) for a in attachments(sub_lines, "hook_stopped_continuation")] == [
         ("PreToolUse:Bash", message)]
     main_lines = transcript_lines(layout, out["session_id"])
-    assert [(a["hookName"], a["toolUseID"], a["message"]) for a in attachments(main_lines, "hook_stopped_continuation")] \
-        == [("PostToolUse:Agent", agent_tool_id, message)]
+    stops = attachments(main_lines, "hook_stopped_continuation")
+    assert [(a["hookName"], a["toolUseID"], a["message"]) for a in stops] == [
+        ("PostToolUse:Agent", agent_tool_id, message)]
+    # Claude Code drops the systemMessage that PostToolUse sends along with continue:false:
+    # it is neither shown nor kept, and `result` is "": the reason is only in the transcript.
+    assert attachments(main_lines, "hook_system_message") == []
+    assert "Budget" not in run.stdout
     assert [(a["budget_id"], a["threshold"], a["spent_nanousd"]) for a in alerts(layout)] == [
         ("session-session", 0.8, spent), ("session-session", 1.0, spent)]
     # The global rollup holds the sub-agent's Haiku call too.
