@@ -72,6 +72,16 @@ def hook(agent):
     sys.exit(main(["--agent", agent]))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--plain", is_flag=True, help="No ANSI colour (also when NO_COLOR is set).")
+@db_option
+def statusline(plain, db_path):
+    """Print Claude Code's status line: session cost, tightest budget, rate limits (JSON on stdin)."""
+    from costhook.statusline import main
+
+    sys.exit(main((["--plain"] if plain else []) + (["--db", str(db_path)] if db_path else [])))
+
+
 # ------------------------------------------------------------------ install -------
 
 

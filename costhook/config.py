@@ -7,7 +7,6 @@ file's size and mtime: the hook pays for pydantic only on the first call after a
 
 import json
 import os
-import tomllib
 from pathlib import Path
 
 from costhook import paths
@@ -31,16 +30,25 @@ def load(path: Path | None = None) -> dict:
     try:
         cached = json.loads(cache.read_bytes())
         if cached.get("stamp") == stamp:
+            if "error" in cached:  # a broken file is not re-validated until it changes
+                raise ConfigError(cached["error"])
             return cached["config"]
-    except (OSError, ValueError, AttributeError, KeyError):
-        pass
-    config = validate(path)
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+    try:
+        config = validate(path)
+    except ConfigError as exc:
+        _write_cache(cache, {"stamp": stamp, "error": str(exc)})
+        raise
     _write_cache(cache, {"stamp": stamp, "config": config})
     return config
 
 
 def validate(path: Path) -> dict:
     """Parse and validate the file with the pydantic models (the slow path)."""
+    import tomllib
+
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -356,21 +356,28 @@ def budget_verdict(event: Event, record: bool = True):
     cfg = user_config()
     try:
         conn = open_db()
-        inside_subagent = event.text("agent_id") is not None
-        ctx = budgets.session_context(
-            conn,
-            event.session_id,
-            project=event.text("cwd"),
-            agent_type=event.text("agent_type") if inside_subagent else None,
-        )
+        ctx = budgets.session_context(conn, event.session_id, project=event.text("cwd"), agent_type=agent_type_of(event))
         verdict = budgets.check(conn, cfg["budgets"], ctx, tz=budgets.local_zone(cfg.get("timezone")), record=record)
     except Exception as exc:
         log_error(event.text("hook_event_name") or "budget", exc)
         strict = [b["id"] for b in cfg["budgets"] if b.get("on_error") == "block"]
         return budgets.Verdict(error=f"cannot read its data ({type(exc).__name__}); {', '.join(strict)} blocks by policy (on_error = block)") if strict else None
-    if record and (verdict.warnings or verdict.block is not None) and cfg.get("notify"):
+    if record and verdict.warnings and cfg.get("notify"):  # only newly fired thresholds
         spawn_detached(["--notify"])
     return verdict
+
+
+def agent_type_of(event: Event) -> str | None:
+    """The sub-agent type the work is done by: the hook's own sub-agent, or — for the main
+    agent asking to spawn one (Agent/Task tool) — the type it is about to start, so a spent
+    `agent:<type>` budget stops the spawn instead of its first tool."""
+    if event.text("agent_id") is not None:
+        return event.text("agent_type")
+    if event.text("hook_event_name") == "PreToolUse" and event.text("tool_name") in ("Agent", "Task"):
+        tool_input = event.payload.get("tool_input")
+        if isinstance(tool_input, dict) and isinstance(tool_input.get("subagent_type"), str):
+            return tool_input["subagent_type"]
+    return None
 
 
 def warning_output(verdict):

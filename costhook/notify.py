@@ -11,6 +11,7 @@ import time
 import urllib.request
 
 TITLE = "costhook budget alert"
+MAX_AGE_S = 3600  # alerts older than this when first seen by a notifier are stale news
 
 
 def send_pending(conn, targets: list, *, limit: int = 50) -> int:
@@ -18,8 +19,14 @@ def send_pending(conn, targets: list, *, limit: int = 50) -> int:
     if not targets:
         return 0
     claim = f"sending:{os.getpid()}:{time.time_ns()}"
+    stale_before = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - MAX_AGE_S))
     conn.execute("BEGIN IMMEDIATE")
     try:
+        # Alerts fired before any target existed (or while sending was broken) are not replayed.
+        conn.execute(
+            "UPDATE alerts SET notified_at = 'expired' WHERE notified_at IS NULL AND created_at < ?",
+            (stale_before,),
+        )
         conn.execute(
             """UPDATE alerts SET notified_at = ? WHERE id IN
                (SELECT id FROM alerts WHERE notified_at IS NULL ORDER BY id LIMIT ?)""",
@@ -64,4 +71,5 @@ def deliver(target: dict, message: str) -> None:
         sender = apprise.Apprise()
         if not sender.add(target["url"]):
             raise RuntimeError("apprise does not understand that notification URL")
-        sender.notify(title=TITLE, body=message)
+        if not sender.notify(title=TITLE, body=message):
+            raise RuntimeError("apprise could not deliver the notification")

@@ -312,10 +312,6 @@ def test_two_notifiers_at_once_send_each_alert_once(tmp_path, receivers):
     assert home.errors() == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "notify.send_pending claims every alert with notified_at IS NULL, whatever its age: alerts "
-    "recorded before a target was configured (here one 40 days old) are all sent the first "
-    "time a notifier runs"))
 def test_a_webhook_added_later_does_not_replay_old_alerts(tmp_path, receivers):
     """An alert of an earlier period, recorded while no target was configured, is history:
     adding a webhook today must not send it (nor 50 of them) along with today's alert."""
@@ -365,9 +361,6 @@ def test_apprise_json_target(tmp_path, receivers):
     assert home.errors() == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "notify.deliver ignores the False that apprise's notify() returns on failure: a dead "
-    "apprise target fails silently, nothing in errors.log"))
 def test_apprise_dead_target_is_logged(tmp_path):
     _apprise_or_skip()
     home = Home(tmp_path / "home", [{"type": "apprise", "url": f"json://127.0.0.1:{closed_port()}/"}])

@@ -432,12 +432,6 @@ def test_subagent_calls_count_toward_session_and_global_budgets(tmp_path_factory
     assert errors_log(layout) == ""
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "costhook bug: an agent:<type> budget is only checked inside the sub-agent, so the main "
-    "agent's PreToolUse(Agent) lets a spent agent budget spawn a new sub-agent, which makes one "
-    "more API call before its own first tool is denied (hook.py on_pre_tool_use / "
-    "budget_verdict: agent_type is None outside a sub-agent; use tool_input.subagent_type "
-    "for the Agent tool)"))
 def test_spent_agent_budget_denies_spawning_that_agent(tmp_path_factory, claude_bin, costhook_exe):
     layout = new_layout(tmp_path_factory, "agent_scope")
     limit = 5_000_000  # $0.005 < one sub-agent tool call ($0.006509)
@@ -460,4 +454,5 @@ def test_spent_agent_budget_denies_spawning_that_agent(tmp_path_factory, claude_
     assert second.rc == 0 and second.out, context(second)
     finish(second)
     assert [c[0] for c in calls(second)].count("sub") == 0, context(second)
-    assert [d["tool_name"] for d in second.out["permission_denials"]] == ["Agent"]
+    # The hook sees tool_name "Agent"; 2.1.330 reports the denial under the legacy name "Task".
+    assert [d["tool_name"] for d in second.out["permission_denials"]] in (["Agent"], ["Task"])
