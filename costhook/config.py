@@ -7,7 +7,6 @@ file's size and mtime: the hook pays for pydantic only on the first call after a
 
 import json
 import os
-from pathlib import Path
 
 from costhook import paths
 
@@ -16,19 +15,20 @@ class ConfigError(ValueError):
     """The config file is unreadable or invalid; the message names the file and the key."""
 
 
-def load(path: Path | None = None) -> dict:
+def load(path=None) -> dict:
     """The validated config as plain data; `{}` when there is no config file."""
-    path = path or paths.config_path()
+    path = os.fspath(path) if path else paths.config_file()
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
-    stamp = [str(path.resolve()), st.st_size, st.st_mtime_ns]
-    cache = paths.home() / "config.cache.json"
+    stamp = [os.path.realpath(path), st.st_size, st.st_mtime_ns]
+    cache = os.path.join(paths.home_dir(), "config.cache.json")
     try:
-        cached = json.loads(cache.read_bytes())
+        with open(cache, "rb") as f:
+            cached = json.loads(f.read())
         if cached.get("stamp") == stamp:
             if "error" in cached:  # a broken file is not re-validated until it changes
                 raise ConfigError(cached["error"])
@@ -45,12 +45,13 @@ def load(path: Path | None = None) -> dict:
     return config
 
 
-def validate(path: Path) -> dict:
+def validate(path) -> dict:
     """Parse and validate the file with the pydantic models (the slow path)."""
     import tomllib
 
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as f:
+            raw = tomllib.loads(f.read())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -60,10 +61,10 @@ def validate(path: Path) -> dict:
     return validate_data(raw, source=str(path))
 
 
-def _write_cache(cache: Path, data: dict) -> None:
+def _write_cache(cache: str, data: dict) -> None:
     try:
-        paths.ensure_private_dir(cache.parent)
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        paths.ensure_private_dir(os.path.dirname(cache))
+        tmp = f"{cache}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f)

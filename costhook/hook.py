@@ -303,9 +303,9 @@ def user_config() -> dict:
     or the capture: it is logged once per hook and treated as empty."""
     global _config
     if _config is None:
-        config_file = paths.config_path()
+        config_file = paths.config_file()
         _config = {}
-        if config_file.exists():
+        if os.path.exists(config_file):
             from costhook import config
 
             try:
@@ -532,11 +532,11 @@ def catch_up(transcripts: list) -> None:
 def log_error(event: str, exc: BaseException) -> None:
     """One line per failure, never the payload's content; rotated at 1 MB."""
     try:
-        log = paths.errors_log()
-        paths.ensure_private_dir(log.parent)
+        log = paths.errors_log_file()
+        paths.ensure_private_dir(os.path.dirname(log))
         try:
-            if log.stat().st_size > ERRORS_LOG_MAX:
-                os.replace(log, log.with_name(log.name + ".1"))
+            if os.stat(log).st_size > ERRORS_LOG_MAX:
+                os.replace(log, log + ".1")
         except FileNotFoundError:
             pass
         message = str(exc).replace("\n", " ")[:300]

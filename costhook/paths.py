@@ -1,57 +1,82 @@
 """Where costhook keeps its files, and how it creates them privately.
 
-Everything here is standard library only: the hook imports it on every call.
+The hook and the statusline run on the agent's critical path and use the string API
+(`*_file`, `home_dir`): `pathlib` alone costs them ~10 ms of imports. The `Path` API
+(`home`, `db_path`, `config_path`, `errors_log`) is the same thing for the CLI.
 """
 
 import os
-from pathlib import Path
 
 
-def home() -> Path:
+def home_dir() -> str:
     """`$COSTHOOK_HOME`, else `$XDG_DATA_HOME/costhook`, else `~/.local/share/costhook`."""
     explicit = os.environ.get("COSTHOOK_HOME")
     if explicit:
-        return Path(explicit).expanduser()
+        return os.path.expanduser(explicit)
     xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "costhook"
+    base = os.path.expanduser(xdg) if xdg else os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "costhook")
 
 
-def db_path(override: str | os.PathLike | None = None) -> Path:
+def db_file(override: str | os.PathLike | None = None) -> str:
     """`--db`, else `$COSTHOOK_DB`, else `<home>/costhook.db`."""
     if override:
-        return Path(override).expanduser()
+        return os.path.expanduser(os.fspath(override))
     explicit = os.environ.get("COSTHOOK_DB")
     if explicit:
-        return Path(explicit).expanduser()
-    return home() / "costhook.db"
+        return os.path.expanduser(explicit)
+    return os.path.join(home_dir(), "costhook.db")
 
 
-def config_path() -> Path:
+def config_file() -> str:
     """`$COSTHOOK_CONFIG`, else `$XDG_CONFIG_HOME/costhook/config.toml` (default `~/.config`)."""
     explicit = os.environ.get("COSTHOOK_CONFIG")
     if explicit:
-        return Path(explicit).expanduser()
+        return os.path.expanduser(explicit)
     xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
-    return base / "costhook" / "config.toml"
+    base = os.path.expanduser(xdg) if xdg else os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "costhook", "config.toml")
 
 
-def errors_log() -> Path:
-    return home() / "errors.log"
+def errors_log_file() -> str:
+    return os.path.join(home_dir(), "errors.log")
 
 
-def ensure_private_dir(path: Path) -> Path:
+def home():
+    from pathlib import Path
+
+    return Path(home_dir())
+
+
+def db_path(override=None):
+    from pathlib import Path
+
+    return Path(db_file(override))
+
+
+def config_path():
+    from pathlib import Path
+
+    return Path(config_file())
+
+
+def errors_log():
+    from pathlib import Path
+
+    return Path(errors_log_file())
+
+
+def ensure_private_dir(path):
     """Create `path` (and missing parents) as 0700; tighten it if we just made it."""
-    if not path.is_dir():
+    if not os.path.isdir(path):
         os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(path, 0o700)
     return path
 
 
-def touch_private(path: Path) -> Path:
+def touch_private(path):
     """Create `path` as 0600 if it does not exist (never following a symlink)."""
-    ensure_private_dir(path.parent)
+    ensure_private_dir(os.path.dirname(os.fspath(path)) or ".")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         os.close(fd)

@@ -119,7 +119,7 @@ def render(payload: dict, style: Style, db: str | None = None) -> str:
     parts = []
     conn = None
     try:
-        conn = open_readonly(paths.db_path(db))
+        conn = open_readonly(paths.db_file(db))
     except Exception as exc:
         log_error("db", exc)
     try:
@@ -289,8 +289,8 @@ def session_usage(conn, session_id: str) -> dict:
 
 def user_config() -> dict | None:
     """The validated config ({} without a file), or None when it is broken (logged)."""
-    path = paths.config_path()
-    if not path.exists():
+    path = paths.config_file()
+    if not os.path.exists(path):
         return {}
     from costhook import config
 
@@ -371,7 +371,7 @@ def log_error(where: str, exc: BaseException) -> None:
             return
         _logged.add(tail)
         try:
-            with open(paths.errors_log(), "rb") as f:
+            with open(paths.errors_log_file(), "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - len(tail) - 64))
                 if f.read().endswith(tail):

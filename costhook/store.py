@@ -9,12 +9,11 @@ import json
 import os
 import sqlite3
 import time
-from pathlib import Path
 
 from costhook import paths
 from costhook.usage import merge_call
 
-SCHEMA_VERSION = 4  # == len(migrations.MIGRATIONS); a test keeps them equal
+SCHEMA_VERSION = 5  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -22,14 +21,13 @@ class StoreError(Exception):
     """The database cannot be used (corrupt, wrong file, newer schema); message is for humans."""
 
 
-def connect(db_path: Path | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """Open (creating if needed) the database, migrated to the current schema.
 
     Autocommit mode: writers use `transaction()` explicitly, readers never block writers (WAL).
     """
-    path = paths.db_path(db_path)
-    fresh = not path.exists()
-    if fresh:
+    path = paths.db_file(db_path)
+    if not os.path.exists(path):
         paths.touch_private(path)
     conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -46,9 +44,9 @@ def connect(db_path: Path | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_
     return conn
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
     """Bring the schema up to date under a lock file, so concurrent first hooks migrate once."""
-    lock_path = path.with_name(path.name + ".migrate.lock")
+    lock_path = path + ".migrate.lock"
     paths.touch_private(lock_path)
     fd = os.open(lock_path, os.O_RDWR | os.O_NOFOLLOW)
     try:

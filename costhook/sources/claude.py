@@ -10,7 +10,6 @@ Standard library only: this runs inside the hook.
 
 import json
 import os
-from dataclasses import dataclass, field
 
 from costhook.usage import as_count, merge_call
 
@@ -23,21 +22,27 @@ _COMMAND = b"<command-name>"
 _COST_STATE = b'"cost-state"'
 
 
-@dataclass
 class FileContext:
-    """What the reader knows about a transcript file besides its lines."""
+    """What the reader knows about a transcript file besides its lines.
 
-    path: str
-    session_id: str | None = None  # from the file name; a line's own sessionId wins
-    agent_id: str | None = None  # set for subagents/agent-<id>.jsonl files
-    agent_type: str | None = None  # from the sidecar agent-<id>.meta.json
+    (Plain classes here: importing dataclasses costs the hook ~10 ms.)"""
+
+    __slots__ = ("path", "session_id", "agent_id", "agent_type")
+
+    def __init__(self, path: str, session_id=None, agent_id=None, agent_type=None):
+        self.path = path
+        self.session_id = session_id  # from the file name; a line's own sessionId wins
+        self.agent_id = agent_id  # set for subagents/agent-<id>.jsonl files
+        self.agent_type = agent_type  # from the sidecar agent-<id>.meta.json
 
 
-@dataclass
 class ReadState:
     """Attribution carried from line to line (and between incremental reads)."""
 
-    skill: str | None = None  # active slash command or skill
+    __slots__ = ("skill",)
+
+    def __init__(self, skill: str | None = None):
+        self.skill = skill  # active slash command or skill
 
     def to_json(self) -> str:
         return json.dumps({"skill": self.skill}) if self.skill else ""
@@ -54,14 +59,16 @@ class ReadState:
         return cls(skill=skill if isinstance(skill, str) else None)
 
 
-@dataclass
 class ParseResult:
-    calls: dict = field(default_factory=dict)  # key -> merged record
-    texts: list = field(default_factory=list)  # last assistant texts seen (for Stop's wait)
-    cost_state: dict | None = None  # last cost-state line: {session_id, total_cost_usd}
-    malformed: int = 0
-    synthetic: int = 0
-    lines: int = 0
+    __slots__ = ("calls", "texts", "cost_state", "malformed", "synthetic", "lines")
+
+    def __init__(self):
+        self.calls = {}  # key -> merged record
+        self.texts = []  # assistant texts seen
+        self.cost_state = None  # last cost-state line: {session_id, total_cost_usd}
+        self.malformed = 0
+        self.synthetic = 0
+        self.lines = 0
 
 
 def context_for(path: str) -> FileContext:
