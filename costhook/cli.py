@@ -187,7 +187,7 @@ class _NoBar:
 
 
 @cli.command()
-@click.option("--by", type=click.Choice(["day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron"]), default="day", show_default=True)
+@click.option("--by", type=click.Choice(["day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message"]), default="day", show_default=True)
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day (inclusive, in --tz).")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (inclusive, in --tz).")
 @click.option("--tz", "tz_name", help="IANA time zone for days/weeks/months (default: config `timezone`, else local).")
@@ -205,8 +205,10 @@ def report(by, since, until, tz_name, session_id, project, fmt, db_path):
         raise click.BadParameter("--since is after --until", param_hint="--since")
     win = reports.window(since.date() if since else None, until.date() if until else None, tz)
     filters = {k: v for k, v in (("session_id", session_id), ("project", project)) if v}
+    if by == "message" and not session_id:
+        raise click.UsageError("--by message lists every API call: give --session ID")
     conn = open_store(db_path)
-    data = reports.report(conn, by, win=win, tz=tz, filters=filters)
+    data = reports.report(conn, by, win=win, tz=tz, filters=filters, table=price_table(cfg) if by == "message" else None)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
     elif fmt == "csv":

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron")
-TIME_GROUPS = ("day", "week", "month")
+GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message")
+TIME_GROUPS = ("day", "week", "month", "hour")
 TOKEN_MEASURES = (
     "input_tokens",
     "output_tokens",
@@ -82,7 +82,8 @@ def _utc_iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = None, tz=None, filters: dict | None = None) -> dict:
+def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = None, tz=None, filters: dict | None = None,
+           table=None) -> dict:
     """The `report --format json` object: {"group_by", "rows": [{"key", measures…}], "totals"}."""
     if by not in GROUPS:
         raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPS)}")
@@ -92,6 +93,12 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
     for column, value in (filters or {}).items():
         where += f" AND {column} = ?"
         args.append(value)
+    if by == "message":  # one row per API call, in time order (analytics.message_rows)
+        from costhook.analytics import message_rows
+
+        rows = message_rows(conn, where, args, table)
+        totals_row = conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone()
+        return {"group_by": by, "rows": rows, "totals": _measures(dict(totals_row))}
     if by in TIME_GROUPS:
         raw = _by_time(conn, by, where, args, tz)
     elif by == "tool":
@@ -137,6 +144,8 @@ def _by_time(conn, by, where, args, tz) -> dict:
 def period_key(local: datetime, by: str) -> str:
     if by == "day":
         return local.strftime("%Y-%m-%d")
+    if by == "hour":
+        return local.strftime("%Y-%m-%dT%H")
     if by == "week":
         year, week, _ = local.isocalendar()
         return f"{year}-W{week:02d}"
