@@ -113,6 +113,7 @@ class Dashboard(Strict):
     vault: str | None = None
     note: str = "costhook/Cost dashboard.md"
     refresh_on_session_end: bool = False
+    min_interval_seconds: float = Field(default=60, ge=0)  # SessionEnd refreshes at most this often
 
 
 class Config(Strict):

@@ -33,6 +33,12 @@ def main(argv: list[str]) -> int:
             event = "catch-up"
             catch_up(argv[argv.index("--catch-up") + 1 :])
             return 0
+        if "--dashboard" in argv:
+            event = "dashboard"
+            from costhook import dashboard
+
+            dashboard.refresh(user_config())
+            return 0
         if "--notify" in argv:
             event = "notify"
             from costhook import notify
@@ -244,6 +250,21 @@ def on_session_end(event: Event):
             end_reason=event.text("reason"),
         )
     ingest_paths([event.transcript, *subagent_files(event.subagent_dir())], max_bytes=HOOK_MAX_BYTES // 4)
+    refresh_dashboard_if_due()
+
+
+def refresh_dashboard_if_due() -> None:
+    """Hand the vault dashboard to a detached process when configured and the last refresh
+    is older than `min_interval_seconds` (one stat here; the child re-checks under a lock)."""
+    settings = user_config().get("dashboard") or {}
+    if not settings.get("refresh_on_session_end") or not settings.get("vault"):
+        return
+    try:
+        age = time.time() - os.stat(os.path.join(paths.home_dir(), "dashboard.stamp")).st_mtime
+    except OSError:
+        age = None
+    if age is None or age >= float(settings.get("min_interval_seconds", 60)):
+        spawn_detached(["--dashboard"])
 
 
 HANDLERS = {
