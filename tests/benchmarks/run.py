@@ -1,7 +1,7 @@
 """costhook's performance figures (design.md §8), all measured in one run on this machine.
 
     .venv/bin/python -m tests.benchmarks.run            # full: 80,000-call tree (~750 MB), 1M-row DB, 50 MB transcript
-    .venv/bin/python -m tests.benchmarks.run --quick    # small sizes, ~1 minute
+    .venv/bin/python -m tests.benchmarks.run --quick    # small sizes, ~15-30 s
     options: --json  --work DIR  --keep  --tree-calls N  --db-rows N  --transcript-mb MB  --runs N
              --report-runs N  --seed S  --ccusage PATH
 
