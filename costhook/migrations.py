@@ -189,7 +189,40 @@ def m004_openclaw(db: sqlite_utils.Database) -> None:
     db["cron_runs"].create_index(["session_id"], if_not_exists=True)
 
 
-MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw]
+def m005_openclaw_details(db: sqlite_utils.Database) -> None:
+    """OpenClaw: provider and session kind per call, heartbeat acknowledgements, session
+    keys and parents on sessions, cron job names, and the cron run's own id and error."""
+    columns = db["requests"].columns_dict
+    for name, kind in (("provider", str), ("session_kind", str), ("ack_only", int)):
+        if name not in columns:
+            db["requests"].add_column(name, kind)  # ack_only: 1 = no tool, reply only acknowledged
+    db["requests"].create_index(["run_id"], if_not_exists=True)
+    columns = db["sessions"].columns_dict
+    for name in ("session_key", "host_agent", "session_kind", "parent_session_key", "label"):
+        if name not in columns:
+            db["sessions"].add_column(name, str)
+    columns = db["cron_runs"].columns_dict
+    for name in ("cron_run_id", "error", "session_target"):
+        if name not in columns:
+            db["cron_runs"].add_column(name, str)
+    db["cron_jobs"].create(
+        {
+            "job_id": str,
+            "agent": str,  # openclaw
+            "host_agent": str,
+            "name": str,
+            "kind": str,  # payload kind: agentTurn | heartbeat | systemEvent ...
+            "session_target": str,  # isolated | main
+            "schedule": str,  # "cron 0 7 * * *" / "every 1800000 ms"
+            "enabled": int,
+            "updated_at": str,
+        },
+        pk="job_id",
+        if_not_exists=True,
+    )
+
+
+MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
