@@ -1,0 +1,453 @@
+// costhook for OpenClaw: forwards usage metadata to `costhook hook --agent openclaw`
+// and gates tool calls and runs on costhook's budget decision.
+//
+// Privacy: only metadata leaves this file - token counts, reported cost, model, ids,
+// tool names, durations and sizes. Prompts, message text, tool arguments and tool
+// output are never sent to costhook.
+//
+// Never in OpenClaw's way: recording is fire-and-forget (bounded by observeTimeoutMs);
+// the gates (before_tool_call, before_agent_run) wait at most gateTimeoutMs (3 s) and
+// let the tool or run go on if costhook is slow, missing or fails. OpenClaw fails
+// CLOSED when a gate handler throws or exceeds its own 15 s budget, so every handler
+// here catches everything and resolves to undefined unless costhook said "block".
+
+import { spawn } from "node:child_process";
+
+const PLUGIN_ID = "costhook";
+const DEFAULT_COMMAND = ["costhook", "hook", "--agent", "openclaw"];
+const DEFAULT_GATE_TIMEOUT_MS = 3000;
+const DEFAULT_OBSERVE_TIMEOUT_MS = 20000;
+const SESSION_END_BUDGET_MS = 1800; // OpenClaw drains all session_end handlers in 2 s at shutdown
+const MAX_STDOUT = 64 * 1024;
+const MAX_TRACKED = 512;
+const ACK_TOKENS = ["HEARTBEAT_OK", "NO_REPLY"];
+const ACK_MAX_EXTRA = 300;
+
+function str(value, limit = 1000) {
+  return typeof value === "string" && value ? value.slice(0, limit) : undefined;
+}
+
+function num(value) {
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+}
+
+function jsonBytes(value) {
+  if (value === undefined) return undefined;
+  try {
+    const text = typeof value === "string" ? value : JSON.stringify(value);
+    return text === undefined ? undefined : Buffer.byteLength(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function remember(map, key, value) {
+  if (!key) return;
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > MAX_TRACKED) map.delete(map.keys().next().value);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, Math.max(0, ms));
+    timer.unref?.();
+  });
+}
+
+// --- message metadata (no text leaves this function) -----------------------------
+
+function textOf(content) {
+  if (typeof content === "string") return content.slice(0, 4096);
+  if (!Array.isArray(content)) return "";
+  return content
+    .filter((b) => b && b.type === "text" && typeof b.text === "string")
+    .map((b) => b.text)
+    .join("\n")
+    .slice(0, 4096);
+}
+
+function isAckText(text) {
+  const s = (text || "").trim();
+  if (!s || ACK_TOKENS.includes(s)) return true;
+  for (const token of ACK_TOKENS) {
+    if (s.startsWith(token) && s.slice(token.length).trim().length <= ACK_MAX_EXTRA) return true;
+    if (s.endsWith(token) && s.slice(0, -token.length).trim().length <= ACK_MAX_EXTRA) return true;
+  }
+  return false;
+}
+
+function toolSummary(content) {
+  const tools = [];
+  let ackTools = true;
+  for (const block of Array.isArray(content) ? content : []) {
+    if (!block || !["toolCall", "tool_use", "toolUse"].includes(block.type)) continue;
+    let name = block.name;
+    const args = block.arguments ?? block.input;
+    if (name === "tool_call" && args && typeof args.id === "string" && args.id) name = args.id;
+    if (typeof name !== "string" || !name) continue;
+    if (!tools.includes(name)) tools.push(name.slice(0, 200));
+    if (!(name === "heartbeat_respond" && args && args.notify !== true)) ackTools = false;
+  }
+  return { tools, ack: ackTools && isAckText(textOf(content)) };
+}
+
+function slimUsage(usage) {
+  if (!usage || typeof usage !== "object") return undefined;
+  const out = {};
+  for (const k of ["input", "output", "cacheRead", "cacheWrite", "totalTokens"]) {
+    if (num(usage[k]) !== undefined) out[k] = usage[k];
+  }
+  if (usage.cost && typeof usage.cost === "object") {
+    out.cost = {};
+    for (const k of ["input", "output", "cacheRead", "cacheWrite", "total"]) {
+      if (num(usage.cost[k]) !== undefined) out.cost[k] = usage.cost[k];
+    }
+  }
+  return out;
+}
+
+function slimAssistant(message) {
+  if (!message || message.role !== "assistant" || !message.usage) return undefined;
+  const { tools, ack } = toolSummary(message.content);
+  const runId = message.__openclaw && typeof message.__openclaw === "object" ? str(message.__openclaw.runId, 300) : undefined;
+  return {
+    role: "assistant",
+    provider: str(message.provider, 200),
+    model: str(message.model, 300),
+    api: str(message.api, 100),
+    usage: slimUsage(message.usage),
+    stopReason: str(message.stopReason, 40),
+    timestamp: num(message.timestamp),
+    responseId: str(message.responseId, 300),
+    runId,
+    tools,
+    ack,
+  };
+}
+
+// --- talking to costhook ----------------------------------------------------------
+
+function runCosthook(command, payload, timeoutMs) {
+  // Resolves to costhook's stdout ("" on any failure); never rejects.
+  return new Promise((resolve) => {
+    let done = false;
+    let out = "";
+    let child;
+    const finish = (value) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(value);
+    };
+    const timer = setTimeout(() => {
+      try {
+        child?.kill("SIGKILL");
+      } catch {}
+      finish("");
+    }, Math.max(1, timeoutMs));
+    try {
+      child = spawn(command[0], command.slice(1), { stdio: ["pipe", "pipe", "ignore"], windowsHide: true });
+      child.on("error", () => finish(""));
+      child.stdout.on("data", (chunk) => {
+        if (out.length < MAX_STDOUT) out += chunk.toString("utf8");
+      });
+      child.stdout.on("error", () => {});
+      child.on("close", () => finish(out));
+      child.stdin.on("error", () => {});
+      child.stdin.end(JSON.stringify(payload));
+    } catch {
+      finish("");
+    }
+  });
+}
+
+function lastJson(text) {
+  const lines = (text || "").trim().split("\n").filter((l) => l.trim());
+  if (!lines.length) return undefined;
+  try {
+    const value = JSON.parse(lines[lines.length - 1]);
+    return value && typeof value === "object" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// --- the plugin -------------------------------------------------------------------
+
+function register(api) {
+  const cfg = (api && api.pluginConfig) || {};
+  const command =
+    Array.isArray(cfg.command) && cfg.command.length && cfg.command.every((p) => typeof p === "string" && p)
+      ? cfg.command
+      : DEFAULT_COMMAND;
+  const gateTimeoutMs = Number.isInteger(cfg.gateTimeoutMs) ? Math.min(Math.max(cfg.gateTimeoutMs, 100), 10000) : DEFAULT_GATE_TIMEOUT_MS;
+  const observeTimeoutMs = Number.isInteger(cfg.observeTimeoutMs)
+    ? Math.min(Math.max(cfg.observeTimeoutMs, 1000), 120000)
+    : DEFAULT_OBSERVE_TIMEOUT_MS;
+
+  const runs = new Map(); // runId -> {jobId, trigger}
+  const sessions = new Map(); // sessionKey -> what the agent hooks told us about the session
+  const parents = new Map(); // child sessionKey -> {parentSessionKey, parentSessionId, label}
+  const pending = new Map(); // sessionKey -> promise of the last recording process
+
+  let stateDir = str(process.env.OPENCLAW_STATE_DIR, 4096);
+  if (!stateDir) {
+    import("openclaw/plugin-sdk/state-paths")
+      .then((m) => {
+        try {
+          stateDir = str(m.resolveStateDir(), 4096) || stateDir;
+        } catch {}
+      })
+      .catch(() => {});
+  }
+
+  function context(ctx) {
+    ctx = ctx || {};
+    const key = str(ctx.sessionKey) || str(ctx.childSessionKey);
+    const known = (key && sessions.get(key)) || {};
+    const run = (ctx.runId && runs.get(ctx.runId)) || {};
+    const parent = (key && parents.get(key)) || {};
+    return {
+      agentId: str(ctx.agentId, 200) || known.agentId,
+      sessionKey: key,
+      sessionId: str(ctx.sessionId, 300) || known.sessionId,
+      runId: str(ctx.runId, 300) || known.runId,
+      jobId: str(ctx.jobId, 300) || run.jobId || known.jobId,
+      trigger: str(ctx.trigger, 40) || run.trigger || known.trigger,
+      workspaceDir: str(ctx.workspaceDir, 4096) || known.workspaceDir,
+      toolName: str(ctx.toolName, 200),
+      toolCallId: str(ctx.toolCallId, 300),
+      parentSessionKey: parent.parentSessionKey,
+      parentSessionId: parent.parentSessionId,
+      label: parent.label,
+      stateDir,
+    };
+  }
+
+  function note(ctx) {
+    // Remember what agent hooks know (jobId only reaches the early ones) for later hooks.
+    if (!ctx) return;
+    const key = str(ctx.sessionKey);
+    if (ctx.runId && (ctx.jobId || ctx.trigger)) {
+      const run = runs.get(ctx.runId) || {};
+      remember(runs, ctx.runId, { jobId: str(ctx.jobId, 300) || run.jobId, trigger: str(ctx.trigger, 40) || run.trigger });
+    }
+    if (key) {
+      const known = sessions.get(key) || {};
+      remember(sessions, key, {
+        agentId: str(ctx.agentId, 200) || known.agentId,
+        sessionId: str(ctx.sessionId, 300) || known.sessionId,
+        runId: str(ctx.runId, 300) || known.runId,
+        jobId: str(ctx.jobId, 300) || (ctx.runId && runs.get(ctx.runId)?.jobId) || known.jobId,
+        trigger: str(ctx.trigger, 40) || known.trigger,
+        workspaceDir: str(ctx.workspaceDir, 4096) || known.workspaceDir,
+      });
+    }
+  }
+
+  function send(hook, event, ctx, timeoutMs = observeTimeoutMs) {
+    const payload = { hook, hook_event_name: hook, plugin: PLUGIN_ID, ctx: context(ctx), event: event || {} };
+    return runCosthook(command, payload, timeoutMs);
+  }
+
+  function observe(hook, event, ctx, timeoutMs) {
+    // Fire-and-forget for OpenClaw; the returned promise lets awaiting emitters (agent_end
+    // in one-shot runs) wait until the record is written. It never rejects.
+    const key = str(ctx?.sessionKey);
+    const promise = send(hook, event, ctx, timeoutMs).then(() => undefined, () => undefined);
+    if (key) {
+      remember(pending, key, promise);
+      promise.then(() => {
+        if (pending.get(key) === promise) pending.delete(key);
+      });
+    }
+    return promise;
+  }
+
+  async function gate(hook, event, ctx) {
+    const started = Date.now();
+    const key = str(ctx?.sessionKey);
+    const inFlight = key && pending.get(key);
+    if (inFlight) await Promise.race([inFlight, sleep(Math.floor(gateTimeoutMs / 3))]);
+    const left = gateTimeoutMs - (Date.now() - started);
+    if (left < 50) return undefined;
+    return lastJson(await send(hook, event, ctx, left));
+  }
+
+  function on(hook, handler, opts) {
+    try {
+      api.on(
+        hook,
+        (event, ctx) => {
+          try {
+            const value = handler(event || {}, ctx || {});
+            if (value && typeof value.then === "function") return value.then((v) => v, () => undefined);
+            return value;
+          } catch {
+            return undefined;
+          }
+        },
+        opts,
+      );
+    } catch {}
+  }
+
+  // Early agent hooks: only remember the run's context (jobId is set only here).
+  for (const hook of ["before_agent_reply", "before_model_resolve"]) {
+    on(hook, (event, ctx) => {
+      note(ctx);
+      return undefined;
+    });
+  }
+
+  on(
+    "before_agent_run",
+    async (event, ctx) => {
+      note(ctx);
+      const decision = await gate("before_agent_run", {}, ctx);
+      if (decision && decision.outcome === "block") {
+        return {
+          outcome: "block",
+          reason: str(decision.reason, 200) || "costhook-budget",
+          message: str(decision.message, 2000) || "costhook: budget exhausted",
+          category: str(decision.category, 100) || "cost_limit",
+        };
+      }
+      return undefined;
+    },
+    { timeoutMs: gateTimeoutMs + 2000 },
+  );
+
+  on(
+    "before_tool_call",
+    async (event, ctx) => {
+      const decision = await gate("before_tool_call", { toolName: str(event.toolName, 200), toolCallId: str(event.toolCallId, 300) }, ctx);
+      if (decision && decision.block === true) {
+        return { block: true, blockReason: str(decision.blockReason, 2000) || "costhook: budget exhausted" };
+      }
+      return undefined;
+    },
+    { timeoutMs: gateTimeoutMs + 2000 },
+  );
+
+  // Synchronous hook: each assistant message with usage is one billed model call.
+  on("before_message_write", (event, ctx) => {
+    const message = slimAssistant(event.message);
+    if (message) observe("message", { message }, { ...ctx, agentId: ctx.agentId || event.agentId, sessionKey: ctx.sessionKey || event.sessionKey });
+    return undefined;
+  });
+
+  on("after_tool_call", (event, ctx) => {
+    observe("after_tool_call", {
+      toolName: str(event.toolName, 200),
+      toolCallId: str(event.toolCallId, 300),
+      durationMs: num(event.durationMs),
+      error: event.error ? true : undefined,
+      paramsBytes: jsonBytes(event.params),
+      resultBytes: jsonBytes(event.result),
+    }, ctx);
+    return undefined;
+  });
+
+  on("agent_end", (event, ctx) => {
+    note(ctx);
+    const runId = str(ctx.runId, 300) || str(event.runId, 300);
+    // `messages` can hold the whole session; keep this run's (in memory they carry no runId yet).
+    const messages = (Array.isArray(event.messages) ? event.messages : [])
+      .filter((m) => m && m.role === "assistant" && m.usage)
+      .filter((m) => !m.__openclaw?.runId || m.__openclaw.runId === runId)
+      .map(slimAssistant)
+      .filter(Boolean);
+    return observe("agent_end", { success: event.success === true, durationMs: num(event.durationMs), messages }, { ...ctx, runId });
+  });
+
+  on("session_start", (event, ctx) => {
+    observe("session_start", { sessionId: str(event.sessionId, 300), sessionKey: str(event.sessionKey), resumedFrom: str(event.resumedFrom, 300) },
+      { ...ctx, sessionKey: ctx.sessionKey || event.sessionKey, sessionId: ctx.sessionId || event.sessionId });
+    return undefined;
+  });
+
+  on("session_end", (event, ctx) => {
+    return observe(
+      "session_end",
+      {
+        sessionId: str(event.sessionId, 300),
+        sessionKey: str(event.sessionKey),
+        reason: str(event.reason, 40),
+        sessionFile: str(event.sessionFile, 4096),
+        transcriptArchived: event.transcriptArchived === true,
+        durationMs: num(event.durationMs),
+      },
+      { ...ctx, sessionKey: ctx.sessionKey || event.sessionKey, sessionId: ctx.sessionId || event.sessionId },
+      SESSION_END_BUDGET_MS,
+    );
+  });
+
+  on("subagent_spawned", (event, ctx) => {
+    const child = str(event.childSessionKey) || str(ctx.childSessionKey);
+    const parentKey = str(ctx.requesterSessionKey);
+    if (child) {
+      remember(parents, child, {
+        parentSessionKey: parentKey,
+        parentSessionId: parentKey ? sessions.get(parentKey)?.sessionId : undefined,
+        label: str(event.label, 200),
+      });
+    }
+    return undefined;
+  });
+
+  on("cron_changed", (event, ctx) => {
+    const action = str(event.action, 40);
+    if (!["added", "updated", "removed", "finished"].includes(action)) return undefined;
+    const job = event.job && typeof event.job === "object" ? event.job : undefined;
+    const slimJob = job && {
+      id: str(job.id, 300),
+      name: str(job.name, 200),
+      agentId: str(job.agentId, 200),
+      enabled: typeof job.enabled === "boolean" ? job.enabled : undefined,
+      sessionTarget: str(job.sessionTarget, 40),
+      schedule: job.schedule && typeof job.schedule === "object"
+        ? { kind: str(job.schedule.kind, 40), expr: str(job.schedule.expr, 200), everyMs: num(job.schedule.everyMs) }
+        : undefined,
+      payload: job.payload && typeof job.payload === "object" ? { kind: str(job.payload.kind, 40) } : undefined,
+    };
+    const usage = event.usage && typeof event.usage === "object" ? event.usage : undefined;
+    observe("cron_changed", {
+      action,
+      jobId: str(event.jobId, 300),
+      agentId: str(event.agentId, 200),
+      sessionTarget: str(event.sessionTarget, 40),
+      runAtMs: num(event.runAtMs),
+      durationMs: num(event.durationMs),
+      status: str(event.status, 40),
+      completionStatus: str(event.completionStatus, 40),
+      error: str(event.error, 300),
+      sessionId: str(event.sessionId, 300),
+      sessionKey: str(event.sessionKey),
+      runId: str(event.runId, 300),
+      model: str(event.model, 300),
+      provider: str(event.provider, 200),
+      usage: usage && {
+        input_tokens: num(usage.input_tokens),
+        output_tokens: num(usage.output_tokens),
+        cache_read_tokens: num(usage.cache_read_tokens),
+        cache_write_tokens: num(usage.cache_write_tokens),
+        total_tokens: num(usage.total_tokens),
+      },
+      job: slimJob,
+    }, { ...ctx, agentId: str(event.agentId, 200) || ctx.agentId });
+    return undefined;
+  });
+}
+
+export default {
+  id: PLUGIN_ID,
+  name: "costhook",
+  description: "Exact per-call cost capture and inline budgets (tools and runs) for OpenClaw.",
+  register(api) {
+    try {
+      register(api);
+    } catch {}
+  },
+};
