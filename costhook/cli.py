@@ -96,8 +96,10 @@ def install(agent, scope, project_dir, dry_run, statusline, force):
     """Register costhook's hooks in the agent's settings (merged, backed up, idempotent)."""
     from costhook import install as installer
 
-    if agent == "openclaw":
-        raise click.ClickException("OpenClaw support is not available yet")
+    if agent in ("openclaw", "all"):
+        _openclaw_install("install", dry_run)
+        if agent == "openclaw":
+            return
     try:
         result = installer.install_claude(
             scope=scope, project_dir=project_dir, dry_run=dry_run, statusline=statusline, force_statusline=force
@@ -116,12 +118,29 @@ def uninstall(agent, scope, project_dir, dry_run):
     """Remove costhook's hooks from the agent's settings (your data stays)."""
     from costhook import install as installer
 
-    if agent == "openclaw":
-        raise click.ClickException("OpenClaw support is not available yet")
+    if agent in ("openclaw", "all"):
+        _openclaw_install("uninstall", dry_run)
+        if agent == "openclaw":
+            return
     try:
         result = installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run)
     except installer.InstallError as exc:
         raise click.ClickException(str(exc))
+    _print_install(result, dry_run)
+
+
+def _openclaw_install(action: str, dry_run: bool) -> None:
+    """costhook's OpenClaw plugin (see openclaw_install.py)."""
+    from costhook import openclaw_install
+    from costhook.install import InstallError
+
+    try:
+        if action == "install":
+            result = openclaw_install.install_openclaw(dry_run=dry_run)
+        else:
+            result = openclaw_install.uninstall_openclaw(dry_run=dry_run)
+    except InstallError as exc:
+        raise click.ClickException(f"OpenClaw: {exc}")
     _print_install(result, dry_run)
 
 
@@ -142,12 +161,22 @@ def _print_install(result, dry_run):
     type=click.Path(path_type=Path),
     help="A Claude config dir holding projects/ (repeatable). Default: $CLAUDE_CONFIG_DIR, ~/.claude, ~/.config/claude.",
 )
+@click.option(
+    "--openclaw-dir",
+    "openclaw_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="An OpenClaw state dir, or a folder of transcripts (repeatable). Default: $OPENCLAW_STATE_DIR, ~/.openclaw.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
 @db_option
-def import_(claude_dirs, quiet, db_path):
+def import_(claude_dirs, openclaw_dirs, quiet, db_path):
     """Backfill usage from existing transcripts (safe to repeat: nothing is counted twice)."""
     from costhook import importer, ingest
 
+    if openclaw_dirs and not claude_dirs:
+        _import_openclaw(list(openclaw_dirs), quiet, db_path)
+        return
     folders = list(claude_dirs) or importer.default_claude_dirs()
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
@@ -170,6 +199,34 @@ def import_(claude_dirs, quiet, db_path):
         )
         if summary.malformed:
             click.echo(f"Skipped {summary.malformed} malformed lines.")
+    if openclaw_dirs or not claude_dirs:
+        defaults = list(openclaw_dirs) or importer.default_openclaw_dirs()
+        if defaults:
+            _import_openclaw(defaults, quiet, db_path)
+
+
+def _import_openclaw(folders, quiet, db_path):
+    """OpenClaw: agent SQLite stores, transcript files and archives, cron history."""
+    from costhook import importer, ingest
+
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise click.ClickException(f"no such directory: {', '.join(missing)}")
+    conn = open_store(db_path)
+    price = ingest.pricer(price_table(load_config()))
+    started = time.monotonic()
+    show_bar = not quiet and sys.stderr.isatty()
+    total = importer.openclaw_sizes(folders) if show_bar else 0
+    with click.progressbar(length=total, label="Importing OpenClaw", file=sys.stderr) if show_bar else _NoBar() as bar:
+        summary = importer.import_openclaw(conn, folders, price=price, progress=bar.update)
+    if not quiet:
+        click.echo(
+            f"Imported OpenClaw history from {', '.join(str(f) for f in folders)}: "
+            f"{summary.files} sessions/files, {summary.calls} API calls seen, {summary.changed} rows new or updated, "
+            f"{summary.cron_runs} cron runs, in {time.monotonic() - started:.1f} s."
+        )
+        if summary.malformed:
+            click.echo(f"Skipped {summary.malformed} malformed events.")
 
 
 class _NoBar:
@@ -502,3 +559,13 @@ def _register_views():
 
 
 _register_views()
+
+
+def _register_cron():
+    """`costhook cron`: OpenClaw cron cost, history, anomalies (cron_views.py)."""
+    from costhook import cron_views
+
+    cron_views.register(cli)
+
+
+_register_cron()
