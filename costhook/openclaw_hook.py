@@ -117,7 +117,7 @@ def _fill_from_their_node(p: Payload, meta: oc.SessionMeta) -> None:
     if not path or not os.path.isfile(path) or not meta.session_id:
         return
     try:
-        db = oc.open_readonly(path, busy_ms=BUSY_MS)
+        db = oc.open_readonly(path, busy_ms=BUSY_MS, deadline=time.monotonic() + 0.3)
         try:
             found = oc.session_metas(db, path, [meta.session_id], deadline=time.monotonic() + 0.3).get(meta.session_id)
         finally:

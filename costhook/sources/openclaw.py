@@ -619,24 +619,28 @@ def decode_event(event_json, event_zstd):
 # ------------------------------------------------------------------ their SQLite ----
 
 
-def open_readonly(path: str, *, busy_ms: int = 1000) -> sqlite3.Connection:
+def open_readonly(path: str, *, busy_ms: int = 1000, deadline: float | None = None) -> sqlite3.Connection:
     """OpenClaw's database, read-only (URI mode=ro), autocommit, with a busy timeout.
 
-    If the file cannot be opened read-only in place (a WAL database whose -shm cannot be
-    created, e.g. a read-only directory) and no writer is active (no -wal file), fall back
-    to immutable=1."""
+    A database locked past `deadline` raises TheirDatabaseBusy. If the file cannot be
+    opened read-only in place (a WAL database whose -shm cannot be created, e.g. a
+    read-only directory) and no writer is active (no -wal file), fall back to immutable=1."""
     from urllib.parse import quote
 
     uri = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
     try:
-        db = sqlite3.connect(uri, uri=True, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
         db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
         db.execute("PRAGMA query_only = 1")
-        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        their_query(db, "SELECT 1 FROM sqlite_master LIMIT 1", deadline=deadline)
         return db
-    except sqlite3.OperationalError as exc:
-        if _is_busy(exc) or os.path.exists(path + "-wal") or not os.path.exists(path):
+    except sqlite3.OperationalError:
+        db.close()
+        if os.path.exists(path + "-wal") or not os.path.exists(path):
             raise
+    except BaseException:
+        db.close()
+        raise
     db = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA query_only = 1")
     return db
@@ -729,7 +733,7 @@ def ingest_agent_db(conn, db_path: str, *, price, session_ids=None, busy_ms: int
     stats = Stats()
     if not os.path.isfile(db_path):
         return stats
-    db = open_readonly(db_path, busy_ms=busy_ms)
+    db = open_readonly(db_path, busy_ms=busy_ms, deadline=deadline)
     try:
         tables = {r[0] for r in their_query(db, "SELECT name FROM sqlite_master WHERE type = 'table'", deadline=deadline)}
         if "transcript_events" not in tables:
@@ -1112,7 +1116,7 @@ def ingest_state_db(conn, state_db: str, *, busy_ms: int = 2000, deadline: float
     stats = Stats()
     if not os.path.isfile(state_db):
         return stats
-    db = open_readonly(state_db, busy_ms=busy_ms)
+    db = open_readonly(state_db, busy_ms=busy_ms, deadline=deadline)
     try:
         tables = {r[0] for r in their_query(db, "SELECT name FROM sqlite_master WHERE type = 'table'", deadline=deadline)}
         jobs = {}
@@ -1310,7 +1314,7 @@ def ingest_session_files(conn, files: list, *, price, progress=None) -> Stats:
 
 def refresh_cron_runs(conn, run_ids=None) -> None:
     """Mark runs whose session left no rows (transcript pruned, or no model call): their
-    cost is unknown. Inside a transaction."""
+    cost is unknown; fill job names and heartbeat flags learnt since. Inside a transaction."""
     where, args = "", []
     if run_ids:
         where = f"AND run_id IN ({','.join('?' * len(run_ids))})"
@@ -1319,7 +1323,9 @@ def refresh_cron_runs(conn, run_ids=None) -> None:
         f"""UPDATE cron_runs SET transcript_missing =
               CASE WHEN session_id IS NULL THEN NULL
                    WHEN EXISTS (SELECT 1 FROM requests r WHERE r.session_id = cron_runs.session_id) THEN 0
-                   ELSE 1 END
+                   ELSE 1 END,
+              job_name = coalesce(job_name, (SELECT name FROM cron_jobs j WHERE j.job_id = cron_runs.job_id)),
+              is_heartbeat = coalesce(is_heartbeat, (SELECT kind = 'heartbeat' FROM cron_jobs j WHERE j.job_id = cron_runs.job_id))
             WHERE 1 {where}""",
         args,
     )
