@@ -1,0 +1,152 @@
+"""`costhook install / uninstall --agent openclaw`: the plugin copied, OpenClaw's config
+merged (never overwritten), backups, idempotence, dry runs, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import COSTHOOK
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN_FILES = {"openclaw.plugin.json", "package.json", "index.js"}
+
+
+@pytest.fixture
+def oc(home, tmp_path, monkeypatch):
+    state = tmp_path / "openclaw"
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(state))
+    monkeypatch.delenv("OPENCLAW_CONFIG_PATH", raising=False)
+    monkeypatch.delenv("OPENCLAW_CONFIG_READONLY", raising=False)
+    monkeypatch.delenv("OPENCLAW_NIX_MODE", raising=False)
+    monkeypatch.delenv("COSTHOOK_OPENCLAW_CLI", raising=False)
+    monkeypatch.setenv("PATH", f"{Path(COSTHOOK).parent}:/usr/bin:/bin")  # no `openclaw` here
+    return state
+
+
+def costhook(*args, env=None):
+    return subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def config(state: Path) -> dict:
+    return json.loads((state / "openclaw.json").read_text())
+
+
+def backups(state: Path) -> list:
+    return sorted(state.glob("openclaw.json.costhook-backup-*"))
+
+
+def test_install_into_a_fresh_state_dir(home, oc):
+    proc = costhook("install", "--agent", "openclaw")
+    assert proc.returncode == 0, proc.stderr
+    assert "Installed and enabled costhook's OpenClaw plugin" in proc.stdout
+    plugin = home / "openclaw-plugin"
+    assert {p.name for p in plugin.iterdir()} == PLUGIN_FILES
+    for name in PLUGIN_FILES:
+        assert (plugin / name).read_bytes() == (REPO / "hooks" / "openclaw" / name).read_bytes()
+    data = config(oc)
+    assert data["plugins"]["load"]["paths"] == [str(plugin)]
+    assert data["plugins"]["entries"]["costhook"] == {
+        "enabled": True,
+        "hooks": {"allowConversationAccess": True},
+        "config": {"command": [COSTHOOK, "hook", "--agent", "openclaw"]},
+    }
+    assert oct((oc / "openclaw.json").stat().st_mode & 0o777) == "0o600"
+    assert backups(oc) == []
+
+
+def test_install_merges_keeps_everything_else_and_is_idempotent(home, oc):
+    oc.mkdir()
+    original = {
+        "agents": {"defaults": {"model": {"primary": "anthropic/claude-sonnet-4-6"}}},
+        "plugins": {
+            "allow": ["memory-core"],
+            "load": {"paths": ["/opt/other-plugin", str(home / "old-costhook" / "openclaw-plugin")]},
+            "entries": {"other": {"enabled": True}, "costhook": {"config": {"gateTimeoutMs": 2000}, "hooks": {"timeoutMs": 9000}}},
+        },
+    }
+    (oc / "openclaw.json").write_text(json.dumps(original))
+    os.chmod(oc / "openclaw.json", 0o640)
+    proc = costhook("install", "--agent", "openclaw")
+    assert proc.returncode == 0, proc.stderr
+    data = config(oc)
+    assert data["agents"] == original["agents"]
+    assert data["plugins"]["allow"] == ["memory-core", "costhook"]
+    assert data["plugins"]["load"]["paths"] == ["/opt/other-plugin", str(home / "openclaw-plugin")]  # the old copy replaced
+    assert data["plugins"]["entries"]["other"] == {"enabled": True}
+    assert data["plugins"]["entries"]["costhook"] == {
+        "config": {"gateTimeoutMs": 2000, "command": [COSTHOOK, "hook", "--agent", "openclaw"]},
+        "hooks": {"timeoutMs": 9000, "allowConversationAccess": True},
+        "enabled": True,
+    }
+    assert oct((oc / "openclaw.json").stat().st_mode & 0o777) == "0o640"
+    (backup,) = backups(oc)
+    assert json.loads(backup.read_text()) == original
+    before = (oc / "openclaw.json").read_bytes()
+    again = costhook("install", "--agent", "openclaw")
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    assert (oc / "openclaw.json").read_bytes() == before and len(backups(oc)) == 1
+
+
+def test_uninstall_removes_only_what_install_added(home, oc):
+    oc.mkdir()
+    (oc / "openclaw.json").write_text(json.dumps({"plugins": {"load": {"paths": ["/opt/other"]}, "entries": {"other": {}}}}))
+    costhook("install", "--agent", "openclaw")
+    proc = costhook("uninstall", "--agent", "openclaw")
+    assert proc.returncode == 0, proc.stderr
+    assert config(oc) == {"plugins": {"load": {"paths": ["/opt/other"]}, "entries": {"other": {}}}}
+    assert not (home / "openclaw-plugin").exists()
+    again = costhook("uninstall", "--agent", "openclaw")
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+
+
+def test_dry_run_changes_nothing(home, oc):
+    proc = costhook("install", "--agent", "openclaw", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert '"allowConversationAccess": true' in proc.stdout and "Dry run" in proc.stdout
+    assert not (oc / "openclaw.json").exists() and not (home / "openclaw-plugin").exists()
+
+
+def test_config_path_override(home, oc, tmp_path):
+    target = tmp_path / "elsewhere" / "oc.json"
+    proc = costhook("install", "--agent", "openclaw", env={"OPENCLAW_CONFIG_PATH": str(target)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(target.read_text())["plugins"]["entries"]["costhook"]["enabled"] is True
+
+
+def test_externally_managed_config_is_refused(home, oc):
+    oc.mkdir()
+    (oc / "openclaw.json").write_text("{}")
+    proc = costhook("install", "--agent", "openclaw", env={"OPENCLAW_CONFIG_READONLY": "1"})
+    assert proc.returncode != 0 and "externally managed" in proc.stderr
+    assert (oc / "openclaw.json").read_text() == "{}"
+
+
+def test_json5_config_without_the_openclaw_cli_is_refused(home, oc):
+    oc.mkdir()
+    text = '// my config\n{ agents: { defaults: {} }, }\n'
+    (oc / "openclaw.json").write_text(text)
+    proc = costhook("install", "--agent", "openclaw")
+    assert proc.returncode != 0 and "JSON5" in proc.stderr and "`openclaw`" in proc.stderr
+    assert (oc / "openclaw.json").read_text() == text
+
+
+def test_broken_plugins_section_is_left_alone(home, oc):
+    oc.mkdir()
+    (oc / "openclaw.json").write_text(json.dumps({"plugins": ["not", "an", "object"]}))
+    proc = costhook("install", "--agent", "openclaw")
+    assert proc.returncode != 0 and '"plugins"' in proc.stderr
+
+
+def test_install_all_does_claude_and_openclaw(home, oc, tmp_path, monkeypatch):
+    claude = tmp_path / "claude-config"
+    proc = costhook("install", "--agent", "all", env={"CLAUDE_CONFIG_DIR": str(claude)})
+    assert proc.returncode == 0, proc.stderr
+    assert "hook" in (claude / "settings.json").read_text()
+    assert config(oc)["plugins"]["entries"]["costhook"]["enabled"] is True
+    proc = costhook("uninstall", "--agent", "all", env={"CLAUDE_CONFIG_DIR": str(claude)})
+    assert proc.returncode == 0, proc.stderr
+    assert "costhook" not in json.dumps(config(oc))
