@@ -129,11 +129,16 @@ def m002_spend_rollup(db: sqlite_utils.Database) -> None:
     calls. 15 minutes: every real time zone's midnight falls on such a boundary."""
     db["spend"].create(
         {
-            "dim": str,  # global | project | session | model | agent | skill | cron
+            "dim": str,  # global | project | project_name | session | model | agent | skill | cron | tool
             "key": str,
             "bucket": str,  # "YYYY-MM-DDTHH:MM" (UTC, minute 00/15/30/45)
             "cost_nanousd": int,
-            "tokens": int,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_write_5m_tokens": int,
+            "cache_write_1h_tokens": int,
+            "cache_read_tokens": int,
+            "tokens": int,  # all five kinds
             "requests": int,
             "unpriced": int,
         },

@@ -110,6 +110,7 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
         for row in conn.execute(f"SELECT * FROM requests WHERE key IN ({marks})", chunk):
             existing[row["key"]] = dict(row)
     changed = 0
+    delta = SpendDelta()
     for key, record in records.items():
         old = existing.get(key)
         merged = merge_call(old, record) if old else dict(record)
@@ -123,9 +124,10 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
             [merged[c] for c in columns],
         )
         if old is not None:
-            add_spend(conn, old, -1)
-        add_spend(conn, merged, +1)
+            delta.add(old, -1)
+        delta.add(merged, +1)
         changed += 1
+    delta.write(conn)
     return changed
 
 
@@ -144,6 +146,10 @@ SPEND_DIMENSIONS = (
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
 
 
+SPEND_MEASURES = ("cost_nanousd", *TOKEN_COLUMNS, "tokens", "requests", "unpriced")
+NO_TOOL = "(reasoning/answer)"  # the `tool` key of calls that requested no tool
+
+
 def spend_bucket(timestamp: str | None) -> str:
     """The 15-minute UTC bucket of an ISO timestamp ("2026-11-18T09:47:12Z" → "2026-11-18T09:45")."""
     if not timestamp or len(timestamp) < 16:
@@ -151,26 +157,66 @@ def spend_bucket(timestamp: str | None) -> str:
     return f"{timestamp[:14]}{int(timestamp[14:16]) // 15 * 15:02d}"
 
 
-def add_spend(conn: sqlite3.Connection, row: dict, sign: int) -> None:
-    """Add (sign=+1) or remove (-1) one request's contribution to the spend rollup."""
+def split_share(values: list, index: int, parts: int) -> list:
+    """The index-th of `parts` integer shares of cost and tokens (remainders go to the first
+    shares, so the shares add up exactly); counts are not split: a call counts once for
+    each tool it requested. `values` are in SPEND_MEASURES order."""
+    if parts == 1:
+        return values
+    shared = len(SPEND_MEASURES) - 2
+    return [v // parts + (1 if index < v % parts else 0) for v in values[:shared]] + values[shared:]
+
+
+def spend_contributions(row: dict):
+    """(dim, key, bucket, values) for every rollup row this request adds to."""
     cost = row.get("cost_nanousd")
-    tokens = sum(row.get(c) or 0 for c in TOKEN_COLUMNS)
+    tokens = [row.get(c) or 0 for c in TOKEN_COLUMNS]
+    values = [cost or 0, *tokens, sum(tokens), 1, int(cost is None)]
     bucket = spend_bucket(row.get("timestamp"))
-    values = (sign * (cost or 0), sign * tokens, sign, sign * (cost is None))
     for dim, column in SPEND_DIMENSIONS:
         key = "" if column is None else _dimension_value(row, column)
-        if key is None:
-            continue
-        conn.execute(
-            """INSERT INTO spend (dim, key, bucket, cost_nanousd, tokens, requests, unpriced)
-               VALUES (?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT(dim, key, bucket) DO UPDATE SET
-                 cost_nanousd = cost_nanousd + excluded.cost_nanousd,
-                 tokens = tokens + excluded.tokens,
-                 requests = requests + excluded.requests,
-                 unpriced = unpriced + excluded.unpriced""",
-            (dim, key, bucket, *values),
+        if key is not None:
+            yield dim, key, bucket, values
+    names = _tool_names(row.get("tools")) or [NO_TOOL]
+    for index, name in enumerate(names):
+        yield "tool", name, bucket, split_share(values, index, len(names))
+
+
+def _tool_names(tools) -> list:
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except ValueError:
+            return []
+    return [t for t in tools if isinstance(t, str)] if isinstance(tools, list) else []
+
+
+class SpendDelta:
+    """Changes to the rollup, summed in memory and written with one statement per row touched."""
+
+    def __init__(self):
+        self.rows = {}
+
+    def add(self, row: dict, sign: int, only=None) -> None:
+        for dim, key, bucket, values in spend_contributions(row):
+            if only is not None and dim not in only:
+                continue
+            current = self.rows.get((dim, key, bucket))
+            if current is None:
+                self.rows[(dim, key, bucket)] = [sign * v for v in values]
+            else:
+                for i, v in enumerate(values):
+                    current[i] += sign * v
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        measures = ", ".join(SPEND_MEASURES)
+        updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
+        conn.executemany(
+            f"""INSERT INTO spend (dim, key, bucket, {measures}) VALUES (?, ?, ?{', ?' * len(SPEND_MEASURES)})
+                ON CONFLICT(dim, key, bucket) DO UPDATE SET {updates}""",
+            [(*k, *v) for k, v in self.rows.items() if any(v)],
         )
+        self.rows.clear()
 
 
 def _dimension_value(row: dict, column: str):
@@ -184,22 +230,34 @@ def _dimension_value(row: dict, column: str):
 _DIMENSION_SQL = {
     "project_name": "replace(rtrim(project, '/'), rtrim(rtrim(project, '/'), replace(rtrim(project, '/'), '/', '')), '')",
 }
+_BUCKET_SQL = "coalesce(substr(timestamp, 1, 14) || printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15), '0000-00-00T00:00')"
 
 
 def rebuild_spend(conn: sqlite3.Connection) -> None:
     """Recompute the whole rollup from `requests` (migration, repair)."""
     conn.execute("DELETE FROM spend")
-    bucket = "substr(timestamp, 1, 14) || printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15)"
-    tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_COLUMNS)
+    measures = ", ".join(SPEND_MEASURES)
+    token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_COLUMNS)
+    all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_COLUMNS)
     for dim, column in SPEND_DIMENSIONS:
         key = "''" if column is None else _DIMENSION_SQL.get(column, column)
         conn.execute(
-            f"""INSERT INTO spend (dim, key, bucket, cost_nanousd, tokens, requests, unpriced)
-                SELECT '{dim}', {key}, coalesce({bucket}, '0000-00-00T00:00'),
-                       coalesce(sum(cost_nanousd), 0), sum({tokens}), count(*), sum(cost_nanousd IS NULL)
+            f"""INSERT INTO spend (dim, key, bucket, {measures})
+                SELECT '{dim}', {key}, {_BUCKET_SQL}, coalesce(sum(cost_nanousd), 0), {token_sums},
+                       coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
                 FROM requests WHERE {key} IS NOT NULL
-                GROUP BY {key}, coalesce({bucket}, '0000-00-00T00:00')"""
+                GROUP BY {key}, {_BUCKET_SQL}"""
         )
+    _rebuild_tool_spend(conn)
+
+
+def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
+    """The tool rows of the rollup, from the same split rule the hook uses (one code path)."""
+    delta = SpendDelta()
+    names = ("cost_nanousd", "timestamp", "tools", *TOKEN_COLUMNS)
+    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests"):
+        delta.add(dict(zip(names, row)), +1, only=("tool",))
+    delta.write(conn)
 
 
 # ----------------------------------------------------------------------- sessions ----

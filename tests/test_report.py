@@ -155,3 +155,18 @@ def test_corrupt_database_is_a_clear_error(home):
     proc = cli("report", check=False)
     assert proc.returncode == 1
     assert "cannot use database" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("by", ["day", "week", "month", "hour", "project", "session", "model", "tool", "agent", "skill", "cron"])
+@pytest.mark.parametrize("zone_name", ["UTC", "Asia/Kolkata", "America/Los_Angeles"])
+def test_rollup_and_call_rows_give_the_same_report(populated, by, zone_name):
+    """Reports read the spend rollup; the call rows are the ground truth it must match."""
+    from datetime import date
+
+    from costhook import reports
+
+    tz = reports.zone(zone_name)
+    for win in (reports.Window(), reports.window(date(2026, 11, 21), date(2026, 11, 30), tz)):
+        fast = reports.report(populated, by, win=win, tz=tz, source="rollup")
+        slow = reports.report(populated, by, win=win, tz=tz, source="requests")
+        assert fast == slow

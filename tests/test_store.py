@@ -71,6 +71,10 @@ def test_spend_rollup_follows_merges_in_any_order(home, tmp_path):
         ingest.ingest_file(conn, str(path), price=price_some)
     for dim, column in store.SPEND_DIMENSIONS:
         assert rollup_sums(dim) == direct_sums(column), dim
+    # Tools: cost split evenly between the tools a call requested, counts not split.
+    tool_rows = rollup_sums("tool")
+    assert sum(v[0] for v in tool_rows.values()) == direct_sums(None)[""][0]
+    assert tool_rows["(reasoning/answer)"][1] == db_rows("SELECT count(*) AS n FROM requests WHERE tools = '[]'")[0]["n"]
     # A rebuild from scratch agrees with the incrementally kept rollup.
     before = db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket")
     store.rebuild_spend(conn)
