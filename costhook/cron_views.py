@@ -162,8 +162,8 @@ def _unrecorded_runs(conn, job, since, until, known_sessions: set, names: dict) 
     out = []
     for row in conn.execute(sql, args):
         row = dict(row)
-        if row["session_kind"] == "cron" and row["session_id"] in known_sessions:
-            continue
+        if row["session_id"] in known_sessions:
+            continue  # the calls of a recorded run (its session may lack a cron key, e.g. no sessions.json entry)
         if row["session_kind"] != "cron" and _covered_by_recorded(conn, row):
             continue
         run = {"run_id": f"calls:{row['cron_job']}:{row['grp']}", "job_id": row["cron_job"], "host_agent": row["host_agent"],
