@@ -14,7 +14,10 @@
 Everything else in the config is kept. A config that is plain JSON (what OpenClaw itself
 writes) is edited in place: backup first, atomic replace, mode kept. A hand-written JSON5
 config (comments, trailing commas) is changed through OpenClaw's own CLI
-(`openclaw config patch --stdin`), which keeps its comments. Running install twice changes
+(`openclaw config patch --stdin`), which validates the change and keeps its own `.bak`;
+note that OpenClaw 2026.9.6 then rewrites the file as plain JSON, comments dropped, as it
+does for every CLI change (set $COSTHOOK_OPENCLAW_CLI to e.g. "node /path/openclaw.mjs"
+when `openclaw` is not on PATH). Running install twice changes
 nothing; `uninstall_openclaw()` removes exactly what install added (the plugin directory
 too) and leaves costhook's data alone. A running Gateway picks the change up by itself
 (hybrid config reload); otherwise restart it.

@@ -96,6 +96,25 @@ def test_install_wired_the_plugin_and_is_idempotent(box):
     assert "costhook" in log, log[-3000:]
 
 
+def test_install_on_a_json5_config_goes_through_openclaw_config_patch(box, tmp_path):
+    """A hand-written JSON5 config is not ours to re-serialise: the real `openclaw config
+    patch` applies the change (and validates it). No Gateway involved."""
+    state = tmp_path / "json5-state"
+    state.mkdir()
+    (state / "openclaw.json").write_text('// hand-written\n{ plugins: { load: { paths: ["/opt/other"] }, }, }\n')
+    env = {"OPENCLAW_STATE_DIR": str(state), "OPENCLAW_CONFIG_PATH": str(state / "openclaw.json")}
+    t0 = time.monotonic()
+    installed = box.costhook("install", "--agent", "openclaw", env=env)
+    TIMINGS["json5_install_s"] = round(time.monotonic() - t0, 1)
+    assert installed.rc == 0 and "openclaw config patch" in installed.stdout, installed.describe()
+    written = box.openclaw("config", "get", "plugins", "--json", env=env)
+    plugins = written.json()
+    assert plugins["load"]["paths"] == ["/opt/other", str(box.costhook_home / "openclaw-plugin")], written.describe()
+    assert plugins["entries"]["costhook"]["hooks"] == {"allowConversationAccess": True}
+    again = box.costhook("install", "--agent", "openclaw", env=env)  # OpenClaw wrote plain JSON: now edited directly
+    assert again.rc == 0 and "nothing changed" in again.stdout, again.describe()
+
+
 def test_tool_turn_is_recorded_exactly(box):
     result, chats = agent_turn(box, "agent:main:e2e-tool", PROMPT_MARKER)
     assert result.rc == 0, result.describe()
