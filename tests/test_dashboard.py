@@ -1,0 +1,248 @@
+"""The vault dashboard: its numbers (the fixture of test_analytics, worked out by hand there),
+regeneration that keeps the user's text, atomic writes under a lock, the SessionEnd refresh,
+and (when Chromium and the render assets are present) the rendered page."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import COSTHOOK, acme_transcript, payload, run_hook
+from test_analytics import NOW, S1, UTC, populate
+
+from costhook import dashboard, paths, store
+
+ROOT = Path(__file__).parent.parent
+CONFIG = """timezone = "UTC"
+
+[[budgets]]
+scope = "global"
+period = "daily"
+limit = 1
+action = "warn"
+
+[[budgets]]
+scope = "global"
+period = "monthly"
+limit = 10
+"""
+
+
+@pytest.fixture
+def conn(home, tmp_path):
+    (tmp_path / "config.toml").write_text(CONFIG)
+    c = store.connect()
+    populate(c)
+    return c
+
+
+@pytest.fixture
+def vault(tmp_path):
+    v = tmp_path / "vault"
+    (v / "notes").mkdir(parents=True)
+    (v / "notes" / "mine.md").write_text("my own note\n")
+    return v
+
+
+def write(conn, vault, now=NOW, **kw):
+    from costhook import config
+
+    return dashboard.write(conn, config.load(), vault, now=now, tz=UTC, **kw)
+
+
+def properties(text: str) -> dict:
+    front = text.split("---\n")[1]
+    return dict(line.split(": ", 1) for line in front.splitlines() if ": " in line and not line.startswith(" "))
+
+
+def block(text: str, name: str) -> str:
+    return re.search(rf"<!-- costhook:begin {name} -->\n(.*?)<!-- costhook:end {name} -->", text, re.S).group(1)
+
+
+def test_note_numbers(conn, vault):
+    path = write(conn, vault)
+    assert path == vault / "costhook" / "Cost dashboard.md"
+    text = path.read_text()
+    props = properties(text)
+    assert props["costhook_updated"] == "2026-11-20T12:00:00+00:00"
+    assert props["cost_today_usd"] == "1.046" and props["cost_yesterday_usd"] == "0.195"
+    assert props["cost_week_usd"] == "1.5125" and props["cost_month_usd"] == "2.0525" and props["cost_last_month_usd"] == "0.15"
+    assert props["projected_month_usd"] == "4.591249997" and props["burn_rate_usd_per_hour"] == "0.087166667"
+    # Daily $1 budget: $1.046 spent -> over; monthly $10: $2.05 -> ok.
+    assert props["budget_status"] == "over" and props["budgets_over"] == "1" and props["budgets_warning"] == "0"
+    assert props["anomalies_30d"] == "4"
+    assert props["cache_hit_ratio_7d"] == str(round(240000 / 439000, 6)) and props["idle_share_7d"] == str(round(0.216 / 1.6925, 6))
+
+    summary = block(text, "summary")
+    assert "| Today (Fri 20 Nov) | **$1.05** | 5 |" in summary
+    assert "| Last month | $0.15 | 1 |" in summary
+    assert "On track for **$4.59** this month" in summary and "**$0.09/hour**" in summary
+
+    budgets = block(text, "budgets")
+    assert "| `daily-global` | 2026-11-20 | `████████████████████` 105% | $1.05 / $1.00 | $2.09 | over |" in budgets
+    # Projections are linear in the period: daily 1.046 x 24/12 h = 2.092; monthly 2.0525 x 30/19.5 days = 3.158.
+    assert "| `monthly-global` | 2026-11 | `████░░░░░░░░░░░░░░░░` 21% | $2.05 / $10.00 | $3.16 | ok |" in budgets
+
+    daily = block(text, "daily")
+    bars = re.search(r"bar \[(.*)\]", daily).group(1).split(", ")
+    assert len(bars) == 30 and bars[-3:] == ["0.09", "0.20", "1.05"] and bars[-11] == "0.09"  # H10 on the 10th
+    assert "| 16 Nov | · | · | $0.09 | $0.20 | $1.05 |  |  | **$1.51** |" in daily  # the calendar week of Mon 16th
+
+    boards = block(text, "leaderboards")
+    assert f"| `{S1[:8]}` | alpha | Fri 20 Nov 09:00 | $1.05 | 62% |" in boards
+    assert "| alpha | $1.14 | 67% | 5 |" in boards and "| Explore | $0.02 | 1.2% | 2 |" in boards
+
+    tree = block(text, "subagents")
+    assert f"**Session `{S1[:8]}`** (alpha) — $1.05, 5 calls" in tree
+    assert "- main thread — $1.02 (98%) · 3 calls" in tree and "- **Explore** `ag1` — $0.02 (2.0%) · 2 calls" in tree
+
+    tools = block(text, "tools")
+    assert "| (reasoning/answer) | $0.69 | 41% | 8 |" in tools and "| `Read` | $0.68 | 40% | 1 |" in tools
+    assert "MCP servers: **github** $0.04 (2.3%)" in tools
+
+    cache = block(text, "cache")
+    assert "Hit ratio **55%** · saved **$1.03** by cache reads · $1.01 spent on cache writes, of which **$0.19** (26% of written tokens) never read." in cache
+
+    anomalies = block(text, "anomalies")
+    assert anomalies.count("> [!warning]") == 4
+    assert f"> [!warning] Session `{S1[:8]}` started Fri 20 Nov 09:00 cost $1.05" in anomalies
+    assert "> [!warning] **2026-11-20** (so far) cost $1.05\n> 9.9× the 7-day average of its kind ($0.11, 7 days)." in anomalies
+
+    idle = block(text, "idle")
+    assert idle.startswith("## Idle cost, last 7 days\n\n**$0.22** (13% of $1.69) went to 2 of 8 turns that changed nothing; 1 of 7 sessions")
+    assert "| `s2-0000-` | beta |" in idle
+
+    assert "Sessions graded: **A** 2 · **B** 0 · **C** 5." in block(text, "efficiency")
+
+    whatif = block(text, "whatif")
+    assert "| project **alpha** | claude-opus-4-5-20251101 → claude-sonnet-4-5 | $1.02 | $0.61 | **$0.41** (40%) |" in whatif
+    assert "| sub-agent **" not in whatif  # Explore runs on Haiku already: nothing cheaper to compare
+    assert block(text, "cron").strip() == "" and block(text, "unpriced").strip() == ""
+
+
+def test_regeneration_keeps_the_users_text(conn, vault):
+    path = write(conn, vault)
+    text = path.read_text()
+    text = text.replace("tags:\n  - costhook", "tags:\n  - costhook\n  - money\nmood: calm")
+    text = text.replace("<!-- costhook:end summary -->", "<!-- costhook:end summary -->\n\nMY NOTE: check the opus usage.")
+    text = text.replace("## Budgets", "## Budgets\n\nthis line is inside a block and goes away")
+    text += "\nA footer of my own.\n"
+    path.write_text(text)
+    later = NOW.replace(hour=23)
+    write(conn, vault, now=later)
+    again = path.read_text()
+    props = properties(again)
+    assert props["costhook_updated"] == "2026-11-20T23:00:00+00:00" and props["mood"] == "calm"
+    assert "  - money" in again and again.count("costhook_updated") == 1
+    assert "MY NOTE: check the opus usage." in again and again.rstrip().endswith("A footer of my own.")
+    assert "this line is inside a block" not in again
+    assert again.count("<!-- costhook:begin summary -->") == 1 and again.count("<!-- costhook:end whatif -->") == 1
+    assert again.index("MY NOTE") < again.index("<!-- costhook:begin budgets -->")
+
+
+def test_a_missing_block_comes_back_after_its_neighbour(conn, vault):
+    path = write(conn, vault)
+    text = path.read_text()
+    start, end = text.index("<!-- costhook:begin cache -->"), text.index("<!-- costhook:end cache -->") + len("<!-- costhook:end cache -->")
+    path.write_text(text[:start] + "(I deleted the cache section)" + text[end:])
+    write(conn, vault)
+    again = path.read_text()
+    assert again.count("<!-- costhook:begin cache -->") == 1
+    assert again.index("<!-- costhook:end tools -->") < again.index("<!-- costhook:begin cache -->") < again.index("(I deleted")
+
+
+def test_written_atomically_and_nothing_else_touched(conn, vault):
+    before = sorted(p.relative_to(vault) for p in vault.rglob("*"))
+    path = write(conn, vault)
+    after = sorted(p.relative_to(vault) for p in vault.rglob("*"))
+    assert set(after) - set(before) == {Path("costhook"), Path("costhook/Cost dashboard.md")}
+    assert (vault / "notes" / "mine.md").read_text() == "my own note\n"
+    inode = path.stat().st_ino
+    write(conn, vault)
+    assert path.stat().st_ino != inode  # replaced by a rename, never rewritten in place
+    assert not [p for p in vault.rglob("*") if "costhook-tmp" in p.name]
+
+
+def test_waits_for_the_lock(conn, vault):
+    from filelock import FileLock
+
+    paths.ensure_private_dir(paths.home())
+    with FileLock(str(dashboard.lock_path())):
+        with pytest.raises(dashboard.DashboardError, match="another costhook"):
+            write(conn, vault, lock_timeout=0.2)
+
+
+def test_bad_note_paths(conn, vault):
+    for note in ("../outside.md", "/abs/olute.md", "notes/x.txt"):
+        with pytest.raises(dashboard.DashboardError):
+            dashboard.write(conn, {}, vault, note, now=NOW, tz=UTC)
+    with pytest.raises(dashboard.DashboardError, match="not a directory"):
+        dashboard.write(conn, {}, vault / "nope", now=NOW, tz=UTC)
+
+
+def test_cli(conn, vault, tmp_path):
+    proc = subprocess.run([COSTHOOK, "dashboard", "--vault", str(vault), "--note", "Costs.md", "--now", "2026-11-20T12:00:00Z"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"wrote {vault / 'Costs.md'}"
+    assert "cost_today_usd: 1.046" in (vault / "Costs.md").read_text()
+    proc = subprocess.run([COSTHOOK, "dashboard"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no vault" in proc.stderr
+    with open(tmp_path / "config.toml", "a") as f:
+        f.write(f'\n[dashboard]\nvault = "{vault}"\nnote = "From config.md"\n')
+    proc = subprocess.run([COSTHOOK, "dashboard", "--now", "2026-11-20T12:00:00Z"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (vault / "From config.md").exists()
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_refreshed_at_session_end_throttled(home, tmp_path, claude_dir, vault):
+    with open(tmp_path / "config.toml", "w") as f:
+        f.write(f'[dashboard]\nvault = "{vault}"\nrefresh_on_session_end = true\nmin_interval_seconds = 3600\n')
+    transcript = str(acme_transcript(claude_dir))
+    note = vault / "costhook" / "Cost dashboard.md"
+    started = time.monotonic()
+    proc = run_hook(payload("SessionEnd", transcript_path=transcript))
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b""
+    assert elapsed < 1.5  # the note is written by a detached process, not by the hook
+    assert wait_for(note.exists), "the detached refresh did not write the note"
+    assert wait_for(lambda: "cost_month_usd" in note.read_text())
+    first = note.stat().st_mtime_ns
+    run_hook(payload("SessionEnd", transcript_path=transcript))  # within the interval: no second refresh
+    time.sleep(2)
+    assert note.stat().st_mtime_ns == first
+    assert not (home / "errors.log").exists() or "dashboard" not in (home / "errors.log").read_text()
+
+
+def test_not_refreshed_unless_configured(home, tmp_path, claude_dir, vault):
+    with open(tmp_path / "config.toml", "w") as f:
+        f.write(f'[dashboard]\nvault = "{vault}"\n')
+    run_hook(payload("SessionEnd", transcript_path=str(acme_transcript(claude_dir))))
+    time.sleep(1.5)
+    assert not (vault / "costhook").exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None or not (ROOT / ".cache" / "render" / "node_modules" / "mermaid").exists(),
+    reason="needs chromium and .cache/render (npm install --prefix .cache/render mermaid@11 markdown-it@14)",
+)
+def test_rendered_page(tmp_path):
+    out = tmp_path / "rendered"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_dashboard.py"), "--out", str(out), "--height", "1200"],
+                          capture_output=True, text=True, timeout=180, env={**os.environ})
+    assert proc.returncode == 0, proc.stderr
+    png = (out / "screenshot.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
