@@ -90,7 +90,8 @@ def test_note_numbers(conn, vault):
     daily = block(text, "daily")
     bars = re.search(r"bar \[(.*)\]", daily).group(1).split(", ")
     assert len(bars) == 30 and bars[-3:] == ["0.09", "0.20", "1.05"] and bars[-11] == "0.09"  # H10 on the 10th
-    assert "| 16 Nov | · | · | $0.09 | $0.20 | $1.05 |  |  | **$1.51** |" in daily  # the calendar week of Mon 16th
+    # The calendar week of Mon 16th: H16, H17, S3 ($0.0915), S2, S1 (today); Sat and Sun still to come.
+    assert "| 16 Nov | $0.09 | $0.09 | $0.09 | $0.20 | $1.05 |  |  | **$1.51** |" in daily
 
     boards = block(text, "leaderboards")
     assert f"| `{S1[:8]}` | alpha | Fri 20 Nov 09:00 | $1.05 | 62% |" in boards
