@@ -159,15 +159,22 @@ def _rollup_by_key(conn, p: Period, dim: str) -> dict:
     return out
 
 
+def _bucket_time(bucket: str) -> datetime:
+    return datetime(int(bucket[:4]), int(bucket[5:7]), int(bucket[8:10]), int(bucket[11:13]), int(bucket[14:16]), tzinfo=timezone.utc)
+
+
 def daily_costs(conn, start: datetime, end: datetime | None, tz) -> dict:
     """Local day -> {cost, tokens, requests, unpriced} from the rollup (15-minute buckets)."""
-    out = {}
+    out, hours = {}, {}
     first, last = _bucket(start, ""), _bucket(end, "9999")
     for bucket, cost, tokens, requests, unpriced in conn.execute(
         "SELECT bucket, cost_nanousd, tokens, requests, unpriced FROM spend WHERE dim = 'global' AND bucket >= ? AND bucket < ?",
         (first, last),
     ):
-        local = datetime.strptime(bucket, "%Y-%m-%dT%H:%M").replace(tzinfo=timezone.utc).astimezone(tz)
+        hour = hours.get(bucket[:13])
+        if hour is None:
+            hour = hours[bucket[:13]] = _bucket_time(bucket[:13] + ":00").astimezone(tz)
+        local = hour + timedelta(minutes=int(bucket[14:16]))
         day = out.setdefault(local.date().isoformat(), {"cost": 0, "tokens": 0, "requests": 0, "unpriced": 0})
         day["cost"] += cost
         day["tokens"] += tokens
@@ -319,13 +326,15 @@ def _session_node(conn, session_id: str, seen: set, depth: int) -> dict:
     seen.add(session_id)
     children = []
     main = None
-    for agent_id, agent_type, sidechain, cost, requests, tokens, unpriced, first, last in conn.execute(
+    projects = set()
+    for agent_id, agent_type, sidechain, cost, requests, tokens, unpriced, first, last, project in conn.execute(
         """SELECT agent_id, max(agent_type), max(is_sidechain), coalesce(sum(cost_nanousd), 0), count(*),
                   coalesce(sum(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens), 0),
-                  sum(cost_nanousd IS NULL), min(timestamp), max(timestamp)
+                  sum(cost_nanousd IS NULL), min(timestamp), max(timestamp), max(project)
            FROM requests WHERE session_id = ? GROUP BY agent_id, agent_id IS NULL AND is_sidechain = 1""",
         (session_id,),
     ):
+        projects.add(project)
         sums = {"cost_nanousd": cost, "requests": requests, "tokens": tokens, "unpriced_requests": unpriced,
                 "first": first, "last": last, "children": []}
         if agent_id is None and not sidechain:
@@ -342,10 +351,11 @@ def _session_node(conn, session_id: str, seen: set, depth: int) -> dict:
     children.sort(key=lambda c: -c["cost_nanousd"])
     if main is not None:
         children.insert(0, main)
-    info = conn.execute("SELECT project, started_at FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+    info = conn.execute("SELECT project FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+    project = info[0] if info and info[0] else next((p for p in sorted(projects, key=str) if p), None)
     return {
-        "kind": "session", "id": session_id, "label": _project_name(info[0]) if info and info[0] else session_id,
-        "project": info[0] if info else None,
+        "kind": "session", "id": session_id, "label": _project_name(project) if project else session_id,
+        "project": project,
         "cost_nanousd": sum(c["cost_nanousd"] for c in children),
         "requests": sum(c["requests"] for c in children),
         "tokens": sum(c["tokens"] for c in children),
@@ -393,16 +403,22 @@ TOOL_RULE = ("A call's cost belongs to the tools it requested, split evenly betw
 
 def by_tool(conn, p: Period, session_id: str | None = None) -> dict:
     """Share of the period's (or one session's) spend that went to calls requesting each tool."""
-    filters = {"session_id": session_id} if session_id else None
-    data = reports.report(conn, "tool", win=p.window() if not session_id else Window(), filters=filters)
-    total = round(data["totals"]["cost_usd"] * NANO)
+    if session_id:
+        where, args = "session_id = ?", [session_id]
+        totals = conn.execute("SELECT coalesce(sum(cost_nanousd), 0), count(*) FROM requests WHERE session_id = ?", args).fetchone()
+        total, calls = int(totals[0]), int(totals[1])
+    else:
+        where, args = p.window().where()
+        rollup = _rollup_total(conn, p)
+        total, calls = rollup["cost"], rollup["requests"]
+    raw = reports._by_tool(conn, where, args)  # the rule of `report --by tool`
     rows, servers = [], {}
-    for r in data["rows"]:
-        nano = round(r["cost_usd"] * NANO)
-        rows.append({"tool": r["key"], "cost_usd": r["cost_usd"], "share": _share(nano, total), "requests": r["requests"],
-                     "tokens": r["total_tokens"]})
-        if r["key"].startswith("mcp__"):
-            server = r["key"].split("__")[1] or "?"
+    for name, sums in sorted(raw.items(), key=lambda kv: (-kv[1]["cost_nanousd"], kv[0])):
+        nano = sums["cost_nanousd"]
+        rows.append({"tool": name, "cost_usd": usd(nano), "share": _share(nano, total), "requests": sums["requests"],
+                     "tokens": sum(sums[m] for m in reports.TOKEN_MEASURES)})
+        if name.startswith("mcp__"):
+            server = name.split("__")[1] or "?"
             s = servers.setdefault(server, {"server": server, "cost": 0, "tools": 0})
             s["cost"] += nano
             s["tools"] += 1
@@ -411,7 +427,7 @@ def by_tool(conn, p: Period, session_id: str | None = None) -> dict:
     return {
         "period": None if session_id else p.to_json(), "session_id": session_id, "rule": TOOL_RULE,
         "rows": rows, "mcp_servers": mcp,
-        "total": {"cost_usd": data["totals"]["cost_usd"], "requests": data["totals"]["requests"]},
+        "total": {"cost_usd": usd(total), "requests": calls},
     }
 
 
@@ -561,61 +577,154 @@ CACHE_RULE = ("Hit ratio = cache read / (input + cache read + cache write). Savi
               "inside their lifetime with no call after them are not judged yet.")
 
 
-def cache_efficiency(conn, p: Period, now: datetime, table=None, session_id: str | None = None) -> dict:
+def cache_efficiency(conn, p: Period, now: datetime, table=None, session_id: str | None = None, seq=None) -> dict:
+    """Cache hit ratio, dollars saved by cache reads, and cache writes never read (see CACHE_RULE)."""
     table = table or pricing.load_table()
-    shape = price_shape(_window_models(conn, p) if not session_id else _session_models(conn, session_id), table, p, now)
-    where, args = (p.window().where() if not session_id else ("session_id = ?", [session_id]))
-    # The next call may fall after the window's end: look an hour past it, count only inside.
-    inner_where, inner_args = where, list(args)
-    if p.end and not session_id:
-        inner_where, inner_args = Window(start=p.window().start, end=_iso(p.end + TTL["1h"])).where()
-    end_clause, end_args = ("timestamp < ?", [_iso(p.end)]) if p.end and not session_id else ("1", [])
-    keys = shape.keys_sql()
-    cut5, cut1 = _iso(now - TTL["5m"]), _iso(now - TTL["1h"])
-    sql = f"""
-        SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(keys))},
-               count(*), sum(input_tokens), sum(output_tokens), sum(cache_write_5m_tokens), sum(cache_write_1h_tokens),
-               sum(cache_read_tokens), sum(web_search_requests), coalesce(sum(cost_nanousd), 0),
-               sum(CASE WHEN next_read >= 0 THEN (CASE WHEN next_read <= cache_read_tokens THEN cache_write_5m_tokens ELSE 0 END)
-                        WHEN timestamp < ? THEN cache_write_5m_tokens ELSE 0 END),
-               sum(CASE WHEN next_read >= 0 THEN (CASE WHEN next_read <= cache_read_tokens THEN cache_write_1h_tokens ELSE 0 END)
-                        WHEN timestamp < ? THEN cache_write_1h_tokens ELSE 0 END),
-               sum(CASE WHEN next_read < 0 AND timestamp >= ? THEN cache_write_5m_tokens ELSE 0 END)
-                 + sum(CASE WHEN next_read < 0 AND timestamp >= ? THEN cache_write_1h_tokens ELSE 0 END)
-        FROM (SELECT {', '.join(_CACHE_COLUMNS)}, lead(cache_read_tokens, 1, -1) OVER (
-                  PARTITION BY session_id, agent_id, is_sidechain ORDER BY timestamp) AS next_read
-              FROM requests WHERE {inner_where})
-        WHERE {end_clause}
-        GROUP BY {', '.join(f'k{i}' for i in range(len(keys)))}"""
+    if seq is None:
+        seq = sequence(conn, p, now, table, session_id=session_id)
+    shape = seq["shape"]
     by_model = {}
     totals = _zero_cache()
-    for row in conn.execute(sql, [cut5, cut1, cut5, cut1, *inner_args, *end_args]):
-        g = _group_key(row, shape)
-        sums = dict(zip(("requests", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-                         "cache_read_tokens", "web_search_requests", "cost"), row[len(keys): len(keys) + 8]))
-        wasted5, wasted1, pending = row[len(keys) + 8:]
-        r = _group_rates(shape, g["model"] or "", g, p, now, table)
-        entry = by_model.setdefault(g["model"], _zero_cache())
+    for key, g in seq["groups"].items():
+        model, speed, geo, tier, day, clock = key[:6]
+        r = _group_rates(shape, model or "", {"speed": speed, "geo": geo, "tier": tier, "day": day, "clock": clock}, p, now, table)
+        entry = by_model.setdefault(model, _zero_cache())
         for target in (entry, totals):
             for name in ("requests", "input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens"):
-                target[name] += sums[name]
-            target["pending_write_tokens"] += pending or 0
-            target["never_read_5m_tokens"] += wasted5 or 0
-            target["never_read_1h_tokens"] += wasted1 or 0
+                target[name] += g[name]
+            target["pending_write_tokens"] += g["pending"]
+            target["never_read_5m_tokens"] += g["wasted_5m"]
+            target["never_read_1h_tokens"] += g["wasted_1h"]
             if r.priced:
-                target["savings_pico"] += sums["cache_read_tokens"] * (r.input - r.cache_read)
-                target["read_cost_pico"] += sums["cache_read_tokens"] * r.cache_read
-                target["write_cost_pico"] += sums["cache_write_5m_tokens"] * r.cache_write_5m + sums["cache_write_1h_tokens"] * r.cache_write_1h
-                target["never_read_pico"] += (wasted5 or 0) * r.cache_write_5m + (wasted1 or 0) * r.cache_write_1h
+                target["savings_pico"] += g["cache_read_tokens"] * (r.input - r.cache_read)
+                target["read_cost_pico"] += g["cache_read_tokens"] * r.cache_read
+                target["write_cost_pico"] += g["cache_write_5m_tokens"] * r.cache_write_5m + g["cache_write_1h_tokens"] * r.cache_write_1h
+                target["never_read_pico"] += g["wasted_5m"] * r.cache_write_5m + g["wasted_1h"] * r.cache_write_1h
             else:
-                target["unpriced_requests"] += sums["requests"]
-    rows = [{"model": m, **_cache_out(s)} for m, s in sorted(by_model.items(), key=lambda kv: -kv[1]["savings_pico"])]
+                target["unpriced_requests"] += g["requests"]
+    rows = [{"model": m, **_cache_out(v)} for m, v in sorted(by_model.items(), key=lambda kv: -kv[1]["savings_pico"])]
     return {"period": None if session_id else p.to_json(), "session_id": session_id, "rule": CACHE_RULE,
             "totals": _cache_out(totals), "by_model": rows}
 
 
-_CACHE_COLUMNS = ("timestamp", "model", "speed", "inference_geo", "input_tokens", "output_tokens", "cache_write_5m_tokens",
-                  "cache_write_1h_tokens", "cache_read_tokens", "web_search_requests", "cost_nanousd")
+_SEQ_COLUMNS = ("session_id, agent_id, is_sidechain, timestamp, model, speed, inference_geo, input_tokens, output_tokens, "
+                "cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, web_search_requests, cost_nanousd, tools, "
+                "is_heartbeat, coalesce(run_id, prompt_id)")
+
+
+def sequence(conn, p: Period, now: datetime, table=None, session_id: str | None = None, scopes: bool = False) -> dict:
+    """One pass over the period's calls in time order (the timestamp index, no sort),
+    following each thread (main thread or sub-agent) from call to call:
+
+    - `groups`: token sums per price group (model, speed, region, tier, day, clock) with the
+      cache-write tokens that the thread's next call did not read (see CACHE_RULE); with
+      `scopes`, also per project, sub-agent type and skill (what `whatif_from_sequence` needs);
+    - `turns`: per thread, the calls up to and including one that requested no tool (the
+      answer), or an OpenClaw run / prompt id: rows (session_id, thread, turn, first, calls,
+      cost, unpriced, actions, answer_output_tokens, heartbeat, project=None).
+
+    Python rather than SQL window functions: the same work is 3-4x faster this way."""
+    table = table or pricing.load_table()
+    models = _window_models(conn, p) if not session_id else _session_models(conn, session_id)
+    shape = price_shape(models + [t for _, t in CHEAPER], table, p, now)
+    thresholds, by_day, by_clock = shape.thresholds, shape.by_day, shape.by_clock
+    columns = _SEQ_COLUMNS + (", project, agent_type, skill" if scopes else ", NULL, NULL, NULL")
+    if session_id:
+        where, args = "session_id = ?", [session_id]
+        end_key = None
+    else:
+        # The next call may fall after the window's end: read an hour past it, count only inside.
+        look = Window(start=p.window().start, end=_iso(p.end + TTL["1h"]) if p.end else None)
+        where, args = look.where()
+        end_key = _iso(p.end) if p.end else None
+    cut5, cut1 = _iso(now - TTL["5m"]), _iso(now - TTL["1h"])
+    # Hot loop (one iteration per call): lists and locals rather than dicts and attributes.
+    # group: [requests, input, output, write 5m, write 1h, read, web, cost, unpriced, wasted 5m, wasted 1h, pending]
+    # thread state: [group, read, write 5m, write 1h, timestamp, open turn]
+    # turn: [session, thread, index, first, calls, cost, unpriced, actions, answer output, heartbeat, turn key, closed]
+    groups, threads, turn_rows, actions_of = {}, {}, [], {}
+    single = thresholds[0] if len(thresholds) == 1 else None
+    for (sid, aid, side, ts, model, speed, geo, inp, out, w5, w1, read, web, cost, tools, heartbeat, turn_key,
+         project, agent_type, skill) in conn.execute(
+        f"SELECT {columns} FROM requests WHERE {where} AND timestamp IS NOT NULL ORDER BY timestamp", args
+    ):
+        read = read or 0
+        w5 = w5 or 0
+        w1 = w1 or 0
+        thread = (sid, aid, side)
+        state = threads.get(thread)
+        if state is None:
+            state = threads[thread] = [None, 0, 0, 0, ts, None]
+        else:
+            group = state[0]
+            if group is not None and read <= state[1] and (state[2] or state[3]):
+                group[9] += state[2]
+                group[10] += state[3]
+        if end_key is not None and ts >= end_key:  # past the window: only tells whether earlier writes were read
+            state[0] = None
+            state[1], state[2], state[3], state[4] = read, w5, w1, ts
+            continue
+        inp = inp or 0
+        out = out or 0
+        prompt = inp + w5 + w1 + read
+        if single is not None:
+            tier = 1 if prompt > single else 0
+        else:
+            tier = 0
+            for t in thresholds:
+                if prompt > t:
+                    tier += 1
+        key = (model, speed, geo, tier, ts[:10] if by_day else None, ts[11:16] if by_clock else None, project, agent_type, skill)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        g[0] += 1
+        g[1] += inp
+        g[2] += out
+        g[3] += w5
+        g[4] += w1
+        g[5] += read
+        if web:
+            g[6] += web
+        if cost is None:
+            g[8] += 1
+        else:
+            g[7] += cost
+        state[0] = g
+        state[1], state[2], state[3], state[4] = read, w5, w1, ts
+        # Turns.
+        acts = actions_of.get(tools)
+        if acts is None:
+            acts = actions_of[tools] = tool_actions(tools)
+        turn = state[5]
+        if turn is None or turn[11] or (turn_key is not None and turn[10] != turn_key):
+            turn = state[5] = [sid, thread, len(turn_rows), ts, 0, 0, 0, 0, 0, 0, turn_key, False]
+            turn_rows.append(turn)
+        turn[4] += 1
+        if cost is None:
+            turn[6] += 1
+        else:
+            turn[5] += cost
+        turn[7] += acts
+        if heartbeat:
+            turn[9] = 1
+        if tools == "[]" or not tools:
+            turn[8] += out
+            turn[11] = turn_key is None  # an answer ends the turn (runs end when their id changes)
+    # Writes of each thread's last call: wasted once their lifetime is over, else not judged yet.
+    for group, _, w5, w1, ts, _ in threads.values():
+        if group is None:
+            continue
+        if w5:
+            group[9 if ts < cut5 else 11] += w5
+        if w1:
+            group[10 if ts < cut1 else 11] += w1
+    names = ("requests", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+             "cache_read_tokens", "web_search_requests", "cost", "unpriced", "wasted_5m", "wasted_1h", "pending")
+    groups = {key: dict(zip(names, g)) for key, g in groups.items()}
+    turn_rows = [(t[0], t[1][1] or ("(sidechain)" if t[1][2] else ""), t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], None)
+                 for t in turn_rows]
+    return {"shape": shape, "groups": groups, "turns": turn_rows}
 
 
 def _session_models(conn, session_id: str) -> list:
@@ -681,8 +790,8 @@ def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
     while day <= today:
         previous = [costs.get((day - timedelta(days=i)).isoformat(), {}).get("cost", 0) for i in range(1, 8)]
         cost = costs.get(day.isoformat(), {}).get("cost", 0)
-        found += _judge("day", day.isoformat(), day.isoformat(), cost, previous, partial=day == today,
-                        enough=sum(1 for c in previous if c > 0) >= ANOMALY_MIN_BASELINE, divisor=7)
+        found += _judge("day", day.isoformat(), day.isoformat(), cost, sum(previous), 7, partial=day == today,
+                        enough=sum(1 for c in previous if c > 0) >= ANOMALY_MIN_BASELINE)
         day += timedelta(days=1)
     # Sessions: whole-session cost against sessions that started in the 7 days before.
     window_start = datetime.combine(first_day, datetime.min.time(), tz).astimezone(timezone.utc)
@@ -732,19 +841,19 @@ def _cron_anomalies(conn, window_start: datetime) -> list | None:
 
 def _rolling(kind: str, items: list, window_start: datetime, label: str | None = None) -> list:
     """items: (start, key, cost, last) sorted by start; judge each one that starts inside
-    the window against the items that started in the 7 days before it."""
+    the window against the items that started in the 7 days before it (running sums)."""
     found = []
-    lo = 0
+    lo, running = 0, 0
     window_key = _iso(window_start)[:16]
     for i, (first, key, cost, _) in enumerate(items):
         begin = _shift(first, -7)
         while lo < i and items[lo][0][:16] < begin:
+            running -= items[lo][2]
             lo += 1
-        if first[:16] < window_key:
-            continue
-        previous = [c for (_, _, c, _) in items[lo:i]]
-        found += _judge(kind, key, first, cost, previous, enough=len(previous) >= ANOMALY_MIN_BASELINE,
-                        divisor=len(previous), label=label)
+        if first[:16] >= window_key:
+            count = i - lo
+            found += _judge(kind, key, first, cost, running, count, enough=count >= ANOMALY_MIN_BASELINE, label=label)
+        running += cost
     return found
 
 
@@ -753,15 +862,16 @@ def _shift(stamp: str, days: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
 
 
-def _judge(kind, key, at, cost, previous, *, enough, divisor, partial=False, label=None) -> list:
-    if not enough or not divisor:
+def _judge(kind, key, at, cost, total, count, *, enough, partial=False, label=None) -> list:
+    """Flag `cost` when it is at least ANOMALY_FACTOR x the average (total / count) of its kind."""
+    if not enough or not count:
         return []
-    baseline = sum(previous) / divisor
+    baseline = total / count
     if baseline <= 0 or cost < ANOMALY_MIN_NANO or cost < ANOMALY_FACTOR * baseline:
         return []
     item = {"kind": kind, "key": key, "at": at if len(at) == 10 else at[:16].replace("T", " "),
             "cost_usd": usd(cost), "baseline_usd": usd(round(baseline)), "ratio": round(cost / baseline, 2),
-            "baseline_count": len(previous)}
+            "baseline_count": count}
     if label:
         item["job"] = label
     if partial:
@@ -801,44 +911,66 @@ def whatif(conn, p: Period, now: datetime, *, by=("project",), to_model: str | N
     targets = {to_model} if to_model else {t for _, t in CHEAPER}
     shape = price_shape(models + sorted(targets), table, p, now)
     where, args = p.window().where()
-    if from_model:
-        where += " AND (model = ? OR model LIKE ? ESCAPE '\\')"
-        args += [from_model, budgets._like_prefix(from_model + "-")]
     if only is not None and len(by) == 1:
         where += f" AND {_SCOPE_SQL[by[0]]} IS ?"
         args.append(None if only in (NONE_KEY, MAIN_AGENT) else only)
-    scope_cols = [f"+{_SCOPE_SQL[s]}" if s != "model" else "model" for s in dict.fromkeys(by) if s != "model"]
-    keys = shape.keys_sql()
+    # One query per model actually used (the model index, small sorts), and only models
+    # with something to compare with.
+    wanted = [m for m in models if (not from_model or budgets.model_matches(from_model, m))
+              and (to_model or default_target(m)) and not _same_model(m, to_model or default_target(m), table)]
+    scope_cols = [f"+{_SCOPE_SQL[s]}" for s in dict.fromkeys(by) if s != "model"]
+    keys = shape.keys_sql()[1:]  # the model is fixed per query
     sql = f"""
         SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(keys))}{''.join(f', {c}' for c in scope_cols)},
                count(*), sum(input_tokens), sum(output_tokens), sum(cache_write_5m_tokens), sum(cache_write_1h_tokens),
                sum(cache_read_tokens), sum(web_search_requests), coalesce(sum(cost_nanousd), 0), sum(cost_nanousd IS NULL)
-        FROM requests WHERE {where}
+        FROM requests WHERE model = ? AND {where}
         GROUP BY {', '.join([f'k{i}' for i in range(len(keys))] + scope_cols)}"""
     results = {}
-    for row in conn.execute(sql, args):
-        g = _group_key(row, shape)
-        n = len(keys)
-        scope_values = dict(zip([s for s in dict.fromkeys(by) if s != "model"], row[n: n + len(scope_cols)]))
-        sums = dict(zip(("requests", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-                         "cache_read_tokens", "web_search_requests", "cost", "unpriced"), row[n + len(scope_cols):]))
-        target = to_model or default_target(g["model"])
-        if not target or _same_model(g["model"], target, table):
-            continue
-        r = _group_rates(shape, target, g, p, now, table)
-        if not r.priced:
-            continue
-        for scope in by:
-            value = g["model"] if scope == "model" else scope_values[scope]
-            if value is None:
-                value = MAIN_AGENT if scope == "agent" else NONE_KEY
-            key = (scope, value, g["model"], target)
-            acc = results.setdefault(key, {"requests": 0, "tokens": 0, "actual": 0, "whatif": Fraction(0), "unpriced": 0})
-            acc["requests"] += sums["requests"]
-            acc["tokens"] += sum(sums[t] for t in reports.TOKEN_MEASURES)
-            acc["actual"] += sums["cost"]
-            acc["unpriced"] += sums["unpriced"] or 0
-            acc["whatif"] += r.cost_pico(sums)
+    for model in wanted:
+        for row in conn.execute(sql, [model, *args]):
+            g = _group_key((model, *row), shape)
+            n = len(keys)
+            scope_values = dict(zip([s for s in dict.fromkeys(by) if s != "model"], row[n: n + len(scope_cols)]))
+            sums = dict(zip(("requests", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+                             "cache_read_tokens", "web_search_requests", "cost", "unpriced"), row[n + len(scope_cols):]))
+            _whatif_add(results, by, g, scope_values, sums, to_model, shape, p, now, table)
+    return _whatif_result(results, p, by, to_model, from_model)
+
+
+def whatif_from_sequence(seq: dict, p: Period, now: datetime, *, by=("project", "agent", "skill"), table=None) -> dict:
+    """`whatif` with default targets, from a `sequence(..., scopes=True)` pass (the dashboard)."""
+    table = table or pricing.load_table()
+    results = {}
+    for key, sums in seq["groups"].items():
+        model, speed, geo, tier, day, clock, project, agent_type, skill = key
+        g = {"model": model, "speed": speed, "geo": geo, "tier": tier, "day": day, "clock": clock}
+        _whatif_add(results, by, g, {"project": project, "agent": agent_type, "skill": skill}, sums, None, seq["shape"], p, now, table)
+    return _whatif_result(results, p, by, None, None)
+
+
+def _whatif_add(results, by, g, scope_values, sums, to_model, shape, p, now, table) -> None:
+    target = to_model or default_target(g["model"])
+    if not target or _same_model(g["model"], target, table):
+        return
+    r = _group_rates(shape, target, g, p, now, table)
+    if not r.priced:
+        return
+    cost = r.cost_pico(sums)
+    for scope in by:
+        value = g["model"] if scope == "model" else scope_values[scope]
+        if value is None:
+            value = MAIN_AGENT if scope == "agent" else NONE_KEY
+        acc = results.setdefault((scope, value, g["model"], target),
+                                 {"requests": 0, "tokens": 0, "actual": 0, "whatif": Fraction(0), "unpriced": 0})
+        acc["requests"] += sums["requests"]
+        acc["tokens"] += sum(sums[t] for t in reports.TOKEN_MEASURES)
+        acc["actual"] += sums["cost"]
+        acc["unpriced"] += sums["unpriced"] or 0
+        acc["whatif"] += cost
+
+
+def _whatif_result(results: dict, p: Period, by, to_model, from_model) -> dict:
     rows = []
     for (scope, value, model, target), acc in results.items():
         counter = _nano(acc["whatif"])
@@ -893,26 +1025,9 @@ def is_side_effect(name: str) -> bool:
     return False
 
 
-def turns(conn, p: Period) -> list:
-    """The period's turns: per thread (main thread or sub-agent), the calls up to and
-    including one that requested no tool (the answer); OpenClaw runs by their run id.
-    Rows: (session_id, thread, turn, first, calls, cost, unpriced, actions, answer_output, heartbeat, project)."""
-    conn.create_function("costhook_actions", 1, tool_actions, deterministic=True)
-    where, args = p.window().where()
-    sql = f"""
-        SELECT session_id, thread, coalesce(turn_key, turn_no), min(timestamp), count(*), coalesce(sum(cost_nanousd), 0),
-               sum(cost_nanousd IS NULL), sum(actions), coalesce(sum(CASE WHEN no_tool THEN output_tokens END), 0),
-               max(coalesce(is_heartbeat, 0)), max(project)
-        FROM (SELECT session_id, timestamp, cost_nanousd, output_tokens, is_heartbeat, project,
-                     coalesce(agent_id, CASE WHEN is_sidechain THEN '(sidechain)' ELSE '' END) AS thread,
-                     coalesce(run_id, prompt_id) AS turn_key, tools = '[]' AS no_tool,
-                     CASE WHEN tools = '[]' THEN 0 ELSE costhook_actions(tools) END AS actions,
-                     coalesce(sum(tools = '[]') OVER (
-                         PARTITION BY session_id, agent_id, is_sidechain ORDER BY timestamp
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS turn_no
-              FROM requests WHERE {where})
-        GROUP BY session_id, thread, coalesce(turn_key, turn_no)"""
-    return conn.execute(sql, args).fetchall()
+def turns(conn, p: Period, now: datetime | None = None) -> list:
+    """The period's turns (see `sequence`)."""
+    return sequence(conn, p, now or datetime.now(timezone.utc))["turns"]
 
 
 IDLE_RULE = ("A turn is idle when none of its calls requested a tool with side effects (Edit, Write, Bash, MCP "
@@ -948,6 +1063,7 @@ def idle(conn, p: Period, turn_rows: list | None = None, limit: int = 10) -> dic
     idle_sessions = [(k, s) for k, s in sessions.items() if s["idle_turns"] == s["turns"] and s["cost"] > 0]
     idle_sessions.sort(key=lambda kv: -kv[1]["cost"])
     idle_turns.sort(key=lambda t: -t[0])
+    _fill_projects(conn, [s for _, s in idle_sessions[:limit]], [k for k, _ in idle_sessions[:limit]])
     return {
         "period": p.to_json(), "rule": IDLE_RULE,
         "total_cost_usd": usd(total),
@@ -991,6 +1107,8 @@ def efficiency(conn, p: Period, turn_rows: list | None = None, limit: int = 10) 
                      "actions": s["actions"], "calls": s["calls"], "actions_per_usd": round(score, 3),
                      "scored_lower": round(lower, 4), "grade": grade})
     rows.sort(key=lambda r: (-r["cost_usd"], r["session_id"]))
+    rows = rows[:limit] if limit else rows
+    _fill_projects(conn, rows, [r["session_id"] for r in rows])
     total_cost = sum(s["cost"] for s in sessions.values())
     total_actions = sum(s["actions"] for s in sessions.values())
     return {
@@ -998,8 +1116,15 @@ def efficiency(conn, p: Period, turn_rows: list | None = None, limit: int = 10) 
         "actions": total_actions, "cost_usd": usd(total_cost),
         "actions_per_usd": round(total_actions * NANO / total_cost, 3) if total_cost else None,
         "grades": {g: sum(1 for r in rows if r["grade"] == g) for g in "ABC"}, "graded_sessions": len(rows),
-        "sessions": rows[:limit] if limit else rows,
+        "sessions": rows,
     }
+
+
+def _fill_projects(conn, items: list, session_ids: list) -> None:
+    for item, session_id in zip(items, session_ids):
+        if item.get("project") is None:
+            row = conn.execute("SELECT project FROM requests WHERE session_id = ? ORDER BY timestamp LIMIT 1", (session_id,)).fetchone()
+            item["project"] = row[0] if row else None
 
 
 # ----------------------------------------------------------------------- 10 messages -
@@ -1191,6 +1316,14 @@ def budget_status(conn, cfg: dict, now: datetime, tz) -> list:
             "message": status.message(), "alerts": alerts,
         })
     return out
+
+
+def unpriced_models(conn, p: Period) -> list:
+    """Models with unpriced calls in the period (from the rollup): [{model, requests}]."""
+    first, last = _bucket_range(p)
+    return [{"model": key, "requests": int(n)} for key, n in conn.execute(
+        """SELECT key, sum(unpriced) FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?
+           GROUP BY key HAVING sum(unpriced) > 0 ORDER BY 2 DESC, key""", (first, last))]
 
 
 # ----------------------------------------------------------------------- display -----

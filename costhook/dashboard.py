@@ -46,34 +46,28 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
     parallel (SQLite releases the GIL), so the note stays well under a second."""
     table = table or pricing.load_table(cfg.get("prices"))
     week = a.period("7d", now, tz)
-    month30 = a.period("30d", now, tz)
     data = {"now": now, "tz": tz, "week": week}
 
-    def heavy(c):
-        turn_rows = a.turns(c, week)
+    def week_pass(c):  # one pass over the week's calls feeds four sections
+        seq = a.sequence(c, week, now, table, scopes=True)
         return {
-            "idle": a.idle(c, week, turn_rows, limit=5),
-            "efficiency": a.efficiency(c, week, turn_rows, limit=0),
-            "tools": a.by_tool(c, week),
-        }
-
-    def heavy2(c):
-        return {
-            "cache": a.cache_efficiency(c, week, now, table),
-            "whatif": a.whatif(c, week, now, by=("project", "agent", "skill"), table=table),
+            "cache": a.cache_efficiency(c, week, now, table, seq=seq),
+            "idle": a.idle(c, week, seq["turns"], limit=5),
+            "efficiency": a.efficiency(c, week, seq["turns"], limit=0),
+            "whatif": a.whatif_from_sequence(seq, week, now, table=table),
         }
 
     path = paths.db_path(db_path)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_on_own_connection, path, heavy)
-        data.update(heavy2(conn))
+        future = pool.submit(_on_own_connection, path, week_pass)
+        data["tools"] = a.by_tool(conn, week)
         data["summary"] = a.summary(conn, now, tz)
         data["budgets"] = a.budget_status(conn, cfg, now, tz)
         data["trends"] = a.trends(conn, now, tz, 30)
         data["anomalies"] = a.anomalies(conn, now, tz, 30)
         data["top"] = {by: a.top(conn, by, week, 5) for by in ("session", "project", "model", "agent", "skill")}
         data["trees"] = [a.tree(conn, s) for s in a.sessions_with_subagents(conn, week)[:2]]
-        data["unpriced"] = reports.unpriced_models(conn, a.period("month", now, tz).window())
+        data["unpriced"] = a.unpriced_models(conn, a.period("month", now, tz))
         data["cron"] = _cron_section(conn, now, tz)
         data.update(future.result())
     return data
@@ -196,30 +190,26 @@ def sections(data: dict) -> dict:
 
     t = data["trends"]
     rows = t["rows"]
-    labels = ", ".join(f'"{r["day"][5:]}"' for r in rows)
+    labels = ", ".join(f'"{r["day"][8:].lstrip("0")}"' for r in rows)  # day of month: 30 labels must fit
     values = ", ".join(f"{r['cost_usd']:.2f}" for r in rows)
     top_value = max((r["cost_usd"] for r in rows), default=0)
-    ceiling = _nice_ceiling(top_value)
     change = t["change_7_days"]
     lines = [
         "## Daily spend, last 30 days",
         "",
-        f"Total {money(t['total_usd'])}, {money(t['daily_average_usd'])}/day on average"
+        f"Total **{money(t['total_usd'])}**, {money(t['daily_average_usd'])}/day on average"
         + (f", peak {money(t['peak']['cost_usd'])} on {t['peak']['day']}" if t["peak"] else "")
         + (f"; last 7 days {change * 100:+.0f}% vs the 7 before" if change is not None else "") + ".",
         "",
         "```mermaid",
         "xychart-beta",
-        '    title "Spend per day (USD)"',
+        f'    title "Spend per day (USD), {rows[0]["day"]} to {rows[-1]["day"]}"',
         f"    x-axis [{labels}]",
-        f'    y-axis "USD" 0 --> {ceiling:g}',
+        f'    y-axis "USD" 0 --> {_nice_ceiling(top_value):g}',
         f"    bar [{values}]",
         "```",
         "",
-        _table(["Day", "Spend", "Calls", ""], [
-            [r["day"], money(r["cost_usd"]), f"{r['requests']:,}", f"`{bar(r['cost_usd'] / top_value if top_value else 0)}`"]
-            for r in reversed(rows)
-        ], "lrrl"),
+        _calendar(rows),
     ]
     out["daily"] = "\n".join(lines)
 
@@ -357,6 +347,26 @@ def sections(data: dict) -> dict:
     else:
         out["unpriced"] = ""
     return out
+
+
+def _calendar(rows: list) -> str:
+    """The days as a plain table, one row per week (Monday first), with week totals."""
+    from datetime import date
+
+    by_day = {r["day"]: r["cost_usd"] for r in rows}
+    first, last = date.fromisoformat(rows[0]["day"]), date.fromisoformat(rows[-1]["day"])
+    monday = first - timedelta(days=first.weekday())
+    table = []
+    while monday <= last:
+        cells, total = [], 0.0
+        for i in range(7):
+            day = (monday + timedelta(days=i)).isoformat()
+            value = by_day.get(day)
+            total += value or 0
+            cells.append("" if value is None else (money(value) if value else "·"))
+        table.append([f"{monday:%d %b}", *cells, f"**{money(total)}**"])
+        monday += timedelta(days=7)
+    return _table(["Week of", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Total"], table, "lrrrrrrrr")
 
 
 def _day(period_json: dict, tz) -> str:

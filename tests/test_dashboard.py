@@ -95,7 +95,7 @@ def test_note_numbers(conn, vault):
 
     boards = block(text, "leaderboards")
     assert f"| `{S1[:8]}` | alpha | Fri 20 Nov 09:00 | $1.05 | 62% |" in boards
-    assert "| alpha | $1.14 | 67% | 5 |" in boards and "| Explore | $0.02 | 1.2% | 2 |" in boards
+    assert "| alpha | $1.14 | 67% | 7 |" in boards  # S1 (5 calls) + S3 (2) and "| Explore | $0.02 | 1.2% | 2 |" in boards
 
     tree = block(text, "subagents")
     assert f"**Session `{S1[:8]}`** (alpha) — $1.05, 5 calls" in tree
