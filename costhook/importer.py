@@ -100,30 +100,12 @@ def default_openclaw_dirs() -> list[Path]:
 def import_openclaw(conn, folders: list[Path], *, price=None, progress=None) -> ImportSummary:
     """Ingest OpenClaw's agent SQLite stores, legacy and archived transcript files, and cron
     jobs and run history under `folders` (state dirs, or any folder of transcripts).
-    `progress(nbytes)` is called after each store or file."""
+    `progress(nbytes)` is called after each store or file. (sources/openclaw.import_dirs)"""
     from costhook.sources import openclaw
 
     summary = ImportSummary()
     summary.missing_dirs = [str(f) for f in folders if not f.is_dir()]
-    price = price or ingest.pricer()
-    stats = openclaw.Stats()
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        found = openclaw.discover(str(folder))
-        for db_path in found["agent_dbs"]:
-            stats.add(openclaw.ingest_agent_db(conn, db_path, price=price, busy_ms=5000))
-            if progress:
-                progress(os.path.getsize(db_path))
-        stats.add(openclaw.ingest_session_files(conn, found["files"], price=price, progress=progress))
-        for state_db in found["state_dbs"]:
-            stats.add(openclaw.ingest_state_db(conn, state_db, busy_ms=5000))
-        for cron_dir in found["cron_dirs"]:
-            stats.add(openclaw.ingest_cron_files(conn, cron_dir))
-    from costhook import store
-
-    with store.transaction(conn):
-        openclaw.refresh_cron_runs(conn)
+    stats = openclaw.import_dirs(conn, folders, price=price or ingest.pricer(), progress=progress)
     summary.files = stats.files + stats.sessions
     summary.bytes_read = stats.bytes_read
     summary.lines = stats.events
@@ -138,13 +120,4 @@ def openclaw_sizes(folders: list[Path]) -> int:
     """Bytes an OpenClaw import will look at (for the progress bar)."""
     from costhook.sources import openclaw
 
-    total = 0
-    for folder in folders:
-        if folder.is_dir():
-            found = openclaw.discover(str(folder))
-            for path in found["agent_dbs"] + found["files"]:
-                try:
-                    total += os.path.getsize(path)
-                except OSError:
-                    pass
-    return total
+    return openclaw.total_bytes(folders)
