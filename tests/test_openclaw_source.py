@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from costhook import importer, ingest, store
+from costhook import ingest, store
 from costhook.sources import openclaw as oc
 
 FIXTURE = Path(__file__).parent / "fixtures" / "openclaw"
@@ -152,7 +152,7 @@ def sums(conn, where="1", args=()):
 
 
 def import_dir(conn, folder):
-    return importer.import_openclaw(conn, [Path(folder)], price=ingest.pricer())
+    return oc.import_dirs(conn, [Path(folder)], price=ingest.pricer())
 
 
 # ------------------------------------------------------------------ fixture totals --

@@ -1264,31 +1264,49 @@ def agent_db_path(state: str, agent_id: str) -> str:
     return os.path.join(state, "agents", agent_id, "agent", "openclaw-agent.sqlite")
 
 
-SKIP_DIRS = ("cold", "tmp", "media", "cache", "node_modules", "extensions", "plugin-skills", "runs")
+SKIP_DIRS = ("cold", "tmp", "media", "cache", "node_modules", "extensions", "plugin-skills", "runs", "workspace", ".git")
 
 
 def discover(folder: str) -> dict:
     """What an `--openclaw-dir` holds: agent stores, transcript files (with their
-    sessions.json index), the state database, legacy cron dirs. Accepts a state dir, an
-    `agents/<id>` dir, or any directory of transcript files."""
+    sessions.json index), the state database, legacy cron dirs.
+
+    A state dir (it has `agents/`) is searched only where OpenClaw keeps sessions:
+    `agents/<id>/agent/openclaw-agent.sqlite`, `agents/<id>/sessions/` (with archives and
+    doctor's import archive) and the very old top-level `sessions/` — never the workspace.
+    Any other directory (an `agents/<id>` dir, a folder of exported transcripts) is walked."""
     found = {"agent_dbs": [], "files": [], "state_dbs": [], "cron_dirs": []}
     folder = os.path.abspath(folder)
     if os.path.isfile(os.path.join(folder, "state", "openclaw.sqlite")):
         found["state_dbs"].append(os.path.join(folder, "state", "openclaw.sqlite"))
     if os.path.isdir(os.path.join(folder, "cron")):
         found["cron_dirs"].append(os.path.join(folder, "cron"))
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        rel = os.path.relpath(root, folder)
-        if rel.count(os.sep) > 4 or os.path.basename(root) in SKIP_DIRS or (rel == "cron" or rel.startswith("cron" + os.sep)):
-            dirs[:] = []
-            continue
-        if "openclaw-agent.sqlite" in files:
-            found["agent_dbs"].append(os.path.join(root, "openclaw-agent.sqlite"))
-        for name in sorted(files):
-            if is_transcript_file(name):
-                found["files"].append(os.path.join(root, name))
+    agents = os.path.join(folder, "agents")
+    if os.path.isdir(agents):
+        roots = [os.path.join(folder, "sessions")]
+        for agent in sorted(os.listdir(agents)):
+            roots += [os.path.join(agents, agent, "agent"), os.path.join(agents, agent, "sessions")]
+            roots += sorted(os.path.join(agents, agent, d) for d in _listdir(os.path.join(agents, agent)) if d.startswith("sessions-"))
+    else:
+        roots = [folder]
+    for top in roots:
+        for root, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+            if os.path.relpath(root, top).count(os.sep) >= 3:
+                dirs[:] = []
+            if "openclaw-agent.sqlite" in files:
+                found["agent_dbs"].append(os.path.join(root, "openclaw-agent.sqlite"))
+            for name in sorted(files):
+                if is_transcript_file(name):
+                    found["files"].append(os.path.join(root, name))
     return found
+
+
+def _listdir(path: str) -> list:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def ingest_session_files(conn, files: list, *, price, progress=None) -> Stats:
@@ -1329,3 +1347,44 @@ def refresh_cron_runs(conn, run_ids=None) -> None:
             WHERE 1 {where}""",
         args,
     )
+
+
+def import_dirs(conn, folders, *, price, progress=None) -> Stats:
+    """`costhook import --openclaw-dir`: agent stores, transcript files and archives, cron
+    jobs and run history under each folder; then cron runs are linked to their calls.
+    `progress(nbytes)` is called after each store or file. Incremental and idempotent."""
+    stats = Stats()
+    for folder in folders:
+        folder = os.fspath(folder)
+        if not os.path.isdir(folder):
+            continue
+        found = discover(folder)
+        for db_path in found["agent_dbs"]:
+            stats.add(ingest_agent_db(conn, db_path, price=price, busy_ms=5000))
+            if progress:
+                progress(_size(db_path))
+        stats.add(ingest_session_files(conn, found["files"], price=price, progress=progress))
+        for state_db in found["state_dbs"]:
+            stats.add(ingest_state_db(conn, state_db, busy_ms=5000))
+        for cron_dir in found["cron_dirs"]:
+            stats.add(ingest_cron_files(conn, cron_dir))
+    with store.transaction(conn):
+        refresh_cron_runs(conn)
+    return stats
+
+
+def total_bytes(folders) -> int:
+    """Bytes an import will look at (for a progress bar)."""
+    total = 0
+    for folder in folders:
+        if os.path.isdir(folder):
+            found = discover(os.fspath(folder))
+            total += sum(_size(p) for p in found["agent_dbs"] + found["files"])
+    return total
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
