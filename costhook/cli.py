@@ -200,14 +200,17 @@ def import_(claude_dirs, openclaw_dirs, quiet, db_path):
         if summary.malformed:
             click.echo(f"Skipped {summary.malformed} malformed lines.")
     if openclaw_dirs or not claude_dirs:
-        defaults = list(openclaw_dirs) or importer.default_openclaw_dirs()
+        from costhook.sources import openclaw
+
+        defaults = list(openclaw_dirs) or [Path(p) for p in openclaw.default_state_dirs()]
         if defaults:
             _import_openclaw(defaults, quiet, db_path)
 
 
 def _import_openclaw(folders, quiet, db_path):
     """OpenClaw: agent SQLite stores, transcript files and archives, cron history."""
-    from costhook import importer, ingest
+    from costhook import ingest
+    from costhook.sources import openclaw
 
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
@@ -216,17 +219,17 @@ def _import_openclaw(folders, quiet, db_path):
     price = ingest.pricer(price_table(load_config()))
     started = time.monotonic()
     show_bar = not quiet and sys.stderr.isatty()
-    total = importer.openclaw_sizes(folders) if show_bar else 0
+    total = openclaw.total_bytes(folders) if show_bar else 0
     with click.progressbar(length=total, label="Importing OpenClaw", file=sys.stderr) if show_bar else _NoBar() as bar:
-        summary = importer.import_openclaw(conn, folders, price=price, progress=bar.update)
+        stats = openclaw.import_dirs(conn, folders, price=price, progress=bar.update)
     if not quiet:
         click.echo(
             f"Imported OpenClaw history from {', '.join(str(f) for f in folders)}: "
-            f"{summary.files} sessions/files, {summary.calls} API calls seen, {summary.changed} rows new or updated, "
-            f"{summary.cron_runs} cron runs, in {time.monotonic() - started:.1f} s."
+            f"{stats.files + stats.sessions} sessions/files, {stats.calls} API calls seen, {stats.changed} rows new or updated, "
+            f"{stats.cron_runs} cron runs, in {time.monotonic() - started:.1f} s."
         )
-        if summary.malformed:
-            click.echo(f"Skipped {summary.malformed} malformed events.")
+        if stats.malformed:
+            click.echo(f"Skipped {stats.malformed} malformed events.")
 
 
 class _NoBar:
