@@ -11,7 +11,7 @@ with a `*_usd` float beside it for display; `since`/`until` are UTC ISO strings 
     heartbeat_idle(conn, since=None, until=None)                 -> Heartbeat dict
     anomalies(conn, since=None, until=None, factor=2.0)          -> list[Run dict] flagged, newest first
     budget_status(conn, budgets, now=None, tz=None)              -> list[CronBudget dict]
-    find_job(conn, text)                                         -> job id for an id, id prefix or name
+    find_job(conn, text)                                         -> job id for an id, a name, or a unique prefix
     sparkline(values) -> str          format_run(run) -> "Took 74 s · 12,400 tokens · $0.04"
 
 Run dict: run_id, job_id, job_name, host_agent, session_id, started_at, status, duration_ms,
@@ -380,7 +380,7 @@ def heartbeat_idle(conn, since: str | None = None, until: str | None = None) -> 
 
 
 def find_job(conn, text: str) -> str | None:
-    """A job id from its id, a unique id prefix, or its name."""
+    """A job id from its id, its name (any case), or a unique prefix of either."""
     if not text:
         return None
     ids = {r[0] for r in conn.execute("SELECT DISTINCT job_id FROM cron_runs")}
@@ -389,11 +389,17 @@ def find_job(conn, text: str) -> str | None:
     ids |= set(names)
     if text in ids:
         return text
-    by_name = [j for j, info in names.items() if info.get("name") == text]
-    if len(by_name) == 1:
-        return by_name[0]
-    prefixed = [j for j in ids if j.startswith(text)]
-    return prefixed[0] if len(prefixed) == 1 else None
+    folded = text.casefold()
+    for match in (
+        lambda j, name: name == text,
+        lambda j, name: name.casefold() == folded,
+        lambda j, name: j.startswith(text),
+        lambda j, name: name.casefold().startswith(folded),
+    ):
+        found = [j for j in sorted(ids) if match(j, (names.get(j) or {}).get("name") or "")]
+        if len(found) == 1:
+            return found[0]
+    return None
 
 
 def budget_status(conn, budgets: list, now=None, tz=None) -> list[dict]:

@@ -182,6 +182,7 @@ def test_find_job_by_id_prefix_and_name(conn, history):  # noqa: F811
     assert cv.find_job(conn, NIGHTLY) == NIGHTLY
     assert cv.find_job(conn, "Weekly digest") == WEEKLY
     assert cv.find_job(conn, "2222") == WEEKLY
+    assert cv.find_job(conn, "weekly") == WEEKLY  # a unique name prefix, any case
     assert cv.find_job(conn, "nope") is None
 
 
