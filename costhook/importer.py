@@ -67,57 +67,71 @@ def transcript_files(folders: list[Path]) -> list[tuple[str, int]]:
     return [(path, size) for path, (_, size) in ordered]
 
 
-def import_claude(conn, folders: list[Path], *, price=None, progress=None) -> ImportSummary:
-    """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file."""
+PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it saves
+
+
+def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None) -> ImportSummary:
+    """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file.
+
+    Large imports parse in worker processes while this process writes, in file order
+    (parsing is most of the work; the database has one writer anyway). Results are the
+    same as the hooks': the same plan / read_chunks / commit steps, only spread out.
+    """
     summary = ImportSummary()
     summary.missing_dirs = [str(f) for f in folders if not f.is_dir()]
     price = price or ingest.pricer()
-    for path, size in transcript_files([f for f in folders if f.is_dir()]):
-        result = ingest.ingest_file(conn, path, price=price)
-        summary.files += 1
-        summary.bytes_read += result.bytes_read
-        summary.lines += result.lines
-        summary.calls += result.calls
-        summary.changed += result.changed
-        summary.malformed += result.malformed
-        summary.synthetic += result.synthetic
+    files = transcript_files([f for f in folders if f.is_dir()])
+    starts = ((ingest.plan(conn, path), size) for path, size in files)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    pending_bytes = sum(size for _, size in files)
+    if workers > 1 and pending_bytes >= PARALLEL_MIN_BYTES:
+        chunks = _parse_in_workers(starts, workers)
+    else:
+        chunks = ((start, size, list(ingest.read_chunks(start)) if start else []) for start, size in starts)
+    for start, size, parsed in chunks:
+        result = ingest.IngestResult(path=start.path if start else "")
+        for chunk in parsed:
+            ingest.commit(conn, chunk, price, result)
+        _add_result(summary, result)
         if progress:
             progress(size)
     return summary
 
 
-# ------------------------------------------------------------------ OpenClaw ------
+def _add_result(summary: ImportSummary, result) -> None:
+    summary.files += 1
+    summary.bytes_read += result.bytes_read
+    summary.lines += result.lines
+    summary.calls += result.calls
+    summary.changed += result.changed
+    summary.malformed += result.malformed
+    summary.synthetic += result.synthetic
 
 
-def default_openclaw_dirs() -> list[Path]:
-    """OpenClaw state dirs: $OPENCLAW_STATE_DIR, else $OPENCLAW_HOME/.openclaw or
-    ~/.openclaw, plus ~/.openclaw-<profile> — those that exist."""
-    from costhook.sources import openclaw
-
-    return [Path(p) for p in openclaw.default_state_dirs()]
+def _parse_file(start):
+    return list(ingest.read_chunks(start)) if start else []
 
 
-def import_openclaw(conn, folders: list[Path], *, price=None, progress=None) -> ImportSummary:
-    """Ingest OpenClaw's agent SQLite stores, legacy and archived transcript files, and cron
-    jobs and run history under `folders` (state dirs, or any folder of transcripts).
-    `progress(nbytes)` is called after each store or file. (sources/openclaw.import_dirs)"""
-    from costhook.sources import openclaw
+def _parse_in_workers(starts, workers: int):
+    """(start, size, chunks) in input order, parsed by a process pool; at most a few files in
+    flight, so memory stays flat however big the tree is."""
+    import multiprocessing
+    from collections import deque
 
-    summary = ImportSummary()
-    summary.missing_dirs = [str(f) for f in folders if not f.is_dir()]
-    stats = openclaw.import_dirs(conn, folders, price=price or ingest.pricer(), progress=progress)
-    summary.files = stats.files + stats.sessions
-    summary.bytes_read = stats.bytes_read
-    summary.lines = stats.events
-    summary.calls = stats.calls
-    summary.changed = stats.changed
-    summary.malformed = stats.malformed
-    summary.cron_runs = stats.cron_runs
-    return summary
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers) as pool:
+        window = deque()
+        for start, size in starts:
+            if start is not None and start.offset >= start.size:
+                window.append((start, size, None))  # nothing new: no need to ship it to a worker
+            else:
+                window.append((start, size, pool.apply_async(_parse_file, (start,))))
+            if len(window) > 2 * workers + 2:
+                yield _resolved(window.popleft())
+        while window:
+            yield _resolved(window.popleft())
 
 
-def openclaw_sizes(folders: list[Path]) -> int:
-    """Bytes an OpenClaw import will look at (for the progress bar)."""
-    from costhook.sources import openclaw
-
-    return openclaw.total_bytes(folders)
+def _resolved(item):
+    start, size, future = item
+    return start, size, [] if future is None else future.get()

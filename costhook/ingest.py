@@ -20,7 +20,7 @@ class IngestResult:
     """What one ingest of one file did (a plain class: dataclasses cost the hook ~10 ms)."""
 
     __slots__ = ("path", "bytes_read", "lines", "calls", "changed", "malformed", "synthetic",
-                 "pending", "deferred", "missing", "texts")
+                 "pending", "deferred", "missing")
 
     def __init__(self, path: str):
         self.path = path
@@ -33,7 +33,6 @@ class IngestResult:
         self.pending = 0  # bytes left unread (a partial last line, or a deferred catch-up)
         self.deferred = False
         self.missing = False
-        self.texts = ()  # assistant texts seen
 
 
 def pricer(table=None):
@@ -78,83 +77,125 @@ def ingest_file(
     caller can hand it to a background process instead of stalling the agent.
     """
     result = IngestResult(path=path)
-    try:
-        f = open(path, "rb")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    start = plan(conn, path)
+    if start is None:
         result.missing = True
         return result
-    with f:
-        st = os.fstat(f.fileno())
-        head = f.read(HEAD_BYTES)
-        cursor = store.get_cursor(conn, path)
-        offset, state = _resume_point(cursor, st, head)
-        result.pending = st.st_size - offset
-        if result.pending <= 0:
-            return result
-        if max_bytes is not None and result.pending > max_bytes:
-            result.deferred = True
-            return result
-        ctx = ctx or claude.context_for(path)
-        price = price or pricer()
-        f.seek(offset)
-        batch, batch_bytes = [], 0
-        for line in f:
-            if not line.endswith(b"\n"):
-                break  # a partial last line waits for the next read
-            batch.append(line)
-            batch_bytes += len(line)
-            if batch_bytes >= COMMIT_EVERY:
-                offset = _commit(conn, path, st, head, offset, batch, batch_bytes, ctx, state, price, result)
-                batch, batch_bytes = [], 0
-        if batch:
-            offset = _commit(conn, path, st, head, offset, batch, batch_bytes, ctx, state, price, result)
-        result.pending = max(0, os.fstat(f.fileno()).st_size - offset)
+    result.pending = start.size - start.offset
+    if result.pending <= 0:
+        return result
+    if max_bytes is not None and result.pending > max_bytes:
+        result.deferred = True
+        return result
+    price = price or pricer()
+    for chunk in read_chunks(start, ctx):
+        commit(conn, chunk, price, result)
+    result.pending = max(0, start.size - start.offset - result.bytes_read)
     return result
 
 
-def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes) -> tuple[int, claude.ReadState]:
+class Start:
+    """Where reading a file resumes: decided from the cursor, used by read_chunks (which may
+    run in another process) and by commit."""
+
+    __slots__ = ("path", "offset", "state", "size", "inode", "head")
+
+    def __init__(self, path, offset, state, size, inode, head):
+        self.path, self.offset, self.state = path, offset, state  # state: ReadState JSON
+        self.size, self.inode, self.head = size, inode, head
+
+
+class Chunk:
+    """Parsed complete lines of one file, ready to commit with the offset they end at."""
+
+    __slots__ = ("start", "offset", "nbytes", "parsed", "state")
+
+    def __init__(self, start, offset, nbytes, parsed, state):
+        self.start, self.offset, self.nbytes, self.parsed, self.state = start, offset, nbytes, parsed, state
+
+
+def plan(conn: sqlite3.Connection, path: str) -> Start | None:
+    """The resume point for `path` (None if it is not a readable file)."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            head = f.read(HEAD_BYTES)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    offset, state = _resume_point(store.get_cursor(conn, path), st, head)
+    return Start(path, offset, state, st.st_size, st.st_ino, head.hex())
+
+
+def read_chunks(start: Start, ctx: claude.FileContext | None = None):
+    """Parse the complete lines after `start.offset`, COMMIT_EVERY bytes at a time.
+
+    Pure: no database. A partial last line is left for the next read.
+    """
+    ctx = ctx or claude.context_for(start.path)
+    state = claude.ReadState.from_json(start.state)
+    offset = start.offset
+    try:
+        f = open(start.path, "rb")
+    except OSError:
+        return
+    with f:
+        if os.fstat(f.fileno()).st_ino != start.inode:
+            return  # replaced since planned; the next ingest starts over
+        f.seek(offset)
+        batch, nbytes = [], 0
+        for line in f:
+            if not line.endswith(b"\n"):
+                break
+            batch.append(line)
+            nbytes += len(line)
+            if nbytes >= COMMIT_EVERY:
+                yield Chunk(start, offset, nbytes, claude.parse_lines(batch, ctx, state), state.to_json())
+                offset += nbytes
+                batch, nbytes = [], 0
+        if batch:
+            yield Chunk(start, offset, nbytes, claude.parse_lines(batch, ctx, state), state.to_json())
+
+
+def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes) -> tuple[int, str]:
     """Where to continue reading: the stored offset if this is still the same, not shrunk, file."""
     if not cursor:
-        return 0, claude.ReadState()
+        return 0, ""
     same_file = cursor.get("inode") == st.st_ino and (cursor.get("offset") or 0) <= st.st_size
     stored_head = cursor.get("head") or ""
     if same_file and stored_head:
         same_file = head.hex().startswith(stored_head)
     if not same_file:
-        return 0, claude.ReadState()  # shrunk or replaced: re-read; the dedup keys make it safe
-    return cursor["offset"], claude.ReadState.from_json(cursor.get("state"))
+        return 0, ""  # shrunk or replaced: re-read; the dedup keys make it safe
+    return cursor["offset"], cursor.get("state") or ""
 
 
-def _commit(conn, path, st, head, offset, lines, nbytes, ctx, state, price, result: IngestResult) -> int:
-    parsed = claude.parse_lines(lines, ctx, state)
-    new_offset = offset + nbytes
+def commit(conn: sqlite3.Connection, chunk: Chunk, price, result: IngestResult) -> None:
+    """Write a chunk's calls and the offset after it in one transaction."""
+    start, parsed = chunk.start, chunk.parsed
+    end = chunk.offset + chunk.nbytes
     with store.transaction(conn):
         result.changed += store.merge_requests(conn, parsed.calls, price)
         _note_sessions(conn, parsed)
-        current = store.get_cursor(conn, path)
-        if current and current.get("inode") == st.st_ino and (current.get("offset") or 0) > new_offset:
-            new_offset_stored = current["offset"]  # another process got further; never go back
-        else:
-            new_offset_stored = new_offset
+        current = store.get_cursor(conn, start.path)
+        if current and current.get("inode") == start.inode and (current.get("offset") or 0) > end:
+            end = current["offset"]  # another process got further; never go back
         store.set_cursor(
             conn,
             {
-                "path": path,
-                "offset": new_offset_stored,
-                "size": st.st_size,
-                "inode": st.st_ino,
-                "head": head.hex(),  # as much of the first 128 bytes as existed
-                "state": state.to_json(),
+                "path": start.path,
+                "offset": end,
+                "size": start.size,
+                "inode": start.inode,
+                "head": start.head,  # as much of the first 128 bytes as existed
+                "state": chunk.state,
                 "updated_at": store.now_iso(),
             },
         )
-    result.bytes_read += nbytes
+    result.bytes_read += chunk.nbytes
     result.lines += parsed.lines
     result.calls += len(parsed.calls)
     result.malformed += parsed.malformed
     result.synthetic += parsed.synthetic
-    result.texts = result.texts + tuple(parsed.texts[-5:])
-    return new_offset
 
 
 def _note_sessions(conn, parsed: claude.ParseResult) -> None:

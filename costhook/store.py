@@ -109,8 +109,8 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(f"SELECT * FROM requests WHERE key IN ({marks})", chunk):
             existing[row["key"]] = dict(row)
-    changed = 0
     delta = SpendDelta()
+    writes = {}  # column tuple -> rows, so each shape is written with one executemany
     for key, record in records.items():
         old = existing.get(key)
         merged = merge_call(old, record) if old else dict(record)
@@ -118,17 +118,16 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
         merged["cost_nanousd"], merged["cost_source"] = price(merged)
         if old is not None and all(old.get(k) == v for k, v in merged.items()):
             continue
-        columns = list(merged)
-        conn.execute(
-            f"INSERT OR REPLACE INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            [merged[c] for c in columns],
-        )
+        writes.setdefault(tuple(merged), []).append(tuple(merged.values()))
         if old is not None:
             delta.add(old, -1)
         delta.add(merged, +1)
-        changed += 1
+    for columns, rows in writes.items():
+        conn.executemany(
+            f"INSERT OR REPLACE INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
+        )
     delta.write(conn)
-    return changed
+    return sum(len(rows) for rows in writes.values())
 
 
 # ----------------------------------------------------------------------- spend -------
@@ -169,17 +168,30 @@ def split_share(values: list, index: int, parts: int) -> list:
 
 def spend_contributions(row: dict):
     """(dim, key, bucket, values) for every rollup row this request adds to."""
+    return _expand(_spend_attributes(row), _spend_values(row))
+
+
+def _spend_values(row: dict) -> list:
     cost = row.get("cost_nanousd")
     tokens = [row.get(c) or 0 for c in TOKEN_COLUMNS]
-    values = [cost or 0, *tokens, sum(tokens), 1, int(cost is None)]
-    bucket = spend_bucket(row.get("timestamp"))
-    for dim, column in SPEND_DIMENSIONS:
-        key = "" if column is None else _dimension_value(row, column)
-        if key is not None:
+    return [cost or 0, *tokens, sum(tokens), 1, int(cost is None)]
+
+
+def _spend_attributes(row: dict) -> tuple:
+    """What decides which rollup rows a request lands in: its bucket and dimension values."""
+    columns = tuple(_dimension_value(row, column) for _, column in SPEND_DIMENSIONS[1:])
+    return (spend_bucket(row.get("timestamp")), columns, tuple(_tool_names(row.get("tools"))))
+
+
+def _expand(attributes: tuple, values: list, only=None):
+    bucket, columns, tools = attributes
+    for (dim, _), key in zip(SPEND_DIMENSIONS, ("", *columns)):
+        if key is not None and (only is None or dim in only):
             yield dim, key, bucket, values
-    names = _tool_names(row.get("tools")) or [NO_TOOL]
-    for index, name in enumerate(names):
-        yield "tool", name, bucket, split_share(values, index, len(names))
+    if only is None or "tool" in only:
+        names = tools or (NO_TOOL,)
+        for index, name in enumerate(names):
+            yield "tool", name, bucket, split_share(values, index, len(names))
 
 
 def _tool_names(tools) -> list:
@@ -192,31 +204,41 @@ def _tool_names(tools) -> list:
 
 
 class SpendDelta:
-    """Changes to the rollup, summed in memory and written with one statement per row touched."""
+    """Changes to the rollup. Requests are first summed by their attributes (a session's
+    calls in one 15-minute bucket mostly share them), then expanded into dimensions and
+    written with one statement per rollup row touched."""
 
     def __init__(self):
-        self.rows = {}
+        self.groups = {}
 
-    def add(self, row: dict, sign: int, only=None) -> None:
-        for dim, key, bucket, values in spend_contributions(row):
-            if only is not None and dim not in only:
-                continue
-            current = self.rows.get((dim, key, bucket))
-            if current is None:
-                self.rows[(dim, key, bucket)] = [sign * v for v in values]
-            else:
-                for i, v in enumerate(values):
-                    current[i] += sign * v
+    def add(self, row: dict, sign: int) -> None:
+        attributes = _spend_attributes(row)
+        values = _spend_values(row)
+        current = self.groups.get(attributes)
+        if current is None:
+            self.groups[attributes] = [sign * v for v in values]
+        else:
+            for i, v in enumerate(values):
+                current[i] += sign * v
 
-    def write(self, conn: sqlite3.Connection) -> None:
+    def write(self, conn: sqlite3.Connection, only=None) -> None:
+        rows = {}
+        for attributes, values in self.groups.items():
+            for dim, key, bucket, share in _expand(attributes, values, only):
+                current = rows.get((dim, key, bucket))
+                if current is None:
+                    rows[(dim, key, bucket)] = list(share)
+                else:
+                    for i, v in enumerate(share):
+                        current[i] += v
         measures = ", ".join(SPEND_MEASURES)
         updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
         conn.executemany(
             f"""INSERT INTO spend (dim, key, bucket, {measures}) VALUES (?, ?, ?{', ?' * len(SPEND_MEASURES)})
                 ON CONFLICT(dim, key, bucket) DO UPDATE SET {updates}""",
-            [(*k, *v) for k, v in self.rows.items() if any(v)],
+            [(*k, *v) for k, v in rows.items() if any(v)],
         )
-        self.rows.clear()
+        self.groups.clear()
 
 
 def _dimension_value(row: dict, column: str):
@@ -256,8 +278,8 @@ def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
     delta = SpendDelta()
     names = ("cost_nanousd", "timestamp", "tools", *TOKEN_COLUMNS)
     for row in conn.execute(f"SELECT {', '.join(names)} FROM requests"):
-        delta.add(dict(zip(names, row)), +1, only=("tool",))
-    delta.write(conn)
+        delta.add(dict(zip(names, row)), +1)
+    delta.write(conn, only=("tool",))
 
 
 # ----------------------------------------------------------------------- sessions ----

@@ -272,3 +272,23 @@ def test_fixture_costs_are_exact_to_the_nano_dollar(home, claude_dir):
         "9e8f7a6b-5c4d-4e3f-8a2b-1c0d9e8f7a6b": 34_665_000,  # only msg K: J is the original session's
     }
     assert db_rows("SELECT count(*) AS n FROM requests WHERE cost_source != 'computed'") == [{"n": 0}]
+
+
+def test_parallel_import_gives_the_same_rows_as_serial(home, claude_dir, tmp_path, monkeypatch):
+    """Big imports parse in worker processes; the rows must not depend on that."""
+    extra = claude_dir / "projects" / "-work-proj"
+    extra.mkdir()
+    for n in range(6):
+        (extra / f"s-{n}.jsonl").write_text(stream_lines(30, seed=n))
+    conn = connect()
+    importer.import_claude(conn, [claude_dir], price=free_price, workers=1)
+    serial = db_rows("SELECT * FROM requests ORDER BY key")
+    spend = db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket")
+    conn.close()
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "parallel.db"))
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    conn = connect()
+    summary = importer.import_claude(conn, [claude_dir], price=free_price, workers=2)
+    assert summary.files == 11
+    assert db_rows("SELECT * FROM requests ORDER BY key") == serial
+    assert db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket") == spend

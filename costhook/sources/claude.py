@@ -60,11 +60,10 @@ class ReadState:
 
 
 class ParseResult:
-    __slots__ = ("calls", "texts", "cost_state", "malformed", "synthetic", "lines")
+    __slots__ = ("calls", "cost_state", "malformed", "synthetic", "lines")
 
     def __init__(self):
         self.calls = {}  # key -> merged record
-        self.texts = []  # assistant texts seen
         self.cost_state = None  # last cost-state line: {session_id, total_cost_usd}
         self.malformed = 0
         self.synthetic = 0
@@ -143,10 +142,7 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
     message = line.get("message")
     if not isinstance(message, dict):
         return
-    content = message.get("content")
-    tools, skill_called = _tools_requested(content)
-    texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"] if isinstance(content, list) else []
-    result.texts.extend(t for t in texts if isinstance(t, str))
+    tools, skill_called = _tools_requested(message.get("content"))
     usage = message.get("usage")
     model = message.get("model")
     if model == "<synthetic>":
