@@ -39,6 +39,12 @@ def main(argv: list[str]) -> int:
 
             dashboard.refresh(user_config())
             return 0
+        if "--upgrade" in argv:
+            event = "upgrade"
+            from costhook import store
+
+            store.connect().close()
+            return 0
         if "--notify" in argv:
             event = "notify"
             from costhook import notify
@@ -283,6 +289,7 @@ HANDLERS = {
 
 
 _conn = None
+_upgrade_spawned = False
 
 
 def open_db():
@@ -292,7 +299,14 @@ def open_db():
     if _conn is None:
         from costhook import store
 
-        _conn = store.connect(busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
+        try:
+            _conn = store.connect(busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS, upgrade=False)
+        except store.UpgradePending:
+            global _upgrade_spawned
+            if not _upgrade_spawned:  # the cursors wait: the next hook after it catches up
+                _upgrade_spawned = True
+                spawn_detached(["--upgrade"])
+            raise
     return _conn
 
 
@@ -304,7 +318,7 @@ def ingest_paths(candidates, *, max_bytes: int | None = HOOK_MAX_BYTES) -> list:
     from costhook import ingest
 
     conn = open_db()
-    price = ingest.pricer(price_table())
+    price = ingest.pricer(load=price_table)
     results, deferred = [], []
     for path in existing:
         result = ingest.ingest_file(conn, path, price=price, max_bytes=max_bytes)

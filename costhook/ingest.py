@@ -35,11 +35,19 @@ class IngestResult:
         self.missing = False
 
 
-def pricer(table=None):
-    """`price(record) -> (cost_nanousd, cost_source)` for store.merge_requests."""
+def pricer(table=None, *, load=None):
+    """`price(record) -> (cost_nanousd, cost_source)` for store.merge_requests.
+
+    `load()` (instead of `table`) builds the price table on the first call that needs it:
+    most hook runs have nothing new to price and skip reading the table altogether.
+    """
     from costhook import pricing
 
+    tables = [table]
+
     def price(record: dict):
+        if tables[0] is None and load is not None:
+            tables[0] = load()
         cost = pricing.price_call(
             record.get("model") or "",
             input_tokens=record.get("input_tokens") or 0,
@@ -51,7 +59,7 @@ def pricer(table=None):
             speed=record.get("speed"),
             inference_geo=record.get("inference_geo"),
             timestamp=record.get("timestamp"),
-            table=table,
+            table=tables[0],
         )
         if cost is not None:
             return cost, "computed"

@@ -21,9 +21,16 @@ class StoreError(Exception):
     """The database cannot be used (corrupt, wrong file, newer schema); message is for humans."""
 
 
-def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+class UpgradePending(StoreError):
+    """An existing database needs schema steps; the caller chose not to wait for them."""
+
+
+def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the database, migrated to the current schema.
 
+    With `upgrade=False` a new database is still created, but an existing one that needs
+    schema steps raises UpgradePending: a step may rewrite a million rows, which a hook on
+    the agent's critical path must not wait for.
     Autocommit mode: writers use `transaction()` explicitly, readers never block writers (WAL).
     """
     path = paths.db_file(db_path)
@@ -37,7 +44,12 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.
         conn.execute("PRAGMA synchronous = NORMAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
+            if not upgrade and 0 < version < SCHEMA_VERSION:
+                raise UpgradePending(f"database {path} needs a schema upgrade (v{version} → v{SCHEMA_VERSION})")
             _migrate(conn, path)
+    except UpgradePending:
+        conn.close()
+        raise
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"cannot use database {path}: {exc}") from exc
