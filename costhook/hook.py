@@ -131,24 +131,18 @@ class Event:
 
 
 def on_session_start(event: Event):
-    from costhook import store
-
     entrypoint = os.environ.get("CLAUDE_CODE_ENTRYPOINT") or None
-    conn = open_db()
-    with store.transaction(conn):
-        store.upsert_session(
-            conn,
-            event.session_id or "unknown",
-            agent="claude",
-            project=event.text("cwd"),
-            git_branch=git_branch(event.text("cwd")),
-            started_at=store.now_iso(),
-            source=event.text("source"),
-            model=event.text("model"),
-            transcript_path=event.transcript,
-            entrypoint=entrypoint,
-            interactive=None if entrypoint is None else int(entrypoint == "cli"),
-        )
+    record_session(
+        event,
+        project=event.text("cwd"),
+        git_branch=git_branch(event.text("cwd")),
+        started_at=now_iso(),
+        source=event.text("source"),
+        model=event.text("model"),
+        transcript_path=event.transcript,
+        entrypoint=entrypoint,
+        interactive=None if entrypoint is None else int(entrypoint == "cli"),
+    )
     ingest_paths([event.transcript])  # a resumed session may already have history
     if not user_config().get("budgets"):
         return None
@@ -244,17 +238,7 @@ def on_subagent_stop(event: Event):
 def on_session_end(event: Event):
     """Close the session and catch up. Claude Code gives all SessionEnd hooks 1.5 s in
     total, so a large backlog goes to a detached process instead."""
-    from costhook import store
-
-    conn = open_db()
-    with store.transaction(conn):
-        store.upsert_session(
-            conn,
-            event.session_id or "unknown",
-            agent="claude",
-            ended_at=store.now_iso(),
-            end_reason=event.text("reason"),
-        )
+    record_session(event, ended_at=now_iso(), end_reason=event.text("reason"))
     ingest_paths([event.transcript, *subagent_files(event.subagent_dir())], max_bytes=HOOK_MAX_BYTES // 4)
     refresh_dashboard_if_due()
 
@@ -359,6 +343,20 @@ def price_table():
     except ValueError as exc:  # PriceConfigError
         log_error("config", exc)
         return pricing.load_table()
+
+
+def record_session(event: Event, **facts) -> None:
+    from costhook import store
+
+    conn = open_db()
+    with store.transaction(conn):
+        store.upsert_session(conn, event.session_id or "unknown", agent="claude", **facts)
+
+
+def now_iso() -> str:
+    from costhook import store
+
+    return store.now_iso()
 
 
 def record_tool_call(event: Event) -> None:

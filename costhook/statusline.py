@@ -27,7 +27,6 @@ import sys
 from costhook import paths
 
 NANO = 1_000_000_000
-MAX_STDIN = 4 << 20
 SEP = " · "
 LIMIT_WARN = 80  # rate-limit percentage from which it turns yellow and shows its reset
 LIMIT_HIGH = 95
@@ -56,6 +55,8 @@ def main(argv: list[str]) -> int:
         if sys.stdin is None or sys.stdin.isatty():
             sys.stderr.write(USAGE)
             return 0
+        from costhook.hook import read_payload
+
         payload = read_payload(sys.stdin.buffer)
         line = render(payload, style, db=option(argv, "--db"))
     except Exception as exc:  # fail-open: print what we still can
@@ -75,19 +76,6 @@ def option(argv: list[str], name: str) -> str | None:
         if arg.startswith(name + "="):
             return arg[len(name) + 1 :]
     return None
-
-
-def read_payload(stream) -> dict:
-    data = stream.read(MAX_STDIN + 1)
-    if len(data) > MAX_STDIN:
-        raise ValueError(f"stdin larger than {MAX_STDIN} bytes")
-    try:
-        payload = json.loads(data)
-    except ValueError as exc:
-        raise ValueError(f"stdin is not JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise ValueError(f"stdin is a JSON {type(payload).__name__}, not an object")
-    return payload
 
 
 def write(line: str) -> None:
