@@ -1087,7 +1087,7 @@ EFFICIENCY_RULE = ("Useful actions = tools with side effects (Edit, Write, Bash,
 MIN_GRADED_NANO = 10_000_000
 
 
-def efficiency(conn, p: Period, turn_rows: list | None = None, limit: int = 10) -> dict:
+def efficiency(conn, p: Period, turn_rows: list | None = None, limit: int = 10, projects: bool = True) -> dict:
     """Useful actions per dollar per session, graded A/B/C against the user's own sessions."""
     turn_rows = turns(conn, p) if turn_rows is None else turn_rows
     sessions = {}
@@ -1108,7 +1108,8 @@ def efficiency(conn, p: Period, turn_rows: list | None = None, limit: int = 10) 
                      "scored_lower": round(lower, 4), "grade": grade})
     rows.sort(key=lambda r: (-r["cost_usd"], r["session_id"]))
     rows = rows[:limit] if limit else rows
-    _fill_projects(conn, rows, [r["session_id"] for r in rows])
+    if projects:
+        _fill_projects(conn, rows, [r["session_id"] for r in rows])
     total_cost = sum(s["cost"] for s in sessions.values())
     total_actions = sum(s["actions"] for s in sessions.values())
     return {

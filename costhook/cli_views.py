@@ -130,7 +130,8 @@ def register(cli):
                 rows.append([r.get("name") or r["key"], m(r["cost_usd"]), pct(r["share"]), f"{r['requests']:,}", *extra])
             o = d["others"]
             if o["count"]:
-                rows.append([f"({o['count']} others)", m(o["cost_usd"]), pct(o["share"]), ""] + ([""] * 2 if by == "session" else []))
+                rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", m(o["cost_usd"]), pct(o["share"]), ""]
+                            + ([""] * 2 if by == "session" else []))
             rows.append(["TOTAL", m(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
             return f"Top {by}s, {d['period']['label']}\n" + grid(rows, {1, 2, 3})
 

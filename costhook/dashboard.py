@@ -53,7 +53,7 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
         return {
             "cache": a.cache_efficiency(c, week, now, table, seq=seq),
             "idle": a.idle(c, week, seq["turns"], limit=5),
-            "efficiency": a.efficiency(c, week, seq["turns"], limit=0),
+            "efficiency": a.efficiency(c, week, seq["turns"], limit=0, projects=False),
             "whatif": a.whatif_from_sequence(seq, week, now, table=table),
         }
 
@@ -70,6 +70,10 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
         data["unpriced"] = a.unpriced_models(conn, a.period("month", now, tz))
         data["cron"] = _cron_section(conn, now, tz)
         data.update(future.result())
+    # Projects only for the sessions the note names.
+    worst = [r for r in data["efficiency"]["sessions"] if r["grade"] == "C"]
+    worst = sorted(worst, key=lambda r: -r["cost_usd"])[:5]
+    a._fill_projects(conn, worst, [r["session_id"] for r in worst])
     return data
 
 
