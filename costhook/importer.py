@@ -135,3 +135,33 @@ def _parse_in_workers(starts, workers: int):
 def _resolved(item):
     start, size, future = item
     return start, size, [] if future is None else future.get()
+
+
+# ------------------------------------------------------------------ OpenClaw ------
+
+
+def default_openclaw_dirs() -> list[Path]:
+    """OpenClaw state dirs: $OPENCLAW_STATE_DIR, else $OPENCLAW_HOME/.openclaw or
+    ~/.openclaw, plus ~/.openclaw-<profile> — those that exist."""
+    from costhook.sources import openclaw
+
+    return [Path(p) for p in openclaw.default_state_dirs()]
+
+
+def import_openclaw(conn, folders: list[Path], *, price=None, progress=None) -> ImportSummary:
+    """Ingest OpenClaw's agent SQLite stores, legacy and archived transcript files, and cron
+    jobs and run history under `folders` (state dirs, or any folder of transcripts).
+    `progress(nbytes)` is called after each store or file. (sources/openclaw.import_dirs)"""
+    from costhook.sources import openclaw
+
+    summary = ImportSummary()
+    summary.missing_dirs = [str(f) for f in folders if not f.is_dir()]
+    stats = openclaw.import_dirs(conn, folders, price=price or ingest.pricer(), progress=progress)
+    summary.files = stats.files + stats.sessions
+    summary.bytes_read = stats.bytes_read
+    summary.lines = stats.events
+    summary.calls = stats.calls
+    summary.changed = stats.changed
+    summary.malformed = stats.malformed
+    summary.cron_runs = stats.cron_runs
+    return summary
