@@ -160,7 +160,7 @@ def record_messages(p: Payload, messages: list) -> int:
     if not calls:
         return 0
     conn = base.open_db()
-    price = ingest.pricer(base.price_table())
+    price = ingest.pricer(load=base.price_table)
     with store.transaction(conn):
         facts = {p.session_id: {"project": p.c("workspaceDir"), "session_key": attribution.get("session_key"),
                                 "host_agent": attribution.get("host_agent"), "session_kind": attribution.get("session_kind"),
@@ -181,7 +181,7 @@ def catch_up(p: Payload, seconds: float, session_ids=None) -> None:
     from costhook import ingest
 
     try:
-        oc.ingest_agent_db(base.open_db(), path, price=ingest.pricer(base.price_table()), session_ids=ids,
+        oc.ingest_agent_db(base.open_db(), path, price=ingest.pricer(load=base.price_table), session_ids=ids,
                            busy_ms=BUSY_MS, deadline=time.monotonic() + seconds, max_events=20000)
     except Exception as exc:
         base.log_error(p.hook, exc)
@@ -282,7 +282,7 @@ def on_session_end(p: Payload):
     if archive and os.path.basename(archive).startswith(sid) and oc.is_transcript_file(os.path.basename(archive)) and os.path.isfile(archive):
         try:
             meta.source_path = archive
-            oc.ingest_file(conn, archive, price=ingest.pricer(base.price_table()), meta=meta)
+            oc.ingest_file(conn, archive, price=ingest.pricer(load=base.price_table), meta=meta)
         except Exception as exc:
             base.log_error(p.hook, exc)
     else:
