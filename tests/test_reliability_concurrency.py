@@ -238,16 +238,19 @@ def test_sixteen_concurrent_hook_streams_lose_and_duplicate_nothing(home, tmp_pa
         t.join(timeout=120)
     wall = time.monotonic() - started
 
-    # Every hook: exit 0, nothing on stdout or stderr, never longer than the busy timeout
-    # plus its own start-up on a loaded 2-core machine.
+    # Every hook: exit 0, nothing on stdout or stderr. No hook waited for the database
+    # longer than its busy timeout: one that did would have failed with "database is
+    # locked" and said so in errors.log, which stays empty. (A hook's wall time also holds
+    # its interpreter start-up, 16 at a time on 2 cores, so it is only bounded loosely
+    # here, against hangs: e.g. an untimed lock.)
     assert len(hooks.runs) >= 16 * EVENTS // HOOK_EVERY
     bad = [r for r in hooks.runs if r[2] != 0 or r[3] or r[4]]
     assert not bad, bad[:3]
-    slowest = max(r[1] for r in hooks.runs)
-    assert hooks.max_running >= 8, hooks.max_running  # they really did overlap
-    assert slowest < BUSY_TIMEOUT_S + 3.0, sorted(r[1] for r in hooks.runs)[-10:]
     log = home / "errors.log"
     assert not log.exists() or log.read_text() == "", log.read_text()[-2000:]
+    slowest = max(r[1] for r in hooks.runs)
+    assert hooks.max_running >= 8, hooks.max_running  # they really did overlap
+    assert slowest < 4 * BUSY_TIMEOUT_S, sorted(r[1] for r in hooks.runs)[-10:]
 
     # No row lost, none duplicated, each with its final (largest) usage.
     rows = {r["key"]: r for r in db_rows(f"SELECT key, session_id, agent_id, {', '.join(TOKENS)}, cost_nanousd FROM requests")}
