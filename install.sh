@@ -159,6 +159,11 @@ if [ -n "$hooks" ]; then
     say "registering Claude Code hooks (user scope)"
     # shellcheck disable=SC2086  # $statusline is empty or one word
     "$costhook" install --scope user $statusline || die "costhook install failed (nothing else was changed)"
+    openclaw_state=${OPENCLAW_STATE_DIR:-${OPENCLAW_HOME:-$HOME}/.openclaw}
+    if [ -d "$openclaw_state" ]; then
+        say "registering the OpenClaw plugin ($openclaw_state)"
+        "$costhook" install --agent openclaw || warn "OpenClaw plugin install failed; run \`costhook install --agent openclaw\` later"
+    fi
 fi
 if [ -n "$import" ]; then
     say "importing history"

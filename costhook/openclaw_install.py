@@ -30,7 +30,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from costhook import install as base
@@ -60,13 +59,14 @@ def config_path() -> Path:
 
 def plugin_source() -> Path:
     """The plugin's files: $COSTHOOK_OPENCLAW_PLUGIN, the checkout's hooks/openclaw (source
-    and editable installs), or `<prefix>/share/costhook/openclaw` (wheel installs)."""
+    and editable installs), or the copy shipped in the package as costhook/openclaw_plugin
+    (regular installs; see pyproject's package-dir)."""
     candidates = []
     explicit = os.environ.get("COSTHOOK_OPENCLAW_PLUGIN", "").strip()
     if explicit:
         candidates.append(Path(explicit).expanduser())
     candidates.append(Path(__file__).resolve().parent.parent / "hooks" / "openclaw")
-    candidates.append(Path(sys.prefix) / "share" / "costhook" / "openclaw")
+    candidates.append(Path(__file__).resolve().parent / "openclaw_plugin")
     for folder in candidates:
         if all((folder / name).is_file() for name in PLUGIN_FILES):
             return folder
