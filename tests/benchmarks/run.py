@@ -542,7 +542,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, help="runs of the hook and of python -c pass")
     parser.add_argument("--report-runs", type=int)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--ccusage", help="path of a ccusage executable to time on the same tree")
+    parser.add_argument("--ccusage", help="path of a ccusage executable to time on the same tree, or `auto`: install "
+                        "the pinned ccusage@20.0.24 from npm into .cache/ (tests/benchmarks/ccusage.py)")
     parser.add_argument("--python", default=sys.executable, help="interpreter of the venv whose costhook is measured")
     args = parser.parse_args(argv)
     sizes = dict(QUICK if args.quick else FULL)
@@ -551,6 +552,13 @@ def main(argv=None) -> int:
             sizes[key] = getattr(args, key)
     if not (Path(args.python).parent / "costhook").exists():
         raise SystemExit(f"no costhook next to {args.python}; run with the project venv's python")
+    if args.ccusage == "auto":
+        from tests.benchmarks import ccusage
+
+        path, why = ccusage.install()
+        if path is None:
+            raise SystemExit(f"--ccusage auto: {why}")
+        args.ccusage = str(path)
 
     started = time.monotonic()
     work, made = work_dir(args)
