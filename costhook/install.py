@@ -172,15 +172,21 @@ def _matches_everything(group: dict) -> bool:
     return group.get("matcher") in (None, "", "*")
 
 
-def _hooks_table(settings: dict, create: bool) -> dict | None:
-    hooks = settings.get("hooks")
-    if hooks is None:
+def json_object(parent: dict, key: str, create: bool, problem: str) -> dict | None:
+    """`parent[key]` as a JSON object: None when missing (or null), a new empty one with
+    `create`; anything else is the user's to fix, so InstallError(`problem`)."""
+    value = parent.get(key)
+    if value is None:
         if not create:
             return None
-        hooks = settings["hooks"] = {}
-    if not isinstance(hooks, dict):
-        raise InstallError('"hooks" is not a JSON object; fix it by hand, then re-run')
-    return hooks
+        value = parent[key] = {}
+    if not isinstance(value, dict):
+        raise InstallError(f"{problem}; fix it by hand, then re-run")
+    return value
+
+
+def _hooks_table(settings: dict, create: bool) -> dict | None:
+    return json_object(settings, "hooks", create, '"hooks" is not a JSON object')
 
 
 def _groups(hooks: dict, event: str) -> list:

@@ -97,14 +97,7 @@ def _is_costhook_plugin_dir(path: str) -> bool:
 
 
 def _plugins(config: dict, create: bool) -> dict | None:
-    plugins = config.get("plugins")
-    if plugins is None:
-        if not create:
-            return None
-        plugins = config["plugins"] = {}
-    if not isinstance(plugins, dict):
-        raise InstallError('"plugins" in the OpenClaw config is not an object; fix it by hand, then re-run')
-    return plugins
+    return base.json_object(config, "plugins", create, '"plugins" in the OpenClaw config is not an object')
 
 
 def _load_paths(plugins: dict) -> list:
