@@ -299,8 +299,13 @@ class _Snapshot:
     data: dict
 
 
+def write_target(path: Path) -> Path:
+    """The file a write to `path` replaces: a symlink's target, so the link stays."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def _read(path: Path) -> _Snapshot:
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    target = write_target(path)
     try:
         raw = target.read_bytes()
     except FileNotFoundError:
@@ -438,6 +443,23 @@ class _Changed(Exception):
     """The file changed under us between reading and writing; start over."""
 
 
+def write_with_backup(snapshot: _Snapshot, text: str) -> Path | None:
+    """Back up the file (if it exists), then replace it with `text`; the backup (None for a
+    new file). A failed write takes its backup with it: InstallError, or _Changed when the
+    file changed since it was read (read it again and retry)."""
+    _check_writable(snapshot)
+    backup = _backup(snapshot) if snapshot.raw is not None else None
+    try:
+        _write(snapshot, text)
+    except (_Changed, OSError) as error:
+        if backup is not None:
+            backup.unlink()
+        if isinstance(error, _Changed):
+            raise
+        raise InstallError(f"could not write {snapshot.path}: {error}; costhook changed nothing") from None
+    return backup
+
+
 def _apply(path: Path, transform, dry_run: bool, verb: str, nothing: str) -> InstallResult:
     for _ in range(_RETRIES):
         snapshot = _read(path)
@@ -448,18 +470,10 @@ def _apply(path: Path, transform, dry_run: bool, verb: str, nothing: str) -> Ins
         diff = _diff(snapshot, text)
         if dry_run:
             return InstallResult(path, False, diff, None, f"Dry run: would {verb} costhook in {path}.")
-        _check_writable(snapshot)
-        backup = _backup(snapshot) if snapshot.raw is not None else None
         try:
-            _write(snapshot, text)
+            backup = write_with_backup(snapshot, text)
         except _Changed:
-            if backup is not None:
-                backup.unlink()
             continue
-        except OSError as error:
-            if backup is not None:
-                backup.unlink()
-            raise InstallError(f"could not write {path}: {error}; costhook changed nothing") from None
         return InstallResult(path, True, diff, backup, _done_message(verb, path, backup, new_data))
     raise InstallError(f"{path} kept changing while costhook was updating it; try again")
 

@@ -302,23 +302,15 @@ def _apply(install: bool, dry_run: bool) -> InstallResult:
         if reason:
             raise InstallError(f"{reason}; costhook changed nothing. Apply this yourself:\n" + json.dumps(new.get("plugins", {}), indent=2))
         text = json.dumps(new, indent=2, ensure_ascii=False) + "\n"
-        snapshot = base._Snapshot(config_file, Path(os.path.realpath(config_file)) if config_file.is_symlink() else config_file, raw, data)
+        snapshot = base._Snapshot(config_file, base.write_target(config_file), raw, data)
         diff = base._diff(snapshot, text)
         if dry_run:
             result = InstallResult(config_file, False, diff, None, f"Dry run: would {'install' if install else 'remove'} costhook's OpenClaw plugin in {config_file}.")
             break
-        base._check_writable(snapshot)
-        backup = base._backup(snapshot) if raw is not None else None
         try:
-            base._write(snapshot, text)
+            backup = base.write_with_backup(snapshot, text)
         except base._Changed:
-            if backup is not None:
-                backup.unlink()
             continue
-        except OSError as error:
-            if backup is not None:
-                backup.unlink()
-            raise InstallError(f"could not write {config_file}: {error}; costhook changed nothing") from None
         verb = (f"Installed and enabled costhook's OpenClaw plugin ({folder}) in {config_file}"
                 if install else f"Removed costhook's OpenClaw plugin from {config_file}")
         lines = [verb + "." + (f" Backup: {backup}" if backup else "")]
