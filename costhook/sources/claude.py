@@ -11,6 +11,7 @@ Standard library only: this runs inside the hook.
 import json
 import os
 
+from costhook.sources.jsonl import load_line
 from costhook.usage import as_count, merge_call
 
 # Cheap byte tests that decide whether a line is worth parsing at all. A line we care
@@ -115,23 +116,8 @@ def parse_lines(lines, ctx: FileContext, state: ReadState, result: ParseResult |
     return result
 
 
-def _load(raw: bytes):
-    """json.loads that tolerates NUL padding and reports anything else as None."""
-    try:
-        return json.loads(raw)
-    except ValueError:
-        pass
-    stripped = raw.strip(b"\x00 \t\r\n")
-    if stripped and stripped != raw:
-        try:
-            return json.loads(stripped)
-        except ValueError:
-            pass
-    return None
-
-
 def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: ParseResult) -> None:
-    line = _load(raw)
+    line = load_line(raw)
     if not isinstance(line, dict):
         result.malformed += 1
         return
@@ -226,7 +212,7 @@ def _tools_requested(content) -> tuple[list, str | None]:
 
 
 def _command_line(raw: bytes, state: ReadState, result: ParseResult) -> None:
-    line = _load(raw)
+    line = load_line(raw)
     if not isinstance(line, dict):
         result.malformed += 1
         return
@@ -238,7 +224,7 @@ def _maybe_new_prompt(raw: bytes, state: ReadState) -> None:
     """A human prompt ends the previous slash command's turn. Only parse when it might be one."""
     if state.skill is None or b'"tool_result"' in raw or b'"isMeta":true' in raw:
         return
-    line = _load(raw)
+    line = load_line(raw)
     if isinstance(line, dict) and line.get("type") == "user":
         _user_record(line, state)
 
@@ -268,7 +254,7 @@ def _command_name(text: str) -> str | None:
 
 
 def _cost_state_line(raw: bytes, result: ParseResult) -> None:
-    line = _load(raw)
+    line = load_line(raw)
     if not isinstance(line, dict) or line.get("type") != "cost-state":
         return
     total = line.get("totalCostUSD")

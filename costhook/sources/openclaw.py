@@ -34,6 +34,7 @@ import sqlite3
 import time
 
 from costhook import store
+from costhook.sources.jsonl import load_line
 from costhook.usage import as_count
 
 AGENT = "openclaw"
@@ -480,20 +481,6 @@ def _assistant(event: dict, message: dict, meta: SessionMeta, state: ReadState, 
 
 def _tokens(record: dict) -> int:
     return sum(record.get(k) or 0 for k in ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_read_tokens"))
-
-
-def load_line(raw: bytes):
-    try:
-        return json.loads(raw)
-    except ValueError:
-        pass
-    stripped = raw.strip(b"\x00 \t\r\n")
-    if stripped and stripped != raw:
-        try:
-            return json.loads(stripped)
-        except ValueError:
-            return None
-    return None
 
 
 # ------------------------------------------------------------------ writing ---------
