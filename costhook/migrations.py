@@ -51,6 +51,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["requests"].create_index(["session_id", "timestamp"], if_not_exists=True)
     db["requests"].create_index(["project", "timestamp"], if_not_exists=True)
     db["requests"].create_index(["model", "timestamp"], if_not_exists=True)
+    db["requests"].create_index(["message_id"], if_not_exists=True)  # replays fold by message id
     db["tool_calls"].create(
         {
             "tool_use_id": str,

@@ -114,14 +114,9 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
     """
     if not records:
         return 0
-    existing = {}
-    keys = list(records)
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(f"SELECT * FROM requests WHERE key IN ({marks})", chunk):
-            existing[row["key"]] = dict(row)
     delta = SpendDelta()
+    records = _fold_replays(conn, records, delta)
+    existing = {row["key"]: row for row in _select_in(conn, "key", list(records))}
     writes = {}  # column tuple -> rows, so each shape is written with one executemany
     for key, record in records.items():
         old = existing.get(key)
@@ -140,6 +135,51 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
         )
     delta.write(conn)
     return sum(len(rows) for rows in writes.values())
+
+
+def _select_in(conn: sqlite3.Connection, column: str, values: list, extra: str = "") -> list[dict]:
+    rows = []
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        sql = f"SELECT * FROM requests WHERE {column} IN ({','.join('?' * len(chunk))}) {extra}"
+        rows += [dict(row) for row in conn.execute(sql, chunk)]
+    return rows
+
+
+def _fold_replays(conn: sqlite3.Connection, records: dict, delta: "SpendDelta") -> dict:
+    """One row per Claude Code response, however many requestIds it was seen under.
+
+    A sidechain replays a call of its parent (`/btw` side questions, forks) with the same
+    `message.id` and another `requestId`: one response, billed once. All sightings of a
+    message.id fold into the row of the main-thread copy (else the one already stored,
+    else the smallest key); rows stored under the other keys are removed, their spend too.
+    """
+    batch = {}
+    for record in records.values():
+        if record.get("agent") == "claude" and record.get("message_id"):
+            batch.setdefault(record["message_id"], []).append(record)
+    stored = {}
+    for row in _select_in(conn, "message_id", list(batch), "AND agent = 'claude'"):
+        stored.setdefault(row["message_id"], []).append(row)
+    out = dict(records)
+    for message_id, sightings in batch.items():
+        rows = stored.get(message_id, [])
+        if len({s["key"] for s in sightings} | {r["key"] for r in rows}) == 1:
+            continue
+        stored_keys = {r["key"] for r in rows}
+        main = min(sightings + rows, key=lambda s: (bool(s.get("is_sidechain")), s["key"] not in stored_keys, s["key"]))
+        folded = None
+        for sighting in sightings:
+            out.pop(sighting["key"], None)
+            folded = merge_call(folded, sighting) if folded else dict(sighting)
+        for row in rows:
+            if row["key"] != main["key"]:
+                conn.execute("DELETE FROM requests WHERE key = ?", (row["key"],))
+                delta.add(row, -1)
+                folded = merge_call(folded, row)
+        folded["key"], folded["request_id"] = main["key"], main.get("request_id")
+        out[main["key"]] = folded
+    return out
 
 
 # ----------------------------------------------------------------------- spend -------

@@ -292,3 +292,21 @@ def test_parallel_import_gives_the_same_rows_as_serial(home, claude_dir, tmp_pat
     assert summary.files == 11
     assert db_rows("SELECT * FROM requests ORDER BY key") == serial
     assert db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket") == spend
+
+
+@pytest.mark.parametrize("sidechain_first", [False, True])
+def test_a_replayed_response_is_one_row_whatever_the_order(home, tmp_path, sidechain_first):
+    """A /btw replay repeats the parent's message.id under another requestId: one bill."""
+    main = assistant("msg_r", request_id="req_main", input_tokens=100, output_tokens=7, timestamp="2026-11-20T10:00:00.000Z")
+    replay = assistant("msg_r", request_id="req_side", input_tokens=100, output_tokens=7, isSidechain=True,
+                       timestamp="2026-11-20T10:05:00.000Z")
+    path = tmp_path / "s-1.jsonl"
+    conn = connect()
+    for line in ([replay, main] if sidechain_first else [main, replay]):
+        with open(path, "a") as f:
+            f.write(line)
+        ingest.ingest_file(conn, str(path), price=free_price)
+    rows = db_rows("SELECT key, is_sidechain, timestamp FROM requests")
+    assert rows == [{"key": "msg_r:req_main", "is_sidechain": 0, "timestamp": "2026-11-20T10:00:00.000Z"}]
+    spend = db_rows("SELECT sum(requests) AS n, sum(input_tokens) AS i FROM spend WHERE dim = 'global'")
+    assert spend == [{"n": 1, "i": 100}]

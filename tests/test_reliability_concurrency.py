@@ -282,11 +282,6 @@ def test_sixteen_concurrent_hook_streams_lose_and_duplicate_nothing(home, tmp_pa
           f"{wall:.1f} s; slowest hook {slowest:.2f} s, median {sorted(r[1] for r in hooks.runs)[len(hooks.runs) // 2]:.2f} s")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: costhook keys a call by message.id:requestId, so a sidechain replay of a "
-                   "call (same message.id, another requestId: /btw side questions, forks; shared/reference/claude-code.md "
-                   "§5.4 and §8.5) becomes a second row and the call is counted twice; ccusage 20.0.24 counts it once. "
-                   "Suggested fix: when a sidechain sighting's message.id is already stored (or seen) under another "
-                   "requestId, merge it into that row (prefer the non-sidechain copy) instead of inserting")
 def test_a_sidechain_replay_under_another_request_id_counts_once(home, tmp_path):
     path = tmp_path / "claude" / "projects" / "-work-proj" / "s-1.jsonl"
     path.parent.mkdir(parents=True)
