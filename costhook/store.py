@@ -123,6 +123,7 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
         merged = merge_call(old, record) if old else dict(record)
         merged["tools"] = json.dumps(merged.get("tools") or [])
         merged["cost_nanousd"], merged["cost_source"] = price(merged)
+        merged = {name: storable(value) for name, value in merged.items()}
         if old is not None and all(old.get(k) == v for k, v in merged.items()):
             continue
         writes.setdefault(tuple(merged), []).append(tuple(merged.values()))
@@ -135,6 +136,17 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
         )
     delta.write(conn)
     return sum(len(rows) for rows in writes.values())
+
+
+def storable(value):
+    """Text SQLite accepts: a lone surrogate (valid in JSON, not in UTF-8) would make the
+    whole write fail and the transcript stall; it becomes U+FFFD instead."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def _select_in(conn: sqlite3.Connection, column: str, values: list, extra: str = "") -> list[dict]:
@@ -340,7 +352,8 @@ def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
 def upsert_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
     """Record facts about a session from a hook: non-null values replace stored ones,
     except `started_at`, which keeps the earliest."""
-    fields = {k: v for k, v in fields.items() if v is not None}
+    fields = {k: storable(v) for k, v in fields.items() if v is not None}
+    session_id = storable(session_id)
     conn.execute("INSERT OR IGNORE INTO sessions (session_id, agent) VALUES (?, ?)", (session_id, fields.get("agent", "claude")))
     if not fields:
         return
@@ -358,7 +371,8 @@ def upsert_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
 
 def fill_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
     """Like upsert_session, but only sets fields that are still empty (transcript-derived facts)."""
-    fields = {k: v for k, v in fields.items() if v is not None}
+    fields = {k: storable(v) for k, v in fields.items() if v is not None}
+    session_id = storable(session_id)
     conn.execute("INSERT OR IGNORE INTO sessions (session_id, agent) VALUES (?, ?)", (session_id, fields.get("agent", "claude")))
     for name, value in fields.items():
         if name == "started_at":
@@ -375,6 +389,7 @@ def fill_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
 
 def record_tool_call(conn: sqlite3.Connection, call: dict) -> None:
     """One row per tool call; a second report of the same tool_use_id updates it."""
+    call = {name: storable(value) for name, value in call.items()}
     columns = list(call)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "tool_use_id")
     conn.execute(
@@ -398,3 +413,13 @@ def set_cursor(conn: sqlite3.Connection, cursor: dict) -> None:
         f"INSERT OR REPLACE INTO cursors ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
         [cursor[c] for c in columns],
     )
+
+
+def advance_cursor(conn: sqlite3.Connection, path: str, offset: int, *, size, inode, head, state) -> None:
+    """Record that the file at `path` has been read up to byte `offset`, unless another
+    process already got further in the same file (same inode): a cursor never goes back."""
+    current = get_cursor(conn, path)
+    if current and current.get("inode") == inode and (current.get("offset") or 0) > offset:
+        offset = current["offset"]
+    set_cursor(conn, {"path": path, "offset": offset, "size": size, "inode": inode, "head": head, "state": state,
+                      "updated_at": now_iso()})
