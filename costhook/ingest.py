@@ -10,7 +10,7 @@ import os
 import sqlite3
 
 from costhook import store
-from costhook.sources import claude
+from costhook.sources import claude, jsonl
 
 HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
 COMMIT_EVERY = 8 << 20  # bytes parsed per transaction during a long catch-up
@@ -150,29 +150,15 @@ def read_chunks(start: Start, ctx: claude.FileContext | None = None):
         if os.fstat(f.fileno()).st_ino != start.inode:
             return  # replaced since planned; the next ingest starts over
         f.seek(offset)
-        batch, nbytes = [], 0
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            batch.append(line)
-            nbytes += len(line)
-            if nbytes >= COMMIT_EVERY:
-                yield Chunk(start, offset, nbytes, claude.parse_lines(batch, ctx, state), state.to_json())
-                offset += nbytes
-                batch, nbytes = [], 0
-        if batch:
+        for batch, nbytes in jsonl.line_batches(f, COMMIT_EVERY):
             yield Chunk(start, offset, nbytes, claude.parse_lines(batch, ctx, state), state.to_json())
+            offset += nbytes
 
 
 def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes) -> tuple[int, str]:
     """Where to continue reading: the stored offset if this is still the same, not shrunk, file."""
-    if not cursor:
-        return 0, ""
-    same_file = cursor.get("inode") == st.st_ino and (cursor.get("offset") or 0) <= st.st_size
-    stored_head = cursor.get("head") or ""
-    if same_file and stored_head:
-        same_file = head.hex().startswith(stored_head)
-    if not same_file:
+    stored_head = (cursor or {}).get("head") or ""
+    if not jsonl.resumable(cursor, st) or not head.hex().startswith(stored_head):
         return 0, ""  # shrunk or replaced: re-read; the dedup keys make it safe
     return cursor["offset"], cursor.get("state") or ""
 
@@ -180,25 +166,12 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes) -> tuple
 def commit(conn: sqlite3.Connection, chunk: Chunk, price, result: IngestResult) -> None:
     """Write a chunk's calls and the offset after it in one transaction."""
     start, parsed = chunk.start, chunk.parsed
-    end = chunk.offset + chunk.nbytes
     with store.transaction(conn):
         result.changed += store.merge_requests(conn, parsed.calls, price)
         _note_sessions(conn, parsed)
-        current = store.get_cursor(conn, start.path)
-        if current and current.get("inode") == start.inode and (current.get("offset") or 0) > end:
-            end = current["offset"]  # another process got further; never go back
-        store.set_cursor(
-            conn,
-            {
-                "path": start.path,
-                "offset": end,
-                "size": start.size,
-                "inode": start.inode,
-                "head": start.head,  # as much of the first 128 bytes as existed
-                "state": chunk.state,
-                "updated_at": store.now_iso(),
-            },
-        )
+        # head: as much of the first 128 bytes as existed
+        store.advance_cursor(conn, start.path, chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
+                             head=start.head, state=chunk.state)
     result.bytes_read += chunk.nbytes
     result.lines += parsed.lines
     result.calls += len(parsed.calls)

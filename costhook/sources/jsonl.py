@@ -19,3 +19,27 @@ def load_line(raw: bytes):
         except ValueError:
             pass
     return None
+
+
+def line_batches(f, batch_bytes: int):
+    """The complete lines from `f`'s position on, as (lines, nbytes) batches of at least
+    `batch_bytes` (the last one smaller). A partial last line, still being written, is left
+    for the next read."""
+    batch, nbytes = [], 0
+    for line in f:
+        if not line.endswith(b"\n"):
+            break
+        batch.append(line)
+        nbytes += len(line)
+        if nbytes >= batch_bytes:
+            yield batch, nbytes
+            batch, nbytes = [], 0
+    if batch:
+        yield batch, nbytes
+
+
+def resumable(cursor, st) -> bool:
+    """Whether a stored byte-offset cursor may still hold for the file `st` (an os.stat_result)
+    describes: the same inode, not shrunk below the offset. Each source then checks the
+    file's beginning against the cursor's `head` in its own way."""
+    return bool(cursor) and cursor.get("inode") == st.st_ino and (cursor.get("offset") or 0) <= st.st_size

@@ -34,7 +34,7 @@ import sqlite3
 import time
 
 from costhook import store
-from costhook.sources.jsonl import load_line
+from costhook.sources.jsonl import line_batches, load_line, resumable
 from costhook.usage import as_count
 
 AGENT = "openclaw"
@@ -882,7 +882,7 @@ def ingest_file(conn, path: str, *, price, meta: SessionMeta | None = None, inde
         cursor = store.get_cursor(conn, path)
         offset, state = 0, ReadState()
         digest = f"{len(head)}:{hashlib.sha1(head).hexdigest()}"
-        if cursor and cursor.get("inode") == st.st_ino and (cursor.get("offset") or 0) <= st.st_size:
+        if resumable(cursor, st):
             length = (cursor.get("head") or "").partition(":")[0]
             if length.isdigit() and f"{length}:{hashlib.sha1(head[: int(length)]).hexdigest()}" == cursor.get("head"):
                 offset, state = cursor["offset"], ReadState.from_json(cursor.get("state"))
@@ -891,17 +891,8 @@ def ingest_file(conn, path: str, *, price, meta: SessionMeta | None = None, inde
         stats.files = 1
         meta = meta or file_meta(path, index)
         f.seek(offset)
-        batch, size = [], 0
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            batch.append(line)
-            size += len(line)
-            if size >= FILE_COMMIT_BYTES:
-                offset = _commit_lines(conn, path, st, digest, offset, batch, size, meta, state, price, stats)
-                batch, size = [], 0
-        if batch:
-            _commit_lines(conn, path, st, digest, offset, batch, size, meta, state, price, stats)
+        for batch, size in line_batches(f, FILE_COMMIT_BYTES):
+            offset = _commit_lines(conn, path, st, digest, offset, batch, size, meta, state, price, stats)
     return stats
 
 
@@ -912,12 +903,7 @@ def _commit_lines(conn, path, st, digest, offset, lines, size, meta, state, pric
     with store.transaction(conn):
         stats.changed += write_calls(conn, result.calls, price, session_facts(meta, state, result))
         _remember_cron_names(conn, result.cron_names, meta.host_agent)
-        current = store.get_cursor(conn, path)
-        stored = new_offset
-        if current and current.get("inode") == st.st_ino and (current.get("offset") or 0) > new_offset:
-            stored = current["offset"]
-        store.set_cursor(conn, {"path": path, "offset": stored, "size": st.st_size, "inode": st.st_ino,
-                                "head": digest, "state": state.to_json(), "updated_at": store.now_iso()})
+        store.advance_cursor(conn, path, new_offset, size=st.st_size, inode=st.st_ino, head=digest, state=state.to_json())
     stats.bytes_read += size
     stats.events += result.events
     stats.calls += len(result.calls)
