@@ -21,7 +21,11 @@ def edit(mutate, path: Path | None = None) -> dict:
     path = path or paths.config_path()
     paths.ensure_private_dir(path.parent)
     lock = FileLock(str(path) + ".lock", mode=0o600)
-    with lock:
+    try:
+        lock.acquire()
+    except OSError as exc:
+        raise ConfigError(f"{path}.lock: cannot lock the config ({exc.strerror or exc})") from None
+    try:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         try:
             document = tomlkit.parse(text)
@@ -34,6 +38,8 @@ def edit(mutate, path: Path | None = None) -> dict:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(tomlkit.dumps(document))
         os.replace(tmp, path)
+    finally:
+        lock.release()
     return validated
 
 

@@ -524,7 +524,7 @@ def write(conn, cfg: dict, vault, note: str | None = None, *, now: datetime | No
     tz = tz or reports.zone(cfg.get("timezone"))
     paths.ensure_private_dir(paths.home())
     try:
-        with FileLock(str(lock_path()), timeout=lock_timeout):
+        with FileLock(str(lock_path()), timeout=lock_timeout, mode=0o600):
             _write_locked(conn, cfg, path, now, tz, table, db_path)
     except Timeout:
         raise DashboardError(f"another costhook is writing the dashboard (lock {lock_path()})") from None
@@ -549,8 +549,7 @@ def _write_locked(conn, cfg, path: Path, now, tz, table, db_path) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         raise DashboardError(f"cannot write {path}: {exc.strerror or exc}") from None
-    stamp = stamp_path()
-    stamp.touch()
+    touch_stamp()
 
 
 def lock_path() -> Path:
@@ -559,6 +558,15 @@ def lock_path() -> Path:
 
 def stamp_path() -> Path:
     return paths.home() / "dashboard.stamp"
+
+
+def touch_stamp() -> None:
+    """Mark the time of the last refresh: a private file, never followed through a symlink."""
+    fd = os.open(stamp_path(), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
 
 
 def due(settings: dict, now_ts: float | None = None) -> bool:
@@ -582,10 +590,10 @@ def refresh(cfg: dict) -> Path | None:
         return None
     paths.ensure_private_dir(paths.home())
     try:
-        with FileLock(str(lock_path()), timeout=0):
+        with FileLock(str(lock_path()), timeout=0, mode=0o600):
             if not due(settings):
                 return None
-            stamp_path().touch()
+            touch_stamp()
             path = note_path(settings["vault"], settings.get("note"))
             conn = store.connect()
             try:

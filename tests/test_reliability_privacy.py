@@ -199,10 +199,6 @@ def test_everything_costhook_creates_is_private(tmp_path):
     assert_private(config_dir(env))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: dashboard.py write()/refresh() create $COSTHOOK_HOME/dashboard.lock with "
-                   "FileLock(...) without mode=0o600 and dashboard.stamp with Path.touch(): both come out 0644 under umask "
-                   "022 (suggested fix: FileLock(..., mode=0o600) as config_edit.py does, and paths.touch_private(stamp) + "
-                   "os.utime)")
 def test_dashboard_lock_and_stamp_are_private(tmp_path):
     env = fresh_env(tmp_path)
     vault = tmp_path / "vault"
@@ -256,10 +252,6 @@ def test_config_lock_is_not_followed(tmp_path):
     assert not (config_dir(env) / "config.toml").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli.py budget set/remove let the OSError from config_edit.edit()'s "
-                   "FileLock (ELOOP on a symlinked config.toml.lock, also EACCES...) escape as a Python traceback; README "
-                   "promises 'runtime problems exit 1 with a message, never a traceback' (suggested fix: catch OSError "
-                   "in config_edit.edit and raise ConfigError with the path)")
 def test_config_lock_symlink_is_a_clear_error(tmp_path):
     env = fresh_env(tmp_path)
     plant(config_dir(env) / "config.toml.lock", tmp_path)
@@ -277,9 +269,6 @@ def test_dashboard_lock_is_not_followed(tmp_path):
     assert_untouched(victim)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: dashboard.py touches $COSTHOOK_HOME/dashboard.stamp with Path.touch(), "
-                   "which follows a symlink planted there: a dangling link makes costhook create the link's target "
-                   "(suggested fix: os.open(stamp, O_WRONLY|O_CREAT|O_NOFOLLOW, 0o600) then os.utime on the fd)")
 def test_dashboard_stamp_is_not_followed(tmp_path):
     env = fresh_env(tmp_path)
     vault = tmp_path / "vault"
