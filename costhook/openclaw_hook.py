@@ -253,31 +253,32 @@ def on_before_agent_run(p: Payload):
     return None
 
 
-def on_session_start(p: Payload):
+def record_session(p: Payload, meta: oc.SessionMeta, **facts):
+    """The session's row: `facts`, with the key, host agent and kind from `meta`; the connection."""
     from costhook import store
 
-    sid = p.session_id
-    if not sid:
-        return None
-    meta = p.meta()
     conn = base.open_db()
     with store.transaction(conn):
-        store.upsert_session(conn, sid, agent=oc.AGENT, started_at=store.now_iso(), session_key=meta.session_key,
-                             host_agent=meta.host_agent, session_kind=meta.kind, source=p.e("resumedFrom", 300) and "resume")
+        store.upsert_session(conn, p.session_id, agent=oc.AGENT, session_key=meta.session_key,
+                             host_agent=meta.host_agent, session_kind=meta.kind, **facts)
+    return conn
+
+
+def on_session_start(p: Payload):
+    if not p.session_id:
+        return None
+    record_session(p, p.meta(), started_at=base.now_iso(), source=p.e("resumedFrom", 300) and "resume")
     return None
 
 
 def on_session_end(p: Payload):
-    from costhook import ingest, store
+    from costhook import ingest
 
     sid = p.session_id
     if not sid:
         return None
     meta = p.meta()
-    conn = base.open_db()
-    with store.transaction(conn):
-        store.upsert_session(conn, sid, agent=oc.AGENT, ended_at=store.now_iso(), end_reason=p.e("reason", 40),
-                             session_key=meta.session_key, host_agent=meta.host_agent, session_kind=meta.kind)
+    conn = record_session(p, meta, ended_at=base.now_iso(), end_reason=p.e("reason", 40))
     archive = p.e("sessionFile")
     if archive and os.path.basename(archive).startswith(sid) and oc.is_transcript_file(os.path.basename(archive)) and os.path.isfile(archive):
         try:
