@@ -153,20 +153,20 @@ def _print_install(result, dry_run):
 # ------------------------------------------------------------------ import --------
 
 
+def _dirs_option(flag: str, name: str, help: str):
+    return click.option(flag, name, multiple=True, type=click.Path(path_type=Path), help=help)
+
+
 @cli.command(name="import")
-@click.option(
+@_dirs_option(
     "--claude-dir",
     "claude_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="A Claude config dir holding projects/ (repeatable). Default: $CLAUDE_CONFIG_DIR, ~/.claude, ~/.config/claude.",
+    "A Claude config dir holding projects/ (repeatable). Default: $CLAUDE_CONFIG_DIR, ~/.claude, ~/.config/claude.",
 )
-@click.option(
+@_dirs_option(
     "--openclaw-dir",
     "openclaw_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="An OpenClaw state dir, or a folder of transcripts (repeatable). Default: $OPENCLAW_STATE_DIR, ~/.openclaw.",
+    "An OpenClaw state dir, or a folder of transcripts (repeatable). Default: $OPENCLAW_STATE_DIR, ~/.openclaw.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
 @db_option

@@ -38,6 +38,18 @@ def _common(f):
     return db_option(f)
 
 
+def _period_option(default="7d", help=None):
+    return click.option("--period", "period_name", default=default, show_default=True, help=help or PERIOD_HELP)
+
+
+def _days_option(f):
+    return click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))(f)
+
+
+def _session_option(f):
+    return click.option("--session", "session_id", help="One session instead of a period.")(f)
+
+
 def _setup(tz_name, now_text):
     from costhook import analytics, reports
 
@@ -112,7 +124,7 @@ def register(cli):
 
     @cli.command()
     @click.option("--by", type=click.Choice(list(a.TOP_BY)), default="session", show_default=True)
-    @click.option("--period", "period_name", default="week", show_default=True, help=PERIOD_HELP)
+    @_period_option("week")
     @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000))
     @_common
     def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
@@ -139,8 +151,7 @@ def register(cli):
 
     @cli.command()
     @click.argument("session_id", required=False)
-    @click.option("--period", "period_name", default="week", show_default=True,
-                  help="Without SESSION_ID: the period's most expensive session with sub-agents.")
+    @_period_option("week", help="Without SESSION_ID: the period's most expensive session with sub-agents.")
     @_common
     def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
         """A session's cost tree: main thread, sub-agents, child sessions, with shares."""
@@ -157,8 +168,8 @@ def register(cli):
         _emit(fmt, data, render_tree)
 
     @cli.command()
-    @click.option("--session", "session_id", help="One session instead of a period.")
-    @click.option("--period", "period_name", default="7d", show_default=True, help=PERIOD_HELP)
+    @_session_option
+    @_period_option()
     @_common
     def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
         """Cost by tool: the share of spend that went to calls requesting each tool."""
@@ -176,8 +187,8 @@ def register(cli):
         _emit(fmt, data, render)
 
     @cli.command()
-    @click.option("--session", "session_id", help="One session instead of a period.")
-    @click.option("--period", "period_name", default="7d", show_default=True, help=PERIOD_HELP)
+    @_session_option
+    @_period_option()
     @_common
     def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
         """Cache efficiency: hit ratio, dollars saved by cache reads, cache writes never read."""
@@ -186,7 +197,7 @@ def register(cli):
         _emit(fmt, data, render_cache)
 
     @cli.command()
-    @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))
+    @_days_option
     @_common
     def anomalies(days, fmt, tz_name, now_text, db_path):
         """Days, sessions and cron runs costing at least 2x the rolling 7-day average of their kind."""
@@ -210,7 +221,7 @@ def register(cli):
     @click.option("--from", "from_model", help="Only calls made with this model.")
     @click.option("--by", type=click.Choice(list(a.WHATIF_BY)), default="project", show_default=True)
     @click.option("--only", help="Only this project / skill / sub-agent type (as shown in the table).")
-    @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))
+    @_days_option
     @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
     @_common
     def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, db_path):
@@ -225,7 +236,7 @@ def register(cli):
         _emit(fmt, data, render_whatif)
 
     @cli.command()
-    @click.option("--period", "period_name", default="7d", show_default=True, help=PERIOD_HELP)
+    @_period_option()
     @_common
     def idle(period_name, fmt, tz_name, now_text, db_path):
         """Idle cost: turns and sessions that spent tokens but changed nothing."""
@@ -234,7 +245,7 @@ def register(cli):
         _emit(fmt, data, render_idle)
 
     @cli.command()
-    @click.option("--period", "period_name", default="7d", show_default=True, help=PERIOD_HELP)
+    @_period_option()
     @click.option("--limit", default=10, show_default=True, type=click.IntRange(0, 100000), help="Sessions listed (0 = all).")
     @_common
     def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
@@ -254,7 +265,7 @@ def register(cli):
         _emit(fmt, data, render)
 
     @cli.command()
-    @click.option("--period", "period_name", default="7d", show_default=True, help=PERIOD_HELP)
+    @_period_option()
     @click.option("--active", is_flag=True, help="Only the current window.")
     @_common
     def blocks(period_name, active, fmt, tz_name, now_text, db_path):
@@ -278,7 +289,7 @@ def register(cli):
         _emit(fmt, data, render)
 
     @cli.command()
-    @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))
+    @_days_option
     @_common
     def trends(days, fmt, tz_name, now_text, db_path):
         """Spend per day with a sparkline, and the week-over-week change."""
