@@ -653,8 +653,22 @@ def their_query(db: sqlite3.Connection, sql: str, args=(), *, deadline: float | 
             delay = min(delay * 2, 0.25)
 
 
+def _tables(db, deadline=None) -> set:
+    return {row[0] for row in their_query(db, "SELECT name FROM sqlite_master WHERE type = 'table'", deadline=deadline)}
+
+
 def _columns(db, table: str, deadline=None) -> set:
     return {row[1] for row in their_query(db, f"PRAGMA table_info({table})", deadline=deadline)}
+
+
+def _their_query_in(db, sql: str, values: list, *, deadline=None) -> list:
+    """their_query with the `{}` in `sql` filled with one placeholder per value, 500 values
+    a statement (SQLite's limit on variables, and short statements)."""
+    rows = []
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        rows += their_query(db, sql.format(",".join("?" * len(chunk))), chunk, deadline=deadline)
+    return rows
 
 
 def agent_id_of(db_path: str) -> str | None:
@@ -672,7 +686,7 @@ def session_metas(db, db_path: str, session_ids, deadline=None) -> dict:
     metas = {sid: SessionMeta(session_id=sid, host_agent=host, source_path=db_path) for sid in session_ids}
     if not session_ids:
         return metas
-    tables = {r[0] for r in their_query(db, "SELECT name FROM sqlite_master WHERE type = 'table'", deadline=deadline)}
+    tables = _tables(db, deadline)
     if "session_windows" not in tables:
         return metas
     window_cols = _columns(db, "session_windows", deadline)
@@ -685,18 +699,14 @@ def session_metas(db, db_path: str, session_ids, deadline=None) -> dict:
     join = "LEFT JOIN session_nodes n ON n.session_key = w.session_key" if node_cols else ""
     ids = list(session_ids)
     parents = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = their_query(
-            db, f"SELECT {', '.join(select)} FROM session_windows w {join} WHERE w.session_id IN ({','.join('?' * len(chunk))})",
-            chunk, deadline=deadline,
-        )
-        for sid, key, w_parent, w_spawned, display, n_parent, n_spawned, label in rows:
-            parent = n_spawned or w_spawned or n_parent or w_parent
-            metas[sid] = SessionMeta(session_id=sid, session_key=key, host_agent=host, parent_session_key=parent,
-                                     label=label or display, source_path=db_path)
-            if parent:
-                parents.setdefault(parent, []).append(sid)
+    rows = _their_query_in(db, f"SELECT {', '.join(select)} FROM session_windows w {join} WHERE w.session_id IN ({{}})",
+                           ids, deadline=deadline)
+    for sid, key, w_parent, w_spawned, display, n_parent, n_spawned, label in rows:
+        parent = n_spawned or w_spawned or n_parent or w_parent
+        metas[sid] = SessionMeta(session_id=sid, session_key=key, host_agent=host, parent_session_key=parent,
+                                 label=label or display, source_path=db_path)
+        if parent:
+            parents.setdefault(parent, []).append(sid)
     if parents and "current_session_id" in node_cols:
         keys = list(parents)
         rows = their_query(db, f"SELECT session_key, current_session_id FROM session_nodes WHERE session_key IN ({','.join('?' * len(keys))})",
@@ -722,18 +732,13 @@ def ingest_agent_db(conn, db_path: str, *, price, session_ids=None, busy_ms: int
         return stats
     db = open_readonly(db_path, busy_ms=busy_ms, deadline=deadline)
     try:
-        tables = {r[0] for r in their_query(db, "SELECT name FROM sqlite_master WHERE type = 'table'", deadline=deadline)}
+        tables = _tables(db, deadline)
         if "transcript_events" not in tables:
             return stats
         if session_ids:
             ids = [s for s in dict.fromkeys(session_ids) if isinstance(s, str) and s]
-            heads = []
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                heads += their_query(
-                    db, f"SELECT session_id, max(seq) FROM transcript_events WHERE session_id IN ({','.join('?' * len(chunk))}) GROUP BY session_id",
-                    chunk, deadline=deadline,
-                )
+            heads = _their_query_in(db, "SELECT session_id, max(seq) FROM transcript_events WHERE session_id IN ({}) GROUP BY session_id",
+                                    ids, deadline=deadline)
         else:
             heads = their_query(db, "SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id", deadline=deadline)
         todo = []
@@ -1091,7 +1096,7 @@ def ingest_state_db(conn, state_db: str, *, busy_ms: int = 2000, deadline: float
         return stats
     db = open_readonly(state_db, busy_ms=busy_ms, deadline=deadline)
     try:
-        tables = {r[0] for r in their_query(db, "SELECT name FROM sqlite_master WHERE type = 'table'", deadline=deadline)}
+        tables = _tables(db, deadline)
         jobs = {}
         if "cron_jobs" in tables:
             cols = _columns(db, "cron_jobs", deadline)
