@@ -21,10 +21,9 @@ carry a *string* `last_assistant_message` (nor, with budgets, a foreign `tool_us
 those make the hook wait up to 0.5 s for the transcript to catch up, by design, and would
 cost the run minutes; they are covered by test_hook.py.
 
-Two classes of input are known to lose valid data (see the xfail tests at the end): lines
-nested deeper than Python's recursion limit, and JSON strings holding a lone UTF-16
-surrogate (`"\\udc80"`). The generators leave them out of the passing properties until
-they are fixed; COSTHOOK_FUZZ_KNOWN_BUGS=1 puts them back.
+Lines nested deeper than Python's recursion limit and JSON strings holding a lone UTF-16
+surrogate (`"\\udc80"`) once lost valid data; they are generated like everything else
+now, and the regression tests at the end pin them.
 """
 
 import io
@@ -47,7 +46,7 @@ from costhook import hook, ingest, store
 from costhook.sources import claude
 
 SCALE = float(os.environ.get("COSTHOOK_FUZZ_SCALE", "1"))
-KNOWN_BUGS = os.environ.get("COSTHOOK_FUZZ_KNOWN_BUGS") == "1"
+ONCE_LOST_DATA = True  # the two classes of input that once lost data are generated too
 TOKENS = ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
 MAX_COUNT = 10**12  # costhook.usage.MAX_COUNT: larger counts are garbage, stored as 0
 LOG_MAX = 1 << 20
@@ -405,10 +404,10 @@ def hostile_line(draw, tag: str):
     if kind == "non-utf8":
         raw = json.dumps(base).encode()
         at = draw(st.integers(0, len(raw)))
-        bad = [b"\xff", b"\xc3\x28", b"\x80\x80", b"\xf8\x88\x80\x80\x80"] + ([b"\xed\xa0\x80"] if KNOWN_BUGS else [])
+        bad = [b"\xff", b"\xc3\x28", b"\x80\x80", b"\xf8\x88\x80\x80\x80"] + ([b"\xed\xa0\x80"] if ONCE_LOST_DATA else [])
         return raw[:at] + draw(st.sampled_from(bad)) + raw[at:] + b"\n"
     if kind == "nested":
-        depth = draw(st.integers(1, 250)) if not KNOWN_BUGS else draw(st.integers(1, 50_000))
+        depth = draw(st.integers(1, 250)) if not ONCE_LOST_DATA else draw(st.integers(1, 50_000))
         mutate_at_random_path(base, rng, "__NEST__")
         return json.dumps(base).replace('"__NEST__"', nested(depth, draw(st.sampled_from(["list", "dict"])))).encode() + b"\n"
     if kind == "null":
@@ -617,7 +616,7 @@ def test_a_50_mb_line_is_skipped_and_the_calls_around_it_are_kept(home, tmp_path
     assert result.bytes_read == 0  # the catch-up got to the end of the file
 
 
-# ------------------------------------------------------- known bugs (strict xfail) ----
+# ------------------------------------------------------- regressions (once lost data) ----
 
 
 def poisoned_transcript(tmp_path, poison: str) -> tuple[Path, dict]:
@@ -644,10 +643,6 @@ def hook_then_import(path: Path) -> tuple[dict, subprocess.CompletedProcess]:
     return proc, imported
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sources/claude.py _load() catches ValueError only; json.loads raises "
-                   "RecursionError on a line nested deeper than the recursion limit, which aborts the whole ingest of "
-                   "the file: the cursor never passes the line, so no later call in that transcript is ever recorded "
-                   "(every hook logs RecursionError, `costhook import` exits 1)")
 def test_a_deeply_nested_line_does_not_block_the_transcript(home, tmp_path):
     poison = '{"type":"assistant","message":{"content":' + nested(100_000) + "}}\n"
     path, calls = poisoned_transcript(tmp_path, poison)

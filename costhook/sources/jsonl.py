@@ -7,16 +7,19 @@ import json
 
 
 def load_line(raw: bytes):
-    """json.loads that tolerates NUL padding and reports anything else as None."""
+    """json.loads that tolerates NUL padding and reports anything else as None.
+
+    RecursionError too: a line nested deeper than Python's recursion limit is malformed,
+    and it must not stop the lines after it from being read."""
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     stripped = raw.strip(b"\x00 \t\r\n")
     if stripped and stripped != raw:
         try:
             return json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return None
 
