@@ -3,9 +3,11 @@ moments, 100 times. After every kill the database passes `PRAGMA integrity_check
 nothing that is not in the transcripts, and keeps its spend rollup in step with its rows;
 the next hook or import then brings the totals back to exactly what was written.
 
-Each trial appends ~1 MB of new API calls to the transcripts (so the killed process has
+Each trial appends a few hundred new API calls (~0.5 MB) to the transcripts (so the killed process has
 real work: parsing, merging, several transactions), starts the process, and sends SIGKILL
-after a random delay spread over that process's measured run time. The database carries
+after a random delay spread over that process's measured run time (a quarter of the
+kills in its first half, mostly interpreter start-up; the rest in its second half and just
+past its usual end). The database carries
 over from trial to trial, as a user's does. Every tenth trial instead kills the very
 first hook on a brand-new database, i.e. during the schema migration.
 
@@ -28,8 +30,11 @@ import pytest
 from conftest import COSTHOOK
 from transcript_lines import assistant, tool_use, user
 
+from costhook import migrations
+from costhook.store import SCHEMA_VERSION
+
 TRIALS = int(os.environ.get("COSTHOOK_CRASH_TRIALS", "100"))
-CALLS_PER_TRIAL = 400
+CALLS_PER_TRIAL = 300
 TOKENS = ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
 MODEL = "claude-haiku-4-5-20251001"
 # nano-USD per token at Haiku 4.5 list prices: every call costs whole nano-dollars
@@ -94,12 +99,12 @@ class Tree:
                 "cost": sum(u[c] * PRICE[c] for u in self.calls.values() for c in TOKENS)}
 
 
-def db_state(db: Path, since_rowid: int = 0) -> dict:
+def db_state(db: Path, since_rowid: int = 0, integrity: bool = True) -> dict:
     """integrity, row sums, spend-rollup sums, and the rows written after `since_rowid`
     (an upsert gives a row a new rowid), read by a fresh connection."""
     conn = sqlite3.connect(db, timeout=10)
     try:
-        integrity = conn.execute("PRAGMA integrity_check").fetchall()
+        integrity = conn.execute("PRAGMA integrity_check").fetchall() if integrity else [("ok",)]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "requests" not in tables:
             return {"integrity": integrity, "keys": set(), "rows": {}, "spend": None, "max_rowid": 0,
@@ -164,6 +169,16 @@ def kill_after(cmd, env, delay: float, stdin: bytes | None = None) -> str:
     return "killed" if proc.returncode == -signal.SIGKILL else "finished"
 
 
+def schema_version(db: Path) -> int:
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def classify(result: str, gained: int, owed: int) -> str:
     if result == "finished":
         return "finished"
@@ -195,12 +210,16 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_run_completes(home,
     durations = {}
     for tree, files, cmd, stdin, name in ((import_tree, import_files, import_cmd, None, "import"),
                                           (hook_tree, hook_files, hook_cmd, stop_payload(main), "hook")):
-        tree.grow(files, CALLS_PER_TRIAL)
-        started = time.monotonic()
-        run_to_end(cmd, env, stdin)
-        durations[name] = time.monotonic() - started
+        times = []
+        for _ in range(3):
+            tree.grow(files, CALLS_PER_TRIAL)
+            started = time.monotonic()
+            run_to_end(cmd, env, stdin)
+            times.append(time.monotonic() - started)
+        durations[name] = sorted(times)[1]
     fresh_duration = None
 
+    half_migrated = 0
     outcomes = {"finished": 0, "killed before any write": 0, "killed half-way": 0, "killed after its work": 0}
     for trial in range(TRIALS):
         if trial % 10 == 9:
@@ -224,18 +243,32 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_run_completes(home,
                 assert_consistent(state, tree, f"trial {trial}: fresh DB after kill")
                 gained = len(state["keys"])
             outcomes[classify(result, gained, len(tree.calls))] += 1
+            version = schema_version(fdb)
             run_to_end(hook_cmd, fenv, stop_payload(f))
-            assert_exact(db_state(fdb), tree, f"trial {trial}: fresh DB, next hook")
+            if 0 < version < SCHEMA_VERSION:
+                # Killed between two schema steps: today the next hook hands the upgrade to a
+                # detached process and records nothing; the hook after that catches up.
+                # (test_a_migration_cut_short_by_a_crash_is_finished_by_the_next_hook wants
+                # the next hook itself to complete.)
+                half_migrated += 1
+                deadline = time.monotonic() + 30
+                while schema_version(fdb) != SCHEMA_VERSION and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                run_to_end(hook_cmd, fenv, stop_payload(f))
+            assert_exact(db_state(fdb), tree, f"trial {trial}: fresh DB (left at schema v{version}), next hook")
             continue
 
         use_import = trial % 2 == 0
         tree, files = (import_tree, import_files) if use_import else (hook_tree, hook_files)
         cmd, stdin = (import_cmd, None) if use_import else (hook_cmd, stop_payload(main))
         tree.grow(files, CALLS_PER_TRIAL)
-        last = db_state(db)
+        last = db_state(db, integrity=False)  # checked right after the previous kill
         before, since = last["sums"]["requests"], last["max_rowid"]
-        # Kill anywhere from process start to a little past its usual end.
-        delay = rng.uniform(0.0, durations["import" if use_import else "hook"] * 1.1)
+        # Kill anywhere from process start to a little past its usual end; most kills in the
+        # second half, where the process reads, merges and commits (the first half is mostly
+        # the interpreter starting).
+        usual = durations["import" if use_import else "hook"]
+        delay = usual * (rng.uniform(0.0, 0.5) if rng.random() < 0.25 else rng.uniform(0.5, 1.15))
         result = kill_after(cmd, env, delay, stdin)
         both.calls = {**import_tree.calls, **hook_tree.calls}
         state = db_state(db, since)
@@ -244,10 +277,37 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_run_completes(home,
         # The next run of the same kind completes the job, exactly.
         run_to_end(cmd, env, stdin)
         full = trial % 10 == 8 or trial == TRIALS - 1
-        assert_exact(db_state(db, 0 if full else since), both, f"trial {trial}: after the next run", every_key=full)
+        assert_exact(db_state(db, 0 if full else since, integrity=full), both, f"trial {trial}: after the next run", every_key=full)
 
-    print(f"\n{TRIALS} trials, import {durations['import']:.2f} s / hook {durations['hook']:.2f} s unkilled: {outcomes}")
+    print(f"\n{TRIALS} trials, import {durations['import']:.2f} s / hook {durations['hook']:.2f} s unkilled: {outcomes}; "
+          f"{half_migrated} fresh databases left between two schema steps")
     assert sum(outcomes.values()) == TRIALS
     # The kills really landed inside the work, not only before or after it.
     assert outcomes["killed half-way"] + outcomes["killed after its work"] >= TRIALS // 10, outcomes
     assert outcomes["killed half-way"] >= TRIALS // 20, outcomes
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: a kill -9 of the first hook between two schema steps leaves a new, empty "
+                   "database at 0 < user_version < SCHEMA_VERSION; store.connect(upgrade=False) then raises "
+                   "UpgradePending in every hook (hook.open_db), which spawns a detached `--upgrade` and records nothing, "
+                   "so the next hook does not complete the capture (the one after the upgrade does). Suggested fix: "
+                   "migrate in the hook when the half-migrated database holds no rows (nothing large to rewrite), or let "
+                   "the detached upgrade ingest the transcripts the hook named")
+def test_a_migration_cut_short_by_a_crash_is_finished_by_the_next_hook(home, tmp_path):
+    """The state a kill between the first hook's schema steps leaves (made deterministic:
+    the same steps, stopped after the k-th, as store._migrate runs them), then one hook."""
+    tree = Tree(tmp_path / "claude", seed=7)
+    f = tree.path(f"{SESSION}.jsonl")
+    tree.grow([f], 50)
+    db = Path(os.environ["COSTHOOK_DB"])
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    import sqlite_utils
+
+    for number, step in enumerate(migrations.MIGRATIONS[:2], start=1):
+        step(sqlite_utils.Database(conn))
+        conn.execute(f"PRAGMA user_version = {number}")
+    conn.close()
+    run_to_end([COSTHOOK, "hook"], {**os.environ}, stop_payload(f))
+    assert_exact(db_state(db), tree, "the next hook")
