@@ -15,6 +15,7 @@ from costhook.usage import merge_call
 
 SCHEMA_VERSION = 5  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
+INLINE_UPGRADE_BYTES = 4 << 20  # a database this small is upgraded at once, even by a hook
 
 
 class StoreError(Exception):
@@ -28,9 +29,9 @@ class UpgradePending(StoreError):
 def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the database, migrated to the current schema.
 
-    With `upgrade=False` a new database is still created, but an existing one that needs
-    schema steps raises UpgradePending: a step may rewrite a million rows, which a hook on
-    the agent's critical path must not wait for.
+    With `upgrade=False` a new (or small) database is still migrated, but a larger one that
+    needs schema steps raises UpgradePending: a step may rewrite a million rows, which a
+    hook on the agent's critical path must not wait for.
     Autocommit mode: writers use `transaction()` explicitly, readers never block writers (WAL).
     """
     path = paths.db_file(db_path)
@@ -44,7 +45,7 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
         conn.execute("PRAGMA synchronous = NORMAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
-            if not upgrade and 0 < version < SCHEMA_VERSION:
+            if not upgrade and 0 < version < SCHEMA_VERSION and os.path.getsize(path) > INLINE_UPGRADE_BYTES:
                 raise UpgradePending(f"database {path} needs a schema upgrade (v{version} → v{SCHEMA_VERSION})")
             _migrate(conn, path)
     except UpgradePending:

@@ -258,6 +258,8 @@ def test_a_schema_upgrade_runs_detached_and_nothing_is_lost(home, claude_dir):
     conn.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION - 1}")  # the last step is due (steps are idempotent)
     conn.execute("DELETE FROM requests")
     conn.execute("DELETE FROM cursors")
+    conn.execute("CREATE TABLE filler (b BLOB)")  # big enough not to be upgraded inline
+    conn.execute("INSERT INTO filler VALUES (zeroblob(6000000))")
     conn.commit()
     conn.close()
     proc = run_hook(data)

@@ -287,12 +287,6 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_run_completes(home,
     assert outcomes["killed half-way"] >= TRIALS // 20, outcomes
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a kill -9 of the first hook between two schema steps leaves a new, empty "
-                   "database at 0 < user_version < SCHEMA_VERSION; store.connect(upgrade=False) then raises "
-                   "UpgradePending in every hook (hook.open_db), which spawns a detached `--upgrade` and records nothing, "
-                   "so the next hook does not complete the capture (the one after the upgrade does). Suggested fix: "
-                   "migrate in the hook when the half-migrated database holds no rows (nothing large to rewrite), or let "
-                   "the detached upgrade ingest the transcripts the hook named")
 def test_a_migration_cut_short_by_a_crash_is_finished_by_the_next_hook(home, tmp_path):
     """The state a kill between the first hook's schema steps leaves (made deterministic:
     the same steps, stopped after the k-th, as store._migrate runs them), then one hook."""
