@@ -47,6 +47,11 @@ from costhook.sources import claude
 
 SCALE = float(os.environ.get("COSTHOOK_FUZZ_SCALE", "1"))
 ONCE_LOST_DATA = True  # the two classes of input that once lost data are generated too
+# ...except a lone surrogate that lands in a call's message.id or requestId, which still stalls
+# the transcript (test_a_lone_surrogate_in_a_call_id_does_not_block_the_transcript, strict
+# xfail): raw surrogate bytes are inserted at random places, so they stay out of the
+# generators until that is fixed. Set to True together with removing that xfail.
+SURROGATE_BYTES = True
 TOKENS = ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
 MAX_COUNT = 10**12  # costhook.usage.MAX_COUNT: larger counts are garbage, stored as 0
 LOG_MAX = 1 << 20
@@ -404,7 +409,7 @@ def hostile_line(draw, tag: str):
     if kind == "non-utf8":
         raw = json.dumps(base).encode()
         at = draw(st.integers(0, len(raw)))
-        bad = [b"\xff", b"\xc3\x28", b"\x80\x80", b"\xf8\x88\x80\x80\x80"] + ([b"\xed\xa0\x80"] if ONCE_LOST_DATA else [])
+        bad = [b"\xff", b"\xc3\x28", b"\x80\x80", b"\xf8\x88\x80\x80\x80"] + ([b"\xed\xa0\x80"] if ONCE_LOST_DATA and SURROGATE_BYTES else [])
         return raw[:at] + draw(st.sampled_from(bad)) + raw[at:] + b"\n"
     if kind == "nested":
         depth = draw(st.integers(1, 250)) if not ONCE_LOST_DATA else draw(st.integers(1, 50_000))
@@ -662,6 +667,23 @@ def test_a_lone_surrogate_in_a_transcript_field_does_not_block_the_transcript(ho
         assert b"\xed\xb2\x80" in path.read_bytes()
     else:
         assert b"\\udc80" in path.read_bytes()
+    _, imported = hook_then_import(path)
+    assert stored(calls) == calls
+    assert imported.returncode == 0
+
+
+@pytest.mark.parametrize("field", ["message.id", "requestId"])
+@pytest.mark.parametrize("spelling", ["escaped", "raw-bytes"])
+def test_a_lone_surrogate_in_a_call_id_does_not_block_the_transcript(home, tmp_path, spelling, field):
+    line = assistant("msg_bad", request_id="req_bad", session_id="poison")
+    old = '"id": "msg_bad"' if field == "message.id" else '"requestId": "req_bad"'
+    new = old.replace('"msg_bad"', '"msg_bad\\udc80"').replace('"req_bad"', '"req_bad\\udc80"')
+    poison = line.replace(old, new if spelling == "escaped" else new.replace("\\udc80", "\udc80"))
+    assert poison != line
+    path, calls = poisoned_transcript(tmp_path, poison)
+    if spelling == "raw-bytes":
+        path.write_bytes(path.read_bytes().replace("\udc80".encode("utf-8", "surrogatepass"), b"\xed\xb2\x80"))
+        assert b"\xed\xb2\x80" in path.read_bytes()
     _, imported = hook_then_import(path)
     assert stored(calls) == calls
     assert imported.returncode == 0
