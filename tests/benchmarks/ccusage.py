@@ -166,7 +166,7 @@ def _quirk_lines():
         data = {"parentUuid": None, "isSidechain": side, "type": "assistant",
                 "message": {"model": model, "id": msg_id, "type": "message", "role": "assistant",
                             "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn", "usage": usage},
-                "requestId": f"req_{msg_id}" if req_id == "auto" else req_id, "uuid": f"u-{msg_id}-{n}",
+                "requestId": f"req_{msg_id}" if req_id == "auto" else req_id, "uuid": f"u-{msg_id}-{n}-{req_id}",
                 "timestamp": iso(base_ms + n * day_ms + 3_600_000), "cwd": "/home/dev/quirks", "sessionId": "quirks-session",
                 "version": "2.1.330", "gitBranch": "main", "entrypoint": "cli"}
         data.update(edits)
@@ -190,6 +190,10 @@ def _quirk_lines():
          line(4, "msg_q_web", tokens=(10, 10, 0, 0, 0), usage={"server_tool_use": {"web_search_requests": 3}}))
     case("<synthetic> line", "not an API call: both skip it", True, True,
          line(5, "msg_q_synth", req_id=None, tokens=(0, 0, 0, 0, 0), model="<synthetic>", usage={"speed": None}))
+    case("sidechain replay", "the same response (message.id) replayed by a sidechain under another requestId "
+         "(/btw, forks): one call for both", True, True,
+         line(6, "msg_q_replay", tokens=(300, 40, 0, 0, 9000)),
+         line(6, "msg_q_replay", req_id="req_q_side_question", side=True, tokens=(300, 40, 0, 0, 9000)))
     return cases
 
 
