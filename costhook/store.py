@@ -116,6 +116,7 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
     if not records:
         return 0
     delta = SpendDelta()
+    records = {storable(key): _storable_record(record) for key, record in records.items()}
     records = _fold_replays(conn, records, delta)
     existing = {row["key"]: row for row in _select_in(conn, "key", list(records))}
     writes = {}  # column tuple -> rows, so each shape is written with one executemany
@@ -124,7 +125,6 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
         merged = merge_call(old, record) if old else dict(record)
         merged["tools"] = json.dumps(merged.get("tools") or [])
         merged["cost_nanousd"], merged["cost_source"] = price(merged)
-        merged = {name: storable(value) for name, value in merged.items()}
         if old is not None and all(old.get(k) == v for k, v in merged.items()):
             continue
         writes.setdefault(tuple(merged), []).append(tuple(merged.values()))
@@ -148,6 +148,13 @@ def storable(value):
         except UnicodeEncodeError:
             return value.encode("utf-8", "replace").decode("utf-8")
     return value
+
+
+def _storable_record(record: dict) -> dict:
+    return {
+        name: [storable(v) for v in value] if isinstance(value, list) else storable(value)
+        for name, value in record.items()
+    }
 
 
 def _select_in(conn: sqlite3.Connection, column: str, values: list, extra: str = "") -> list[dict]:
