@@ -47,10 +47,8 @@ from costhook.sources import claude
 
 SCALE = float(os.environ.get("COSTHOOK_FUZZ_SCALE", "1"))
 ONCE_LOST_DATA = True  # the two classes of input that once lost data are generated too
-# ...except a lone surrogate that lands in a call's message.id or requestId, which still stalls
-# the transcript (test_a_lone_surrogate_in_a_call_id_does_not_block_the_transcript, strict
-# xfail): raw surrogate bytes are inserted at random places, so they stay out of the
-# generators until that is fixed. Set to True together with removing that xfail.
+# Raw surrogate bytes (ED A0 80) inserted at random places, so also inside a call's
+# message.id or requestId (once fatal too: test_a_lone_surrogate_in_a_call_id_...).
 SURROGATE_BYTES = True
 TOKENS = ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
 MAX_COUNT = 10**12  # costhook.usage.MAX_COUNT: larger counts are garbage, stored as 0
