@@ -45,9 +45,14 @@ def pricer(table=None, *, load=None):
 
     tables = [table]
 
-    def price(record: dict):
+    def prepare() -> None:
+        """Build the table now: callers do it before taking the write lock, so no other
+        process waits while the prices (or a changed config) are read."""
         if tables[0] is None and load is not None:
             tables[0] = load()
+
+    def price(record: dict):
+        prepare()
         cost = pricing.price_call(
             record.get("model") or "",
             input_tokens=record.get("input_tokens") or 0,
@@ -68,6 +73,7 @@ def pricer(table=None, *, load=None):
             return reported, "reported"
         return None, "unpriced"
 
+    price.prepare = prepare
     return price
 
 
@@ -166,6 +172,8 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes) -> tuple
 def commit(conn: sqlite3.Connection, chunk: Chunk, price, result: IngestResult) -> None:
     """Write a chunk's calls and the offset after it in one transaction."""
     start, parsed = chunk.start, chunk.parsed
+    if parsed.calls and hasattr(price, "prepare"):
+        price.prepare()
     with store.transaction(conn):
         result.changed += store.merge_requests(conn, parsed.calls, price)
         _note_sessions(conn, parsed)
