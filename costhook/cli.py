@@ -54,7 +54,30 @@ def price_table(cfg: dict):
         raise click.ClickException(f"{paths.config_path()}: {exc}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The views (and the analytics they import) are registered only when one of them, or
+    the command list, is asked for: `costhook report` and friends start faster without."""
+
+    views_loaded = False
+
+    def _load_views(self):
+        if not Commands.views_loaded:
+            Commands.views_loaded = True
+            _register_views()
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None:
+            self._load_views()
+            command = super().get_command(ctx, name)
+        return command
+
+    def list_commands(self, ctx):
+        self._load_views()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="costhook")
 def cli():
     """Exact cost tracking and budgets for Claude Code and OpenClaw, from their hooks."""
@@ -553,22 +576,8 @@ def _grid(rows: list) -> str:
 
 
 def _register_views():
-    """Analytics views and the dashboard live in their own module (cli_views.py)."""
-    try:
-        from costhook import cli_views
-    except ImportError:
-        return
+    """Analytics views, the dashboard (cli_views.py) and `costhook cron` (cron_views.py)."""
+    from costhook import cli_views, cron_views
+
     cli_views.register(cli)
-
-
-_register_views()
-
-
-def _register_cron():
-    """`costhook cron`: OpenClaw cron cost, history, anomalies (cron_views.py)."""
-    from costhook import cron_views
-
     cron_views.register(cli)
-
-
-_register_cron()
