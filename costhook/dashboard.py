@@ -11,17 +11,16 @@ sees half a note; nothing else in the vault is touched.
 
 import os
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from costhook import analytics as a
 from costhook import paths, pricing, reports, store
+from costhook import refresh as refresh_due
 from costhook.analytics import money, percent
 
 DEFAULT_NOTE = "costhook/Cost dashboard.md"
-MIN_INTERVAL_SECONDS = 60
 SECTIONS = ("summary", "budgets", "daily", "leaderboards", "subagents", "tools", "cache", "anomalies", "idle",
             "efficiency", "whatif", "cron", "unpriced")
 OWNED_PROPERTIES = (
@@ -557,7 +556,7 @@ def lock_path() -> Path:
 
 
 def stamp_path() -> Path:
-    return paths.home() / "dashboard.stamp"
+    return Path(refresh_due.stamp_file())
 
 
 def touch_stamp() -> None:
@@ -569,29 +568,18 @@ def touch_stamp() -> None:
         os.close(fd)
 
 
-def due(settings: dict, now_ts: float | None = None) -> bool:
-    """Is a SessionEnd refresh due (configured, and the last one older than the interval)?"""
-    if not settings.get("refresh_on_session_end") or not settings.get("vault"):
-        return False
-    try:
-        age = (now_ts or time.time()) - os.stat(stamp_path()).st_mtime
-    except OSError:
-        return True
-    return age >= float(settings.get("min_interval_seconds", MIN_INTERVAL_SECONDS))
-
-
 def refresh(cfg: dict) -> Path | None:
     """The SessionEnd refresh (detached process): write the note unless another process
     is writing it or one was written within the interval."""
     from filelock import FileLock, Timeout
 
     settings = cfg.get("dashboard") or {}
-    if not due(settings):
+    if not refresh_due.due(settings):
         return None
     paths.ensure_private_dir(paths.home())
     try:
         with FileLock(str(lock_path()), timeout=0, mode=0o600):
-            if not due(settings):
+            if not refresh_due.due(settings):
                 return None
             touch_stamp()
             path = note_path(settings["vault"], settings.get("note"))

@@ -244,16 +244,10 @@ def on_session_end(event: Event):
 
 
 def refresh_dashboard_if_due() -> None:
-    """Hand the vault dashboard to a detached process when configured and the last refresh
-    is older than `min_interval_seconds` (one stat here; the child re-checks under a lock)."""
-    settings = user_config().get("dashboard") or {}
-    if not settings.get("refresh_on_session_end") or not settings.get("vault"):
-        return
-    try:
-        age = time.time() - os.stat(os.path.join(paths.home_dir(), "dashboard.stamp")).st_mtime
-    except OSError:
-        age = None
-    if age is None or age >= float(settings.get("min_interval_seconds", 60)):
+    """Hand the vault dashboard to a detached process when configured and due."""
+    from costhook import refresh
+
+    if refresh.due(user_config().get("dashboard") or {}):
         spawn_detached(["--dashboard"])
 
 
