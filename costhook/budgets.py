@@ -85,6 +85,12 @@ class Verdict:
         self.statuses = list(statuses)
         self.error = error  # costhook could not read its data and a budget says block then
 
+    @property
+    def stops(self) -> bool:
+        """A budget says stop: one is spent, or costhook cannot read its data and a budget
+        asks to block then."""
+        return self.block is not None or bool(self.error)
+
     def message(self) -> str | None:
         if self.error:
             return f"costhook: {self.error}"

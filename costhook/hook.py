@@ -166,7 +166,7 @@ def on_user_prompt_submit(event: Event):
     verdict = budget_verdict(event)
     if verdict is None:
         return None
-    if verdict.block is not None or verdict.error:
+    if verdict.stops:
         return {"decision": "block", "reason": verdict.message()}
     return warning_output(verdict)
 
@@ -184,7 +184,7 @@ def on_pre_tool_use(event: Event):
     verdict = budget_verdict(event)
     if verdict is None:
         return None
-    if verdict.block is not None or verdict.error:
+    if verdict.stops:
         reason = verdict.message()
         # deny alone lets the model try again; continue:false is what stops the next API call (2.1.330)
         return {
@@ -208,7 +208,7 @@ def on_post_tool_use(event: Event):
     verdict = budget_verdict(event)
     if verdict is None:
         return None
-    if verdict.block is not None or verdict.error:
+    if verdict.stops:
         return {"continue": False, "stopReason": verdict.message(), "systemMessage": verdict.message()}
     return warning_output(verdict)
 

@@ -239,7 +239,7 @@ def on_before_tool_call(p: Payload):
     verdict = gate_verdict(p)
     if verdict is None:
         return None
-    if verdict.block is not None or verdict.error:
+    if verdict.stops:
         return {"block": True, "blockReason": verdict.message()}
     return None
 
@@ -248,7 +248,7 @@ def on_before_agent_run(p: Payload):
     verdict = gate_verdict(p)
     if verdict is None:
         return None
-    if verdict.block is not None or verdict.error:
+    if verdict.stops:
         return {"outcome": "block", "reason": "costhook-budget", "message": verdict.message(), "category": "cost_limit"}
     return None
 
