@@ -5,11 +5,12 @@ user's time zone: SQL groups by 15-minute UTC buckets (every real zone offset is
 multiple of 15 minutes), Python maps each bucket to its local day, week or month.
 """
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from costhook import store
 
 GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message")
 TIME_GROUPS = ("day", "week", "month", "hour")
@@ -21,7 +22,7 @@ TOKEN_MEASURES = (
     "cache_read_tokens",
 )
 MEASURES = ("requests", *TOKEN_MEASURES, "total_tokens", "cost_usd", "unpriced_requests")
-NO_TOOL = "(reasoning/answer)"  # calls that requested no tool
+NO_TOOL = store.NO_TOOL  # calls that requested no tool
 MAIN_AGENT = "(main)"
 NONE_KEY = "(none)"
 
@@ -216,11 +217,7 @@ def _by_tool(conn, where, args) -> dict:
     out = {}
     for row in conn.execute(sql, args):
         row = dict(row)
-        try:
-            names = json.loads(row.pop("tools") or "[]")
-        except ValueError:
-            names = []
-        names = [n for n in names if isinstance(n, str)] or [NO_TOOL]
+        names = store.tool_names(row.pop("tools")) or [NO_TOOL]
         for index, name in enumerate(names):
             _add(out, name, _share(row, index, len(names)))
     return out
@@ -231,10 +228,7 @@ def _share(row: dict, index: int, parts: int) -> dict:
     first); call counts are not split: a call counts once for each tool it requested."""
     if parts == 1:
         return row
-    return {
-        k: v if k in ("requests", "unpriced_requests") else v // parts + (1 if index < v % parts else 0)
-        for k, v in row.items()
-    }
+    return {k: v if k in ("requests", "unpriced_requests") else store.share(v, index, parts) for k, v in row.items()}
 
 
 def _add(out: dict, key, row: dict) -> None:

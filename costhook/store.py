@@ -229,14 +229,20 @@ def spend_bucket(timestamp: str | None) -> str:
     return f"{timestamp[:14]}{int(timestamp[14:16]) // 15 * 15:02d}"
 
 
+def share(value: int, index: int, parts: int) -> int:
+    """The index-th of `parts` integer shares of `value`; remainders go to the first shares,
+    so the shares add up exactly. The rule for splitting a call's cost and tokens between
+    the tools it requested (rollup and row-level reports alike)."""
+    return value // parts + (1 if index < value % parts else 0)
+
+
 def split_share(values: list, index: int, parts: int) -> list:
-    """The index-th of `parts` integer shares of cost and tokens (remainders go to the first
-    shares, so the shares add up exactly); counts are not split: a call counts once for
-    each tool it requested. `values` are in SPEND_MEASURES order."""
+    """`share` of cost and tokens; counts are not split: a call counts once for each tool
+    it requested. `values` are in SPEND_MEASURES order."""
     if parts == 1:
         return values
     shared = len(SPEND_MEASURES) - 2
-    return [v // parts + (1 if index < v % parts else 0) for v in values[:shared]] + values[shared:]
+    return [share(v, index, parts) for v in values[:shared]] + values[shared:]
 
 
 def spend_contributions(row: dict):
@@ -253,7 +259,7 @@ def _spend_values(row: dict) -> list:
 def _spend_attributes(row: dict) -> tuple:
     """What decides which rollup rows a request lands in: its bucket and dimension values."""
     columns = tuple(_dimension_value(row, column) for _, column in SPEND_DIMENSIONS[1:])
-    return (spend_bucket(row.get("timestamp")), columns, tuple(_tool_names(row.get("tools"))))
+    return (spend_bucket(row.get("timestamp")), columns, tuple(tool_names(row.get("tools"))))
 
 
 def _expand(attributes: tuple, values: list, only=None):
@@ -267,7 +273,8 @@ def _expand(attributes: tuple, values: list, only=None):
             yield "tool", name, bucket, split_share(values, index, len(names))
 
 
-def _tool_names(tools) -> list:
+def tool_names(tools) -> list:
+    """The tool names of a call, from its list or its stored JSON text."""
     if isinstance(tools, str):
         try:
             tools = json.loads(tools)
