@@ -5,7 +5,7 @@ same rows, and importing twice changes nothing (the cursors say there is nothing
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from costhook import ingest
@@ -20,7 +20,6 @@ class ImportSummary:
     changed: int = 0
     malformed: int = 0
     synthetic: int = 0
-    missing_dirs: list = field(default_factory=list)
     cron_runs: int = 0  # OpenClaw cron run records seen
 
 
@@ -78,7 +77,6 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     same as the hooks': the same plan / read_chunks / commit steps, only spread out.
     """
     summary = ImportSummary()
-    summary.missing_dirs = [str(f) for f in folders if not f.is_dir()]
     price = price or ingest.pricer()
     files = transcript_files([f for f in folders if f.is_dir()])
     starts = ((ingest.plan(conn, path), size) for path, size in files)
@@ -155,7 +153,6 @@ def import_openclaw(conn, folders: list[Path], *, price=None, progress=None) -> 
     from costhook.sources import openclaw
 
     summary = ImportSummary()
-    summary.missing_dirs = [str(f) for f in folders if not f.is_dir()]
     stats = openclaw.import_dirs(conn, folders, price=price or ingest.pricer(), progress=progress)
     summary.files = stats.files + stats.sessions
     summary.bytes_read = stats.bytes_read
