@@ -200,18 +200,13 @@ def import_(claude_dirs, openclaw_dirs, quiet, db_path):
     if openclaw_dirs and not claude_dirs:
         _import_openclaw(list(openclaw_dirs), quiet, db_path)
         return
-    folders = list(claude_dirs) or importer.default_claude_dirs()
-    missing = [str(f) for f in folders if not f.is_dir()]
-    if missing:
-        raise click.ClickException(f"no such directory: {', '.join(missing)}")
+    folders = _existing_dirs(list(claude_dirs) or importer.default_claude_dirs())
     conn = open_store(db_path)
     price = ingest.pricer(price_table(load_config()))
     files = importer.transcript_files(folders)
-    total = sum(size for _, size in files)
     started = time.monotonic()
-    show_bar = not quiet and sys.stderr.isatty()
-    with click.progressbar(length=total, label="Importing", file=sys.stderr, show_eta=True) if show_bar else _NoBar() as bar:
-        summary = importer.import_claude(conn, folders, price=price, progress=bar.update)
+    with _progress(lambda: sum(size for _, size in files), "Importing", quiet) as bar:
+        summary = importer.import_claude(conn, folders, price=price, progress=bar.update, files=files)
     elapsed = time.monotonic() - started
     if not quiet:
         where = ", ".join(str(f) for f in folders) or "(no Claude directories found)"
@@ -235,15 +230,11 @@ def _import_openclaw(folders, quiet, db_path):
     from costhook import ingest
     from costhook.sources import openclaw
 
-    missing = [str(f) for f in folders if not f.is_dir()]
-    if missing:
-        raise click.ClickException(f"no such directory: {', '.join(missing)}")
+    folders = _existing_dirs(folders)
     conn = open_store(db_path)
     price = ingest.pricer(price_table(load_config()))
     started = time.monotonic()
-    show_bar = not quiet and sys.stderr.isatty()
-    total = openclaw.total_bytes(folders) if show_bar else 0
-    with click.progressbar(length=total, label="Importing OpenClaw", file=sys.stderr) if show_bar else _NoBar() as bar:
+    with _progress(lambda: openclaw.total_bytes(folders), "Importing OpenClaw", quiet) as bar:
         stats = openclaw.import_dirs(conn, folders, price=price, progress=bar.update)
     if not quiet:
         click.echo(
@@ -253,6 +244,20 @@ def _import_openclaw(folders, quiet, db_path):
         )
         if stats.malformed:
             click.echo(f"Skipped {stats.malformed} malformed events.")
+
+
+def _existing_dirs(folders: list) -> list:
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise click.ClickException(f"no such directory: {', '.join(missing)}")
+    return folders
+
+
+def _progress(total, label: str, quiet: bool):
+    """A progress bar on a terminal (sized by calling `total()`), else a silent stand-in."""
+    if quiet or not sys.stderr.isatty():
+        return _NoBar()
+    return click.progressbar(length=total(), label=label, file=sys.stderr, show_eta=True)
 
 
 class _NoBar:

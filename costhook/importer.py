@@ -69,7 +69,8 @@ def transcript_files(folders: list[Path]) -> list[tuple[str, int]]:
 PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it saves
 
 
-def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None) -> ImportSummary:
+def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
+                  files: list | None = None) -> ImportSummary:
     """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file.
 
     Large imports parse in worker processes while this process writes, in file order
@@ -78,7 +79,8 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     """
     summary = ImportSummary()
     price = price or ingest.pricer()
-    files = transcript_files([f for f in folders if f.is_dir()])
+    if files is None:  # (path, size) as transcript_files gives them, if the caller has them
+        files = transcript_files([f for f in folders if f.is_dir()])
     starts = ((ingest.plan(conn, path), size) for path, size in files)
     workers = (os.cpu_count() or 1) if workers is None else workers
     pending_bytes = sum(size for _, size in files)
