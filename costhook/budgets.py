@@ -287,8 +287,9 @@ def fire_alerts(conn, statuses: list, now: datetime, ctx: Context) -> list:
     if not crossed:
         return fired
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    from costhook.store import transaction
+
+    with transaction(conn):
         for status, threshold in crossed:
             cursor = conn.execute(
                 """INSERT OR IGNORE INTO alerts (budget_id, period, threshold, action, spent_nanousd,
@@ -300,10 +301,6 @@ def fire_alerts(conn, statuses: list, now: datetime, ctx: Context) -> list:
             )
             if cursor.rowcount and status not in fired:
                 fired.append(status)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return fired
 
 

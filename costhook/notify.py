@@ -10,6 +10,8 @@ import os
 import time
 import urllib.request
 
+from costhook.store import transaction
+
 TITLE = "costhook budget alert"
 MAX_AGE_S = 3600  # alerts older than this when first seen by a notifier are stale news
 
@@ -20,8 +22,7 @@ def send_pending(conn, targets: list, *, limit: int = 50) -> int:
         return 0
     claim = f"sending:{os.getpid()}:{time.time_ns()}"
     stale_before = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - MAX_AGE_S))
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         # Alerts fired before any target existed (or while sending was broken) are not replayed.
         conn.execute(
             "UPDATE alerts SET notified_at = 'expired' WHERE notified_at IS NULL AND created_at < ?",
@@ -32,10 +33,6 @@ def send_pending(conn, targets: list, *, limit: int = 50) -> int:
                (SELECT id FROM alerts WHERE notified_at IS NULL ORDER BY id LIMIT ?)""",
             (claim, limit),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     rows = conn.execute("SELECT id, message FROM alerts WHERE notified_at = ? ORDER BY id", (claim,)).fetchall()
     failures = []
     for alert_id, message in rows:
