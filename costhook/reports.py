@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from costhook import store
+from costhook.usage import tool_names
 
 GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message")
 TIME_GROUPS = ("day", "week", "month", "hour")
@@ -217,7 +218,7 @@ def _by_tool(conn, where, args) -> dict:
     out = {}
     for row in conn.execute(sql, args):
         row = dict(row)
-        names = store.tool_names(row.pop("tools")) or [NO_TOOL]
+        names = tool_names(row.pop("tools")) or [NO_TOOL]
         for index, name in enumerate(names):
             _add(out, name, _share(row, index, len(names)))
     return out

@@ -11,7 +11,7 @@ import sqlite3
 import time
 
 from costhook import paths
-from costhook.usage import merge_call
+from costhook.usage import merge_call, tool_names
 
 SCHEMA_VERSION = 5  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
@@ -271,16 +271,6 @@ def _expand(attributes: tuple, values: list, only=None):
         names = tools or (NO_TOOL,)
         for index, name in enumerate(names):
             yield "tool", name, bucket, split_share(values, index, len(names))
-
-
-def tool_names(tools) -> list:
-    """The tool names of a call, from its list or its stored JSON text."""
-    if isinstance(tools, str):
-        try:
-            tools = json.loads(tools)
-        except ValueError:
-            return []
-    return [t for t in tools if isinstance(t, str)] if isinstance(tools, list) else []
 
 
 class SpendDelta:

@@ -60,8 +60,8 @@ def merge_call(old: dict, new: dict) -> dict:
                 merged[name] = new[name]
     stamps = [t for t in (old.get("timestamp"), new.get("timestamp")) if t]
     merged["timestamp"] = min(stamps) if stamps else None
-    tools = list(_tool_list(old.get("tools")))
-    tools += [t for t in _tool_list(new.get("tools")) if t not in tools]
+    tools = list(tool_names(old.get("tools")))
+    tools += [t for t in tool_names(new.get("tools")) if t not in tools]
     merged["tools"] = tools
     prefer_new = bool(old.get("is_sidechain")) and not new.get("is_sidechain")
     for name in ATTRIBUTION_FIELDS + ("skill", "prompt_id", "cron_job", "is_heartbeat", "model"):
@@ -72,15 +72,13 @@ def merge_call(old: dict, new: dict) -> dict:
     return merged
 
 
-def _tool_list(value):
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str) and value:
+def tool_names(tools) -> list:
+    """The tool names of a call, from its list or its stored JSON text."""
+    if isinstance(tools, str) and tools:
         import json
 
         try:
-            parsed = json.loads(value)
+            tools = json.loads(tools)
         except ValueError:
             return []
-        return parsed if isinstance(parsed, list) else []
-    return []
+    return [t for t in tools if isinstance(t, str)] if isinstance(tools, list) else []
