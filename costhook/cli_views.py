@@ -51,13 +51,11 @@ def _session_option(f):
 
 
 def _setup(tz_name, now_text):
-    from costhook import analytics, reports
+    from costhook import analytics
+    from costhook.cli import _zone
 
     cfg = load_config()
-    try:
-        tz = reports.zone(tz_name or cfg.get("timezone"))
-    except Exception:
-        raise click.BadParameter(f"unknown time zone {tz_name!r}", param_hint="--tz")
+    tz = _zone(tz_name or cfg.get("timezone"))
     try:
         now = analytics.parse_now(now_text)
     except ValueError:

@@ -525,13 +525,10 @@ def register(cli) -> None:
         e.g. "Took 74 s · 12,400 tokens · $0.04".
         """
         from costhook import reports
-        from costhook.cli import load_config, open_store
+        from costhook.cli import _zone, load_config, open_store
 
         cfg = load_config()
-        try:
-            tz = reports.zone(tz_name or cfg.get("timezone"))
-        except Exception:
-            raise click.BadParameter(f"unknown time zone {tz_name!r}", param_hint="--tz")
+        tz = _zone(tz_name or cfg.get("timezone"))
         win = reports.window(since.date() if since else None, until.date() if until else None, tz)
         conn = open_store(db_path)
         if job:
