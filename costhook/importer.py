@@ -8,7 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from costhook import ingest
+from costhook import ingest, store
+from costhook.sources import jsonl
 
 
 @dataclass
@@ -79,6 +80,7 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     """
     summary = ImportSummary()
     price = price or ingest.pricer()
+    jsonl.use_fast_parser()
     if files is None:  # (path, size) as transcript_files gives them, if the caller has them
         files = transcript_files([f for f in folders if f.is_dir()])
     starts = ((ingest.plan(conn, path), size) for path, size in files)
@@ -88,18 +90,31 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
         chunks = _parse_in_workers(starts, workers)
     else:
         chunks = ((start, size, list(ingest.read_chunks(start)) if start else []) for start, size in starts)
-    for start, size, parsed in chunks:
-        result = ingest.IngestResult(path=start.path if start else "")
-        for chunk in parsed:
-            ingest.commit(conn, chunk, price, result)
-        _add_result(summary, result)
-        if progress:
-            progress(size)
+    result = ingest.IngestResult(path="")
+    batch, batch_bytes, batch_sizes = [], 0, 0
+    with store.bulk_writes(conn):
+        for start, size, parsed in chunks:
+            summary.files += 1
+            batch += parsed
+            batch_bytes += sum(chunk.nbytes for chunk in parsed)
+            batch_sizes += size
+            if batch_bytes >= ingest.COMMIT_EVERY:
+                _commit(conn, batch, price, result, progress, batch_sizes)
+                batch, batch_bytes, batch_sizes = [], 0, 0
+        _commit(conn, batch, price, result, progress, batch_sizes)
+    _add_result(summary, result)
     return summary
 
 
+def _commit(conn, batch: list, price, result, progress, sizes: int) -> None:
+    """One transaction for a batch of files (about COMMIT_EVERY bytes of new lines)."""
+    if batch:
+        ingest.commit(conn, batch, price, result)
+    if progress and sizes:
+        progress(sizes)
+
+
 def _add_result(summary: ImportSummary, result) -> None:
-    summary.files += 1
     summary.bytes_read += result.bytes_read
     summary.lines += result.lines
     summary.calls += result.calls

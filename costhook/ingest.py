@@ -11,6 +11,7 @@ import sqlite3
 
 from costhook import store
 from costhook.sources import claude, jsonl
+from costhook.usage import merge_call
 
 HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
 COMMIT_EVERY = 8 << 20  # bytes parsed per transaction during a long catch-up
@@ -103,7 +104,7 @@ def ingest_file(
         return result
     price = price or pricer()
     for chunk in read_chunks(start, ctx):
-        commit(conn, chunk, price, result)
+        commit(conn, [chunk], price, result)
     result.pending = max(0, start.size - start.offset - result.bytes_read)
     return result
 
@@ -169,22 +170,34 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes) -> tuple
     return cursor["offset"], cursor.get("state") or ""
 
 
-def commit(conn: sqlite3.Connection, chunk: Chunk, price, result: IngestResult) -> None:
-    """Write a chunk's calls and the offset after it in one transaction."""
-    start, parsed = chunk.start, chunk.parsed
-    if parsed.calls and hasattr(price, "prepare"):
+def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) -> None:
+    """Write the chunks' calls, and the offset after each chunk, in one transaction.
+
+    The hook commits one chunk at a time; an import batches many files' chunks, so it
+    pays for a transaction, the lookups and the rollup update once per batch. The result
+    is the same: the calls are folded in the order they were read (usage.merge_call).
+    """
+    calls = {}
+    for chunk in chunks:
+        for key, record in chunk.parsed.calls.items():
+            previous = calls.get(key)
+            calls[key] = merge_call(previous, record) if previous else record
+    if calls and hasattr(price, "prepare"):
         price.prepare()
     with store.transaction(conn):
-        result.changed += store.merge_requests(conn, parsed.calls, price)
-        _note_sessions(conn, parsed)
-        # head: as much of the first 128 bytes as existed
-        store.advance_cursor(conn, start.path, chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
-                             head=start.head, state=chunk.state)
-    result.bytes_read += chunk.nbytes
-    result.lines += parsed.lines
-    result.calls += len(parsed.calls)
-    result.malformed += parsed.malformed
-    result.synthetic += parsed.synthetic
+        result.changed += store.merge_requests(conn, calls, price)
+        for chunk in chunks:
+            _note_sessions(conn, chunk.parsed)
+            start = chunk.start
+            store.advance_cursor(conn, start.path, chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
+                                 head=start.head, state=chunk.state)
+    for chunk in chunks:
+        parsed = chunk.parsed
+        result.bytes_read += chunk.nbytes
+        result.lines += parsed.lines
+        result.calls += len(parsed.calls)
+        result.malformed += parsed.malformed
+        result.synthetic += parsed.synthetic
 
 
 def _note_sessions(conn, parsed: claude.ParseResult) -> None:

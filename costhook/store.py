@@ -16,6 +16,7 @@ from costhook.usage import merge_call, tool_names
 SCHEMA_VERSION = 5  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
 INLINE_UPGRADE_BYTES = 4 << 20  # a database this small is upgraded at once, even by a hook
+BULK_WAL_PAGES = 65536  # 256 MB of 4 KB pages: how far the WAL may grow during bulk_writes
 
 
 class StoreError(Exception):
@@ -100,6 +101,31 @@ class transaction:
         return False
 
 
+class bulk_writes:
+    """`with bulk_writes(conn):` around a long run of write transactions (an import, a
+    catch-up). SQLite's default checkpoints the WAL into the database every ~4 MB of
+    commits, each with an fsync: on a first import that was a third of the wall time.
+    Here the WAL may grow to BULK_WAL_PAGES first, and is checkpointed once at the end.
+    Readers and other writers are unaffected; a crash leaves a WAL the next connection
+    checkpoints."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.previous = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_WAL_PAGES}")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(self.previous)}")
+        try:  # TRUNCATE: the WAL file shrinks back too (it waits for readers, up to the busy timeout)
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            pass  # busy: a later commit checkpoints
+        return False
+
+
 def now_iso() -> str:
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
@@ -116,22 +142,41 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
     """
     if not records:
         return 0
+    conn.execute("SAVEPOINT merge_requests")
+    try:
+        try:
+            changed = _merge_requests(conn, records, price)
+        except UnicodeEncodeError:
+            # Text SQLite cannot store (see storable) is rare: clean it only when a write
+            # has refused it, rather than inspecting every value of every call.
+            conn.execute("ROLLBACK TO merge_requests")
+            records = {storable(key): _storable_record(record) for key, record in records.items()}
+            changed = _merge_requests(conn, records, price)
+    except BaseException:
+        conn.execute("ROLLBACK TO merge_requests")
+        conn.execute("RELEASE merge_requests")
+        raise
+    conn.execute("RELEASE merge_requests")
+    return changed
+
+
+def _merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
     delta = SpendDelta()
-    records = {storable(key): _storable_record(record) for key, record in records.items()}
     records = _fold_replays(conn, records, delta)
     existing = {row["key"]: row for row in _select_in(conn, "key", list(records))}
     writes = {}  # column tuple -> rows, so each shape is written with one executemany
     for key, record in records.items():
         old = existing.get(key)
         merged = merge_call(old, record) if old else dict(record)
-        merged["tools"] = json.dumps(merged.get("tools") or [])
+        tools = merged.get("tools") or []
+        merged["tools"] = json.dumps(tools) if tools else "[]"
         merged["cost_nanousd"], merged["cost_source"] = price(merged)
         if old is not None and all(old.get(k) == v for k, v in merged.items()):
             continue
         writes.setdefault(tuple(merged), []).append(tuple(merged.values()))
         if old is not None:
             delta.add(old, -1)
-        delta.add(merged, +1)
+        delta.add(merged, +1, tools)
     for columns, rows in writes.items():
         conn.executemany(
             f"INSERT OR REPLACE INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
@@ -173,7 +218,8 @@ def _fold_replays(conn: sqlite3.Connection, records: dict, delta: "SpendDelta") 
     A sidechain replays a call of its parent (`/btw` side questions, forks) with the same
     `message.id` and another `requestId`: one response, billed once. All sightings of a
     message.id fold into the row of the main-thread copy (else the one already stored,
-    else the smallest key); rows stored under the other keys are removed, their spend too.
+    else the first seen: so the result does not depend on how the lines were batched);
+    rows stored under the other keys are removed, their spend too.
     """
     batch = {}
     for record in records.values():
@@ -188,7 +234,9 @@ def _fold_replays(conn: sqlite3.Connection, records: dict, delta: "SpendDelta") 
         if len({s["key"] for s in sightings} | {r["key"] for r in rows}) == 1:
             continue
         stored_keys = {r["key"] for r in rows}
-        main = min(sightings + rows, key=lambda s: (bool(s.get("is_sidechain")), s["key"] not in stored_keys, s["key"]))
+        seen = {s["key"]: i for i, s in enumerate(sightings)}
+        main = min(sightings + rows, key=lambda s: (bool(s.get("is_sidechain")), s["key"] not in stored_keys,
+                                                    seen.get(s["key"], 0), s["key"]))
         folded = None
         for sighting in sightings:
             out.pop(sighting["key"], None)
@@ -245,21 +293,24 @@ def split_share(values: list, index: int, parts: int) -> list:
     return [share(v, index, parts) for v in values[:shared]] + values[shared:]
 
 
-def spend_contributions(row: dict):
-    """(dim, key, bucket, values) for every rollup row this request adds to."""
-    return _expand(_spend_attributes(row), _spend_values(row))
-
-
 def _spend_values(row: dict) -> list:
     cost = row.get("cost_nanousd")
     tokens = [row.get(c) or 0 for c in TOKEN_COLUMNS]
     return [cost or 0, *tokens, sum(tokens), 1, int(cost is None)]
 
 
-def _spend_attributes(row: dict) -> tuple:
-    """What decides which rollup rows a request lands in: its bucket and dimension values."""
-    columns = tuple(_dimension_value(row, column) for _, column in SPEND_DIMENSIONS[1:])
-    return (spend_bucket(row.get("timestamp")), columns, tuple(tool_names(row.get("tools"))))
+_DIMENSION_COLUMNS = tuple(column for _, column in SPEND_DIMENSIONS[1:])
+_PROJECT_NAME = _DIMENSION_COLUMNS.index("project_name")  # derived, not a column of requests
+
+
+def _spend_attributes(row: dict, tools=None) -> tuple:
+    """What decides which rollup rows a request lands in: its bucket and dimension values.
+    `tools`: the row's tool list, when the caller has it decoded already."""
+    columns = [row.get(column) for column in _DIMENSION_COLUMNS]
+    project = row.get("project")
+    columns[_PROJECT_NAME] = os.path.basename(project.rstrip("/")) if project else None
+    names = tool_names(row.get("tools")) if tools is None else tools
+    return (spend_bucket(row.get("timestamp")), tuple(columns), tuple(names))
 
 
 def _expand(attributes: tuple, values: list, only=None):
@@ -281,8 +332,8 @@ class SpendDelta:
     def __init__(self):
         self.groups = {}
 
-    def add(self, row: dict, sign: int) -> None:
-        attributes = _spend_attributes(row)
+    def add(self, row: dict, sign: int, tools=None) -> None:
+        attributes = _spend_attributes(row, tools)
         values = _spend_values(row)
         current = self.groups.get(attributes)
         if current is None:
@@ -309,13 +360,6 @@ class SpendDelta:
             [(*k, *v) for k, v in rows.items() if any(v)],
         )
         self.groups.clear()
-
-
-def _dimension_value(row: dict, column: str):
-    if column == "project_name":
-        project = row.get("project")
-        return os.path.basename(project.rstrip("/")) if project else None
-    return row.get(column)
 
 
 # SQL for the same derived values, used by rebuild_spend.

@@ -5,7 +5,7 @@ import os
 import random
 
 import pytest
-from conftest import ACME_SESSION, ACME_SUBAGENT, db_rows
+from conftest import ACME_SESSION, ACME_SUBAGENT, EXAMPLES, db_rows
 from transcript_lines import assistant, tool_use, user
 
 from costhook import importer, ingest, store
@@ -310,3 +310,72 @@ def test_a_replayed_response_is_one_row_whatever_the_order(home, tmp_path, sidec
     assert rows == [{"key": "msg_r:req_main", "is_sidechain": 0, "timestamp": "2026-11-20T10:00:00.000Z"}]
     spend = db_rows("SELECT sum(requests) AS n, sum(input_tokens) AS i FROM spend WHERE dim = 'global'")
     assert spend == [{"n": 1, "i": 100}]
+
+
+def test_an_import_batching_many_files_gives_the_rows_of_one_file_at_a_time(home, claude_dir, tmp_path, monkeypatch):
+    """The import commits many files per transaction; the hook one chunk at a time. Same rows,
+    same rollup: also for a response replayed in two sidechain files (the first seen wins,
+    not the smallest key) and a call copied into a resumed session's file."""
+    extra = claude_dir / "projects" / "-work-proj"
+    extra.mkdir()
+    for n in range(4):
+        (extra / f"s-{n}.jsonl").write_text(stream_lines(25, seed=10 + n))
+    usage = dict(input_tokens=100, output_tokens=7, session_id="s-9")
+    files = [
+        ("s-9.jsonl", assistant("msg_x", request_id="req_b", isSidechain=True, **usage)),
+        ("s-9-fork.jsonl", assistant("msg_x", request_id="req_a", isSidechain=True, **usage)),
+        ("s-9-resumed.jsonl", assistant("msg_x", request_id="req_b", isSidechain=True, **usage)
+                              + assistant("msg_y", request_id="req_y", **usage)),
+    ]
+    for mtime, (name, text) in enumerate(files, start=1):
+        (extra / name).write_text(text)
+        os.utime(extra / name, (2_000_000_000 + mtime, 2_000_000_000 + mtime))
+    listed = importer.transcript_files([claude_dir])
+    conn = connect()
+    for path, _ in listed:
+        ingest.ingest_file(conn, path, price=free_price)
+    one_by_one = db_rows("SELECT * FROM requests ORDER BY key")
+    spend = db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket")
+    conn.close()
+    assert [r["key"] for r in one_by_one if r["message_id"] == "msg_x"] == ["msg_x:req_b"]
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "batched.db"))
+    conn = connect()
+    summary = importer.import_claude(conn, [claude_dir], price=free_price, workers=1)
+    assert summary.files == len(listed)
+    assert db_rows("SELECT count(*) AS n FROM cursors") == [{"n": len(listed)}]
+    assert db_rows("SELECT * FROM requests ORDER BY key") == one_by_one
+    assert db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket") == spend
+
+
+TRICKY_LINES = [
+    b'{"a": "\\udc80x"}',  # a lone surrogate escape: the fast parser refuses, json.loads reads it
+    '{"a": "\udc80"}'.encode("utf-8", "surrogatepass"),  # raw surrogate bytes: the same
+    b'{"a": "\\ud83d\\ude00 \xc3\xa9"}',
+    b'{"a": NaN, "b": Infinity, "c": -Infinity, "d": 1e400, "e": -0.0}',
+    b'{"a": 123456789012345678901234567890, "b": -1, "c": 1.5e3}',
+    b'{"a": 1, "a": 2}',
+    b'[' * 300 + b']' * 300,  # deeper than the fast parser's limit, not json's
+    b'[' * 5000 + b']' * 5000,  # deeper than both
+    b'{"a": 1}\x00\x00\x00\n',
+    b'\x00\x00{"a": 1}',
+    b'{"a": "\xff"}',
+    b'{"a": 1',
+    b'{"a": "\\u0000", "b": "\\n\\t\\"\\\\"}',
+    b'',
+]
+
+
+def test_the_fast_parser_reads_every_line_as_json_loads_does(monkeypatch):
+    from costhook.sources import jsonl
+
+    lines = TRICKY_LINES + [
+        line for path in sorted((EXAMPLES / "claude").rglob("*.jsonl")) for line in path.read_bytes().splitlines()
+    ]
+    monkeypatch.setattr(jsonl, "_parsers", (json.loads,))
+    slow = [jsonl.load_line(line) for line in lines]
+    jsonl.use_fast_parser()
+    assert len(jsonl._parsers) == 2
+    fast = [jsonl.load_line(line) for line in lines]
+    # repr: NaN equals NaN, 1 differs from 1.0, key order counts
+    assert [repr(v) for v in fast] == [repr(v) for v in slow]
+    assert sum(v is None for v in slow[: len(TRICKY_LINES)]) == 4  # 5000 deep, not UTF-8, cut, empty
