@@ -63,7 +63,7 @@ class PriceTable:
         self.replaced = replaced  # bundled model id -> user model replacing its prices
         self.geo_models = geo_models  # model ids billed 1.1x for inference_geo "us"
         self.geo_factor = geo_factor  # (numerator, denominator)
-        self._cache = {}  # normalised model -> model dict or None
+        self._cache = {}  # model as the agent spelt it -> model dict or None
 
     def __repr__(self):
         return f"<PriceTable {table_info(self)}>"
@@ -268,10 +268,10 @@ def model_key(model: str, table: PriceTable | None = None) -> str | None:
 def _lookup(model: str, table: PriceTable) -> dict | None:
     if not model or not isinstance(model, str) or model == "<synthetic>":
         return None
-    ref = normalize_model(model)
     cache = table._cache
-    if ref in cache:
-        return cache[ref]
+    if model in cache:
+        return cache[model]
+    ref = normalize_model(model)
     entry = None
     for candidate in _candidates(ref):
         entry = _first_match(table.extra, candidate) or _find_bundled(table, candidate)
@@ -280,7 +280,9 @@ def _lookup(model: str, table: PriceTable) -> dict | None:
             break
     if entry is not None and not entry["prices"]:
         entry = None  # priced only in units costhook does not record
-    cache[ref] = entry
+    if len(cache) >= 10_000:  # hostile input: endless made-up model names
+        cache.clear()
+    cache[model] = entry
     return entry
 
 
