@@ -111,7 +111,14 @@ def human_tokens(value: int) -> str:
 # ------------------------------------------------------------------- periods ------
 
 
+UTC_NAMES = ("UTC", "Etc/UTC")
+
+
 def local_zone(name: str | None):
+    """The zone periods follow: `name` (IANA), else the machine's local zone. UTC is
+    `timezone.utc`, the same periods without importing zoneinfo (~5 ms on the statusline)."""
+    if name in UTC_NAMES:
+        return timezone.utc
     if name:
         from zoneinfo import ZoneInfo
 
