@@ -247,12 +247,14 @@ def reset_time(value, weekly: bool) -> str | None:
 def open_readonly(path):
     """A read-only connection, or None when nothing was ever recorded. Never creates the
     file and never migrates it: the hook owns the schema."""
-    import sqlite3
-
     if not os.path.isfile(path):
         return None
+    try:  # the C module alone: the `sqlite3` package adds datetime and its adapters (~3 ms)
+        from _sqlite3 import connect
+    except ImportError:
+        from sqlite3 import connect
     location = os.path.abspath(path).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
-    conn = sqlite3.connect(f"file:{location}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn = connect(f"file:{location}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         conn.execute("PRAGMA query_only = 1")
         if conn.execute("PRAGMA user_version").fetchone()[0] == 0:  # created, never migrated

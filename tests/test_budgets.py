@@ -54,6 +54,14 @@ def test_period_bounds(period, now, zone, key, start, end):
     assert (got_key, got_start, got_end) == (key, at(start), at(end))
 
 
+@pytest.mark.parametrize("name", ["UTC", "Etc/UTC"])
+def test_utc_zone_needs_no_zoneinfo_and_gives_the_same_periods(name):
+    assert budgets.local_zone(name) is UTC
+    for period in ("daily", "weekly", "monthly"):
+        for now in ("2026-11-22T23:59:59", "2026-12-31T00:00:00", "2028-02-29T12:00:00"):
+            assert period_bounds(period, at(now), budgets.local_zone(name)) == period_bounds(period, at(now), ZoneInfo(name))
+
+
 def test_bucket_floor_is_fifteen_minutes():
     assert budgets.bucket(at("2026-11-22T18:44:59")) == "2026-11-22T18:30"
     assert budgets.bucket(at("2026-11-22T18:45:00")) == "2026-11-22T18:45"

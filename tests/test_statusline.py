@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,35 @@ def test_db_option(home, tmp_path):
     os.replace(os.environ["COSTHOOK_DB"], moved)
     assert line(statusline_payload(), "--db", str(moved)) == "$2.00 session · 0 tok"
     assert line(statusline_payload()) == "~$0.32 session"
+
+
+# ------------------------------------------------------------------ import weight ----
+
+MODULES = ("import sys; before = set(sys.modules); from costhook import statusline; statusline.main(['--plain']); "
+           "print(*sorted(set(sys.modules) - before))")
+HEAVY = {"click", "pydantic", "sqlite_utils", "tomllib", "pathlib", "typing", "dataclasses", "decimal", "zoneinfo",
+         "sqlite3", "datetime", "costhook.store", "costhook.cli", "costhook.config_model", "costhook.pricing"}
+
+
+def statusline_modules(payload: dict) -> tuple[str, set]:
+    """The line and the modules the statusline loaded (beyond the interpreter's own start-up)."""
+    result = subprocess.run([sys.executable, "-c", MODULES], input=json.dumps(payload).encode(),
+                            capture_output=True, timeout=30, check=True)
+    shown, _, modules = result.stdout.decode().partition("\n")
+    return shown, set(modules.split())
+
+
+def test_statusline_imports_stay_light(home):
+    """It runs on every conversation update: the C sqlite and datetime modules alone, no
+    zoneinfo for a UTC config (the config is validated once, then cached)."""
+    add_calls([{"cost_nanousd": 2 * NANO}])
+    shown, modules = statusline_modules(statusline_payload())
+    assert shown == "$2.00 session · 0 tok"
+    assert not modules & HEAVY
+    write_config('timezone = "UTC"\n[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 10\n'
+                 '[[budgets]]\nscope = "session"\nperiod = "session"\ntokens = 1000\n')
+    line(statusline_payload())  # validates the new config (pydantic) and caches it
+    shown, modules = statusline_modules(statusline_payload())
+    assert shown == "$2.00 session · 0 tok · daily $2.00/$10"
+    assert "costhook.budgets" in modules
+    assert not modules & HEAVY
