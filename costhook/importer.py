@@ -68,6 +68,8 @@ def transcript_files(folders: list[Path]) -> list[tuple[str, int]]:
 
 
 PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it saves
+WINDOW_BYTES = 4 * ingest.COMMIT_EVERY  # transcript bytes handed to the workers ahead of the writer
+WINDOW_FILES = 256
 
 
 def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
@@ -128,21 +130,27 @@ def _parse_file(start):
 
 
 def _parse_in_workers(starts, workers: int):
-    """(start, size, chunks) in input order, parsed by a process pool; at most a few files in
-    flight, so memory stays flat however big the tree is."""
+    """(start, size, chunks) in input order, parsed by a process pool; at most WINDOW_BYTES
+    (or WINDOW_FILES) in flight, so memory stays flat however big the tree is."""
     import multiprocessing
     from collections import deque
 
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
-        window = deque()
+        window, window_bytes = deque(), 0
         for start, size in starts:
             if start is not None and start.offset >= start.size:
                 window.append((start, size, None))  # nothing new: no need to ship it to a worker
             else:
                 window.append((start, size, pool.apply_async(_parse_file, (start,))))
-            if len(window) > 2 * workers + 2:
-                yield _resolved(window.popleft())
+                window_bytes += size
+            # The writer commits about COMMIT_EVERY bytes at a time; meanwhile the workers
+            # keep parsing what the window holds: a few batches' worth.
+            while window_bytes > WINDOW_BYTES or len(window) > WINDOW_FILES:
+                item = window.popleft()
+                if item[2] is not None:
+                    window_bytes -= item[1]
+                yield _resolved(item)
         while window:
             yield _resolved(window.popleft())
 
