@@ -274,7 +274,8 @@ def test_fixture_costs_are_exact_to_the_nano_dollar(home, claude_dir):
     assert db_rows("SELECT count(*) AS n FROM requests WHERE cost_source != 'computed'") == [{"n": 0}]
 
 
-def test_parallel_import_gives_the_same_rows_as_serial(home, claude_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("window_bytes", [0, 5000, 1 << 30])
+def test_parallel_import_gives_the_same_rows_as_serial(home, claude_dir, tmp_path, monkeypatch, window_bytes):
     """Big imports parse in worker processes; the rows must not depend on that."""
     extra = claude_dir / "projects" / "-work-proj"
     extra.mkdir()
@@ -287,6 +288,8 @@ def test_parallel_import_gives_the_same_rows_as_serial(home, claude_dir, tmp_pat
     conn.close()
     monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "parallel.db"))
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "WINDOW_BYTES", window_bytes)  # a window of a file or two
+    monkeypatch.setattr(importer, "WINDOW_FILES", 3)
     conn = connect()
     summary = importer.import_claude(conn, [claude_dir], price=free_price, workers=2)
     assert summary.files == 11
