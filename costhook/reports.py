@@ -193,20 +193,18 @@ def _by_time(conn, by, where, args, tz) -> dict:
     return _by_period(conn, by, rows, args, _SUMS, tz)
 
 
-# Local periods as SQLite strftime formats; weeks are summed from days (SQLite 3.40 has no ISO weeks).
-_PERIOD_FORMAT = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m"}
+# A local period as an SQLite strftime format, and its length: in UTC, the period is the
+# bucket's first characters. Weeks are summed from days (SQLite 3.40 has no ISO weeks).
+_PERIOD = {"hour": ("%Y-%m-%dT%H", 13), "day": ("%Y-%m-%d", 10), "week": ("%Y-%m-%d", 10), "month": ("%Y-%m", 7)}
 
 
 def _by_period(conn, by, rows: str, args: list, sums: str, tz) -> dict:
     """Sums per local hour, day, week or month. `rows` is a SELECT of call or rollup rows
-    with their 15-minute UTC `bucket` ("2026-11-18T09:45"); SQL shifts each bucket by the
-    zone's offset at that moment and groups, so Python sees one row per period."""
-    first, last = conn.execute(f"SELECT min(bucket), max(bucket) FROM ({rows}) WHERE bucket != '0000-00-00T00:00'",
-                               args).fetchone()
-    shift, shift_args = _shift_sql(tz, first, last) if first else ("NULL", [])  # else no row has a time
-    sql = f"SELECT strftime('{_PERIOD_FORMAT[by]}', bucket, {shift}) AS period, {sums} FROM ({rows}) GROUP BY period"
+    with their 15-minute UTC `bucket` ("2026-11-18T09:45"); SQL takes each bucket to its
+    local period and groups, so Python sees one row per period."""
+    period, period_args = _period_sql(conn, by, rows, args, tz)
     out = {}
-    for row in conn.execute(sql, [*shift_args, *args]):
+    for row in conn.execute(f"SELECT {period} AS period, {sums} FROM ({rows}) GROUP BY period", [*period_args, *args]):
         row = dict(row)
         period = row.pop("period")
         if by == "week" and period:
@@ -214,6 +212,23 @@ def _by_period(conn, by, rows: str, args: list, sums: str, tz) -> dict:
             period = f"{year}-W{week:02d}"
         _add(out, period, row)
     return out
+
+
+def _period_sql(conn, by, rows: str, args: list, tz) -> tuple[str, list]:
+    """SQL for the local period of a row's `bucket`: NULL for calls without a time, whose
+    bucket is '0000-00-00T00:00'."""
+    fmt, length = _PERIOD[by]
+    fixed = tz.utcoffset(None)  # zones of one offset (UTC, the machine's by default) tell it without a moment
+    if fixed == timedelta(0):
+        return f"substr(nullif(bucket, '0000-00-00T00:00'), 1, {length})", []
+    if fixed is not None:
+        return f"strftime('{fmt}', bucket, ?)", [f"{int(fixed.total_seconds()):+d} seconds"]
+    first, last = conn.execute(f"SELECT min(bucket), max(bucket) FROM ({rows}) WHERE bucket != '0000-00-00T00:00'",
+                               args).fetchone()
+    if first is None:
+        return "NULL", []
+    shift, shift_args = _shift_sql(tz, first, last)
+    return f"strftime('{fmt}', bucket, {shift})", shift_args
 
 
 def _shift_sql(tz, first: str, last: str) -> tuple[str, list]:

@@ -189,7 +189,7 @@ def _calls_around_offset_changes() -> list[str]:
 
 
 @pytest.mark.parametrize("zone_name", ["UTC", "America/Los_Angeles", "Europe/Berlin", "Australia/Lord_Howe",
-                                       "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Chatham"])
+                                       "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Chatham", "Etc/GMT+5"])
 def test_calendar_periods_follow_the_zone_offset_at_each_call(home, tmp_path, zone_name):
     """SQL shifts each 15-minute bucket by the zone's offset at that moment; the oracle here
     converts every call's own timestamp with zoneinfo."""
