@@ -11,7 +11,7 @@ text and error message, and its exit codes.
 import os
 import sys
 
-from costhook.reports import GROUPS
+from costhook import reports
 
 
 class Option:
@@ -43,7 +43,7 @@ class Option:
 
 
 OPTIONS = (
-    Option("--by", "by", choices=GROUPS, default="day"),
+    Option("--by", "by", choices=reports.GROUPS, default="day"),
     Option("--since", "since", "First day (inclusive, in --tz).", kind="date"),
     Option("--until", "until", "Last day (inclusive, in --tz).", kind="date"),
     Option("--tz", "tz_name", "IANA time zone for days/weeks/months (default: config `timezone`, else local)."),
@@ -84,8 +84,6 @@ class BadOption(Exception):
 def output(options: dict, *, load_config, open_store, price_table) -> str:
     """Everything `costhook report` prints, for `options` as `parse` or click gives them.
     The loaders are the caller's (cli.py's raise click's errors); raises BadOption."""
-    from costhook import reports
-
     by, since, until = options["by"], options["since"], options["until"]
     cfg = load_config()
     tz = zone(options["tz_name"] or cfg.get("timezone"))
@@ -117,8 +115,6 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
 
 def zone(name: str | None):
     """reports.zone, or BadOption for a name it does not know."""
-    from costhook import reports
-
     try:
         return reports.zone(name)
     except Exception:
@@ -169,14 +165,12 @@ def _csv(data: dict) -> str:
     import csv
     import io
 
-    from costhook.reports import MEASURES
-
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([data["group_by"], *MEASURES])
+    writer.writerow([data["group_by"], *reports.MEASURES])
     for row in data["rows"]:
-        writer.writerow([row["key"], *(row[m] for m in MEASURES)])
-    writer.writerow(["TOTAL", *(data["totals"][m] for m in MEASURES)])
+        writer.writerow([row["key"], *(row[m] for m in reports.MEASURES)])
+    writer.writerow(["TOTAL", *(data["totals"][m] for m in reports.MEASURES)])
     return out.getvalue()
 
 
