@@ -1,14 +1,13 @@
 """Aggregations over `requests`, shared by the CLI, the statusline and the dashboard.
 
 Money stays integer nano-USD until it is shown. Calendar grouping happens in the
-user's time zone: SQL groups by 15-minute UTC buckets (every real zone offset is a
-multiple of 15 minutes), Python maps each bucket to its local day, week or month.
+user's time zone: calls fall into 15-minute UTC buckets (every real zone offset is a
+multiple of 15 minutes), and SQL shifts each bucket by the zone's offset at that moment
+before grouping by local hour, day or month (weeks are summed from days).
 """
 
 import sqlite3
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from costhook import store
 from costhook.usage import tool_names
@@ -47,12 +46,13 @@ _SUMS = """count(*) AS requests,
     sum(cost_nanousd IS NULL) AS unpriced_requests"""
 
 
-@dataclass
 class Window:
-    """A half-open UTC interval [start, end) as ISO strings; None = unbounded."""
+    """A half-open UTC interval [start, end) as ISO strings; None = unbounded.
+    (A plain class: importing dataclasses would cost a report ~5 ms.)"""
 
-    start: str | None = None
-    end: str | None = None
+    def __init__(self, start: str | None = None, end: str | None = None):
+        self.start = start
+        self.end = end
 
     def where(self) -> tuple[str, list]:
         clauses, args = [], []
@@ -67,7 +67,11 @@ class Window:
 
 def zone(name: str | None):
     """A tzinfo for `name` (IANA), else the machine's local zone."""
+    if name == "UTC":
+        return timezone.utc  # the same zone as ZoneInfo("UTC"), without loading zoneinfo and the tz database
     if name:
+        from zoneinfo import ZoneInfo  # imported only when a zone is named
+
         return ZoneInfo(name)
     return datetime.now().astimezone().tzinfo
 
@@ -139,6 +143,7 @@ _ROLLUP_DIM = {"project": "project", "session": "session", "model": "model", "ag
 _ROLLUP_SUMS = """sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
     sum(cache_write_5m_tokens) AS cache_write_5m_tokens, sum(cache_write_1h_tokens) AS cache_write_1h_tokens,
     sum(cache_read_tokens) AS cache_read_tokens, sum(cost_nanousd) AS cost_nanousd, sum(unpriced) AS unpriced_requests"""
+_ROLLUP_NAMES = ("requests", *TOKEN_MEASURES, "cost_nanousd", "unpriced_requests")
 
 
 def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
@@ -149,14 +154,15 @@ def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
     if win.end:
         where += " AND bucket < ?"
         args.append(win.end[:16])
+    if by in TIME_GROUPS:
+        # One scan for the periods and the totals: calls without a time have the bucket
+        # '0000-00-00T00:00', which is no date, so their period is None.
+        out = _by_period(conn, by, f"SELECT * FROM spend WHERE {where}", ["global", *args], _ROLLUP_SUMS, tz)
+        totals = {name: sum(sums[name] for sums in out.values()) for name in _ROLLUP_NAMES}
+        out.pop(None, None)
+        return out, totals
     totals = dict(conn.execute(f"SELECT {_ROLLUP_SUMS} FROM spend WHERE {where}", ["global", *args]).fetchone())
     out = {}
-    if by in TIME_GROUPS:
-        sql = f"SELECT bucket, {_ROLLUP_SUMS} FROM spend WHERE {where} AND bucket != '0000-00-00T00:00' GROUP BY bucket"
-        for row in conn.execute(sql, ["global", *args]):
-            row = dict(row)
-            _add(out, period_key(_bucket_time(row.pop("bucket")).astimezone(tz), by), row)
-        return out, totals
     sql = f"SELECT key, {_ROLLUP_SUMS} FROM spend WHERE {where} GROUP BY key"
     for row in conn.execute(sql, [_ROLLUP_DIM[by], *args]):
         row = dict(row)
@@ -166,12 +172,6 @@ def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
         if rest["requests"]:
             out[MAIN_AGENT if by == "agent" else NONE_KEY] = rest
     return {k: v for k, v in out.items() if v["requests"]}, totals
-
-
-def _bucket_time(bucket: str) -> datetime:
-    """"2026-11-18T09:45" → an aware UTC datetime (strptime is ~20× slower)."""
-    return datetime(int(bucket[:4]), int(bucket[5:7]), int(bucket[8:10]), int(bucket[11:13]), int(bucket[14:16]),
-                    tzinfo=timezone.utc)
 
 
 def _by_column(conn, by, where, args) -> dict:
@@ -188,25 +188,88 @@ def _by_column(conn, by, where, args) -> dict:
 
 
 def _by_time(conn, by, where, args, tz) -> dict:
-    bucket = "substr(timestamp, 1, 14) || (CAST(substr(timestamp, 15, 2) AS INTEGER) / 15)"
-    sql = f"SELECT {bucket} AS bucket, {_SUMS} FROM requests WHERE {where} AND timestamp IS NOT NULL GROUP BY bucket"
+    bucket = "substr(timestamp, 1, 14) || printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15)"
+    rows = f"SELECT {bucket} AS bucket, * FROM requests WHERE {where} AND timestamp IS NOT NULL"
+    return _by_period(conn, by, rows, args, _SUMS, tz)
+
+
+# A local period as an SQLite strftime format, and its length: in UTC, the period is the
+# bucket's first characters. Weeks are summed from days (SQLite 3.40 has no ISO weeks).
+_PERIOD = {"hour": ("%Y-%m-%dT%H", 13), "day": ("%Y-%m-%d", 10), "week": ("%Y-%m-%d", 10), "month": ("%Y-%m", 7)}
+
+
+def _by_period(conn, by, rows: str, args: list, sums: str, tz) -> dict:
+    """Sums per local hour, day, week or month. `rows` is a SELECT of call or rollup rows
+    with their 15-minute UTC `bucket` ("2026-11-18T09:45"); SQL takes each bucket to its
+    local period and groups, so Python sees one row per period."""
+    period, period_args = _period_sql(conn, by, rows, args, tz)
     out = {}
-    for row in conn.execute(sql, args):
+    for row in conn.execute(f"SELECT {period} AS period, {sums} FROM ({rows}) GROUP BY period", [*period_args, *args]):
         row = dict(row)
-        bucket = row.pop("bucket")
-        _add(out, period_key(_bucket_time(f"{bucket[:14]}{int(bucket[14:]) * 15:02d}").astimezone(tz), by), row)
+        period = row.pop("period")
+        if by == "week" and period:
+            year, week, _ = date.fromisoformat(period).isocalendar()
+            period = f"{year}-W{week:02d}"
+        _add(out, period, row)
     return out
 
 
-def period_key(local: datetime, by: str) -> str:
-    if by == "day":
-        return local.strftime("%Y-%m-%d")
-    if by == "hour":
-        return local.strftime("%Y-%m-%dT%H")
-    if by == "week":
-        year, week, _ = local.isocalendar()
-        return f"{year}-W{week:02d}"
-    return local.strftime("%Y-%m")
+def _period_sql(conn, by, rows: str, args: list, tz) -> tuple[str, list]:
+    """SQL for the local period of a row's `bucket`: NULL for calls without a time, whose
+    bucket is '0000-00-00T00:00'."""
+    fmt, length = _PERIOD[by]
+    fixed = tz.utcoffset(None)  # zones of one offset (UTC, the machine's by default) tell it without a moment
+    if fixed == timedelta(0):
+        return f"substr(nullif(bucket, '0000-00-00T00:00'), 1, {length})", []
+    if fixed is not None:
+        return f"strftime('{fmt}', bucket, ?)", [f"{int(fixed.total_seconds()):+d} seconds"]
+    first, last = conn.execute(f"SELECT min(bucket), max(bucket) FROM ({rows}) WHERE bucket != '0000-00-00T00:00'",
+                               args).fetchone()
+    if first is None:
+        return "NULL", []
+    shift, shift_args = _shift_sql(tz, first, last)
+    return f"strftime('{fmt}', bucket, {shift})", shift_args
+
+
+def _shift_sql(tz, first: str, last: str) -> tuple[str, list]:
+    """An SQLite date modifier taking a UTC `bucket` between `first` and `last` to `tz`'s
+    local time: one offset, or a CASE over the zone's changes of offset in between."""
+    changes = _offset_changes(tz, first, last)
+    whens, args = "", []
+    for (_, seconds), (since, _) in zip(changes, changes[1:]):
+        whens += "WHEN bucket < ? THEN ? "
+        args += [since, f"{seconds:+d} seconds"]
+    args.append(f"{changes[-1][1]:+d} seconds")
+    return (f"CASE {whens}ELSE ? END" if whens else "?"), args
+
+
+def _offset_changes(tz, first: str, last: str) -> list[tuple[str, int]]:
+    """[(bucket, seconds)]: `tz`'s UTC offset from each of these buckets on, from `first` to
+    `last`. The zone is asked once a day, and a change is pinned to its 15-minute bucket by
+    bisection (no zone changes its offset twice within a day)."""
+    quarter = timedelta(minutes=15)
+
+    def offset(moment: datetime) -> int:
+        return int(moment.astimezone(tz).utcoffset().total_seconds())
+
+    moment, end = _bucket_time(first), _bucket_time(last)
+    changes = [(first, offset(moment))]
+    while moment < end:
+        step = min(moment + timedelta(days=1), end)
+        if offset(step) != changes[-1][1]:
+            before, after = moment, step  # offset(before) is the current one, offset(after) is not
+            while after - before > quarter:
+                middle = before + (after - before) // quarter // 2 * quarter
+                before, after = (middle, after) if offset(middle) == changes[-1][1] else (before, middle)
+            changes.append((after.isoformat()[:16], offset(after)))
+        moment = step
+    return changes
+
+
+def _bucket_time(bucket: str) -> datetime:
+    """"2026-11-18T09:45" → an aware UTC datetime (strptime is ~20× slower)."""
+    return datetime(int(bucket[:4]), int(bucket[5:7]), int(bucket[8:10]), int(bucket[11:13]), int(bucket[14:16]),
+                    tzinfo=timezone.utc)
 
 
 def _by_tool(conn, where, args) -> dict:

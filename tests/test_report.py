@@ -170,3 +170,66 @@ def test_rollup_and_call_rows_give_the_same_report(populated, by, zone_name):
         fast = reports.report(populated, by, win=win, tz=tz, source="rollup")
         slow = reports.report(populated, by, win=win, tz=tz, source="requests")
         assert fast == slow
+
+
+def _calls_around_offset_changes() -> list[str]:
+    """Timestamps every 15–45 minutes over two days around each zone change below, and
+    every ~7 hours across the year between them."""
+    from datetime import datetime, timedelta, timezone
+
+    changes = ["2026-03-08T10:00", "2026-03-29T01:00", "2026-04-04T15:00", "2026-10-04T15:30",
+               "2026-10-25T01:00", "2026-11-01T09:00", "2026-12-31T23:00"]
+    moments = set()
+    for change in changes:
+        start = datetime.fromisoformat(change).replace(tzinfo=timezone.utc) - timedelta(days=1)
+        moments.update(start + timedelta(minutes=15 * i + (i * 7) % 30) for i in range(0, 192, 2))
+    first = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    moments.update(first + timedelta(minutes=433 * i) for i in range(1300))
+    return [m.strftime("%Y-%m-%dT%H:%M:%S.000Z") for m in sorted(moments)]
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "America/Los_Angeles", "Europe/Berlin", "Australia/Lord_Howe",
+                                       "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Chatham", "Etc/GMT+5"])
+def test_calendar_periods_follow_the_zone_offset_at_each_call(home, tmp_path, zone_name):
+    """SQL shifts each 15-minute bucket by the zone's offset at that moment; the oracle here
+    converts every call's own timestamp with zoneinfo."""
+    from collections import Counter
+    from datetime import date, datetime
+
+    from costhook import reports
+
+    stamps = _calls_around_offset_changes()
+    path = tmp_path / "year.jsonl"
+    path.write_text("".join(assistant(f"m{i}", input_tokens=1, timestamp=t) for i, t in enumerate(stamps)))
+    conn = store.connect()
+    ingest.ingest_file(conn, str(path), price=price_by_input)
+    tz = reports.zone(zone_name)
+    local = [datetime.fromisoformat(t.replace("Z", "+00:00")).astimezone(tz) for t in stamps]
+    expected = {
+        "hour": Counter(t.strftime("%Y-%m-%dT%H") for t in local),
+        "day": Counter(t.strftime("%Y-%m-%d") for t in local),
+        "week": Counter("{}-W{:02d}".format(*t.isocalendar()[:2]) for t in local),
+        "month": Counter(t.strftime("%Y-%m") for t in local),
+    }
+    for by, counts in expected.items():
+        for source in ("rollup", "requests"):
+            rows = reports.report(conn, by, tz=tz, source=source)["rows"]
+            assert {r["key"]: r["requests"] for r in rows} == counts, (by, source)
+    win = reports.window(date(2026, 3, 8), date(2026, 10, 25), tz)
+    inside = Counter(t.strftime("%Y-%m-%d") for t in local if "2026-03-08" <= t.strftime("%Y-%m-%d") <= "2026-10-25")
+    assert {r["key"]: r["requests"] for r in reports.report(conn, "day", win=win, tz=tz)["rows"]} == inside
+
+
+@pytest.mark.parametrize("timed", [True, False])
+def test_calls_without_a_time_count_in_the_totals_only(home, tmp_path, timed):
+    from costhook import reports
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(assistant("m1", timestamp=None, input_tokens=3) + (assistant("m2", input_tokens=4) if timed else ""))
+    conn = store.connect()
+    ingest.ingest_file(conn, str(path), price=price_by_input)
+    for by in ("day", "week", "hour"):
+        for source in ("rollup", "requests"):
+            data = reports.report(conn, by, tz=reports.zone("UTC"), source=source)
+            assert [r["input_tokens"] for r in data["rows"]] == ([4] if timed else [])
+            assert data["totals"]["input_tokens"] == (7 if timed else 3)
