@@ -66,14 +66,11 @@ class Window:
 
 
 def zone(name: str | None):
-    """A tzinfo for `name` (IANA), else the machine's local zone."""
-    if name == "UTC":
-        return timezone.utc  # the same zone as ZoneInfo("UTC"), without loading zoneinfo and the tz database
-    if name:
-        from zoneinfo import ZoneInfo  # imported only when a zone is named
+    """A tzinfo for `name` (IANA), else the machine's local zone: the budgets' rule, so a
+    report's days are the budgets' days."""
+    from costhook.budgets import local_zone
 
-        return ZoneInfo(name)
-    return datetime.now().astimezone().tzinfo
+    return local_zone(name)
 
 
 def window(since: date | None, until: date | None, tz) -> Window:
