@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 from tests.benchmarks import generate
-from tests.benchmarks.run import REPO, check_ok, machine_info, run_measured, run_with_rss, wait_for_catch_ups
+from tests.benchmarks.run import REPO, check_ok, finish, machine_info, run_measured, run_with_rss, wait_for_catch_ups
 
 CCUSAGE_VERSION = "20.0.24"
 CCUSAGE_PACKAGE = f"ccusage@{CCUSAGE_VERSION}"
@@ -501,17 +501,7 @@ def main(argv=None) -> int:
     bench.data["failures"] = bench.failures
     bench.row("whole run", f"{bench.data['run_s']:,.0f} s; {load['cpus']} CPUs, load {load['load_start'][0]:.1f} -> {load['load_end'][0]:.1f}, "
               f"Python {load['python']}, SQLite {load['sqlite']}, git {load['git']}")
-    print(bench.table(), file=out)
-    for note in bench.notes:
-        print(f"  * {note}", file=out)
-    if bench.failures:
-        print(f"FAIL: {', '.join(bench.failures)}", file=out)
-    if args.keep:
-        print(f"data kept in {work}", file=out)
-    if args.json:
-        json.dump(bench.data, sys.stdout, indent=1, default=str)
-        sys.stdout.write("\n")
-    return 1 if bench.failures else 0
+    return finish(bench, args, work, out, bench.notes)
 
 
 if __name__ == "__main__":

@@ -587,7 +587,14 @@ def main(argv=None) -> int:
     bench.row("whole run (generation included)", f"{total:,.1f} s")
     load = bench.data["machine"]
     bench.row("machine", f"{load['cpus']} CPUs, load {load['load_start'][0]:.1f} -> {load['load_end'][0]:.1f}, Python {load['python']}, SQLite {load['sqlite']}")
+    return finish(bench, args, work, out)
+
+
+def finish(bench, args, work, out, notes=()) -> int:
+    """Print the table (and notes) to `out`, the data as JSON on stdout with --json; the exit status."""
     print(bench.table(), file=out)
+    for note in notes:
+        print(f"  * {note}", file=out)
     if bench.failures:
         print(f"FAIL: {', '.join(bench.failures)}", file=out)
     if args.keep:
