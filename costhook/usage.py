@@ -29,10 +29,13 @@ ATTRIBUTION_FIELDS = (
 )
 
 MAX_COUNT = 10**12
+_MERGED_ATTRIBUTION = ATTRIBUTION_FIELDS + ("skill", "prompt_id", "cron_job", "is_heartbeat", "model")
 
 
 def as_count(value) -> int:
     """A token or request count from untrusted JSON: a non-negative int, else 0."""
+    if type(value) is int:  # the usual case, first (a bool's type is not int)
+        return value if 0 <= value < MAX_COUNT else 0
     if isinstance(value, bool):
         return 0
     if isinstance(value, int):
@@ -43,7 +46,9 @@ def as_count(value) -> int:
 
 
 def total_tokens(record: dict) -> int:
-    return sum(record.get(name) or 0 for name in TOKEN_FIELDS)
+    get = record.get
+    return ((get("input_tokens") or 0) + (get("output_tokens") or 0) + (get("cache_write_5m_tokens") or 0)
+            + (get("cache_write_1h_tokens") or 0) + (get("cache_read_tokens") or 0))
 
 
 def merge_call(old: dict, new: dict) -> dict:
@@ -58,17 +63,16 @@ def merge_call(old: dict, new: dict) -> dict:
         for name in USAGE_FIELDS:
             if name in new:
                 merged[name] = new[name]
-    stamps = [t for t in (old.get("timestamp"), new.get("timestamp")) if t]
-    merged["timestamp"] = min(stamps) if stamps else None
-    tools = list(tool_names(old.get("tools")))
+    then, now = old.get("timestamp"), new.get("timestamp")
+    merged["timestamp"] = min(then, now) if then and now else (then or now or None)
+    tools = tool_names(old.get("tools"))
     tools += [t for t in tool_names(new.get("tools")) if t not in tools]
     merged["tools"] = tools
     prefer_new = bool(old.get("is_sidechain")) and not new.get("is_sidechain")
-    for name in ATTRIBUTION_FIELDS + ("skill", "prompt_id", "cron_job", "is_heartbeat", "model"):
-        if name not in new or new[name] is None:
-            continue
-        if prefer_new or merged.get(name) is None:
-            merged[name] = new[name]
+    for name in _MERGED_ATTRIBUTION:
+        value = new.get(name)
+        if value is not None and (prefer_new or merged.get(name) is None):
+            merged[name] = value
     return merged
 
 

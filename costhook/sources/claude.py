@@ -107,10 +107,11 @@ def parse_lines(lines, ctx: FileContext, state: ReadState, result: ParseResult |
         result.lines += 1
         if _ASSISTANT in raw:
             _assistant_line(raw, ctx, state, result)
-        elif _USER in raw and _COMMAND in raw:
-            _command_line(raw, state, result)
         elif _USER in raw:
-            _maybe_new_prompt(raw, state)
+            if _COMMAND in raw:
+                _command_line(raw, state, result)
+            elif state.skill is not None:
+                _maybe_new_prompt(raw, state)
         elif _COST_STATE in raw:
             _cost_state_line(raw, result)
     return result
@@ -121,11 +122,12 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
     if not isinstance(line, dict):
         result.malformed += 1
         return
-    if line.get("type") != "assistant":
-        if line.get("type") == "user":
+    get = line.get
+    if get("type") != "assistant":
+        if get("type") == "user":
             _user_record(line, state)
         return
-    message = line.get("message")
+    message = get("message")
     if not isinstance(message, dict):
         return
     tools, skill_called = _tools_requested(message.get("content"))
@@ -139,31 +141,31 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
     message_id = message.get("id")
     if not isinstance(message_id, str) or not message_id:
         return
-    request_id = line.get("requestId")
+    request_id = get("requestId")
     request_id = request_id if isinstance(request_id, str) else ""
+    session_id = get("sessionId")
+    agent_id = get("agentId")
+    agent_id = agent_id if isinstance(agent_id, str) and agent_id else ctx.agent_id
     record = _usage_record(usage)
-    session_id = line.get("sessionId")
-    agent_id = line.get("agentId")
-    is_sidechain = bool(line.get("isSidechain"))
     record.update(
         key=f"{message_id}:{request_id}",
         agent="claude",
         message_id=message_id,
         request_id=request_id or None,
         session_id=session_id if isinstance(session_id, str) and session_id else ctx.session_id,
-        agent_id=agent_id if isinstance(agent_id, str) and agent_id else ctx.agent_id,
+        agent_id=agent_id,
         agent_type=ctx.agent_type,
-        is_sidechain=int(is_sidechain or ctx.agent_id is not None),
-        project=_str(line.get("cwd")),
-        git_branch=_str(line.get("gitBranch")),
-        timestamp=_timestamp(line.get("timestamp")),
+        is_sidechain=int(bool(get("isSidechain")) or ctx.agent_id is not None),
+        project=_str(get("cwd")),
+        git_branch=_str(get("gitBranch")),
+        timestamp=_timestamp(get("timestamp")),
         model=model,
         tools=tools,
         skill=state.skill,
-        entrypoint=_str(line.get("entrypoint")),
+        entrypoint=_str(get("entrypoint")),
         source_path=ctx.path,
     )
-    if record["is_sidechain"] or record["agent_id"]:
+    if record["is_sidechain"] or agent_id:
         record["parent_session_id"] = record["session_id"]
     key = record["key"]
     previous = result.calls.get(key)
@@ -173,22 +175,23 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
 
 
 def _usage_record(usage: dict) -> dict:
-    cache_write = as_count(usage.get("cache_creation_input_tokens"))
-    split = usage.get("cache_creation")
+    get = usage.get
+    cache_write = as_count(get("cache_creation_input_tokens"))
+    split = get("cache_creation")
     write_1h = as_count(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
     # A write without the 5 min / 1 h breakdown is a 5-minute write.
     write_1h = min(write_1h, cache_write)
-    server = usage.get("server_tool_use")
+    server = get("server_tool_use")
     return {
-        "input_tokens": as_count(usage.get("input_tokens")),
-        "output_tokens": as_count(usage.get("output_tokens")),
+        "input_tokens": as_count(get("input_tokens")),
+        "output_tokens": as_count(get("output_tokens")),
         "cache_write_5m_tokens": cache_write - write_1h,
         "cache_write_1h_tokens": write_1h,
-        "cache_read_tokens": as_count(usage.get("cache_read_input_tokens")),
+        "cache_read_tokens": as_count(get("cache_read_input_tokens")),
         "web_search_requests": as_count(server.get("web_search_requests")) if isinstance(server, dict) else 0,
-        "speed": _str(usage.get("speed")),
-        "inference_geo": _str(usage.get("inference_geo")),
-        "service_tier": _str(usage.get("service_tier")),
+        "speed": _str(get("speed")),
+        "inference_geo": _str(get("inference_geo")),
+        "service_tier": _str(get("service_tier")),
     }
 
 
@@ -221,8 +224,9 @@ def _command_line(raw: bytes, state: ReadState, result: ParseResult) -> None:
 
 
 def _maybe_new_prompt(raw: bytes, state: ReadState) -> None:
-    """A human prompt ends the previous slash command's turn. Only parse when it might be one."""
-    if state.skill is None or b'"tool_result"' in raw or b'"isMeta":true' in raw:
+    """A human prompt ends the active slash command's turn (called only while one is active).
+    Only parse when the line might be a prompt."""
+    if b'"tool_result"' in raw or b'"isMeta":true' in raw:
         return
     line = load_line(raw)
     if isinstance(line, dict) and line.get("type") == "user":
@@ -263,7 +267,7 @@ def _cost_state_line(raw: bytes, result: ParseResult) -> None:
 
 
 def _str(value) -> str | None:
-    return value[:1000] if isinstance(value, str) and value else None
+    return value[:1000] if value and isinstance(value, str) else None
 
 
 def _timestamp(value) -> str | None:
