@@ -184,10 +184,15 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
             calls[key] = merge_call(previous, record) if previous else record
     if calls and hasattr(price, "prepare"):
         price.prepare()
+    sessions = {}
+    for chunk in chunks:
+        _session_facts(chunk.parsed, sessions)
     with store.transaction(conn):
         result.changed += store.merge_requests(conn, calls, price)
+        for sid, facts in sessions.items():
+            store.fill_session(conn, sid, agent="claude", **facts)
         for chunk in chunks:
-            _note_sessions(conn, chunk.parsed)
+            _note_cost_state(conn, chunk.parsed)
             start = chunk.start
             store.advance_cursor(conn, start.path, chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
                                  head=start.head, state=chunk.state)
@@ -200,8 +205,20 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
         result.synthetic += parsed.synthetic
 
 
-def _note_sessions(conn, parsed: claude.ParseResult) -> None:
-    """Sessions learnt from the transcript itself: project, branch, first activity."""
+def _session_facts(parsed: claude.ParseResult, sessions: dict) -> None:
+    """Add what the calls tell about their sessions (project, branch, first activity) to
+    `sessions`: the earliest start; otherwise what was learnt first stays (as fill_session
+    would keep it, chunk after chunk)."""
+    for sid, facts in _chunk_session_facts(parsed).items():
+        known = sessions.setdefault(sid, {})
+        for name, value in facts.items():
+            if value is None:
+                continue
+            if known.get(name) is None or (name == "started_at" and value < known[name]):
+                known[name] = value
+
+
+def _chunk_session_facts(parsed: claude.ParseResult) -> dict:
     sessions = {}
     for record in parsed.calls.values():
         sid = record.get("session_id")
@@ -214,8 +231,11 @@ def _note_sessions(conn, parsed: claude.ParseResult) -> None:
         if not record.get("is_sidechain"):
             for name in ("project", "git_branch", "entrypoint"):
                 facts.setdefault(name, record.get(name))
-    for sid, facts in sessions.items():
-        store.fill_session(conn, sid, agent="claude", **facts)
+    return sessions
+
+
+def _note_cost_state(conn, parsed: claude.ParseResult) -> None:
+    """The CLI's own running total for the session (kept beside ours, never as usage)."""
     if parsed.cost_state and parsed.cost_state.get("session_id"):
         store.upsert_session(
             conn,

@@ -402,36 +402,29 @@ def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
 def upsert_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
     """Record facts about a session from a hook: non-null values replace stored ones,
     except `started_at`, which keeps the earliest."""
+    _update_session(conn, session_id, fields, "{name} = ?")
+
+
+def fill_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
+    """Like upsert_session, but only sets fields that are still empty (transcript-derived facts)."""
+    _update_session(conn, session_id, fields, "{name} = coalesce({name}, ?)")
+
+
+def _update_session(conn: sqlite3.Connection, session_id: str, fields: dict, assign: str) -> None:
+    """Create the session row if needed, then set its non-null `fields` in one statement."""
     fields = {k: storable(v) for k, v in fields.items() if v is not None}
     session_id = storable(session_id)
     conn.execute("INSERT OR IGNORE INTO sessions (session_id, agent) VALUES (?, ?)", (session_id, fields.get("agent", "claude")))
-    if not fields:
-        return
-    sets = []
-    values = []
+    sets, values = [], []
     for name, value in fields.items():
         if name == "started_at":
             sets.append("started_at = CASE WHEN started_at IS NULL OR started_at > ? THEN ? ELSE started_at END")
             values += [value, value]
         else:
-            sets.append(f"{name} = ?")
+            sets.append(assign.format(name=name))
             values.append(value)
-    conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = ?", values + [session_id])
-
-
-def fill_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
-    """Like upsert_session, but only sets fields that are still empty (transcript-derived facts)."""
-    fields = {k: storable(v) for k, v in fields.items() if v is not None}
-    session_id = storable(session_id)
-    conn.execute("INSERT OR IGNORE INTO sessions (session_id, agent) VALUES (?, ?)", (session_id, fields.get("agent", "claude")))
-    for name, value in fields.items():
-        if name == "started_at":
-            conn.execute(
-                "UPDATE sessions SET started_at = ? WHERE session_id = ? AND (started_at IS NULL OR started_at > ?)",
-                (value, session_id, value),
-            )
-        else:
-            conn.execute(f"UPDATE sessions SET {name} = ? WHERE session_id = ? AND {name} IS NULL", (value, session_id))
+    if sets:
+        conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = ?", values + [session_id])
 
 
 # ----------------------------------------------------------------------- tool calls --
