@@ -106,7 +106,7 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     # unpriced_models reads every call row in the window; an unfiltered report's totals
     # already say whether it would find any.
     if filters or data["totals"]["unpriced_requests"]:
-        unpriced = reports.unpriced_models(conn, win)
+        unpriced = reports.unpriced_models(conn, win, filters)
         if unpriced:
             names = ", ".join(f"{u['model']} ({u['requests']})" for u in unpriced)
             text += f"\nUnpriced: {names} — not in the cost column; add prices in the config (see `costhook doctor`).\n"

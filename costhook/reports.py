@@ -316,8 +316,9 @@ def usd(nanousd: int) -> float:
     return int(nanousd) / 1_000_000_000
 
 
-def unpriced_models(conn: sqlite3.Connection, win: Window | None = None) -> list[dict]:
-    where, args = (win or Window()).where()
+def unpriced_models(conn: sqlite3.Connection, win: Window | None = None, filters: dict | None = None) -> list[dict]:
+    """Models of the unpriced calls in the window (and matching `filters`, as in report)."""
+    where, args = _where(win or Window(), filters or {})
     sql = f"""SELECT model, count(*) AS requests FROM requests
               WHERE cost_nanousd IS NULL AND {where} GROUP BY model ORDER BY requests DESC"""
     return [dict(row) for row in conn.execute(sql, args)]

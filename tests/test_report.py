@@ -128,6 +128,15 @@ def test_table_shows_unpriced(populated):
     assert "TOTAL" in out and "Unpriced: mystery-model (1)" in out
 
 
+def test_unpriced_line_follows_the_filters(populated):
+    """The Unpriced line counts the calls the report shows, not the whole database."""
+    for args in (("--project", "/p/two"), ("--session", "s-b"), ("--since", "2026-11-21", "--tz", "UTC")):
+        assert "Unpriced: mystery-model (1)" in cli("report", "--by", "model", *args).stdout
+    for args in (("--project", "/p/one"), ("--session", "s-a"), ("--since", "2026-11-22", "--tz", "UTC")):
+        out = cli("report", "--by", "model", *args).stdout
+        assert "TOTAL" in out and "Unpriced" not in out and "mystery-model" not in out
+
+
 def test_empty_database_reports_nothing_cleanly(home):
     assert "No usage recorded" in cli("report").stdout
     assert report_json()["totals"]["requests"] == 0
