@@ -68,7 +68,8 @@ def transcript_files(folders: list[Path]) -> list[tuple[str, int]]:
 
 
 PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it saves
-WINDOW_BYTES = 4 * ingest.COMMIT_EVERY  # transcript bytes handed to the workers ahead of the writer
+BATCH_BYTES = 32 << 20  # new transcript bytes per transaction: fewer, larger commits touch each rollup row less often
+WINDOW_BYTES = 2 * BATCH_BYTES  # transcript bytes handed to the workers ahead of the writer
 WINDOW_FILES = 256
 
 
@@ -76,9 +77,10 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
                   files: list | None = None) -> ImportSummary:
     """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file.
 
-    Large imports parse in worker processes while this process writes, in file order
-    (parsing is most of the work; the database has one writer anyway). Results are the
-    same as the hooks': the same plan / read_chunks / commit steps, only spread out.
+    Large imports parse, and price into rows (ingest.prepare), in worker processes while
+    this process writes, in file order: the database has one writer, so it does as little
+    as it can. Results are the same as the hooks': the same plan / read_chunks / commit
+    steps, only spread out.
     """
     summary = ImportSummary()
     price = price or ingest.pricer()
@@ -88,10 +90,14 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     starts = ((ingest.plan(conn, path), size) for path, size in files)
     workers = (os.cpu_count() or 1) if workers is None else workers
     pending_bytes = sum(size for _, size in files)
+    global _price
+    _price = price  # what _parse_file prices with, in this process or the forked workers
+    if hasattr(price, "prepare"):
+        price.prepare()  # load the table once, before the workers fork
     if workers > 1 and pending_bytes >= PARALLEL_MIN_BYTES:
         chunks = _parse_in_workers(starts, workers)
     else:
-        chunks = ((start, size, list(ingest.read_chunks(start)) if start else []) for start, size in starts)
+        chunks = ((start, size, _parse_file(start)) for start, size in starts)
     result = ingest.IngestResult(path="")
     batch, batch_bytes, batch_sizes = [], 0, 0
     with store.bulk_writes(conn):
@@ -100,7 +106,7 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
             batch += parsed
             batch_bytes += sum(chunk.nbytes for chunk in parsed)
             batch_sizes += size
-            if batch_bytes >= ingest.COMMIT_EVERY:
+            if batch_bytes >= BATCH_BYTES:
                 _commit(conn, batch, price, result, progress, batch_sizes)
                 batch, batch_bytes, batch_sizes = [], 0, 0
         _commit(conn, batch, price, result, progress, batch_sizes)
@@ -109,7 +115,7 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
 
 
 def _commit(conn, batch: list, price, result, progress, sizes: int) -> None:
-    """One transaction for a batch of files (about COMMIT_EVERY bytes of new lines)."""
+    """One transaction for a batch of files (about BATCH_BYTES of new lines)."""
     if batch:
         ingest.commit(conn, batch, price, result)
     if progress and sizes:
@@ -125,8 +131,12 @@ def _add_result(summary: ImportSummary, result) -> None:
     summary.synthetic += result.synthetic
 
 
+_price = None  # set by import_claude
+
+
 def _parse_file(start):
-    return list(ingest.read_chunks(start)) if start else []
+    """The file's new lines, parsed and prepared as rows (ingest.prepare)."""
+    return [ingest.prepare(chunk, _price) for chunk in ingest.read_chunks(start)] if start else []
 
 
 def _parse_in_workers(starts, workers: int):
@@ -144,8 +154,8 @@ def _parse_in_workers(starts, workers: int):
             else:
                 window.append((start, size, pool.apply_async(_parse_file, (start,))))
                 window_bytes += size
-            # The writer commits about COMMIT_EVERY bytes at a time; meanwhile the workers
-            # keep parsing what the window holds: a few batches' worth.
+            # The writer commits about BATCH_BYTES at a time; meanwhile the workers
+            # keep parsing what the window holds: two batches' worth.
             while window_bytes > WINDOW_BYTES or len(window) > WINDOW_FILES:
                 item = window.popleft()
                 if item[2] is not None:

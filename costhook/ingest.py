@@ -123,10 +123,48 @@ class Start:
 class Chunk:
     """Parsed complete lines of one file, ready to commit with the offset they end at."""
 
-    __slots__ = ("start", "offset", "nbytes", "parsed", "state")
+    __slots__ = ("start", "offset", "nbytes", "parsed", "state", "prepared")
 
     def __init__(self, start, offset, nbytes, parsed, state):
         self.start, self.offset, self.nbytes, self.parsed, self.state = start, offset, nbytes, parsed, state
+        self.prepared = None  # a Prepared, once prepare() has turned the calls into rows
+
+
+class Prepared:
+    """A chunk's calls as ready `requests` rows, priced, with their rollup delta and the
+    session facts they carry: made by prepare() in an import's parse workers, so the one
+    writer only inserts. (parsed.calls is emptied: the rows are what travels.)"""
+
+    __slots__ = ("shapes", "spend", "sessions")
+
+    def __init__(self, shapes: dict, spend: dict, sessions: dict):
+        self.shapes = shapes  # column tuple -> [value tuple, ...], as store.stored_row makes them
+        self.spend = spend  # SpendDelta groups of all those rows
+        self.sessions = sessions  # session id -> facts (_chunk_session_facts)
+
+    def count(self) -> int:
+        return sum(len(rows) for rows in self.shapes.values())
+
+    def rows(self):
+        """(key, message_id, row values, columns) of every row."""
+        for columns, rows in self.shapes.items():
+            key_at, message_at = columns.index("key"), columns.index("message_id")
+            for values in rows:
+                yield values[key_at], values[message_at], values, columns
+
+
+def prepare(chunk: Chunk, price) -> Chunk:
+    """Price the chunk's calls into rows now (see Prepared); commit() inserts them as they
+    are when nothing else in the database or the batch is a sighting of the same call, and
+    merges them like any other record otherwise."""
+    shapes, spend = {}, store.SpendDelta()
+    for record in chunk.parsed.calls.values():
+        row, tools = store.stored_row(record, price)
+        shapes.setdefault(tuple(row), []).append(tuple(row.values()))
+        spend.add(row, +1, tools)
+    chunk.prepared = Prepared(shapes, spend.groups, _chunk_session_facts(chunk.parsed))
+    chunk.parsed.calls = {}
+    return chunk
 
 
 def plan(conn: sqlite3.Connection, path: str) -> Start | None:
@@ -176,18 +214,23 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
     The hook commits one chunk at a time; an import batches many files' chunks, so it
     pays for a transaction, the lookups and the rollup update once per batch. The result
     is the same: the calls are folded in the order they were read (usage.merge_call).
+    Prepared rows that meet no other sighting of their call (in the batch or stored) are
+    inserted as they are; everything else goes through store.merge_requests.
     """
-    calls = {}
-    for chunk in chunks:
-        for key, record in chunk.parsed.calls.items():
-            previous = calls.get(key)
-            calls[key] = merge_call(previous, record) if previous else record
+    new_rows, spend, calls = _lanes(conn, chunks)
     if calls and hasattr(price, "prepare"):
         price.prepare()
     sessions = {}
     for chunk in chunks:
-        _session_facts(chunk.parsed, sessions)
+        _session_facts(chunk.prepared.sessions if chunk.prepared else _chunk_session_facts(chunk.parsed), sessions)
     with store.transaction(conn):
+        if new_rows:
+            try:
+                result.changed += store.insert_new_requests(conn, new_rows, spend)
+            except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
+                for columns, rows in new_rows.items():
+                    key_at = columns.index("key")
+                    calls.update((values[key_at], store.record_of(dict(zip(columns, values)))) for values in rows)
         result.changed += store.merge_requests(conn, calls, price)
         for sid, facts in sessions.items():
             store.fill_session(conn, sid, agent="claude", **facts)
@@ -200,16 +243,62 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
         parsed = chunk.parsed
         result.bytes_read += chunk.nbytes
         result.lines += parsed.lines
-        result.calls += len(parsed.calls)
+        result.calls += chunk.prepared.count() if chunk.prepared else len(parsed.calls)
         result.malformed += parsed.malformed
         result.synthetic += parsed.synthetic
 
 
-def _session_facts(parsed: claude.ParseResult, sessions: dict) -> None:
-    """Add what the calls tell about their sessions (project, branch, first activity) to
-    `sessions`: the earliest start; otherwise what was learnt first stays (as fill_session
-    would keep it, chunk after chunk)."""
-    for sid, facts in _chunk_session_facts(parsed).items():
+def _lanes(conn: sqlite3.Connection, chunks: list) -> tuple[dict, "store.SpendDelta", dict]:
+    """(prepared rows to insert as they are, their rollup delta, records to merge).
+
+    A prepared row goes to the merge lane when its key or message.id appears twice in the
+    batch or is already stored (a streamed call across chunks, a resumed session's copy, a
+    replay). Records to merge keep the order they were read in."""
+    new_rows, spend, calls = {}, store.SpendDelta(), {}
+    prepared = any(chunk.prepared for chunk in chunks)
+    new_keys, new_messages = _unique_and_unstored(conn, chunks) if prepared else (set(), set())
+    for chunk in chunks:
+        if chunk.prepared is None:
+            records = chunk.parsed.calls.items()
+        else:
+            spend.add_groups(chunk.prepared.spend)
+            records = []
+            for key, message_id, values, columns in chunk.prepared.rows():
+                if key in new_keys and (message_id is None or message_id in new_messages):
+                    new_rows.setdefault(columns, []).append(values)
+                else:
+                    row = dict(zip(columns, values))
+                    spend.add(row, -1)
+                    records.append((key, store.record_of(row)))
+        for key, record in records:
+            previous = calls.get(key)
+            calls[key] = merge_call(previous, record) if previous else record
+    return new_rows, spend, calls
+
+
+def _unique_and_unstored(conn: sqlite3.Connection, chunks: list) -> tuple[set, set]:
+    """The call keys, and the message ids, seen once in `chunks` and not in the database."""
+    keys, message_ids = {}, {}
+    for chunk in chunks:
+        if chunk.prepared:
+            sightings = ((key, message_id) for key, message_id, _, _ in chunk.prepared.rows())
+        else:
+            sightings = ((key, record.get("message_id")) for key, record in chunk.parsed.calls.items())
+        for key, message_id in sightings:
+            keys[key] = keys.get(key, 0) + 1
+            if message_id is not None:
+                message_ids[message_id] = message_ids.get(message_id, 0) + 1
+    keys = [key for key, count in keys.items() if count == 1]
+    message_ids = [message_id for message_id, count in message_ids.items() if count == 1]
+    stored_keys, stored_messages = store.stored_ids(conn, keys, message_ids)
+    return set(keys) - stored_keys, set(message_ids) - stored_messages
+
+
+def _session_facts(chunk_facts: dict, sessions: dict) -> None:
+    """Add one chunk's session facts (_chunk_session_facts) to `sessions`: the earliest
+    start; otherwise what was learnt first stays (as fill_session would keep it, chunk
+    after chunk)."""
+    for sid, facts in chunk_facts.items():
         known = sessions.setdefault(sid, {})
         for name, value in facts.items():
             if value is None:

@@ -167,10 +167,7 @@ def _merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
     writes = {}  # column tuple -> rows, so each shape is written with one executemany
     for key, record in records.items():
         old = existing.get(key)
-        merged = merge_call(old, record) if old else dict(record)
-        tools = merged.get("tools") or []
-        merged["tools"] = json.dumps(tools) if tools else "[]"
-        merged["cost_nanousd"], merged["cost_source"] = price(merged)
+        merged, tools = stored_row(merge_call(old, record) if old else record, price)
         if old is not None and all(old.get(k) == v for k, v in merged.items()):
             continue
         writes.setdefault(tuple(merged), []).append(tuple(merged.values()))
@@ -183,6 +180,57 @@ def _merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
         )
     delta.write(conn)
     return sum(len(rows) for rows in writes.values())
+
+
+def stored_row(record: dict, price) -> tuple[dict, list]:
+    """The `requests` row for a (merged) call record: tools as JSON text, priced.
+    Returns the row and the tool list."""
+    row = dict(record)
+    tools = row.get("tools") or []
+    row["tools"] = json.dumps(tools) if tools else "[]"
+    row["cost_nanousd"], row["cost_source"] = price(row)
+    return row, tools
+
+
+def record_of(row: dict) -> dict:
+    """The call record a stored_row was made from (its tools as a list, not priced)."""
+    record = dict(row)
+    del record["cost_nanousd"], record["cost_source"]
+    record["tools"] = tool_names(record["tools"])
+    return record
+
+
+def insert_new_requests(conn: sqlite3.Connection, shapes: dict, spend: "SpendDelta") -> int:
+    """INSERT rows known to be new ({column tuple: [value tuples]}) and their rollup delta;
+    returns the count. Raises UnicodeEncodeError, having written nothing, when SQLite
+    refuses some text (see storable)."""
+    conn.execute("SAVEPOINT insert_new_requests")
+    try:
+        for columns, rows in shapes.items():
+            conn.executemany(
+                f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
+            )
+        spend.write(conn)
+    except BaseException:
+        conn.execute("ROLLBACK TO insert_new_requests")
+        conn.execute("RELEASE insert_new_requests")
+        raise
+    conn.execute("RELEASE insert_new_requests")
+    return sum(len(rows) for rows in shapes.values())
+
+
+def stored_ids(conn: sqlite3.Connection, keys: list, message_ids: list) -> tuple[set, set]:
+    """Which of `keys` and `message_ids` the requests table already holds."""
+    return _present(conn, "key", keys), _present(conn, "message_id", message_ids)
+
+
+def _present(conn: sqlite3.Connection, column: str, values: list) -> set:
+    found = set()
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        sql = f"SELECT DISTINCT {column} FROM requests WHERE {column} IN ({','.join('?' * len(chunk))})"
+        found.update(row[0] for row in conn.execute(sql, chunk))
+    return found
 
 
 def storable(value):
@@ -333,8 +381,14 @@ class SpendDelta:
         self.groups = {}
 
     def add(self, row: dict, sign: int, tools=None) -> None:
-        attributes = _spend_attributes(row, tools)
-        values = _spend_values(row)
+        self._add(_spend_attributes(row, tools), _spend_values(row), sign)
+
+    def add_groups(self, groups: dict, sign: int = 1) -> None:
+        """Add another delta's groups (one computed where the rows were prepared)."""
+        for attributes, values in groups.items():
+            self._add(attributes, values, sign)
+
+    def _add(self, attributes: tuple, values: list, sign: int) -> None:
         current = self.groups.get(attributes)
         if current is None:
             self.groups[attributes] = [sign * v for v in values]

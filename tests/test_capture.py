@@ -350,6 +350,63 @@ def test_an_import_batching_many_files_gives_the_rows_of_one_file_at_a_time(home
     assert db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket") == spend
 
 
+def test_prepared_rows_meet_stored_and_repeated_calls_like_the_hook(home, claude_dir, tmp_path, monkeypatch):
+    """An import inserts a worker's prepared row as it is only when no other sighting of
+    the call is in the batch or the database. Here: calls with their own ids (inserted as
+    they are), a file a hook had read half of (calls streamed across the cut meet their
+    stored rows), a copy of a call in a second file, a replay under another requestId,
+    and a project path SQLite refuses (a lone surrogate: the batch falls back to merging).
+    Rows and rollup equal the hook's, file by file."""
+    extra = claude_dir / "projects" / "-work-proj"
+    extra.mkdir()
+
+    def own_ids(text: str, prefix: str) -> str:
+        return text.replace('"msg_', f'"{prefix}msg_').replace('"req_msg_', f'"req_{prefix}msg_')
+
+    for n in range(3):
+        (extra / f"s-{n}.jsonl").write_text(own_ids(stream_lines(25, seed=20 + n), f"f{n}-"))
+    half = own_ids(stream_lines(30, seed=40), "half-")
+    cut = half.index("\n", len(half) // 2) + 1
+    copied = assistant("f0-msg_3", request_id="req_f0-msg_3", session_id="s-copy", output_tokens=9999)
+    replay = assistant("f1-msg_4", request_id="req_other", isSidechain=True, session_id="s-copy")
+    odd = assistant("odd_1", cwd="/work/\udc80proj", session_id="s-odd") + assistant("odd_2", session_id="s-odd")
+    files = [("s-half.jsonl", half[:cut]), ("s-copy.jsonl", copied + replay), ("s-odd.jsonl", odd)]
+    for mtime, (name, text) in enumerate(files, start=1):
+        (extra / name).write_text(text)
+        os.utime(extra / name, (2_000_000_000 + mtime, 2_000_000_000 + mtime))
+
+    def hook_read_half_then_finish(conn):
+        ingest.ingest_file(conn, str(extra / "s-half.jsonl"), price=free_price)
+        with open(extra / "s-half.jsonl", "a") as f:
+            f.write(half[cut:])
+        os.utime(extra / "s-half.jsonl", (2_000_000_001, 2_000_000_001))
+
+    conn = connect()
+    hook_read_half_then_finish(conn)
+    listed = importer.transcript_files([claude_dir])
+    for path, _ in listed:
+        ingest.ingest_file(conn, path, price=free_price)
+    one_by_one = db_rows("SELECT * FROM requests ORDER BY key")
+    spend = db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket")
+    conn.close()
+    assert [r["project"] for r in one_by_one if r["key"] == "odd_1:req_odd_1"] == ["/work/?proj"]  # store.storable
+    assert [r["session_id"] for r in one_by_one if r["message_id"] == "f1-msg_4"] == ["s-1"]
+
+    (extra / "s-half.jsonl").write_text(half[:cut])
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "import.db"))
+    inserted = []
+    insert = store.insert_new_requests
+    monkeypatch.setattr(store, "insert_new_requests", lambda conn, shapes, spend: inserted.append(
+        sum(map(len, shapes.values()))) or insert(conn, shapes, spend))
+    conn = connect()
+    hook_read_half_then_finish(conn)
+    assert inserted == []  # the hook merges everything, as before
+    importer.import_claude(conn, [claude_dir], price=free_price, workers=1)
+    assert db_rows("SELECT * FROM requests ORDER BY key") == one_by_one
+    assert db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket") == spend
+    assert sum(inserted) >= 3 * 25 - 2 and len(one_by_one) > sum(inserted)  # both lanes were taken
+
+
 TRICKY_LINES = [
     b'{"a": "\\udc80x"}',  # a lone surrogate escape: the fast parser refuses, json.loads reads it
     '{"a": "\udc80"}'.encode("utf-8", "surrogatepass"),  # raw surrogate bytes: the same
