@@ -58,6 +58,12 @@ def test_generated_tree_imports_to_the_generators_totals(tmp_path, home):
 
     assert "0 rows new or updated" in costhook("import", "--claude-dir", str(tree))
 
+    proc = subprocess.run([sys.executable, "-m", "tests.benchmarks.import_floor", str(tree), os.environ["COSTHOOK_DB"]],
+                          cwd=REPO, capture_output=True, check=True, timeout=120)
+    floor = json.loads(proc.stdout)
+    assert floor["files"] == expected["files"] and floor["rows"] == expected["calls"]
+    assert floor["parsed_mb"] > 0 and all(floor[k] > 0 for k in ("read_cpu_s", "parse_cpu_s", "insert_cpu_s"))
+
 
 def test_same_seed_same_bytes(tmp_path):
     digests = []

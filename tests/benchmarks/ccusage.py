@@ -16,7 +16,8 @@ shared/reference/claude-code.md §6:
 What is measured, all on one generated tree (tests/benchmarks/generate.py) in one run:
 
 * first import: `costhook import --claude-dir TREE` into an empty database vs ccusage's
-  daily report on the same tree (target: costhook's time <= ccusage's);
+  daily report on the same tree (target: costhook's time <= ccusage's), and the floor of
+  any such import (import_floor.py: reading, JSON parsing, inserting the rows) on one core;
 * a report after one new session: a new session is written into the tree while its
   hooks run (`costhook hook` PostToolUse per call, Stop, SessionEnd), then
   `costhook report --by day` vs ccusage daily, which has to re-read the whole tree
@@ -317,6 +318,7 @@ class SideBySide:
         ratio = o_wall / t_wall
         self.data["first_import"] = {"costhook_s": [r.wall for r in ours], "ccusage_s": [r.wall for r in theirs],
                                      "ratio": ratio, "costhook_cpu_s": statistics.median(r.cpu for r in ours),
+                                     "ccusage_cpu_s": statistics.median(r.cpu for r in theirs),
                                      "ccusage_rss_mb": max(r.rss_kb for r in theirs) / 1024,
                                      "costhook_rss_mb": max(r.rss_kb for r in ours) / 1024}
         mb = self.expected["bytes"] / 1e6
@@ -325,6 +327,18 @@ class SideBySide:
         self.row("  first import time / ccusage time", f"{ratio:.2f} x", f"<= {FIRST_IMPORT_TARGET:g} x",
                  "OK" if ratio <= FIRST_IMPORT_TARGET else "MISS")
         self.theirs_stdout = theirs[-1].stdout
+
+    def floor(self):
+        """The parts of any first import that do not depend on costhook's per-call work
+        (import_floor.py), each on one core, beside ccusage's CPU time."""
+        from tests.benchmarks import import_floor
+
+        f = import_floor.measure(self.tree, self.db)
+        self.data["import_floor"] = f
+        theirs_cpu = self.data["first_import"]["ccusage_cpu_s"]
+        self.row("  floor on one core: read + pre-filter / JSON parse / sqlite3 inserts",
+                 f"{f['read_cpu_s']:.2f} / {f['parse_cpu_s']:.2f} ({f['parsed_mb']:,.0f} MB) / {f['insert_cpu_s']:.2f} s CPU "
+                 f"(SQLite alone {f['insert_select_cpu_s']:.2f} s); ccusage in all {theirs_cpu:.2f} s CPU")
 
     def accuracy_before(self):
         theirs = ccusage_days(self.theirs_stdout)
@@ -488,7 +502,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     print(f"costhook vs ccusage {CCUSAGE_VERSION}, work dir {work}", file=out, flush=True)
     try:
-        for step in (bench.generate, bench.first_import, bench.accuracy_before, bench.new_session, bench.report_after, bench.memory):
+        for step in (bench.generate, bench.first_import, bench.floor, bench.accuracy_before, bench.new_session, bench.report_after, bench.memory):
             print(f"  {step.__name__} ...", file=out, flush=True)
             step()
     finally:
