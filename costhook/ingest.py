@@ -217,13 +217,14 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
     Prepared rows that meet no other sighting of their call (in the batch or stored) are
     inserted as they are; everything else goes through store.merge_requests.
     """
-    new_rows, spend, calls = _lanes(conn, chunks)
-    if calls and hasattr(price, "prepare"):
+    if hasattr(price, "prepare") and any(chunk.prepared or chunk.parsed.calls for chunk in chunks):
         price.prepare()
     sessions = {}
     for chunk in chunks:
         _session_facts(chunk.prepared.sessions if chunk.prepared else _chunk_session_facts(chunk.parsed), sessions)
     with store.transaction(conn):
+        # Under the write lock: what is stored cannot change between the lookups and the writes.
+        new_rows, spend, calls = _lanes(conn, chunks)
         if new_rows:
             try:
                 result.changed += store.insert_new_requests(conn, new_rows, spend)

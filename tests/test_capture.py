@@ -256,6 +256,35 @@ def test_concurrent_imports_store_each_call_once(home, claude_dir):
 
 
 
+def test_an_import_that_meets_a_hook_between_its_check_and_its_write(home, tmp_path, monkeypatch):
+    """The import decides which prepared rows are new by looking them up; a hook (a real
+    process) that stores the same calls just before the import's transaction begins must
+    find them merged, not make the import fail on the unique key or count them twice."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "s-1.jsonl"
+    path.write_text(stream_lines(20, seed=5))
+    begin = store.transaction.__enter__
+    hooks = []
+
+    def a_hook_gets_there_first(self):
+        if not hooks:
+            code = "import sys; from costhook import store, ingest; ingest.ingest_file(store.connect(), sys.argv[1])"
+            hooks.append(subprocess.run([sys.executable, "-c", code, str(path)], timeout=60).returncode)
+        return begin(self)
+
+    monkeypatch.setattr(store.transaction, "__enter__", a_hook_gets_there_first)
+    conn = connect()
+    importer.import_claude(conn, [tmp_path], price=ingest.pricer(), workers=1, files=[(str(path), path.stat().st_size)])
+    assert hooks == [0]
+    want = expected_of(path.read_text())
+    got = token_totals()
+    assert (got["calls"], got["input"], got["output"], got["read"]) == (20, want["input"], want["output"], want["read"])
+    spend = db_rows("SELECT sum(requests) AS n, sum(output_tokens) AS o FROM spend WHERE dim = 'global'")
+    assert spend == [{"n": 20, "o": want["output"]}]
+
+
 def test_fixture_costs_are_exact_to_the_nano_dollar(home, claude_dir):
     """Real prices: hand-computed in the fixtures' README (Anthropic's long-context rule for
     bigctx, web searches at $0.01, 5 min and 1 h cache writes at their own rates)."""
