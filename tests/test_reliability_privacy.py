@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 from conftest import COSTHOOK
+from leaks import markers_in
 from transcript_lines import assistant, tool_use, user
 
 MARKERS = {
@@ -114,19 +115,7 @@ def all_payloads(session: str, transcript: Path) -> list[dict]:
 
 
 def leaked(folder: Path) -> list[str]:
-    """Every marker found in any file under `folder` (raw bytes, and the DB's content as
-    SQLite sees it, in case a page is compressed or spread)."""
-    found = []
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
-            found += [f"{path.name}: {name}" for name, marker in MARKERS.items() if marker.encode() in data]
-    for db in folder.rglob("*.db"):
-        conn = sqlite3.connect(db)
-        dump = "\n".join(conn.iterdump())
-        conn.close()
-        found += [f"{db.name} (dump): {name}" for name, marker in MARKERS.items() if marker in dump]
-    return found
+    return markers_in(folder, MARKERS)
 
 
 def test_no_content_reaches_the_database_or_the_logs(tmp_path):

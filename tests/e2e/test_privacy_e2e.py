@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from leaks import markers_in
+
 from . import harness as h
 
 pytestmark = pytest.mark.e2e
@@ -32,17 +34,7 @@ COMMAND = f"cat notes.txt; echo MARKER-E2E-TOOLOUT-$((1+1)) # {MARKERS['tool inp
 
 
 def scan(folder: Path) -> list[str]:
-    found = []
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
-            found += [f"{path.relative_to(folder)}: {name}" for name, m in MARKERS.items() if m.encode() in data]
-    for db in folder.rglob("*.db"):
-        conn = sqlite3.connect(db)
-        dump = "\n".join(conn.iterdump())
-        conn.close()
-        found += [f"{db.name} (dump): {name}" for name, m in MARKERS.items() if m in dump]
-    return found
+    return markers_in(folder, MARKERS)
 
 
 def test_no_prompt_tool_data_or_file_content_reaches_costhook(tmp_path, claude_bin, costhook_exe):
