@@ -68,6 +68,21 @@ def fuzz_settings(n: int):
                     suppress_health_check=list(HealthCheck))
 
 
+def run_cases(n: int, check, *strategies) -> None:
+    """Run `check(*example)` on `n` (scaled by budget) examples drawn from `strategies`, and
+    make sure that many did run: a fuzz test that ran on nothing would prove nothing."""
+    ran = itertools.count()
+
+    @fuzz_settings(n)
+    @given(st.tuples(*strategies))
+    def case(example):
+        next(ran)
+        check(*example)
+
+    case()
+    assert next(ran) >= budget(n)
+
+
 # ------------------------------------------------------------------ strategies ----
 
 scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
@@ -200,13 +215,8 @@ stdin_cases = st.one_of(
 
 def test_stdin_bytes_never_break_the_hook(home):
     prefill_log(home)
-    ran = 0
 
-    @fuzz_settings(2_500)
-    @given(stdin_cases)
-    def case(data):
-        nonlocal ran
-        ran += 1
+    def check(data):
         before = log_lines(home)
         result = run_hook_in_process(data)
         assert result.code == 0 and result.stdout == "" and result.stderr == ""
@@ -220,8 +230,7 @@ def test_stdin_bytes_never_break_the_hook(home):
             assert after == before + 1 or after == 1
         assert_log_bounded(home)
 
-    case()
-    assert ran >= budget(2_500)
+    run_cases(2_500, check, stdin_cases)
     assert (home / "errors.log.1").exists()  # the run did cross the 1 MB mark
     assert not (home / "costhook.db").exists() or db_rows("SELECT count(*) AS n FROM requests") == [{"n": 0}]
 
@@ -337,18 +346,12 @@ def expected_keys(event, agent, changes, case) -> dict:
 def test_wrong_types_in_every_payload_field(home, tmp_path):
     prefill_log(home)
     keep_open = store.connect()  # another reader, so the hook's close is not the last (no checkpoint per case)
-    ran = 0
 
-    @fuzz_settings(2_000)
-    @given(fuzzed_payloads())
-    def case(args):
-        nonlocal ran
-        ran += 1
+    def check(args):
         check_payload_case(home, tmp_path, *args)
 
-    case()
+    run_cases(2_000, check, fuzzed_payloads())
     keep_open.close()
-    assert ran >= budget(2_000)
 
 
 def test_budget_decisions_under_hostile_payloads(home, tmp_path):
@@ -359,18 +362,12 @@ def test_budget_decisions_under_hostile_payloads(home, tmp_path):
         '[[budgets]]\nid = "sess"\nscope = "session"\nperiod = "session"\nlimit = 1000\nwarn_at = [0.000001]\naction = "warn"\n'
     )
     keep_open = store.connect()
-    ran = 0
 
-    @fuzz_settings(400)
-    @given(fuzzed_payloads(with_budgets=True))
-    def case(args):
-        nonlocal ran
-        ran += 1
+    def check(args):
         check_payload_case(home, tmp_path, *args, with_budgets=True)
 
-    case()
+    run_cases(400, check, fuzzed_payloads(with_budgets=True))
     keep_open.close()
-    assert ran >= budget(400)
 
 
 # ------------------------------------------------------------ transcript lines -----
@@ -476,13 +473,8 @@ def check_sane(record: dict) -> None:
 
 
 def test_hostile_transcript_lines_parse():
-    ran = 0
 
-    @fuzz_settings(4_500)
-    @given(transcripts())
-    def case(args):
-        nonlocal ran
-        ran += 1
+    def check(args):
         lines, expected = args
         result = claude.parse_lines(lines, claude.FileContext("/p/fuzz-session.jsonl", session_id="fuzz-session"), claude.ReadState())
         assert result.lines == len(lines)
@@ -491,20 +483,16 @@ def test_hostile_transcript_lines_parse():
         for record in result.calls.values():
             check_sane(record)
 
-    case()
-    assert ran >= budget(4_500)
+    run_cases(4_500, check, transcripts())
 
 
 def test_hostile_transcript_files_ingest(home, tmp_path):
     conn = store.connect()
     price = ingest.pricer()
-    ran = 0
+    numbers = itertools.count(1)
 
-    @fuzz_settings(1_000)
-    @given(transcripts(), st.booleans())
-    def case(args, partial_tail):
-        nonlocal ran
-        ran += 1
+    def check(args, partial_tail):
+        ran = next(numbers)
         lines, expected = args
         path = tmp_path / f"ingest-{ran}" / "fuzz-session.jsonl"
         path.parent.mkdir()
@@ -526,8 +514,7 @@ def test_hostile_transcript_files_ingest(home, tmp_path):
         again = ingest.ingest_file(conn, str(path), price=price)
         assert again.bytes_read == 0 and again.changed == 0
 
-    case()
-    assert ran >= budget(1_000)
+    run_cases(1_000, check, transcripts(), st.booleans())
     bad = db_rows(f"SELECT key FROM requests WHERE {' OR '.join(f'{c} < 0 OR {c} >= {MAX_COUNT}' for c in TOKENS)}")
     assert bad == []
     assert db_rows("PRAGMA integrity_check") == [{"integrity_check": "ok"}]
@@ -540,14 +527,9 @@ def test_hook_process_contract(home, tmp_path):
     """300 real `costhook hook` processes: stdin from the same generators (raw bytes and
     fuzzed payloads of every event). Exit 0, stdout and stderr empty, the log bounded."""
     prefill_log(home)
-    ran = 0
     env = {**os.environ}
 
-    @fuzz_settings(300)
-    @given(st.one_of(stdin_cases, fuzzed_payloads()))
-    def case(arg):
-        nonlocal ran
-        ran += 1
+    def check(arg):
         if isinstance(arg, bytes):
             data, want = arg, None
         else:
@@ -563,8 +545,7 @@ def test_hook_process_contract(home, tmp_path):
             assert stored(want) == want
         assert_log_bounded(home)
 
-    case()
-    assert ran >= budget(300)
+    run_cases(300, check, st.one_of(stdin_cases, fuzzed_payloads()))
 
 
 def test_concurrent_failures_keep_the_log_bounded(home):
