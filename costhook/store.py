@@ -101,6 +101,24 @@ class transaction:
         return False
 
 
+class savepoint:
+    """`with savepoint(conn, name):` inside a transaction — the block's writes are undone,
+    and the error passes on, if it raises; the enclosing transaction stays open."""
+
+    def __init__(self, conn: sqlite3.Connection, name: str):
+        self.conn, self.name = conn, name
+
+    def __enter__(self):
+        self.conn.execute(f"SAVEPOINT {self.name}")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.conn.execute(f"ROLLBACK TO {self.name}")
+        self.conn.execute(f"RELEASE {self.name}")
+        return False
+
+
 class bulk_writes:
     """`with bulk_writes(conn):` around a long run of write transactions (an import, a
     catch-up). SQLite's default checkpoints the WAL into the database every ~4 MB of
@@ -142,22 +160,15 @@ def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
     """
     if not records:
         return 0
-    conn.execute("SAVEPOINT merge_requests")
     try:
-        try:
-            changed = _merge_requests(conn, records, price)
-        except UnicodeEncodeError:
-            # Text SQLite cannot store (see storable) is rare: clean it only when a write
-            # has refused it, rather than inspecting every value of every call.
-            conn.execute("ROLLBACK TO merge_requests")
-            records = {storable(key): _storable_record(record) for key, record in records.items()}
-            changed = _merge_requests(conn, records, price)
-    except BaseException:
-        conn.execute("ROLLBACK TO merge_requests")
-        conn.execute("RELEASE merge_requests")
-        raise
-    conn.execute("RELEASE merge_requests")
-    return changed
+        with savepoint(conn, "merge_requests"):
+            return _merge_requests(conn, records, price)
+    except UnicodeEncodeError:
+        # Text SQLite cannot store (see storable) is rare: clean it only when a write has
+        # refused it, rather than inspecting every value of every call.
+        records = {storable(key): _storable_record(record) for key, record in records.items()}
+        with savepoint(conn, "merge_requests"):
+            return _merge_requests(conn, records, price)
 
 
 def _merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
@@ -174,12 +185,9 @@ def _merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
         if old is not None:
             delta.add(old, -1)
         delta.add(merged, +1, tools)
-    for columns, rows in writes.items():
-        conn.executemany(
-            f"INSERT OR REPLACE INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
-        )
+    changed = _insert_rows(conn, writes, "INSERT OR REPLACE")
     delta.write(conn)
-    return sum(len(rows) for rows in writes.values())
+    return changed
 
 
 def stored_row(record: dict, price) -> tuple[dict, list]:
@@ -204,18 +212,16 @@ def insert_new_requests(conn: sqlite3.Connection, shapes: dict, spend: "SpendDel
     """INSERT rows known to be new ({column tuple: [value tuples]}) and their rollup delta;
     returns the count. Raises UnicodeEncodeError, having written nothing, when SQLite
     refuses some text (see storable)."""
-    conn.execute("SAVEPOINT insert_new_requests")
-    try:
-        for columns, rows in shapes.items():
-            conn.executemany(
-                f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
-            )
+    with savepoint(conn, "insert_new_requests"):
+        count = _insert_rows(conn, shapes, "INSERT")
         spend.write(conn)
-    except BaseException:
-        conn.execute("ROLLBACK TO insert_new_requests")
-        conn.execute("RELEASE insert_new_requests")
-        raise
-    conn.execute("RELEASE insert_new_requests")
+    return count
+
+
+def _insert_rows(conn: sqlite3.Connection, shapes: dict, verb: str) -> int:
+    """`verb` (INSERT, INSERT OR REPLACE) the rows of each column shape with one executemany."""
+    for columns, rows in shapes.items():
+        conn.executemany(f"{verb} INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
     return sum(len(rows) for rows in shapes.values())
 
 
@@ -226,11 +232,17 @@ def stored_ids(conn: sqlite3.Connection, keys: list, message_ids: list) -> tuple
 
 def _present(conn: sqlite3.Connection, column: str, values: list) -> set:
     found = set()
+    for marks, chunk in in_lists(values):
+        found.update(row[0] for row in conn.execute(f"SELECT DISTINCT {column} FROM requests WHERE {column} IN ({marks})", chunk))
+    return found
+
+
+def in_lists(values: list):
+    """(placeholders, values) for `IN (...)` lists of at most 500 values: SQLite's limit on
+    variables, and short statements."""
     for start in range(0, len(values), 500):
         chunk = values[start : start + 500]
-        sql = f"SELECT DISTINCT {column} FROM requests WHERE {column} IN ({','.join('?' * len(chunk))})"
-        found.update(row[0] for row in conn.execute(sql, chunk))
-    return found
+        yield ",".join("?" * len(chunk)), chunk
 
 
 def storable(value):
@@ -253,10 +265,8 @@ def _storable_record(record: dict) -> dict:
 
 def _select_in(conn: sqlite3.Connection, column: str, values: list, extra: str = "") -> list[dict]:
     rows = []
-    for start in range(0, len(values), 500):
-        chunk = values[start : start + 500]
-        sql = f"SELECT * FROM requests WHERE {column} IN ({','.join('?' * len(chunk))}) {extra}"
-        rows += [dict(row) for row in conn.execute(sql, chunk)]
+    for marks, chunk in in_lists(values):
+        rows += [dict(row) for row in conn.execute(f"SELECT * FROM requests WHERE {column} IN ({marks}) {extra}", chunk)]
     return rows
 
 
@@ -383,10 +393,10 @@ class SpendDelta:
     def add(self, row: dict, sign: int, tools=None) -> None:
         self._add(_spend_attributes(row, tools), _spend_values(row), sign)
 
-    def add_groups(self, groups: dict, sign: int = 1) -> None:
+    def add_groups(self, groups: dict) -> None:
         """Add another delta's groups (one computed where the rows were prepared)."""
         for attributes, values in groups.items():
-            self._add(attributes, values, sign)
+            self._add(attributes, values, +1)
 
     def _add(self, attributes: tuple, values: list, sign: int) -> None:
         current = self.groups.get(attributes)

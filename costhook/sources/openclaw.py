@@ -665,9 +665,8 @@ def _their_query_in(db, sql: str, values: list, *, deadline=None) -> list:
     """their_query with the `{}` in `sql` filled with one placeholder per value, 500 values
     a statement (SQLite's limit on variables, and short statements)."""
     rows = []
-    for start in range(0, len(values), 500):
-        chunk = values[start : start + 500]
-        rows += their_query(db, sql.format(",".join("?" * len(chunk))), chunk, deadline=deadline)
+    for marks, chunk in store.in_lists(values):
+        rows += their_query(db, sql.format(marks), chunk, deadline=deadline)
     return rows
 
 
