@@ -485,3 +485,24 @@ def test_line_batches_gives_each_complete_line_once_whatever_the_block_size(tmp_
     assert [line for batch, _ in batches for line in batch] == lines
     assert sum(nbytes for _, nbytes in batches) == sum(len(line) + 1 for line in lines)
     assert all(batch for batch, _ in batches)
+
+
+@pytest.mark.parametrize("stamp, stored_as", [
+    ("2026-11-20T10:00:00.123Z", "2026-11-20T10:00:00.123Z"),
+    ("2026-11-20T10:00:00Z", "2026-11-20T10:00:00.000Z"),
+    ("2026-11-20T11:00:00.5+01:00", "2026-11-20T10:00:00.500Z"),
+    ("2026-11-20T10:00:00", "2026-11-20T10:00:00.000Z"),
+    ("2026-11-20T10:00:00\ud800.000Z", None),  # found by the fuzzer: it stalled the transcript
+    ("2026-11-20T10:00:00.²³⁴Z", None),
+    ("abcd-11-20T10:00:00.000Z", None),
+    ("0005-01-01T00:30:00+01:00", None),  # before year 1000 in UTC: not a 4-digit year
+    ("2026-11-20 10:00:00.000Z", None),
+])
+def test_a_call_time_is_utc_with_milliseconds_or_none(home, tmp_path, stamp, stored_as):
+    """Both agents' timestamps become one sortable form; anything else is no time at all, and
+    the call is still stored (priced at today's prices) instead of stalling the transcript."""
+    path = tmp_path / "s-1.jsonl"
+    path.write_text(assistant("msg_t", timestamp=stamp) + assistant("msg_u"))
+    ingest.ingest_file(connect(), str(path), price=ingest.pricer())
+    assert db_rows("SELECT key, timestamp FROM requests ORDER BY key") == [
+        {"key": "msg_t:req_msg_t", "timestamp": stored_as}, {"key": "msg_u:req_msg_u", "timestamp": "2026-11-20T10:00:00.000Z"}]

@@ -6,7 +6,7 @@ from conftest import db_rows
 from transcript_lines import assistant
 
 from costhook import ingest, migrations, store
-from costhook.sources.claude import _timestamp
+from costhook.sources.jsonl import utc_timestamp as _timestamp
 
 
 def test_schema_version_matches_the_migration_steps():

@@ -11,7 +11,7 @@ Standard library only: this runs inside the hook.
 import json
 import os
 
-from costhook.sources.jsonl import load_line
+from costhook.sources.jsonl import load_line, utc_timestamp
 from costhook.usage import as_count, merge_call
 
 # Cheap byte tests that decide whether a line is worth parsing at all. A line we care
@@ -158,7 +158,7 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
         is_sidechain=int(bool(get("isSidechain")) or ctx.agent_id is not None),
         project=_str(get("cwd")),
         git_branch=_str(get("gitBranch")),
-        timestamp=_timestamp(get("timestamp")),
+        timestamp=utc_timestamp(get("timestamp")),
         model=model,
         tools=tools,
         skill=state.skill,
@@ -268,21 +268,3 @@ def _cost_state_line(raw: bytes, result: ParseResult) -> None:
 
 def _str(value) -> str | None:
     return value[:1000] if value and isinstance(value, str) else None
-
-
-def _timestamp(value) -> str | None:
-    """ISO-8601 in UTC ("2026-11-18T09:00:04.120Z"): kept as written when it already is,
-    converted when it carries another offset, None when it is not a timestamp."""
-    if not isinstance(value, str) or not 19 <= len(value) <= 40 or value[4:5] != "-" or value[10:11] != "T":
-        return None
-    if value.endswith("Z"):
-        return value
-    from datetime import datetime, timezone
-
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -1,10 +1,11 @@
 """JSON Lines transcripts, as both agents write them: one event per line, appended.
 
-Standard library only, and nothing but json, on the hook's path: an import may switch to a
-faster parser (use_fast_parser).
+Standard library only, and nothing but json (and re, which json loads anyway) on the
+hook's path: an import may switch to a faster parser (use_fast_parser).
 """
 
 import json
+import re
 
 _parsers = (json.loads,)
 
@@ -60,6 +61,30 @@ def line_batches(f, batch_bytes: int):
         nbytes = sum(len(part) for part in parts) + end
         parts = [block[end:]] if end < len(block) else []
         yield lines, nbytes
+
+
+_UTC_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.ASCII)
+
+
+def utc_timestamp(value) -> str | None:
+    """An ISO 8601 date-time (any offset; none means UTC) as UTC with milliseconds, the one
+    form calls are stored and compared in ("2026-11-18T09:00:04.120Z", what Claude Code and
+    OpenClaw write, is returned as is); None for anything else, so no odd text (a lone
+    surrogate, other digits, a 3-digit year) reaches the price lookup as a date."""
+    if not isinstance(value, str) or not 19 <= len(value) <= 40 or value[4:5] != "-" or value[10:11] != "T":
+        return None
+    if _UTC_MILLIS.fullmatch(value):
+        return value
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    text = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return text if _UTC_MILLIS.fullmatch(text) else None
 
 
 def resumable(cursor, st) -> bool:

@@ -34,7 +34,7 @@ import sqlite3
 import time
 
 from costhook import store
-from costhook.sources.jsonl import line_batches, load_line, resumable
+from costhook.sources.jsonl import line_batches, load_line, resumable, utc_timestamp
 from costhook.usage import as_count
 
 AGENT = "openclaw"
@@ -163,23 +163,6 @@ def iso_from_ms(value) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
-def iso_timestamp(value) -> str | None:
-    """An ISO 8601 string (any offset) → UTC with milliseconds and Z; else None."""
-    if not isinstance(value, str) or not 19 <= len(value) <= 40 or value[4:5] != "-" or value[10:11] != "T":
-        return None
-    if value.endswith("Z") and len(value) == 24:
-        return value
-    from datetime import datetime, timezone
-
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def _str(value, limit: int = 1000) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
@@ -296,7 +279,7 @@ def call_record(message: dict, attribution: dict, *, tools=None, ack=None, entry
         agent=AGENT,
         message_id=_str(entry_id, 300),
         request_id=_str(message.get("responseId"), 300),
-        timestamp=iso_from_ms(message.get("timestamp")) or iso_timestamp(entry_timestamp),
+        timestamp=iso_from_ms(message.get("timestamp")) or utc_timestamp(entry_timestamp),
         model=model,
         provider=_str(message.get("provider"), 200) or fallback_provider,
         tools=list(tools or []),
@@ -408,7 +391,7 @@ def parse_events(events, meta: SessionMeta, state: ReadState, result: ParseResul
         elif kind == "session":
             state.session_id = state.session_id or _str(event.get("id"), 300)
             state.project = _str(event.get("cwd")) or state.project
-            stamp = iso_timestamp(event.get("timestamp"))
+            stamp = utc_timestamp(event.get("timestamp"))
             if stamp and (result.first_timestamp is None or stamp < result.first_timestamp):
                 result.first_timestamp = stamp
         elif kind == "model_change":
