@@ -1,33 +1,82 @@
-"""Console entry point.
+"""Console entry point: the front door.
 
 `costhook hook` runs on every tool call inside the agent and `costhook statusline` on
 every conversation update, so both are dispatched here, before click (or anything heavy)
-is imported. So is a plain `costhook report …` (report_command.py): it hands anything
-else (help, errors) back to click. Every other command goes through click.
+is imported; so are the hook's detached jobs. So is a plain `costhook report …`
+(cli/report_fast.py): it hands anything else (help, errors) back to click. Every other
+command goes through click (cli/app.py).
 """
 
 import os
 import sys
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "hook":
-        from costhook.hook import main as hook_main
 
-        sys.exit(hook_main(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] == "statusline":
-        from costhook.statusline import main as statusline_main
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command == "hook":
+        sys.exit(hook(sys.argv[2:]))
+    if command == "statusline":
+        from costhook.agents.claude.statusline import main as statusline_main
 
         exit_at_once(statusline_main(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] == "report":
-        from costhook.report_command import fast
+    if command == "report":
+        from costhook.cli.report_fast import fast
 
         status = fast(sys.argv[2:])
         if status is not None:
             exit_at_once(status)
-    from costhook.cli import cli
+    from costhook.cli.app import cli
 
     cli()
+
+
+def hook(argv: list[str]) -> int:
+    """`costhook hook [--agent NAME] | --JOB [ARGS]`: always 0 (fail-open, see agents.runtime)."""
+    from costhook.agents import runtime
+
+    for flag, job in DETACHED_JOBS.items():
+        if flag in argv:
+            return runtime.run_job(flag[2:], lambda: job(argv[argv.index(flag) + 1 :]))
+    agent = argv[argv.index("--agent") + 1] if "--agent" in argv[:-1] else "claude"
+    return runtime.run_hook(agent)
+
+
+# Detached jobs: `costhook hook --JOB [ARGS]`, started by a hook (agents.runtime.spawn_detached)
+# for work too long for the agent's critical path.
+
+
+def catch_up_job(transcripts: list) -> None:
+    """Claude transcripts whose backlog was too big for the hook itself."""
+    from costhook.agents.claude.hook import catch_up
+
+    catch_up(transcripts)
+
+
+def dashboard_job(_args: list) -> None:
+    """The vault dashboard after a session (when due; dashboard.note.refresh asks again)."""
+    from costhook.agents import runtime
+    from costhook.dashboard import note
+
+    note.refresh(runtime.user_config())
+
+
+def upgrade_job(_args: list) -> None:
+    """Schema steps too long for a hook: opening the database migrates it."""
+    from costhook.store import db
+
+    db.connect().close()
+
+
+def notify_job(_args: list) -> None:
+    """Fired budget alerts to the configured webhooks and apprise targets."""
+    from costhook import notify
+    from costhook.agents import runtime
+
+    notify.send_pending(runtime.open_db(), runtime.user_config().get("notify") or [])
+
+
+DETACHED_JOBS = {"--catch-up": catch_up_job, "--dashboard": dashboard_job, "--upgrade": upgrade_job, "--notify": notify_job}
 
 
 def exit_at_once(code: int) -> None:

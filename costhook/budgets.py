@@ -8,13 +8,9 @@ Standard library only: this runs inside the hook.
 
 import os
 
-try:  # the C classes alone: datetime.py first builds its pure-Python fallback (~2 ms of the statusline)
-    from _datetime import datetime, timedelta, timezone
-except ImportError:
-    from datetime import datetime, timedelta, timezone
+from costhook.timeframe import CALENDAR, bucket, datetime, period_bounds, timezone, utc_iso
+from costhook.usage import NANO
 
-NANO = 1_000_000_000
-CALENDAR = ("daily", "weekly", "monthly")
 TOKEN_SUM = "input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens"
 
 
@@ -112,51 +108,6 @@ def human_tokens(value: int) -> str:
     return str(value)
 
 
-# ------------------------------------------------------------------- periods ------
-
-
-UTC_NAMES = ("UTC", "Etc/UTC")
-
-
-def local_zone(name: str | None):
-    """The zone periods follow: `name` (IANA), else the machine's local zone. UTC is
-    `timezone.utc`, the same periods without importing zoneinfo (~5 ms on the statusline)."""
-    if name in UTC_NAMES:
-        return timezone.utc
-    if name:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(name)
-    return datetime.now().astimezone().tzinfo
-
-
-def period_bounds(period: str, now: datetime, tz) -> tuple[str, datetime, datetime]:
-    """The calendar period holding `now` in zone `tz`: (key, start, end) with UTC datetimes."""
-    local = now.astimezone(tz)
-    day = local.date()
-    if period == "daily":
-        first, last, key = day, day + timedelta(days=1), day.isoformat()
-    elif period == "weekly":
-        first = day - timedelta(days=day.weekday())
-        last = first + timedelta(days=7)
-        year, week, _ = day.isocalendar()
-        key = f"{year}-W{week:02d}"
-    elif period == "monthly":
-        first = day.replace(day=1)
-        last = (first + timedelta(days=32)).replace(day=1)
-        key = first.strftime("%Y-%m")
-    else:
-        raise ValueError(f"not a calendar period: {period}")
-    start = datetime.combine(first, datetime.min.time(), tz).astimezone(timezone.utc)
-    end = datetime.combine(last, datetime.min.time(), tz).astimezone(timezone.utc)
-    return key, start, end
-
-
-def bucket(moment: datetime) -> str:
-    """The spend-rollup bucket holding this UTC moment (15-minute floor)."""
-    return f"{moment:%Y-%m-%dT%H}:{moment.minute // 15 * 15:02d}"
-
-
 # ------------------------------------------------------------------- scopes -------
 
 
@@ -228,7 +179,7 @@ def spend(conn, budget: dict, ctx: Context, now: datetime, tz) -> Status:
     if period in CALENDAR:
         key, start, end = period_bounds(period, now, tz)
         if kind == "session":
-            where, args = "session_id = ? AND timestamp >= ? AND timestamp < ?", [ctx.session_id, _iso(start), _iso(end)]
+            where, args = "session_id = ? AND timestamp >= ? AND timestamp < ?", [ctx.session_id, utc_iso(start), utc_iso(end)]
             spent, unpriced = _sum_requests(conn, where, args, tokens)
         else:
             spent, unpriced = _sum_rollup(conn, budget, bucket(start), bucket(end), tokens)
@@ -237,10 +188,6 @@ def spend(conn, budget: dict, ctx: Context, now: datetime, tz) -> Status:
     where, args = _scope_filter(budget)
     spent, unpriced = _sum_requests(conn, f"session_id = ? AND {where}", [ctx.session_id, *args], tokens)
     return Status(budget, f"session:{ctx.session_id}", spent, limit, unpriced, None, None)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _sum_requests(conn, where: str, args: list, tokens: bool) -> tuple[int, int]:
@@ -287,6 +234,15 @@ def check(conn, budgets: list, ctx: Context, *, now: datetime | None = None, tz=
     return Verdict(block=block, warnings=warnings, statuses=statuses)
 
 
+def on_error(budgets: list, exc: BaseException) -> Verdict | None:
+    """The verdict when costhook cannot read its own data: budgets with
+    `on_error = "block"` block (the message says why); all others let the agent go on."""
+    strict = [b["id"] for b in budgets if b.get("on_error") == "block"]
+    if not strict:
+        return None
+    return Verdict(error=f"cannot read its data ({type(exc).__name__}); {', '.join(strict)} blocks by policy (on_error = block)")
+
+
 def thresholds(budget: dict) -> list:
     return sorted(set(budget.get("warn_at") or [0.8]) | {1.0})
 
@@ -297,20 +253,16 @@ def fire_alerts(conn, statuses: list, now: datetime, ctx: Context) -> list:
     crossed = [(s, t) for s in statuses for t in thresholds(s.budget) if s.fraction >= t]
     if not crossed:
         return fired
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    from costhook.store import transaction
+    from costhook.store import db, writes
 
-    with transaction(conn):
+    stamp = utc_iso(now)
+    with db.transaction(conn):
         for status, threshold in crossed:
-            cursor = conn.execute(
-                """INSERT OR IGNORE INTO alerts (budget_id, period, threshold, action, spent_nanousd,
-                       limit_value, session_id, message, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    status.budget["id"], status.period_key, threshold, status.budget.get("action", "warn"),
-                    status.spent, status.limit, ctx.session_id, status.message(), stamp,
-                ),
-            )
-            if cursor.rowcount and status not in fired:
+            row = {"budget_id": status.budget["id"], "period": status.period_key, "threshold": threshold,
+                   "action": status.budget.get("action", "warn"), "spent_nanousd": status.spent,
+                   "limit_value": status.limit, "session_id": ctx.session_id, "message": status.message(),
+                   "created_at": stamp}
+            if writes.record_alert(conn, row) and status not in fired:
                 fired.append(status)
     return fired
 

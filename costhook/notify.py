@@ -10,7 +10,7 @@ import os
 import time
 import urllib.request
 
-from costhook.store import transaction
+from costhook.store import db, writes
 
 TITLE = "costhook budget alert"
 MAX_AGE_S = 3600  # alerts older than this when first seen by a notifier are stale news
@@ -22,18 +22,8 @@ def send_pending(conn, targets: list, *, limit: int = 50) -> int:
         return 0
     claim = f"sending:{os.getpid()}:{time.time_ns()}"
     stale_before = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - MAX_AGE_S))
-    with transaction(conn):
-        # Alerts fired before any target existed (or while sending was broken) are not replayed.
-        conn.execute(
-            "UPDATE alerts SET notified_at = 'expired' WHERE notified_at IS NULL AND created_at < ?",
-            (stale_before,),
-        )
-        conn.execute(
-            """UPDATE alerts SET notified_at = ? WHERE id IN
-               (SELECT id FROM alerts WHERE notified_at IS NULL ORDER BY id LIMIT ?)""",
-            (claim, limit),
-        )
-    rows = conn.execute("SELECT id, message FROM alerts WHERE notified_at = ? ORDER BY id", (claim,)).fetchall()
+    with db.transaction(conn):
+        rows = writes.claim_alerts(conn, claim, stale_before, limit)
     failures = []
     for alert_id, message in rows:
         for target in targets:
@@ -41,10 +31,7 @@ def send_pending(conn, targets: list, *, limit: int = 50) -> int:
                 deliver(target, message)
             except Exception as exc:  # one dead endpoint must not stop the others
                 failures.append(f"{target['type']}: {type(exc).__name__}: {exc}")
-        conn.execute(
-            "UPDATE alerts SET notified_at = ? WHERE id = ?",
-            (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), alert_id),
-        )
+        writes.alert_sent(conn, alert_id, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     if failures:
         raise RuntimeError(f"{len(failures)} notification(s) failed; first: {failures[0]}")
     return len(rows)

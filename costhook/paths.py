@@ -42,6 +42,11 @@ def errors_log_file() -> str:
     return os.path.join(home_dir(), "errors.log")
 
 
+def dashboard_stamp_file() -> str:
+    """Its modification time is the time of the dashboard's last refresh."""
+    return os.path.join(home_dir(), "dashboard.stamp")
+
+
 def home():
     from pathlib import Path
 

@@ -6,6 +6,8 @@ rule for folding two sightings together, used in memory and against the database
 Standard library only.
 """
 
+NANO = 1_000_000_000  # money is integer nano-USD until it is shown
+NO_TOOL = "(reasoning/answer)"  # what a call that requested no tool is counted under, per tool
 TOKEN_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -74,6 +76,13 @@ def merge_call(old: dict, new: dict) -> dict:
         if value is not None and (prefer_new or merged.get(name) is None):
             merged[name] = value
     return merged
+
+
+def tool_share(value: int, index: int, parts: int) -> int:
+    """The index-th of `parts` integer shares of `value`; remainders go to the first shares,
+    so the shares add up exactly. The rule for splitting a call's cost and tokens between
+    the tools it requested (rollup and row-level reports alike)."""
+    return value // parts + (1 if index < value % parts else 0)
 
 
 def tool_names(tools) -> list:

@@ -1,6 +1,6 @@
 """Export costhook's bundled price table from the genai-prices package.
 
-    python scripts/export_prices.py [--output costhook/data/prices.json] [--date YYYY-MM-DD]
+    python scripts/export_prices.py [--output costhook/pricing/data/prices.json] [--date YYYY-MM-DD]
 
 costhook's hook must not import genai-prices (pydantic, a 1.6 MB data module) on every
 tool call, so this script flattens the providers we care about into a compact JSON file
@@ -31,7 +31,7 @@ from genai_prices.data import providers as ALL_PROVIDERS
 
 PROVIDERS = ["anthropic", "openai", "google", "x-ai", "deepseek", "mistral"]
 
-DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "costhook" / "data" / "prices.json"
+DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "costhook" / "pricing" / "data" / "prices.json"
 
 # genai-prices price key -> (costhook key, multiplier to integer pico-USD per unit)
 PRICE_KEYS = {

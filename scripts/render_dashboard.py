@@ -35,13 +35,21 @@ def build_note(out: Path, now: datetime = NOW) -> Path:
     os.environ["COSTHOOK_HOME"] = str(scratch)
     os.environ["COSTHOOK_DB"] = str(scratch / "costhook.db")
     os.environ["COSTHOOK_CONFIG"] = str(out / "config.toml")
-    from costhook import budgets, config, dashboard, importer, ingest, pricing, reports, store
+    from costhook.pricing.prices import pricer
+    from costhook import budgets, timeframe
+    from costhook.config import load as config
+    from costhook.dashboard import note as dashboard
+    from costhook.agents.claude import importer
+    from costhook.agents.claude import ingest
+    from costhook.pricing import prices as pricing
+    from costhook.views import report as reports
+    from costhook.store import db
 
     cfg = config.load()
-    conn = store.connect()
+    conn = db.connect()
     table = pricing.load_table(cfg.get("prices"))
-    importer.import_claude(conn, [ROOT / "examples" / "claude"], price=ingest.pricer(table))
-    tz = reports.zone(cfg.get("timezone"))
+    importer.import_claude(conn, [ROOT / "examples" / "claude"], price=pricer(table))
+    tz = timeframe.local_zone(cfg.get("timezone"))
     latest = conn.execute("SELECT session_id FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()[0]
     budgets.check(conn, cfg.get("budgets", []), budgets.Context(session_id=latest), now=now, tz=tz)  # alerts, as the hooks fire them
     (out / NOTE).unlink(missing_ok=True)

@@ -24,11 +24,16 @@ from datetime import datetime, timezone
 import pytest
 from conftest import COSTHOOK
 
-from costhook import analytics as a
-from costhook import ingest, pricing, reports, store
+from costhook.pricing.prices import pricer
+from costhook import timeframe
+from costhook.views import analytics as a
+from costhook.agents.claude import ingest
+from costhook.pricing import prices as pricing
+from costhook.views import report as reports
+from costhook.store import db, writes
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
-UTC = reports.zone("UTC")
+UTC = timeframe.local_zone("UTC")
 OPUS, SONNET, HAIKU = "claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"
 S1, S2, S3 = "s1-0000-aaaa", "s2-0000-bbbb", "s3-0000-cccc"
 
@@ -59,14 +64,14 @@ CALLS = [
 
 
 def populate(conn) -> None:
-    price = ingest.pricer(pricing.load_table())
-    with store.transaction(conn):
-        store.merge_requests(conn, {c["key"]: dict(c) for c in CALLS}, price)
+    price = pricer(pricing.load_table())
+    with db.transaction(conn):
+        writes.merge_requests(conn, {c["key"]: dict(c) for c in CALLS}, price)
 
 
 @pytest.fixture
 def conn(home):
-    c = store.connect()
+    c = db.connect()
     populate(c)
     return c
 
@@ -123,8 +128,8 @@ def test_subagent_tree(conn):
 
 
 def test_tree_follows_child_sessions(conn):
-    with store.transaction(conn):
-        store.upsert_session(conn, S3, parent_session_id=S1)
+    with db.transaction(conn):
+        writes.upsert_session(conn, S3, parent_session_id=S1)
     t = a.tree(conn, S1)
     assert t["cost_usd"] == 1.1375
     child = [c for c in t["children"] if c["kind"] == "session"][0]
@@ -165,10 +170,10 @@ def test_cache_write_still_alive_is_not_judged(conn):
 
 
 def test_cache_write_not_read_by_the_next_call(home):
-    conn = store.connect()
-    price = ingest.pricer(pricing.load_table())
-    with store.transaction(conn):
-        store.merge_requests(conn, {c["key"]: c for c in [
+    conn = db.connect()
+    price = pricer(pricing.load_table())
+    with db.transaction(conn):
+        writes.merge_requests(conn, {c["key"]: c for c in [
             call("x1", "sx", "2026-11-20T09:00:00.000Z", SONNET, inp=10, w5=40000),
             call("x2", "sx", "2026-11-20T09:20:00.000Z", SONNET, inp=10, w5=40000),  # 20 min later: expired, written again
             call("x3", "sx", "2026-11-20T09:21:00.000Z", SONNET, inp=10, read=40000),
@@ -208,10 +213,10 @@ def test_whatif(conn):
 
 
 def test_whatif_keeps_long_context_tiers(home):
-    conn = store.connect()
-    with store.transaction(conn):
-        store.merge_requests(conn, {"big": call("big", "sb", "2026-11-20T09:00:00.000Z", OPUS, inp=300000, out=1000)},
-                             ingest.pricer(pricing.load_table()))
+    conn = db.connect()
+    with db.transaction(conn):
+        writes.merge_requests(conn, {"big": call("big", "sb", "2026-11-20T09:00:00.000Z", OPUS, inp=300000, out=1000)},
+                             pricer(pricing.load_table()))
     w = a.whatif(conn, a.period("7d", NOW, UTC), NOW, by=("project",))
     # Sonnet 4.5 above 200k prompt tokens: $6 input, $22.50 output per million.
     assert w["rows"][0]["whatif_usd"] == 1.8225  # 300k x 6 + 1k x 22.5
@@ -251,13 +256,13 @@ def test_blocks(conn):
 
 
 def test_blocks_split_on_gaps(home):
-    conn = store.connect()
-    with store.transaction(conn):
-        store.merge_requests(conn, {c["key"]: c for c in [
+    conn = db.connect()
+    with db.transaction(conn):
+        writes.merge_requests(conn, {c["key"]: c for c in [
             call("g1", "sg", "2026-11-20T00:10:00.000Z", SONNET, out=1000),
             call("g2", "sg", "2026-11-20T04:50:00.000Z", SONNET, out=1000),  # same window (starts 00:00)
             call("g3", "sg", "2026-11-20T05:05:00.000Z", SONNET, out=1000),  # past 05:00: a new window at 05:00
-        ]}, ingest.pricer(pricing.load_table()))
+        ]}, pricer(pricing.load_table()))
     b = a.blocks(conn, NOW, a.period("7d", NOW, UTC))["blocks"]
     assert [(x["start"][11:16], x["requests"]) for x in b] == [("00:00", 2), ("05:00", 1)]
 
@@ -279,7 +284,7 @@ def test_report_by_message_and_hour(conn):
     assert a2["cost_by_type_usd"] == {"input": 0.005, "output": 0.05, "cache_write": 0.125, "cache_read": 0.05, "web_search": 0.0}
     assert a2["cache_hit_ratio"] == round(100000 / 121000, 6) and a2["cost_usd"] == 0.23
     assert data["totals"]["cost_usd"] == 1.046 and data["group_by"] == "message"
-    hours = reports.report(conn, "hour", win=a.period("today", NOW, UTC).window(), tz=reports.zone("Asia/Kolkata"))
+    hours = reports.report(conn, "hour", win=a.period("today", NOW, UTC).window(), tz=timeframe.local_zone("Asia/Kolkata"))
     assert [(r["key"], r["cost_usd"]) for r in hours["rows"]] == [("2026-11-20T14", 1.046)]  # 09:00 UTC = 14:30 IST
 
 

@@ -11,9 +11,12 @@ import pytest
 from conftest import COSTHOOK, db_rows, run_hook
 from transcript_lines import assistant, tool_use
 
-from costhook import budgets, store
-from costhook.budgets import Context, period_bounds
-from costhook.config_model import validate_data
+from costhook import timeframe
+from costhook import budgets
+from costhook.store import db
+from costhook.budgets import Context
+from costhook.timeframe import period_bounds
+from costhook.config.model import validate_data
 
 UTC = timezone.utc
 SONNET = "claude-sonnet-4-5-20250929"  # $3 per million input tokens = 3,000 nano-USD per token
@@ -56,15 +59,15 @@ def test_period_bounds(period, now, zone, key, start, end):
 
 @pytest.mark.parametrize("name", ["UTC", "Etc/UTC"])
 def test_utc_zone_needs_no_zoneinfo_and_gives_the_same_periods(name):
-    assert budgets.local_zone(name) is UTC
+    assert timeframe.local_zone(name) is UTC
     for period in ("daily", "weekly", "monthly"):
         for now in ("2026-11-22T23:59:59", "2026-12-31T00:00:00", "2028-02-29T12:00:00"):
-            assert period_bounds(period, at(now), budgets.local_zone(name)) == period_bounds(period, at(now), ZoneInfo(name))
+            assert period_bounds(period, at(now), timeframe.local_zone(name)) == period_bounds(period, at(now), ZoneInfo(name))
 
 
 def test_bucket_floor_is_fifteen_minutes():
-    assert budgets.bucket(at("2026-11-22T18:44:59")) == "2026-11-22T18:30"
-    assert budgets.bucket(at("2026-11-22T18:45:00")) == "2026-11-22T18:45"
+    assert timeframe.bucket(at("2026-11-22T18:44:59")) == "2026-11-22T18:30"
+    assert timeframe.bucket(at("2026-11-22T18:45:00")) == "2026-11-22T18:45"
 
 
 # ------------------------------------------------------------------ scopes -------
@@ -115,11 +118,11 @@ def write_calls(path, calls, session="s-1", cwd="/home/dev/acme-api"):
 
 @pytest.fixture
 def conn(home):
-    return store.connect()
+    return db.connect()
 
 
 def ingest(conn, path):
-    from costhook import ingest as ing
+    from costhook.agents.claude import ingest as ing
 
     ing.ingest_file(conn, str(path))
 

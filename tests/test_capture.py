@@ -8,7 +8,10 @@ import pytest
 from conftest import ACME_SESSION, ACME_SUBAGENT, EXAMPLES, db_rows
 from transcript_lines import assistant, tool_use, user
 
-from costhook import importer, ingest, store
+from costhook.pricing.prices import pricer
+from costhook.agents.claude import importer
+from costhook.agents.claude import ingest
+from costhook.store import db, writes
 
 # Expected totals of examples/claude, computed by hand: each message counted once with its
 # final usage (cross-file de-dup: msg J is in both legacy files).
@@ -22,7 +25,7 @@ def free_price(record):
 
 
 def connect():
-    return store.connect()
+    return db.connect()
 
 
 def token_totals(where="1", args=()):
@@ -247,8 +250,8 @@ def test_concurrent_imports_store_each_call_once(home, claude_dir):
     import sys
 
     code = (
-        "import sys; from pathlib import Path; from costhook import store, importer;"
-        "importer.import_claude(store.connect(), [Path(sys.argv[1])], price=lambda r: (0, 'computed'))"
+        "import sys; from pathlib import Path; from costhook.store import db; from costhook.agents.claude import importer;"
+        "importer.import_claude(db.connect(), [Path(sys.argv[1])], price=lambda r: (0, 'computed'))"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code, str(claude_dir)]) for _ in range(4)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
@@ -265,18 +268,18 @@ def test_an_import_that_meets_a_hook_between_its_check_and_its_write(home, tmp_p
 
     path = tmp_path / "s-1.jsonl"
     path.write_text(stream_lines(20, seed=5))
-    begin = store.transaction.__enter__
+    begin = db.transaction.__enter__
     hooks = []
 
     def a_hook_gets_there_first(self):
         if not hooks:
-            code = "import sys; from costhook import store, ingest; ingest.ingest_file(store.connect(), sys.argv[1])"
+            code = "import sys; from costhook.store import db; from costhook.agents.claude import ingest; ingest.ingest_file(db.connect(), sys.argv[1])"
             hooks.append(subprocess.run([sys.executable, "-c", code, str(path)], timeout=60).returncode)
         return begin(self)
 
-    monkeypatch.setattr(store.transaction, "__enter__", a_hook_gets_there_first)
+    monkeypatch.setattr(db.transaction, "__enter__", a_hook_gets_there_first)
     conn = connect()
-    importer.import_claude(conn, [tmp_path], price=ingest.pricer(), workers=1, files=[(str(path), path.stat().st_size)])
+    importer.import_claude(conn, [tmp_path], price=pricer(), workers=1, files=[(str(path), path.stat().st_size)])
     assert hooks == [0]
     want = expected_of(path.read_text())
     got = token_totals()
@@ -418,14 +421,14 @@ def test_prepared_rows_meet_stored_and_repeated_calls_like_the_hook(home, claude
     one_by_one = db_rows("SELECT * FROM requests ORDER BY key")
     spend = db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket")
     conn.close()
-    assert [r["project"] for r in one_by_one if r["key"] == "odd_1:req_odd_1"] == ["/work/?proj"]  # store.storable
+    assert [r["project"] for r in one_by_one if r["key"] == "odd_1:req_odd_1"] == ["/work/?proj"]  # db.storable
     assert [r["session_id"] for r in one_by_one if r["message_id"] == "f1-msg_4"] == ["s-1"]
 
     (extra / "s-half.jsonl").write_text(half[:cut])
     monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "import.db"))
     inserted = []
-    insert = store.insert_new_requests
-    monkeypatch.setattr(store, "insert_new_requests", lambda conn, shapes, spend: inserted.append(
+    insert = writes.insert_new_requests
+    monkeypatch.setattr(writes, "insert_new_requests", lambda conn, shapes, spend: inserted.append(
         sum(map(len, shapes.values()))) or insert(conn, shapes, spend))
     conn = connect()
     hook_read_half_then_finish(conn)
@@ -455,7 +458,7 @@ TRICKY_LINES = [
 
 
 def test_the_fast_parser_reads_every_line_as_json_loads_does(monkeypatch):
-    from costhook.sources import jsonl
+    from costhook.agents import jsonl
 
     lines = TRICKY_LINES + [
         line for path in sorted((EXAMPLES / "claude").rglob("*.jsonl")) for line in path.read_bytes().splitlines()
@@ -472,7 +475,7 @@ def test_the_fast_parser_reads_every_line_as_json_loads_does(monkeypatch):
 
 @pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
 def test_line_batches_gives_each_complete_line_once_whatever_the_block_size(tmp_path, block):
-    from costhook.sources import jsonl
+    from costhook.agents import jsonl
 
     rng = random.Random(block)
     lines = [b"x" * rng.choice([0, 1, 5, 100, 300]) for _ in range(200)] + [b"long" * 500, b"", b""]
@@ -503,6 +506,6 @@ def test_a_call_time_is_utc_with_milliseconds_or_none(home, tmp_path, stamp, sto
     the call is still stored (priced at today's prices) instead of stalling the transcript."""
     path = tmp_path / "s-1.jsonl"
     path.write_text(assistant("msg_t", timestamp=stamp) + assistant("msg_u"))
-    ingest.ingest_file(connect(), str(path), price=ingest.pricer())
+    ingest.ingest_file(connect(), str(path), price=pricer())
     assert db_rows("SELECT key, timestamp FROM requests ORDER BY key") == [
         {"key": "msg_t:req_msg_t", "timestamp": stored_as}, {"key": "msg_u:req_msg_u", "timestamp": "2026-11-20T10:00:00.000Z"}]

@@ -14,7 +14,9 @@ import pytest
 from conftest import COSTHOOK, acme_transcript, payload, run_hook
 from test_analytics import NOW, S1, UTC, populate
 
-from costhook import dashboard, paths, store
+from costhook.dashboard import note as dashboard
+from costhook import paths
+from costhook.store import db
 
 ROOT = Path(__file__).parent.parent
 CONFIG = """timezone = "UTC"
@@ -35,7 +37,7 @@ limit = 10
 @pytest.fixture
 def conn(home, tmp_path):
     (tmp_path / "config.toml").write_text(CONFIG)
-    c = store.connect()
+    c = db.connect()
     populate(c)
     return c
 
@@ -49,7 +51,7 @@ def vault(tmp_path):
 
 
 def write(conn, vault, now=NOW, **kw):
-    from costhook import config
+    from costhook.config import load as config
 
     return dashboard.write(conn, config.load(), vault, now=now, tz=UTC, **kw)
 

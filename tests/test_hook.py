@@ -250,12 +250,12 @@ def test_errors_log_is_rotated(home):
 
 def test_a_schema_upgrade_runs_detached_and_nothing_is_lost(home, claude_dir):
     """An old database is upgraded by a detached process, never inside the agent's hook."""
-    from costhook import store
+    from costhook.store import db
 
     data = acme_payload(claude_dir, "PostToolUse")
     assert_silent_success(run_hook(data))
     conn = sqlite3.connect(home / "costhook.db")
-    conn.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION - 1}")  # the last step is due (steps are idempotent)
+    conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION - 1}")  # the last step is due (steps are idempotent)
     conn.execute("DELETE FROM requests")
     conn.execute("DELETE FROM cursors")
     conn.execute("CREATE TABLE filler (b BLOB)")  # big enough not to be upgraded inline
@@ -269,9 +269,9 @@ def test_a_schema_upgrade_runs_detached_and_nothing_is_lost(home, claude_dir):
     version = 0
     while time.monotonic() < deadline:
         version = sqlite3.connect(home / "costhook.db").execute("PRAGMA user_version").fetchone()[0]
-        if version == store.SCHEMA_VERSION:
+        if version == db.SCHEMA_VERSION:
             break
         time.sleep(0.1)
-    assert version == store.SCHEMA_VERSION
+    assert version == db.SCHEMA_VERSION
     assert_silent_success(run_hook(data))
     assert totals()["calls"] == 6

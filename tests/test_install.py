@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from costhook.install import (
+from costhook.agents.claude.install import (
     HOOK_EVENTS,
     HOOK_TIMEOUTS,
     TOOL_EVENTS,

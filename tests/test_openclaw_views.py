@@ -14,7 +14,7 @@ import pytest
 from conftest import COSTHOOK
 from test_openclaw_source import conn, import_dir  # noqa: F401  (fixture)
 
-from costhook import cron_views as cv
+from costhook.views import cron as cv
 
 NIGHTLY = "11111111-aaaa-4bbb-8ccc-000000000001"
 WEEKLY = "22222222-aaaa-4bbb-8ccc-000000000002"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from costhook import pricing
+from costhook.pricing import prices as pricing
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "export_prices.py"
 

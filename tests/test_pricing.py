@@ -16,8 +16,8 @@ import pytest
 from genai_prices.data import providers as GENAI_PROVIDERS
 from genai_prices.data_snapshot import get_snapshot
 
-from costhook import pricing
-from costhook.pricing import (
+from costhook.pricing import prices as pricing
+from costhook.pricing.prices import (
     PriceConfigError,
     load_table,
     model_key,
@@ -502,7 +502,7 @@ def test_geo_models_exist_in_table():
 
 def test_import_does_not_pull_in_heavy_modules():
     code = (
-        "import sys, costhook; before = set(sys.modules); import costhook.pricing as p; "
+        "import sys, costhook; before = set(sys.modules); import costhook.pricing.prices as p; "
         "p.price_call('claude-opus-4-5-20251101', input_tokens=3, output_tokens=5); "
         "p.load_table({'x': {'input': '1', 'output': 2.5}}); "
         "print('\\n'.join(sorted(set(sys.modules) - before)))"

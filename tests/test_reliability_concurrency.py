@@ -37,7 +37,7 @@ from transcript_lines import assistant, tool_use, user
 
 EVENTS = int(os.environ.get("COSTHOOK_STRESS_EVENTS", "500"))  # API calls per writer thread
 HOOK_EVERY = 16  # calls between two hooks of one writer
-BUSY_TIMEOUT_S = 3.0  # costhook.hook.HOOK_BUSY_TIMEOUT_MS
+BUSY_TIMEOUT_S = 3.0  # costhook.agents.runtime.BUSY_TIMEOUT_MS
 MODEL = "claude-sonnet-4-5-20250929"
 # nano-USD per token at Sonnet 4.5 list prices (prompts stay far below the 200K tier)
 PRICE = {"input_tokens": 3000, "output_tokens": 15000, "cache_write_5m_tokens": 3750,

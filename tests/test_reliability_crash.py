@@ -30,8 +30,8 @@ import pytest
 from conftest import COSTHOOK
 from transcript_lines import assistant, tool_use, user
 
-from costhook import migrations
-from costhook.store import SCHEMA_VERSION
+from costhook.store import migrations
+from costhook.store.db import SCHEMA_VERSION
 
 TRIALS = int(os.environ.get("COSTHOOK_CRASH_TRIALS", "100"))
 CALLS_PER_TRIAL = 300

@@ -2,20 +2,20 @@
 
 The hook must never break the agent and never lose what was valid, whatever arrives on
 stdin or in a transcript. Most cases run in-process through the very code the hook
-process runs — `costhook.hook.main()` with the case on stdin, `ingest.ingest_file()`,
+process runs — `costhook hook` (costhook.__main__.hook) with the case on stdin, `ingest.ingest_file()`,
 `sources.claude.parse_lines()` — because 10,000 hook processes would not fit in CI; a
 few hundred run as real `costhook hook` processes for the exit-code/stdout contract.
 
 | test | cases | through |
 |---|---|---|
-| test_stdin_bytes_never_break_the_hook | 2,500 | hook.main(), stdin = random / truncated / non-UTF-8 / nested bytes |
-| test_wrong_types_in_every_payload_field | 2,000 | hook.main(), payloads of all 8 events, any field deleted or of any JSON type |
+| test_stdin_bytes_never_break_the_hook | 2,500 | `costhook hook`, stdin = random / truncated / non-UTF-8 / nested bytes |
+| test_wrong_types_in_every_payload_field | 2,000 | `costhook hook`, payloads of all 8 events, any field deleted or of any JSON type |
 | test_budget_decisions_under_hostile_payloads | 400 | hook.main() with budgets configured (stdout may carry a decision) |
 | test_hostile_transcript_lines_parse | 4,500 | parse_lines(): truncated, NUL-padded, non-UTF-8, nested, null/wrong-typed fields, negative and huge counts, between valid calls |
 | test_hostile_transcript_files_ingest | 1,000 | ingest_file() on real files, then the rest of a partial last line |
 | test_hook_process_contract | 300 | the real `costhook hook` process |
 
-The in-process hook runs reset costhook.hook's per-process caches (its connection and
+The in-process hook runs reset agents.runtime's per-process caches (its connection and
 config) after each case, as a new process would start without them. Fuzzed payloads never
 carry a *string* `last_assistant_message` (nor, with budgets, a foreign `tool_use_id`):
 those make the hook wait up to 0.5 s for the transcript to catch up, by design, and would
@@ -42,8 +42,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from transcript_lines import assistant, tool_use, user
 
-from costhook import hook, ingest, store
-from costhook.sources import claude
+from costhook.pricing.prices import pricer
+from costhook import __main__ as front_door
+from costhook.agents import runtime
+from costhook.agents.claude import ingest
+from costhook.store import db
+from costhook.agents.claude import transcript as claude
 
 SCALE = float(os.environ.get("COSTHOOK_FUZZ_SCALE", "1"))
 ONCE_LOST_DATA = True  # the two classes of input that once lost data are generated too
@@ -161,20 +165,17 @@ class HookRun:
 
 
 def run_hook_in_process(data: bytes, argv=("hook",)) -> HookRun:
-    """costhook.hook.main() as `costhook hook` runs it, with `data` on stdin; then drop the
+    """`costhook hook` (costhook.__main__.hook) as the console script runs it, with `data` on stdin; then drop the
     per-process state (DB connection, config) a new process would not have."""
     saved = sys.stdin, sys.stdout, sys.stderr
     out, err = io.StringIO(), io.StringIO()
     sys.stdin = io.TextIOWrapper(io.BytesIO(data))
     sys.stdout, sys.stderr = out, err
     try:
-        code = hook.main(list(argv))
+        code = front_door.hook(list(argv))
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
-        if hook._conn is not None:
-            hook._conn.close()
-        hook._conn = None
-        hook._config = None
+        runtime.forget()
     return HookRun(code, out.getvalue(), err.getvalue())
 
 
@@ -345,7 +346,7 @@ def expected_keys(event, agent, changes, case) -> dict:
 
 def test_wrong_types_in_every_payload_field(home, tmp_path):
     prefill_log(home)
-    keep_open = store.connect()  # another reader, so the hook's close is not the last (no checkpoint per case)
+    keep_open = db.connect()  # another reader, so the hook's close is not the last (no checkpoint per case)
 
     def check(args):
         check_payload_case(home, tmp_path, *args)
@@ -361,7 +362,7 @@ def test_budget_decisions_under_hostile_payloads(home, tmp_path):
         '[[budgets]]\nid = "tiny"\nscope = "global"\nperiod = "daily"\nlimit = 0.000001\naction = "block"\n'
         '[[budgets]]\nid = "sess"\nscope = "session"\nperiod = "session"\nlimit = 1000\nwarn_at = [0.000001]\naction = "warn"\n'
     )
-    keep_open = store.connect()
+    keep_open = db.connect()
 
     def check(args):
         check_payload_case(home, tmp_path, *args, with_budgets=True)
@@ -487,8 +488,8 @@ def test_hostile_transcript_lines_parse():
 
 
 def test_hostile_transcript_files_ingest(home, tmp_path):
-    conn = store.connect()
-    price = ingest.pricer()
+    conn = db.connect()
+    price = pricer()
     numbers = itertools.count(1)
 
     def check(args, partial_tail):
@@ -600,7 +601,7 @@ def test_a_50_mb_line_is_skipped_and_the_calls_around_it_are_kept(home, tmp_path
         time.sleep(0.2)
     assert stored(calls) == calls
     assert db_rows("SELECT count(*) AS n FROM requests") == [{"n": 3}]
-    result = ingest.ingest_file(store.connect(), str(path))
+    result = ingest.ingest_file(db.connect(), str(path))
     assert result.bytes_read == 0  # the catch-up got to the end of the file
 
 

@@ -9,7 +9,9 @@ import pytest
 from conftest import COSTHOOK
 from transcript_lines import assistant, tool_use
 
-from costhook import ingest, store
+from costhook import timeframe
+from costhook.agents.claude import ingest
+from costhook.store import db
 
 
 def price_by_input(record):
@@ -39,7 +41,7 @@ def populated(home, tmp_path):
         + assistant("m5", session_id="s-b", input_tokens=7, output_tokens=5, cwd="/p/two",
                     timestamp="2026-12-02T10:00:00.000Z")
     )
-    conn = store.connect()
+    conn = db.connect()
     for p in (path, other):
         ingest.ingest_file(conn, str(p), price=price_by_input)
     return conn
@@ -172,10 +174,10 @@ def test_rollup_and_call_rows_give_the_same_report(populated, by, zone_name):
     """Reports read the spend rollup; the call rows are the ground truth it must match."""
     from datetime import date
 
-    from costhook import reports
+    from costhook.views import report as reports
 
-    tz = reports.zone(zone_name)
-    for win in (reports.Window(), reports.window(date(2026, 11, 21), date(2026, 11, 30), tz)):
+    tz = timeframe.local_zone(zone_name)
+    for win in (timeframe.Window(), timeframe.dates_window(date(2026, 11, 21), date(2026, 11, 30), tz)):
         fast = reports.report(populated, by, win=win, tz=tz, source="rollup")
         slow = reports.report(populated, by, win=win, tz=tz, source="requests")
         assert fast == slow
@@ -205,14 +207,14 @@ def test_calendar_periods_follow_the_zone_offset_at_each_call(home, tmp_path, zo
     from collections import Counter
     from datetime import date, datetime
 
-    from costhook import reports
+    from costhook.views import report as reports
 
     stamps = _calls_around_offset_changes()
     path = tmp_path / "year.jsonl"
     path.write_text("".join(assistant(f"m{i}", input_tokens=1, timestamp=t) for i, t in enumerate(stamps)))
-    conn = store.connect()
+    conn = db.connect()
     ingest.ingest_file(conn, str(path), price=price_by_input)
-    tz = reports.zone(zone_name)
+    tz = timeframe.local_zone(zone_name)
     local = [datetime.fromisoformat(t.replace("Z", "+00:00")).astimezone(tz) for t in stamps]
     expected = {
         "hour": Counter(t.strftime("%Y-%m-%dT%H") for t in local),
@@ -224,21 +226,21 @@ def test_calendar_periods_follow_the_zone_offset_at_each_call(home, tmp_path, zo
         for source in ("rollup", "requests"):
             rows = reports.report(conn, by, tz=tz, source=source)["rows"]
             assert {r["key"]: r["requests"] for r in rows} == counts, (by, source)
-    win = reports.window(date(2026, 3, 8), date(2026, 10, 25), tz)
+    win = timeframe.dates_window(date(2026, 3, 8), date(2026, 10, 25), tz)
     inside = Counter(t.strftime("%Y-%m-%d") for t in local if "2026-03-08" <= t.strftime("%Y-%m-%d") <= "2026-10-25")
     assert {r["key"]: r["requests"] for r in reports.report(conn, "day", win=win, tz=tz)["rows"]} == inside
 
 
 @pytest.mark.parametrize("timed", [True, False])
 def test_calls_without_a_time_count_in_the_totals_only(home, tmp_path, timed):
-    from costhook import reports
+    from costhook.views import report as reports
 
     path = tmp_path / "t.jsonl"
     path.write_text(assistant("m1", timestamp=None, input_tokens=3) + (assistant("m2", input_tokens=4) if timed else ""))
-    conn = store.connect()
+    conn = db.connect()
     ingest.ingest_file(conn, str(path), price=price_by_input)
     for by in ("day", "week", "hour"):
         for source in ("rollup", "requests"):
-            data = reports.report(conn, by, tz=reports.zone("UTC"), source=source)
+            data = reports.report(conn, by, tz=timeframe.local_zone("UTC"), source=source)
             assert [r["input_tokens"] for r in data["rows"]] == ([4] if timed else [])
             assert data["totals"]["input_tokens"] == (7 if timed else 3)

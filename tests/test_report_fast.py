@@ -10,10 +10,12 @@ from conftest import COSTHOOK
 from test_report import populated  # noqa: F401  (the fixture)
 from transcript_lines import assistant
 
-from costhook import ingest, report_command, store
+from costhook.agents.claude import ingest
+from costhook.cli import report_fast as report_command
+from costhook.store import db
 
 # The click command itself, as the console script would run it without the fast path.
-CLICK = [sys.executable, "-c", "import sys; from costhook.cli import cli; cli(sys.argv[1:], prog_name='costhook')"]
+CLICK = [sys.executable, "-c", "import sys; from costhook.cli.app import cli; cli(sys.argv[1:], prog_name='costhook')"]
 
 COMMAND_LINES = [
     [],
@@ -75,7 +77,7 @@ def test_names_with_terminal_escapes_are_left_to_click(home, tmp_path):
     """click.echo strips ANSI codes when printing to a pipe; the fast path hands such output over."""
     path = tmp_path / "s.jsonl"
     path.write_text(assistant("m1", cwd="/p/\x1b[31mred\x1b[0m") + assistant("m2", cwd="/p/caf\u00e9"))
-    ingest.ingest_file(store.connect(), str(path), price=lambda record: (1000, "computed"))
+    ingest.ingest_file(db.connect(), str(path), price=lambda record: (1000, "computed"))
     for args in (["--by", "project"], ["--by", "project", "--format", "csv"], ["--by", "project", "--format", "json"]):
         fast, slow = run([COSTHOOK], args), run(CLICK, args)
         assert fast == slow and fast[0] == 0

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import COSTHOOK
 
-from costhook import statusline, store
+from costhook.agents.claude import statusline
+from costhook.store import db, rollup
+from costhook import timeframe
 
 SESSION = "7c1e2d3a-4b5c-4d6e-8f90-a1b2c3d4e5f6"
 NANO = 10**9
@@ -53,12 +55,12 @@ def line(payload, *args, **kwargs) -> str:
 
 def add_calls(rows: list[dict]) -> None:
     """Insert `requests` rows (defaults for what a test does not care about) and rebuild the rollup."""
-    conn = store.connect()
-    with store.transaction(conn):
+    conn = db.connect()
+    with db.transaction(conn):
         for number, row in enumerate(rows):
             full = {
                 "key": f"msg_{number}:req_{number}", "agent": "claude", "session_id": SESSION,
-                "timestamp": store.now_iso(), "model": "claude-opus-4-5-20251101", "project": "/home/dev/acme-api",
+                "timestamp": timeframe.now_iso(), "model": "claude-opus-4-5-20251101", "project": "/home/dev/acme-api",
                 "input_tokens": 0, "output_tokens": 0, "cache_write_5m_tokens": 0, "cache_write_1h_tokens": 0,
                 "cache_read_tokens": 0, "cost_nanousd": 0, "cost_source": "computed", **row,
             }
@@ -67,7 +69,7 @@ def add_calls(rows: list[dict]) -> None:
             conn.execute(
                 f"INSERT INTO requests ({', '.join(full)}) VALUES ({', '.join('?' * len(full))})", list(full.values())
             )
-        store.rebuild_spend(conn)
+        rollup.rebuild_spend(conn)
     conn.close()
 
 
@@ -275,10 +277,10 @@ def test_db_option(home, tmp_path):
 
 # ------------------------------------------------------------------ import weight ----
 
-MODULES = ("import sys; before = set(sys.modules); from costhook import statusline; statusline.main(['--plain']); "
+MODULES = ("import sys; before = set(sys.modules); from costhook.agents.claude import statusline; statusline.main(['--plain']); "
            "print(*sorted(set(sys.modules) - before))")
 HEAVY = {"click", "pydantic", "sqlite_utils", "tomllib", "pathlib", "typing", "dataclasses", "decimal", "zoneinfo",
-         "sqlite3", "datetime", "costhook.store", "costhook.cli", "costhook.config_model", "costhook.pricing"}
+         "sqlite3", "datetime", "costhook.store.db", "costhook.cli", "costhook.config.model", "costhook.pricing.prices"}
 
 
 def statusline_modules(payload: dict) -> tuple[str, set]:

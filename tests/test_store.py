@@ -5,20 +5,22 @@ import random
 from conftest import db_rows
 from transcript_lines import assistant
 
-from costhook import ingest, migrations, store
-from costhook.sources.jsonl import utc_timestamp as _timestamp
+from costhook.agents.claude import ingest
+from costhook.store import migrations
+from costhook.store import db, rollup
+from costhook.agents.jsonl import utc_timestamp as _timestamp
 
 
 def test_schema_version_matches_the_migration_steps():
-    assert store.SCHEMA_VERSION == len(migrations.MIGRATIONS)
+    assert db.SCHEMA_VERSION == len(migrations.MIGRATIONS)
 
 
 def test_fresh_database_is_migrated_once_and_is_wal(home):
-    conn = store.connect()
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    conn = db.connect()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
-    store.connect().close()  # reopening applies nothing and fails on nothing
+    db.connect().close()  # reopening applies nothing and fails on nothing
 
 
 def price_some(record):
@@ -29,7 +31,7 @@ def price_some(record):
 
 
 def direct_sums(column):
-    key = "''" if column is None else store._DIMENSION_SQL.get(column, column)
+    key = "''" if column is None else rollup._DIMENSION_SQL.get(column, column)
     rows = db_rows(
         f"""SELECT {key} AS k, coalesce(sum(cost_nanousd), 0) AS cost, count(*) AS n,
                    sum(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS tokens,
@@ -64,12 +66,12 @@ def test_spend_rollup_follows_merges_in_any_order(home, tmp_path):
             )
     rng.shuffle(lines)  # sightings arrive in any order: the merge must undo and redo spend
     path = tmp_path / "s.jsonl"
-    conn = store.connect()
+    conn = db.connect()
     for start in range(0, len(lines), 7):
         with open(path, "a") as f:
             f.writelines(lines[start : start + 7])
         ingest.ingest_file(conn, str(path), price=price_some)
-    for dim, column in store.SPEND_DIMENSIONS:
+    for dim, column in rollup.SPEND_DIMENSIONS:
         assert rollup_sums(dim) == direct_sums(column), dim
     # Tools: cost split evenly between the tools a call requested, counts not split.
     tool_rows = rollup_sums("tool")
@@ -77,7 +79,7 @@ def test_spend_rollup_follows_merges_in_any_order(home, tmp_path):
     assert tool_rows["(reasoning/answer)"][1] == db_rows("SELECT count(*) AS n FROM requests WHERE tools = '[]'")[0]["n"]
     # A rebuild from scratch agrees with the incrementally kept rollup.
     before = db_rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket")
-    store.rebuild_spend(conn)
+    rollup.rebuild_spend(conn)
     assert db_rows("SELECT * FROM spend ORDER BY dim, key, bucket") == before
 
 

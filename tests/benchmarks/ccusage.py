@@ -128,7 +128,7 @@ def cost_breakdown(db: Path) -> dict:
     price function: web searches (ccusage does not charge them), US inference (1.1x, not
     applied by ccusage), and the rest (long context billed per request by Anthropic, per
     token bucket by ccusage; model price data)."""
-    from costhook import pricing
+    from costhook.pricing import prices as pricing
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row

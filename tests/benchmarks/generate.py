@@ -18,7 +18,7 @@ a call's first line and by model); `tree` also writes them to OUT_DIR/expected.j
 same bytes.
 
 `db` builds a costhook database with synthetic `requests` rows: schema via
-costhook.store.connect(), rows via one executemany in one transaction.
+costhook.store.db.connect(), rows via one executemany in one transaction.
 """
 
 import argparse
@@ -830,7 +830,7 @@ def _in_background(rows, chunk_size: int = 10_000):
 def generate_db(out_db, rows: int, seed: int = 1) -> dict:
     """A costhook database with `rows` synthetic calls over 90 days; returns the totals.
 
-    The schema comes from costhook.store.connect(); the rows go in with one executemany in
+    The schema comes from costhook.store.db.connect(); the rows go in with one executemany in
     one transaction (secondary indexes dropped for the load and rebuilt after it, which is
     several times faster than maintaining them row by row); derived tables (the `spend`
     rollup, if this costhook has one) are rebuilt with costhook's own function.
@@ -839,9 +839,9 @@ def generate_db(out_db, rows: int, seed: int = 1) -> dict:
     if out_db.exists():
         raise SystemExit(f"{out_db} exists; refusing to overwrite it")
     os.environ["COSTHOOK_DB"] = str(out_db)
-    from costhook import store
+    from costhook.store import db, rollup
 
-    conn = store.connect(out_db)
+    conn = db.connect(out_db)
     rng = random.Random(seed)
     rand, bits = rng.random, rng.getrandbits
     models = [m for m, _ in MODELS]
@@ -920,7 +920,7 @@ def generate_db(out_db, rows: int, seed: int = 1) -> dict:
         phases[name] = round(now - clock, 2)
         clock = now
 
-    with store.transaction(conn):
+    with db.transaction(conn):
         for name, in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL").fetchall():
             conn.execute(f'DROP INDEX "{name}"')
         conn.executemany(sql, _in_background(produce()))
@@ -933,8 +933,8 @@ def generate_db(out_db, rows: int, seed: int = 1) -> dict:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             sessions,
         )
-        if hasattr(store, "rebuild_spend"):
-            store.rebuild_spend(conn)
+        if hasattr(rollup, "rebuild_spend"):
+            rollup.rebuild_spend(conn)
         phase("derived_s")
     conn.execute("PRAGMA journal_mode = WAL")
     phase("commit_s")

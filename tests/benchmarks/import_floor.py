@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from costhook import importer
-from costhook.sources import jsonl
+from costhook.agents.claude import importer
+from costhook.agents import jsonl
 
 BLOCK = 8 << 20
 ROWS_PER_BATCH = 4000

@@ -2,7 +2,7 @@
 
     python -m tests.benchmarks.statusline_bench [--rows 1000000] [--runs 40] [--keep DIR]
 
-Builds a database in a temporary directory (schema via costhook.store.connect(), rows
+Builds a database in a temporary directory (schema via costhook.store.db.connect(), rows
 via one executemany in one transaction, then the spend rollup), with a config holding
 three budgets (daily global, monthly project, session tokens) so every query the
 statusline can make is made. The session shown has 2,000 calls (main thread and
@@ -70,7 +70,7 @@ def payload(now: float) -> bytes:
 
 def build_db(home: Path, rows: int, seed: int = 1) -> dict:
     """A costhook database with `rows` synthetic calls over the last 60 days."""
-    from costhook import store
+    from costhook.store import db, rollup
 
     rng = random.Random(seed)
     now = datetime.now(timezone.utc)
@@ -91,7 +91,7 @@ def build_db(home: Path, rows: int, seed: int = 1) -> dict:
         )
 
     began = time.perf_counter()
-    conn = store.connect(home / "costhook.db")
+    conn = db.connect(home / "costhook.db")
     data = []
     for number in range(rows - SESSION_CALLS):
         session = f"session-{number // 500:06d}"
@@ -107,13 +107,13 @@ def build_db(home: Path, rows: int, seed: int = 1) -> dict:
     indexes = conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL"
     ).fetchall()
-    with store.transaction(conn):  # load without the secondary indexes, then build them (same schema, faster)
+    with db.transaction(conn):  # load without the secondary indexes, then build them (same schema, faster)
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
         conn.executemany(f"INSERT INTO requests ({columns}) VALUES ({', '.join('?' * 15)})", data)
         for _, sql in indexes:
             conn.execute(sql)
-        store.rebuild_spend(conn)
+        rollup.rebuild_spend(conn)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("ANALYZE")
     count = conn.execute("SELECT count(*) FROM requests").fetchone()[0]

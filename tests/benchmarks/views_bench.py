@@ -71,13 +71,17 @@ def main(argv=None) -> int:
     env = {**os.environ, "COSTHOOK_DB": str(db), "COSTHOOK_HOME": home, "COSTHOOK_CONFIG": os.path.join(home, "none.toml")}
     os.environ.update(env)
 
-    from costhook import analytics as a
-    from costhook import dashboard, pricing, reports, store
+    from costhook import timeframe
+    from costhook.views import analytics as a
+    from costhook.dashboard import note as dashboard
+    from costhook.pricing import prices as pricing
+    from costhook.views import report as reports
+    from costhook.store import db as database
 
-    conn = store.connect(db)
+    conn = database.connect(db)
     rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
     now = a.parse_now(args.now)
-    tz = reports.zone("UTC")
+    tz = timeframe.local_zone("UTC")
     table = pricing.load_table()
     week, month = a.period("7d", now, tz), a.period("30d", now, tz)
     session = conn.execute("SELECT session_id FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()[0]

@@ -514,7 +514,7 @@ class Sandbox:
         import sqlite3
 
         sys.path.insert(0, str(REPO))
-        from costhook.sources.openclaw import decode_event
+        from costhook.agents.openclaw.events import decode_event
 
         conn = sqlite3.connect(f"file:{self.agent_db}?mode=ro", uri=True)
         try:

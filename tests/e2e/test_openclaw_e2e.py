@@ -27,7 +27,7 @@ TIMINGS: dict = {}
 
 
 def usd_to_nano(value) -> int:
-    from costhook.sources.openclaw import usd_to_nano as convert
+    from costhook.agents.openclaw.events import usd_to_nano as convert
 
     return convert(value)
 

@@ -1,0 +1,403 @@
+"""`costhook hook`: one Claude Code hook event → ingest its transcripts, record, decide.
+
+The handlers run inside agents.runtime.run_hook (fail-open, one log line per error) on
+the agent's critical path for every tool call: standard library and costhook's
+stdlib-only modules only.
+"""
+
+import json
+import os
+import time
+
+from costhook import timeframe
+from costhook.agents import runtime
+from costhook.agents.runtime import log_error, open_db, spawn_detached, user_config
+
+HOOK_MAX_BYTES = 16 << 20  # a larger backlog is ingested by a detached process
+STOP_WAIT_S = 0.5  # the transcript lags the Stop hook (2.1.330); wait at most this long
+POLL_S = 0.05
+
+
+def handle(payload: dict) -> dict | None:
+    """The answer to one Claude Code hook event (None: nothing to say)."""
+    handler = HANDLERS.get(payload.get("hook_event_name"))
+    if handler is None:
+        return None  # events we don't use: nothing to do, nothing to say
+    return handler(Event(payload))
+
+
+class Event:
+    """Typed access to the fields of a hook payload, tolerant of missing or wrong types."""
+
+    def __init__(self, payload: dict):
+        self.payload = payload
+
+    def text(self, name: str) -> str | None:
+        value = self.payload.get(name)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def session_id(self) -> str | None:
+        return self.text("session_id")
+
+    @property
+    def transcript(self) -> str | None:
+        return self.text("transcript_path")
+
+    def subagent_dir(self) -> str | None:
+        """`<session>/subagents/` next to the main transcript."""
+        if not self.transcript or not self.session_id:
+            return None
+        return os.path.join(os.path.dirname(self.transcript), self.session_id, "subagents")
+
+    def subagent_transcript(self) -> str | None:
+        agent_id = self.text("agent_id")
+        folder = self.subagent_dir()
+        if not agent_id or not folder or "/" in agent_id:
+            return None
+        return os.path.join(folder, f"agent-{agent_id}.jsonl")
+
+
+# ------------------------------------------------------------------- handlers -----
+
+
+def on_session_start(event: Event):
+    entrypoint = os.environ.get("CLAUDE_CODE_ENTRYPOINT") or None
+    record_session(
+        event,
+        project=event.text("cwd"),
+        git_branch=git_branch(event.text("cwd")),
+        started_at=timeframe.now_iso(),
+        source=event.text("source"),
+        model=event.text("model"),
+        transcript_path=event.transcript,
+        entrypoint=entrypoint,
+        interactive=None if entrypoint is None else int(entrypoint == "cli"),
+    )
+    ingest_paths([event.transcript])  # a resumed session may already have history
+    if not user_config().get("budgets"):
+        return None
+    verdict = budget_verdict(event, record=False)
+    if verdict is None:
+        return None
+    lines = [s.message() for s in verdict.statuses if s.fraction >= min(s.budget.get("warn_at") or [0.8])]
+    if not lines:
+        return None
+    output = {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": "costhook: " + "; ".join(lines)}}
+    if verdict.block is not None:
+        output["systemMessage"] = verdict.message()
+    return output
+
+
+def on_user_prompt_submit(event: Event):
+    """A spent blocking budget blocks the prompt before any API call is made."""
+    if not user_config().get("budgets"):
+        return None
+    ingest_before_deciding(event, [event.transcript])
+    verdict = budget_verdict(event)
+    if verdict is None:
+        return None
+    if verdict.stops:
+        return {"decision": "block", "reason": verdict.message()}
+    return warning_output(verdict)
+
+
+def on_pre_tool_use(event: Event):
+    """Deny the tool and stop the agent when a blocking budget is spent. The call that asked
+    for this tool is counted first: the transcript lags, so wait (bounded) for its line."""
+    if not user_config().get("budgets"):
+        return None
+    own_transcript = event.subagent_transcript() or event.transcript
+    tool_use_id = event.text("tool_use_id")
+    if tool_use_id:
+        wait_for_bytes(own_transcript, f'"id":"{tool_use_id}"'.encode())
+    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
+    verdict = budget_verdict(event)
+    if verdict is None:
+        return None
+    if verdict.stops:
+        reason = verdict.message()
+        # deny alone lets the model try again; continue:false is what stops the next API call (2.1.330)
+        return {
+            "continue": False,
+            "stopReason": reason,
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            },
+        }
+    return warning_output(verdict)
+
+
+def on_post_tool_use(event: Event):
+    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
+    if event.text("tool_use_id") and event.session_id:
+        record_tool_call(event)
+    if not user_config().get("budgets"):
+        return None
+    verdict = budget_verdict(event)
+    if verdict is None:
+        return None
+    if verdict.stops:
+        return {"continue": False, "stopReason": verdict.message(), "systemMessage": verdict.message()}
+    return warning_output(verdict)
+
+
+def on_stop(event: Event):
+    wait_for_text(event.transcript, event.text("last_assistant_message"))
+    ingest_paths([event.transcript, *subagent_files(event.subagent_dir())])
+    return warn_only(event)
+
+
+def warn_only(event: Event):
+    """After the final call of a turn: show thresholds it crossed. Never a block here: a
+    Stop hook's block makes Claude Code keep going, the opposite of what a budget wants."""
+    if not user_config().get("budgets"):
+        return None
+    verdict = budget_verdict(event)
+    return warning_output(verdict) if verdict is not None else None
+
+
+def on_subagent_stop(event: Event):
+    child = event.text("agent_transcript_path") or event.subagent_transcript()
+    wait_for_text(child, event.text("last_assistant_message"))
+    ingest_paths([child, event.transcript])
+    return warn_only(event)
+
+
+def on_session_end(event: Event):
+    """Close the session and catch up. Claude Code gives all SessionEnd hooks 1.5 s in
+    total, so a large backlog goes to a detached process instead."""
+    record_session(event, ended_at=timeframe.now_iso(), end_reason=event.text("reason"))
+    ingest_paths([event.transcript, *subagent_files(event.subagent_dir())], max_bytes=HOOK_MAX_BYTES // 4)
+    refresh_dashboard_if_due()
+
+
+def refresh_dashboard_if_due() -> None:
+    """Hand the vault dashboard to a detached process when configured and due."""
+    if runtime.dashboard_due(user_config().get("dashboard") or {}):
+        spawn_detached(["--dashboard"])
+
+
+HANDLERS = {
+    "SessionStart": on_session_start,
+    "UserPromptSubmit": on_user_prompt_submit,
+    "PreToolUse": on_pre_tool_use,
+    "PostToolUse": on_post_tool_use,
+    "PostToolUseFailure": on_post_tool_use,
+    "Stop": on_stop,
+    "SubagentStop": on_subagent_stop,
+    "SessionEnd": on_session_end,
+}
+
+
+# ------------------------------------------------------------------- helpers ------
+
+
+def ingest_paths(candidates, *, max_bytes: int | None = HOOK_MAX_BYTES) -> list:
+    """Ingest each existing transcript; hand any backlog over `max_bytes` to a detached process."""
+    existing = [p for p in dict.fromkeys(candidates) if p and os.path.isfile(p)]
+    if not existing:
+        return []
+    from costhook.agents.claude import ingest
+
+    conn = open_db()
+    price = runtime.pricer()
+    results, deferred = [], []
+    for path in existing:
+        result = ingest.ingest_file(conn, path, price=price, max_bytes=max_bytes)
+        results.append(result)
+        if result.deferred:
+            deferred.append(path)
+    if deferred:
+        spawn_catch_up(deferred)
+    return results
+
+
+def record_session(event: Event, **facts) -> None:
+    from costhook.store import db, writes
+
+    conn = open_db()
+    with db.transaction(conn):
+        writes.upsert_session(conn, event.session_id or "unknown", agent="claude", **facts)
+
+
+def record_tool_call(event: Event) -> None:
+    from costhook.store import db, writes
+
+    try:
+        conn = open_db()
+        with db.transaction(conn):
+            writes.record_tool_call(conn, tool_call_row(event))
+    except Exception as exc:
+        log_error(event.text("hook_event_name") or "tool", exc)
+
+
+def ingest_before_deciding(event: Event, transcripts: list) -> None:
+    """Catch up before a budget decision; if that fails, the decision still runs (and its
+    own `on_error` policy applies when the data cannot be read at all)."""
+    try:
+        ingest_paths(transcripts)
+    except Exception as exc:
+        log_error(event.text("hook_event_name") or "ingest", exc)
+
+
+def budget_verdict(event: Event, record: bool = True):
+    """The budgets' verdict for this event, or None when there is nothing to say."""
+    from costhook import budgets
+
+    def context(conn):
+        ctx = budgets.session_context(conn, event.session_id, project=event.text("cwd"), agent_type=agent_type_of(event))
+        return ctx, user_config()["budgets"]
+
+    return runtime.decide(event.text("hook_event_name") or "budget", context, record=record)
+
+
+def agent_type_of(event: Event) -> str | None:
+    """The sub-agent type the work is done by: the hook's own sub-agent, or — for the main
+    agent asking to spawn one (Agent/Task tool) — the type it is about to start, so a spent
+    `agent:<type>` budget stops the spawn instead of its first tool."""
+    if event.text("agent_id") is not None:
+        return event.text("agent_type")
+    if event.text("hook_event_name") == "PreToolUse" and event.text("tool_name") in ("Agent", "Task"):
+        tool_input = event.payload.get("tool_input")
+        if isinstance(tool_input, dict) and isinstance(tool_input.get("subagent_type"), str):
+            return tool_input["subagent_type"]
+    return None
+
+
+def warning_output(verdict):
+    message = verdict.message() if verdict.warnings else None
+    return {"systemMessage": message} if message else None
+
+
+def wait_for_bytes(path: str | None, needle: bytes, timeout: float = STOP_WAIT_S) -> bool:
+    """Wait (bounded) until the transcript's tail holds `needle`; usually true at once."""
+    if not path:
+        return False
+    deadline = time.monotonic() + timeout
+    while True:
+        if tail_contains(path, needle):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_S)
+
+
+def subagent_files(folder: str | None) -> list:
+    """Every sub-agent transcript under `<session>/subagents/` (nested folders included)."""
+    found = []
+    if not folder:
+        return found
+    stack = [folder]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.name.endswith(".jsonl"):
+                found.append(entry.path)
+    return sorted(found)
+
+
+def wait_for_text(path: str | None, text: str | None, timeout: float = STOP_WAIT_S) -> bool:
+    """Wait (bounded) until the transcript holds the agent's last message.
+
+    Claude Code 2.1.330 writes the transcript through an async buffer, so Stop often fires
+    before the final assistant line is on disk. Looks only at the file's tail.
+    """
+    if not path or not text:
+        return False
+    return wait_for_bytes(path, json.dumps(text[:200], ensure_ascii=False)[1:-1].encode(), timeout)
+
+
+def tail_contains(path: str, needle: bytes, size: int = 256 << 10) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            f.seek(max(0, end - size))
+            return needle in f.read()
+    except OSError:
+        return False
+
+
+def tool_call_row(event: Event) -> dict:
+    from costhook.timeframe import now_iso
+
+    payload = event.payload
+    name = event.text("tool_name") or "?"
+    mcp_server = event.text("mcp_server")
+    if mcp_server is None and name.startswith("mcp__"):
+        mcp_server = name.split("__")[1] or None
+    duration = payload.get("duration_ms")
+    failed = payload.get("hook_event_name") == "PostToolUseFailure"
+    return {
+        "tool_use_id": event.text("tool_use_id"),
+        "agent": "claude",
+        "session_id": event.session_id,
+        "agent_id": event.text("agent_id"),
+        "tool_name": name[:200],
+        "mcp_server": mcp_server,
+        "timestamp": now_iso(),
+        "success": 0 if failed else 1,
+        "duration_ms": duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
+        "input_bytes": json_size(payload.get("tool_input")),
+        "output_bytes": json_size(payload.get("tool_response", payload.get("error"))),
+    }
+
+
+def json_size(value) -> int | None:
+    """Size of a tool's input or output, the only thing about it we keep."""
+    if value is None:
+        return None
+    try:
+        return len(json.dumps(value, ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        return None
+
+
+def git_branch(cwd: str | None) -> str | None:
+    """The checked-out branch, read from .git/HEAD (running git would cost more than the hook)."""
+    if not cwd:
+        return None
+    folder = os.path.abspath(cwd)
+    for _ in range(64):
+        dot_git = os.path.join(folder, ".git")
+        head = None
+        if os.path.isdir(dot_git):
+            head = os.path.join(dot_git, "HEAD")
+        elif os.path.isfile(dot_git):  # worktree or submodule: "gitdir: <path>"
+            try:
+                with open(dot_git) as f:
+                    line = f.read(4096).strip()
+            except OSError:
+                return None
+            if line.startswith("gitdir:"):
+                head = os.path.join(folder, line[7:].strip(), "HEAD")
+        if head:
+            try:
+                with open(head) as f:
+                    ref = f.read(4096).strip()
+            except OSError:
+                return None
+            return ref[len("ref: refs/heads/") :] if ref.startswith("ref: refs/heads/") else "HEAD"
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+    return None
+
+
+def spawn_catch_up(transcripts: list) -> None:
+    """Ingest big backlogs in a detached process so the hook returns at once."""
+    spawn_detached(["--catch-up", *transcripts])
+
+
+def catch_up(transcripts: list) -> None:
+    """The detached job `costhook hook --catch-up PATH…`: ingest backlogs whole."""
+    ingest_paths(transcripts, max_bytes=None)

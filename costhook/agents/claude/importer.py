@@ -1,0 +1,171 @@
+"""`costhook import`: backfill every Claude Code transcript under its config directories.
+
+Uses the very same incremental ingest as the hook, so an import and the hooks give the
+same rows, and importing twice changes nothing (the cursors say there is nothing new).
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from costhook.agents.claude import ingest
+from costhook.pricing import prices
+from costhook.store import db
+from costhook.agents import jsonl
+
+
+@dataclass
+class ImportSummary:
+    files: int = 0
+    bytes_read: int = 0
+    lines: int = 0
+    calls: int = 0
+    changed: int = 0
+    malformed: int = 0
+    synthetic: int = 0
+
+
+def default_claude_dirs() -> list[Path]:
+    """Where Claude Code keeps transcripts: $CLAUDE_CONFIG_DIR (comma-separated list allowed),
+    ~/.claude and ~/.config/claude — those that exist."""
+    candidates = []
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    if configured:
+        candidates += [Path(part).expanduser() for part in configured.split(",") if part.strip()]
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    candidates += [Path.home() / ".claude", (Path(xdg).expanduser() if xdg else Path.home() / ".config") / "claude"]
+    found, seen = [], set()
+    for folder in candidates:
+        projects = folder / "projects"
+        key = str(projects.resolve()) if projects.is_dir() else None
+        if key and key not in seen:
+            seen.add(key)
+            found.append(folder)
+    return found
+
+
+def projects_dir(folder: Path) -> Path:
+    """Accept a Claude config dir (holding projects/) or the projects dir itself."""
+    return folder / "projects" if (folder / "projects").is_dir() else folder
+
+
+def transcript_files(folders: list[Path]) -> list[tuple[str, int]]:
+    """(path, size) of every .jsonl transcript, oldest first so a session's original copy of a
+    replayed call is seen before a resumed session's copy."""
+    found = {}
+    for folder in folders:
+        for root, dirs, files in os.walk(projects_dir(folder)):
+            dirs.sort()
+            for name in files:
+                if name.endswith(".jsonl"):
+                    path = os.path.join(root, name)
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        continue
+                    found[path] = (st.st_mtime_ns, st.st_size)
+    ordered = sorted(found.items(), key=lambda item: (item[1][0], item[0]))
+    return [(path, size) for path, (_, size) in ordered]
+
+
+PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it saves
+BATCH_BYTES = 32 << 20  # new transcript bytes per transaction: fewer, larger commits touch each rollup row less often
+WINDOW_BYTES = 2 * BATCH_BYTES  # transcript bytes handed to the workers ahead of the writer
+WINDOW_FILES = 256
+
+
+def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
+                  files: list | None = None) -> ImportSummary:
+    """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file.
+
+    Large imports parse, and price into rows (ingest.prepare), in worker processes while
+    this process writes, in file order: the database has one writer, so it does as little
+    as it can. Results are the same as the hooks': the same plan / read_chunks / commit
+    steps, only spread out.
+    """
+    summary = ImportSummary()
+    price = price or prices.pricer()
+    jsonl.use_fast_parser()
+    if files is None:  # (path, size) as transcript_files gives them, if the caller has them
+        files = transcript_files([f for f in folders if f.is_dir()])
+    starts = ((ingest.plan(conn, path), size) for path, size in files)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    pending_bytes = sum(size for _, size in files)
+    global _price
+    _price = price  # what _parse_file prices with, in this process or the forked workers
+    if hasattr(price, "prepare"):
+        price.prepare()  # load the table once, before the workers fork
+    if workers > 1 and pending_bytes >= PARALLEL_MIN_BYTES:
+        chunks = _parse_in_workers(starts, workers)
+    else:
+        chunks = ((start, size, _parse_file(start)) for start, size in starts)
+    result = ingest.IngestResult(path="")
+    batch, batch_bytes, batch_sizes = [], 0, 0
+    with db.bulk_writes(conn):
+        for start, size, parsed in chunks:
+            summary.files += 1
+            batch += parsed
+            batch_bytes += sum(chunk.nbytes for chunk in parsed)
+            batch_sizes += size
+            if batch_bytes >= BATCH_BYTES:
+                _commit(conn, batch, price, result, progress, batch_sizes)
+                batch, batch_bytes, batch_sizes = [], 0, 0
+        _commit(conn, batch, price, result, progress, batch_sizes)
+    _add_result(summary, result)
+    return summary
+
+
+def _commit(conn, batch: list, price, result, progress, sizes: int) -> None:
+    """One transaction for a batch of files (about BATCH_BYTES of new lines)."""
+    if batch:
+        ingest.commit(conn, batch, price, result)
+    if progress and sizes:
+        progress(sizes)
+
+
+def _add_result(summary: ImportSummary, result) -> None:
+    summary.bytes_read += result.bytes_read
+    summary.lines += result.lines
+    summary.calls += result.calls
+    summary.changed += result.changed
+    summary.malformed += result.malformed
+    summary.synthetic += result.synthetic
+
+
+_price = None  # set by import_claude
+
+
+def _parse_file(start):
+    """The file's new lines, parsed and prepared as rows (ingest.prepare)."""
+    return [ingest.prepare(chunk, _price) for chunk in ingest.read_chunks(start)] if start else []
+
+
+def _parse_in_workers(starts, workers: int):
+    """(start, size, chunks) in input order, parsed by a process pool; at most WINDOW_BYTES
+    (or WINDOW_FILES) in flight, so memory stays flat however big the tree is."""
+    import multiprocessing
+    from collections import deque
+
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers) as pool:
+        window, window_bytes = deque(), 0
+        for start, size in starts:
+            if start is not None and start.offset >= start.size:
+                window.append((start, size, None))  # nothing new: no need to ship it to a worker
+            else:
+                window.append((start, size, pool.apply_async(_parse_file, (start,))))
+                window_bytes += size
+            # The writer commits about BATCH_BYTES at a time; meanwhile the workers
+            # keep parsing what the window holds: two batches' worth.
+            while window_bytes > WINDOW_BYTES or len(window) > WINDOW_FILES:
+                item = window.popleft()
+                if item[2] is not None:
+                    window_bytes -= item[1]
+                yield _resolved(item)
+        while window:
+            yield _resolved(window.popleft())
+
+
+def _resolved(item):
+    start, size, future = item
+    return start, size, [] if future is None else future.get()

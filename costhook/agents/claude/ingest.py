@@ -1,0 +1,295 @@
+"""Incremental ingest of one transcript file into the database.
+
+Shared by the hook (a few new lines per call) and `costhook import` (whole trees): both
+read from the stored byte offset up to the last complete line, fold the lines into call
+records, and commit the records together with the new offset, so a crash leaves either
+both or neither. Standard library only.
+"""
+
+import os
+import sqlite3
+
+from costhook.pricing import prices
+from costhook.store import db, rollup, writes
+from costhook.agents import jsonl
+from costhook.agents.claude import transcript
+from costhook.usage import merge_call
+
+HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
+COMMIT_EVERY = 8 << 20  # bytes parsed per transaction during a long catch-up
+
+
+class IngestResult:
+    """What one ingest of one file did (a plain class: dataclasses cost the hook ~10 ms)."""
+
+    __slots__ = ("path", "bytes_read", "lines", "calls", "changed", "malformed", "synthetic",
+                 "pending", "deferred", "missing")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.bytes_read = 0
+        self.lines = 0
+        self.calls = 0  # distinct calls seen in the new bytes
+        self.changed = 0  # rows inserted or updated
+        self.malformed = 0
+        self.synthetic = 0
+        self.pending = 0  # bytes left unread (a partial last line, or a deferred catch-up)
+        self.deferred = False
+        self.missing = False
+
+
+
+def ingest_file(
+    conn: sqlite3.Connection,
+    path: str,
+    *,
+    price=None,
+    max_bytes: int | None = None,
+    ctx: transcript.FileContext | None = None,
+) -> IngestResult:
+    """Ingest the new complete lines of `path`.
+
+    With `max_bytes`, a backlog larger than that is left alone (`deferred=True`) so the
+    caller can hand it to a background process instead of stalling the agent.
+    """
+    result = IngestResult(path=path)
+    start = plan(conn, path)
+    if start is None:
+        result.missing = True
+        return result
+    result.pending = start.size - start.offset
+    if result.pending <= 0:
+        return result
+    if max_bytes is not None and result.pending > max_bytes:
+        result.deferred = True
+        return result
+    price = price or prices.pricer()
+    for chunk in read_chunks(start, ctx):
+        commit(conn, [chunk], price, result)
+    result.pending = max(0, start.size - start.offset - result.bytes_read)
+    return result
+
+
+class Start:
+    """Where reading a file resumes: decided from the cursor, used by read_chunks (which may
+    run in another process) and by commit."""
+
+    __slots__ = ("path", "offset", "state", "size", "inode", "head")
+
+    def __init__(self, path, offset, state, size, inode, head):
+        self.path, self.offset, self.state = path, offset, state  # state: ReadState JSON
+        self.size, self.inode, self.head = size, inode, head
+
+
+class Chunk:
+    """Parsed complete lines of one file, ready to commit with the offset they end at."""
+
+    __slots__ = ("start", "offset", "nbytes", "parsed", "state", "prepared")
+
+    def __init__(self, start, offset, nbytes, parsed, state):
+        self.start, self.offset, self.nbytes, self.parsed, self.state = start, offset, nbytes, parsed, state
+        self.prepared = None  # a Prepared, once prepare() has turned the calls into rows
+
+
+class Prepared:
+    """A chunk's calls as ready `requests` rows, priced, with their rollup delta and the
+    session facts they carry: made by prepare() in an import's parse workers, so the one
+    writer only inserts. (parsed.calls is emptied: the rows are what travels.)"""
+
+    __slots__ = ("shapes", "spend", "sessions")
+
+    def __init__(self, shapes: dict, spend: dict, sessions: dict):
+        self.shapes = shapes  # column tuple -> [value tuple, ...], as writes.stored_row makes them
+        self.spend = spend  # SpendDelta groups of all those rows
+        self.sessions = sessions  # session id -> facts (_chunk_session_facts)
+
+    def count(self) -> int:
+        return sum(len(rows) for rows in self.shapes.values())
+
+    def rows(self):
+        """(key, message_id, row values, columns) of every row."""
+        for columns, rows in self.shapes.items():
+            key_at, message_at = columns.index("key"), columns.index("message_id")
+            for values in rows:
+                yield values[key_at], values[message_at], values, columns
+
+
+def prepare(chunk: Chunk, price) -> Chunk:
+    """Price the chunk's calls into rows now (see Prepared); commit() inserts them as they
+    are when nothing else in the database or the batch is a sighting of the same call, and
+    merges them like any other record otherwise."""
+    shapes, spend = {}, rollup.SpendDelta()
+    for record in chunk.parsed.calls.values():
+        row, tools = writes.stored_row(record, price)
+        shapes.setdefault(tuple(row), []).append(tuple(row.values()))
+        spend.add(row, +1, tools)
+    chunk.prepared = Prepared(shapes, spend.groups, _chunk_session_facts(chunk.parsed))
+    chunk.parsed.calls = {}
+    return chunk
+
+
+def plan(conn: sqlite3.Connection, path: str) -> Start | None:
+    """The resume point for `path` (None if it is not a readable file)."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            head = f.read(HEAD_BYTES)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    offset, state = _resume_point(writes.get_cursor(conn, path), st, head)
+    return Start(path, offset, state, st.st_size, st.st_ino, head.hex())
+
+
+def read_chunks(start: Start, ctx: transcript.FileContext | None = None):
+    """Parse the complete lines after `start.offset`, COMMIT_EVERY bytes at a time.
+
+    Pure: no database. A partial last line is left for the next read.
+    """
+    ctx = ctx or transcript.context_for(start.path)
+    state = transcript.ReadState.from_json(start.state)
+    offset = start.offset
+    try:
+        f = open(start.path, "rb")
+    except OSError:
+        return
+    with f:
+        if os.fstat(f.fileno()).st_ino != start.inode:
+            return  # replaced since planned; the next ingest starts over
+        f.seek(offset)
+        for batch, nbytes in jsonl.line_batches(f, COMMIT_EVERY):
+            yield Chunk(start, offset, nbytes, transcript.parse_lines(batch, ctx, state), state.to_json())
+            offset += nbytes
+
+
+def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes) -> tuple[int, str]:
+    """Where to continue reading: the stored offset if this is still the same, not shrunk, file."""
+    stored_head = (cursor or {}).get("head") or ""
+    if not jsonl.resumable(cursor, st) or not head.hex().startswith(stored_head):
+        return 0, ""  # shrunk or replaced: re-read; the dedup keys make it safe
+    return cursor["offset"], cursor.get("state") or ""
+
+
+def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) -> None:
+    """Write the chunks' calls, and the offset after each chunk, in one transaction.
+
+    The hook commits one chunk at a time; an import batches many files' chunks, so it
+    pays for a transaction, the lookups and the rollup update once per batch. The result
+    is the same: the calls are folded in the order they were read (usage.merge_call).
+    Prepared rows that meet no other sighting of their call (in the batch or stored) are
+    inserted as they are; everything else goes through writes.merge_requests.
+    """
+    if hasattr(price, "prepare") and any(chunk.prepared or chunk.parsed.calls for chunk in chunks):
+        price.prepare()
+    sessions = {}
+    for chunk in chunks:
+        _session_facts(chunk.prepared.sessions if chunk.prepared else _chunk_session_facts(chunk.parsed), sessions)
+    with db.transaction(conn):
+        # Under the write lock: what is stored cannot change between the lookups and the writes.
+        new_rows, spend, calls = _lanes(conn, chunks)
+        if new_rows:
+            try:
+                result.changed += writes.insert_new_requests(conn, new_rows, spend)
+            except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
+                for columns, rows in new_rows.items():
+                    key_at = columns.index("key")
+                    calls.update((values[key_at], writes.record_of(dict(zip(columns, values)))) for values in rows)
+        result.changed += writes.merge_requests(conn, calls, price)
+        for sid, facts in sessions.items():
+            writes.fill_session(conn, sid, agent="claude", **facts)
+        for chunk in chunks:
+            _note_cost_state(conn, chunk.parsed)
+            start = chunk.start
+            writes.advance_cursor(conn, start.path, chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
+                                 head=start.head, state=chunk.state)
+    for chunk in chunks:
+        parsed = chunk.parsed
+        result.bytes_read += chunk.nbytes
+        result.lines += parsed.lines
+        result.calls += chunk.prepared.count() if chunk.prepared else len(parsed.calls)
+        result.malformed += parsed.malformed
+        result.synthetic += parsed.synthetic
+
+
+def _lanes(conn: sqlite3.Connection, chunks: list) -> tuple[dict, "rollup.SpendDelta", dict]:
+    """(prepared rows to insert as they are, their rollup delta, records to merge).
+
+    A prepared row goes to the merge lane when its key or message.id appears twice in the
+    batch or is already stored (a streamed call across chunks, a resumed session's copy, a
+    replay). Records to merge keep the order they were read in."""
+    new_rows, spend, calls = {}, rollup.SpendDelta(), {}
+    prepared = any(chunk.prepared for chunk in chunks)
+    new_keys, new_messages = _unique_and_unstored(conn, chunks) if prepared else (set(), set())
+    for chunk in chunks:
+        if chunk.prepared is None:
+            records = chunk.parsed.calls.items()
+        else:
+            spend.add_groups(chunk.prepared.spend)
+            records = []
+            for key, message_id, values, columns in chunk.prepared.rows():
+                if key in new_keys and (message_id is None or message_id in new_messages):
+                    new_rows.setdefault(columns, []).append(values)
+                else:
+                    row = dict(zip(columns, values))
+                    spend.add(row, -1)
+                    records.append((key, writes.record_of(row)))
+        for key, record in records:
+            previous = calls.get(key)
+            calls[key] = merge_call(previous, record) if previous else record
+    return new_rows, spend, calls
+
+
+def _unique_and_unstored(conn: sqlite3.Connection, chunks: list) -> tuple[set, set]:
+    """The call keys, and the message ids, seen once in `chunks` and not in the database."""
+    keys, message_ids = {}, {}
+    for chunk in chunks:
+        if chunk.prepared:
+            sightings = ((key, message_id) for key, message_id, _, _ in chunk.prepared.rows())
+        else:
+            sightings = ((key, record.get("message_id")) for key, record in chunk.parsed.calls.items())
+        for key, message_id in sightings:
+            keys[key] = keys.get(key, 0) + 1
+            if message_id is not None:
+                message_ids[message_id] = message_ids.get(message_id, 0) + 1
+    keys = [key for key, count in keys.items() if count == 1]
+    message_ids = [message_id for message_id, count in message_ids.items() if count == 1]
+    stored_keys, stored_messages = writes.stored_ids(conn, keys, message_ids)
+    return set(keys) - stored_keys, set(message_ids) - stored_messages
+
+
+def _session_facts(chunk_facts: dict, sessions: dict) -> None:
+    """Add one chunk's session facts (_chunk_session_facts) to `sessions`: the earliest
+    start; otherwise what was learnt first stays (as fill_session would keep it, chunk
+    after chunk)."""
+    for sid, facts in chunk_facts.items():
+        known = sessions.setdefault(sid, {})
+        for name, value in facts.items():
+            if value is None:
+                continue
+            if known.get(name) is None or (name == "started_at" and value < known[name]):
+                known[name] = value
+
+
+def _chunk_session_facts(parsed: transcript.ParseResult) -> dict:
+    sessions = {}
+    for record in parsed.calls.values():
+        sid = record.get("session_id")
+        if not sid:
+            continue
+        facts = sessions.setdefault(sid, {"started_at": record.get("timestamp")})
+        stamp = record.get("timestamp")
+        if stamp and (facts["started_at"] is None or stamp < facts["started_at"]):
+            facts["started_at"] = stamp
+        if not record.get("is_sidechain"):
+            for name in ("project", "git_branch", "entrypoint"):
+                facts.setdefault(name, record.get(name))
+    return sessions
+
+
+def _note_cost_state(conn, parsed: transcript.ParseResult) -> None:
+    """The CLI's own running total for the session (kept beside ours, never as usage)."""
+    if parsed.cost_state and parsed.cost_state.get("session_id"):
+        writes.upsert_session(
+            conn,
+            parsed.cost_state["session_id"],
+            reported_cost_nanousd=round(parsed.cost_state["total_cost_usd"] * 1_000_000_000),
+        )

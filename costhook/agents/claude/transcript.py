@@ -1,0 +1,270 @@
+"""Claude Code transcript lines → usage records.
+
+One API response is written as several lines (one per content block) that share
+`message.id` and `requestId`; output tokens grow from line to line. So this module
+only turns lines into per-line records; `usage.merge_call` folds the copies of one call
+into one row, here and again in the database (a call can span two reads).
+
+Standard library only: this runs inside the hook.
+"""
+
+import json
+import os
+
+from costhook.agents.jsonl import load_line, utc_timestamp
+from costhook.usage import as_count, merge_call
+
+# Cheap byte tests that decide whether a line is worth parsing at all. A line we care
+# about always carries one of these; everything else (attachments, request blobs,
+# snapshots, progress) is skipped without json.loads.
+_ASSISTANT = b'"assistant"'
+_USER = b'"user"'
+_COMMAND = b"<command-name>"
+_COST_STATE = b'"cost-state"'
+
+
+class FileContext:
+    """What the reader knows about a transcript file besides its lines.
+
+    (Plain classes here: importing dataclasses costs the hook ~10 ms.)"""
+
+    __slots__ = ("path", "session_id", "agent_id", "agent_type")
+
+    def __init__(self, path: str, session_id=None, agent_id=None, agent_type=None):
+        self.path = path
+        self.session_id = session_id  # from the file name; a line's own sessionId wins
+        self.agent_id = agent_id  # set for subagents/agent-<id>.jsonl files
+        self.agent_type = agent_type  # from the sidecar agent-<id>.meta.json
+
+
+class ReadState:
+    """Attribution carried from line to line (and between incremental reads)."""
+
+    __slots__ = ("skill",)
+
+    def __init__(self, skill: str | None = None):
+        self.skill = skill  # active slash command or skill
+
+    def to_json(self) -> str:
+        return json.dumps({"skill": self.skill}) if self.skill else ""
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "ReadState":
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return cls()
+        skill = data.get("skill") if isinstance(data, dict) else None
+        return cls(skill=skill if isinstance(skill, str) else None)
+
+
+class ParseResult:
+    __slots__ = ("calls", "cost_state", "malformed", "synthetic", "lines")
+
+    def __init__(self):
+        self.calls = {}  # key -> merged record
+        self.cost_state = None  # last cost-state line: {session_id, total_cost_usd}
+        self.malformed = 0
+        self.synthetic = 0
+        self.lines = 0
+
+
+def context_for(path: str) -> FileContext:
+    """Derive the session / sub-agent identity of a transcript from its path.
+
+    Layout: projects/<cwd>/<session>.jsonl and projects/<cwd>/<session>/subagents/agent-<id>.jsonl
+    """
+    stem = os.path.basename(path)
+    stem = stem[:-6] if stem.endswith(".jsonl") else stem
+    parent = os.path.dirname(path)
+    if stem.startswith("agent-") and os.path.basename(parent) == "subagents":
+        session_dir = os.path.dirname(parent)
+        return FileContext(
+            path=path,
+            session_id=os.path.basename(session_dir),
+            agent_id=stem[len("agent-") :],
+            agent_type=_read_agent_type(path[:-6] + ".meta.json"),
+        )
+    return FileContext(path=path, session_id=stem)
+
+
+def _read_agent_type(meta_path: str) -> str | None:
+    try:
+        with open(meta_path, "rb") as f:
+            meta = json.loads(f.read(65536))
+    except (OSError, ValueError):
+        return None
+    value = meta.get("agentType") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def parse_lines(lines, ctx: FileContext, state: ReadState, result: ParseResult | None = None) -> ParseResult:
+    """Fold complete transcript lines (bytes, with or without the newline) into `result`."""
+    result = result or ParseResult()
+    for raw in lines:
+        result.lines += 1
+        if _ASSISTANT in raw:
+            _assistant_line(raw, ctx, state, result)
+        elif _USER in raw:
+            if _COMMAND in raw:
+                _command_line(raw, state, result)
+            elif state.skill is not None:
+                _maybe_new_prompt(raw, state)
+        elif _COST_STATE in raw:
+            _cost_state_line(raw, result)
+    return result
+
+
+def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: ParseResult) -> None:
+    line = load_line(raw)
+    if not isinstance(line, dict):
+        result.malformed += 1
+        return
+    get = line.get
+    if get("type") != "assistant":
+        if get("type") == "user":
+            _user_record(line, state)
+        return
+    message = get("message")
+    if not isinstance(message, dict):
+        return
+    tools, skill_called = _tools_requested(message.get("content"))
+    usage = message.get("usage")
+    model = message.get("model")
+    if model == "<synthetic>":
+        result.synthetic += 1
+        return
+    if not isinstance(usage, dict) or not isinstance(model, str) or not model:
+        return
+    message_id = message.get("id")
+    if not isinstance(message_id, str) or not message_id:
+        return
+    request_id = get("requestId")
+    request_id = request_id if isinstance(request_id, str) else ""
+    session_id = get("sessionId")
+    agent_id = get("agentId")
+    agent_id = agent_id if isinstance(agent_id, str) and agent_id else ctx.agent_id
+    record = _usage_record(usage)
+    record.update(
+        key=f"{message_id}:{request_id}",
+        agent="claude",
+        message_id=message_id,
+        request_id=request_id or None,
+        session_id=session_id if isinstance(session_id, str) and session_id else ctx.session_id,
+        agent_id=agent_id,
+        agent_type=ctx.agent_type,
+        is_sidechain=int(bool(get("isSidechain")) or ctx.agent_id is not None),
+        project=_str(get("cwd")),
+        git_branch=_str(get("gitBranch")),
+        timestamp=utc_timestamp(get("timestamp")),
+        model=model,
+        tools=tools,
+        skill=state.skill,
+        entrypoint=_str(get("entrypoint")),
+        source_path=ctx.path,
+    )
+    if record["is_sidechain"] or agent_id:
+        record["parent_session_id"] = record["session_id"]
+    key = record["key"]
+    previous = result.calls.get(key)
+    result.calls[key] = merge_call(previous, record) if previous else record
+    if skill_called:
+        state.skill = skill_called
+
+
+def _usage_record(usage: dict) -> dict:
+    get = usage.get
+    cache_write = as_count(get("cache_creation_input_tokens"))
+    split = get("cache_creation")
+    write_1h = as_count(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
+    # A write without the 5 min / 1 h breakdown is a 5-minute write.
+    write_1h = min(write_1h, cache_write)
+    server = get("server_tool_use")
+    return {
+        "input_tokens": as_count(get("input_tokens")),
+        "output_tokens": as_count(get("output_tokens")),
+        "cache_write_5m_tokens": cache_write - write_1h,
+        "cache_write_1h_tokens": write_1h,
+        "cache_read_tokens": as_count(get("cache_read_input_tokens")),
+        "web_search_requests": as_count(server.get("web_search_requests")) if isinstance(server, dict) else 0,
+        "speed": _str(get("speed")),
+        "inference_geo": _str(get("inference_geo")),
+        "service_tier": _str(get("service_tier")),
+    }
+
+
+def _tools_requested(content) -> tuple[list, str | None]:
+    """Names of the tools a response asked for (MCP names kept whole), and a Skill it invoked."""
+    if not isinstance(content, list):
+        return [], None
+    names, skill = [], None
+    for block in content:
+        if not isinstance(block, dict) or block.get("type") != "tool_use":
+            continue
+        name = block.get("name")
+        if isinstance(name, str) and name and name not in names:
+            names.append(name)
+        if name == "Skill":
+            args = block.get("input")
+            if isinstance(args, dict):
+                value = args.get("skill") or args.get("command")
+                skill = value if isinstance(value, str) and value else skill
+    return names, skill
+
+
+def _command_line(raw: bytes, state: ReadState, result: ParseResult) -> None:
+    line = load_line(raw)
+    if not isinstance(line, dict):
+        result.malformed += 1
+        return
+    if line.get("type") == "user":
+        _user_record(line, state)
+
+
+def _maybe_new_prompt(raw: bytes, state: ReadState) -> None:
+    """A human prompt ends the active slash command's turn (called only while one is active).
+    Only parse when the line might be a prompt."""
+    if b'"tool_result"' in raw or b'"isMeta":true' in raw:
+        return
+    line = load_line(raw)
+    if isinstance(line, dict) and line.get("type") == "user":
+        _user_record(line, state)
+
+
+def _user_record(line: dict, state: ReadState) -> None:
+    if line.get("isMeta") or line.get("isSidechain"):
+        return
+    message = line.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    text = content if isinstance(content, str) else None
+    if isinstance(content, list):
+        if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+            return  # a tool result continues the turn
+        text = " ".join(b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str))
+    if text is None:
+        return
+    state.skill = _command_name(text)
+
+
+def _command_name(text: str) -> str | None:
+    start = text.find("<command-name>")
+    if start < 0:
+        return None
+    end = text.find("</command-name>", start)
+    name = text[start + len("<command-name>") : end if end >= 0 else None].strip()
+    return name[:200] or None
+
+
+def _cost_state_line(raw: bytes, result: ParseResult) -> None:
+    line = load_line(raw)
+    if not isinstance(line, dict) or line.get("type") != "cost-state":
+        return
+    total = line.get("totalCostUSD")
+    if isinstance(total, (int, float)) and not isinstance(total, bool) and 0 <= total < 1e9:
+        result.cost_state = {"session_id": _str(line.get("sessionId")), "total_cost_usd": total}
+
+
+def _str(value) -> str | None:
+    return value[:1000] if value and isinstance(value, str) else None

@@ -1,0 +1,226 @@
+"""The hook process, for every agent: its payload, its lazy database and config, budget
+decisions, detached jobs and the one-line error log.
+
+A hook runs on the agent's critical path for every tool call, so this module imports only
+the standard library and costhook's stdlib-only modules, opens the database and reads the
+config only when a handler asks, and never breaks the agent: `run_hook` turns any internal
+error into exit 0, no output and one line in `$COSTHOOK_HOME/errors.log`. Rows that could
+not be written are not lost: a transcript's cursor did not advance, so the next hook (or
+`costhook import`) picks them up.
+"""
+
+import json
+import os
+import sys
+import time
+
+from costhook import paths
+
+AGENT_HOOKS = {  # `costhook hook --agent NAME` → the module whose handle(payload) answers its events
+    "claude": "costhook.agents.claude.hook",
+    "openclaw": "costhook.agents.openclaw.hook",
+}
+MAX_STDIN = 32 << 20
+BUSY_TIMEOUT_MS = 3000
+ERRORS_LOG_MAX = 1 << 20
+DASHBOARD_MIN_INTERVAL_S = 60  # the config's default for [dashboard] min_interval_seconds
+
+
+def run_hook(agent: str) -> int:
+    """Read one event (a JSON object) from stdin; print the agent's answer to it as JSON,
+    if it has one. 0 whatever happens."""
+    event = "?"
+    try:
+        payload = read_payload(sys.stdin.buffer)
+        event = str(payload.get("hook_event_name") or "?")[:40]
+        output = handler(agent)(payload)
+        if output:
+            sys.stdout.write(json.dumps(output))
+            sys.stdout.flush()
+    except Exception as exc:  # fail-open: the agent must never see our bugs
+        log_error(event, exc)
+    return 0
+
+
+def handler(agent: str):
+    """The agent's `handle(payload) -> answer | None`, imported now (only that agent's code)."""
+    if agent not in AGENT_HOOKS:
+        from costhook.errors import BadPayload
+
+        raise BadPayload(f"unknown --agent {agent!r}")
+    return __import__(AGENT_HOOKS[agent], fromlist=["handle"]).handle
+
+
+def run_job(name: str, job) -> int:
+    """A detached job (`costhook hook --NAME`): `job()`, its failures logged; always 0."""
+    try:
+        job()
+    except Exception as exc:
+        log_error(name, exc)
+    return 0
+
+
+def read_payload(stream) -> dict:
+    """The hook's JSON object from a binary stream (at most MAX_STDIN bytes)."""
+    from costhook.errors import BadPayload
+
+    data = stream.read(MAX_STDIN + 1)
+    if len(data) > MAX_STDIN:
+        raise BadPayload(f"stdin larger than {MAX_STDIN} bytes")
+    if not data.strip():
+        raise BadPayload("empty stdin")
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        raise BadPayload(f"stdin is not JSON ({exc.msg} at char {exc.pos})") from None
+    if not isinstance(payload, dict):
+        raise BadPayload(f"stdin is a JSON {type(payload).__name__}, not an object")
+    return payload
+
+
+# ------------------------------------------------------------- lazy state ---------
+
+_conn = None
+_config = None
+_upgrade_spawned = False
+
+
+def open_db():
+    """The database connection, opened on first use: a hook with nothing to write never
+    touches (or creates) the database. A large database that needs schema steps is
+    upgraded by a detached process; until then this raises UpgradePending."""
+    global _conn, _upgrade_spawned
+    if _conn is None:
+        from costhook.errors import UpgradePending
+        from costhook.store import db
+
+        try:
+            _conn = db.connect(busy_timeout_ms=BUSY_TIMEOUT_MS, upgrade=False)
+        except UpgradePending:
+            if not _upgrade_spawned:  # the cursors wait: the next hook after it catches up
+                _upgrade_spawned = True
+                spawn_detached(["--upgrade"])
+            raise
+    return _conn
+
+
+def user_config() -> dict:
+    """The validated config ({} without a file). A broken config must not stop the agent
+    or the capture: it is logged once per hook and treated as empty."""
+    global _config
+    if _config is None:
+        config_file = paths.config_file()
+        _config = {}
+        if os.path.exists(config_file):
+            from costhook.config import load as config
+            from costhook.errors import ConfigError
+
+            try:
+                _config = config.load(config_file)
+            except ConfigError as exc:
+                log_error("config", exc)
+    return _config
+
+
+def forget() -> None:
+    """Close the connection and forget the config: what a new hook process starts from."""
+    global _conn, _config
+    if _conn is not None:
+        _conn.close()
+    _conn, _config = None, None
+
+
+def price_table():
+    """The bundled prices, with the user's overrides from the config file if it has any."""
+    from costhook.errors import PriceConfigError
+    from costhook.pricing import prices
+
+    try:
+        return prices.load_table(user_config().get("prices"))
+    except PriceConfigError as exc:
+        log_error("config", exc)
+        return prices.load_table()
+
+
+def pricer():
+    """`price(record)` with the table built on first use: most hooks have nothing to price."""
+    from costhook.pricing import prices
+
+    return prices.pricer(load=price_table)
+
+
+# ------------------------------------------------------------- budgets ------------
+
+
+def decide(where: str, context, *, record: bool = True, notify_on_block: bool = False):
+    """The budgets' verdict, or None when no budget is configured.
+
+    `context(conn)` → (budgets.Context, the budgets to check). If costhook cannot read its
+    own data, the budgets' `on_error` policy decides (budgets.on_error). Newly fired
+    thresholds (and, with `notify_on_block`, a block) go to the notifier, detached."""
+    cfg = user_config()
+    if not cfg.get("budgets"):
+        return None
+    from costhook import budgets, timeframe
+
+    try:
+        conn = open_db()
+        ctx, checked = context(conn)
+        verdict = budgets.check(conn, checked, ctx, tz=timeframe.local_zone(cfg.get("timezone")), record=record)
+    except Exception as exc:
+        log_error(where, exc)
+        return budgets.on_error(cfg["budgets"], exc)
+    if record and (verdict.warnings or (notify_on_block and verdict.block is not None)) and cfg.get("notify"):
+        spawn_detached(["--notify"])
+    return verdict
+
+
+# ------------------------------------------------------------- processes ----------
+
+
+def spawn_detached(args: list) -> None:
+    """Run `costhook hook ARGS` in its own session, detached from the agent's hook."""
+    import subprocess
+
+    subprocess.Popen(
+        [sys.executable, "-m", "costhook", "hook", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def dashboard_due(settings: dict, now_ts: float | None = None) -> bool:
+    """Is the vault dashboard configured to refresh after a session, and was its last
+    refresh (the stamp file's time) at least `min_interval_seconds` ago? One stat: the
+    detached refresh asks again under the dashboard's lock."""
+    if not settings.get("refresh_on_session_end") or not settings.get("vault"):
+        return False
+    try:
+        age = (now_ts or time.time()) - os.stat(paths.dashboard_stamp_file()).st_mtime
+    except OSError:
+        return True
+    return age >= float(settings.get("min_interval_seconds", DASHBOARD_MIN_INTERVAL_S))
+
+
+def log_error(event: str, exc: BaseException) -> None:
+    """One line per failure, never the payload's content; rotated at 1 MB."""
+    try:
+        log = paths.errors_log_file()
+        paths.ensure_private_dir(os.path.dirname(log))
+        try:
+            if os.stat(log).st_size > ERRORS_LOG_MAX:
+                os.replace(log, log + ".1")
+        except FileNotFoundError:
+            pass
+        message = str(exc).replace("\n", " ")[:300]
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} hook {event}: {type(exc).__name__}: {message}\n"
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+    except Exception:
+        pass  # nowhere left to report; the agent still must not notice

@@ -1,0 +1,216 @@
+"""`costhook report` without click: its options, its work and its output.
+
+A report is the command users wait for, and click's import alone costs more than the
+report's work. So __main__ gives `costhook report …` to `fast()` before click is imported.
+`fast()` understands only well-formed command lines and hands everything else (help, an
+unknown option, an odd or bad value, any error) to the click command in cli.py, which is
+built from the same OPTIONS and prints the same `output()`: click still writes every help
+text and error message, and its exit codes.
+"""
+
+import os
+import sys
+
+from costhook import timeframe
+from costhook.views import report
+
+
+class Option:
+    """One option of `costhook report`: how click declares it, what `parse` accepts."""
+
+    def __init__(self, flag: str, name: str, help: str | None = None, *, choices: tuple = (), default=None,
+                 kind: str = "text"):
+        self.flag, self.name, self.help = flag, name, help
+        self.choices, self.default = choices, default
+        self.kind = "choice" if choices else kind  # "text", "choice", "date" (YYYY-MM-DD) or "db" (cli.db_option)
+
+    def convert(self, value: str):
+        """The value click would pass on, or None if click must judge it."""
+        if not value or value.startswith("-"):
+            return None
+        if self.kind == "choice":
+            return value if value in self.choices else None
+        if self.kind == "date":  # click.DateTime(["%Y-%m-%d"]) gives a datetime
+            from datetime import datetime
+
+            digits = value[:4] + value[5:7] + value[8:]
+            if len(value) != 10 or value[4] + value[7] != "--" or not (digits.isascii() and digits.isdigit()):
+                return None
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                return None
+        return value
+
+
+OPTIONS = (
+    Option("--by", "by", choices=report.GROUPS, default="day"),
+    Option("--since", "since", "First day (inclusive, in --tz).", kind="date"),
+    Option("--until", "until", "Last day (inclusive, in --tz).", kind="date"),
+    Option("--tz", "tz_name", "IANA time zone for days/weeks/months (default: config `timezone`, else local)."),
+    Option("--session", "session_id", "Only this session."),
+    Option("--project", "project", "Only this project (its path)."),
+    Option("--format", "fmt", choices=("table", "json", "csv", "markdown"), default="table"),
+    Option("--db", "db_path", kind="db"),
+)
+
+
+def parse(argv: list[str]) -> dict | None:
+    """The options of a plain `costhook report` command line (`--flag value` or
+    `--flag=value`, each at most once), as the click command receives them; None for
+    anything else."""
+    options = {option.flag: option for option in OPTIONS}
+    values = {option.name: option.default for option in OPTIONS}
+    args = iter(argv)
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        option = options.pop(flag, None)  # popped: a repeated flag is click's to handle
+        if option is None:
+            return None
+        value = option.convert(value if equals else next(args, ""))
+        if value is None:
+            return None
+        values[option.name] = value
+    return values
+
+
+class BadOption(Exception):
+    """A wrong option value or combination; `option` names it (None: the usage is wrong)."""
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(message)
+        self.message, self.option = message, option
+
+
+def output(options: dict, *, load_config, open_store, price_table) -> str:
+    """Everything `costhook report` prints, for `options` as `parse` or click gives them.
+    The loaders are the caller's (cli.py's raise click's errors); raises BadOption."""
+    by, since, until = options["by"], options["since"], options["until"]
+    cfg = load_config()
+    tz = zone(options["tz_name"] or cfg.get("timezone"))
+    if since and until and since > until:
+        raise BadOption("--since is after --until", "--since")
+    win = timeframe.dates_window(since.date() if since else None, until.date() if until else None, tz)
+    filters = {k: v for k, v in (("session_id", options["session_id"]), ("project", options["project"])) if v}
+    if by == "message" and not options["session_id"]:
+        raise BadOption("--by message lists every API call: give --session ID")
+    conn = open_store(options["db_path"])
+    data = report.report(conn, by, win=win, tz=tz, filters=filters, table=price_table(cfg) if by == "message" else None)
+    fmt = options["fmt"]
+    if fmt == "json":
+        import json
+
+        return json.dumps(data, indent=2) + "\n"
+    if fmt == "csv":
+        return _csv(data)
+    text = render_table(data, markdown=(fmt == "markdown")) + "\n"
+    # unpriced_models reads every call row in the window; an unfiltered report's totals
+    # already say whether it would find any.
+    if filters or data["totals"]["unpriced_requests"]:
+        unpriced = report.unpriced_models(conn, win, filters)
+        if unpriced:
+            names = ", ".join(f"{u['model']} ({u['requests']})" for u in unpriced)
+            text += f"\nUnpriced: {names} — not in the cost column; add prices in the config (see `costhook doctor`).\n"
+    return text
+
+
+def zone(name: str | None):
+    """timeframe.local_zone, or BadOption for a name it does not know."""
+    try:
+        return timeframe.local_zone(name)
+    except Exception:
+        raise BadOption(f"unknown time zone {name!r}", "--tz") from None
+
+
+def fast(argv: list[str]) -> int | None:
+    """Run `costhook report ARGV` without click and return its exit status; None (having
+    printed nothing) when click must run it."""
+    options = parse(argv)
+    if options is None:
+        return None
+    from costhook.config import load as config
+    from costhook.store import db
+
+    try:
+        text = output(options, load_config=config.load, open_store=db.connect, price_table=_price_table)
+    except Exception:
+        return None  # click runs the command again and says what is wrong
+    if not _echoes_as_is(text, sys.stdout):
+        return None
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # as click does: status 1, no message (nor one at exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 0
+
+
+def _price_table(cfg: dict):
+    from costhook.pricing import prices
+
+    return prices.load_table(cfg.get("prices"))
+
+
+def _echoes_as_is(text: str, stream) -> bool:
+    """Whether click.echo would write `text` to `stream` unchanged: it strips ANSI escape
+    codes (here only from names in the data) when `stream` is no terminal, and it re-wraps
+    a stream whose encoding is ASCII."""
+    if stream is None or "\x1b" in text:
+        return False
+    import codecs
+
+    return text.isascii() or codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "utf-8"
+
+
+def _csv(data: dict) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([data["group_by"], *report.MEASURES])
+    for row in data["rows"]:
+        writer.writerow([row["key"], *(row[m] for m in report.MEASURES)])
+    writer.writerow(["TOTAL", *(data["totals"][m] for m in report.MEASURES)])
+    return out.getvalue()
+
+
+COLUMNS = (
+    ("requests", "calls"),
+    ("input_tokens", "input"),
+    ("output_tokens", "output"),
+    ("cache_write_5m_tokens", "cache w 5m"),
+    ("cache_write_1h_tokens", "cache w 1h"),
+    ("cache_read_tokens", "cache read"),
+    ("total_tokens", "total tok"),
+    ("cost_usd", "cost"),
+    ("unpriced_requests", "unpriced"),
+)
+
+
+def render_table(data: dict, markdown: bool = False) -> str:
+    header = [data["group_by"], *(label for _, label in COLUMNS)]
+    body = [[str(row["key"]), *(_cell(name, row[name]) for name, _ in COLUMNS)] for row in data["rows"]]
+    total = ["TOTAL", *(_cell(name, data["totals"][name]) for name, _ in COLUMNS)]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(COLUMNS)) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        lines.append("| " + " | ".join(f"**{c}**" for c in total) + " |")
+        return "\n".join(lines)
+    table = [header, *body, total]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells))
+
+    rule = "  ".join("-" * w for w in widths)
+    if not body:
+        return "No usage recorded for this selection yet."
+    return "\n".join([line(header), rule, *(line(r) for r in body), rule, line(total)])
+
+
+def _cell(name: str, value) -> str:
+    if name == "cost_usd":
+        return f"${value:,.4f}" if value < 1000 else f"${value:,.2f}"
+    return f"{value:,}"

@@ -1,0 +1,164 @@
+"""The config file's schema (pydantic). Imported only when the file changed or by the CLI."""
+
+import re
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from costhook.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelPrice(Strict):
+    """USD per million tokens (web_search: USD per request). Numbers or decimal strings."""
+
+    input: Decimal
+    output: Decimal
+    cache_write_5m: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    cache_read: Decimal | None = None
+    web_search: Decimal | None = None
+    match: list[str] = Field(default_factory=list)
+
+    @field_validator("input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "web_search")
+    @classmethod
+    def non_negative(cls, value):
+        if value is not None and (not value.is_finite() or value < 0):
+            raise ValueError("must be a non-negative number")
+        return value
+
+
+SCOPE_KINDS = ("global", "session", "project", "model", "agent", "skill", "cron")
+PERIODS = ("session", "run", "daily", "weekly", "monthly")
+
+
+class Budget(Strict):
+    """scope × period × limit (USD or tokens) × warn_at × action."""
+
+    id: str | None = None
+    scope: str
+    period: Literal["session", "run", "daily", "weekly", "monthly"]
+    limit: Decimal | None = None  # USD
+    tokens: int | None = None
+    warn_at: list[float] = Field(default_factory=lambda: [0.8])
+    action: Literal["warn", "block"] = "warn"
+    on_error: Literal["allow", "block"] = "allow"
+
+    @field_validator("scope")
+    @classmethod
+    def known_scope(cls, value: str) -> str:
+        kind, _, target = value.partition(":")
+        if kind not in SCOPE_KINDS:
+            raise ValueError(f"unknown scope {value!r}; use one of global, session, project:<path or name>, "
+                             "model:<id>, agent:<type>, skill:<name>, cron:<job>")
+        if kind in ("global", "session") and target:
+            raise ValueError(f"scope {kind!r} takes no target")
+        if kind not in ("global", "session") and not target.strip():
+            raise ValueError(f"scope {kind!r} needs a target, e.g. {kind}:<name>")
+        return f"{kind}:{target.strip()}" if target else kind
+
+    @field_validator("limit")
+    @classmethod
+    def positive_usd(cls, value):
+        if value is not None and (not value.is_finite() or value <= 0):
+            raise ValueError("must be a positive amount of USD")
+        if value is not None and value != value.quantize(Decimal("1e-9")):
+            raise ValueError("at most 9 decimals (nano-dollars)")
+        return value
+
+    @field_validator("tokens")
+    @classmethod
+    def positive_tokens(cls, value):
+        if value is not None and value <= 0:
+            raise ValueError("must be a positive number of tokens")
+        return value
+
+    @field_validator("warn_at")
+    @classmethod
+    def fractions(cls, value):
+        if any(not 0 < f <= 1 for f in value):
+            raise ValueError("fractions must be in (0, 1], e.g. [0.5, 0.8]")
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def one_limit(self):
+        if (self.limit is None) == (self.tokens is None):
+            raise ValueError("give exactly one of `limit` (USD) or `tokens`")
+        if self.period == "run" and not self.scope.startswith(("cron:", "session")):
+            raise ValueError("period 'run' applies to cron:<job> and session scopes")
+        if self.id is None:
+            self.id = budget_id(self.period, self.scope)
+        return self
+
+
+def budget_id(period: str, scope: str) -> str:
+    """A readable default id: "daily-global", "monthly-project-acme-api"."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{period}-{scope}").strip("-").lower()
+
+
+class Notify(Strict):
+    """Where fired alerts are also sent: a JSON webhook (Slack-compatible) or an apprise URL."""
+
+    type: Literal["webhook", "apprise"]
+    url: str
+    timeout: float = 5.0
+
+
+class Dashboard(Strict):
+    vault: str | None = None
+    note: str = "costhook/Cost dashboard.md"
+    refresh_on_session_end: bool = False
+    min_interval_seconds: float = Field(default=60, ge=0)  # SessionEnd refreshes at most this often
+
+
+class Config(Strict):
+    timezone: str | None = None
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    budgets: list[Budget] = Field(default_factory=list)
+    notify: list[Notify] = Field(default_factory=list)
+    dashboard: Dashboard = Field(default_factory=Dashboard)
+
+    @field_validator("timezone")
+    @classmethod
+    def known_zone(cls, value):
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from None
+        return value
+
+    @model_validator(mode="after")
+    def unique_budget_ids(self):
+        seen = set()
+        for budget in self.budgets:
+            if budget.id in seen:
+                raise ValueError(f"two budgets share the id {budget.id!r}; give one an explicit `id`")
+            seen.add(budget.id)
+        return self
+
+
+def validate_data(raw: dict, source: str = "config") -> dict:
+    """Validate parsed TOML; returns JSON-safe plain data (decimals as strings)."""
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_error(exc, source)) from None
+    data = config.model_dump(mode="json", exclude_none=True)
+    for budget in data["budgets"]:  # the hook compares integers, never decimals
+        if "limit" in budget:
+            budget["limit_nanousd"] = int(Decimal(budget["limit"]) * 1_000_000_000)
+    return data
+
+
+def format_error(exc: ValidationError, source: str) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        problems.append(f"{key}: {error['msg']}")
+    return f"{source}: invalid config: " + "; ".join(problems)

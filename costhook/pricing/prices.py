@@ -1,0 +1,550 @@
+"""Model prices and the exact cost of one API call.
+
+Standard library only, and cheap to import: the hook prices calls on every tool call.
+The bundled table (`data/prices.json`, exported from genai-prices by
+`scripts/export_prices.py`) and its hand-kept corrections (`data/price_corrections.json`)
+are read once per process, on first use.
+
+All arithmetic is on integers: prices are pico-USD (1e-12) per token or per request,
+a call's cost is summed in pico-USD and rounded half-up once, to nano-USD (1e-9).
+"""
+
+from __future__ import annotations
+
+import os
+
+from costhook.errors import PriceConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs the hook ~10 ms to import
+    from collections.abc import Mapping
+
+__all__ = [
+    "PriceConfigError",
+    "PriceTable",
+    "load_table",
+    "model_key",
+    "normalize_model",
+    "price_call",
+    "table_info",
+]
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+PRICES_PATH = os.path.join(DATA_DIR, "prices.json")
+CORRECTIONS_PATH = os.path.join(DATA_DIR, "price_corrections.json")
+
+TOKEN_KEYS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+PRICE_KEYS = TOKEN_KEYS + ("web_search",)
+OVERRIDE_KEYS = frozenset(PRICE_KEYS + ("match",))
+# Multipliers from the USD amounts people write to integer pico-USD per unit.
+USD_PER_MTOK = 10**6  # USD per million tokens -> pico-USD per token
+USD_PER_REQUEST = 10**12  # USD per request -> pico-USD per request
+
+# Bedrock spellings: "[region.]vendor.model[-vN:M]".
+_BEDROCK_REGIONS = frozenset({"us", "eu", "apac", "au", "ca", "jp", "us-gov", "global"})
+_BEDROCK_VENDORS = frozenset({"anthropic", "openai", "mistral", "deepseek", "meta", "xai", "google"})
+
+
+
+class PriceTable:
+    """Bundled prices with corrections applied, plus the user's overrides.
+
+    Models are plain dicts as in prices.json, with prices in pico-USD. A plain class
+    rather than a dataclass: importing dataclasses costs the hook ~10 ms.
+    """
+
+    __slots__ = ("info", "providers", "extra", "replaced", "geo_models", "geo_factor", "_cache")
+
+    def __init__(self, info, providers, extra, replaced, geo_models, geo_factor):
+        self.info = info  # provenance
+        self.providers = providers  # [(provider match clause or None, [model, ...]), ...]
+        self.extra = extra  # user models and their match clauses, checked first
+        self.replaced = replaced  # bundled model id -> user model replacing its prices
+        self.geo_models = geo_models  # model ids billed 1.1x for inference_geo "us"
+        self.geo_factor = geo_factor  # (numerator, denominator)
+        self._cache = {}  # model as the agent spelt it -> model dict or None
+
+    def __repr__(self):
+        return f"<PriceTable {table_info(self)}>"
+
+
+# Loading ------------------------------------------------------------------------------
+
+_base_table: PriceTable | None = None
+
+
+def load_table(overrides: Mapping[str, Mapping] | None = None) -> PriceTable:
+    """The bundled table, with the user's `[prices]` config layered on top.
+
+    `overrides` maps a model id to {input, output, cache_write_5m, cache_write_1h,
+    cache_read} in USD per million tokens, optional `web_search` in USD per request and
+    optional `match` (exact ids, or "prefix*"). An id that names a bundled model replaces
+    that model's prices (tiers and fast mode included) wherever it matches; any other id
+    adds a model. Missing cache prices fall back to the input price.
+    """
+    base = _base()
+    if not overrides:
+        return base
+    extra, replaced = [], {}
+    bundled_ids = {m["id"] for _, models in base.providers for m in models}
+    if not hasattr(overrides, "items"):
+        raise PriceConfigError("prices: expected a table of models")
+    for model_id, spec in overrides.items():
+        entry = _override_entry(str(model_id), spec)
+        extra.append(entry)
+        if entry["id"] in bundled_ids:
+            replaced[entry["id"]] = entry
+    return PriceTable(base.info, base.providers, extra, replaced, base.geo_models, base.geo_factor)
+
+
+def _base() -> PriceTable:
+    global _base_table
+    if _base_table is None:
+        import json
+
+        with open(PRICES_PATH, "rb") as f:
+            data = json.load(f)
+        with open(CORRECTIONS_PATH, "rb") as f:
+            corrections = json.load(f)
+        providers = [(p["match"], p["models"]) for p in data["providers"]]
+        by_id = {m["id"]: m for _, models in providers for m in models}
+        applied = []
+        for model_id, fix in corrections["models"].items():
+            where = f"price_corrections.json: {model_id}"
+            model = by_id.get(model_id)
+            if model is None:  # a model genai-prices does not list yet
+                model = by_id[model_id] = {"id": model_id, "match": fix["match"]}
+                provider = next(p for p in data["providers"] if p["id"] == fix["provider"])
+                provider["models"].append(model)
+            for field in ("prices", "fast"):
+                if field in fix:
+                    model[field] = [_price_set_from_usd(s, f"{where} {field}") for s in fix[field]]
+            applied.append(model_id)
+        geo = corrections["inference_geo_us"]
+        info = dict(data["source"])
+        info["models"] = len(by_id)
+        info["corrections"] = applied
+        _base_table = PriceTable(
+            info, providers, [], {}, frozenset(geo["models"]), _fraction(geo["multiplier"], "inference_geo_us")
+        )
+    return _base_table
+
+
+def _override_entry(model_id: str, spec) -> dict:
+    where = f'prices."{model_id}"'
+    if not hasattr(spec, "items"):
+        raise PriceConfigError(f"{where}: expected a table of prices")
+    for key in spec:
+        if key not in OVERRIDE_KEYS:
+            raise PriceConfigError(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(OVERRIDE_KEYS))})")
+    for key in ("input", "output"):
+        if key not in spec:
+            raise PriceConfigError(f"{where}.{key}: missing")
+    normalized = normalize_model(model_id)
+    clauses = [{"equals": normalized}]
+    patterns = spec.get("match", [])
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if not isinstance(patterns, (list, tuple)):
+        raise PriceConfigError(f"{where}.match: expected a list of model ids or prefixes ending in *")
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.strip("*"):
+            raise PriceConfigError(f"{where}.match: {pattern!r} is not a model id or prefix*")
+        if "*" in pattern[:-1]:
+            raise PriceConfigError(f"{where}.match: {pattern!r}: only a trailing * is supported")
+        if pattern.endswith("*"):
+            clauses.append({"starts_with": normalize_model(pattern[:-1])})
+        else:
+            clauses.append({"equals": normalize_model(pattern)})
+    prices = {key: spec[key] for key in PRICE_KEYS if key in spec}
+    return {
+        "id": normalized,
+        "match": {"or": clauses},
+        "prices": [_price_set_from_usd(prices, where)],
+        "source": "config",
+    }
+
+
+def _price_set_from_usd(spec, where: str) -> dict:
+    """{key: USD amount} (and tiers, since/hours) -> the same shape in pico-USD."""
+    out = {}
+    for key, value in spec.items():
+        if key in TOKEN_KEYS:
+            out[key] = _pico(value, USD_PER_MTOK, f"{where}.{key}")
+        elif key == "web_search":
+            out[key] = _pico(value, USD_PER_REQUEST, f"{where}.{key}")
+        elif key == "tiers":
+            out[key] = [
+                {"above": int(tier["above"]), **_price_set_from_usd(_without(tier, "above"), f"{where}.tiers")}
+                for tier in value
+            ]
+        elif key in ("since", "hours"):
+            out[key] = value
+        else:
+            raise PriceConfigError(f"{where}.{key}: unknown key")
+    return out
+
+
+def _without(mapping, key):
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+def _decimal(value, where: str) -> tuple[int, int]:
+    """A non-negative number or numeric string as exact (digits, power of ten)."""
+    is_decimal = hasattr(value, "as_tuple") and hasattr(value, "is_finite")  # decimal.Decimal
+    if isinstance(value, bool) or not (isinstance(value, (int, float, str)) or is_decimal):
+        raise PriceConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, int):
+        digits, exponent = value, 0
+    else:
+        # repr() of a float is the shortest decimal that reads back the same: 3.75 -> "3.75"
+        text = repr(value) if isinstance(value, float) else str(value).strip()
+        if text.startswith("-"):
+            raise PriceConfigError(f"{where}: must not be negative, got {value!r}")
+        mantissa, e, exp_text = text.lower().removeprefix("+").partition("e")
+        whole, _, frac = mantissa.partition(".")
+        exp_digits = exp_text.removeprefix("-").removeprefix("+")
+        if not (whole + frac).isdecimal() or not (whole + frac).isascii() or (e and not exp_digits.isdecimal()):
+            raise PriceConfigError(f"{where}: expected a number, got {value!r}")
+        digits, exponent = int(whole + frac), (int(exp_text) if e else 0) - len(frac)
+    if digits < 0:
+        raise PriceConfigError(f"{where}: must not be negative, got {value!r}")
+    return digits, exponent
+
+
+def _pico(value, multiplier: int, where: str) -> int:
+    digits, exponent = _decimal(value, where)
+    scaled = digits * multiplier
+    if exponent >= 0:
+        return scaled * 10**exponent
+    quotient, remainder = divmod(scaled, 10**-exponent)
+    if remainder:
+        raise PriceConfigError(f"{where}: {value!r} is more precise than 1e-12 USD per unit")
+    return quotient
+
+
+def _fraction(value, where: str) -> tuple[int, int]:
+    digits, exponent = _decimal(value, where)
+    return (digits * 10**exponent, 1) if exponent >= 0 else (digits, 10**-exponent)
+
+
+# Model ids ----------------------------------------------------------------------------
+
+
+def normalize_model(model: str) -> str:
+    """The model id as the price table spells it: lower case, no provider or cloud dressing.
+
+    "openrouter/anthropic/claude-sonnet-4.5" -> "claude-sonnet-4.5"
+    "us.anthropic.claude-sonnet-4-5-20250929-v1:0" -> "claude-sonnet-4-5-20250929"
+    "claude-sonnet-4-5@20250929" (Vertex) -> "claude-sonnet-4-5-20250929"
+    "Claude-Opus-4-6[1m]" -> "claude-opus-4-6"
+    Date suffixes are kept: some providers price dated snapshots differently.
+    """
+    m = model.strip().lower()
+    if m.endswith("]") and "[" in m:  # Claude Code's "[1m]" context marker
+        m = m[: m.rindex("[")].rstrip()
+    m = m.rpartition("/")[2]  # "anthropic/", "openrouter/anthropic/", "publishers/.../models/"
+    head, dot, rest = m.partition(".")
+    if dot and head in _BEDROCK_REGIONS:  # "us.anthropic.claude-..."
+        head, dot, rest = rest.partition(".")
+    if dot and head in _BEDROCK_VENDORS:  # "anthropic.claude-...-v1:0"
+        m = rest
+        base, colon, revision = m.rpartition(":")
+        if colon and revision.isdigit():
+            m = base
+        base, dash_v, version = m.rpartition("-v")
+        if dash_v and version.isdigit():
+            m = base
+    return m.replace("@", "-")  # Vertex: "claude-opus-4-1@20250805"
+
+
+def model_key(model: str, table: PriceTable | None = None) -> str | None:
+    """The id of the price-table model that prices `model`, or None when it is unpriced."""
+    entry = _lookup(model, table or _base())
+    return entry["id"] if entry else None
+
+
+def _lookup(model: str, table: PriceTable) -> dict | None:
+    if not model or not isinstance(model, str) or model == "<synthetic>":
+        return None
+    cache = table._cache
+    if model in cache:
+        return cache[model]
+    ref = normalize_model(model)
+    entry = None
+    for candidate in _candidates(ref):
+        entry = _first_match(table.extra, candidate) or _find_bundled(table, candidate)
+        if entry is not None:
+            entry = table.replaced.get(entry["id"], entry)
+            break
+    if entry is not None and not entry["prices"]:
+        entry = None  # priced only in units costhook does not record
+    if len(cache) >= 10_000:  # hostile input: endless made-up model names
+        cache.clear()
+    cache[model] = entry
+    return entry
+
+
+def _candidates(ref: str):
+    yield ref
+    import re
+
+    # genai-prices' own fallback: compact dates as LiteLLM/OpenRouter write them.
+    dashed = re.sub(
+        r"(-)(20\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=-|:|$)",
+        lambda d: f"-{d[2]}-{d[3]}-{d[4]}",
+        ref,
+    )
+    if dashed != ref:
+        yield dashed
+    # A snapshot newer than the table: price it as its undated family.
+    undated = re.sub(r"-(\d{8}|\d{4}-\d{2}-\d{2})$", "", ref)
+    if undated != ref and undated:
+        yield undated
+
+
+def _find_bundled(table: PriceTable, ref: str) -> dict | None:
+    # Like genai-prices: the first provider whose own clause matches the id...
+    tried = []
+    for provider_match, models in table.providers:
+        if provider_match is not None and _matches(provider_match, ref):
+            found = _first_match(models, ref)
+            if found is not None:
+                return found
+            tried.append(models)
+    # ... then, unlike genai-prices (which gives up), every other provider's models.
+    for _, models in table.providers:
+        if not any(models is t for t in tried):
+            found = _first_match(models, ref)
+            if found is not None:
+                return found
+    return None
+
+
+def _first_match(models, ref: str) -> dict | None:
+    for model in models:
+        if _matches(model["match"], ref):
+            return model
+    return None
+
+
+_regex_cache: dict = {}
+_REGEX_META = frozenset("\\.^$*+?{}[]|()")
+
+
+def _matches(clause: dict, ref: str) -> bool:
+    ((kind, arg),) = clause.items()
+    if kind == "starts_with":
+        return ref.startswith(arg)
+    if kind == "equals":
+        return ref == arg
+    if kind == "contains":
+        return arg in ref
+    if kind == "ends_with":
+        return ref.endswith(arg)
+    if kind == "or":
+        return any(_matches(c, ref) for c in arg)
+    if kind == "and":
+        return all(_matches(c, ref) for c in arg)
+    if kind == "regex":
+        return _regex_match(arg, ref)
+    raise ValueError(f"unknown match clause {kind!r}")
+
+
+def _regex_match(pattern: str, ref: str) -> bool:
+    cached = _regex_cache.get(pattern)
+    if cached is None:
+        cached = _regex_cache[pattern] = [_literal_prefix(pattern), None]
+    prefix, compiled = cached
+    if not ref.startswith(prefix):
+        return False  # skips compiling the patterns of unrelated models
+    if compiled is None:
+        import re
+
+        compiled = cached[1] = re.compile(pattern)
+    return compiled.search(ref) is not None
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The literal text an anchored pattern must start with ("" when unsure)."""
+    if not pattern.startswith("^") or "|" in pattern:
+        return ""
+    end = 1
+    while end < len(pattern) and pattern[end] not in _REGEX_META:
+        end += 1
+    prefix = pattern[1:end]
+    if end < len(pattern) and pattern[end] in "?*{":
+        prefix = prefix[:-1]  # the last literal may be optional or repeated
+    return prefix
+
+
+# Prices -------------------------------------------------------------------------------
+
+
+def price_call(
+    model: str,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cache_write_5m_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
+    cache_read_tokens: int = 0,
+    web_search_requests: int = 0,
+    speed: str | None = None,
+    inference_geo: str | None = None,
+    timestamp: str | None = None,
+    table: PriceTable | None = None,
+) -> int | None:
+    """The cost of one API call in integer nano-USD, or None when the model is unpriced.
+
+    `input_tokens` is uncached input only (Anthropic's meaning); the prompt size that
+    selects long-context tiers is input + cache reads + cache writes. `timestamp` is
+    ISO 8601 (default now); prices that changed over time are chosen by its UTC date.
+    """
+    table = table or _base()
+    entry = _lookup(model, table)
+    if entry is None:
+        return None
+    counts = (input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens)
+    for count in counts + (web_search_requests,):
+        if count < 0:
+            raise ValueError(f"negative token count for {model!r}")
+    day, clock = _utc_day_and_time(timestamp)
+    prompt = input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens
+    rates = _rates(entry, day, clock, prompt, speed == "fast")
+
+    inp = rates.get("input", 0)
+    write_5m = rates.get("cache_write_5m", inp)
+    token_pico = (
+        input_tokens * inp
+        + output_tokens * rates.get("output", 0)
+        + cache_write_5m_tokens * write_5m
+        + cache_write_1h_tokens * rates.get("cache_write_1h", write_5m)
+        + cache_read_tokens * rates.get("cache_read", inp)
+    )
+    web_pico = web_search_requests * rates.get("web_search", 0)
+
+    numerator, denominator = 1, 1
+    if inference_geo and inference_geo.lower() == "us" and entry["id"] in table.geo_models:
+        numerator, denominator = table.geo_factor  # token part only, not web search
+    total = token_pico * numerator + web_pico * denominator  # pico-USD x denominator
+    scale = 1000 * denominator
+    return (2 * total + scale) // (2 * scale)  # nano-USD, half-up
+
+
+def _rates(entry: dict, day: str, clock: str, prompt: int, fast: bool) -> dict:
+    sets = entry["prices"]
+    chosen = sets[0]  # genai-prices: the last active set, else the first
+    for price_set in reversed(sets):
+        if _active(price_set, day, clock):
+            chosen = price_set
+            break
+    rates = _tiered(chosen, prompt)
+    if fast and "fast" in entry:
+        seen = set()
+        for variant in entry["fast"]:
+            if _active(variant, day, clock):
+                for key, rate in _tiered(variant, prompt).items():
+                    if key not in seen:
+                        seen.add(key)
+                        rates[key] = rate
+    return rates
+
+
+def _tiered(price_set: dict, prompt: int) -> dict:
+    rates = {key: price_set[key] for key in PRICE_KEYS if key in price_set}
+    for tier in price_set.get("tiers", ()):
+        if prompt > tier["above"]:
+            for key in PRICE_KEYS:
+                if key in tier:
+                    rates[key] = tier[key]
+    return rates
+
+
+def _active(price_set: dict, day: str, clock: str) -> bool:
+    since = price_set.get("since")
+    if since is not None and day < since:
+        return False
+    hours = price_set.get("hours")
+    if hours is not None:
+        start, end = hours  # "HH:MM", end exclusive; compares correctly with "HH:MM:SS"
+        if start <= end:
+            return start <= clock < end
+        return clock >= start or clock < end
+    return True
+
+
+def _utc_day_and_time(timestamp: str | None) -> tuple[str, str]:
+    """("YYYY-MM-DD", "HH:MM:SS") in UTC."""
+    import time
+
+    if timestamp is None:
+        now = time.gmtime()
+        return time.strftime("%Y-%m-%d", now), time.strftime("%H:%M:%S", now)
+    ts = timestamp.strip()
+    offset = ts[19:].lstrip(".0123456789") if len(ts) > 19 else ""
+    if offset in ("", "Z", "z", "+00:00", "-00:00", "+0000"):
+        day, clock = ts[:10], ts[11:19].rstrip("Zz") or "00:00:00"
+    else:
+        from datetime import datetime, timezone
+
+        utc = datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(timezone.utc)
+        day, clock = utc.strftime("%Y-%m-%d"), utc.strftime("%H:%M:%S")
+    if len(day) != 10 or day[4] != "-" or day[7] != "-" or not (day[:4] + day[5:7] + day[8:]).isdigit():
+        raise ValueError(f"not an ISO 8601 timestamp: {timestamp!r}")
+    return day, clock
+
+
+def table_info(table: PriceTable | None = None) -> dict:
+    """Where the prices come from: source, version, export date, model counts."""
+    table = table or _base()
+    info = table.info
+    return {
+        "source": info["package"],
+        "version": info["version"],
+        "exported": info["exported"],
+        "command": info["command"],
+        "models": info["models"],
+        "corrections": list(info["corrections"]),
+        "overrides": [entry["id"] for entry in table.extra],
+    }
+
+def pricer(table=None, *, load=None):
+    """`price(record) -> (cost_nanousd, cost_source)` for store.writes.merge_requests: a call
+    record's price, else the agent's own reported cost, else unpriced.
+
+    `load()` (instead of `table`) builds the price table on the first call that needs it:
+    most hook runs have nothing new to price and skip reading the table altogether.
+    """
+    tables = [table]
+
+    def prepare() -> None:
+        """Build the table now: callers do it before taking the write lock, so no other
+        process waits while the prices (or a changed config) are read."""
+        if tables[0] is None and load is not None:
+            tables[0] = load()
+
+    def price(record: dict):
+        prepare()
+        cost = price_call(
+            record.get("model") or "",
+            input_tokens=record.get("input_tokens") or 0,
+            output_tokens=record.get("output_tokens") or 0,
+            cache_write_5m_tokens=record.get("cache_write_5m_tokens") or 0,
+            cache_write_1h_tokens=record.get("cache_write_1h_tokens") or 0,
+            cache_read_tokens=record.get("cache_read_tokens") or 0,
+            web_search_requests=record.get("web_search_requests") or 0,
+            speed=record.get("speed"),
+            inference_geo=record.get("inference_geo"),
+            timestamp=record.get("timestamp"),
+            table=tables[0],
+        )
+        if cost is not None:
+            return cost, "computed"
+        reported = record.get("reported_cost_nanousd")
+        if reported is not None:
+            return reported, "reported"
+        return None, "unpriced"
+
+    price.prepare = prepare
+    return price

@@ -1,0 +1,249 @@
+"""Schema steps, one small named function each, applied in order.
+
+The database records which steps ran in `PRAGMA user_version`, so the hook can check the
+schema with one pragma and only import this module (and sqlite-utils) when a step is due.
+Append new steps to MIGRATIONS; never edit a step that has shipped.
+"""
+
+import sqlite3
+
+import sqlite_utils
+
+REQUEST_COLUMNS = {
+    "key": str,  # the agent's own id of the call: "<message.id>:<requestId>" for Claude Code
+    "agent": str,  # claude | openclaw
+    "message_id": str,
+    "request_id": str,
+    "session_id": str,
+    "parent_session_id": str,
+    "agent_id": str,  # sub-agent id, NULL on the main thread
+    "agent_type": str,
+    "is_sidechain": int,
+    "project": str,
+    "git_branch": str,
+    "timestamp": str,  # UTC ISO 8601, earliest line of the call
+    "model": str,  # exactly as the agent recorded it
+    "input_tokens": int,
+    "output_tokens": int,
+    "cache_write_5m_tokens": int,
+    "cache_write_1h_tokens": int,
+    "cache_read_tokens": int,
+    "web_search_requests": int,
+    "speed": str,
+    "inference_geo": str,
+    "service_tier": str,
+    "cost_nanousd": int,  # NULL when unpriced
+    "cost_source": str,  # computed | reported | unpriced
+    "reported_cost_nanousd": int,  # what the agent itself said, if it says
+    "tools": str,  # JSON array of the tool names this call requested
+    "skill": str,
+    "cron_job": str,
+    "is_heartbeat": int,
+    "prompt_id": str,
+    "entrypoint": str,
+    "source_path": str,
+}
+
+
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["requests"].create(REQUEST_COLUMNS, pk="key", not_null={"agent"}, if_not_exists=True)
+    db["requests"].create_index(["timestamp"], if_not_exists=True)
+    db["requests"].create_index(["session_id", "timestamp"], if_not_exists=True)
+    db["requests"].create_index(["project", "timestamp"], if_not_exists=True)
+    db["requests"].create_index(["model", "timestamp"], if_not_exists=True)
+    db["requests"].create_index(["message_id"], if_not_exists=True)  # replays fold by message id
+    db["tool_calls"].create(
+        {
+            "tool_use_id": str,
+            "agent": str,
+            "session_id": str,
+            "agent_id": str,
+            "tool_name": str,
+            "mcp_server": str,
+            "timestamp": str,
+            "success": int,
+            "duration_ms": int,
+            "input_bytes": int,
+            "output_bytes": int,
+        },
+        pk="tool_use_id",
+        if_not_exists=True,
+    )
+    db["tool_calls"].create_index(["session_id"], if_not_exists=True)
+    db["sessions"].create(
+        {
+            "session_id": str,
+            "agent": str,
+            "project": str,
+            "git_branch": str,
+            "started_at": str,
+            "ended_at": str,
+            "end_reason": str,
+            "parent_session_id": str,
+            "source": str,  # startup | resume | clear | compact | fork
+            "entrypoint": str,  # cli, sdk-cli, sdk-ts, ...
+            "interactive": int,
+            "model": str,
+            "transcript_path": str,
+            "reported_cost_nanousd": int,  # the agent's own running total (cost-state)
+        },
+        pk="session_id",
+        if_not_exists=True,
+    )
+    db["cursors"].create(
+        {
+            "path": str,
+            "offset": int,
+            "size": int,
+            "inode": int,
+            "head": str,  # hash of the first line: tells a replaced file from a grown one
+            "state": str,  # JSON: reader state carried between chunks (active skill, ...)
+            "updated_at": str,
+        },
+        pk="path",
+        if_not_exists=True,
+    )
+    db["alerts"].create(
+        {
+            "id": int,
+            "budget_id": str,
+            "period": str,
+            "threshold": float,
+            "action": str,
+            "spent_nanousd": int,
+            "limit_value": int,
+            "session_id": str,
+            "message": str,
+            "created_at": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    # One alert per budget, period and threshold; the limit is part of the identity, so a
+    # budget that is created or lowered after the money was spent warns again.
+    db["alerts"].create_index(["budget_id", "period", "threshold", "limit_value"], unique=True, if_not_exists=True)
+
+
+def m002_spend_rollup(db: sqlite_utils.Database) -> None:
+    """Spend per 15-minute UTC bucket and dimension, kept in step with `requests` by
+    store.merge_requests, so a budget check sums a few hundred rows instead of a month of
+    calls. 15 minutes: every real time zone's midnight falls on such a boundary."""
+    db["spend"].create(
+        {
+            "dim": str,  # global | project | project_name | session | model | agent | skill | cron | tool
+            "key": str,
+            "bucket": str,  # "YYYY-MM-DDTHH:MM" (UTC, minute 00/15/30/45)
+            "cost_nanousd": int,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_write_5m_tokens": int,
+            "cache_write_1h_tokens": int,
+            "cache_read_tokens": int,
+            "tokens": int,  # all five kinds
+            "requests": int,
+            "unpriced": int,
+        },
+        pk=("dim", "key", "bucket"),
+        if_not_exists=True,
+    )
+    from costhook.store.rollup import rebuild_spend
+
+    rebuild_spend(db.conn)
+
+
+def m003_alert_delivery(db: sqlite_utils.Database) -> None:
+    if "notified_at" not in db["alerts"].columns_dict:
+        db["alerts"].add_column("notified_at", str)
+
+
+def m004_openclaw(db: sqlite_utils.Database) -> None:
+    """OpenClaw: session keys, the host agent ("main"), run ids, and cron run history."""
+    columns = db["requests"].columns_dict
+    for name in ("session_key", "host_agent", "run_id"):
+        if name not in columns:
+            db["requests"].add_column(name, str)
+    db["requests"].create_index(["session_key"], if_not_exists=True)
+    db["requests"].create_index(["cron_job", "timestamp"], if_not_exists=True)
+    db["cron_runs"].create(
+        {
+            "run_id": str,
+            "agent": str,  # openclaw
+            "host_agent": str,  # OpenClaw agent id, e.g. "main"
+            "job_id": str,
+            "job_name": str,
+            "session_id": str,
+            "session_key": str,
+            "status": str,  # ok | error | skipped ...
+            "completion_status": str,
+            "started_at": str,  # UTC ISO 8601
+            "duration_ms": int,
+            "model": str,
+            "provider": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_read_tokens": int,
+            "cache_write_tokens": int,
+            "total_tokens": int,
+            "reported_cost_nanousd": int,
+            "is_heartbeat": int,
+            "transcript_missing": int,  # run record kept, its session transcript pruned: cost unknown
+        },
+        pk="run_id",
+        if_not_exists=True,
+    )
+    db["cron_runs"].create_index(["job_id", "started_at"], if_not_exists=True)
+    db["cron_runs"].create_index(["session_id"], if_not_exists=True)
+
+
+def m005_openclaw_details(db: sqlite_utils.Database) -> None:
+    """OpenClaw: provider and session kind per call, heartbeat acknowledgements, session
+    keys and parents on sessions, cron job names, and the cron run's own id and error."""
+    columns = db["requests"].columns_dict
+    for name, kind in (("provider", str), ("session_kind", str), ("ack_only", int)):
+        if name not in columns:
+            db["requests"].add_column(name, kind)  # ack_only: 1 = no tool, reply only acknowledged
+    db["requests"].create_index(["run_id"], if_not_exists=True)
+    columns = db["sessions"].columns_dict
+    for name in ("session_key", "host_agent", "session_kind", "parent_session_key", "label"):
+        if name not in columns:
+            db["sessions"].add_column(name, str)
+    columns = db["cron_runs"].columns_dict
+    for name in ("cron_run_id", "error", "session_target"):
+        if name not in columns:
+            db["cron_runs"].add_column(name, str)
+    db["cron_jobs"].create(
+        {
+            "job_id": str,
+            "agent": str,  # openclaw
+            "host_agent": str,
+            "name": str,
+            "kind": str,  # payload kind: agentTurn | heartbeat | systemEvent ...
+            "session_target": str,  # isolated | main
+            "schedule": str,  # "cron 0 7 * * *" / "every 1800000 ms"
+            "enabled": int,
+            "updated_at": str,
+        },
+        pk="job_id",
+        if_not_exists=True,
+    )
+
+
+MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the missing steps.
+
+    The caller serialises migrations with a lock file; every step is idempotent
+    (`if_not_exists`) so a step interrupted by a crash is simply run again.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema v{version} is newer than this costhook (v{SCHEMA_VERSION}); upgrade costhook"
+        )
+    db = sqlite_utils.Database(conn)
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        step(db)
+        conn.execute(f"PRAGMA user_version = {number}")

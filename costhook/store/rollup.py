@@ -1,0 +1,142 @@
+"""The `spend` rollup: cost, tokens and calls per 15-minute UTC bucket and dimension,
+kept in step with `requests` by every write, so budgets and reports sum a few hundred
+rows instead of a month of calls. Standard library only.
+"""
+
+import os
+import sqlite3
+
+from costhook.timeframe import bucket_of
+from costhook.usage import NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
+
+SPEND_DIMENSIONS = (
+    ("global", None),
+    ("project", "project"),
+    ("project_name", "project_name"),  # last part of the project path, for `project:<name>`
+    ("session", "session_id"),
+    ("model", "model"),
+    ("agent", "agent_type"),
+    ("skill", "skill"),
+    ("cron", "cron_job"),
+)
+SPEND_MEASURES = ("cost_nanousd", *TOKEN_FIELDS, "tokens", "requests", "unpriced")
+
+
+def split_share(values: list, index: int, parts: int) -> list:
+    """`share` of cost and tokens; counts are not split: a call counts once for each tool
+    it requested. `values` are in SPEND_MEASURES order."""
+    if parts == 1:
+        return values
+    shared = len(SPEND_MEASURES) - 2
+    return [tool_share(v, index, parts) for v in values[:shared]] + values[shared:]
+
+
+def _spend_values(row: dict) -> list:
+    cost = row.get("cost_nanousd")
+    tokens = [row.get(c) or 0 for c in TOKEN_FIELDS]
+    return [cost or 0, *tokens, sum(tokens), 1, int(cost is None)]
+
+
+_DIMENSION_COLUMNS = tuple(column for _, column in SPEND_DIMENSIONS[1:])
+_PROJECT_NAME = _DIMENSION_COLUMNS.index("project_name")  # derived, not a column of requests
+
+
+def _spend_attributes(row: dict, tools=None) -> tuple:
+    """What decides which rollup rows a request lands in: its bucket and dimension values.
+    `tools`: the row's tool list, when the caller has it decoded already."""
+    columns = [row.get(column) for column in _DIMENSION_COLUMNS]
+    project = row.get("project")
+    columns[_PROJECT_NAME] = os.path.basename(project.rstrip("/")) if project else None
+    names = tool_names(row.get("tools")) if tools is None else tools
+    return (bucket_of(row.get("timestamp")), tuple(columns), tuple(names))
+
+
+def _expand(attributes: tuple, values: list, only=None):
+    bucket, columns, tools = attributes
+    for (dim, _), key in zip(SPEND_DIMENSIONS, ("", *columns)):
+        if key is not None and (only is None or dim in only):
+            yield dim, key, bucket, values
+    if only is None or "tool" in only:
+        names = tools or (NO_TOOL,)
+        for index, name in enumerate(names):
+            yield "tool", name, bucket, split_share(values, index, len(names))
+
+
+class SpendDelta:
+    """Changes to the rollup. Requests are first summed by their attributes (a session's
+    calls in one 15-minute bucket mostly share them), then expanded into dimensions and
+    written with one statement per rollup row touched."""
+
+    def __init__(self):
+        self.groups = {}
+
+    def add(self, row: dict, sign: int, tools=None) -> None:
+        self._add(_spend_attributes(row, tools), _spend_values(row), sign)
+
+    def add_groups(self, groups: dict) -> None:
+        """Add another delta's groups (one computed where the rows were prepared)."""
+        for attributes, values in groups.items():
+            self._add(attributes, values, +1)
+
+    def _add(self, attributes: tuple, values: list, sign: int) -> None:
+        current = self.groups.get(attributes)
+        if current is None:
+            self.groups[attributes] = [sign * v for v in values]
+        else:
+            for i, v in enumerate(values):
+                current[i] += sign * v
+
+    def write(self, conn: sqlite3.Connection, only=None) -> None:
+        rows = {}
+        for attributes, values in self.groups.items():
+            for dim, key, bucket, share in _expand(attributes, values, only):
+                current = rows.get((dim, key, bucket))
+                if current is None:
+                    rows[(dim, key, bucket)] = list(share)
+                else:
+                    for i, v in enumerate(share):
+                        current[i] += v
+        measures = ", ".join(SPEND_MEASURES)
+        updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
+        conn.executemany(
+            f"""INSERT INTO spend (dim, key, bucket, {measures}) VALUES (?, ?, ?{', ?' * len(SPEND_MEASURES)})
+                ON CONFLICT(dim, key, bucket) DO UPDATE SET {updates}""",
+            [(*k, *v) for k, v in rows.items() if any(v)],
+        )
+        self.groups.clear()
+
+
+# SQL for the same derived values, used by rebuild_spend.
+_DIMENSION_SQL = {
+    "project_name": "replace(rtrim(project, '/'), rtrim(rtrim(project, '/'), replace(rtrim(project, '/'), '/', '')), '')",
+}
+_BUCKET_SQL = "coalesce(substr(timestamp, 1, 14) || printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15), '0000-00-00T00:00')"
+
+
+def rebuild_spend(conn: sqlite3.Connection) -> None:
+    """Recompute the whole rollup from `requests` (migration, repair)."""
+    conn.execute("DELETE FROM spend")
+    measures = ", ".join(SPEND_MEASURES)
+    token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
+    all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
+    for dim, column in SPEND_DIMENSIONS:
+        key = "''" if column is None else _DIMENSION_SQL.get(column, column)
+        conn.execute(
+            f"""INSERT INTO spend (dim, key, bucket, {measures})
+                SELECT '{dim}', {key}, {_BUCKET_SQL}, coalesce(sum(cost_nanousd), 0), {token_sums},
+                       coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
+                FROM requests WHERE {key} IS NOT NULL
+                GROUP BY {key}, {_BUCKET_SQL}"""
+        )
+    _rebuild_tool_spend(conn)
+
+
+def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
+    """The tool rows of the rollup, from the same split rule the hook uses (one code path)."""
+    delta = SpendDelta()
+    names = ("cost_nanousd", "timestamp", "tools", *TOKEN_FIELDS)
+    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests"):
+        delta.add(dict(zip(names, row)), +1)
+    delta.write(conn, only=("tool",))
+
+

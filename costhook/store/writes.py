@@ -1,0 +1,269 @@
+"""Every write to costhook's tables: calls, sessions, tool calls, cursors.
+
+Each write is idempotent (stable unique keys) and runs inside the caller's
+`db.transaction`. Standard library only (the hook writes through this module).
+"""
+
+import json
+import sqlite3
+
+from costhook.store.db import in_lists, savepoint, storable
+from costhook.store.rollup import SpendDelta
+from costhook.timeframe import now_iso
+from costhook.usage import merge_call, tool_names
+
+
+# ----------------------------------------------------------------------- requests ----
+
+
+def merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
+    """Upsert call records (key -> record), merging with stored sightings. Returns rows changed.
+
+    `price(record) -> (cost_nanousd | None, cost_source)` prices the merged record.
+    Must run inside `transaction(conn)`.
+    """
+    if not records:
+        return 0
+    try:
+        with savepoint(conn, "merge_requests"):
+            return _merge_requests(conn, records, price)
+    except UnicodeEncodeError:
+        # Text SQLite cannot store (see storable) is rare: clean it only when a write has
+        # refused it, rather than inspecting every value of every call.
+        records = {storable(key): _storable_record(record) for key, record in records.items()}
+        with savepoint(conn, "merge_requests"):
+            return _merge_requests(conn, records, price)
+
+
+def _merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
+    delta = SpendDelta()
+    records = _fold_replays(conn, records, delta)
+    existing = {row["key"]: row for row in _select_in(conn, "key", list(records))}
+    writes = {}  # column tuple -> rows, so each shape is written with one executemany
+    for key, record in records.items():
+        old = existing.get(key)
+        merged, tools = stored_row(merge_call(old, record) if old else record, price)
+        if old is not None and all(old.get(k) == v for k, v in merged.items()):
+            continue
+        writes.setdefault(tuple(merged), []).append(tuple(merged.values()))
+        if old is not None:
+            delta.add(old, -1)
+        delta.add(merged, +1, tools)
+    changed = _insert_rows(conn, writes, "INSERT OR REPLACE")
+    delta.write(conn)
+    return changed
+
+
+def stored_row(record: dict, price) -> tuple[dict, list]:
+    """The `requests` row for a (merged) call record: tools as JSON text, priced.
+    Returns the row and the tool list."""
+    row = dict(record)
+    tools = row.get("tools") or []
+    row["tools"] = json.dumps(tools) if tools else "[]"
+    row["cost_nanousd"], row["cost_source"] = price(row)
+    return row, tools
+
+
+def record_of(row: dict) -> dict:
+    """The call record a stored_row was made from (its tools as a list, not priced)."""
+    record = dict(row)
+    del record["cost_nanousd"], record["cost_source"]
+    record["tools"] = tool_names(record["tools"])
+    return record
+
+
+def insert_new_requests(conn: sqlite3.Connection, shapes: dict, spend: "SpendDelta") -> int:
+    """INSERT rows known to be new ({column tuple: [value tuples]}) and their rollup delta;
+    returns the count. Raises UnicodeEncodeError, having written nothing, when SQLite
+    refuses some text (see storable)."""
+    with savepoint(conn, "insert_new_requests"):
+        count = _insert_rows(conn, shapes, "INSERT")
+        spend.write(conn)
+    return count
+
+
+def _insert_rows(conn: sqlite3.Connection, shapes: dict, verb: str) -> int:
+    """`verb` (INSERT, INSERT OR REPLACE) the rows of each column shape with one executemany."""
+    for columns, rows in shapes.items():
+        conn.executemany(f"{verb} INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
+    return sum(len(rows) for rows in shapes.values())
+
+
+def stored_ids(conn: sqlite3.Connection, keys: list, message_ids: list) -> tuple[set, set]:
+    """Which of `keys` and `message_ids` the requests table already holds."""
+    return _present(conn, "key", keys), _present(conn, "message_id", message_ids)
+
+
+def _present(conn: sqlite3.Connection, column: str, values: list) -> set:
+    found = set()
+    for marks, chunk in in_lists(values):
+        found.update(row[0] for row in conn.execute(f"SELECT DISTINCT {column} FROM requests WHERE {column} IN ({marks})", chunk))
+    return found
+
+
+
+
+
+
+def _storable_record(record: dict) -> dict:
+    return {
+        name: [storable(v) for v in value] if isinstance(value, list) else storable(value)
+        for name, value in record.items()
+    }
+
+
+def _select_in(conn: sqlite3.Connection, column: str, values: list, extra: str = "") -> list[dict]:
+    rows = []
+    for marks, chunk in in_lists(values):
+        rows += [dict(row) for row in conn.execute(f"SELECT * FROM requests WHERE {column} IN ({marks}) {extra}", chunk)]
+    return rows
+
+
+def _fold_replays(conn: sqlite3.Connection, records: dict, delta: "SpendDelta") -> dict:
+    """One row per Claude Code response, however many requestIds it was seen under.
+
+    A sidechain replays a call of its parent (`/btw` side questions, forks) with the same
+    `message.id` and another `requestId`: one response, billed once. All sightings of a
+    message.id fold into the row of the main-thread copy (else the one already stored,
+    else the first seen: so the result does not depend on how the lines were batched);
+    rows stored under the other keys are removed, their spend too.
+    """
+    batch = {}
+    for record in records.values():
+        if record.get("agent") == "claude" and record.get("message_id"):
+            batch.setdefault(record["message_id"], []).append(record)
+    stored = {}
+    for row in _select_in(conn, "message_id", list(batch), "AND agent = 'claude'"):
+        stored.setdefault(row["message_id"], []).append(row)
+    out = dict(records)
+    for message_id, sightings in batch.items():
+        rows = stored.get(message_id, [])
+        if len({s["key"] for s in sightings} | {r["key"] for r in rows}) == 1:
+            continue
+        stored_keys = {r["key"] for r in rows}
+        seen = {s["key"]: i for i, s in enumerate(sightings)}
+        main = min(sightings + rows, key=lambda s: (bool(s.get("is_sidechain")), s["key"] not in stored_keys,
+                                                    seen.get(s["key"], 0), s["key"]))
+        folded = None
+        for sighting in sightings:
+            out.pop(sighting["key"], None)
+            folded = merge_call(folded, sighting) if folded else dict(sighting)
+        for row in rows:
+            if row["key"] != main["key"]:
+                conn.execute("DELETE FROM requests WHERE key = ?", (row["key"],))
+                delta.add(row, -1)
+                folded = merge_call(folded, row)
+        folded["key"], folded["request_id"] = main["key"], main.get("request_id")
+        out[main["key"]] = folded
+    return out
+
+
+# ----------------------------------------------------------------------- sessions ----
+
+
+def upsert_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
+    """Record facts about a session from a hook: non-null values replace stored ones,
+    except `started_at`, which keeps the earliest."""
+    _update_session(conn, session_id, fields, "{name} = ?")
+
+
+def fill_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
+    """Like upsert_session, but only sets fields that are still empty (transcript-derived facts)."""
+    _update_session(conn, session_id, fields, "{name} = coalesce({name}, ?)")
+
+
+def _update_session(conn: sqlite3.Connection, session_id: str, fields: dict, assign: str) -> None:
+    """Create the session row if needed, then set its non-null `fields` in one statement."""
+    fields = {k: storable(v) for k, v in fields.items() if v is not None}
+    session_id = storable(session_id)
+    conn.execute("INSERT OR IGNORE INTO sessions (session_id, agent) VALUES (?, ?)", (session_id, fields.get("agent", "claude")))
+    sets, values = [], []
+    for name, value in fields.items():
+        if name == "started_at":
+            sets.append("started_at = CASE WHEN started_at IS NULL OR started_at > ? THEN ? ELSE started_at END")
+            values += [value, value]
+        else:
+            sets.append(assign.format(name=name))
+            values.append(value)
+    if sets:
+        conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = ?", values + [session_id])
+
+
+# ----------------------------------------------------------------------- tool calls --
+
+
+def record_tool_call(conn: sqlite3.Connection, call: dict) -> None:
+    """One row per tool call; a second report of the same tool_use_id updates it."""
+    call = {name: storable(value) for name, value in call.items()}
+    columns = list(call)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "tool_use_id")
+    conn.execute(
+        f"INSERT INTO tool_calls ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT(tool_use_id) DO UPDATE SET {updates}",
+        [call[c] for c in columns],
+    )
+
+
+# ----------------------------------------------------------------------- cursors -----
+
+
+def get_cursor(conn: sqlite3.Connection, path: str) -> dict | None:
+    row = conn.execute("SELECT * FROM cursors WHERE path = ?", (path,)).fetchone()
+    return dict(row) if row else None
+
+
+def set_cursor(conn: sqlite3.Connection, cursor: dict) -> None:
+    columns = list(cursor)
+    conn.execute(
+        f"INSERT OR REPLACE INTO cursors ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [cursor[c] for c in columns],
+    )
+
+
+def advance_cursor(conn: sqlite3.Connection, path: str, offset: int, *, size, inode, head, state) -> None:
+    """Record that the file at `path` has been read up to byte `offset`, unless another
+    process already got further in the same file (same inode): a cursor never goes back."""
+    current = get_cursor(conn, path)
+    if current and current.get("inode") == inode and (current.get("offset") or 0) > offset:
+        offset = current["offset"]
+    set_cursor(conn, {"path": path, "offset": offset, "size": size, "inode": inode, "head": head, "state": state,
+                      "updated_at": now_iso()})
+
+
+# ----------------------------------------------------------------------- alerts ------
+
+
+def record_alert(conn: sqlite3.Connection, alert: dict) -> bool:
+    """Store a budget threshold reached; False when the same budget, period, threshold and
+    limit already fired (each fires once, however many hooks race)."""
+    columns = list(alert)
+    cursor = conn.execute(
+        f"INSERT OR IGNORE INTO alerts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [alert[c] for c in columns],
+    )
+    return bool(cursor.rowcount)
+
+
+def claim_alerts(conn: sqlite3.Connection, claim: str, stale_before: str, limit: int) -> list:
+    """Mark up to `limit` undelivered alerts as being sent under `claim` (so two notifiers
+    never send one twice) and return their (id, message). Alerts created before
+    `stale_before` are expired instead: fired before any target existed, or while sending
+    was broken, they are not replayed."""
+    conn.execute("UPDATE alerts SET notified_at = 'expired' WHERE notified_at IS NULL AND created_at < ?", (stale_before,))
+    conn.execute(
+        """UPDATE alerts SET notified_at = ? WHERE id IN
+           (SELECT id FROM alerts WHERE notified_at IS NULL ORDER BY id LIMIT ?)""",
+        (claim, limit),
+    )
+    return conn.execute("SELECT id, message FROM alerts WHERE notified_at = ? ORDER BY id", (claim,)).fetchall()
+
+
+def alert_sent(conn: sqlite3.Connection, alert_id: int, when: str) -> None:
+    conn.execute("UPDATE alerts SET notified_at = ? WHERE id = ?", (when, alert_id))
+
+
+# ----------------------------------------------------------------------- cron --------
+
+
+def disable_cron_job(conn: sqlite3.Connection, job_id: str) -> None:
+    conn.execute("UPDATE cron_jobs SET enabled = 0 WHERE job_id = ?", (job_id,))

@@ -1,0 +1,555 @@
+"""OpenClaw cron and heartbeat views: per-run cost, per-cron history, top crons, heartbeat
+idle cost, anomalies, per-cron budgets — and the `costhook cron` command.
+
+API (plain functions over a costhook database connection; money is nano-USD integers
+with a `*_usd` float beside it for display; `since`/`until` are UTC ISO strings or None):
+
+    runs(conn, job=None, since=None, until=None)                 -> list[Run dict], oldest first
+    summary(conn, since=None, until=None, spark=20)              -> list[Cron dict], costliest first
+    top_crons(conn, n=5, since=None, until=None)                 -> summary()[:n]
+    history(conn, job, limit=30)                                 -> (Cron dict | None, list[Run dict] newest first)
+    heartbeat_idle(conn, since=None, until=None)                 -> Heartbeat dict
+    anomalies(conn, since=None, until=None, factor=2.0)          -> list[Run dict] flagged, newest first
+    budget_status(conn, budgets, now=None, tz=None)              -> list[CronBudget dict]
+    find_job(conn, text)                                         -> job id for an id, a name, or a unique prefix
+    sparkline(values) -> str          format_run(run) -> "Took 74 s · 12,400 tokens · $0.04"
+
+Run dict: run_id, job_id, job_name, host_agent, session_id, started_at, status, duration_ms,
+    requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, total_tokens,
+    tokens_source ("transcript" | "run log" | None), cost_nanousd (None = unknown), cost_usd,
+    cost_known, unpriced_requests, transcript_missing, recorded (a run-history record exists),
+    is_heartbeat, idle (heartbeat runs: only acknowledged), rolling_avg_usd, anomaly, ratio, line.
+Cron dict: job_id, job_name, host_agent, kind, schedule, runs, ok, errors, unknown_cost_runs,
+    cost_nanousd, cost_usd, total_tokens, avg_cost_usd, last_run_at, last_status, last_cost_usd,
+    anomalies, spark_values (cost per run, oldest first; None = unknown), sparkline.
+Heartbeat dict: heartbeats, idle, idle_cost_nanousd, idle_cost_usd, cost_nanousd, cost_usd,
+    idle_tokens, idle_share (of heartbeat cost), by_agent [{host_agent, heartbeats, idle, idle_cost_usd, cost_usd}].
+
+A run's cost is the sum of its calls: for an isolated run, every call of its session; for a
+run in the main session (heartbeats, main-session jobs), the calls tagged with that job (or
+heartbeat) between its start and its end. A run whose calls left no rows (transcript pruned
+by cron.sessionRetention, or failed before any model call) has cost None: unknown, never 0;
+its tokens then come from the run log when OpenClaw logged them. An "anomaly" is a run that
+cost at least `factor` × the average of the up to 10 previous runs of the same cron (3 at least).
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+NANO = 1_000_000_000
+SPARK = "▁▂▃▄▅▆▇█"
+ROLLING = 10
+MIN_HISTORY = 3
+WINDOW_SLACK_MS = 2000  # main-session runs: calls up to this long after the logged end still count
+
+_SUMS = """count(*) AS requests,
+    coalesce(sum(input_tokens), 0) AS input_tokens,
+    coalesce(sum(output_tokens), 0) AS output_tokens,
+    coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+    coalesce(sum(cache_write_5m_tokens), 0) + coalesce(sum(cache_write_1h_tokens), 0) AS cache_write_tokens,
+    coalesce(sum(cost_nanousd), 0) AS cost_nanousd,
+    coalesce(sum(cost_nanousd IS NULL), 0) AS unpriced_requests,
+    coalesce(min(ack_only), 0) AS all_ack,
+    min(timestamp) AS first_at, max(timestamp) AS last_at"""
+
+
+def usd(nano) -> float | None:
+    return None if nano is None else int(nano) / NANO
+
+
+def _iso_plus_ms(stamp: str, ms: int) -> str:
+    moment = datetime.strptime(stamp[:23], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+    from datetime import timedelta
+
+    moment = moment + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _has_table(conn, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def job_names(conn) -> dict:
+    """job id -> (name, kind, host agent, schedule) from recorded jobs and runs."""
+    names = {}
+    if _has_table(conn, "cron_jobs"):
+        for row in conn.execute("SELECT job_id, name, kind, host_agent, schedule FROM cron_jobs"):
+            names[row[0]] = {"name": row[1], "kind": row[2], "host_agent": row[3], "schedule": row[4]}
+    for job_id, name in conn.execute("SELECT job_id, max(job_name) FROM cron_runs WHERE job_name IS NOT NULL GROUP BY job_id"):
+        names.setdefault(job_id, {"name": None, "kind": None, "host_agent": None, "schedule": None})
+        names[job_id]["name"] = names[job_id]["name"] or name
+    return names
+
+
+def _where_time(column: str, since, until) -> tuple[str, list]:
+    clauses, args = [], []
+    if since:
+        clauses.append(f"{column} >= ?")
+        args.append(since)
+    if until:
+        clauses.append(f"{column} < ?")
+        args.append(until)
+    return (" AND ".join(clauses) or "1"), args
+
+
+def runs(conn, job: str | None = None, since: str | None = None, until: str | None = None) -> list[dict]:
+    """Every cron run (recorded in the run history, or seen only in calls), oldest first,
+    with its cost, tokens, anomaly flag and one-line summary."""
+    names = job_names(conn)
+    where, args = _where_time("started_at", since, until)
+    if job:
+        where += " AND job_id = ?"
+        args.append(job)
+    recorded = [dict(r) for r in conn.execute(f"SELECT * FROM cron_runs WHERE {where} ORDER BY started_at, run_id", args)]
+    by_session = _session_sums(conn, [r["session_id"] for r in recorded if r.get("session_id")])
+    out, seen_sessions = [], set()
+    for run in recorded:
+        sums = None
+        if run.get("session_id") and run["session_id"] in by_session:
+            sums = by_session[run["session_id"]]
+            seen_sessions.add(run["session_id"])
+        elif not run.get("session_id") and run.get("started_at"):
+            sums = _window_sums(conn, run)
+        out.append(_run_dict(run, sums, names, recorded=True))
+    out += _unrecorded_runs(conn, job, since, until, seen_sessions | {r["session_id"] for r in recorded if r.get("session_id")}, names)
+    out.sort(key=lambda r: (r["started_at"] or "", r["run_id"]))
+    _flag_anomalies(out)
+    return out
+
+
+def _session_sums(conn, session_ids: list) -> dict:
+    out = {}
+    ids = list(dict.fromkeys(session_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        sql = f"SELECT session_id, {_SUMS} FROM requests WHERE session_id IN ({','.join('?' * len(chunk))}) GROUP BY session_id"
+        for row in conn.execute(sql, chunk):
+            out[row["session_id"]] = dict(row)
+    return out
+
+
+def _window_sums(conn, run: dict) -> dict | None:
+    """Calls of a main-session run: tagged with its job (or heartbeat), within its time."""
+    start = run["started_at"]
+    end = _iso_plus_ms(start, (run.get("duration_ms") or 0) + WINDOW_SLACK_MS)
+    if run.get("is_heartbeat"):
+        tag, tag_args = "(is_heartbeat = 1 OR cron_job = ?)", [run["job_id"]]
+    else:
+        tag, tag_args = "cron_job = ?", [run["job_id"]]
+    host = " AND host_agent = ?" if run.get("host_agent") else ""
+    args = [*tag_args, start, end] + ([run["host_agent"]] if host else [])
+    row = conn.execute(
+        f"SELECT {_SUMS} FROM requests WHERE agent = 'openclaw' AND {tag} AND timestamp >= ? AND timestamp <= ?{host}", args
+    ).fetchone()
+    return dict(row) if row and row["requests"] else None
+
+
+def _unrecorded_runs(conn, job, since, until, known_sessions: set, names: dict) -> list:
+    """Runs seen only through their calls (no run-history record yet): isolated runs by
+    session, main-session cron turns by run id."""
+    where, args = _where_time("timestamp", since, until)
+    if job:
+        where += " AND cron_job = ?"
+        args.append(job)
+    sql = f"""SELECT cron_job, CASE WHEN session_kind = 'cron' THEN session_id ELSE coalesce(run_id, session_id) END AS grp,
+                     max(session_id) AS session_id, max(host_agent) AS host_agent, max(is_heartbeat) AS is_heartbeat,
+                     max(session_kind) AS session_kind, {_SUMS}
+              FROM requests WHERE agent = 'openclaw' AND cron_job IS NOT NULL AND {where}
+              GROUP BY cron_job, grp"""
+    out = []
+    for row in conn.execute(sql, args):
+        row = dict(row)
+        if row["session_id"] in known_sessions:
+            continue  # the calls of a recorded run (its session may lack a cron key, e.g. no sessions.json entry)
+        if row["session_kind"] != "cron" and _covered_by_recorded(conn, row):
+            continue
+        run = {"run_id": f"calls:{row['cron_job']}:{row['grp']}", "job_id": row["cron_job"], "host_agent": row["host_agent"],
+               "session_id": row["session_id"] if row["session_kind"] == "cron" else None, "started_at": row["first_at"],
+               "status": None, "duration_ms": None, "is_heartbeat": row["is_heartbeat"], "job_name": None}
+        out.append(_run_dict(run, row, names, recorded=False))
+    return out
+
+
+def _covered_by_recorded(conn, sums: dict) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM cron_runs WHERE job_id = ? AND session_id IS NULL AND started_at <= ? LIMIT 1",
+        (sums["cron_job"], sums["first_at"]),
+    ).fetchone()
+    if row is None:
+        return False
+    for run in conn.execute(
+        "SELECT started_at, duration_ms FROM cron_runs WHERE job_id = ? AND session_id IS NULL AND started_at <= ?",
+        (sums["cron_job"], sums["first_at"]),
+    ):
+        if run[0] and _iso_plus_ms(run[0], (run[1] or 0) + WINDOW_SLACK_MS) >= sums["first_at"]:
+            return True
+    return False
+
+
+def _run_dict(run: dict, sums: dict | None, names: dict, recorded: bool) -> dict:
+    job = names.get(run["job_id"], {})
+    has_calls = bool(sums and sums.get("requests"))
+    if has_calls:
+        tokens = {k: int(sums[k]) for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
+        source = "transcript"
+    elif any(run.get(k) is not None for k in ("input_tokens", "output_tokens", "total_tokens")):
+        tokens = {k: int(run.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
+        source = "run log"
+    else:
+        tokens = {k: 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
+        source = None
+    total = sum(tokens.values())
+    if source == "run log" and run.get("total_tokens"):
+        total = max(total, int(run["total_tokens"]))
+    cost = int(sums["cost_nanousd"]) if has_calls else None
+    unpriced = int(sums["unpriced_requests"]) if has_calls else 0
+    if has_calls and unpriced == sums["requests"]:
+        cost = None  # every call unpriced: unknown, not free
+    is_heartbeat = bool(run.get("is_heartbeat")) or job.get("kind") == "heartbeat"
+    out = {
+        "run_id": run["run_id"],
+        "job_id": run["job_id"],
+        "job_name": run.get("job_name") or job.get("name"),
+        "host_agent": run.get("host_agent") or job.get("host_agent"),
+        "session_id": run.get("session_id"),
+        "started_at": run.get("started_at"),
+        "status": run.get("status"),
+        "duration_ms": run.get("duration_ms"),
+        "requests": int(sums["requests"]) if has_calls else 0,
+        **tokens,
+        "total_tokens": total,
+        "tokens_source": source,
+        "cost_nanousd": cost,
+        "cost_usd": usd(cost),
+        "cost_known": cost is not None,
+        "unpriced_requests": unpriced,
+        "transcript_missing": bool(recorded and run.get("session_id") and not has_calls),
+        "recorded": recorded,
+        "is_heartbeat": is_heartbeat,
+        "idle": bool(is_heartbeat and has_calls and sums.get("all_ack")),
+        "rolling_avg_usd": None,
+        "anomaly": False,
+        "ratio": None,
+    }
+    out["line"] = format_run(out)
+    return out
+
+
+def _flag_anomalies(all_runs: list, factor: float = 2.0) -> None:
+    history: dict = {}
+    for run in all_runs:
+        past = history.setdefault(run["job_id"], [])
+        if run["cost_nanousd"] is not None:
+            recent = past[-ROLLING:]
+            if len(recent) >= MIN_HISTORY:
+                avg = sum(recent) / len(recent)
+                run["rolling_avg_usd"] = avg / NANO
+                if avg > 0:
+                    run["ratio"] = round(run["cost_nanousd"] / avg, 2)
+                    run["anomaly"] = run["cost_nanousd"] >= factor * avg
+            past.append(run["cost_nanousd"])
+        run["line"] = format_run(run)
+
+
+def format_run(run: dict) -> str:
+    """`Took 74 s · 12,400 tokens · $0.04` (cost unknown: `cost unknown`)."""
+    parts = []
+    if run.get("duration_ms") is not None:
+        seconds = run["duration_ms"] / 1000
+        parts.append(f"Took {seconds:.0f} s" if seconds >= 10 else f"Took {seconds:.1f} s")
+    tokens = run.get("total_tokens") or 0
+    parts.append(f"{tokens:,} tokens" + (" (run log)" if run.get("tokens_source") == "run log" else ""))
+    if run.get("cost_nanousd") is None:
+        parts.append("cost unknown" + (" (transcript pruned)" if run.get("transcript_missing") else ""))
+    else:
+        parts.append(money(run["cost_nanousd"]) + (f" (+{run['unpriced_requests']} unpriced)" if run.get("unpriced_requests") else ""))
+    if run.get("anomaly") and run.get("ratio"):
+        parts.append(f"{run['ratio']:.1f}× its average")
+    return " · ".join(parts)
+
+
+def money(nano: int | None) -> str:
+    if nano is None:
+        return "unknown"
+    value = nano / NANO
+    if value == 0:
+        return "$0.00"
+    if abs(value) < 0.01:
+        return f"${value:.4f}"
+    return f"${value:,.2f}"
+
+
+def sparkline(values) -> str:
+    """One character per value, scaled to the largest; unknown values are a space."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return " " * len(values)
+    top = max(known) or 1
+    return "".join(" " if v is None else SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values)
+
+
+def summary(conn, since: str | None = None, until: str | None = None, spark: int = 20) -> list[dict]:
+    """One row per cron job, costliest first."""
+    all_runs = runs(conn, since=since, until=until)
+    names = job_names(conn)
+    jobs: dict = {}
+    for run in all_runs:
+        jobs.setdefault(run["job_id"], []).append(run)
+    out = []
+    for job_id, job_runs in jobs.items():
+        info = names.get(job_id, {})
+        known = [r["cost_nanousd"] for r in job_runs if r["cost_nanousd"] is not None]
+        cost = sum(known)
+        last = job_runs[-1]
+        values = [r["cost_nanousd"] for r in job_runs[-spark:]]
+        out.append({
+            "job_id": job_id,
+            "job_name": info.get("name") or next((r["job_name"] for r in job_runs if r["job_name"]), None),
+            "host_agent": info.get("host_agent") or last["host_agent"],
+            "kind": info.get("kind") or ("heartbeat" if last["is_heartbeat"] else None),
+            "schedule": info.get("schedule"),
+            "runs": len(job_runs),
+            "ok": sum(1 for r in job_runs if r["status"] == "ok"),
+            "errors": sum(1 for r in job_runs if r["status"] == "error"),
+            "unknown_cost_runs": sum(1 for r in job_runs if r["cost_nanousd"] is None),
+            "cost_nanousd": cost,
+            "cost_usd": usd(cost),
+            "total_tokens": sum(r["total_tokens"] for r in job_runs),
+            "avg_cost_usd": usd(cost / len(known)) if known else None,
+            "last_run_at": last["started_at"],
+            "last_status": last["status"],
+            "last_cost_usd": last["cost_usd"],
+            "anomalies": sum(1 for r in job_runs if r["anomaly"]),
+            "spark_values": [usd(v) for v in values],
+            "sparkline": sparkline(values),
+        })
+    out.sort(key=lambda j: (-j["cost_nanousd"], j["job_name"] or j["job_id"]))
+    return out
+
+
+def top_crons(conn, n: int = 5, since: str | None = None, until: str | None = None) -> list[dict]:
+    return summary(conn, since=since, until=until)[:n]
+
+
+def history(conn, job: str, limit: int = 30) -> tuple[dict | None, list]:
+    """(the job's summary row, its last `limit` runs newest first)."""
+    job_id = find_job(conn, job) or job
+    job_runs = runs(conn, job=job_id)
+    rows = [j for j in summary(conn) if j["job_id"] == job_id]
+    return (rows[0] if rows else None), list(reversed(job_runs))[:limit]
+
+
+def anomalies(conn, since: str | None = None, until: str | None = None, factor: float = 2.0) -> list[dict]:
+    """Runs that cost at least `factor` × their cron's rolling average, newest first."""
+    all_runs = runs(conn)  # history before `since` still sets the average
+    if factor != 2.0:
+        _flag_anomalies(all_runs, factor)
+    flagged = [r for r in all_runs if r["anomaly"] and (not since or (r["started_at"] or "") >= since)
+               and (not until or (r["started_at"] or "") < until)]
+    return list(reversed(flagged))
+
+
+def heartbeat_idle(conn, since: str | None = None, until: str | None = None) -> dict:
+    """What heartbeats cost, and the part spent on heartbeats that only acknowledged
+    (HEARTBEAT_OK / NO_REPLY / heartbeat_respond without notify, no other tool)."""
+    where, args = _where_time("timestamp", since, until)
+    sql = f"""SELECT host_agent, coalesce(run_id, key) AS grp, {_SUMS} FROM requests
+              WHERE agent = 'openclaw' AND is_heartbeat = 1 AND {where} GROUP BY host_agent, grp"""
+    agents: dict = {}
+    for row in conn.execute(sql, args):
+        entry = agents.setdefault(row["host_agent"], {"host_agent": row["host_agent"], "heartbeats": 0, "idle": 0,
+                                                     "idle_cost_nanousd": 0, "cost_nanousd": 0, "idle_tokens": 0})
+        entry["heartbeats"] += 1
+        entry["cost_nanousd"] += row["cost_nanousd"]
+        if row["all_ack"]:
+            entry["idle"] += 1
+            entry["idle_cost_nanousd"] += row["cost_nanousd"]
+            entry["idle_tokens"] += row["input_tokens"] + row["output_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"]
+    total = {k: sum(a[k] for a in agents.values()) for k in ("heartbeats", "idle", "idle_cost_nanousd", "cost_nanousd", "idle_tokens")}
+    return {
+        **total,
+        "idle_cost_usd": usd(total["idle_cost_nanousd"]),
+        "cost_usd": usd(total["cost_nanousd"]),
+        "idle_share": round(total["idle_cost_nanousd"] / total["cost_nanousd"], 4) if total["cost_nanousd"] else None,
+        "by_agent": [{**a, "idle_cost_usd": usd(a["idle_cost_nanousd"]), "cost_usd": usd(a["cost_nanousd"])}
+                     for a in sorted(agents.values(), key=lambda a: -a["cost_nanousd"])],
+    }
+
+
+def find_job(conn, text: str) -> str | None:
+    """A job id from its id, its name (any case), or a unique prefix of either."""
+    if not text:
+        return None
+    ids = {r[0] for r in conn.execute("SELECT DISTINCT job_id FROM cron_runs")}
+    ids |= {r[0] for r in conn.execute("SELECT DISTINCT cron_job FROM requests WHERE cron_job IS NOT NULL")}
+    names = job_names(conn)
+    ids |= set(names)
+    if text in ids:
+        return text
+    folded = text.casefold()
+    for match in (
+        lambda j, name: name == text,
+        lambda j, name: name.casefold() == folded,
+        lambda j, name: j.startswith(text),
+        lambda j, name: name.casefold().startswith(folded),
+    ):
+        found = [j for j in sorted(ids) if match(j, (names.get(j) or {}).get("name") or "")]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def budget_status(conn, budgets: list, now=None, tz=None) -> list[dict]:
+    """Each `cron:<job>` budget (job id or name) against its current period; `run` and
+    `session` periods against the job's latest run."""
+    from costhook import budgets as engine
+
+    now = now or datetime.now(timezone.utc)
+    tz = tz or engine.local_zone(None)
+    out = []
+    for budget in budgets:
+        kind, _, target = budget["scope"].partition(":")
+        if kind != "cron":
+            continue
+        job_id = find_job(conn, target) or target
+        resolved = {**budget, "scope": f"cron:{job_id}"}
+        session = None
+        if budget["period"] in ("run", "session"):
+            row = conn.execute("SELECT session_id FROM cron_runs WHERE job_id = ? AND session_id IS NOT NULL ORDER BY started_at DESC LIMIT 1",
+                               (job_id,)).fetchone()
+            row = row or conn.execute("SELECT session_id FROM requests WHERE cron_job = ? ORDER BY timestamp DESC LIMIT 1", (job_id,)).fetchone()
+            session = row[0] if row else None
+        status = engine.spend(conn, resolved, engine.Context(session_id=session, cron_job=job_id), now, tz)
+        in_usd = not status.in_tokens
+        out.append({
+            "budget_id": budget.get("id"),
+            "scope": budget["scope"],
+            "job_id": job_id,
+            "job_name": job_names(conn).get(job_id, {}).get("name"),
+            "period": budget["period"],
+            "period_key": status.period_key,
+            "unit": "usd" if in_usd else "tokens",
+            "spent": usd(status.spent) if in_usd else status.spent,
+            "limit": usd(status.limit) if in_usd else status.limit,
+            "percent": round(status.fraction * 100, 1),
+            "action": budget.get("action", "warn"),
+            "blocking": status.blocking,
+            "message": status.message().replace(f"cron:{job_id}", budget["scope"]),
+        })
+    return out
+
+
+# ------------------------------------------------------------------ CLI -------------
+
+
+def _local(stamp: str | None, tz) -> str:
+    if not stamp:
+        return "-"
+    moment = datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _grid(rows: list) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_summary(crons: list, idle: dict, flagged: list, budget_rows: list, tz) -> str:
+    if not crons and not idle["heartbeats"]:
+        return "No OpenClaw cron runs or heartbeats recorded yet (run `costhook import --openclaw-dir DIR` or install the plugin)."
+    out = []
+    if crons:
+        rows = [["cron", "runs", "ok/err", "cost", "avg/run", "last run", "last", "trend", "anomalies"]]
+        for j in crons:
+            cost = money(j["cost_nanousd"]) + (f" +{j['unknown_cost_runs']}?" if j["unknown_cost_runs"] else "")
+            rows.append([
+                (j["job_name"] or j["job_id"])[:40], j["runs"], f"{j['ok']}/{j['errors']}", cost,
+                money(round(j["avg_cost_usd"] * NANO)) if j["avg_cost_usd"] is not None else "-",
+                _local(j["last_run_at"], tz), j["last_status"] or "-", j["sparkline"], j["anomalies"] or "",
+            ])
+        out.append(_grid(rows))
+        if any(j["unknown_cost_runs"] for j in crons):
+            out.append("+N? = runs whose cost is unknown (transcript pruned, or no model call).")
+    if idle["heartbeats"]:
+        share = f" ({idle['idle_share'] * 100:.0f}% of heartbeat spend)" if idle["idle_share"] is not None else ""
+        out.append(f"\nHeartbeats: {idle['heartbeats']} costing {money(idle['cost_nanousd'])}; "
+                   f"{idle['idle']} only acknowledged, idle cost {money(idle['idle_cost_nanousd'])}{share}.")
+    if flagged:
+        out.append("\nAnomalies (≥ 2× the cron's rolling average):")
+        for run in flagged[:10]:
+            out.append(f"  {_local(run['started_at'], tz)}  {(run['job_name'] or run['job_id'])[:40]}  {run['line']}")
+    if budget_rows:
+        out.append("\nCron budgets:")
+        for b in budget_rows:
+            out.append(f"  {b['budget_id']}: {b['message']}" + ("  BLOCKING" if b["blocking"] else ""))
+    return "\n".join(out)
+
+
+def render_history(job: dict | None, job_runs: list, tz) -> str:
+    if job is None and not job_runs:
+        return "No runs recorded for this cron."
+    head = []
+    if job:
+        head.append(f"{job['job_name'] or job['job_id']} ({job['job_id']})" + (f" · {job['schedule']}" if job.get("schedule") else ""))
+        head.append(f"{job['runs']} runs · {money(job['cost_nanousd'])} total"
+                    + (f" · {money(round(job['avg_cost_usd'] * NANO))} per run" if job["avg_cost_usd"] is not None else "")
+                    + f" · {job['sparkline']}")
+    rows = [["started", "status", "run"]]
+    for run in job_runs:
+        rows.append([_local(run["started_at"], tz), (run["status"] or "?") + (" ⚠" if run["anomaly"] else ""), run["line"]])
+    return "\n".join(head + ["", _grid(rows)])
+
+
+def register(cli) -> None:
+    """Add `costhook cron [JOB]` to the click group `cli`."""
+    import click
+
+    @cli.command(name="cron")
+    @click.argument("job", required=False)
+    @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day (inclusive, local time).")
+    @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (inclusive, local time).")
+    @click.option("--limit", type=int, default=30, show_default=True, help="Runs shown for one cron.")
+    @click.option("--tz", "tz_name", help="IANA time zone (default: config `timezone`, else local).")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+    @click.option("--db", "db_path", type=click.Path(dir_okay=False), envvar="COSTHOOK_DB", help="Database file.")
+    def cron_command(job, since, until, limit, tz_name, fmt, db_path):
+        """OpenClaw cron jobs: cost per run and per cron, history, heartbeat idle cost, anomalies.
+
+        Without JOB: every cron (costliest first) with a trend sparkline, heartbeat idle
+        cost, anomalies and cron budgets. With JOB (id, id prefix or name): its runs,
+        e.g. "Took 74 s · 12,400 tokens · $0.04".
+        """
+        from costhook import timeframe
+        from costhook.cli.app import _zone, load_config, open_store
+
+        cfg = load_config()
+        tz = _zone(tz_name or cfg.get("timezone"))
+        win = timeframe.dates_window(since.date() if since else None, until.date() if until else None, tz)
+        conn = open_store(db_path)
+        if job:
+            job_id = find_job(conn, job)
+            if job_id is None:
+                raise click.ClickException(f"no cron job matches {job!r} (see `costhook cron`)")
+            info, job_runs = history(conn, job_id, limit=limit)
+            if win.start or win.end:
+                job_runs = [r for r in job_runs if (not win.start or (r["started_at"] or "") >= win.start)
+                            and (not win.end or (r["started_at"] or "") < win.end)]
+            if fmt == "json":
+                click.echo(json.dumps({"job": info, "runs": job_runs}, indent=2, ensure_ascii=False))
+            else:
+                click.echo(render_history(info, job_runs, tz))
+            return
+        crons = summary(conn, since=win.start, until=win.end)
+        idle = heartbeat_idle(conn, since=win.start, until=win.end)
+        flagged = anomalies(conn, since=win.start, until=win.end)
+        budget_rows = budget_status(conn, cfg.get("budgets") or [], tz=tz)
+        if fmt == "json":
+            click.echo(json.dumps({"crons": crons, "heartbeat": idle, "anomalies": flagged, "budgets": budget_rows},
+                                  indent=2, ensure_ascii=False))
+        else:
+            click.echo(render_summary(crons, idle, flagged, budget_rows, tz))

@@ -1,0 +1,274 @@
+"""Aggregations over `requests`, shared by the CLI, the statusline and the dashboard.
+
+Money stays integer nano-USD until it is shown. Calendar grouping happens in the
+user's time zone: calls fall into 15-minute UTC buckets (every real zone offset is a
+multiple of 15 minutes), and SQL shifts each bucket by the zone's offset at that moment
+before grouping by local hour, day or month (weeks are summed from days).
+"""
+
+import sqlite3
+from datetime import date, datetime, timedelta
+
+
+from costhook.timeframe import NO_TIME_BUCKET, Window, bucket_time, local_zone
+from costhook.usage import NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
+
+GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message")
+TIME_GROUPS = ("day", "week", "month", "hour")
+TOKEN_MEASURES = TOKEN_FIELDS
+MEASURES = ("requests", *TOKEN_MEASURES, "total_tokens", "cost_usd", "unpriced_requests")
+
+MAIN_AGENT = "(main)"
+NONE_KEY = "(none)"
+
+# Column expressions for the plain (non-time, non-tool) groupings.
+_COLUMN = {
+    "project": "project",
+    "session": "session_id",
+    "model": "model",
+    "agent": "agent_type",
+    "skill": "skill",
+    "cron": "cron_job",
+}
+
+_SUMS = """count(*) AS requests,
+    coalesce(sum(input_tokens), 0) AS input_tokens,
+    coalesce(sum(output_tokens), 0) AS output_tokens,
+    coalesce(sum(cache_write_5m_tokens), 0) AS cache_write_5m_tokens,
+    coalesce(sum(cache_write_1h_tokens), 0) AS cache_write_1h_tokens,
+    coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+    coalesce(sum(cost_nanousd), 0) AS cost_nanousd,
+    sum(cost_nanousd IS NULL) AS unpriced_requests"""
+
+
+def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = None, tz=None,
+           filters: dict | None = None, table=None, source: str = "auto") -> dict:
+    """The `report --format json` object: {"group_by", "rows": [{"key", measures…}], "totals"}.
+
+    Reads the `spend` rollup (a few thousand rows, whatever the number of calls) unless
+    `filters` ask for something only the call rows know; `source` forces one or the other.
+    `--by message` lists the calls themselves (priced by type with `table`).
+    """
+    if by not in GROUPS:
+        raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPS)}")
+    win = win or Window()
+    tz = tz or local_zone(None)
+    if by == "message":  # one row per API call, in time order (analytics.message_rows)
+        from costhook.views.analytics import message_rows
+
+        where, args = _where(win, filters or {})
+        totals_row = conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone()
+        return {"group_by": by, "rows": message_rows(conn, where, args, table), "totals": _measures(dict(totals_row))}
+    if source == "rollup" or (source == "auto" and not filters):
+        raw, totals = _from_rollup(conn, by, win, tz)
+    else:
+        raw, totals = _from_requests(conn, by, win, tz, filters or {})
+    rows = [dict(key=key, **_measures(sums)) for key, sums in raw.items()]
+    if by in TIME_GROUPS:
+        rows.sort(key=lambda r: r["key"])
+    else:
+        rows.sort(key=lambda r: (-r["cost_usd"], str(r["key"])))
+    return {"group_by": by, "rows": rows, "totals": _measures(totals)}
+
+
+def _where(win: Window, filters: dict) -> tuple[str, list]:
+    where, args = win.where()
+    for column, value in filters.items():
+        where += f" AND {column} = ?"
+        args.append(value)
+    return where, args
+
+
+def _from_requests(conn, by, win, tz, filters) -> tuple[dict, dict]:
+    where, args = _where(win, filters)
+    if by in TIME_GROUPS:
+        raw = _by_time(conn, by, where, args, tz)
+    elif by == "tool":
+        raw = _by_tool(conn, where, args)
+    else:
+        raw = _by_column(conn, by, where, args)
+    totals = dict(conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone())
+    return raw, totals
+
+
+_ROLLUP_DIM = {"project": "project", "session": "session", "model": "model", "agent": "agent",
+               "skill": "skill", "cron": "cron", "tool": "tool"}
+_ROLLUP_SUMS = """sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+    sum(cache_write_5m_tokens) AS cache_write_5m_tokens, sum(cache_write_1h_tokens) AS cache_write_1h_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens, sum(cost_nanousd) AS cost_nanousd, sum(unpriced) AS unpriced_requests"""
+_ROLLUP_NAMES = ("requests", *TOKEN_MEASURES, "cost_nanousd", "unpriced_requests")
+
+
+def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
+    where, args = "dim = ?", []
+    if win.start:
+        where += " AND bucket >= ?"
+        args.append(win.start[:16])
+    if win.end:
+        where += " AND bucket < ?"
+        args.append(win.end[:16])
+    if by in TIME_GROUPS:
+        # One scan for the periods and the totals: calls without a time have the bucket
+        # '0000-00-00T00:00', which is no date, so their period is None.
+        out = _by_period(conn, by, f"SELECT * FROM spend WHERE {where}", ["global", *args], _ROLLUP_SUMS, tz)
+        totals = {name: sum(sums[name] for sums in out.values()) for name in _ROLLUP_NAMES}
+        out.pop(None, None)
+        return out, totals
+    totals = dict(conn.execute(f"SELECT {_ROLLUP_SUMS} FROM spend WHERE {where}", ["global", *args]).fetchone())
+    out = {}
+    sql = f"SELECT key, {_ROLLUP_SUMS} FROM spend WHERE {where} GROUP BY key"
+    for row in conn.execute(sql, [_ROLLUP_DIM[by], *args]):
+        row = dict(row)
+        _add(out, row.pop("key"), row)
+    if by != "tool":  # calls without a value for this grouping: what the grouped rows leave of the totals
+        rest = {name: (totals[name] or 0) - sum(r[name] for r in out.values()) for name in totals}
+        if rest["requests"]:
+            out[MAIN_AGENT if by == "agent" else NONE_KEY] = rest
+    return {k: v for k, v in out.items() if v["requests"]}, totals
+
+
+def _by_column(conn, by, where, args) -> dict:
+    column = _COLUMN[by]
+    out = {}
+    sql = f"SELECT {column} AS key, {_SUMS} FROM requests WHERE {where} GROUP BY {column}"
+    for row in conn.execute(sql, args):
+        row = dict(row)
+        key = row.pop("key")
+        if key is None:
+            key = MAIN_AGENT if by == "agent" else NONE_KEY
+        _add(out, key, row)
+    return out
+
+
+def _by_time(conn, by, where, args, tz) -> dict:
+    bucket = "substr(timestamp, 1, 14) || printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15)"
+    rows = f"SELECT {bucket} AS bucket, * FROM requests WHERE {where} AND timestamp IS NOT NULL"
+    return _by_period(conn, by, rows, args, _SUMS, tz)
+
+
+# A local period as an SQLite strftime format, and its length: in UTC, the period is the
+# bucket's first characters. Weeks are summed from days (SQLite 3.40 has no ISO weeks).
+_PERIOD = {"hour": ("%Y-%m-%dT%H", 13), "day": ("%Y-%m-%d", 10), "week": ("%Y-%m-%d", 10), "month": ("%Y-%m", 7)}
+
+
+def _by_period(conn, by, rows: str, args: list, sums: str, tz) -> dict:
+    """Sums per local hour, day, week or month. `rows` is a SELECT of call or rollup rows
+    with their 15-minute UTC `bucket` ("2026-11-18T09:45"); SQL takes each bucket to its
+    local period and groups, so Python sees one row per period."""
+    period, period_args = _period_sql(conn, by, rows, args, tz)
+    out = {}
+    for row in conn.execute(f"SELECT {period} AS period, {sums} FROM ({rows}) GROUP BY period", [*period_args, *args]):
+        row = dict(row)
+        period = row.pop("period")
+        if by == "week" and period:
+            year, week, _ = date.fromisoformat(period).isocalendar()
+            period = f"{year}-W{week:02d}"
+        _add(out, period, row)
+    return out
+
+
+def _period_sql(conn, by, rows: str, args: list, tz) -> tuple[str, list]:
+    """SQL for the local period of a row's `bucket`: NULL for calls without a time, whose
+    bucket is '0000-00-00T00:00'."""
+    fmt, length = _PERIOD[by]
+    fixed = tz.utcoffset(None)  # zones of one offset (UTC, the machine's by default) tell it without a moment
+    if fixed == timedelta(0):
+        return f"substr(nullif(bucket, '{NO_TIME_BUCKET}'), 1, {length})", []
+    if fixed is not None:
+        return f"strftime('{fmt}', bucket, ?)", [f"{int(fixed.total_seconds()):+d} seconds"]
+    first, last = conn.execute(f"SELECT min(bucket), max(bucket) FROM ({rows}) WHERE bucket != '{NO_TIME_BUCKET}'",
+                               args).fetchone()
+    if first is None:
+        return "NULL", []
+    shift, shift_args = _shift_sql(tz, first, last)
+    return f"strftime('{fmt}', bucket, {shift})", shift_args
+
+
+def _shift_sql(tz, first: str, last: str) -> tuple[str, list]:
+    """An SQLite date modifier taking a UTC `bucket` between `first` and `last` to `tz`'s
+    local time: one offset, or a CASE over the zone's changes of offset in between."""
+    changes = _offset_changes(tz, first, last)
+    whens, args = "", []
+    for (_, seconds), (since, _) in zip(changes, changes[1:]):
+        whens += "WHEN bucket < ? THEN ? "
+        args += [since, f"{seconds:+d} seconds"]
+    args.append(f"{changes[-1][1]:+d} seconds")
+    return (f"CASE {whens}ELSE ? END" if whens else "?"), args
+
+
+def _offset_changes(tz, first: str, last: str) -> list[tuple[str, int]]:
+    """[(bucket, seconds)]: `tz`'s UTC offset from each of these buckets on, from `first` to
+    `last`. The zone is asked once a day, and a change is pinned to its 15-minute bucket by
+    bisection (no zone changes its offset twice within a day)."""
+    quarter = timedelta(minutes=15)
+
+    def offset(moment: datetime) -> int:
+        return int(moment.astimezone(tz).utcoffset().total_seconds())
+
+    moment, end = bucket_time(first), bucket_time(last)
+    changes = [(first, offset(moment))]
+    while moment < end:
+        step = min(moment + timedelta(days=1), end)
+        if offset(step) != changes[-1][1]:
+            before, after = moment, step  # offset(before) is the current one, offset(after) is not
+            while after - before > quarter:
+                middle = before + (after - before) // quarter // 2 * quarter
+                before, after = (middle, after) if offset(middle) == changes[-1][1] else (before, middle)
+            changes.append((after.isoformat()[:16], offset(after)))
+        moment = step
+    return changes
+
+
+def _by_tool(conn, where, args) -> dict:
+    """A call's cost belongs to the tools it requested, split evenly between them;
+    calls that requested no tool are 'reasoning/answer'."""
+    sql = f"""
+        SELECT tools, {_SUMS}
+        FROM requests WHERE {where} GROUP BY tools"""
+    out = {}
+    for row in conn.execute(sql, args):
+        row = dict(row)
+        names = tool_names(row.pop("tools")) or [NO_TOOL]
+        for index, name in enumerate(names):
+            _add(out, name, _share(row, index, len(names)))
+    return out
+
+
+def _share(row: dict, index: int, parts: int) -> dict:
+    """The index-th of `parts` integer shares of the tokens and cost (remainders go to the
+    first); call counts are not split: a call counts once for each tool it requested."""
+    if parts == 1:
+        return row
+    return {k: v if k in ("requests", "unpriced_requests") else tool_share(v, index, parts) for k, v in row.items()}
+
+
+def _add(out: dict, key, row: dict) -> None:
+    if key in out:
+        for name, value in row.items():
+            out[key][name] += value or 0
+    else:
+        out[key] = {name: value or 0 for name, value in row.items()}
+
+
+def _measures(sums: dict) -> dict:
+    tokens = {name: int(sums.get(name) or 0) for name in TOKEN_MEASURES}
+    return {
+        "requests": int(sums.get("requests") or 0),
+        **tokens,
+        "total_tokens": sum(tokens.values()),
+        "cost_usd": usd(sums.get("cost_nanousd") or 0),
+        "unpriced_requests": int(sums.get("unpriced_requests") or 0),
+    }
+
+
+def usd(nanousd: int) -> float:
+    """Nano-USD as a JSON number that prints exactly (at most 9 decimals)."""
+    return int(nanousd) / 1_000_000_000
+
+
+def unpriced_models(conn: sqlite3.Connection, win: Window | None = None, filters: dict | None = None) -> list[dict]:
+    """Models of the unpriced calls in the window (and matching `filters`, as in report)."""
+    where, args = _where(win or Window(), filters or {})
+    sql = f"""SELECT model, count(*) AS requests FROM requests
+              WHERE cost_nanousd IS NULL AND {where} GROUP BY model ORDER BY requests DESC"""
+    return [dict(row) for row in conn.execute(sql, args)]
