@@ -1,340 +1,253 @@
-"""Analytics views and the dashboard command: thin click wrappers around analytics.py
-and dashboard.py. Every view prints a table, or its data with `--format json`."""
-
-import json
+"""The analytics views and the dashboard command: thin click commands around views/ and
+dashboard/. Every view prints a table, or its data with `--format json`."""
 
 import click
 
+from costhook.cli.common import (days_option, db_option, emit, open_store, period, period_option, price_table,
+                                 session_option, setup, view_options)
+from costhook.text import grid
+from costhook.views import analytics as a
+
+m, pct = a.money, a.percent
 
 
-def db_option(f):
-    from costhook.cli.app import db_option as option
+@click.command()
+@view_options
+def summary(fmt, tz_name, now_text, db_path):
+    """Spend today, yesterday, this week and month, last month; projection and burn rate."""
+    cfg, tz, now = setup(tz_name, now_text)
+    data = a.summary(open_store(db_path), now, tz)
 
-    return option(f)
+    def render(d):
+        p = d["periods"]
+        rows = [["period", "cost", "calls", "unpriced"]]
+        for name, label in (("today", "today"), ("yesterday", "yesterday"), ("week", "this week"),
+                            ("month", "this month"), ("last_month", "last month")):
+            rows.append([f"{label} ({p[name]['label'].split('(')[-1].rstrip(')')})", m(p[name]["cost_usd"]),
+                         f"{p[name]['requests']:,}", p[name]["unpriced_requests"] or ""])
+        pr, burn = d["projection"], d["burn_rate"]["today_usd_per_hour"]
+        tail = [f"\nProjection: {pr['message']} ({m(pr['daily_average_usd'])}/day over the last 7 days, "
+                f"{pr['days_left']:.1f} days left).",
+                f"Burn rate today: {m(burn)}/hour." if burn is not None else "Burn rate today: –"]
+        return grid(rows, {1, 2, 3}) + "\n".join(tail)
 
+    emit(fmt, data, render)
 
-def load_config():
-    from costhook.cli.app import load_config as load
+@click.command()
+@click.option("--by", type=click.Choice(list(a.TOP_BY)), default="session", show_default=True)
+@period_option("week")
+@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000))
+@view_options
+def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
+    """Leaderboards: the most expensive sessions, projects, models, tools… with their share."""
+    cfg, tz, now = setup(tz_name, now_text)
+    data = a.top(open_store(db_path), by, period(period_name, now, tz), limit)
 
-    return load()
+    def render(d):
+        if not d["rows"]:
+            return f"No usage {d['period']['label']}."
+        head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else [])
+        rows = [head]
+        for r in d["rows"]:
+            extra = [a._project_name(r.get("project")), (r.get("started_at") or "")[:16].replace("T", " ")] if by == "session" else []
+            rows.append([r.get("name") or r["key"], m(r["cost_usd"]), pct(r["share"]), f"{r['requests']:,}", *extra])
+        o = d["others"]
+        if o["count"]:
+            rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", m(o["cost_usd"]), pct(o["share"]), ""]
+                        + ([""] * 2 if by == "session" else []))
+        rows.append(["TOTAL", m(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
+        return f"Top {by}s, {d['period']['label']}\n" + grid(rows, {1, 2, 3})
 
+    emit(fmt, data, render)
 
-def open_store(db_path):
-    from costhook.cli.app import open_store as open_
+@click.command()
+@click.argument("session_id", required=False)
+@period_option("week", help="Without SESSION_ID: the period's most expensive session with sub-agents.")
+@view_options
+def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
+    """A session's cost tree: main thread, sub-agents, child sessions, with shares."""
+    cfg, tz, now = setup(tz_name, now_text)
+    conn = open_store(db_path)
+    if session_id is None:
+        found = a.sessions_with_subagents(conn, period(period_name, now, tz), candidates=50)
+        if not found:
+            raise click.ClickException("no session with sub-agents in that period; give a SESSION_ID")
+        session_id = found[0]
+    data = a.tree(conn, session_id)
+    if not data["requests"]:
+        raise click.ClickException(f"no calls recorded for session {session_id}")
+    emit(fmt, data, render_tree)
 
-    return open_(db_path)
+@click.command()
+@session_option
+@period_option()
+@view_options
+def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
+    """Cost by tool: the share of spend that went to calls requesting each tool."""
+    cfg, tz, now = setup(tz_name, now_text)
+    data = a.by_tool(open_store(db_path), period(period_name, now, tz), session_id=session_id)
 
+    def render(d):
+        rows = [["tool", "cost", "share", "calls"]]
+        rows += [[r["tool"], m(r["cost_usd"]), pct(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
+        text = grid(rows, {1, 2, 3})
+        if d["mcp_servers"]:
+            text += "\n\nMCP servers: " + ", ".join(f"{s['server']} {m(s['cost_usd'])} ({pct(s['share'])})" for s in d["mcp_servers"])
+        return text + "\n\n" + d["rule"]
 
-def price_table(cfg):
-    from costhook.cli.app import price_table as table
+    emit(fmt, data, render)
 
-    return table(cfg)
+@click.command()
+@session_option
+@period_option()
+@view_options
+def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
+    """Cache efficiency: hit ratio, dollars saved by cache reads, cache writes never read."""
+    cfg, tz, now = setup(tz_name, now_text)
+    data = a.cache_efficiency(open_store(db_path), period(period_name, now, tz), now, price_table(cfg), session_id=session_id)
+    emit(fmt, data, render_cache)
 
+@click.command()
+@days_option
+@view_options
+def anomalies(days, fmt, tz_name, now_text, db_path):
+    """Days, sessions and cron runs costing at least 2x the rolling 7-day average of their kind."""
+    cfg, tz, now = setup(tz_name, now_text)
+    data = a.anomalies(open_store(db_path), now, tz, days)
 
-def _common(f):
-    f = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)(f)
-    f = click.option("--tz", "tz_name", help="IANA time zone (default: config `timezone`, else local).")(f)
-    f = click.option("--now", "now_text", metavar="ISO8601", help="Pretend it is this moment (reproducible output).")(f)
-    return db_option(f)
+    def render(d):
+        if not d["anomalies"]:
+            return f"No anomalies in the last {d['days']} days.\n\n{d['rule']}"
+        rows = [["kind", "what", "when", "cost", "7-day avg", "ratio"]]
+        for x in d["anomalies"]:
+            what = x.get("job", "") + (" " if x.get("job") else "") + (x["key"] if x["kind"] != "day" else "")
+            rows.append([x["kind"], what.strip() or "-", x["at"] + (" (so far)" if x.get("partial") else ""),
+                         m(x["cost_usd"]), m(x["baseline_usd"]), f"{x['ratio']:.1f}x"])
+        return grid(rows, {3, 4, 5}) + "\n\n" + d["rule"]
 
+    emit(fmt, data, render)
 
-def _period_option(default="7d", help=None):
-    return click.option("--period", "period_name", default=default, show_default=True, help=help or PERIOD_HELP)
-
-
-def _days_option(f):
-    return click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))(f)
-
-
-def _session_option(f):
-    return click.option("--session", "session_id", help="One session instead of a period.")(f)
-
-
-def _setup(tz_name, now_text):
-    from costhook.views import analytics
-    from costhook.cli.app import _zone
-
-    cfg = load_config()
-    tz = _zone(tz_name or cfg.get("timezone"))
+@click.command()
+@click.option("--to", "to_model", help="The model to price the calls at (default: one family down, e.g. opus → sonnet).")
+@click.option("--from", "from_model", help="Only calls made with this model.")
+@click.option("--by", type=click.Choice(list(a.WHATIF_BY)), default="project", show_default=True)
+@click.option("--only", help="Only this project / skill / sub-agent type (as shown in the table).")
+@days_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@view_options
+def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, db_path):
+    """What another model would have cost for the same calls (real token counts)."""
+    cfg, tz, now = setup(tz_name, now_text)
     try:
-        now = analytics.parse_now(now_text)
-    except ValueError:
-        raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time", param_hint="--now")
-    return cfg, tz, now
-
-
-def _period(name, now, tz):
-    from costhook.views import analytics
-
-    try:
-        return analytics.period(name, now, tz)
+        data = a.whatif(open_store(db_path), period(f"{days}d", now, tz), now, by=(by,), to_model=to_model,
+                        from_model=from_model, only=only, table=price_table(cfg))
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--period")
+        raise click.UsageError(str(exc))
+    data["rows"] = data["rows"][:limit]
+    emit(fmt, data, render_whatif)
 
+@click.command()
+@period_option()
+@view_options
+def idle(period_name, fmt, tz_name, now_text, db_path):
+    """Idle cost: turns and sessions that spent tokens but changed nothing."""
+    cfg, tz, now = setup(tz_name, now_text)
+    data = a.idle(open_store(db_path), period(period_name, now, tz))
+    emit(fmt, data, render_idle)
 
-def _emit(fmt, data, render):
-    if fmt == "json":
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        click.echo(render(data))
+@click.command()
+@period_option()
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(0, 100000), help="Sessions listed (0 = all).")
+@view_options
+def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
+    """Efficiency score: useful actions per dollar per session, graded A/B/C."""
+    cfg, tz, now = setup(tz_name, now_text)
+    data = a.efficiency(open_store(db_path), period(period_name, now, tz), limit=limit)
 
+    def render(d):
+        head = (f"{d['actions']:,} useful actions for {m(d['cost_usd'])}: "
+                f"{d['actions_per_usd'] if d['actions_per_usd'] is not None else '–'} per dollar; grades "
+                + ", ".join(f"{g} {n}" for g, n in d["grades"].items()))
+        rows = [["session", "project", "cost", "actions", "per $", "grade"]]
+        rows += [[r["session_id"][:8], a._project_name(r["project"]), m(r["cost_usd"]), r["actions"],
+                  f"{r['actions_per_usd']:.1f}", r["grade"] or "–"] for r in d["sessions"]]
+        return head + "\n\n" + (grid(rows, {2, 3, 4}) if d["sessions"] else "No sessions.") + "\n\n" + d["rule"]
 
-def grid(rows: list, right: set = frozenset()) -> str:
-    """A plain text table; `right` holds the indexes of right-aligned columns."""
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    emit(fmt, data, render)
 
-    def line(cells):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+@click.command()
+@period_option()
+@click.option("--active", is_flag=True, help="Only the current window.")
+@view_options
+def blocks(period_name, active, fmt, tz_name, now_text, db_path):
+    """Claude's 5-hour usage windows: cost per window, burn rate and projection (estimates)."""
+    cfg, tz, now = setup(tz_name, now_text)
+    data = a.blocks(open_store(db_path), now, period(period_name, now, tz))
+    if active:
+        data["blocks"] = [b for b in data["blocks"] if b["active"]]
 
-    return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths), *(line(r) for r in rows[1:])])
+    def render(d):
+        if not d["blocks"]:
+            return "No usage windows in that period."
+        rows = [["window start", "last call", "cost", "tokens", "calls", "status"]]
+        for b in d["blocks"]:
+            start = _local(b["start"], tz)
+            status = (f"ACTIVE {b['minutes_left']} min left, {m(b['burn_rate_usd_per_hour'])}/h → "
+                      f"~{m(b['projected_cost_usd'])}" if b["active"] else "")
+            rows.append([start, _local(b["last_call"], tz)[11:], m(b["cost_usd"]), f"{b['tokens']:,}", f"{b['requests']:,}", status])
+        return grid(rows, {2, 3, 4}) + "\n\n" + d["rule"]
 
+    emit(fmt, data, render)
 
-PERIOD_HELP = "today, yesterday, week, last-week, month, last-month, 7d, 30d, <N>d or all."
+@click.command()
+@days_option
+@view_options
+def trends(days, fmt, tz_name, now_text, db_path):
+    """Spend per day with a sparkline, and the week-over-week change."""
+    cfg, tz, now = setup(tz_name, now_text)
+    data = a.trends(open_store(db_path), now, tz, days)
 
+    def render(d):
+        change = d["change_7_days"]
+        lines = [f"{d['rows'][0]['day']} {d['sparkline']} {d['rows'][-1]['day']}",
+                 f"total {m(d['total_usd'])}, {m(d['daily_average_usd'])}/day on average"
+                 + (f", peak {m(d['peak']['cost_usd'])} on {d['peak']['day']}" if d["peak"] else ""),
+                 f"last 7 days {m(d['last_7_days_usd'])} vs {m(d['previous_7_days_usd'])} the 7 before"
+                 + (f" ({change * 100:+.0f}%)" if change is not None else "")]
+        top_cost = max((r["cost_usd"] for r in d["rows"]), default=0) or 1
+        rows = [["day", "cost", "calls", ""]]
+        rows += [[r["day"], m(r["cost_usd"]), f"{r['requests']:,}", "█" * round(r["cost_usd"] / top_cost * 30)] for r in d["rows"]]
+        return "\n".join(lines) + "\n\n" + grid(rows, {1, 2})
 
-def register(cli):
-    from costhook.views import analytics as a
+    emit(fmt, data, render)
 
-    m, pct = a.money, a.percent
+@click.command()
+@click.option("--vault", type=click.Path(file_okay=False), help="Obsidian vault (default: config dashboard.vault).")
+@click.option("--note", help="Note path inside the vault (default: config dashboard.note, 'costhook/Cost dashboard.md').")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the note instead of writing it.")
+@click.option("--tz", "tz_name", help="IANA time zone (default: config `timezone`, else local).")
+@click.option("--now", "now_text", metavar="ISO8601", help="Pretend it is this moment (reproducible output).")
+@db_option
+def dashboard(vault, note, to_stdout, tz_name, now_text, db_path):
+    """Write the cost dashboard note into your Obsidian vault (atomically)."""
+    from costhook.dashboard import note as dash
 
-    @cli.command()
-    @_common
-    def summary(fmt, tz_name, now_text, db_path):
-        """Spend today, yesterday, this week and month, last month; projection and burn rate."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        data = a.summary(open_store(db_path), now, tz)
-
-        def render(d):
-            p = d["periods"]
-            rows = [["period", "cost", "calls", "unpriced"]]
-            for name, label in (("today", "today"), ("yesterday", "yesterday"), ("week", "this week"),
-                                ("month", "this month"), ("last_month", "last month")):
-                rows.append([f"{label} ({p[name]['label'].split('(')[-1].rstrip(')')})", m(p[name]["cost_usd"]),
-                             f"{p[name]['requests']:,}", p[name]["unpriced_requests"] or ""])
-            pr, burn = d["projection"], d["burn_rate"]["today_usd_per_hour"]
-            tail = [f"\nProjection: {pr['message']} ({m(pr['daily_average_usd'])}/day over the last 7 days, "
-                    f"{pr['days_left']:.1f} days left).",
-                    f"Burn rate today: {m(burn)}/hour." if burn is not None else "Burn rate today: –"]
-            return grid(rows, {1, 2, 3}) + "\n".join(tail)
-
-        _emit(fmt, data, render)
-
-    @cli.command()
-    @click.option("--by", type=click.Choice(list(a.TOP_BY)), default="session", show_default=True)
-    @_period_option("week")
-    @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000))
-    @_common
-    def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
-        """Leaderboards: the most expensive sessions, projects, models, tools… with their share."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        data = a.top(open_store(db_path), by, _period(period_name, now, tz), limit)
-
-        def render(d):
-            if not d["rows"]:
-                return f"No usage {d['period']['label']}."
-            head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else [])
-            rows = [head]
-            for r in d["rows"]:
-                extra = [a._project_name(r.get("project")), (r.get("started_at") or "")[:16].replace("T", " ")] if by == "session" else []
-                rows.append([r.get("name") or r["key"], m(r["cost_usd"]), pct(r["share"]), f"{r['requests']:,}", *extra])
-            o = d["others"]
-            if o["count"]:
-                rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", m(o["cost_usd"]), pct(o["share"]), ""]
-                            + ([""] * 2 if by == "session" else []))
-            rows.append(["TOTAL", m(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
-            return f"Top {by}s, {d['period']['label']}\n" + grid(rows, {1, 2, 3})
-
-        _emit(fmt, data, render)
-
-    @cli.command()
-    @click.argument("session_id", required=False)
-    @_period_option("week", help="Without SESSION_ID: the period's most expensive session with sub-agents.")
-    @_common
-    def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
-        """A session's cost tree: main thread, sub-agents, child sessions, with shares."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        conn = open_store(db_path)
-        if session_id is None:
-            found = a.sessions_with_subagents(conn, _period(period_name, now, tz), candidates=50)
-            if not found:
-                raise click.ClickException("no session with sub-agents in that period; give a SESSION_ID")
-            session_id = found[0]
-        data = a.tree(conn, session_id)
-        if not data["requests"]:
-            raise click.ClickException(f"no calls recorded for session {session_id}")
-        _emit(fmt, data, render_tree)
-
-    @cli.command()
-    @_session_option
-    @_period_option()
-    @_common
-    def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
-        """Cost by tool: the share of spend that went to calls requesting each tool."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        data = a.by_tool(open_store(db_path), _period(period_name, now, tz), session_id=session_id)
-
-        def render(d):
-            rows = [["tool", "cost", "share", "calls"]]
-            rows += [[r["tool"], m(r["cost_usd"]), pct(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
-            text = grid(rows, {1, 2, 3})
-            if d["mcp_servers"]:
-                text += "\n\nMCP servers: " + ", ".join(f"{s['server']} {m(s['cost_usd'])} ({pct(s['share'])})" for s in d["mcp_servers"])
-            return text + "\n\n" + d["rule"]
-
-        _emit(fmt, data, render)
-
-    @cli.command()
-    @_session_option
-    @_period_option()
-    @_common
-    def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
-        """Cache efficiency: hit ratio, dollars saved by cache reads, cache writes never read."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        data = a.cache_efficiency(open_store(db_path), _period(period_name, now, tz), now, price_table(cfg), session_id=session_id)
-        _emit(fmt, data, render_cache)
-
-    @cli.command()
-    @_days_option
-    @_common
-    def anomalies(days, fmt, tz_name, now_text, db_path):
-        """Days, sessions and cron runs costing at least 2x the rolling 7-day average of their kind."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        data = a.anomalies(open_store(db_path), now, tz, days)
-
-        def render(d):
-            if not d["anomalies"]:
-                return f"No anomalies in the last {d['days']} days.\n\n{d['rule']}"
-            rows = [["kind", "what", "when", "cost", "7-day avg", "ratio"]]
-            for x in d["anomalies"]:
-                what = x.get("job", "") + (" " if x.get("job") else "") + (x["key"] if x["kind"] != "day" else "")
-                rows.append([x["kind"], what.strip() or "-", x["at"] + (" (so far)" if x.get("partial") else ""),
-                             m(x["cost_usd"]), m(x["baseline_usd"]), f"{x['ratio']:.1f}x"])
-            return grid(rows, {3, 4, 5}) + "\n\n" + d["rule"]
-
-        _emit(fmt, data, render)
-
-    @cli.command()
-    @click.option("--to", "to_model", help="The model to price the calls at (default: one family down, e.g. opus → sonnet).")
-    @click.option("--from", "from_model", help="Only calls made with this model.")
-    @click.option("--by", type=click.Choice(list(a.WHATIF_BY)), default="project", show_default=True)
-    @click.option("--only", help="Only this project / skill / sub-agent type (as shown in the table).")
-    @_days_option
-    @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
-    @_common
-    def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, db_path):
-        """What another model would have cost for the same calls (real token counts)."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        try:
-            data = a.whatif(open_store(db_path), _period(f"{days}d", now, tz), now, by=(by,), to_model=to_model,
-                            from_model=from_model, only=only, table=price_table(cfg))
-        except ValueError as exc:
-            raise click.UsageError(str(exc))
-        data["rows"] = data["rows"][:limit]
-        _emit(fmt, data, render_whatif)
-
-    @cli.command()
-    @_period_option()
-    @_common
-    def idle(period_name, fmt, tz_name, now_text, db_path):
-        """Idle cost: turns and sessions that spent tokens but changed nothing."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        data = a.idle(open_store(db_path), _period(period_name, now, tz))
-        _emit(fmt, data, render_idle)
-
-    @cli.command()
-    @_period_option()
-    @click.option("--limit", default=10, show_default=True, type=click.IntRange(0, 100000), help="Sessions listed (0 = all).")
-    @_common
-    def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
-        """Efficiency score: useful actions per dollar per session, graded A/B/C."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        data = a.efficiency(open_store(db_path), _period(period_name, now, tz), limit=limit)
-
-        def render(d):
-            head = (f"{d['actions']:,} useful actions for {m(d['cost_usd'])}: "
-                    f"{d['actions_per_usd'] if d['actions_per_usd'] is not None else '–'} per dollar; grades "
-                    + ", ".join(f"{g} {n}" for g, n in d["grades"].items()))
-            rows = [["session", "project", "cost", "actions", "per $", "grade"]]
-            rows += [[r["session_id"][:8], a._project_name(r["project"]), m(r["cost_usd"]), r["actions"],
-                      f"{r['actions_per_usd']:.1f}", r["grade"] or "–"] for r in d["sessions"]]
-            return head + "\n\n" + (grid(rows, {2, 3, 4}) if d["sessions"] else "No sessions.") + "\n\n" + d["rule"]
-
-        _emit(fmt, data, render)
-
-    @cli.command()
-    @_period_option()
-    @click.option("--active", is_flag=True, help="Only the current window.")
-    @_common
-    def blocks(period_name, active, fmt, tz_name, now_text, db_path):
-        """Claude's 5-hour usage windows: cost per window, burn rate and projection (estimates)."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        data = a.blocks(open_store(db_path), now, _period(period_name, now, tz))
-        if active:
-            data["blocks"] = [b for b in data["blocks"] if b["active"]]
-
-        def render(d):
-            if not d["blocks"]:
-                return "No usage windows in that period."
-            rows = [["window start", "last call", "cost", "tokens", "calls", "status"]]
-            for b in d["blocks"]:
-                start = _local(b["start"], tz)
-                status = (f"ACTIVE {b['minutes_left']} min left, {m(b['burn_rate_usd_per_hour'])}/h → "
-                          f"~{m(b['projected_cost_usd'])}" if b["active"] else "")
-                rows.append([start, _local(b["last_call"], tz)[11:], m(b["cost_usd"]), f"{b['tokens']:,}", f"{b['requests']:,}", status])
-            return grid(rows, {2, 3, 4}) + "\n\n" + d["rule"]
-
-        _emit(fmt, data, render)
-
-    @cli.command()
-    @_days_option
-    @_common
-    def trends(days, fmt, tz_name, now_text, db_path):
-        """Spend per day with a sparkline, and the week-over-week change."""
-        cfg, tz, now = _setup(tz_name, now_text)
-        data = a.trends(open_store(db_path), now, tz, days)
-
-        def render(d):
-            change = d["change_7_days"]
-            lines = [f"{d['rows'][0]['day']} {d['sparkline']} {d['rows'][-1]['day']}",
-                     f"total {m(d['total_usd'])}, {m(d['daily_average_usd'])}/day on average"
-                     + (f", peak {m(d['peak']['cost_usd'])} on {d['peak']['day']}" if d["peak"] else ""),
-                     f"last 7 days {m(d['last_7_days_usd'])} vs {m(d['previous_7_days_usd'])} the 7 before"
-                     + (f" ({change * 100:+.0f}%)" if change is not None else "")]
-            top_cost = max((r["cost_usd"] for r in d["rows"]), default=0) or 1
-            rows = [["day", "cost", "calls", ""]]
-            rows += [[r["day"], m(r["cost_usd"]), f"{r['requests']:,}", "█" * round(r["cost_usd"] / top_cost * 30)] for r in d["rows"]]
-            return "\n".join(lines) + "\n\n" + grid(rows, {1, 2})
-
-        _emit(fmt, data, render)
-
-    @cli.command()
-    @click.option("--vault", type=click.Path(file_okay=False), help="Obsidian vault (default: config dashboard.vault).")
-    @click.option("--note", help="Note path inside the vault (default: config dashboard.note, 'costhook/Cost dashboard.md').")
-    @click.option("--stdout", "to_stdout", is_flag=True, help="Print the note instead of writing it.")
-    @click.option("--tz", "tz_name", help="IANA time zone (default: config `timezone`, else local).")
-    @click.option("--now", "now_text", metavar="ISO8601", help="Pretend it is this moment (reproducible output).")
-    @db_option
-    def dashboard(vault, note, to_stdout, tz_name, now_text, db_path):
-        """Write the cost dashboard note into your Obsidian vault (atomically)."""
-        from costhook.dashboard import note as dash
-
-        cfg, tz, now = _setup(tz_name, now_text)
-        settings = cfg.get("dashboard") or {}
-        vault = vault or settings.get("vault")
-        note = note or settings.get("note") or dash.DEFAULT_NOTE
-        conn = open_store(db_path)
-        table = price_table(cfg)
-        if to_stdout:
-            click.echo(dash.render(conn, cfg, now=now, tz=tz, table=table, db_path=db_path), nl=False)
-            return
-        if not vault:
-            raise click.UsageError("no vault: pass --vault DIR or set [dashboard] vault in the config")
-        try:
-            path = dash.write(conn, cfg, vault, note, now=now, tz=tz, table=table, db_path=db_path)
-        except dash.DashboardError as exc:
-            raise click.ClickException(str(exc))
-        click.echo(f"wrote {path}")
+    cfg, tz, now = setup(tz_name, now_text)
+    settings = cfg.get("dashboard") or {}
+    vault = vault or settings.get("vault")
+    note = note or settings.get("note") or dash.DEFAULT_NOTE
+    conn = open_store(db_path)
+    table = price_table(cfg)
+    if to_stdout:
+        click.echo(dash.render(conn, cfg, now=now, tz=tz, table=table, db_path=db_path), nl=False)
+        return
+    if not vault:
+        raise click.UsageError("no vault: pass --vault DIR or set [dashboard] vault in the config")
+    try:
+        path = dash.write(conn, cfg, vault, note, now=now, tz=tz, table=table, db_path=db_path)
+    except dash.DashboardError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"wrote {path}")
 
 
 def _local(stamp: str, tz) -> str:

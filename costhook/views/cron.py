@@ -36,7 +36,6 @@ Standard library only.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 NANO = 1_000_000_000
@@ -503,53 +502,3 @@ def render_history(job: dict | None, job_runs: list, tz) -> str:
     for run in job_runs:
         rows.append([_local(run["started_at"], tz), (run["status"] or "?") + (" ⚠" if run["anomaly"] else ""), run["line"]])
     return "\n".join(head + ["", _grid(rows)])
-
-
-def register(cli) -> None:
-    """Add `costhook cron [JOB]` to the click group `cli`."""
-    import click
-
-    @cli.command(name="cron")
-    @click.argument("job", required=False)
-    @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day (inclusive, local time).")
-    @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (inclusive, local time).")
-    @click.option("--limit", type=int, default=30, show_default=True, help="Runs shown for one cron.")
-    @click.option("--tz", "tz_name", help="IANA time zone (default: config `timezone`, else local).")
-    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-    @click.option("--db", "db_path", type=click.Path(dir_okay=False), envvar="COSTHOOK_DB", help="Database file.")
-    def cron_command(job, since, until, limit, tz_name, fmt, db_path):
-        """OpenClaw cron jobs: cost per run and per cron, history, heartbeat idle cost, anomalies.
-
-        Without JOB: every cron (costliest first) with a trend sparkline, heartbeat idle
-        cost, anomalies and cron budgets. With JOB (id, id prefix or name): its runs,
-        e.g. "Took 74 s · 12,400 tokens · $0.04".
-        """
-        from costhook import timeframe
-        from costhook.cli.app import _zone, load_config, open_store
-
-        cfg = load_config()
-        tz = _zone(tz_name or cfg.get("timezone"))
-        win = timeframe.dates_window(since.date() if since else None, until.date() if until else None, tz)
-        conn = open_store(db_path)
-        if job:
-            job_id = find_job(conn, job)
-            if job_id is None:
-                raise click.ClickException(f"no cron job matches {job!r} (see `costhook cron`)")
-            info, job_runs = history(conn, job_id, limit=limit)
-            if win.start or win.end:
-                job_runs = [r for r in job_runs if (not win.start or (r["started_at"] or "") >= win.start)
-                            and (not win.end or (r["started_at"] or "") < win.end)]
-            if fmt == "json":
-                click.echo(json.dumps({"job": info, "runs": job_runs}, indent=2, ensure_ascii=False))
-            else:
-                click.echo(render_history(info, job_runs, tz))
-            return
-        crons = summary(conn, since=win.start, until=win.end)
-        idle = heartbeat_idle(conn, since=win.start, until=win.end)
-        flagged = anomalies(conn, since=win.start, until=win.end)
-        budget_rows = budget_status(conn, cfg.get("budgets") or [], tz=tz)
-        if fmt == "json":
-            click.echo(json.dumps({"crons": crons, "heartbeat": idle, "anomalies": flagged, "budgets": budget_rows},
-                                  indent=2, ensure_ascii=False))
-        else:
-            click.echo(render_summary(crons, idle, flagged, budget_rows, tz))

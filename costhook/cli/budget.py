@@ -1,0 +1,149 @@
+"""`costhook budget set|remove|list|status`: budgets in the config file, and where they stand."""
+
+import json
+
+import click
+
+from costhook import errors, text, timeframe
+from costhook.cli.common import db_option, load_config, open_store
+
+
+@click.group()
+def budget():
+    """Budgets: warn at thresholds, block prompts and tools when spent."""
+
+
+@budget.command(name="set")
+@click.option("--scope", required=True, help="global | session | project:<path or name> | model:<id> | agent:<type> | skill:<name> | cron:<job>")
+@click.option("--period", required=True, type=click.Choice(["session", "run", "daily", "weekly", "monthly"]))
+@click.option("--limit", "limit_usd", help="Limit in USD, e.g. 10 or 0.50.")
+@click.option("--tokens", type=int, help="Limit in tokens instead of USD.")
+@click.option("--warn-at", default="0.8", show_default=True, help="Fractions that warn, comma-separated, e.g. 0.5,0.8.")
+@click.option("--action", type=click.Choice(["warn", "block"]), default="warn", show_default=True)
+@click.option("--on-error", type=click.Choice(["allow", "block"]), default="allow", show_default=True,
+              help="What to do when costhook cannot read its own data.")
+@click.option("--id", "budget_id", help="Name for the budget (default: <period>-<scope>). An existing id is replaced.")
+def budget_set(scope, period, limit_usd, tokens, warn_at, action, on_error, budget_id):
+    """Add or replace a budget in the config file; prints its id."""
+    from costhook.config import edit
+    from costhook.config.model import Budget
+
+    try:
+        fractions = [float(part) for part in warn_at.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{warn_at!r} is not a comma-separated list of fractions", param_hint="--warn-at")
+    fields = {"scope": scope, "period": period, "warn_at": fractions, "action": action, "on_error": on_error}
+    if budget_id:
+        fields["id"] = budget_id
+    if limit_usd is not None:
+        fields["limit"] = limit_usd
+    if tokens is not None:
+        fields["tokens"] = tokens
+    from pydantic import ValidationError
+
+    try:
+        entry = Budget.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'budget'}: {e['msg']}" for e in exc.errors())
+        raise click.UsageError(problems)
+    stored = {"id": entry.id, "scope": entry.scope, "period": entry.period}
+    if entry.limit is not None:
+        # TOML has no decimals: whole dollars as integers, others as floats (at most 9
+        # decimals, which read back exactly).
+        stored["limit"] = int(entry.limit) if entry.limit == entry.limit.to_integral() else float(entry.limit)
+    if entry.tokens is not None:
+        stored["tokens"] = entry.tokens
+    stored.update(warn_at=entry.warn_at, action=entry.action)
+    if entry.on_error != "allow":
+        stored["on_error"] = entry.on_error
+    try:
+        edit.set_budget(stored)
+    except errors.ConfigError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(entry.id)
+
+
+@budget.command(name="remove")
+@click.argument("budget_id")
+def budget_remove(budget_id):
+    """Remove the budget with this id."""
+    from costhook.config import edit
+
+    try:
+        edit.remove_budget(budget_id)
+    except KeyError:
+        raise click.ClickException(f"no budget with id {budget_id!r} (see `costhook budget list`)")
+    except errors.ConfigError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"removed {budget_id}")
+
+
+@budget.command(name="list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def budget_list(fmt):
+    """The configured budgets."""
+    budgets = load_config().get("budgets", [])
+    if fmt == "json":
+        click.echo(json.dumps(budgets, indent=2))
+        return
+    if not budgets:
+        click.echo("No budgets. Add one: costhook budget set --scope global --period daily --limit 10 --action block")
+        return
+    rows = [["id", "scope", "period", "limit", "warn at", "action"]]
+    for b in budgets:
+        limit = f"${b['limit']}" if "limit" in b else f"{b['tokens']:,} tokens"
+        rows.append([b["id"], b["scope"], b["period"], limit, ",".join(f"{f:g}" for f in b["warn_at"]), b["action"]])
+    click.echo(text.grid(rows))
+
+
+@budget.command(name="status")
+@click.option("--session", "session_id", help="Session for session-scoped budgets (default: the latest).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@db_option
+def budget_status(session_id, fmt, db_path):
+    """Spent / limit / % / remaining / projected end-of-period spend, per budget."""
+    from datetime import datetime, timezone
+
+    from costhook import budgets as engine
+
+    cfg = load_config()
+    conn = open_store(db_path)
+    if session_id is None:
+        row = conn.execute("SELECT session_id FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()
+        session_id = row[0] if row else None
+    now = datetime.now(timezone.utc)
+    tz = timeframe.local_zone(cfg.get("timezone"))
+    ctx = engine.Context(session_id=session_id)
+    data = []
+    for b in cfg.get("budgets", []):
+        status = engine.spend(conn, b, ctx, now, tz)
+        projected = engine.projection(status, now)
+        unit_usd = not status.in_tokens
+        scale = (lambda v: v / engine.NANO) if unit_usd else (lambda v: v)
+        data.append(
+            {
+                "id": b["id"], "scope": b["scope"], "period": b["period"], "period_key": status.period_key,
+                "action": b["action"], "unit": "usd" if unit_usd else "tokens",
+                "spent": scale(status.spent), "limit": scale(status.limit),
+                "percent": round(status.fraction * 100, 1), "remaining": scale(status.limit - status.spent),
+                "projected": scale(projected) if projected is not None else None,
+                "blocking": status.blocking, "unpriced_requests": status.unpriced,
+                "period_end": status.end.strftime("%Y-%m-%dT%H:%M:%SZ") if status.end else None,
+                "message": status.message(),
+            }
+        )
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not data:
+        click.echo("No budgets configured.")
+        return
+    rows = [["id", "period", "spent", "limit", "%", "remaining", "projected", "state"]]
+    for d in data:
+        money = (lambda v: f"{'-' if v < 0 else ''}${abs(v):,.2f}") if d["unit"] == "usd" else (lambda v: f"{v:,}")
+        state = "BLOCKING" if d["blocking"] else ("over" if d["percent"] >= 100 else "ok")
+        rows.append([
+            d["id"], d["period_key"], money(d["spent"]), money(d["limit"]), f"{d['percent']:.0f}%",
+            money(d["remaining"]), money(d["projected"]) if d["projected"] is not None else "-", state,
+        ])
+    click.echo(text.grid(rows))

@@ -1,0 +1,117 @@
+"""What the commands share: options declared once, the store and config opened with
+errors a user can act on, output as a table or JSON."""
+
+import json
+from pathlib import Path
+
+import click
+
+from costhook import errors, paths, timeframe
+
+
+def db_option(f):
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="COSTHOOK_DB",
+        help="Database file (default: $COSTHOOK_HOME/costhook.db).",
+    )(f)
+
+
+def format_option(f):
+    return click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+                        help="A table for people, or JSON for programs.")(f)
+
+
+def tz_option(f):
+    return click.option("--tz", "tz_name", help="IANA time zone (default: config `timezone`, else local).")(f)
+
+
+def now_option(f):
+    return click.option("--now", "now_text", metavar="ISO8601", help="Pretend it is this moment (reproducible output).")(f)
+
+
+def view_options(f):
+    """--format, --tz, --now and --db: what every analytics view takes."""
+    return db_option(now_option(tz_option(format_option(f))))
+
+
+def period_option(default="7d", help=None):
+    return click.option("--period", "period_name", default=default, show_default=True, help=help or timeframe.PERIOD_HELP)
+
+
+def days_option(f):
+    return click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650),
+                        help="How many days back to look.")(f)
+
+
+def session_option(f):
+    return click.option("--session", "session_id", help="One session instead of a period.")(f)
+
+
+def open_store(db_path):
+    from costhook.store import db
+
+    try:
+        return db.connect(db_path)
+    except errors.StoreError as exc:
+        raise click.ClickException(f"{exc}. If the file is damaged, move it aside and run `costhook import`.")
+
+
+def load_config() -> dict:
+    from costhook.config import load as config
+
+    try:
+        return config.load()
+    except errors.ConfigError as exc:
+        raise click.ClickException(str(exc))
+
+
+def price_table(cfg: dict):
+    from costhook.pricing import prices
+
+    try:
+        return prices.load_table(cfg.get("prices"))
+    except ValueError as exc:
+        raise click.ClickException(f"{paths.config_path()}: {exc}")
+
+
+def bad_option(exc) -> click.UsageError:
+    """A report_fast.BadOption as click's error (same message, same exit code)."""
+    return click.BadParameter(exc.message, param_hint=exc.option) if exc.option else click.UsageError(exc.message)
+
+
+def zone(name):
+    from costhook.cli import report_fast
+
+    try:
+        return report_fast.zone(name)
+    except report_fast.BadOption as exc:
+        raise bad_option(exc)
+
+
+def setup(tz_name, now_text):
+    """(config, zone, now) for a view, from its --tz and --now."""
+    cfg = load_config()
+    tz = zone(tz_name or cfg.get("timezone"))
+    try:
+        now = timeframe.parse_now(now_text)
+    except ValueError:
+        raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time", param_hint="--now")
+    return cfg, tz, now
+
+
+def period(name, now, tz):
+    try:
+        return timeframe.period(name, now, tz)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period")
+
+
+def emit(fmt, data, render):
+    """Print `data` as JSON, or as `render(data)` for a person."""
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render(data))

@@ -1,0 +1,257 @@
+"""Setting costhook up: the agents' hooks (install, uninstall), the hook and statusline
+entry points (for help: __main__ runs them before click), history (import), doctor."""
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from costhook import paths
+from costhook.cli.common import db_option, load_config, open_store, price_table
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--agent", type=click.Choice(["claude", "openclaw"]), default="claude", show_default=True)
+def hook(agent):
+    """Handle one agent hook event (JSON on stdin). Called by the agent, not by you."""
+    from costhook.agents import runtime
+
+    sys.exit(runtime.run_hook(agent))
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--plain", is_flag=True, help="No ANSI colour (also when NO_COLOR is set).")
+@db_option
+def statusline(plain, db_path):
+    """Print Claude Code's status line: session cost, tightest budget, rate limits (JSON on stdin)."""
+    from costhook.agents.claude.statusline import main
+
+    sys.exit(main((["--plain"] if plain else []) + (["--db", str(db_path)] if db_path else [])))
+
+
+# ------------------------------------------------------------------ install -------
+
+
+@click.command()
+@click.option("--agent", type=click.Choice(["claude", "openclaw", "all"]), default="claude", show_default=True)
+@click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True)
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), help="For project/local scope (default: cwd).")
+@click.option("--dry-run", is_flag=True, help="Show the change to settings.json without writing it.")
+@click.option("--statusline", is_flag=True, help="Also register `costhook statusline` as Claude Code's statusLine.")
+@click.option("--force", is_flag=True, help="Replace an existing statusLine (the backup keeps it).")
+def install(agent, scope, project_dir, dry_run, statusline, force):
+    """Register costhook's hooks in the agent's settings (merged, backed up, idempotent)."""
+    from costhook.agents.claude import install as installer
+
+    if agent in ("openclaw", "all"):
+        _openclaw_install("install", dry_run)
+        if agent == "openclaw":
+            return
+    try:
+        result = installer.install_claude(
+            scope=scope, project_dir=project_dir, dry_run=dry_run, statusline=statusline, force_statusline=force
+        )
+    except installer.InstallError as exc:
+        raise click.ClickException(str(exc))
+    _print_install(result, dry_run)
+
+
+@click.command()
+@click.option("--agent", type=click.Choice(["claude", "openclaw", "all"]), default="claude", show_default=True)
+@click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True)
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True)
+def uninstall(agent, scope, project_dir, dry_run):
+    """Remove costhook's hooks from the agent's settings (your data stays)."""
+    from costhook.agents.claude import install as installer
+
+    if agent in ("openclaw", "all"):
+        _openclaw_install("uninstall", dry_run)
+        if agent == "openclaw":
+            return
+    try:
+        result = installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run)
+    except installer.InstallError as exc:
+        raise click.ClickException(str(exc))
+    _print_install(result, dry_run)
+
+
+def _openclaw_install(action: str, dry_run: bool) -> None:
+    """costhook's OpenClaw plugin (see install.py)."""
+    from costhook.agents.openclaw import install
+    from costhook.errors import InstallError
+
+    try:
+        if action == "install":
+            result = install.install_openclaw(dry_run=dry_run)
+        else:
+            result = install.uninstall_openclaw(dry_run=dry_run)
+    except InstallError as exc:
+        raise click.ClickException(f"OpenClaw: {exc}")
+    _print_install(result, dry_run)
+
+
+def _print_install(result, dry_run):
+    if result.diff and (dry_run or result.changed):
+        click.echo(result.diff.rstrip("\n"))
+    click.echo(result.message)
+
+
+# ------------------------------------------------------------------ import --------
+
+
+def _dirs_option(flag: str, name: str, help: str):
+    return click.option(flag, name, multiple=True, type=click.Path(path_type=Path), help=help)
+
+
+@click.command(name="import")
+@_dirs_option(
+    "--claude-dir",
+    "claude_dirs",
+    "A Claude config dir holding projects/ (repeatable). Default: $CLAUDE_CONFIG_DIR, ~/.claude, ~/.config/claude.",
+)
+@_dirs_option(
+    "--openclaw-dir",
+    "openclaw_dirs",
+    "An OpenClaw state dir, or a folder of transcripts (repeatable). Default: $OPENCLAW_STATE_DIR, ~/.openclaw.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
+@db_option
+def import_(claude_dirs, openclaw_dirs, quiet, db_path):
+    """Backfill usage from existing transcripts (safe to repeat: nothing is counted twice)."""
+    from costhook.agents.claude import importer
+    from costhook.pricing import prices
+
+    if openclaw_dirs and not claude_dirs:
+        _import_openclaw(list(openclaw_dirs), quiet, db_path)
+        return
+    folders = _existing_dirs(list(claude_dirs) or importer.default_claude_dirs())
+    conn = open_store(db_path)
+    price = prices.pricer(price_table(load_config()))
+    files = importer.transcript_files(folders)
+    started = time.monotonic()
+    with _progress(lambda: sum(size for _, size in files), "Importing", quiet) as bar:
+        summary = importer.import_claude(conn, folders, price=price, progress=bar.update, files=files)
+    elapsed = time.monotonic() - started
+    if not quiet:
+        where = ", ".join(str(f) for f in folders) or "(no Claude directories found)"
+        click.echo(
+            f"Imported {summary.files} transcript files from {where}: "
+            f"{summary.calls} API calls seen, {summary.changed} rows new or updated, "
+            f"{summary.bytes_read / 1e6:.1f} MB in {elapsed:.1f} s."
+        )
+        if summary.malformed:
+            click.echo(f"Skipped {summary.malformed} malformed lines.")
+    if openclaw_dirs or not claude_dirs:
+        from costhook.agents.openclaw import events as openclaw
+
+        defaults = list(openclaw_dirs) or [Path(p) for p in openclaw.default_state_dirs()]
+        if defaults:
+            _import_openclaw(defaults, quiet, db_path)
+
+
+def _import_openclaw(folders, quiet, db_path):
+    """OpenClaw: agent SQLite stores, transcript files and archives, cron history."""
+    from costhook.agents.openclaw import events as openclaw
+    from costhook.pricing import prices
+
+    folders = _existing_dirs(folders)
+    conn = open_store(db_path)
+    price = prices.pricer(price_table(load_config()))
+    started = time.monotonic()
+    with _progress(lambda: openclaw.total_bytes(folders), "Importing OpenClaw", quiet) as bar:
+        stats = openclaw.import_dirs(conn, folders, price=price, progress=bar.update)
+    if not quiet:
+        click.echo(
+            f"Imported OpenClaw history from {', '.join(str(f) for f in folders)}: "
+            f"{stats.files + stats.sessions} sessions/files, {stats.calls} API calls seen, {stats.changed} rows new or updated, "
+            f"{stats.cron_runs} cron runs, in {time.monotonic() - started:.1f} s."
+        )
+        if stats.malformed:
+            click.echo(f"Skipped {stats.malformed} malformed events.")
+
+
+def _existing_dirs(folders: list) -> list:
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise click.ClickException(f"no such directory: {', '.join(missing)}")
+    return folders
+
+
+def _progress(total, label: str, quiet: bool):
+    """A progress bar on a terminal (sized by calling `total()`), else a silent stand-in."""
+    if quiet or not sys.stderr.isatty():
+        return _NoBar()
+    return click.progressbar(length=total(), label=label, file=sys.stderr, show_eta=True)
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
+
+
+# ------------------------------------------------------------------ doctor --------
+
+
+@click.command()
+@db_option
+def doctor(db_path):
+    """Check the installation: database, config, price table, hooks, unpriced models."""
+    from costhook.agents.claude import install as installer
+    from costhook.pricing import prices
+    from costhook.views import report
+
+    problems = 0
+    db_file = paths.db_path(db_path)
+    click.echo(f"database   {db_file}")
+    conn = open_store(db_path)
+    count = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+    integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
+    click.echo(f"           {count:,} requests recorded; integrity: {integrity}")
+    problems += integrity != "ok"
+    click.echo(f"config     {paths.config_path()}" + ("" if paths.config_path().exists() else " (none; defaults in use)"))
+    try:
+        cfg = load_config()
+        table = price_table(cfg)
+    except click.ClickException as exc:
+        click.echo(f"           PROBLEM: {exc.message}")
+        problems += 1
+        table = prices.load_table()
+    info = prices.table_info(table)
+    click.echo(f"prices     {info.get('models')} models from {info.get('source')} {info.get('version', '')} (exported {info.get('exported')})")
+    settings = installer.claude_settings_path("user")
+    try:
+        events = installer.claude_hook_commands("user")
+    except installer.InstallError as exc:
+        events = {}
+        click.echo(f"           PROBLEM: {exc}")
+        problems += 1
+    missing = [e for e in installer.HOOK_EVENTS if e not in events]
+    if not events:
+        click.echo(f"hooks      {settings}: NOT installed (run `costhook install`)")
+        problems += 1
+    elif missing:
+        click.echo(f"hooks      {settings}: partly installed, missing {', '.join(missing)} (run `costhook install`)")
+        problems += 1
+    else:
+        commands = sorted(set(events.values()))
+        executable = commands[0].rsplit(" ", 1)[0].strip("'\"")
+        state = "" if Path(executable).exists() else f" — but {executable} does not exist (run `costhook install` again)"
+        problems += bool(state)
+        click.echo(f"hooks      {settings}: {len(events)} events → {commands[0]}{state}")
+    log = paths.errors_log()
+    if log.exists() and log.stat().st_size:
+        lines = log.read_text(errors="replace").splitlines()
+        click.echo(f"errors     {len(lines)} lines in {log}; last: {lines[-1]}")
+    for row in report.unpriced_models(conn):
+        click.echo(f"unpriced   {row['model']}: {row['requests']} requests (add [prices.\"{row['model']}\"] to the config)")
+        problems += 1
+    if problems:
+        sys.exit(1)
