@@ -5,7 +5,7 @@ import json
 import click
 
 from costhook import errors, text, timeframe
-from costhook.cli.common import db_option, load_config, open_store
+from costhook.cli.common import db_option, format_option, load_config, open_store
 
 
 @click.group()
@@ -15,11 +15,13 @@ def budget():
 
 @budget.command(name="set")
 @click.option("--scope", required=True, help="global | session | project:<path or name> | model:<id> | agent:<type> | skill:<name> | cron:<job>")
-@click.option("--period", required=True, type=click.Choice(["session", "run", "daily", "weekly", "monthly"]))
+@click.option("--period", required=True, type=click.Choice(["session", "run", "daily", "weekly", "monthly"]),
+              help="The span the limit applies to: one session or run, or a calendar day, week or month (config timezone).")
 @click.option("--limit", "limit_usd", help="Limit in USD, e.g. 10 or 0.50.")
 @click.option("--tokens", type=int, help="Limit in tokens instead of USD.")
 @click.option("--warn-at", default="0.8", show_default=True, help="Fractions that warn, comma-separated, e.g. 0.5,0.8.")
-@click.option("--action", type=click.Choice(["warn", "block"]), default="warn", show_default=True)
+@click.option("--action", type=click.Choice(["warn", "block"]), default="warn", show_default=True,
+              help="Only warn at the thresholds, or also block prompts and tools once spent.")
 @click.option("--on-error", type=click.Choice(["allow", "block"]), default="allow", show_default=True,
               help="What to do when costhook cannot read its own data.")
 @click.option("--id", "budget_id", help="Name for the budget (default: <period>-<scope>). An existing id is replaced.")
@@ -79,7 +81,7 @@ def budget_remove(budget_id):
 
 
 @budget.command(name="list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def budget_list(fmt):
     """The configured budgets."""
     budgets = load_config().get("budgets", [])
@@ -98,7 +100,7 @@ def budget_list(fmt):
 
 @budget.command(name="status")
 @click.option("--session", "session_id", help="Session for session-scoped budgets (default: the latest).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 @db_option
 def budget_status(session_id, fmt, db_path):
     """Spent / limit / % / remaining / projected end-of-period spend, per budget."""

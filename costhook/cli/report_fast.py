@@ -44,13 +44,15 @@ class Option:
 
 
 OPTIONS = (
-    Option("--by", "by", choices=report.GROUPS, default="day"),
+    Option("--by", "by", "What each row is: a time period, a project, session, model, tool, agent, skill, cron, or one call.",
+           choices=report.GROUPS, default="day"),
     Option("--since", "since", "First day (inclusive, in --tz).", kind="date"),
     Option("--until", "until", "Last day (inclusive, in --tz).", kind="date"),
     Option("--tz", "tz_name", "IANA time zone for days/weeks/months (default: config `timezone`, else local)."),
     Option("--session", "session_id", "Only this session."),
     Option("--project", "project", "Only this project (its path)."),
-    Option("--format", "fmt", choices=("table", "json", "csv", "markdown"), default="table"),
+    Option("--format", "fmt", "A table, JSON (design.md §7), CSV or a markdown table.",
+           choices=("table", "json", "csv", "markdown"), default="table"),
     Option("--db", "db_path", kind="db"),
 )
 

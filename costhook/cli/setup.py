@@ -12,7 +12,8 @@ from costhook.cli.common import db_option, load_config, open_store, price_table
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--agent", type=click.Choice(["claude", "openclaw"]), default="claude", show_default=True)
+@click.option("--agent", type=click.Choice(["claude", "openclaw"]), default="claude", show_default=True,
+              help="Which agent sends the event.")
 def hook(agent):
     """Handle one agent hook event (JSON on stdin). Called by the agent, not by you."""
     from costhook.agents import runtime
@@ -33,11 +34,19 @@ def statusline(plain, db_path):
 # ------------------------------------------------------------------ install -------
 
 
+def settings_options(f):
+    """--agent, --scope, --project-dir, --dry-run: which settings install and uninstall edit."""
+    f = click.option("--dry-run", is_flag=True, help="Show the change to the settings without writing it.")(f)
+    f = click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="For project/local scope (default: cwd).")(f)
+    f = click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True,
+                     help="Claude Code's settings file: ~/.claude (user), the project's, or its local one.")(f)
+    return click.option("--agent", type=click.Choice(["claude", "openclaw", "all"]), default="claude", show_default=True,
+                        help="Claude Code, OpenClaw, or both.")(f)
+
+
 @click.command()
-@click.option("--agent", type=click.Choice(["claude", "openclaw", "all"]), default="claude", show_default=True)
-@click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True)
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), help="For project/local scope (default: cwd).")
-@click.option("--dry-run", is_flag=True, help="Show the change to settings.json without writing it.")
+@settings_options
 @click.option("--statusline", is_flag=True, help="Also register `costhook statusline` as Claude Code's statusLine.")
 @click.option("--force", is_flag=True, help="Replace an existing statusLine (the backup keeps it).")
 def install(agent, scope, project_dir, dry_run, statusline, force):
@@ -58,10 +67,7 @@ def install(agent, scope, project_dir, dry_run, statusline, force):
 
 
 @click.command()
-@click.option("--agent", type=click.Choice(["claude", "openclaw", "all"]), default="claude", show_default=True)
-@click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True)
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--dry-run", is_flag=True)
+@settings_options
 def uninstall(agent, scope, project_dir, dry_run):
     """Remove costhook's hooks from the agent's settings (your data stays)."""
     from costhook.agents.claude import install as installer

@@ -46,6 +46,7 @@ REQUEST_COLUMNS = {
 
 
 def m001_initial(db: sqlite_utils.Database) -> None:
+    """The first schema, table after table. Long: a step that has shipped is never edited."""
     db["requests"].create(REQUEST_COLUMNS, pk="key", not_null={"agent"}, if_not_exists=True)
     db["requests"].create_index(["timestamp"], if_not_exists=True)
     db["requests"].create_index(["session_id", "timestamp"], if_not_exists=True)

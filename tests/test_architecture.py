@@ -1,0 +1,140 @@
+"""The rules of the house (README "Layout"), as tests: one direction of imports, agent
+folders apart, a light hot path, empty __init__.py files, no private name across modules,
+no import seams, short functions."""
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import COSTHOOK
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "costhook"
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "plugin" not in p.parts)
+HEAVY = {"click", "pydantic", "pydantic_core", "sqlite_utils", "tomlkit", "filelock", "genai_prices"}
+MAX_LINES = 60
+
+
+def lint_imports() -> str | None:
+    found = Path(sys.executable).with_name("lint-imports")
+    return str(found) if found.exists() else shutil.which("lint-imports")
+
+
+def test_import_contracts_hold():
+    """pyproject's [tool.importlinter] contracts: layers, agent independence, light hot path."""
+    exe = lint_imports()
+    assert exe, "import-linter is a test dependency (pip install -e '.[test]')"
+    proc = subprocess.run([exe, str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout and "3 kept" in proc.stdout, proc.stdout[-2000:]
+
+
+def imported_modules(stdin: bytes, *args: str, env: dict) -> set:
+    """What a real `costhook …` process imports (python -X importtime lists every module)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", COSTHOOK, *args], input=stdin, env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")
+            and "|" in line}
+
+
+@pytest.mark.parametrize("agent,payload", [
+    ("claude", {"hook_event_name": "PostToolUse", "session_id": "s1", "tool_name": "Bash", "tool_use_id": "toolu_1",
+                "tool_input": {"command": "ls"}, "tool_response": {"stdout": ""}}),
+    ("claude", {"hook_event_name": "PreToolUse", "session_id": "s1", "tool_name": "Bash", "tool_use_id": "toolu_2"}),
+    ("openclaw", {"hook": "before_tool_call", "hook_event_name": "before_tool_call",
+                  "ctx": {"agentId": "main", "sessionId": "s2", "sessionKey": "agent:main:main"}, "event": {}}),
+])
+def test_the_hook_imports_only_light_modules(home, tmp_path, agent, payload):
+    """`costhook hook` with a transcript and a budget configured, its config cache warm:
+    no click, pydantic, sqlite-utils, tomlkit, filelock, genai-prices, views or dashboard."""
+    transcript = tmp_path / "t.jsonl"
+    transcript.write_text(json.dumps({"type": "assistant", "requestId": "r1", "sessionId": "s1", "timestamp":
+                                      "2026-11-20T10:00:00.000Z", "message": {"id": "m1", "model": "claude-sonnet-4-5",
+                                      "usage": {"input_tokens": 5, "output_tokens": 7}, "content": []}}) + "\n")
+    payload = {**payload, "transcript_path": str(transcript), "cwd": str(tmp_path)}
+    Path(os.environ["COSTHOOK_CONFIG"]).write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 100\n')
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    args = ["hook"] + (["--agent", agent] if agent != "claude" else [])
+    imported_modules(json.dumps(payload).encode(), *args, env=env)  # creates the DB and the config cache
+    modules = imported_modules(json.dumps(payload).encode(), *args, env=env)
+    assert "costhook.budgets" in modules  # the budget check ran: the test looks where it should
+    assert {m.split(".")[0] for m in modules} & HEAVY == set()
+    costhook_modules = {m for m in modules if m.startswith("costhook.")}
+    assert not {m for m in costhook_modules if m.split(".")[1] in ("cli", "views", "dashboard")}, costhook_modules
+    other_agent = "openclaw" if agent == "claude" else "claude"
+    assert not {m for m in costhook_modules if m.startswith(f"costhook.agents.{other_agent}")}, costhook_modules
+
+
+def test_every_init_is_empty():
+    """The hook pays for any code in an __init__.py on every tool call."""
+    assert [str(p.relative_to(ROOT)) for p in MODULES if p.name == "__init__.py" and p.read_text().strip()] == []
+
+
+def parsed():
+    for path in MODULES:
+        yield path, ast.parse(path.read_text(), str(path))
+
+
+def costhook_aliases(tree) -> dict:
+    """Local names bound to costhook modules by import statements: name -> module."""
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("costhook"):
+            for name in node.names:
+                target = f"{node.module}.{name.name}"
+                if (PACKAGE.parent / (target.replace(".", "/") + ".py")).exists() or \
+                        (PACKAGE.parent / target.replace(".", "/")).is_dir():
+                    aliases[name.asname or name.name] = target
+        elif isinstance(node, ast.Import):
+            for name in node.names:
+                if name.name.startswith("costhook") and name.asname:
+                    aliases[name.asname] = name.name
+    return aliases
+
+
+def test_no_private_name_crosses_a_module_boundary():
+    """A helper two modules share is public in the lowest module that needs it."""
+    crossings = []
+    for path, tree in parsed():
+        aliases = costhook_aliases(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("costhook"):
+                crossings += [f"{path.name}: from {node.module} import {n.name}" for n in node.names
+                              if n.name.startswith("_") and not n.name.startswith("__")]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases \
+                    and node.attr.startswith("_") and not node.attr.startswith("__"):
+                crossings.append(f"{path.name}:{node.lineno}: {node.value.id}.{node.attr}")
+    assert not crossings, "\n".join(crossings)
+
+
+def test_no_try_except_import_seams_between_our_modules():
+    """`try: from costhook… except ImportError` hides a broken layer instead of fixing it."""
+    seams = []
+    for path, tree in parsed():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try) and any(isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                                                 for h in node.handlers):
+                ours = [n for n in ast.walk(ast.Module(body=node.body, type_ignores=[]))
+                        if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("costhook")]
+                if ours:
+                    seams.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not seams, "\n".join(seams)
+
+
+def test_long_functions_say_why_they_are_long():
+    """A function over 60 lines is split, or its docstring says why not ("Long: …")."""
+    long = []
+    for path, tree in parsed():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_LINES and "Long:" not in (ast.get_docstring(node) or ""):
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "\n".join(long)
