@@ -45,9 +45,7 @@ def run_hook(agent: str) -> int:
 def handler(agent: str):
     """The agent's `handle(payload) -> answer | None`, imported now (only that agent's code)."""
     if agent not in AGENT_HOOKS:
-        from costhook.errors import BadPayload
-
-        raise BadPayload(f"unknown --agent {agent!r}")
+        raise bad_payload(f"unknown --agent {agent!r}")
     return __import__(AGENT_HOOKS[agent], fromlist=["handle"]).handle
 
 
@@ -62,20 +60,26 @@ def run_job(name: str, job) -> int:
 
 def read_payload(stream) -> dict:
     """The hook's JSON object from a binary stream (at most MAX_STDIN bytes)."""
-    from costhook.errors import BadPayload
-
     data = stream.read(MAX_STDIN + 1)
     if len(data) > MAX_STDIN:
-        raise BadPayload(f"stdin larger than {MAX_STDIN} bytes")
+        raise bad_payload(f"stdin larger than {MAX_STDIN} bytes")
     if not data.strip():
-        raise BadPayload("empty stdin")
+        raise bad_payload("empty stdin")
     try:
         payload = json.loads(data)
     except ValueError as exc:
-        raise BadPayload(f"stdin is not JSON ({exc.msg} at char {exc.pos})") from None
+        raise bad_payload(f"stdin is not JSON ({exc.msg} at char {exc.pos})") from None
     if not isinstance(payload, dict):
-        raise BadPayload(f"stdin is a JSON {type(payload).__name__}, not an object")
+        raise bad_payload(f"stdin is a JSON {type(payload).__name__}, not an object")
     return payload
+
+
+def bad_payload(message: str) -> Exception:
+    """errors.BadPayload, its module imported only when a payload is bad (the hook pays
+    for every module it loads)."""
+    from costhook.errors import BadPayload
+
+    return BadPayload(message)
 
 
 # ------------------------------------------------------------- lazy state ---------

@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from costhook import paths
+from costhook.agents.runtime import AGENT_HOOKS
 from costhook.cli.common import db_option, load_config, open_store, price_table
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--agent", type=click.Choice(["claude", "openclaw"]), default="claude", show_default=True,
+@click.option("--agent", type=click.Choice(sorted(AGENT_HOOKS)), default="claude", show_default=True,
               help="Which agent sends the event.")
 def hook(agent):
     """Handle one agent hook event (JSON on stdin). Called by the agent, not by you."""

@@ -1,0 +1,152 @@
+"""Benchmark: the hot path of two costhook checkouts side by side, interleaved.
+
+    python -m tests.benchmarks.hot_path --before DIR [--after DIR] [--rows 1000000]
+                                        [--transcript-mb 50] [--runs 30] [--keep DIR]
+
+For a change that must not slow the hook or the statusline (a refactor, a new layer):
+each checkout's `costhook/` package is copied into a throw-away venv of its own, as
+`install.sh` installs it (no editable finder; the dependencies come from this venv,
+and the hot path needs none), with its own copy of the same 1,000,000-row database
+and of the same 50 MB transcript, already ingested. Then, round after round, the two
+alternate (which goes first alternates too): `python -c pass`, one API call appended
+to the transcript and `costhook hook` (PostToolUse, no budgets: design.md §8's
+measurement), and `costhook statusline` with three budgets (statusline_bench's). It
+prints medians (wall and CPU) per checkout and the after/before ratios as JSON.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+from tests.benchmarks import generate, statusline_bench
+from tests.benchmarks.run import run_measured
+
+REPO = Path(__file__).resolve().parents[2]
+WARM_UP_ROUNDS = 3
+
+
+def regular_install(checkout: Path, venv: Path) -> tuple[str, str]:
+    """(python, costhook script) of a venv holding a plain copy of `checkout`'s package."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    shutil.copytree(checkout / "costhook", site / "costhook", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "dev-venv-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([str(python), "-m", "compileall", "-q", str(site / "costhook")], check=True)
+    script = venv / "bin" / "costhook"
+    script.write_text(f"#!{python}\nimport sys\nfrom costhook.__main__ import main\nsys.exit(main())\n")
+    script.chmod(0o755)
+    return str(python), str(script)
+
+
+class Side:
+    """One checkout: its install, database, transcript and timings."""
+
+    def __init__(self, label: str, checkout: Path, work: Path, db_template: Path, transcript_mb: float):
+        self.label, self.work = label, work / label
+        self.home = self.work / "home"
+        self.home.mkdir(parents=True)
+        self.python, self.costhook = regular_install(checkout, self.work / "venv")
+        self.db = self.home / "costhook.db"
+        shutil.copyfile(db_template, self.db)
+        self.transcript = generate.Transcript(self.work / "projects" / "bench" / "bench-session.jsonl", seed=7)
+        self.transcript.write(transcript_mb)
+        (self.work / "budgets.toml").write_text(statusline_bench.CONFIG)
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("COSTHOOK_", "CLAUDE_"))
+                and k not in ("PYTHONDONTWRITEBYTECODE", "NO_COLOR")}
+        base.update(COSTHOOK_HOME=str(self.home), COSTHOOK_DB=str(self.db))
+        self.hook_env = {**base, "COSTHOOK_CONFIG": str(self.work / "no-config.toml")}
+        self.statusline_env = {**base, "COSTHOOK_CONFIG": str(self.work / "budgets.toml")}
+        # The backlog is read once, synchronously, as the detached catch-up would.
+        subprocess.run([self.costhook, "hook", "--catch-up", str(self.transcript.path)], env=self.hook_env, check=True)
+        self.times = {"python_pass": [], "hook": [], "statusline": []}
+        self.calls = 0
+
+    def hook_payload(self) -> bytes:
+        self.calls += 1
+        return json.dumps({
+            "session_id": self.transcript.session_id, "transcript_path": str(self.transcript.path),
+            "cwd": self.transcript.cwd, "hook_event_name": "PostToolUse", "tool_name": "Bash",
+            "tool_input": {"command": "npm test"}, "tool_response": {"stdout": "ok\n", "stderr": ""},
+            "tool_use_id": f"toolu_01HotPath{self.calls:012d}", "duration_ms": 812,
+        }).encode()
+
+    def round(self, scratch: Path, keep: bool) -> None:
+        runs = {
+            "python_pass": run_measured([self.python, "-c", "pass"], env=self.hook_env, scratch=scratch),
+        }
+        self.transcript.append_call()
+        runs["hook"] = run_measured([self.costhook, "hook"], env=self.hook_env, stdin=self.hook_payload(), scratch=scratch)
+        runs["statusline"] = run_measured([self.costhook, "statusline", "--plain"], env=self.statusline_env,
+                                          stdin=statusline_bench.payload(time.time()), scratch=scratch)
+        for name, run in runs.items():
+            if run.returncode != 0 or (name == "hook" and (run.stdout or run.stderr)):
+                raise SystemExit(f"{self.label} {name} failed: rc={run.returncode} {run.stdout[:200]!r} {run.stderr[:300]!r}")
+            if keep:
+                self.times[name].append(run)
+
+    def summary(self) -> dict:
+        out = {}
+        for name, runs in self.times.items():
+            out[name] = {"wall_ms": round(statistics.median(r.wall for r in runs) * 1000, 2),
+                         "cpu_ms": round(statistics.median(r.cpu for r in runs) * 1000, 2)}
+        errors = self.home / "errors.log"
+        out["errors_logged"] = errors.read_text().count("\n") if errors.exists() else 0
+        return out
+
+
+def measure(before: Path, after: Path, work: Path, rows: int, transcript_mb: float, runs: int) -> dict:
+    template = work / "template"
+    built = statusline_bench.build_db(template, rows)
+    sides = [Side("before", before, work, template / "costhook.db", transcript_mb),
+             Side("after", after, work, template / "costhook.db", transcript_mb)]
+    scratch = work / "scratch"
+    scratch.mkdir()
+    load = os.getloadavg()[0]
+    for index in range(runs + WARM_UP_ROUNDS):
+        for side in (sides if index % 2 == 0 else sides[::-1]):
+            side.round(scratch, keep=index >= WARM_UP_ROUNDS)
+    result = {"rows": built["rows"], "transcript_mb": transcript_mb, "runs": runs,
+              "load_1min_before_after": [round(load, 2), round(os.getloadavg()[0], 2)]}
+    for side in sides:
+        result[side.label] = side.summary()
+    for name in ("hook", "statusline", "python_pass"):
+        for unit in ("wall_ms", "cpu_ms"):
+            result.setdefault("after_over_before", {})[f"{name}_{unit}"] = round(
+                result["after"][name][unit] / result["before"][name][unit], 3)
+    return result
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, required=True, help="a costhook checkout (e.g. a git worktree of the base)")
+    parser.add_argument("--after", type=Path, default=REPO, help="a costhook checkout (default: this one)")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--transcript-mb", type=float, default=50)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--keep", type=Path, help="work in this (new) directory and keep it")
+    args = parser.parse_args(argv)
+    for checkout in (args.before, args.after):
+        if not (checkout / "costhook" / "__main__.py").is_file():
+            parser.error(f"{checkout} is not a costhook checkout")
+    if args.keep:
+        args.keep.mkdir(parents=True)
+        result = measure(args.before.resolve(), args.after.resolve(), args.keep, args.rows, args.transcript_mb, args.runs)
+    else:
+        with tempfile.TemporaryDirectory(prefix="costhook-hot-path-") as work:
+            result = measure(args.before.resolve(), args.after.resolve(), Path(work), args.rows, args.transcript_mb, args.runs)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
