@@ -46,7 +46,7 @@ CLI_TIMEOUT = 120
 
 
 def state_dir() -> Path:
-    from costhook.agents.openclaw.events import state_dir as resolve
+    from costhook.agents.openclaw.paths import state_dir as resolve
 
     return Path(resolve())
 
