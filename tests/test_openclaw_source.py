@@ -22,6 +22,7 @@ from costhook.pricing.prices import pricer
 from costhook.agents.claude import ingest
 from costhook.store import db, writes
 from costhook.agents.openclaw import events as oc
+from costhook.agents.openclaw import importer, their_db
 
 FIXTURE = Path(__file__).parent / "fixtures" / "openclaw"
 SESSIONS = FIXTURE / "state" / "agents" / "main" / "sessions"
@@ -154,7 +155,7 @@ def sums(conn, where="1", args=()):
 
 
 def import_dir(conn, folder):
-    return oc.import_dirs(conn, [Path(folder)], price=pricer())
+    return importer.import_dirs(conn, [Path(folder)], price=pricer())
 
 
 # ------------------------------------------------------------------ fixture totals --
@@ -276,7 +277,7 @@ def test_sqlite_store_with_compressed_rows_gives_the_same_rows(conn, tmp_path):
     assert beat == {"session_key": "agent:main:main:heartbeat", "session_kind": "heartbeat", "is_heartbeat": 1}
     sub = rows(conn, "SELECT DISTINCT parent_session_id, agent_type FROM requests WHERE session_id = ?", (SUB,))
     assert sub == [{"parent_session_id": MAIN, "agent_type": "weekly-report"}]
-    cursor = writes.get_cursor(conn, oc.sqlite_cursor_path(str(db_path), MAIN))
+    cursor = writes.get_cursor(conn, their_db.sqlite_cursor_path(str(db_path), MAIN))
     assert cursor["offset"] == len(events_of(MAIN)) - 1
 
 
@@ -290,20 +291,20 @@ def test_sqlite_cursor_reads_only_new_events_and_rereads_a_rewrite(conn, tmp_pat
     state = tmp_path / "oc"
     db_path = build_agent_store(state / "agents" / "main" / "agent" / "openclaw-agent.sqlite",
                                 {CRON: (CRON_KEY, events_of(CRON)[:6])})
-    first = oc.ingest_agent_db(conn, str(db_path), price=pricer())
+    first = their_db.ingest_agent_db(conn, str(db_path), price=pricer())
     assert (first.events, first.calls) == (6, 1)
     db = sqlite3.connect(db_path)
     append_events(db, CRON, events_of(CRON)[6:])
     db.commit()
-    second = oc.ingest_agent_db(conn, str(db_path), price=pricer())
+    second = their_db.ingest_agent_db(conn, str(db_path), price=pricer())
     assert (second.events, second.calls) == (2, 1)  # seq 6 and 7 only
-    assert oc.ingest_agent_db(conn, str(db_path), price=pricer()).events == 0
+    assert their_db.ingest_agent_db(conn, str(db_path), price=pricer()).events == 0
     # compaction-style rewrite: fewer events, seq restarting
     db.execute("DELETE FROM transcript_events WHERE session_id = ?", (CRON,))
     append_events(db, CRON, [events_of(CRON)[0], events_of(CRON)[7]], first_seq=0)
     db.commit()
     db.close()
-    third = oc.ingest_agent_db(conn, str(db_path), price=pricer())
+    third = their_db.ingest_agent_db(conn, str(db_path), price=pricer())
     assert third.events == 2 and sums(conn)["calls"] == 2  # re-read, deduplicated
 
 
@@ -316,13 +317,13 @@ def test_a_locked_store_is_waited_on_briefly_then_left_for_later(conn, tmp_path)
     writer = sqlite3.connect(db_path, isolation_level=None)
     writer.execute("BEGIN EXCLUSIVE")
     t0 = time.monotonic()
-    with pytest.raises(oc.TheirDatabaseBusy):
-        oc.ingest_agent_db(conn, str(db_path), price=pricer(), busy_ms=100, deadline=time.monotonic() + 0.4)
+    with pytest.raises(their_db.TheirDatabaseBusy):
+        their_db.ingest_agent_db(conn, str(db_path), price=pricer(), busy_ms=100, deadline=time.monotonic() + 0.4)
     assert time.monotonic() - t0 < 2
-    assert sums(conn)["calls"] == 0 and writes.get_cursor(conn, oc.sqlite_cursor_path(str(db_path), CRON)) is None
+    assert sums(conn)["calls"] == 0 and writes.get_cursor(conn, their_db.sqlite_cursor_path(str(db_path), CRON)) is None
     writer.execute("ROLLBACK")
     writer.close()
-    assert oc.ingest_agent_db(conn, str(db_path), price=pricer()).calls == 2
+    assert their_db.ingest_agent_db(conn, str(db_path), price=pricer()).calls == 2
 
 
 def test_reading_never_blocks_the_gateways_writes(conn, tmp_path):
@@ -333,11 +334,11 @@ def test_reading_never_blocks_the_gateways_writes(conn, tmp_path):
     writer = sqlite3.connect(db_path, isolation_level=None, timeout=0)
     writer.execute("BEGIN IMMEDIATE")
     append_events(writer, CRON, events_of(CRON)[6:])  # uncommitted while we read
-    result = oc.ingest_agent_db(conn, str(db_path), price=pricer(), busy_ms=50, deadline=time.monotonic() + 1)
+    result = their_db.ingest_agent_db(conn, str(db_path), price=pricer(), busy_ms=50, deadline=time.monotonic() + 1)
     assert result.calls == 1  # the committed snapshot
     writer.execute("COMMIT")  # timeout=0: would raise if our reader were in the way
     writer.close()
-    assert oc.ingest_agent_db(conn, str(db_path), price=pricer()).calls == 1
+    assert their_db.ingest_agent_db(conn, str(db_path), price=pricer()).calls == 1
     assert sums(conn)["calls"] == 2
     assert not any(p.name.endswith("-journal") for p in db_path.parent.iterdir())
 

@@ -1,4 +1,4 @@
-"""Every write to costhook's tables: calls, sessions, tool calls, cursors.
+"""Every write to costhook's tables: calls, sessions, tool calls, cursors, alerts, cron.
 
 Each write is idempotent (stable unique keys) and runs inside the caller's
 `db.transaction`. Standard library only (the hook writes through this module).
@@ -72,6 +72,34 @@ def record_of(row: dict) -> dict:
     return record
 
 
+# Columns merge_requests keeps from the first sighting only; a later sighting fills them
+# where they are still empty (an OpenClaw call seen by the hook first, then in the store).
+FILL_COLUMNS = ("session_key", "host_agent", "run_id", "provider", "session_kind", "ack_only", "message_id", "request_id")
+
+
+def write_calls(conn: sqlite3.Connection, calls: dict, price, sessions: dict | None = None, *, agent: str) -> int:
+    """Merge call records (and {session id: facts} of `agent`'s sessions) into costhook's
+    database; returns rows changed. Inside a transaction."""
+    changed = merge_requests(conn, calls, price) if calls else 0
+    if calls:
+        fill_empty_columns(conn, calls)
+    for session_id, facts in (sessions or {}).items():
+        if session_id:
+            fill_session(conn, session_id, agent=agent, **{k: v for k, v in facts.items() if v is not None})
+    return changed
+
+
+def fill_empty_columns(conn: sqlite3.Connection, calls: dict) -> None:
+    """Set the FILL_COLUMNS a stored call still lacks from these records (key -> record)."""
+    for key, record in calls.items():
+        values = [(name, record[name]) for name in FILL_COLUMNS if record.get(name) is not None]
+        if not values:
+            continue
+        sets = ", ".join(f"{name} = coalesce({name}, ?)" for name, _ in values)
+        empty = " OR ".join(f"{name} IS NULL" for name, _ in values)
+        conn.execute(f"UPDATE requests SET {sets} WHERE key = ? AND ({empty})", [v for _, v in values] + [key])
+
+
 def insert_new_requests(conn: sqlite3.Connection, shapes: dict, spend: "SpendDelta") -> int:
     """INSERT rows known to be new ({column tuple: [value tuples]}) and their rollup delta;
     returns the count. Raises UnicodeEncodeError, having written nothing, when SQLite
@@ -99,10 +127,6 @@ def _present(conn: sqlite3.Connection, column: str, values: list) -> set:
     for marks, chunk in in_lists(values):
         found.update(row[0] for row in conn.execute(f"SELECT DISTINCT {column} FROM requests WHERE {column} IN ({marks})", chunk))
     return found
-
-
-
-
 
 
 def _storable_record(record: dict) -> dict:
@@ -267,3 +291,54 @@ def alert_sent(conn: sqlite3.Connection, alert_id: int, when: str) -> None:
 
 def disable_cron_job(conn: sqlite3.Connection, job_id: str) -> None:
     conn.execute("UPDATE cron_jobs SET enabled = 0 WHERE job_id = ?", (job_id,))
+
+
+def record_cron_job(conn: sqlite3.Connection, row: dict, *, only_fill: bool = False) -> None:
+    """Insert a cron job row, or update it: new non-null values win, or with `only_fill`
+    only the columns still empty are set (and updated_at is left alone)."""
+    if only_fill:
+        row = {k: v for k, v in row.items() if v is not None and k != "updated_at"}
+    columns = list(row)
+    keep = "coalesce({c}, excluded.{c})" if only_fill else "coalesce(excluded.{c}, {c})"
+    updates = ", ".join(f"{c} = " + keep.format(c=c) for c in columns if c != "job_id") or "job_id = job_id"
+    conn.execute(
+        f"INSERT INTO cron_jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT(job_id) DO UPDATE SET {updates}",
+        [row[c] for c in columns],
+    )
+
+
+CRON_RUN_COLUMNS = ("run_id", "agent", "host_agent", "job_id", "job_name", "session_id", "session_key", "status",
+                    "completion_status", "started_at", "duration_ms", "model", "provider", "input_tokens",
+                    "output_tokens", "cache_read_tokens", "cache_write_tokens", "total_tokens", "is_heartbeat",
+                    "cron_run_id", "error", "session_target")
+
+
+def record_cron_run(conn: sqlite3.Connection, row: dict) -> None:
+    """Insert a cron run, or fill in what an earlier source did not know. Inside a transaction."""
+    columns = [c for c in CRON_RUN_COLUMNS if c in row]
+    updates = ", ".join(f"{c} = coalesce(excluded.{c}, {c})" for c in columns if c != "run_id")
+    conn.execute(
+        f"INSERT INTO cron_runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT(run_id) DO UPDATE SET {updates}",
+        [row[c] for c in columns],
+    )
+
+
+def refresh_cron_runs(conn: sqlite3.Connection, run_ids=None) -> None:
+    """Mark runs whose session left no rows (transcript pruned, or no model call): their
+    cost is unknown; fill job names and heartbeat flags learnt since. Inside a transaction."""
+    where, args = "", []
+    if run_ids:
+        where = f"AND run_id IN ({','.join('?' * len(run_ids))})"
+        args = list(run_ids)
+    conn.execute(
+        f"""UPDATE cron_runs SET transcript_missing =
+              CASE WHEN session_id IS NULL THEN NULL
+                   WHEN EXISTS (SELECT 1 FROM requests r WHERE r.session_id = cron_runs.session_id) THEN 0
+                   ELSE 1 END,
+              job_name = coalesce(job_name, (SELECT name FROM cron_jobs j WHERE j.job_id = cron_runs.job_id)),
+              is_heartbeat = coalesce(is_heartbeat, (SELECT kind = 'heartbeat' FROM cron_jobs j WHERE j.job_id = cron_runs.job_id))
+            WHERE 1 {where}""",
+        args,
+    )

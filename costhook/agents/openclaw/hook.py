@@ -33,7 +33,7 @@ import time
 
 from costhook import timeframe
 from costhook.agents import runtime
-from costhook.agents.openclaw import events as oc
+from costhook.agents.openclaw import cron, events, files, paths, their_db
 
 GATE_INGEST_S = 0.8  # catching up before a budget decision must stay well inside the plugin's 3 s
 INGEST_S = 3.0
@@ -79,16 +79,16 @@ class Payload:
 
     @property
     def agent_id(self) -> str | None:
-        return self.c("agentId", 200) or oc.classify_key(self.session_key)["host_agent"]
+        return self.c("agentId", 200) or events.classify_key(self.session_key)["host_agent"]
 
     def db_path(self) -> str | None:
         agent = self.agent_id
         if not agent or "/" in agent or agent in (".", ".."):
             return None
-        return oc.agent_db_path(self.c("stateDir") or oc.state_dir(), agent)
+        return paths.agent_db_path(self.c("stateDir") or paths.state_dir(), agent)
 
-    def meta(self) -> oc.SessionMeta:
-        return oc.SessionMeta(
+    def meta(self) -> events.SessionMeta:
+        return events.SessionMeta(
             session_id=self.session_id,
             session_key=self.session_key,
             host_agent=self.agent_id,
@@ -113,15 +113,15 @@ class Payload:
         return att
 
 
-def _fill_from_their_node(p: Payload, meta: oc.SessionMeta) -> None:
+def _fill_from_their_node(p: Payload, meta: events.SessionMeta) -> None:
     """A sub-agent's label and parent, from OpenClaw's session row (one indexed read)."""
     path = p.db_path()
     if not path or not os.path.isfile(path) or not meta.session_id:
         return
     try:
-        db = oc.open_readonly(path, busy_ms=BUSY_MS, deadline=time.monotonic() + 0.3)
+        db = their_db.open_readonly(path, busy_ms=BUSY_MS, deadline=time.monotonic() + 0.3)
         try:
-            found = oc.session_metas(db, path, [meta.session_id], deadline=time.monotonic() + 0.3).get(meta.session_id)
+            found = their_db.session_metas(db, path, [meta.session_id], deadline=time.monotonic() + 0.3).get(meta.session_id)
         finally:
             db.close()
     except Exception as exc:
@@ -144,7 +144,7 @@ def record_messages(p: Payload, messages: list) -> int:
     """Record assistant messages sent by the plugin (usage and metadata only)."""
     if not messages:
         return 0
-    from costhook.store import db
+    from costhook.store import db, writes
 
     attribution = p.attribution()
     calls = {}
@@ -156,7 +156,7 @@ def record_messages(p: Payload, messages: list) -> int:
         att = dict(attribution)
         if isinstance(run, str) and run:
             att["run_id"] = run[:300]
-        record = oc.call_record(message, att, tools=tools, ack=int(ack) if isinstance(ack, bool) else None)
+        record = events.call_record(message, att, tools=tools, ack=int(ack) if isinstance(ack, bool) else None)
         if record is not None:
             calls[record["key"]] = record
     if not calls:
@@ -169,7 +169,7 @@ def record_messages(p: Payload, messages: list) -> int:
                                 "parent_session_key": p.c("parentSessionKey"), "label": p.c("label", 200),
                                 "started_at": min(r["timestamp"] for r in calls.values() if r.get("timestamp"))
                                 if any(r.get("timestamp") for r in calls.values()) else None}}
-        return oc.write_calls(conn, calls, price, facts)
+        return writes.write_calls(conn, calls, price, facts, agent=events.AGENT)
 
 
 def catch_up(p: Payload, seconds: float, session_ids=None) -> None:
@@ -182,7 +182,7 @@ def catch_up(p: Payload, seconds: float, session_ids=None) -> None:
         return
 
     try:
-        oc.ingest_agent_db(runtime.open_db(), path, price=runtime.pricer(), session_ids=ids,
+        their_db.ingest_agent_db(runtime.open_db(), path, price=runtime.pricer(), session_ids=ids,
                            busy_ms=BUSY_MS, deadline=time.monotonic() + seconds, max_events=20000)
     except Exception as exc:
         runtime.log_error(p.hook, exc)
@@ -213,10 +213,10 @@ def on_after_tool_call(p: Payload):
         duration = p.event.get("durationMs")
         failed = bool(p.event.get("error")) or bool(p.event.get("blocked"))
         row = {
-            "tool_use_id": f"{oc.KEY_PREFIX}{call_id}",
-            "agent": oc.AGENT,
+            "tool_use_id": f"{events.KEY_PREFIX}{call_id}",
+            "agent": events.AGENT,
             "session_id": p.session_id,
-            "agent_id": oc.classify_key(p.session_key)["subagent_id"],
+            "agent_id": events.classify_key(p.session_key)["subagent_id"],
             "tool_name": name,
             "mcp_server": None,
             "timestamp": timeframe.now_iso(),
@@ -254,13 +254,13 @@ def on_before_agent_run(p: Payload):
     return None
 
 
-def record_session(p: Payload, meta: oc.SessionMeta, **facts):
+def record_session(p: Payload, meta: events.SessionMeta, **facts):
     """The session's row: `facts`, with the key, host agent and kind from `meta`; the connection."""
     from costhook.store import db, writes
 
     conn = runtime.open_db()
     with db.transaction(conn):
-        writes.upsert_session(conn, p.session_id, agent=oc.AGENT, session_key=meta.session_key,
+        writes.upsert_session(conn, p.session_id, agent=events.AGENT, session_key=meta.session_key,
                              host_agent=meta.host_agent, session_kind=meta.kind, **facts)
     return conn
 
@@ -280,10 +280,10 @@ def on_session_end(p: Payload):
     meta = p.meta()
     conn = record_session(p, meta, ended_at=timeframe.now_iso(), end_reason=p.e("reason", 40))
     archive = p.e("sessionFile")
-    if archive and os.path.basename(archive).startswith(sid) and oc.is_transcript_file(os.path.basename(archive)) and os.path.isfile(archive):
+    if archive and os.path.basename(archive).startswith(sid) and files.is_transcript_file(os.path.basename(archive)) and os.path.isfile(archive):
         try:
             meta.source_path = archive
-            oc.ingest_file(conn, archive, price=runtime.pricer(), meta=meta)
+            files.ingest_file(conn, archive, price=runtime.pricer(), meta=meta)
         except Exception as exc:
             runtime.log_error(p.hook, exc)
     else:
@@ -301,7 +301,7 @@ def on_cron_changed(p: Payload):
         entry = dict(p.event)
         entry.pop("job", None)
         entry.setdefault("jobName", (job or {}).get("name"))
-        row = oc.cron_run_row(entry, host_agent=p.agent_id, is_heartbeat=oc.job_is_heartbeat(job))
+        row = cron.cron_run_row(entry, host_agent=p.agent_id, is_heartbeat=cron.job_is_heartbeat(job))
         if row is None:
             return None
         run_session = row.get("session_id")
@@ -309,12 +309,12 @@ def on_cron_changed(p: Payload):
             catch_up(p, INGEST_S, session_ids=[run_session])
         with db.transaction(conn):
             if job:
-                oc.record_cron_job(conn, job, host_agent=p.agent_id)
-            oc.record_cron_run(conn, row)
-            oc.refresh_cron_runs(conn, [row["run_id"]])
+                cron.save_job(conn, job, host_agent=p.agent_id)
+            writes.record_cron_run(conn, row)
+            writes.refresh_cron_runs(conn, [row["run_id"]])
     elif job and action in ("added", "updated", "started", "scheduled"):
         with db.transaction(conn):
-            oc.record_cron_job(conn, job, host_agent=p.agent_id)
+            cron.save_job(conn, job, host_agent=p.agent_id)
     elif action == "removed" and p.e("jobId", 300):
         with db.transaction(conn):
             writes.disable_cron_job(conn, p.e("jobId", 300))

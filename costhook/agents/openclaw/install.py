@@ -32,9 +32,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from costhook.agents.claude import install as base
 from costhook import paths
-from costhook.agents.claude.install import InstallResult
+from costhook.agents import settings
+from costhook.agents.settings import InstallResult
 from costhook.errors import InstallError
 
 PLUGIN_ID = "costhook"
@@ -46,7 +46,7 @@ CLI_TIMEOUT = 120
 
 
 def state_dir() -> Path:
-    from costhook.agents.openclaw.events import state_dir as resolve
+    from costhook.agents.openclaw.paths import state_dir as resolve
 
     return Path(resolve())
 
@@ -83,7 +83,7 @@ def plugin_dir() -> Path:
 
 
 def hook_argv() -> list[str]:
-    return [str(base.costhook_executable()), "hook", "--agent", "openclaw"]
+    return [str(settings.costhook_executable()), "hook", "--agent", "openclaw"]
 
 
 # -- the change, as data ---------------------------------------------------------
@@ -99,7 +99,7 @@ def _is_costhook_plugin_dir(path: str) -> bool:
 
 
 def _plugins(config: dict, create: bool) -> dict | None:
-    return base.json_object(config, "plugins", create, '"plugins" in the OpenClaw config is not an object')
+    return settings.json_object(config, "plugins", create, '"plugins" in the OpenClaw config is not an object')
 
 
 def _load_paths(plugins: dict) -> list:
@@ -130,8 +130,8 @@ def merge_install(config: dict, folder: str, command: list) -> dict:
     entry["enabled"] = True
     hooks = entry.get("hooks") if isinstance(entry.get("hooks"), dict) else {}
     entry["hooks"] = {**hooks, "allowConversationAccess": True}
-    settings = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-    entry["config"] = {**settings, "command": list(command)}
+    plugin_config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    entry["config"] = {**plugin_config, "command": list(command)}
     entries[PLUGIN_ID] = entry
     allow = plugins.get("allow")
     if isinstance(allow, list) and PLUGIN_ID not in allow:
@@ -285,7 +285,7 @@ def _apply(install: bool, dry_run: bool) -> InstallResult:
     else:
         copied = False
     reason = _readonly_reason()
-    for _ in range(3):
+    for _ in range(settings.RETRIES):
         raw, data = _read_json(config_file)
         if data is None:
             if reason:
@@ -303,15 +303,15 @@ def _apply(install: bool, dry_run: bool) -> InstallResult:
             break
         if reason:
             raise InstallError(f"{reason}; costhook changed nothing. Apply this yourself:\n" + json.dumps(new.get("plugins", {}), indent=2))
-        text = json.dumps(new, indent=2, ensure_ascii=False) + "\n"
-        snapshot = base._Snapshot(config_file, base.write_target(config_file), raw, data)
-        diff = base._diff(snapshot, text)
+        text = settings.render(new)
+        snapshot = settings.Snapshot(config_file, settings.write_target(config_file), raw, data)
+        diff = settings.diff_text(snapshot, text)
         if dry_run:
             result = InstallResult(config_file, False, diff, None, f"Dry run: would {'install' if install else 'remove'} costhook's OpenClaw plugin in {config_file}.")
             break
         try:
-            backup = base.write_with_backup(snapshot, text)
-        except base._Changed:
+            backup = settings.write_with_backup(snapshot, text)
+        except settings.Changed:
             continue
         verb = (f"Installed and enabled costhook's OpenClaw plugin ({folder}) in {config_file}"
                 if install else f"Removed costhook's OpenClaw plugin from {config_file}")

@@ -1,0 +1,282 @@
+"""Edit an agent's JSON settings file: merged, backed up, atomic.
+
+The installers (agents/claude/install.py, agents/openclaw/install.py) compute the new
+settings as data; this module reads the file (a symlink's target), renders and diffs the
+change, refuses a file it cannot write before touching anything, backs the old bytes up
+next to it (0600), and replaces it atomically (temp file + os.replace, mode and owner
+kept). A file changed by someone else between reading and writing is read again.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import shlex
+import shutil
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from costhook.errors import InstallError
+
+EXECUTABLE = "costhook"
+RETRIES = 3  # reads of a file that keeps changing under us before giving up
+
+
+@dataclass
+class InstallResult:
+    """What an install or uninstall did (or would do), for the CLI to print."""
+
+    path: Path
+    changed: bool
+    diff: str
+    backup: Path | None
+    message: str
+
+
+def costhook_executable() -> Path:
+    """Absolute path of the `costhook` console script that should run the hooks.
+
+    Prefer the one running now (argv[0]), then the one beside this interpreter (same
+    install as this code), then PATH. Symlinks are kept as they are: a stable
+    `~/.local/bin/costhook` link is better in settings than the venv path behind it.
+    """
+    candidates: list[str] = []
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0 and is_costhook_name(os.path.basename(argv0)):
+        candidates.append(os.path.abspath(argv0))
+    bin_dir = os.path.dirname(sys.executable) if sys.executable else ""
+    if bin_dir:
+        candidates.append(os.path.join(bin_dir, EXECUTABLE))
+    found = shutil.which(EXECUTABLE)
+    if found:
+        candidates.append(os.path.abspath(found))
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    raise InstallError(
+        "could not find the installed `costhook` executable (looked at the running "
+        "command, beside this Python and on PATH); install costhook first with ./install.sh"
+    )
+
+
+def is_costhook_name(name: str) -> bool:
+    """A file name of costhook's console script."""
+    return name in (EXECUTABLE, EXECUTABLE + ".exe")
+
+
+def json_object(parent: dict, key: str, create: bool, problem: str) -> dict | None:
+    """`parent[key]` as a JSON object: None when missing (or null), a new empty one with
+    `create`; anything else is the user's to fix, so InstallError(`problem`)."""
+    value = parent.get(key)
+    if value is None:
+        if not create:
+            return None
+        value = parent[key] = {}
+    if not isinstance(value, dict):
+        raise InstallError(f"{problem}; fix it by hand, then re-run")
+    return value
+
+
+@dataclass
+class Snapshot:
+    """A settings file as read: what a write must still find there to replace it."""
+
+    path: Path  # the settings path as given (maybe a symlink)
+    target: Path  # the file actually written (symlink resolved)
+    raw: bytes | None  # None: the file does not exist
+    data: dict
+
+
+def write_target(path: Path) -> Path:
+    """The file a write to `path` replaces: a symlink's target, so the link stays."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def read_settings(path: Path) -> Snapshot:
+    """The file at `path` as a JSON object ({} when missing or blank); InstallError when
+    it is not UTF-8 JSON holding an object, or cannot be read."""
+    target = write_target(path)
+    try:
+        raw = target.read_bytes()
+    except FileNotFoundError:
+        return Snapshot(path, target, None, {})
+    except IsADirectoryError:
+        raise InstallError(f"{path} is a directory, not a settings file") from None
+    except PermissionError:
+        raise InstallError(f"cannot read {path}: permission denied") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InstallError(f"{path} is not UTF-8 text; fix it by hand, then re-run") from None
+    if not text.strip():
+        return Snapshot(path, target, raw, {})
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InstallError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column "
+            f"{error.colno}); costhook changed nothing. Fix the file, then re-run."
+        ) from None
+    if not isinstance(data, dict):
+        raise InstallError(
+            f"{path} holds a JSON {type(data).__name__}, not an object; costhook changed nothing"
+        )
+    return Snapshot(path, target, raw, data)
+
+
+def render(data: dict) -> str:
+    """Settings as written back: two-space indents, non-ASCII kept, a final newline."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def diff_text(snapshot: Snapshot, new_text: str) -> str:
+    """A unified diff from the file as read to `new_text` (from /dev/null for a new file)."""
+    old = snapshot.raw.decode("utf-8-sig", "replace") if snapshot.raw is not None else ""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new_text.splitlines(keepends=True),
+        fromfile=str(snapshot.path) if snapshot.raw is not None else "/dev/null",
+        tofile=str(snapshot.path),
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def check_writable(snapshot: Snapshot) -> None:
+    """InstallError, before anything is written, when the file or its directory is not writable."""
+    target = snapshot.target
+    if snapshot.raw is not None:
+        mode = target.stat().st_mode
+        # The mode bits matter even for root, who os.access() would let through.
+        if not os.access(target, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+            raise InstallError(
+                f"{snapshot.path} is read-only; costhook changed nothing. "
+                f"Make it writable (chmod u+w {shlex.quote(str(target))}) and re-run."
+            )
+    directory = _existing_parent(target.parent)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InstallError(f"cannot write in {directory}: permission denied; costhook changed nothing")
+
+
+def _existing_parent(directory: Path) -> Path:
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    return directory
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create missing directories as 0700 (only those we create)."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        os.mkdir(path, 0o700)
+        os.chmod(path, 0o700)
+
+
+def backup_file(snapshot: Snapshot) -> Path:
+    """Copy the bytes as read to `<name>.costhook-backup-<UTC stamp>[-n]` beside it (0600, never overwriting)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{snapshot.path.name}.costhook-backup-{stamp}"
+    for attempt in range(100):
+        name = base if attempt == 0 else f"{base}-{attempt}"
+        backup = snapshot.path.parent / name
+        try:
+            fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(snapshot.raw or b"")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(backup, 0o600)
+        return backup
+    raise InstallError(f"could not create a backup next to {snapshot.path}")
+
+
+def _current_bytes(target: Path) -> bytes | None:
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def atomic_write(snapshot: Snapshot, text: str) -> None:
+    """Atomically replace the target file, keeping its mode (0600 for a new file)."""
+    target = snapshot.target
+    _make_private_dirs(target.parent)
+    if snapshot.raw is not None:
+        st = target.stat()
+        mode, owner = stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
+    else:
+        mode, owner = 0o600, None
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".costhook-tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        if owner is not None and hasattr(os, "chown"):
+            try:
+                os.chown(temp, *owner)
+            except OSError:
+                pass
+        if _current_bytes(target) != snapshot.raw:
+            raise Changed()
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class Changed(Exception):
+    """The file changed under us between reading and writing; start over."""
+
+
+def write_with_backup(snapshot: Snapshot, text: str) -> Path | None:
+    """Back up the file (if it exists), then replace it with `text`; the backup (None for a
+    new file). A failed write takes its backup with it: InstallError, or Changed when the
+    file changed since it was read (read it again and retry)."""
+    check_writable(snapshot)
+    backup = backup_file(snapshot) if snapshot.raw is not None else None
+    try:
+        atomic_write(snapshot, text)
+    except (Changed, OSError) as error:
+        if backup is not None:
+            backup.unlink()
+        if isinstance(error, Changed):
+            raise
+        raise InstallError(f"could not write {snapshot.path}: {error}; costhook changed nothing") from None
+    return backup
+
+
+def apply(path: Path, transform, dry_run: bool, verb: str, nothing: str, done) -> InstallResult:
+    """Change the settings file at `path` to `transform(its data)`: `nothing` when that
+    changes nothing, the diff on a dry run, else write it with a backup and say
+    `done(verb, path, backup, new_data)`."""
+    for _ in range(RETRIES):
+        snapshot = read_settings(path)
+        new_data = transform(snapshot.data)
+        if new_data == snapshot.data:
+            return InstallResult(path, False, "", None, nothing)
+        text = render(new_data)
+        diff = diff_text(snapshot, text)
+        if dry_run:
+            return InstallResult(path, False, diff, None, f"Dry run: would {verb} costhook in {path}.")
+        try:
+            backup = write_with_backup(snapshot, text)
+        except Changed:
+            continue
+        return InstallResult(path, True, diff, backup, done(verb, path, backup, new_data))
+    raise InstallError(f"{path} kept changing while costhook was updating it; try again")
