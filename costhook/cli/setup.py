@@ -151,16 +151,16 @@ def import_(claude_dirs, openclaw_dirs, quiet, db_path):
         if summary.malformed:
             click.echo(f"Skipped {summary.malformed} malformed lines.")
     if openclaw_dirs or not claude_dirs:
-        from costhook.agents.openclaw import events as openclaw
+        from costhook.agents.openclaw import paths as openclaw_paths
 
-        defaults = list(openclaw_dirs) or [Path(p) for p in openclaw.default_state_dirs()]
+        defaults = list(openclaw_dirs) or [Path(p) for p in openclaw_paths.default_state_dirs()]
         if defaults:
             _import_openclaw(defaults, quiet, db_path)
 
 
 def _import_openclaw(folders, quiet, db_path):
     """OpenClaw: agent SQLite stores, transcript files and archives, cron history."""
-    from costhook.agents.openclaw import events as openclaw
+    from costhook.agents.openclaw import importer as openclaw
     from costhook.pricing import prices
 
     folders = _existing_dirs(folders)
