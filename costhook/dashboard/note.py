@@ -15,13 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from costhook.views import analytics as a
-from costhook import paths, timeframe
+from costhook import timeframe
+from costhook.views import activity, anomalies, cache, calls, report, rollup, spend, budgets as views_budgets
+from costhook import paths
 from costhook.pricing import prices
 from costhook.store import db
 from costhook.errors import DashboardError
 from costhook.agents.runtime import dashboard_due
-from costhook.views.analytics import money, percent
+from costhook.text import money, percent
 
 DEFAULT_NOTE = "costhook/Cost dashboard.md"
 SECTIONS = ("summary", "budgets", "daily", "leaderboards", "subagents", "tools", "cache", "anomalies", "idle",
@@ -44,35 +45,35 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
     """Every section's data. The heavier window scans run on a second connection in
     parallel (SQLite releases the GIL), so the note stays well under a second."""
     table = table or prices.load_table(cfg.get("prices"))
-    week = a.period("7d", now, tz)
+    week = timeframe.period("7d", now, tz)
     data = {"now": now, "tz": tz, "week": week}
 
     def week_pass(c):  # one pass over the week's calls feeds four sections
-        seq = a.sequence(c, week, now, table, scopes=True)
+        seq = calls.sequence(c, week, now, table, scopes=True)
         return {
-            "cache": a.cache_efficiency(c, week, now, table, seq=seq),
-            "idle": a.idle(c, week, seq["turns"], limit=5),
-            "efficiency": a.efficiency(c, week, seq["turns"], limit=0, projects=False),
-            "whatif": a.whatif_from_sequence(seq, week, now, table=table),
+            "cache": cache.cache_efficiency(c, week, now, table, seq=seq),
+            "idle": activity.idle(c, week, seq["turns"], limit=5),
+            "efficiency": activity.efficiency(c, week, seq["turns"], limit=0, projects=False),
+            "whatif": cache.whatif_from_sequence(seq, week, now, table=table),
         }
 
     path = paths.db_path(db_path)
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(_on_own_connection, path, week_pass)
-        data["tools"] = a.by_tool(conn, week)
-        data["summary"] = a.summary(conn, now, tz)
-        data["budgets"] = a.budget_status(conn, cfg, now, tz)
-        data["trends"] = a.trends(conn, now, tz, 30)
-        data["anomalies"] = a.anomalies(conn, now, tz, 30)
-        data["top"] = {by: a.top(conn, by, week, 5) for by in ("session", "project", "model", "agent", "skill")}
-        data["trees"] = [a.tree(conn, s) for s in a.sessions_with_subagents(conn, week)[:2]]
-        data["unpriced"] = a.unpriced_models(conn, a.period("month", now, tz))
+        data["tools"] = activity.by_tool(conn, week)
+        data["summary"] = spend.summary(conn, now, tz)
+        data["budgets"] = views_budgets.budget_status(conn, cfg, now, tz)
+        data["trends"] = spend.trends(conn, now, tz, 30)
+        data["anomalies"] = anomalies.anomalies(conn, now, tz, 30)
+        data["top"] = {by: spend.top(conn, by, week, 5) for by in ("session", "project", "model", "agent", "skill")}
+        data["trees"] = [activity.tree(conn, s) for s in activity.sessions_with_subagents(conn, week)[:2]]
+        data["unpriced"] = rollup.unpriced_models(conn, timeframe.period("month", now, tz))
         data["cron"] = _cron_section(conn, now, tz)
         data.update(future.result())
     # Projects only for the sessions the note names.
     worst = [r for r in data["efficiency"]["sessions"] if r["grade"] == "C"]
     worst = sorted(worst, key=lambda r: -r["cost_usd"])[:5]
-    a._fill_projects(conn, worst, [r["session_id"] for r in worst])
+    rollup.fill_projects(conn, worst, [r["session_id"] for r in worst])
     return data
 
 
@@ -95,7 +96,7 @@ def _cron_section(conn, now, tz):
         from costhook.views import cron
     except ImportError:
         return None
-    since = a._iso(a.period("30d", now, tz).start)
+    since = timeframe.utc_iso(timeframe.period("30d", now, tz).start)
     try:
         jobs = cron.summary(conn, since=since)[:8]
         beats = cron.heartbeat_idle(conn, since=since)
@@ -223,7 +224,7 @@ def sections(data: dict) -> dict:
     else:
         lines += [f"**Most expensive sessions** (of {money(sessions_top['total']['cost_usd'])})", "",
                   _table(["Session", "Project", "Started", "Spend", "Share"], [
-                      [f"`{_short(r['key'])}`", a._project_name(r.get("project")), _when(r.get("started_at"), tz),
+                      [f"`{_short(r['key'])}`", rollup.project_name(r.get("project")), _when(r.get("started_at"), tz),
                        money(r["cost_usd"]), percent(r["share"])] for r in sessions_top["rows"]], "lllrr")]
         for by, title in (("project", "Projects"), ("model", "Models"), ("agent", "Sub-agent types"), ("skill", "Skills")):
             board = data["top"][by]
@@ -249,7 +250,7 @@ def sections(data: dict) -> dict:
         lines.append("No usage in the last 7 days.")
     else:
         lines.append(_table(["Tool", "Spend", "Share", "Calls", ""], [
-            [f"`{r['tool']}`" if r["tool"] != a.NO_TOOL else r["tool"], money(r["cost_usd"]), percent(r["share"]),
+            [f"`{r['tool']}`" if r["tool"] != report.NO_TOOL else r["tool"], money(r["cost_usd"]), percent(r["share"]),
              f"{r['requests']:,}", f"`{bar(r['share'], 12)}`"] for r in tools["rows"][:12]], "lrrrl"))
         if tools["mcp_servers"]:
             lines += ["", "MCP servers: " + ", ".join(f"**{m['server']}** {money(m['cost_usd'])} ({percent(m['share'])})"
@@ -304,7 +305,7 @@ def sections(data: dict) -> dict:
         lines += ["", f"Heartbeats: {hb['idle_turns']:,} of {hb['turns']:,} idle, {money(hb['idle_cost_usd'])} of {money(hb['cost_usd'])}."]
     if i["top_idle_sessions"]:
         lines += ["", _table(["Idle session", "Project", "Started", "Spend", "Turns"], [
-            [f"`{_short(x['session_id'])}`", a._project_name(x["project"]), _when(x["started_at"], tz), money(x["cost_usd"]), x["turns"]]
+            [f"`{_short(x['session_id'])}`", rollup.project_name(x["project"]), _when(x["started_at"], tz), money(x["cost_usd"]), x["turns"]]
             for x in i["top_idle_sessions"]], "lllrr")]
     lines += ["", f"_{i['rule']}_"]
     out["idle"] = "\n".join(lines)
@@ -321,7 +322,7 @@ def sections(data: dict) -> dict:
         worst = sorted((r for r in e["sessions"] if r["grade"] == "C"), key=lambda r: -r["cost_usd"])[:5]
         if worst:
             lines += ["", "Costliest C sessions:", "", _table(["Session", "Project", "Spend", "Actions", "Per $"], [
-                [f"`{_short(r['session_id'])}`", a._project_name(r["project"]), money(r["cost_usd"]), r["actions"],
+                [f"`{_short(r['session_id'])}`", rollup.project_name(r["project"]), money(r["cost_usd"]), r["actions"],
                  f"{r['actions_per_usd']:.1f}"] for r in worst], "llrrr")]
     lines += ["", f"_{e['rule']}_"]
     out["efficiency"] = "\n".join(lines)
@@ -329,7 +330,7 @@ def sections(data: dict) -> dict:
     w = data["whatif"]
     lines = [f"## What-if savings, {week.label}", ""]
     # Sub-agent types and skills only where one is set: the rest is already in the project rows.
-    rows = [r for r in w["rows"] if (r["savings_usd"] or 0) > 0 and r["key"] not in (a.MAIN_AGENT, a.NONE_KEY)][:6]
+    rows = [r for r in w["rows"] if (r["savings_usd"] or 0) > 0 and r["key"] not in (report.MAIN_AGENT, report.NONE_KEY)][:6]
     if not rows:
         lines.append("No cheaper model to compare with (calls on Opus or Sonnet are compared one family down).")
     else:

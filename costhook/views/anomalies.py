@@ -1,0 +1,124 @@
+"""Days, sessions and cron runs that cost far more than usual.
+
+The one rule: a day, session or cron run is an anomaly when it costs at least twice the
+average of the ones of its kind just before it (the 7 previous days, the sessions started
+in the 7 days before it, the same cron's 10 previous runs), given at least 3 of those
+(for days: 3 with spend) and, for days and sessions, a cost of at least $0.10.
+`judge` applies it to all three kinds; the windows differ by kind, as they always have.
+"""
+
+from datetime import datetime, timedelta, timezone
+
+from costhook.timeframe import bucket_on_boundary, floor_bucket, utc_iso
+from costhook.usage import NANO
+from costhook.views.report import usd
+from costhook.views.rollup import daily_costs
+
+ANOMALY_FACTOR = 2  # a day, session or cron run costing >= 2x the rolling 7-day average of its kind
+ANOMALY_MIN_NANO = 100_000_000  # ... and at least $0.10 (below that nobody cares)
+ANOMALY_MIN_BASELINE = 3  # days with spend / sessions / runs needed for a baseline
+
+
+ANOMALY_RULE = (f"A day, session or cron run that costs at least {ANOMALY_FACTOR}x the average of its kind over the "
+                f"7 days before it (days: the 7 previous days; sessions: sessions started in the 7 days before it; "
+                f"cron runs: the same job's runs in the 7 days before it), and at least "
+                f"${ANOMALY_MIN_NANO / NANO:.2f}; a baseline needs {ANOMALY_MIN_BASELINE} days, sessions or runs.")
+
+
+def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
+    """Days, sessions and cron runs of the last `days` days that cost >= 2x the rolling
+    7-day average of their kind. No configuration."""
+    today = now.astimezone(tz).date()
+    first_day = today - timedelta(days=days - 1)
+    found = []
+    # Days, in the user's zone, from the rollup.
+    history_start = datetime.combine(first_day - timedelta(days=7), datetime.min.time(), tz)
+    costs = daily_costs(conn, history_start, None, tz)
+    day = first_day
+    while day <= today:
+        previous = [costs.get((day - timedelta(days=i)).isoformat(), {}).get("cost", 0) for i in range(1, 8)]
+        cost = costs.get(day.isoformat(), {}).get("cost", 0)
+        found += _judge("day", day.isoformat(), day.isoformat(), cost, sum(previous), 7, partial=day == today,
+                        enough=sum(1 for c in previous if c > 0) >= ANOMALY_MIN_BASELINE)
+        day += timedelta(days=1)
+    # Sessions: whole-session cost against sessions that started in the 7 days before.
+    window_start = datetime.combine(first_day, datetime.min.time(), tz).astimezone(timezone.utc)
+    sessions = []
+    for key, first, last, cost in conn.execute(
+        """SELECT key, min(bucket), max(bucket), sum(cost_nanousd) FROM spend WHERE dim = 'session'
+           GROUP BY key HAVING max(bucket) >= ?""",
+        (bucket_on_boundary(floor_bucket(window_start - timedelta(days=7)), ""),),
+    ):
+        sessions.append((first, key, cost, last))
+    sessions.sort()
+    found += _rolling("session", sessions, window_start)
+    # Cron runs (OpenClaw): costhook.cron_views owns what a run is and costs, when present.
+    cron = _cron_anomalies(conn, window_start)
+    if cron is not None:
+        found += cron
+        found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
+        return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), "anomalies": found}
+    runs_by_job = {}
+    for job, run, first, cost in conn.execute(
+        """SELECT cron_job, coalesce(run_id, session_id), min(timestamp), coalesce(sum(cost_nanousd), 0) FROM requests
+           WHERE cron_job IS NOT NULL AND timestamp >= ? GROUP BY cron_job, coalesce(run_id, session_id)""",
+        (utc_iso(window_start - timedelta(days=7)),),
+    ):
+        runs_by_job.setdefault(job, []).append((first, run, cost, first))
+    for job, runs in sorted(runs_by_job.items()):
+        runs.sort()
+        found += _rolling("cron_run", runs, window_start, label=job)
+    found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
+    return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), "anomalies": found}
+
+
+def _cron_anomalies(conn, window_start: datetime) -> list | None:
+    from costhook.views import cron
+
+    out = []
+    for run in cron.anomalies(conn, since=utc_iso(window_start)):
+        out.append({"kind": "cron_run", "key": run.get("run_id"), "job": run.get("job_name") or run.get("job_id"),
+                    "at": (run.get("started_at") or "")[:16].replace("T", " "), "cost_usd": run.get("cost_usd"),
+                    "baseline_usd": run.get("rolling_avg_usd"), "ratio": run.get("ratio"), "baseline_count": None})
+    return out
+
+
+def _rolling(kind: str, items: list, window_start: datetime, label: str | None = None) -> list:
+    """items: (start, key, cost, last) sorted by start; judge each one that starts inside
+    the window against the items that started in the 7 days before it (running sums)."""
+    found = []
+    lo, running = 0, 0
+    window_key = utc_iso(window_start)[:16]
+    for i, (first, key, cost, _) in enumerate(items):
+        begin = _shift(first, -7)
+        while lo < i and items[lo][0][:16] < begin:
+            running -= items[lo][2]
+            lo += 1
+        if first[:16] >= window_key:
+            count = i - lo
+            found += _judge(kind, key, first, cost, running, count, enough=count >= ANOMALY_MIN_BASELINE, label=label)
+        running += cost
+    return found
+
+
+def _shift(stamp: str, days: int) -> str:
+    moment = datetime.fromisoformat(stamp[:16]).replace(tzinfo=timezone.utc) + timedelta(days=days)
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+def _judge(kind, key, at, cost, total, count, *, enough, partial=False, label=None) -> list:
+    """Flag `cost` when it is at least ANOMALY_FACTOR x the average (total / count) of its kind."""
+    if not enough or not count:
+        return []
+    baseline = total / count
+    if baseline <= 0 or cost < ANOMALY_MIN_NANO or cost < ANOMALY_FACTOR * baseline:
+        return []
+    item = {"kind": kind, "key": key, "at": at if len(at) == 10 else at[:16].replace("T", " "),
+            "cost_usd": usd(cost), "baseline_usd": usd(round(baseline)), "ratio": round(cost / baseline, 2),
+            "baseline_count": count}
+    if label:
+        item["job"] = label
+    if partial:
+        item["partial"] = True
+    return [item]
+
