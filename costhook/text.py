@@ -97,6 +97,25 @@ def tokens_short(value: int) -> str:
     return str(value)
 
 
+def run_line(run: dict) -> str:
+    """A cron run in one line: `Took 74 s · 12,400 tokens · $0.04` (cost unknown: `cost unknown`).
+    Part of the run's data (its `line`), so here rather than beside the cron command."""
+    parts = []
+    if run.get("duration_ms") is not None:
+        seconds = run["duration_ms"] / 1000
+        parts.append(f"Took {seconds:.0f} s" if seconds >= 10 else f"Took {seconds:.1f} s")
+    total = run.get("total_tokens") or 0
+    parts.append(f"{total:,} tokens" + (" (run log)" if run.get("tokens_source") == "run log" else ""))
+    if run.get("cost_nanousd") is None:
+        parts.append("cost unknown" + (" (transcript pruned)" if run.get("transcript_missing") else ""))
+    else:
+        parts.append(money_nano(run["cost_nanousd"])
+                     + (f" (+{run['unpriced_requests']} unpriced)" if run.get("unpriced_requests") else ""))
+    if run.get("anomaly") and run.get("ratio"):
+        parts.append(f"{run['ratio']:.1f}× its average")
+    return " · ".join(parts)
+
+
 # ------------------------------------------------------------------- pictures -----
 
 

@@ -1,10 +1,12 @@
-"""Days, sessions and cron runs that cost far more than usual.
+"""Days, sessions and cron runs that cost far more than usual: one rule for all three.
 
-The one rule: a day, session or cron run is an anomaly when it costs at least twice the
-average of the ones of its kind just before it (the 7 previous days, the sessions started
-in the 7 days before it, the same cron's 10 previous runs), given at least 3 of those
-(for days: 3 with spend) and, for days and sessions, a cost of at least $0.10.
-`judge` applies it to all three kinds; the windows differ by kind, as they always have.
+The rule, in one sentence: a day, session or cron run is an anomaly when it costs at least
+2× the average of the ones of its kind just before it — the 7 previous days, the sessions
+started in the 7 days before it, or the same cron's 10 previous runs — once at least 3 of
+those exist (for days, 3 with spend), and, for days and sessions, when it costs at least $0.10.
+
+`is_anomaly` is that rule; the window is the kind's parameter. Unifying the windows (a
+cron's last 10 runs vs 7 days) would change which runs are flagged, so they stay per kind.
 """
 
 from datetime import datetime, timedelta, timezone
@@ -14,11 +16,14 @@ from costhook.usage import NANO
 from costhook.views.report import usd
 from costhook.views.rollup import daily_costs
 
-ANOMALY_FACTOR = 2  # a day, session or cron run costing >= 2x the rolling 7-day average of its kind
-ANOMALY_MIN_NANO = 100_000_000  # ... and at least $0.10 (below that nobody cares)
+ANOMALY_FACTOR = 2  # at least 2x the average of its kind's window
+ANOMALY_MIN_NANO = 100_000_000  # ... and at least $0.10 for days and sessions (below that nobody cares)
 ANOMALY_MIN_BASELINE = 3  # days with spend / sessions / runs needed for a baseline
+CRON_RUNS_WINDOW = 10  # a cron run is judged against the same cron's 10 previous runs
 
 
+# Printed by `costhook anomalies` and the dashboard. Its cron clause ("7 days") predates the
+# 10-run window cron runs are judged on; kept word for word because output must not change here.
 ANOMALY_RULE = (f"A day, session or cron run that costs at least {ANOMALY_FACTOR}x the average of its kind over the "
                 f"7 days before it (days: the 7 previous days; sessions: sessions started in the 7 days before it; "
                 f"cron runs: the same job's runs in the 7 days before it), and at least "
@@ -52,28 +57,15 @@ def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
         sessions.append((first, key, cost, last))
     sessions.sort()
     found += _rolling("session", sessions, window_start)
-    # Cron runs (OpenClaw): costhook.cron_views owns what a run is and costs, when present.
-    cron = _cron_anomalies(conn, window_start)
-    if cron is not None:
-        found += cron
-        found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
-        return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), "anomalies": found}
-    runs_by_job = {}
-    for job, run, first, cost in conn.execute(
-        """SELECT cron_job, coalesce(run_id, session_id), min(timestamp), coalesce(sum(cost_nanousd), 0) FROM requests
-           WHERE cron_job IS NOT NULL AND timestamp >= ? GROUP BY cron_job, coalesce(run_id, session_id)""",
-        (utc_iso(window_start - timedelta(days=7)),),
-    ):
-        runs_by_job.setdefault(job, []).append((first, run, cost, first))
-    for job, runs in sorted(runs_by_job.items()):
-        runs.sort()
-        found += _rolling("cron_run", runs, window_start, label=job)
+    # Cron runs (OpenClaw): views/cron.py owns what a run is and costs, and flags them with is_anomaly.
+    found += _cron_anomalies(conn, window_start)
     found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
     return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), "anomalies": found}
 
 
-def _cron_anomalies(conn, window_start: datetime) -> list | None:
-    from costhook.views import cron
+def _cron_anomalies(conn, window_start: datetime) -> list:
+    """The cron runs flagged since the window's start, as anomaly items."""
+    from costhook.views import cron  # here, not on top: cron.py imports is_anomaly from this module
 
     out = []
     for run in cron.anomalies(conn, since=utc_iso(window_start)):
@@ -102,8 +94,15 @@ def _rolling(kind: str, items: list, window_start: datetime, label: str | None =
 
 
 def _shift(stamp: str, days: int) -> str:
+    """A bucket-like UTC stamp moved by whole days, as `YYYY-MM-DDTHH:MM`."""
     moment = datetime.fromisoformat(stamp[:16]).replace(tzinfo=timezone.utc) + timedelta(days=days)
     return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+def is_anomaly(cost, baseline: float, factor: float = ANOMALY_FACTOR, min_cost: int = ANOMALY_MIN_NANO) -> bool:
+    """The rule (see the module's docstring): `cost` is at least `factor` x the `baseline`
+    average of its kind's window, and at least `min_cost` (cron runs pass 0)."""
+    return baseline > 0 and cost >= min_cost and cost >= factor * baseline
 
 
 def _judge(kind, key, at, cost, total, count, *, enough, partial=False, label=None) -> list:
@@ -111,7 +110,7 @@ def _judge(kind, key, at, cost, total, count, *, enough, partial=False, label=No
     if not enough or not count:
         return []
     baseline = total / count
-    if baseline <= 0 or cost < ANOMALY_MIN_NANO or cost < ANOMALY_FACTOR * baseline:
+    if not is_anomaly(cost, baseline):
         return []
     item = {"kind": kind, "key": key, "at": at if len(at) == 10 else at[:16].replace("T", " "),
             "cost_usd": usd(cost), "baseline_usd": usd(round(baseline)), "ratio": round(cost / baseline, 2),
