@@ -40,7 +40,10 @@ from datetime import datetime, timedelta, timezone
 
 from costhook import text
 from costhook.usage import NANO
+from costhook.budgets import Context
+from costhook.timeframe import local_zone
 from costhook.views.anomalies import ANOMALY_MIN_BASELINE, CRON_RUNS_WINDOW, is_anomaly
+from costhook.views.budgets import budget_rows
 
 WINDOW_SLACK_MS = 2000  # main-session runs: calls up to this long after the logged end still count
 
@@ -367,38 +370,39 @@ def find_job(conn, text: str) -> str | None:
 def budget_status(conn, budgets: list, now=None, tz=None) -> list[dict]:
     """Each `cron:<job>` budget (job id or name) against its current period; `run` and
     `session` periods against the job's latest run."""
-    from costhook import budgets as engine
-
     now = now or datetime.now(timezone.utc)
-    tz = tz or engine.local_zone(None)
-    out = []
+    tz = tz or local_zone(None)
+    chosen, resolved, contexts, job_ids = [], [], [], []
     for budget in budgets:
         kind, _, target = budget["scope"].partition(":")
         if kind != "cron":
             continue
         job_id = find_job(conn, target) or target
-        resolved = {**budget, "scope": f"cron:{job_id}"}
         session = None
         if budget["period"] in ("run", "session"):
             row = conn.execute("SELECT session_id FROM cron_runs WHERE job_id = ? AND session_id IS NOT NULL ORDER BY started_at DESC LIMIT 1",
                                (job_id,)).fetchone()
             row = row or conn.execute("SELECT session_id FROM requests WHERE cron_job = ? ORDER BY timestamp DESC LIMIT 1", (job_id,)).fetchone()
             session = row[0] if row else None
-        status = engine.spend(conn, resolved, engine.Context(session_id=session, cron_job=job_id), now, tz)
-        in_usd = not status.in_tokens
+        chosen.append(budget)
+        resolved.append({**budget, "scope": f"cron:{job_id}"})
+        contexts.append(Context(session_id=session, cron_job=job_id))
+        job_ids.append(job_id)
+    out = []
+    for budget, job_id, row in zip(chosen, job_ids, budget_rows(conn, resolved, now, tz, contexts=contexts)):
         out.append({
             "budget_id": budget.get("id"),
             "scope": budget["scope"],
             "job_id": job_id,
             "job_name": job_names(conn).get(job_id, {}).get("name"),
             "period": budget["period"],
-            "period_key": status.period_key,
-            "unit": "usd" if in_usd else "tokens",
-            "spent": usd(status.spent) if in_usd else status.spent,
-            "limit": usd(status.limit) if in_usd else status.limit,
-            "percent": round(status.fraction * 100, 1),
-            "action": budget.get("action", "warn"),
-            "blocking": status.blocking,
-            "message": status.message().replace(f"cron:{job_id}", budget["scope"]),
+            "period_key": row["period_key"],
+            "unit": row["unit"],
+            "spent": row["spent"],
+            "limit": row["limit"],
+            "percent": row["percent"],
+            "action": row["action"],
+            "blocking": row["blocking"],
+            "message": row["message"].replace(f"cron:{job_id}", budget["scope"]),
         })
     return out
