@@ -9,7 +9,6 @@ from costhook.text import grid, money, percent
 from costhook.views import activity, rollup, spend
 from costhook.views import anomalies as anomaly_views, cache as cache_views
 
-m, pct = money, percent
 
 
 @click.command()
@@ -24,12 +23,12 @@ def summary(fmt, tz_name, now_text, db_path):
         rows = [["period", "cost", "calls", "unpriced"]]
         for name, label in (("today", "today"), ("yesterday", "yesterday"), ("week", "this week"),
                             ("month", "this month"), ("last_month", "last month")):
-            rows.append([f"{label} ({p[name]['label'].split('(')[-1].rstrip(')')})", m(p[name]["cost_usd"]),
+            rows.append([f"{label} ({p[name]['label'].split('(')[-1].rstrip(')')})", money(p[name]["cost_usd"]),
                          f"{p[name]['requests']:,}", p[name]["unpriced_requests"] or ""])
         pr, burn = d["projection"], d["burn_rate"]["today_usd_per_hour"]
-        tail = [f"\nProjection: {pr['message']} ({m(pr['daily_average_usd'])}/day over the last 7 days, "
+        tail = [f"\nProjection: {pr['message']} ({money(pr['daily_average_usd'])}/day over the last 7 days, "
                 f"{pr['days_left']:.1f} days left).",
-                f"Burn rate today: {m(burn)}/hour." if burn is not None else "Burn rate today: –"]
+                f"Burn rate today: {money(burn)}/hour." if burn is not None else "Burn rate today: –"]
         return grid(rows, {1, 2, 3}) + "\n".join(tail)
 
     emit(fmt, data, render)
@@ -51,12 +50,12 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
         rows = [head]
         for r in d["rows"]:
             extra = [rollup.project_name(r.get("project")), (r.get("started_at") or "")[:16].replace("T", " ")] if by == "session" else []
-            rows.append([r.get("name") or r["key"], m(r["cost_usd"]), pct(r["share"]), f"{r['requests']:,}", *extra])
+            rows.append([r.get("name") or r["key"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}", *extra])
         o = d["others"]
         if o["count"]:
-            rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", m(o["cost_usd"]), pct(o["share"]), ""]
+            rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", money(o["cost_usd"]), percent(o["share"]), ""]
                         + ([""] * 2 if by == "session" else []))
-        rows.append(["TOTAL", m(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
+        rows.append(["TOTAL", money(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
         return f"Top {by}s, {d['period']['label']}\n" + grid(rows, {1, 2, 3})
 
     emit(fmt, data, render)
@@ -90,10 +89,10 @@ def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
 
     def render(d):
         rows = [["tool", "cost", "share", "calls"]]
-        rows += [[r["tool"], m(r["cost_usd"]), pct(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
+        rows += [[r["tool"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
         text = grid(rows, {1, 2, 3})
         if d["mcp_servers"]:
-            text += "\n\nMCP servers: " + ", ".join(f"{s['server']} {m(s['cost_usd'])} ({pct(s['share'])})" for s in d["mcp_servers"])
+            text += "\n\nMCP servers: " + ", ".join(f"{s['server']} {money(s['cost_usd'])} ({percent(s['share'])})" for s in d["mcp_servers"])
         return text + "\n\n" + d["rule"]
 
     emit(fmt, data, render)
@@ -123,7 +122,7 @@ def anomalies(days, fmt, tz_name, now_text, db_path):
         for x in d["anomalies"]:
             what = x.get("job", "") + (" " if x.get("job") else "") + (x["key"] if x["kind"] != "day" else "")
             rows.append([x["kind"], what.strip() or "-", x["at"] + (" (so far)" if x.get("partial") else ""),
-                         m(x["cost_usd"]), m(x["baseline_usd"]), f"{x['ratio']:.1f}x"])
+                         money(x["cost_usd"]), money(x["baseline_usd"]), f"{x['ratio']:.1f}x"])
         return grid(rows, {3, 4, 5}) + "\n\n" + d["rule"]
 
     emit(fmt, data, render)
@@ -166,11 +165,11 @@ def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
     data = activity.efficiency(open_store(db_path), period(period_name, now, tz), limit=limit)
 
     def render(d):
-        head = (f"{d['actions']:,} useful actions for {m(d['cost_usd'])}: "
+        head = (f"{d['actions']:,} useful actions for {money(d['cost_usd'])}: "
                 f"{d['actions_per_usd'] if d['actions_per_usd'] is not None else '–'} per dollar; grades "
                 + ", ".join(f"{g} {n}" for g, n in d["grades"].items()))
         rows = [["session", "project", "cost", "actions", "per $", "grade"]]
-        rows += [[r["session_id"][:8], rollup.project_name(r["project"]), m(r["cost_usd"]), r["actions"],
+        rows += [[r["session_id"][:8], rollup.project_name(r["project"]), money(r["cost_usd"]), r["actions"],
                   f"{r['actions_per_usd']:.1f}", r["grade"] or "–"] for r in d["sessions"]]
         return head + "\n\n" + (grid(rows, {2, 3, 4}) if d["sessions"] else "No sessions.") + "\n\n" + d["rule"]
 
@@ -193,9 +192,9 @@ def blocks(period_name, active, fmt, tz_name, now_text, db_path):
         rows = [["window start", "last call", "cost", "tokens", "calls", "status"]]
         for b in d["blocks"]:
             start = _local(b["start"], tz)
-            status = (f"ACTIVE {b['minutes_left']} min left, {m(b['burn_rate_usd_per_hour'])}/h → "
-                      f"~{m(b['projected_cost_usd'])}" if b["active"] else "")
-            rows.append([start, _local(b["last_call"], tz)[11:], m(b["cost_usd"]), f"{b['tokens']:,}", f"{b['requests']:,}", status])
+            status = (f"ACTIVE {b['minutes_left']} min left, {money(b['burn_rate_usd_per_hour'])}/h → "
+                      f"~{money(b['projected_cost_usd'])}" if b["active"] else "")
+            rows.append([start, _local(b["last_call"], tz)[11:], money(b["cost_usd"]), f"{b['tokens']:,}", f"{b['requests']:,}", status])
         return grid(rows, {2, 3, 4}) + "\n\n" + d["rule"]
 
     emit(fmt, data, render)
@@ -211,13 +210,13 @@ def trends(days, fmt, tz_name, now_text, db_path):
     def render(d):
         change = d["change_7_days"]
         lines = [f"{d['rows'][0]['day']} {d['sparkline']} {d['rows'][-1]['day']}",
-                 f"total {m(d['total_usd'])}, {m(d['daily_average_usd'])}/day on average"
-                 + (f", peak {m(d['peak']['cost_usd'])} on {d['peak']['day']}" if d["peak"] else ""),
-                 f"last 7 days {m(d['last_7_days_usd'])} vs {m(d['previous_7_days_usd'])} the 7 before"
+                 f"total {money(d['total_usd'])}, {money(d['daily_average_usd'])}/day on average"
+                 + (f", peak {money(d['peak']['cost_usd'])} on {d['peak']['day']}" if d["peak"] else ""),
+                 f"last 7 days {money(d['last_7_days_usd'])} vs {money(d['previous_7_days_usd'])} the 7 before"
                  + (f" ({change * 100:+.0f}%)" if change is not None else "")]
         top_cost = max((r["cost_usd"] for r in d["rows"]), default=0) or 1
         rows = [["day", "cost", "calls", ""]]
-        rows += [[r["day"], m(r["cost_usd"]), f"{r['requests']:,}", "█" * round(r["cost_usd"] / top_cost * 30)] for r in d["rows"]]
+        rows += [[r["day"], money(r["cost_usd"]), f"{r['requests']:,}", "█" * round(r["cost_usd"] / top_cost * 30)] for r in d["rows"]]
         return "\n".join(lines) + "\n\n" + grid(rows, {1, 2})
 
     emit(fmt, data, render)

@@ -1,5 +1,5 @@
 """OpenClaw cron and heartbeat views: per-run cost, per-cron history, top crons, heartbeat
-idle cost, anomalies, per-cron budgets — and the `costhook cron` command.
+idle cost, anomalies, per-cron budgets (`costhook cron` prints them: cli/cron.py).
 
 API (plain functions over a costhook database connection; money is nano-USD integers
 with a `*_usd` float beside it for display; `since`/`until` are UTC ISO strings or None):
@@ -31,7 +31,6 @@ by cron.sessionRetention, or failed before any model call) has cost None: unknow
 its tokens then come from the run log when OpenClaw logged them. An "anomaly" is a run that
 cost at least `factor` × the average of the up to 10 previous runs of the same cron (3 at least):
 views/anomalies.py's rule, with the cron's window. A run's `line` is text.run_line.
-Standard library only.
 """
 
 from __future__ import annotations
@@ -296,6 +295,7 @@ def summary(conn, since: str | None = None, until: str | None = None, spark: int
 
 
 def top_crons(conn, n: int = 5, since: str | None = None, until: str | None = None) -> list[dict]:
+    """The `n` costliest cron jobs (summary rows)."""
     return summary(conn, since=since, until=until)[:n]
 
 
