@@ -42,6 +42,7 @@ from costhook.usage import NANO
 from costhook.budgets import Context
 from costhook.timeframe import local_zone
 from costhook.views.anomalies import ANOMALY_MIN_BASELINE, CRON_RUNS_WINDOW, is_anomaly
+from costhook.views import report
 from costhook.views.budgets import budget_rows
 
 WINDOW_SLACK_MS = 2000  # main-session runs: calls up to this long after the logged end still count
@@ -58,8 +59,8 @@ _SUMS = """count(*) AS requests,
 
 
 def usd(nano) -> float | None:
-    """Nano-USD as dollars; None (unknown) stays None."""
-    return None if nano is None else int(nano) / NANO
+    """report.usd, where None (an unknown cost) stays None."""
+    return None if nano is None else report.usd(nano)
 
 
 def _iso_plus_ms(stamp: str, ms: int) -> str:
