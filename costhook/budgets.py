@@ -9,6 +9,7 @@ Standard library only: this runs inside the hook.
 import os
 
 from costhook.timeframe import CALENDAR, bucket, datetime, period_bounds, timezone, utc_iso
+from costhook import text
 from costhook.usage import NANO
 
 TOKEN_SUM = "input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens"
@@ -68,7 +69,7 @@ class Status:
 
     def amount(self, value: int) -> str:
         if self.in_tokens:
-            return f"{human_tokens(value)} tokens" if value is self.limit else human_tokens(value)
+            return f"{text.tokens(value)} tokens" if value is self.limit else text.tokens(value)
         digits = 2 if self.limit >= NANO else 4
         return f"${value / NANO:,.{digits}f}"
 
@@ -99,13 +100,6 @@ class Verdict:
         if self.warnings:
             return "costhook: " + "; ".join(s.message() for s in self.warnings)
         return None
-
-
-def human_tokens(value: int) -> str:
-    for size, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
-        if abs(value) >= size:
-            return f"{value / size:.1f}".rstrip("0").rstrip(".") + suffix
-    return str(value)
 
 
 # ------------------------------------------------------------------- scopes -------

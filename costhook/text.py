@@ -1,7 +1,146 @@
 """How costhook writes numbers and tables for people: one home for each format.
 
-Standard library only and no imports: the statusline uses it.
+Several dollar formats exist on purpose, each for one place (a report line, a cron run, the
+statusline's session cost, a budget amount); they live here side by side so a new place
+picks one instead of writing another. Standard library only and no imports of costhook:
+the statusline and the hooks use it.
 """
+
+NANO = 1_000_000_000  # nano-USD per dollar (usage.NANO; repeated so this module imports nothing)
+SPARK = "▁▂▃▄▅▆▇█"
+BAR_WIDTH = 20
+
+
+# ------------------------------------------------------------------- money --------
+
+
+def money(value: float | None) -> str:
+    """Dollars in views and the dashboard: `$1,234`, `$12.30`, `$0.45`, `$0.0042`; `–` for None."""
+    if value is None:
+        return "–"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if value >= 100:
+        return f"{sign}${value:,.0f}"
+    if value >= 1:
+        return f"{sign}${value:,.2f}"
+    if value >= 0.01 or value == 0:
+        return f"{sign}${value:.2f}"
+    return f"{sign}${value:.4f}"
+
+
+def money_nano(nano: int | None) -> str:
+    """Nano-USD in cron views: `$1,234.50`, `$0.04`, `$0.0033`; `unknown` for None."""
+    if nano is None:
+        return "unknown"
+    value = nano / NANO
+    if value == 0:
+        return "$0.00"
+    if abs(value) < 0.01:
+        return f"${value:.4f}"
+    return f"${value:,.2f}"
+
+
+def money_cents(value: float) -> str:
+    """Dollars to the cent, sign first: `-$1,234.50` (`costhook budget status`)."""
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+
+def session_usd(nano: int) -> str:
+    """A session's cost on the statusline: `$0.018`, `$0.45`, `$12.30`, `$1,234`."""
+    dollars = nano / NANO
+    if dollars == 0:
+        return "$0.00"
+    if abs(dollars) < 0.001:
+        return "<$0.001"
+    if abs(dollars) < 0.1:
+        return f"${dollars:.3f}"
+    if abs(dollars) < 1000:
+        return f"${dollars:,.2f}"
+    return f"${dollars:,.0f}"
+
+
+def budget_money(nano: int, whole: bool = False) -> str:
+    """Budget amounts on the statusline: `$8.12`; with `whole`, `$10` when there are no cents."""
+    dollars = nano / NANO
+    if whole and nano % NANO == 0:
+        return f"${nano // NANO:,}"
+    if abs(dollars) >= 1000:
+        return f"${dollars:,.0f}"
+    return f"${dollars:,.2f}"
+
+
+# ------------------------------------------------------------------- numbers ------
+
+
+def percent(share: float | None) -> str:
+    """A share as a percentage: `42%`, `7.5%` below 10; `–` for None."""
+    if share is None:
+        return "–"
+    return f"{share * 100:.0f}%" if abs(share) >= 0.1 else f"{share * 100:.1f}%"
+
+
+def tokens(value: int) -> str:
+    """A token count in budget messages: `950`, `1.2K`, `12.5K`, `1.2M`, `3B`."""
+    for size, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
+        if abs(value) >= size:
+            return f"{value / size:.1f}".rstrip("0").rstrip(".") + suffix
+    return str(value)
+
+
+def tokens_short(value: int) -> str:
+    """A count in three digits at most (the statusline): `950`, `1.2K`, `32K`, `456K`, `1.2M`."""
+    for size, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
+        if abs(value) >= size:
+            scaled = value / size
+            return (f"{scaled:.1f}".rstrip("0").rstrip(".") if abs(scaled) < 10 else f"{scaled:.0f}") + suffix
+    return str(value)
+
+
+def run_line(run: dict) -> str:
+    """A cron run in one line: `Took 74 s · 12,400 tokens · $0.04` (cost unknown: `cost unknown`).
+    Part of the run's data (its `line`), so here rather than beside the cron command."""
+    parts = []
+    if run.get("duration_ms") is not None:
+        seconds = run["duration_ms"] / 1000
+        parts.append(f"Took {seconds:.0f} s" if seconds >= 10 else f"Took {seconds:.1f} s")
+    total = run.get("total_tokens") or 0
+    parts.append(f"{total:,} tokens" + (" (run log)" if run.get("tokens_source") == "run log" else ""))
+    if run.get("cost_nanousd") is None:
+        parts.append("cost unknown" + (" (transcript pruned)" if run.get("transcript_missing") else ""))
+    else:
+        parts.append(money_nano(run["cost_nanousd"])
+                     + (f" (+{run['unpriced_requests']} unpriced)" if run.get("unpriced_requests") else ""))
+    if run.get("anomaly") and run.get("ratio"):
+        parts.append(f"{run['ratio']:.1f}× its average")
+    return " · ".join(parts)
+
+
+# ------------------------------------------------------------------- pictures -----
+
+
+def sparkline(values, zero: str = " ") -> str:
+    """One character per value, scaled to the largest: None is a space, and so is a value
+    at or below 0 unless `zero` says otherwise (cron runs draw a free run as ▁); all
+    zeros draw ▁."""
+    top = max((v for v in values if v is not None), default=None)
+    if top is None:
+        return " " * len(values)
+    if top <= 0:
+        return "".join(" " if v is None else SPARK[0] for v in values)
+    return "".join(" " if v is None else (SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] if v > 0 else zero)
+                   for v in values)
+
+
+def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
+    """A Unicode progress bar that renders in any font: █ filled, ░ empty (capped at full)."""
+    if fraction is None:
+        return ""
+    filled = max(0, min(width, round(fraction * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+# ------------------------------------------------------------------- tables -------
 
 
 def grid(rows: list, right: set = frozenset()) -> str:
@@ -14,3 +153,18 @@ def grid(rows: list, right: set = frozenset()) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths), *(line(r) for r in rows[1:])])
+
+
+def md_cell(value) -> str:
+    """Any value as one markdown table cell: user text (project, job, model names) may hold
+    `|` or a newline, which would break the row."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(header: list, rows: list, align: str | None = None) -> str:
+    """A markdown table; `align` has one letter a column: l, r or c (default: first left, rest right)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = {"l": "---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[c] for c in align) + "|"]
+    lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)

@@ -26,7 +26,7 @@ from conftest import COSTHOOK
 
 from costhook.pricing.prices import pricer
 from costhook import timeframe
-from costhook.views import analytics as a
+from costhook.views import activity, anomalies, cache, calls, spend
 from costhook.agents.claude import ingest
 from costhook.pricing import prices as pricing
 from costhook.views import report as reports
@@ -85,7 +85,7 @@ def test_fixture_costs_are_the_hand_computed_ones(conn):
 
 
 def test_summary(conn):
-    s = a.summary(conn, NOW, UTC)
+    s = spend.summary(conn, NOW, UTC)
     p = s["periods"]
     assert p["today"]["cost_usd"] == 1.046 and p["today"]["requests"] == 5
     assert p["yesterday"]["cost_usd"] == 0.195
@@ -101,26 +101,26 @@ def test_summary(conn):
 
 
 def test_leaderboards(conn):
-    week = a.period("7d", NOW, UTC)
-    top = a.top(conn, "session", week, limit=3)
+    week = timeframe.period("7d", NOW, UTC)
+    top = spend.top(conn, "session", week, limit=3)
     assert [r["key"] for r in top["rows"]] == [S1, S2, S3]
     assert [r["cost_usd"] for r in top["rows"]] == [1.046, 0.195, 0.0915]
     assert top["rows"][0]["share"] == round(1.046 / 1.6925, 6)
     assert top["rows"][0]["project"] == "/p/alpha" and top["rows"][0]["models"] == [OPUS, HAIKU]
     assert top["others"] == {"count": 4, "cost_usd": 0.36, "share": round(0.36 / 1.6925, 6)}
-    projects = a.top(conn, "project", week, limit=5)
+    projects = spend.top(conn, "project", week, limit=5)
     assert [(r["name"], r["cost_usd"]) for r in projects["rows"]] == [("alpha", 1.1375), ("gamma", 0.36), ("beta", 0.195)]
-    agents = a.top(conn, "agent", week)
+    agents = spend.top(conn, "agent", week)
     assert [(r["key"], r["cost_usd"]) for r in agents["rows"]] == [("(main)", 1.6715), ("Explore", 0.021)]
-    branches = a.top(conn, "branch", week)
+    branches = spend.top(conn, "branch", week)
     assert [(r["key"], r["cost_usd"]) for r in branches["rows"]] == [("alpha:main", 1.046), ("gamma:main", 0.36),
                                                                        ("beta:main", 0.195), ("alpha:feat", 0.0915)]
-    tools = a.top(conn, "tool", week, limit=2)
+    tools = spend.top(conn, "tool", week, limit=2)
     assert [(r["key"], r["cost_usd"]) for r in tools["rows"]] == [("(reasoning/answer)", 0.686), ("Read", 0.68)]
 
 
 def test_subagent_tree(conn):
-    t = a.tree(conn, S1)
+    t = activity.tree(conn, S1)
     assert t["cost_usd"] == 1.046 and t["share"] == 1.0 and t["requests"] == 5
     main, explore = t["children"]
     assert (main["kind"], main["cost_usd"], main["share"], main["requests"]) == ("main", 1.025, round(1.025 / 1.046, 6), 3)
@@ -130,28 +130,28 @@ def test_subagent_tree(conn):
 def test_tree_follows_child_sessions(conn):
     with db.transaction(conn):
         writes.upsert_session(conn, S3, parent_session_id=S1)
-    t = a.tree(conn, S1)
+    t = activity.tree(conn, S1)
     assert t["cost_usd"] == 1.1375
     child = [c for c in t["children"] if c["kind"] == "session"][0]
     assert child["id"] == S3 and child["cost_usd"] == 0.0915 and child["share"] == round(0.0915 / 1.1375, 6)
 
 
 def test_cost_by_tool(conn):
-    data = a.by_tool(conn, a.period("7d", NOW, UTC))
+    data = activity.by_tool(conn, timeframe.period("7d", NOW, UTC))
     rows = {r["tool"]: r["cost_usd"] for r in data["rows"]}
     # d1's $0.078 is split between Bash and the MCP tool; no-tool calls are reasoning/answer.
     assert rows == {"(reasoning/answer)": 0.686, "Read": 0.68, "Edit": 0.23, "Bash": 0.039,
                     "mcp__github__create_issue": 0.039, "Grep": 0.0185}
     assert sum(rows.values()) == pytest.approx(1.6925)
     assert data["mcp_servers"] == [{"server": "github", "cost_usd": 0.039, "share": round(0.039 / 1.6925, 6), "tools": 1}]
-    one = a.by_tool(conn, a.period("7d", NOW, UTC), session_id=S3)
+    one = activity.by_tool(conn, timeframe.period("7d", NOW, UTC), session_id=S3)
     assert {r["tool"]: r["share"] for r in one["rows"]} == {"Bash": round(0.039 / 0.0915, 6),
                                                            "mcp__github__create_issue": round(0.039 / 0.0915, 6),
                                                            "(reasoning/answer)": round(0.0135 / 0.0915, 6)}
 
 
 def test_cache_efficiency(conn):
-    c = a.cache_efficiency(conn, a.period("7d", NOW, UTC), NOW)
+    c = cache.cache_efficiency(conn, timeframe.period("7d", NOW, UTC), NOW)
     t = c["totals"]
     assert t["hit_ratio"] == round(240000 / 439000, 6)
     # Reads priced at input instead: opus 220k x $4.50, haiku 10k x $0.90, sonnet 10k x $2.70 per million.
@@ -165,7 +165,7 @@ def test_cache_efficiency(conn):
 
 
 def test_cache_write_still_alive_is_not_judged(conn):
-    c = a.cache_efficiency(conn, a.period("7d", NOW, UTC), datetime(2026, 11, 19, 10, 3, tzinfo=timezone.utc))
+    c = cache.cache_efficiency(conn, timeframe.period("7d", NOW, UTC), datetime(2026, 11, 19, 10, 3, tzinfo=timezone.utc))
     assert c["totals"]["pending_write_tokens"] == 50000  # c1 wrote 3 minutes ago: may still be read
 
 
@@ -178,12 +178,12 @@ def test_cache_write_not_read_by_the_next_call(home):
             call("x2", "sx", "2026-11-20T09:20:00.000Z", SONNET, inp=10, w5=40000),  # 20 min later: expired, written again
             call("x3", "sx", "2026-11-20T09:21:00.000Z", SONNET, inp=10, read=40000),
         ]}, price)
-    t = a.cache_efficiency(conn, a.period("7d", NOW, UTC), NOW)["totals"]
+    t = cache.cache_efficiency(conn, timeframe.period("7d", NOW, UTC), NOW)["totals"]
     assert t["never_read_write_tokens"] == 40000 and t["never_read_write_cost_usd"] == 0.15
 
 
 def test_anomalies(conn):
-    found = a.anomalies(conn, NOW, UTC, days=30)["anomalies"]
+    found = anomalies.anomalies(conn, NOW, UTC, days=30)["anomalies"]
     got = [(x["kind"], x["key"], x["cost_usd"], x["baseline_usd"], x["ratio"]) for x in found]
     assert got == [
         # Today (so far) against 13th..19th: (5 x 0.09 + 0.0915 + 0.195) / 7 = 0.105214286
@@ -197,7 +197,7 @@ def test_anomalies(conn):
 
 
 def test_whatif(conn):
-    w = a.whatif(conn, a.period("7d", NOW, UTC), NOW, by=("project",))
+    w = cache.whatif(conn, timeframe.period("7d", NOW, UTC), NOW, by=("project",))
     rows = [(r["name"], r["from_model"], r["to_model"], r["actual_usd"], r["whatif_usd"], r["savings_usd"]) for r in w["rows"]]
     assert rows == [
         # S1 main thread at Sonnet prices: 3k x 3 + 6k x 15 + 120k x 3.75 + 220k x 0.30 per million = $0.615
@@ -206,10 +206,10 @@ def test_whatif(conn):
         ("beta", SONNET, "claude-haiku-4-5", 0.195, 0.065, 0.13),
         ("alpha", SONNET, "claude-haiku-4-5", 0.0915, 0.0305, 0.061),
     ]
-    explicit = a.whatif(conn, a.period("7d", NOW, UTC), NOW, by=("agent",), to_model="claude-opus-4-5", only="Explore")
+    explicit = cache.whatif(conn, timeframe.period("7d", NOW, UTC), NOW, by=("agent",), to_model="claude-opus-4-5", only="Explore")
     assert [(r["key"], r["actual_usd"], r["whatif_usd"]) for r in explicit["rows"]] == [("Explore", 0.021, 0.105)]
     with pytest.raises(ValueError):
-        a.whatif(conn, a.period("7d", NOW, UTC), NOW, to_model="no-such-model")
+        cache.whatif(conn, timeframe.period("7d", NOW, UTC), NOW, to_model="no-such-model")
 
 
 def test_whatif_keeps_long_context_tiers(home):
@@ -217,19 +217,19 @@ def test_whatif_keeps_long_context_tiers(home):
     with db.transaction(conn):
         writes.merge_requests(conn, {"big": call("big", "sb", "2026-11-20T09:00:00.000Z", OPUS, inp=300000, out=1000)},
                              pricer(pricing.load_table()))
-    w = a.whatif(conn, a.period("7d", NOW, UTC), NOW, by=("project",))
+    w = cache.whatif(conn, timeframe.period("7d", NOW, UTC), NOW, by=("project",))
     # Sonnet 4.5 above 200k prompt tokens: $6 input, $22.50 output per million.
     assert w["rows"][0]["whatif_usd"] == 1.8225  # 300k x 6 + 1k x 22.5
 
 
 def test_idle_and_efficiency(conn):
-    week = a.period("7d", NOW, UTC)
-    i = a.idle(conn, week)
+    week = timeframe.period("7d", NOW, UTC)
+    i = activity.idle(conn, week)
     # Idle: the Explore turn of S1 (Grep, then a 100-token answer) and S2's one short answer.
     assert i["idle_cost_usd"] == 0.216 and i["idle_share"] == round(0.216 / 1.6925, 6)
     assert (i["turns"], i["idle_turns"], i["sessions"], i["idle_sessions"]) == (8, 2, 7, 1)
     assert i["top_idle_sessions"][0]["session_id"] == S2
-    e = a.efficiency(conn, week, limit=0)
+    e = activity.efficiency(conn, week, limit=0)
     assert e["actions"] == 3 and e["actions_per_usd"] == round(3 / 1.6925, 3)
     grades = {r["session_id"]: (r["actions"], r["actions_per_usd"], r["grade"]) for r in e["sessions"]}
     assert grades[S3] == (2, round(2 / 0.0915, 3), "A")
@@ -239,13 +239,13 @@ def test_idle_and_efficiency(conn):
 
 
 def test_side_effect_tools():
-    assert a.is_side_effect("Edit") and a.is_side_effect("Bash") and a.is_side_effect("mcp__slack__post_message")
-    assert not a.is_side_effect("Read") and not a.is_side_effect("mcp__github__get_issue")
-    assert a.tool_actions('["Edit", "Read", "mcp__linear__create_issue"]') == 2
+    assert calls.is_side_effect("Edit") and calls.is_side_effect("Bash") and calls.is_side_effect("mcp__slack__post_message")
+    assert not calls.is_side_effect("Read") and not calls.is_side_effect("mcp__github__get_issue")
+    assert calls.tool_actions('["Edit", "Read", "mcp__linear__create_issue"]') == 2
 
 
 def test_blocks(conn):
-    b = a.blocks(conn, NOW, a.period("7d", NOW, UTC))["blocks"]
+    b = activity.blocks(conn, NOW, timeframe.period("7d", NOW, UTC))["blocks"]
     assert [x["start"][:16] for x in b] == ["2026-11-14T11:00", "2026-11-15T11:00", "2026-11-16T11:00", "2026-11-17T11:00",
                                              "2026-11-18T08:00", "2026-11-19T10:00", "2026-11-20T09:00"]
     active = b[-1]
@@ -263,12 +263,12 @@ def test_blocks_split_on_gaps(home):
             call("g2", "sg", "2026-11-20T04:50:00.000Z", SONNET, out=1000),  # same window (starts 00:00)
             call("g3", "sg", "2026-11-20T05:05:00.000Z", SONNET, out=1000),  # past 05:00: a new window at 05:00
         ]}, pricer(pricing.load_table()))
-    b = a.blocks(conn, NOW, a.period("7d", NOW, UTC))["blocks"]
+    b = activity.blocks(conn, NOW, timeframe.period("7d", NOW, UTC))["blocks"]
     assert [(x["start"][11:16], x["requests"]) for x in b] == [("00:00", 2), ("05:00", 1)]
 
 
 def test_trends(conn):
-    t = a.trends(conn, NOW, UTC, days=14)
+    t = spend.trends(conn, NOW, UTC, days=14)
     costs = {r["day"]: r["cost_usd"] for r in t["rows"]}
     assert costs["2026-11-20"] == 1.046 and costs["2026-11-18"] == 0.0915 and costs["2026-11-09"] == 0.0
     assert t["last_7_days_usd"] == 1.6925  # 14th..20th: 4 x 0.09 + 0.0915 + 0.195 + 1.046
@@ -284,7 +284,7 @@ def test_report_by_message_and_hour(conn):
     assert a2["cost_by_type_usd"] == {"input": 0.005, "output": 0.05, "cache_write": 0.125, "cache_read": 0.05, "web_search": 0.0}
     assert a2["cache_hit_ratio"] == round(100000 / 121000, 6) and a2["cost_usd"] == 0.23
     assert data["totals"]["cost_usd"] == 1.046 and data["group_by"] == "message"
-    hours = reports.report(conn, "hour", win=a.period("today", NOW, UTC).window(), tz=timeframe.local_zone("Asia/Kolkata"))
+    hours = reports.report(conn, "hour", win=timeframe.period("today", NOW, UTC).window(), tz=timeframe.local_zone("Asia/Kolkata"))
     assert [(r["key"], r["cost_usd"]) for r in hours["rows"]] == [("2026-11-20T14", 1.046)]  # 09:00 UTC = 14:30 IST
 
 

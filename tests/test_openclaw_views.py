@@ -14,6 +14,7 @@ import pytest
 from conftest import COSTHOOK
 from test_openclaw_source import conn, import_dir  # noqa: F401  (fixture)
 
+from costhook import text
 from costhook.views import cron as cv
 
 NIGHTLY = "11111111-aaaa-4bbb-8ccc-000000000001"
@@ -144,7 +145,7 @@ def test_summary_top_crons_and_sparkline(conn, history):  # noqa: F811
     assert [c["job_id"] for c in cv.top_crons(conn, n=2)] == [NIGHTLY, WEEKLY]
     beat = crons[HEARTBEAT]  # the heartbeat's run: its window in the main session
     assert (beat["kind"], beat["runs"], beat["cost_nanousd"]) == ("heartbeat", 1, 2_000_000)
-    assert cv.sparkline([]) == "" and cv.sparkline([None, None]) == "  " and cv.sparkline([0, 0]) == "▁▁"
+    assert text.sparkline([]) == "" and text.sparkline([None, None]) == "  " and text.sparkline([0, 0]) == "▁▁"
 
 
 def test_heartbeat_idle_cost(conn, history):  # noqa: F811
@@ -188,8 +189,8 @@ def test_find_job_by_id_prefix_and_name(conn, history):  # noqa: F811
 
 def test_format_run():
     run = {"duration_ms": 74_000, "total_tokens": 12_400, "cost_nanousd": 40_000_000}
-    assert cv.format_run(run) == "Took 74 s · 12,400 tokens · $0.04"
-    assert cv.format_run({"duration_ms": 1213, "total_tokens": 3269, "cost_nanousd": 3_723_000}) == "Took 1.2 s · 3,269 tokens · $0.0037"
+    assert text.run_line(run) == "Took 74 s · 12,400 tokens · $0.04"
+    assert text.run_line({"duration_ms": 1213, "total_tokens": 3269, "cost_nanousd": 3_723_000}) == "Took 1.2 s · 3,269 tokens · $0.0037"
 
 
 def test_cli(home, history):

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import COSTHOOK
 
-from costhook.agents.claude import statusline
 from costhook.store import db, rollup
-from costhook import timeframe
+from costhook import text, timeframe
 
 SESSION = "7c1e2d3a-4b5c-4d6e-8f90-a1b2c3d4e5f6"
 NANO = 10**9
@@ -110,7 +109,7 @@ def test_unpriced_calls_are_counted_not_guessed(home):
     (12_300_000_000, "$12.30"), (1_234_567 * NANO, "$1,234,567"),
 ])
 def test_money_format(nano, shown):
-    assert statusline.usd(nano) == shown
+    assert text.session_usd(nano) == shown
 
 
 @pytest.mark.parametrize("value, shown", [
@@ -118,7 +117,7 @@ def test_money_format(nano, shown):
     (12_345_678, "12M"), (1_500_000_000, "1.5B"),
 ])
 def test_token_format(value, shown):
-    assert statusline.count(value) == shown
+    assert text.tokens_short(value) == shown
 
 
 # ------------------------------------------------------------------ fallback --------

@@ -106,34 +106,16 @@ def budget_status(session_id, fmt, db_path):
     """Spent / limit / % / remaining / projected end-of-period spend, per budget."""
     from datetime import datetime, timezone
 
-    from costhook import budgets as engine
+    from costhook.views import budgets as standing
 
     cfg = load_config()
     conn = open_store(db_path)
     if session_id is None:
-        row = conn.execute("SELECT session_id FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()
-        session_id = row[0] if row else None
+        session_id = standing.latest_session(conn)
     now = datetime.now(timezone.utc)
     tz = timeframe.local_zone(cfg.get("timezone"))
-    ctx = engine.Context(session_id=session_id)
-    data = []
-    for b in cfg.get("budgets", []):
-        status = engine.spend(conn, b, ctx, now, tz)
-        projected = engine.projection(status, now)
-        unit_usd = not status.in_tokens
-        scale = (lambda v: v / engine.NANO) if unit_usd else (lambda v: v)
-        data.append(
-            {
-                "id": b["id"], "scope": b["scope"], "period": b["period"], "period_key": status.period_key,
-                "action": b["action"], "unit": "usd" if unit_usd else "tokens",
-                "spent": scale(status.spent), "limit": scale(status.limit),
-                "percent": round(status.fraction * 100, 1), "remaining": scale(status.limit - status.spent),
-                "projected": scale(projected) if projected is not None else None,
-                "blocking": status.blocking, "unpriced_requests": status.unpriced,
-                "period_end": status.end.strftime("%Y-%m-%dT%H:%M:%SZ") if status.end else None,
-                "message": status.message(),
-            }
-        )
+    data = standing.pick(standing.budget_rows(conn, cfg.get("budgets", []), now, tz, session_id=session_id),
+                         standing.STATUS_FIELDS)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return
@@ -142,7 +124,7 @@ def budget_status(session_id, fmt, db_path):
         return
     rows = [["id", "period", "spent", "limit", "%", "remaining", "projected", "state"]]
     for d in data:
-        money = (lambda v: f"{'-' if v < 0 else ''}${abs(v):,.2f}") if d["unit"] == "usd" else (lambda v: f"{v:,}")
+        money = text.money_cents if d["unit"] == "usd" else (lambda v: f"{v:,}")
         state = "BLOCKING" if d["blocking"] else ("over" if d["percent"] >= 100 else "ok")
         rows.append([
             d["id"], d["period_key"], money(d["spent"]), money(d["limit"]), f"{d['percent']:.0f}%",

@@ -1,12 +1,15 @@
 """`costhook cron [JOB]`: what each OpenClaw cron job costs, run by run."""
 
 import json
+from datetime import datetime, timezone
 
 import click
 
 from costhook import timeframe
 from costhook.cli.common import db_option, format_option, load_config, open_store, tz_option, zone
-from costhook.views.cron import anomalies, budget_status, find_job, heartbeat_idle, history, render_history, render_summary, summary
+from costhook.text import grid, money_nano
+from costhook.usage import NANO
+from costhook.views.cron import anomalies, budget_status, find_job, heartbeat_idle, history, summary
 
 
 @click.command(name="cron")
@@ -50,3 +53,59 @@ def cron(job, since, until, limit, tz_name, fmt, db_path):
                               indent=2, ensure_ascii=False))
     else:
         click.echo(render_summary(crons, idle, flagged, budget_rows, tz))
+
+
+def _local(stamp: str | None, tz) -> str:
+    """A UTC call time as local `YYYY-MM-DD HH:MM` (`-` for none)."""
+    if not stamp:
+        return "-"
+    moment = datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def render_summary(crons: list, idle: dict, flagged: list, budget_rows: list, tz) -> str:
+    """`costhook cron`: every cron, heartbeat idle cost, anomalies, cron budgets."""
+    if not crons and not idle["heartbeats"]:
+        return "No OpenClaw cron runs or heartbeats recorded yet (run `costhook import --openclaw-dir DIR` or install the plugin)."
+    out = []
+    if crons:
+        rows = [["cron", "runs", "ok/err", "cost", "avg/run", "last run", "last", "trend", "anomalies"]]
+        for j in crons:
+            cost = money_nano(j["cost_nanousd"]) + (f" +{j['unknown_cost_runs']}?" if j["unknown_cost_runs"] else "")
+            rows.append([
+                (j["job_name"] or j["job_id"])[:40], j["runs"], f"{j['ok']}/{j['errors']}", cost,
+                money_nano(round(j["avg_cost_usd"] * NANO)) if j["avg_cost_usd"] is not None else "-",
+                _local(j["last_run_at"], tz), j["last_status"] or "-", j["sparkline"], j["anomalies"] or "",
+            ])
+        out.append(grid(rows))
+        if any(j["unknown_cost_runs"] for j in crons):
+            out.append("+N? = runs whose cost is unknown (transcript pruned, or no model call).")
+    if idle["heartbeats"]:
+        share = f" ({idle['idle_share'] * 100:.0f}% of heartbeat spend)" if idle["idle_share"] is not None else ""
+        out.append(f"\nHeartbeats: {idle['heartbeats']} costing {money_nano(idle['cost_nanousd'])}; "
+                   f"{idle['idle']} only acknowledged, idle cost {money_nano(idle['idle_cost_nanousd'])}{share}.")
+    if flagged:
+        out.append("\nAnomalies (≥ 2× the cron's rolling average):")
+        for run in flagged[:10]:
+            out.append(f"  {_local(run['started_at'], tz)}  {(run['job_name'] or run['job_id'])[:40]}  {run['line']}")
+    if budget_rows:
+        out.append("\nCron budgets:")
+        for b in budget_rows:
+            out.append(f"  {b['budget_id']}: {b['message']}" + ("  BLOCKING" if b["blocking"] else ""))
+    return "\n".join(out)
+
+
+def render_history(job: dict | None, job_runs: list, tz) -> str:
+    """`costhook cron JOB`: the job's totals and its runs, newest first."""
+    if job is None and not job_runs:
+        return "No runs recorded for this cron."
+    head = []
+    if job:
+        head.append(f"{job['job_name'] or job['job_id']} ({job['job_id']})" + (f" · {job['schedule']}" if job.get("schedule") else ""))
+        head.append(f"{job['runs']} runs · {money_nano(job['cost_nanousd'])} total"
+                    + (f" · {money_nano(round(job['avg_cost_usd'] * NANO))} per run" if job["avg_cost_usd"] is not None else "")
+                    + f" · {job['sparkline']}")
+    rows = [["started", "status", "run"]]
+    for run in job_runs:
+        rows.append([_local(run["started_at"], tz), (run["status"] or "?") + (" ⚠" if run["anomaly"] else ""), run["line"]])
+    return "\n".join(head + ["", grid(rows)])

@@ -5,10 +5,10 @@ import click
 
 from costhook.cli.common import (days_option, db_option, emit, open_store, period, period_option, price_table,
                                  session_option, setup, view_options)
-from costhook.text import grid
-from costhook.views import analytics as a
+from costhook.text import grid, money, percent
+from costhook.views import activity, rollup, spend
+from costhook.views import anomalies as anomaly_views, cache as cache_views
 
-m, pct = a.money, a.percent
 
 
 @click.command()
@@ -16,32 +16,32 @@ m, pct = a.money, a.percent
 def summary(fmt, tz_name, now_text, db_path):
     """Spend today, yesterday, this week and month, last month; projection and burn rate."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = a.summary(open_store(db_path), now, tz)
+    data = spend.summary(open_store(db_path), now, tz)
 
     def render(d):
         p = d["periods"]
         rows = [["period", "cost", "calls", "unpriced"]]
         for name, label in (("today", "today"), ("yesterday", "yesterday"), ("week", "this week"),
                             ("month", "this month"), ("last_month", "last month")):
-            rows.append([f"{label} ({p[name]['label'].split('(')[-1].rstrip(')')})", m(p[name]["cost_usd"]),
+            rows.append([f"{label} ({p[name]['label'].split('(')[-1].rstrip(')')})", money(p[name]["cost_usd"]),
                          f"{p[name]['requests']:,}", p[name]["unpriced_requests"] or ""])
         pr, burn = d["projection"], d["burn_rate"]["today_usd_per_hour"]
-        tail = [f"\nProjection: {pr['message']} ({m(pr['daily_average_usd'])}/day over the last 7 days, "
+        tail = [f"\nProjection: {pr['message']} ({money(pr['daily_average_usd'])}/day over the last 7 days, "
                 f"{pr['days_left']:.1f} days left).",
-                f"Burn rate today: {m(burn)}/hour." if burn is not None else "Burn rate today: –"]
+                f"Burn rate today: {money(burn)}/hour." if burn is not None else "Burn rate today: –"]
         return grid(rows, {1, 2, 3}) + "\n".join(tail)
 
     emit(fmt, data, render)
 
 @click.command()
-@click.option("--by", type=click.Choice(list(a.TOP_BY)), default="session", show_default=True)
+@click.option("--by", type=click.Choice(list(spend.TOP_BY)), default="session", show_default=True)
 @period_option("week")
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000))
 @view_options
 def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
     """Leaderboards: the most expensive sessions, projects, models, tools… with their share."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = a.top(open_store(db_path), by, period(period_name, now, tz), limit)
+    data = spend.top(open_store(db_path), by, period(period_name, now, tz), limit)
 
     def render(d):
         if not d["rows"]:
@@ -49,13 +49,13 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
         head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else [])
         rows = [head]
         for r in d["rows"]:
-            extra = [a._project_name(r.get("project")), (r.get("started_at") or "")[:16].replace("T", " ")] if by == "session" else []
-            rows.append([r.get("name") or r["key"], m(r["cost_usd"]), pct(r["share"]), f"{r['requests']:,}", *extra])
+            extra = [rollup.project_name(r.get("project")), (r.get("started_at") or "")[:16].replace("T", " ")] if by == "session" else []
+            rows.append([r.get("name") or r["key"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}", *extra])
         o = d["others"]
         if o["count"]:
-            rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", m(o["cost_usd"]), pct(o["share"]), ""]
+            rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", money(o["cost_usd"]), percent(o["share"]), ""]
                         + ([""] * 2 if by == "session" else []))
-        rows.append(["TOTAL", m(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
+        rows.append(["TOTAL", money(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
         return f"Top {by}s, {d['period']['label']}\n" + grid(rows, {1, 2, 3})
 
     emit(fmt, data, render)
@@ -69,11 +69,11 @@ def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
     if session_id is None:
-        found = a.sessions_with_subagents(conn, period(period_name, now, tz), candidates=50)
+        found = activity.sessions_with_subagents(conn, period(period_name, now, tz), candidates=50)
         if not found:
             raise click.ClickException("no session with sub-agents in that period; give a SESSION_ID")
         session_id = found[0]
-    data = a.tree(conn, session_id)
+    data = activity.tree(conn, session_id)
     if not data["requests"]:
         raise click.ClickException(f"no calls recorded for session {session_id}")
     emit(fmt, data, render_tree)
@@ -85,14 +85,14 @@ def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
 def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
     """Cost by tool: the share of spend that went to calls requesting each tool."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = a.by_tool(open_store(db_path), period(period_name, now, tz), session_id=session_id)
+    data = activity.by_tool(open_store(db_path), period(period_name, now, tz), session_id=session_id)
 
     def render(d):
         rows = [["tool", "cost", "share", "calls"]]
-        rows += [[r["tool"], m(r["cost_usd"]), pct(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
+        rows += [[r["tool"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
         text = grid(rows, {1, 2, 3})
         if d["mcp_servers"]:
-            text += "\n\nMCP servers: " + ", ".join(f"{s['server']} {m(s['cost_usd'])} ({pct(s['share'])})" for s in d["mcp_servers"])
+            text += "\n\nMCP servers: " + ", ".join(f"{s['server']} {money(s['cost_usd'])} ({percent(s['share'])})" for s in d["mcp_servers"])
         return text + "\n\n" + d["rule"]
 
     emit(fmt, data, render)
@@ -104,7 +104,7 @@ def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
 def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
     """Cache efficiency: hit ratio, dollars saved by cache reads, cache writes never read."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = a.cache_efficiency(open_store(db_path), period(period_name, now, tz), now, price_table(cfg), session_id=session_id)
+    data = cache_views.cache_efficiency(open_store(db_path), period(period_name, now, tz), now, price_table(cfg), session_id=session_id)
     emit(fmt, data, render_cache)
 
 @click.command()
@@ -113,7 +113,7 @@ def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
 def anomalies(days, fmt, tz_name, now_text, db_path):
     """Days, sessions and cron runs costing at least 2x the rolling 7-day average of their kind."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = a.anomalies(open_store(db_path), now, tz, days)
+    data = anomaly_views.anomalies(open_store(db_path), now, tz, days)
 
     def render(d):
         if not d["anomalies"]:
@@ -122,7 +122,7 @@ def anomalies(days, fmt, tz_name, now_text, db_path):
         for x in d["anomalies"]:
             what = x.get("job", "") + (" " if x.get("job") else "") + (x["key"] if x["kind"] != "day" else "")
             rows.append([x["kind"], what.strip() or "-", x["at"] + (" (so far)" if x.get("partial") else ""),
-                         m(x["cost_usd"]), m(x["baseline_usd"]), f"{x['ratio']:.1f}x"])
+                         money(x["cost_usd"]), money(x["baseline_usd"]), f"{x['ratio']:.1f}x"])
         return grid(rows, {3, 4, 5}) + "\n\n" + d["rule"]
 
     emit(fmt, data, render)
@@ -130,7 +130,7 @@ def anomalies(days, fmt, tz_name, now_text, db_path):
 @click.command()
 @click.option("--to", "to_model", help="The model to price the calls at (default: one family down, e.g. opus → sonnet).")
 @click.option("--from", "from_model", help="Only calls made with this model.")
-@click.option("--by", type=click.Choice(list(a.WHATIF_BY)), default="project", show_default=True)
+@click.option("--by", type=click.Choice(list(cache_views.WHATIF_BY)), default="project", show_default=True)
 @click.option("--only", help="Only this project / skill / sub-agent type (as shown in the table).")
 @days_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
@@ -139,7 +139,7 @@ def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, 
     """What another model would have cost for the same calls (real token counts)."""
     cfg, tz, now = setup(tz_name, now_text)
     try:
-        data = a.whatif(open_store(db_path), period(f"{days}d", now, tz), now, by=(by,), to_model=to_model,
+        data = cache_views.whatif(open_store(db_path), period(f"{days}d", now, tz), now, by=(by,), to_model=to_model,
                         from_model=from_model, only=only, table=price_table(cfg))
     except ValueError as exc:
         raise click.UsageError(str(exc))
@@ -152,7 +152,7 @@ def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, 
 def idle(period_name, fmt, tz_name, now_text, db_path):
     """Idle cost: turns and sessions that spent tokens but changed nothing."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = a.idle(open_store(db_path), period(period_name, now, tz))
+    data = activity.idle(open_store(db_path), period(period_name, now, tz))
     emit(fmt, data, render_idle)
 
 @click.command()
@@ -162,14 +162,14 @@ def idle(period_name, fmt, tz_name, now_text, db_path):
 def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
     """Efficiency score: useful actions per dollar per session, graded A/B/C."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = a.efficiency(open_store(db_path), period(period_name, now, tz), limit=limit)
+    data = activity.efficiency(open_store(db_path), period(period_name, now, tz), limit=limit)
 
     def render(d):
-        head = (f"{d['actions']:,} useful actions for {m(d['cost_usd'])}: "
+        head = (f"{d['actions']:,} useful actions for {money(d['cost_usd'])}: "
                 f"{d['actions_per_usd'] if d['actions_per_usd'] is not None else '–'} per dollar; grades "
                 + ", ".join(f"{g} {n}" for g, n in d["grades"].items()))
         rows = [["session", "project", "cost", "actions", "per $", "grade"]]
-        rows += [[r["session_id"][:8], a._project_name(r["project"]), m(r["cost_usd"]), r["actions"],
+        rows += [[r["session_id"][:8], rollup.project_name(r["project"]), money(r["cost_usd"]), r["actions"],
                   f"{r['actions_per_usd']:.1f}", r["grade"] or "–"] for r in d["sessions"]]
         return head + "\n\n" + (grid(rows, {2, 3, 4}) if d["sessions"] else "No sessions.") + "\n\n" + d["rule"]
 
@@ -182,7 +182,7 @@ def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
 def blocks(period_name, active, fmt, tz_name, now_text, db_path):
     """Claude's 5-hour usage windows: cost per window, burn rate and projection (estimates)."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = a.blocks(open_store(db_path), now, period(period_name, now, tz))
+    data = activity.blocks(open_store(db_path), now, period(period_name, now, tz))
     if active:
         data["blocks"] = [b for b in data["blocks"] if b["active"]]
 
@@ -192,9 +192,9 @@ def blocks(period_name, active, fmt, tz_name, now_text, db_path):
         rows = [["window start", "last call", "cost", "tokens", "calls", "status"]]
         for b in d["blocks"]:
             start = _local(b["start"], tz)
-            status = (f"ACTIVE {b['minutes_left']} min left, {m(b['burn_rate_usd_per_hour'])}/h → "
-                      f"~{m(b['projected_cost_usd'])}" if b["active"] else "")
-            rows.append([start, _local(b["last_call"], tz)[11:], m(b["cost_usd"]), f"{b['tokens']:,}", f"{b['requests']:,}", status])
+            status = (f"ACTIVE {b['minutes_left']} min left, {money(b['burn_rate_usd_per_hour'])}/h → "
+                      f"~{money(b['projected_cost_usd'])}" if b["active"] else "")
+            rows.append([start, _local(b["last_call"], tz)[11:], money(b["cost_usd"]), f"{b['tokens']:,}", f"{b['requests']:,}", status])
         return grid(rows, {2, 3, 4}) + "\n\n" + d["rule"]
 
     emit(fmt, data, render)
@@ -205,18 +205,18 @@ def blocks(period_name, active, fmt, tz_name, now_text, db_path):
 def trends(days, fmt, tz_name, now_text, db_path):
     """Spend per day with a sparkline, and the week-over-week change."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = a.trends(open_store(db_path), now, tz, days)
+    data = spend.trends(open_store(db_path), now, tz, days)
 
     def render(d):
         change = d["change_7_days"]
         lines = [f"{d['rows'][0]['day']} {d['sparkline']} {d['rows'][-1]['day']}",
-                 f"total {m(d['total_usd'])}, {m(d['daily_average_usd'])}/day on average"
-                 + (f", peak {m(d['peak']['cost_usd'])} on {d['peak']['day']}" if d["peak"] else ""),
-                 f"last 7 days {m(d['last_7_days_usd'])} vs {m(d['previous_7_days_usd'])} the 7 before"
+                 f"total {money(d['total_usd'])}, {money(d['daily_average_usd'])}/day on average"
+                 + (f", peak {money(d['peak']['cost_usd'])} on {d['peak']['day']}" if d["peak"] else ""),
+                 f"last 7 days {money(d['last_7_days_usd'])} vs {money(d['previous_7_days_usd'])} the 7 before"
                  + (f" ({change * 100:+.0f}%)" if change is not None else "")]
         top_cost = max((r["cost_usd"] for r in d["rows"]), default=0) or 1
         rows = [["day", "cost", "calls", ""]]
-        rows += [[r["day"], m(r["cost_usd"]), f"{r['requests']:,}", "█" * round(r["cost_usd"] / top_cost * 30)] for r in d["rows"]]
+        rows += [[r["day"], money(r["cost_usd"]), f"{r['requests']:,}", "█" * round(r["cost_usd"] / top_cost * 30)] for r in d["rows"]]
         return "\n".join(lines) + "\n\n" + grid(rows, {1, 2})
 
     emit(fmt, data, render)
@@ -257,8 +257,6 @@ def _local(stamp: str, tz) -> str:
 
 
 def render_tree(d: dict) -> str:
-    from costhook.views.analytics import money, percent
-
     lines = []
 
     def walk(node, prefix, last, root=False):
@@ -277,8 +275,6 @@ def render_tree(d: dict) -> str:
 
 
 def render_cache(d: dict) -> str:
-    from costhook.views.analytics import money, percent
-
     rows = [["model", "hit ratio", "saved", "writes", "never read", "wasted"]]
     for r in [*d["by_model"], {"model": "TOTAL", **d["totals"]}]:
         rows.append([r["model"], percent(r["hit_ratio"]), money(r["saved_usd"]), money(r["cache_write_cost_usd"]),
@@ -287,8 +283,6 @@ def render_cache(d: dict) -> str:
 
 
 def render_whatif(d: dict) -> str:
-    from costhook.views.analytics import money, percent
-
     if not d["rows"]:
         return "Nothing to compare in that period (no calls on a model with a cheaper default, or pass --to MODEL)."
     rows = [[d["by"][0], "from", "to", "calls", "actual", "would cost", "savings"]]
@@ -299,8 +293,6 @@ def render_whatif(d: dict) -> str:
 
 
 def render_idle(d: dict) -> str:
-    from costhook.views.analytics import money, percent
-
     lines = [f"Idle cost {d['period']['label']}: {money(d['idle_cost_usd'])} ({percent(d['idle_share'])} of {money(d['total_cost_usd'])}); "
              f"{d['idle_turns']:,} of {d['turns']:,} turns, {d['idle_sessions']:,} of {d['sessions']:,} sessions idle."]
     hb = d["heartbeats"]

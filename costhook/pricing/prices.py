@@ -548,3 +548,26 @@ def pricer(table=None, *, load=None):
 
     price.prepare = prepare
     return price
+
+
+def model_entry(model: str, table: PriceTable) -> dict | None:
+    """The price-table model that prices `model` (user models first), as the table holds it."""
+    model_id = model_key(model, table)
+    if model_id is None:
+        return None
+    if model_id in table.replaced:
+        return table.replaced[model_id]
+    for entry in table.extra:
+        if entry["id"] == model_id:
+            return entry
+    for _, models in table.providers:
+        for entry in models:
+            if entry["id"] == model_id:
+                return entry
+    return None
+
+
+def price_sets(model: str, table: PriceTable) -> list:
+    """Every price set of the model pricing `model`: the regular ones, then fast mode's."""
+    entry = model_entry(model, table)
+    return list(entry.get("prices") or []) + list(entry.get("fast") or []) if entry else []

@@ -1,5 +1,5 @@
 """OpenClaw cron and heartbeat views: per-run cost, per-cron history, top crons, heartbeat
-idle cost, anomalies, per-cron budgets — and the `costhook cron` command.
+idle cost, anomalies, per-cron budgets (`costhook cron` prints them: cli/cron.py).
 
 API (plain functions over a costhook database connection; money is nano-USD integers
 with a `*_usd` float beside it for display; `since`/`until` are UTC ISO strings or None):
@@ -12,7 +12,6 @@ with a `*_usd` float beside it for display; `since`/`until` are UTC ISO strings 
     anomalies(conn, since=None, until=None, factor=2.0)          -> list[Run dict] flagged, newest first
     budget_status(conn, budgets, now=None, tz=None)              -> list[CronBudget dict]
     find_job(conn, text)                                         -> job id for an id, a name, or a unique prefix
-    sparkline(values) -> str          format_run(run) -> "Took 74 s · 12,400 tokens · $0.04"
 
 Run dict: run_id, job_id, job_name, host_agent, session_id, started_at, status, duration_ms,
     requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, total_tokens,
@@ -30,18 +29,22 @@ run in the main session (heartbeats, main-session jobs), the calls tagged with t
 heartbeat) between its start and its end. A run whose calls left no rows (transcript pruned
 by cron.sessionRetention, or failed before any model call) has cost None: unknown, never 0;
 its tokens then come from the run log when OpenClaw logged them. An "anomaly" is a run that
-cost at least `factor` × the average of the up to 10 previous runs of the same cron (3 at least).
-Standard library only.
+cost at least `factor` × the average of the up to 10 previous runs of the same cron (3 at least):
+views/anomalies.py's rule, with the cron's window. A run's `line` is text.run_line.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-NANO = 1_000_000_000
-SPARK = "▁▂▃▄▅▆▇█"
-ROLLING = 10
-MIN_HISTORY = 3
+from costhook import text
+from costhook.usage import NANO
+from costhook.budgets import Context
+from costhook.timeframe import local_zone
+from costhook.views.anomalies import ANOMALY_MIN_BASELINE, CRON_RUNS_WINDOW, is_anomaly
+from costhook.views import report
+from costhook.views.budgets import budget_rows
+
 WINDOW_SLACK_MS = 2000  # main-session runs: calls up to this long after the logged end still count
 
 _SUMS = """count(*) AS requests,
@@ -56,13 +59,12 @@ _SUMS = """count(*) AS requests,
 
 
 def usd(nano) -> float | None:
-    return None if nano is None else int(nano) / NANO
+    """report.usd, where None (an unknown cost) stays None."""
+    return None if nano is None else report.usd(nano)
 
 
 def _iso_plus_ms(stamp: str, ms: int) -> str:
     moment = datetime.strptime(stamp[:23], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
-    from datetime import timedelta
-
     moment = moment + timedelta(milliseconds=ms)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -233,61 +235,25 @@ def _run_dict(run: dict, sums: dict | None, names: dict, recorded: bool) -> dict
         "anomaly": False,
         "ratio": None,
     }
-    out["line"] = format_run(out)
+    out["line"] = text.run_line(out)
     return out
 
 
 def _flag_anomalies(all_runs: list, factor: float = 2.0) -> None:
+    """Set each run's rolling average, ratio and anomaly flag (runs oldest first)."""
     history: dict = {}
     for run in all_runs:
         past = history.setdefault(run["job_id"], [])
         if run["cost_nanousd"] is not None:
-            recent = past[-ROLLING:]
-            if len(recent) >= MIN_HISTORY:
+            recent = past[-CRON_RUNS_WINDOW:]
+            if len(recent) >= ANOMALY_MIN_BASELINE:
                 avg = sum(recent) / len(recent)
                 run["rolling_avg_usd"] = avg / NANO
                 if avg > 0:
                     run["ratio"] = round(run["cost_nanousd"] / avg, 2)
-                    run["anomaly"] = run["cost_nanousd"] >= factor * avg
+                    run["anomaly"] = is_anomaly(run["cost_nanousd"], avg, factor, min_cost=0)
             past.append(run["cost_nanousd"])
-        run["line"] = format_run(run)
-
-
-def format_run(run: dict) -> str:
-    """`Took 74 s · 12,400 tokens · $0.04` (cost unknown: `cost unknown`)."""
-    parts = []
-    if run.get("duration_ms") is not None:
-        seconds = run["duration_ms"] / 1000
-        parts.append(f"Took {seconds:.0f} s" if seconds >= 10 else f"Took {seconds:.1f} s")
-    tokens = run.get("total_tokens") or 0
-    parts.append(f"{tokens:,} tokens" + (" (run log)" if run.get("tokens_source") == "run log" else ""))
-    if run.get("cost_nanousd") is None:
-        parts.append("cost unknown" + (" (transcript pruned)" if run.get("transcript_missing") else ""))
-    else:
-        parts.append(money(run["cost_nanousd"]) + (f" (+{run['unpriced_requests']} unpriced)" if run.get("unpriced_requests") else ""))
-    if run.get("anomaly") and run.get("ratio"):
-        parts.append(f"{run['ratio']:.1f}× its average")
-    return " · ".join(parts)
-
-
-def money(nano: int | None) -> str:
-    if nano is None:
-        return "unknown"
-    value = nano / NANO
-    if value == 0:
-        return "$0.00"
-    if abs(value) < 0.01:
-        return f"${value:.4f}"
-    return f"${value:,.2f}"
-
-
-def sparkline(values) -> str:
-    """One character per value, scaled to the largest; unknown values are a space."""
-    known = [v for v in values if v is not None]
-    if not known:
-        return " " * len(values)
-    top = max(known) or 1
-    return "".join(" " if v is None else SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values)
+        run["line"] = text.run_line(run)
 
 
 def summary(conn, since: str | None = None, until: str | None = None, spark: int = 20) -> list[dict]:
@@ -323,13 +289,14 @@ def summary(conn, since: str | None = None, until: str | None = None, spark: int
             "last_cost_usd": last["cost_usd"],
             "anomalies": sum(1 for r in job_runs if r["anomaly"]),
             "spark_values": [usd(v) for v in values],
-            "sparkline": sparkline(values),
+            "sparkline": text.sparkline(values, zero=text.SPARK[0]),
         })
     out.sort(key=lambda j: (-j["cost_nanousd"], j["job_name"] or j["job_id"]))
     return out
 
 
 def top_crons(conn, n: int = 5, since: str | None = None, until: str | None = None) -> list[dict]:
+    """The `n` costliest cron jobs (summary rows)."""
     return summary(conn, since=since, until=until)[:n]
 
 
@@ -404,101 +371,39 @@ def find_job(conn, text: str) -> str | None:
 def budget_status(conn, budgets: list, now=None, tz=None) -> list[dict]:
     """Each `cron:<job>` budget (job id or name) against its current period; `run` and
     `session` periods against the job's latest run."""
-    from costhook import budgets as engine
-
     now = now or datetime.now(timezone.utc)
-    tz = tz or engine.local_zone(None)
-    out = []
+    tz = tz or local_zone(None)
+    chosen, resolved, contexts, job_ids = [], [], [], []
     for budget in budgets:
         kind, _, target = budget["scope"].partition(":")
         if kind != "cron":
             continue
         job_id = find_job(conn, target) or target
-        resolved = {**budget, "scope": f"cron:{job_id}"}
         session = None
         if budget["period"] in ("run", "session"):
             row = conn.execute("SELECT session_id FROM cron_runs WHERE job_id = ? AND session_id IS NOT NULL ORDER BY started_at DESC LIMIT 1",
                                (job_id,)).fetchone()
             row = row or conn.execute("SELECT session_id FROM requests WHERE cron_job = ? ORDER BY timestamp DESC LIMIT 1", (job_id,)).fetchone()
             session = row[0] if row else None
-        status = engine.spend(conn, resolved, engine.Context(session_id=session, cron_job=job_id), now, tz)
-        in_usd = not status.in_tokens
+        chosen.append(budget)
+        resolved.append({**budget, "scope": f"cron:{job_id}"})
+        contexts.append(Context(session_id=session, cron_job=job_id))
+        job_ids.append(job_id)
+    out = []
+    for budget, job_id, row in zip(chosen, job_ids, budget_rows(conn, resolved, now, tz, contexts=contexts)):
         out.append({
             "budget_id": budget.get("id"),
             "scope": budget["scope"],
             "job_id": job_id,
             "job_name": job_names(conn).get(job_id, {}).get("name"),
             "period": budget["period"],
-            "period_key": status.period_key,
-            "unit": "usd" if in_usd else "tokens",
-            "spent": usd(status.spent) if in_usd else status.spent,
-            "limit": usd(status.limit) if in_usd else status.limit,
-            "percent": round(status.fraction * 100, 1),
-            "action": budget.get("action", "warn"),
-            "blocking": status.blocking,
-            "message": status.message().replace(f"cron:{job_id}", budget["scope"]),
+            "period_key": row["period_key"],
+            "unit": row["unit"],
+            "spent": row["spent"],
+            "limit": row["limit"],
+            "percent": row["percent"],
+            "action": row["action"],
+            "blocking": row["blocking"],
+            "message": row["message"].replace(f"cron:{job_id}", budget["scope"]),
         })
     return out
-
-
-# ------------------------------------------------------------------ CLI -------------
-
-
-def _local(stamp: str | None, tz) -> str:
-    if not stamp:
-        return "-"
-    moment = datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
-
-def _grid(rows: list) -> str:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def render_summary(crons: list, idle: dict, flagged: list, budget_rows: list, tz) -> str:
-    if not crons and not idle["heartbeats"]:
-        return "No OpenClaw cron runs or heartbeats recorded yet (run `costhook import --openclaw-dir DIR` or install the plugin)."
-    out = []
-    if crons:
-        rows = [["cron", "runs", "ok/err", "cost", "avg/run", "last run", "last", "trend", "anomalies"]]
-        for j in crons:
-            cost = money(j["cost_nanousd"]) + (f" +{j['unknown_cost_runs']}?" if j["unknown_cost_runs"] else "")
-            rows.append([
-                (j["job_name"] or j["job_id"])[:40], j["runs"], f"{j['ok']}/{j['errors']}", cost,
-                money(round(j["avg_cost_usd"] * NANO)) if j["avg_cost_usd"] is not None else "-",
-                _local(j["last_run_at"], tz), j["last_status"] or "-", j["sparkline"], j["anomalies"] or "",
-            ])
-        out.append(_grid(rows))
-        if any(j["unknown_cost_runs"] for j in crons):
-            out.append("+N? = runs whose cost is unknown (transcript pruned, or no model call).")
-    if idle["heartbeats"]:
-        share = f" ({idle['idle_share'] * 100:.0f}% of heartbeat spend)" if idle["idle_share"] is not None else ""
-        out.append(f"\nHeartbeats: {idle['heartbeats']} costing {money(idle['cost_nanousd'])}; "
-                   f"{idle['idle']} only acknowledged, idle cost {money(idle['idle_cost_nanousd'])}{share}.")
-    if flagged:
-        out.append("\nAnomalies (≥ 2× the cron's rolling average):")
-        for run in flagged[:10]:
-            out.append(f"  {_local(run['started_at'], tz)}  {(run['job_name'] or run['job_id'])[:40]}  {run['line']}")
-    if budget_rows:
-        out.append("\nCron budgets:")
-        for b in budget_rows:
-            out.append(f"  {b['budget_id']}: {b['message']}" + ("  BLOCKING" if b["blocking"] else ""))
-    return "\n".join(out)
-
-
-def render_history(job: dict | None, job_runs: list, tz) -> str:
-    if job is None and not job_runs:
-        return "No runs recorded for this cron."
-    head = []
-    if job:
-        head.append(f"{job['job_name'] or job['job_id']} ({job['job_id']})" + (f" · {job['schedule']}" if job.get("schedule") else ""))
-        head.append(f"{job['runs']} runs · {money(job['cost_nanousd'])} total"
-                    + (f" · {money(round(job['avg_cost_usd'] * NANO))} per run" if job["avg_cost_usd"] is not None else "")
-                    + f" · {job['sparkline']}")
-    rows = [["started", "status", "run"]]
-    for run in job_runs:
-        rows.append([_local(run["started_at"], tz), (run["status"] or "?") + (" ⚠" if run["anomaly"] else ""), run["line"]])
-    return "\n".join(head + ["", _grid(rows)])

@@ -53,9 +53,7 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
         raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPS)}")
     win = win or Window()
     tz = tz or local_zone(None)
-    if by == "message":  # one row per API call, in time order (analytics.message_rows)
-        from costhook.views.analytics import message_rows
-
+    if by == "message":  # one row per API call, in time order
         where, args = _where(win, filters or {})
         totals_row = conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone()
         return {"group_by": by, "rows": message_rows(conn, where, args, table), "totals": _measures(dict(totals_row))}
@@ -84,7 +82,7 @@ def _from_requests(conn, by, win, tz, filters) -> tuple[dict, dict]:
     if by in TIME_GROUPS:
         raw = _by_time(conn, by, where, args, tz)
     elif by == "tool":
-        raw = _by_tool(conn, where, args)
+        raw = tool_sums(conn, where, args)
     else:
         raw = _by_column(conn, by, where, args)
     totals = dict(conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone())
@@ -219,7 +217,7 @@ def _offset_changes(tz, first: str, last: str) -> list[tuple[str, int]]:
     return changes
 
 
-def _by_tool(conn, where, args) -> dict:
+def tool_sums(conn, where, args) -> dict:
     """A call's cost belongs to the tools it requested, split evenly between them;
     calls that requested no tool are 'reasoning/answer'."""
     sql = f"""
@@ -272,3 +270,61 @@ def unpriced_models(conn: sqlite3.Connection, win: Window | None = None, filters
     sql = f"""SELECT model, count(*) AS requests FROM requests
               WHERE cost_nanousd IS NULL AND {where} GROUP BY model ORDER BY requests DESC"""
     return [dict(row) for row in conn.execute(sql, args)]
+
+
+def message_rows(conn, where: str, args: list, table=None) -> list:
+    """One row per API call (the `report --by message` grouping): the report measures plus
+    time, model, tools, cost by token type and cache hit ratio."""
+    import json
+
+    from costhook.pricing import prices  # only this grouping prices by type: the fast report stays light
+
+    table = table or prices.load_table()
+    rows = []
+    for r in conn.execute(
+        f"""SELECT key, timestamp, model, agent_id, agent_type, tools, input_tokens, output_tokens, cache_write_5m_tokens,
+                   cache_write_1h_tokens, cache_read_tokens, web_search_requests, cost_nanousd, cost_source, speed, inference_geo
+            FROM requests WHERE {where} ORDER BY timestamp, key""",
+        args,
+    ):
+        r = dict(r)
+        tokens = {m: int(r[m] or 0) for m in TOKEN_MEASURES}
+        prompt = tokens["input_tokens"] + tokens["cache_read_tokens"] + tokens["cache_write_5m_tokens"] + tokens["cache_write_1h_tokens"]
+        by_type = _cost_by_type(r, tokens, table)
+        try:
+            tools = json.loads(r["tools"] or "[]")
+        except ValueError:
+            tools = []
+        rows.append({
+            "key": r["key"], "requests": 1, **tokens, "total_tokens": sum(tokens.values()),
+            "cost_usd": usd(r["cost_nanousd"] or 0), "unpriced_requests": int(r["cost_nanousd"] is None),
+            "timestamp": r["timestamp"], "model": r["model"], "agent_id": r["agent_id"], "agent_type": r["agent_type"],
+            "tools": tools, "cost_source": r["cost_source"],
+            "cache_hit_ratio": round(tokens["cache_read_tokens"] / prompt, 6) if prompt else None,
+            "cost_by_type_usd": by_type,
+        })
+    return rows
+
+
+def _cost_by_type(r: dict, tokens: dict, table) -> dict | None:
+    from costhook.pricing import rates
+
+    """The call's cost split by token type, at the rates of its own tier, speed, region and time."""
+    if r["cost_source"] != "computed":
+        return None
+    thresholds = rates.tier_thresholds(r["model"] or "", table)
+    prompt = tokens["input_tokens"] + tokens["cache_read_tokens"] + tokens["cache_write_5m_tokens"] + tokens["cache_write_1h_tokens"]
+    tier = sum(1 for t in thresholds if prompt > t)
+    stamp = (r["timestamp"] or "")[:16] + ":00.000Z" if r["timestamp"] else None
+    rt = rates.rates(r["model"] or "", prompt=rates.PriceShape(thresholds, False, False).probe_prompt(tier), speed=r["speed"],
+               geo=r["inference_geo"], timestamp=stamp, table=table)
+    if not rt.priced:
+        return None
+    parts = {
+        "input": tokens["input_tokens"] * rt.input,
+        "output": tokens["output_tokens"] * rt.output,
+        "cache_write": tokens["cache_write_5m_tokens"] * rt.cache_write_5m + tokens["cache_write_1h_tokens"] * rt.cache_write_1h,
+        "cache_read": tokens["cache_read_tokens"] * rt.cache_read,
+        "web_search": int(r["web_search_requests"] or 0) * rt.web_search,
+    }
+    return {name: usd(rates.nano(value)) for name, value in parts.items()}

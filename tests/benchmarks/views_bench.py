@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     os.environ.update(env)
 
     from costhook import timeframe
-    from costhook.views import analytics as a
+    from costhook.views import activity, anomalies, cache, spend
     from costhook.dashboard import note as dashboard
     from costhook.pricing import prices as pricing
     from costhook.views import report as reports
@@ -80,10 +80,10 @@ def main(argv=None) -> int:
 
     conn = database.connect(db)
     rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
-    now = a.parse_now(args.now)
+    now = timeframe.parse_now(args.now)
     tz = timeframe.local_zone("UTC")
     table = pricing.load_table()
-    week, month = a.period("7d", now, tz), a.period("30d", now, tz)
+    week, month = timeframe.period("7d", now, tz), timeframe.period("30d", now, tz)
     session = conn.execute("SELECT session_id FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()[0]
     runs = args.runs
 
@@ -94,21 +94,21 @@ def main(argv=None) -> int:
         "full_scan_sql": timed(lambda: conn.execute("SELECT count(*), sum(cost_nanousd) FROM requests").fetchone(), runs),
     }
     in_process = {
-        "summary": lambda: a.summary(conn, now, tz),
-        "top --by session (week)": lambda: a.top(conn, "session", a.period("week", now, tz), 5),
-        "top --by tool (week)": lambda: a.top(conn, "tool", a.period("week", now, tz), 5),
-        "top --by branch (week)": lambda: a.top(conn, "branch", a.period("week", now, tz), 5),
-        "tree": lambda: a.tree(conn, session),
-        "tools (7d)": lambda: a.by_tool(conn, week),
-        "cache (7d)": lambda: a.cache_efficiency(conn, week, now, table),
-        "anomalies (30 days)": lambda: a.anomalies(conn, now, tz, 30),
-        "whatif (30 days)": lambda: a.whatif(conn, month, now, by=("project",), table=table),
-        "idle (7d)": lambda: a.idle(conn, week),
-        "efficiency (7d)": lambda: a.efficiency(conn, week),
+        "summary": lambda: spend.summary(conn, now, tz),
+        "top --by session (week)": lambda: spend.top(conn, "session", timeframe.period("week", now, tz), 5),
+        "top --by tool (week)": lambda: spend.top(conn, "tool", timeframe.period("week", now, tz), 5),
+        "top --by branch (week)": lambda: spend.top(conn, "branch", timeframe.period("week", now, tz), 5),
+        "tree": lambda: activity.tree(conn, session),
+        "tools (7d)": lambda: activity.by_tool(conn, week),
+        "cache (7d)": lambda: cache.cache_efficiency(conn, week, now, table),
+        "anomalies (30 days)": lambda: anomalies.anomalies(conn, now, tz, 30),
+        "whatif (30 days)": lambda: cache.whatif(conn, month, now, by=("project",), table=table),
+        "idle (7d)": lambda: activity.idle(conn, week),
+        "efficiency (7d)": lambda: activity.efficiency(conn, week),
         "report --by message (1 session)": lambda: reports.report(conn, "message", filters={"session_id": session}, table=table),
         "report --by hour (7d)": lambda: reports.report(conn, "hour", win=week.window(), tz=tz),
-        "blocks (7d)": lambda: a.blocks(conn, now, week),
-        "trends (30 days)": lambda: a.trends(conn, now, tz, 30),
+        "blocks (7d)": lambda: activity.blocks(conn, now, week),
+        "trends (30 days)": lambda: spend.trends(conn, now, tz, 30),
         "dashboard (render)": lambda: dashboard.render(conn, {}, now=now, tz=tz, table=table, db_path=db),
     }
     out["in_process"] = {}

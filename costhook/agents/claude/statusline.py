@@ -24,6 +24,7 @@ import os
 import sys
 
 from costhook import paths
+from costhook.text import budget_money, session_usd, tokens_short
 
 NANO = 1_000_000_000
 SEP = " · "
@@ -117,10 +118,10 @@ def render(payload: dict, style: Style, db: str | None = None) -> str:
             except Exception as exc:
                 log_error("db", exc)
         if usage and usage["calls"]:
-            cost = style(usd(usage["cost"]) + " session", None)
+            cost = style(session_usd(usage["cost"]) + " session", None)
             if usage["unpriced"]:
                 cost += " " + style(f"+{usage['unpriced']} unpriced", YELLOW)
-            parts += [cost, f"{count(usage['tokens'])} tok"]
+            parts += [cost, f"{tokens_short(usage['tokens'])} tok"]
         else:
             parts.append(estimate(payload, style))
         if conn is not None:
@@ -142,7 +143,7 @@ def estimate(payload: dict, style: Style) -> str | None:
     value = cost.get("total_cost_usd") if isinstance(cost, dict) else None
     if not is_number(value) or value < 0:
         return None
-    return style("~" + usd(round(value * NANO)) + " session", DIM)
+    return style("~" + session_usd(round(value * NANO)) + " session", DIM)
 
 
 def budget_part(conn, payload: dict, session_id: str | None, style: Style) -> str | None:
@@ -178,9 +179,9 @@ def budget_text(status, style: Style) -> str:
     if target:
         label += " " + ((os.path.basename(target.rstrip("/")) or target) if kind == "project" else target)
     if status.in_tokens:
-        amounts = f"{count(status.spent)}/{count(status.limit)} tok"
+        amounts = f"{tokens_short(status.spent)}/{tokens_short(status.limit)} tok"
     else:
-        amounts = f"{money(status.spent)}/{money(status.limit, whole=True)}"
+        amounts = f"{budget_money(status.spent)}/{budget_money(status.limit, whole=True)}"
     if status.blocking:
         return style(f"{label} BLOCKED {amounts}", BOLD_RED)
     warn_at = min(budget.get("warn_at") or [0.8])
@@ -209,7 +210,7 @@ def rate_limit(value, label: str, weekly: bool, style: Style) -> str | None:
     if isinstance(value, dict):
         used, limit = value.get("used_usd"), value.get("limit_usd")
         if is_number(used) and is_number(limit) and limit > 0:
-            amounts = f"{money(round(used * NANO))}/{money(round(limit * NANO), whole=True)}"
+            amounts = f"{budget_money(round(used * NANO))}/{budget_money(round(limit * NANO), whole=True)}"
         resets_at = value.get("resets_at")
         value = first_number(value, ("used_percentage", "utilization", "percentage", "used"))
         if value is None and amounts is not None:
@@ -311,39 +312,6 @@ def first_number(data: dict, keys) -> float | None:
         if is_number(data.get(key)):
             return data[key]
     return None
-
-
-def usd(nano: int) -> str:
-    """A session's cost: `$0.018`, `$0.45`, `$12.30`, `$1,234`."""
-    dollars = nano / NANO
-    if dollars == 0:
-        return "$0.00"
-    if abs(dollars) < 0.001:
-        return "<$0.001"
-    if abs(dollars) < 0.1:
-        return f"${dollars:.3f}"
-    if abs(dollars) < 1000:
-        return f"${dollars:,.2f}"
-    return f"${dollars:,.0f}"
-
-
-def money(nano: int, whole: bool = False) -> str:
-    """Budget amounts: `$8.12`; with `whole`, `$10` when there are no cents."""
-    dollars = nano / NANO
-    if whole and nano % NANO == 0:
-        return f"${nano // NANO:,}"
-    if abs(dollars) >= 1000:
-        return f"${dollars:,.0f}"
-    return f"${dollars:,.2f}"
-
-
-def count(value: int) -> str:
-    """`950`, `1.2K`, `32K`, `456K`, `1.2M`, `32M`, `1.2B` (three digits at most)."""
-    for size, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
-        if abs(value) >= size:
-            scaled = value / size
-            return (f"{scaled:.1f}".rstrip("0").rstrip(".") if abs(scaled) < 10 else f"{scaled:.0f}") + suffix
-    return str(value)
 
 
 _logged = set()

@@ -1,0 +1,349 @@
+"""The dashboard's sections: one function a section, each turning `note.collect`'s data
+into markdown (without the block markers). `SECTIONS` is the note's order."""
+
+from datetime import datetime, timedelta, timezone
+
+from costhook.text import bar, md_table, money, percent
+from costhook.views import report, rollup
+
+
+def _short(session_id: str | None) -> str:
+    """A session id as shown: its first 8 characters."""
+    return (session_id or "?")[:8]
+
+
+def _when(stamp: str | None, tz) -> str:
+    """A UTC time (call time or `YYYY-MM-DD HH:MM`) in the user's zone: `Fri 20 Nov 09:15`."""
+    if not stamp:
+        return ""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00").replace(" ", "T"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(tz).strftime("%a %d %b %H:%M")
+
+
+def summary(data: dict) -> str:
+    """Spend per period, the month's projection and today's burn rate."""
+    tz = data["tz"]
+    s = data["summary"]
+    p = s["periods"]
+    proj = s["projection"]
+    burn = s["burn_rate"]["today_usd_per_hour"]
+    return "\n".join([
+        "## Summary",
+        "",
+        md_table(["Period", "Spend", "Calls"], [
+            [f"Today ({_day(p['today'], tz)})", f"**{money(p['today']['cost_usd'])}**", f"{p['today']['requests']:,}"],
+            ["Yesterday", money(p["yesterday"]["cost_usd"]), f"{p['yesterday']['requests']:,}"],
+            ["This week", money(p["week"]["cost_usd"]), f"{p['week']['requests']:,}"],
+            ["This month", money(p["month"]["cost_usd"]), f"{p['month']['requests']:,}"],
+            ["Last month", money(p["last_month"]["cost_usd"]), f"{p['last_month']['requests']:,}"],
+        ]),
+        "",
+        f"> [!info] On track for **{money(proj['projected_month_usd'])}** this month",
+        f"> {money(proj['month_to_date_usd'])} so far + {money(proj['daily_average_usd'])}/day (the last 7 days' average) "
+        f"× {proj['days_left']:.1f} days left. Burn rate today: **{money(burn)}/hour**." if burn is not None else
+        f"> {money(proj['month_to_date_usd'])} so far + {money(proj['daily_average_usd'])}/day × {proj['days_left']:.1f} days left.",
+    ])
+
+
+def budgets(data: dict) -> str:
+    """Each budget's bar, spend, projection and state; the alerts fired this period."""
+    tz = data["tz"]
+    lines = ["## Budgets", ""]
+    if not data["budgets"]:
+        lines.append("No budgets configured. Add one: `costhook budget set --scope global --period daily --limit 10`.")
+    else:
+        rows = []
+        for b in data["budgets"]:
+            amount = money if b["unit"] == "usd" else (lambda v: f"{v:,} tok")
+            state = {"ok": "ok", "warning": "⚠ warning", "over": "over", "blocking": "⛔ blocking"}[b["state"]]
+            rows.append([f"`{b['id']}`", b["period_key"], f"`{bar(b['fraction'])}` {percent(b['fraction'])}",
+                         f"{amount(b['spent'])} / {amount(b['limit'])}",
+                         amount(b["projected"]) if b["projected"] is not None else "–", state])
+        lines.append(md_table(["Budget", "Period", "Used", "Spent / limit", "Projected", "State"], rows, "llllrl"))
+        fired = [(b, al) for b in data["budgets"] for al in b["alerts"]]
+        if fired:
+            lines += ["", "Alerts this period:"]
+            lines += [f"- {_when(al['created_at'], tz)} — {al['message']}" for _, al in fired]
+    return "\n".join(lines)
+
+
+def daily(data: dict) -> str:
+    """The last 30 days: a mermaid bar chart and a calendar of weeks."""
+    t = data["trends"]
+    rows = t["rows"]
+    labels = ", ".join(f'"{r["day"][8:].lstrip("0")}"' for r in rows)  # day of month: 30 labels must fit
+    values = ", ".join(f"{r['cost_usd']:.2f}" for r in rows)
+    top_value = max((r["cost_usd"] for r in rows), default=0)
+    change = t["change_7_days"]
+    lines = [
+        "## Daily spend, last 30 days",
+        "",
+        f"Total **{money(t['total_usd'])}**, {money(t['daily_average_usd'])}/day on average"
+        + (f", peak {money(t['peak']['cost_usd'])} on {t['peak']['day']}" if t["peak"] else "")
+        + (f"; last 7 days {change * 100:+.0f}% vs the 7 before" if change is not None else "") + ".",
+        "",
+        "```mermaid",
+        "xychart-beta",
+        f'    title "Spend per day (USD), {rows[0]["day"]} to {rows[-1]["day"]}"',
+        f"    x-axis [{labels}]",
+        f'    y-axis "USD" 0 --> {_nice_ceiling(top_value):g}',
+        f"    bar [{values}]",
+        "```",
+        "",
+        _calendar(rows),
+    ]
+    return "\n".join(lines)
+
+
+def leaderboards(data: dict) -> str:
+    """The week's costliest sessions, projects, models, sub-agent types and skills."""
+    tz = data["tz"]
+    week = data["week"]
+    lines = [f"## Leaderboards, {week.label}", ""]
+    sessions_top = data["top"]["session"]
+    if not sessions_top["rows"]:
+        lines.append("No usage in the last 7 days.")
+    else:
+        lines += [f"**Most expensive sessions** (of {money(sessions_top['total']['cost_usd'])})", "",
+                  md_table(["Session", "Project", "Started", "Spend", "Share"], [
+                      [f"`{_short(r['key'])}`", rollup.project_name(r.get("project")), _when(r.get("started_at"), tz),
+                       money(r["cost_usd"]), percent(r["share"])] for r in sessions_top["rows"]], "lllrr")]
+        for by, title in (("project", "Projects"), ("model", "Models"), ("agent", "Sub-agent types"), ("skill", "Skills")):
+            board = data["top"][by]
+            if not board["rows"] or (by in ("agent", "skill") and len(board["rows"]) == 1):
+                continue
+            lines += ["", f"**{title}**", "", md_table([title[:-1], "Spend", "Share", "Calls", ""], [
+                [r.get("name") or r["key"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}",
+                 f"`{bar(r['share'], 12)}`"] for r in board["rows"]], "lrrrl")]
+    return "\n".join(lines)
+
+
+def subagents(data: dict) -> str:
+    """The cost trees of the week's costliest sessions with sub-agents."""
+    lines = ["## Sub-agent cost tree", ""]
+    if not data["trees"]:
+        lines.append("No session with sub-agents in the last 7 days.")
+    for tree in data["trees"]:
+        lines += [f"**Session `{_short(tree['id'])}`** ({tree['label']}) — {money(tree['cost_usd'])}, {tree['requests']:,} calls", ""]
+        lines += _tree_lines(tree, 0)
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def tools(data: dict) -> str:
+    """The week's cost by tool and by MCP server."""
+    week = data["week"]
+    tools = data["tools"]
+    lines = [f"## Cost by tool, {week.label}", ""]
+    if not tools["rows"]:
+        lines.append("No usage in the last 7 days.")
+    else:
+        lines.append(md_table(["Tool", "Spend", "Share", "Calls", ""], [
+            [f"`{r['tool']}`" if r["tool"] != report.NO_TOOL else r["tool"], money(r["cost_usd"]), percent(r["share"]),
+             f"{r['requests']:,}", f"`{bar(r['share'], 12)}`"] for r in tools["rows"][:12]], "lrrrl"))
+        if tools["mcp_servers"]:
+            lines += ["", "MCP servers: " + ", ".join(f"**{m['server']}** {money(m['cost_usd'])} ({percent(m['share'])})"
+                                                    for m in tools["mcp_servers"])]
+        lines += ["", f"_{tools['rule']}_"]
+    return "\n".join(lines)
+
+
+def cache(data: dict) -> str:
+    """The week's cache hit ratio, savings and never-read writes."""
+    week = data["week"]
+    c = data["cache"]
+    tot = c["totals"]
+    lines = [f"## Cache efficiency, {week.label}", ""]
+    if not tot["requests"]:
+        lines.append("No usage in the last 7 days.")
+    else:
+        lines += [
+            f"Hit ratio **{percent(tot['hit_ratio'])}** · saved **{money(tot['saved_usd'])}** by cache reads · "
+            f"{money(tot['cache_write_cost_usd'])} spent on cache writes, of which **{money(tot['never_read_write_cost_usd'])}** "
+            f"({percent(tot['never_read_write_share'])} of written tokens) never read.",
+            "",
+            md_table(["Model", "Hit ratio", "Saved", "Writes", "Never read"], [
+                [r["model"], f"`{bar(r['hit_ratio'], 10)}` {percent(r['hit_ratio'])}", money(r["saved_usd"]),
+                 money(r["cache_write_cost_usd"]), money(r["never_read_write_cost_usd"])] for r in c["by_model"]], "lrrrr"),
+            "",
+            f"_{c['rule']}_",
+        ]
+    return "\n".join(lines)
+
+
+def anomalies(data: dict) -> str:
+    """The last 30 days' anomalies, eight at most."""
+    tz = data["tz"]
+    an = data["anomalies"]["anomalies"]
+    lines = ["## Anomalies, last 30 days", ""]
+    if not an:
+        lines.append("Nothing unusual: no day, session or cron run cost 2× its 7-day average.")
+    for x in an[:8]:
+        if x["kind"] == "day":
+            what = f"**{x['at']}**" + (" (so far)" if x.get("partial") else "")
+        elif x["kind"] == "session":
+            what = f"Session `{_short(x['key'])}` started {_when(x['at'], tz)}"
+        else:
+            what = f"Cron run of **{x.get('job')}** at {_when(x['at'], tz)}"
+        lines += [f"> [!warning] {what} cost {money(x['cost_usd'])}",
+                  f"> {x['ratio']:.1f}× the 7-day average of its kind ({money(x['baseline_usd'])}, {x['baseline_count']} {'days' if x['kind'] == 'day' else 'before it'}).",
+                  ""]
+    if len(an) > 8:
+        lines.append(f"…and {len(an) - 8} more: `costhook anomalies`.")
+    return "\n".join(lines).rstrip()
+
+
+def idle(data: dict) -> str:
+    """The week's idle cost."""
+    tz = data["tz"]
+    week = data["week"]
+    i = data["idle"]
+    lines = [f"## Idle cost, {week.label}", ""]
+    lines.append(f"**{money(i['idle_cost_usd'])}** ({percent(i['idle_share'])} of {money(i['total_cost_usd'])}) went to "
+                 f"{i['idle_turns']:,} of {i['turns']:,} turns that changed nothing; {i['idle_sessions']:,} of "
+                 f"{i['sessions']:,} sessions were idle throughout.")
+    hb = i["heartbeats"]
+    if hb["turns"]:
+        lines += ["", f"Heartbeats: {hb['idle_turns']:,} of {hb['turns']:,} idle, {money(hb['idle_cost_usd'])} of {money(hb['cost_usd'])}."]
+    if i["top_idle_sessions"]:
+        lines += ["", md_table(["Idle session", "Project", "Started", "Spend", "Turns"], [
+            [f"`{_short(x['session_id'])}`", rollup.project_name(x["project"]), _when(x["started_at"], tz), money(x["cost_usd"]), x["turns"]]
+            for x in i["top_idle_sessions"]], "lllrr")]
+    lines += ["", f"_{i['rule']}_"]
+    return "\n".join(lines)
+
+
+def efficiency(data: dict) -> str:
+    """The week's useful actions per dollar and the costliest C sessions."""
+    week = data["week"]
+    e = data["efficiency"]
+    lines = [f"## Efficiency, {week.label}", ""]
+    if not e["graded_sessions"]:
+        lines.append("Not enough sessions to grade.")
+    else:
+        g = e["grades"]
+        lines.append(f"**{e['actions_per_usd'] if e['actions_per_usd'] is not None else '–'} useful actions per dollar** "
+                     f"({e['actions']:,} actions for {money(e['cost_usd'])}). Sessions graded: "
+                     f"**A** {g['A']} · **B** {g['B']} · **C** {g['C']}.")
+        worst = sorted((r for r in e["sessions"] if r["grade"] == "C"), key=lambda r: -r["cost_usd"])[:5]
+        if worst:
+            lines += ["", "Costliest C sessions:", "", md_table(["Session", "Project", "Spend", "Actions", "Per $"], [
+                [f"`{_short(r['session_id'])}`", rollup.project_name(r["project"]), money(r["cost_usd"]), r["actions"],
+                 f"{r['actions_per_usd']:.1f}"] for r in worst], "llrrr")]
+    lines += ["", f"_{e['rule']}_"]
+    return "\n".join(lines)
+
+
+def whatif(data: dict) -> str:
+    """The week's biggest savings from a cheaper model."""
+    week = data["week"]
+    w = data["whatif"]
+    lines = [f"## What-if savings, {week.label}", ""]
+    # Sub-agent types and skills only where one is set: the rest is already in the project rows.
+    rows = [r for r in w["rows"] if (r["savings_usd"] or 0) > 0 and r["key"] not in (report.MAIN_AGENT, report.NONE_KEY)][:6]
+    if not rows:
+        lines.append("No cheaper model to compare with (calls on Opus or Sonnet are compared one family down).")
+    else:
+        lines.append(md_table(["Switch", "From → to", "Actual", "Would cost", "Savings"], [
+            [f"{ {'project': 'project', 'agent': 'sub-agent', 'skill': 'skill'}[r['scope']]} **{r['name']}**",
+             f"{r['from_model']} → {r['to_model']}", money(r["actual_usd"]), money(r["whatif_usd"]),
+             f"**{money(r['savings_usd'])}** ({percent(r['savings_share'])})"] for r in rows], "llrrr"))
+        lines += ["", f"_{w['rule']}_ Try others: `costhook whatif --to MODEL --by project|agent|skill`."]
+    return "\n".join(lines)
+
+
+def cron(data: dict) -> str:
+    """OpenClaw cron jobs of the last 30 days and heartbeat idle cost; empty without cron rows."""
+    c, tz = data["cron"], data["tz"]
+    if not c:
+        return ""
+    if "error" in c:
+        body = f"_Cron section unavailable ({c['error']}); see `costhook cron`._"
+    else:
+        lines = []
+        jobs, beats = c["jobs"], c["beats"]
+        if jobs:
+            lines.append(md_table(["Cron job", "Runs", "Spend", "Avg / run", "Last run", "Trend"], [
+                [j.get("job_name") or j["job_id"], j["runs"], money(j["cost_usd"]), money(j.get("avg_cost_usd")),
+                 _when(j.get("last_run_at"), tz), f"`{j.get('sparkline', '')}`"] for j in jobs], "lrrrll"))
+        if beats.get("heartbeats"):
+            lines += ["", f"Heartbeats: {beats['idle']:,} of {beats['heartbeats']:,} only acknowledged, "
+                          f"{money(beats['idle_cost_usd'])} of {money(beats['cost_usd'])}."]
+        body = "\n".join(lines).strip()
+    return ("## OpenClaw cron jobs, last 30 days\n\n" + body) if body else ""
+
+
+def unpriced(data: dict) -> str:
+    """Models whose calls this month have no price; empty when there are none."""
+    if not data["unpriced"]:
+        return ""
+    return "\n".join(["## Unpriced models", "",
+                      "> [!warning] These calls have no price, so they are not in the totals above.",
+                      *[f"> - `{u['model']}`: {u['requests']:,} calls this month" for u in data["unpriced"]],
+                      "> Add prices under `[prices]` in the config (see `costhook doctor`)."])
+
+
+def _calendar(rows: list) -> str:
+    """The days as a plain table, one row per week (Monday first), with week totals."""
+    from datetime import date
+
+    by_day = {r["day"]: r["cost_usd"] for r in rows}
+    first, last = date.fromisoformat(rows[0]["day"]), date.fromisoformat(rows[-1]["day"])
+    monday = first - timedelta(days=first.weekday())
+    table = []
+    while monday <= last:
+        cells, total = [], 0.0
+        for i in range(7):
+            day = (monday + timedelta(days=i)).isoformat()
+            value = by_day.get(day)
+            total += value or 0
+            cells.append("" if value is None else (money(value) if value else "·"))
+        table.append([f"{monday:%d %b}", *cells, f"**{money(total)}**"])
+        monday += timedelta(days=7)
+    return md_table(["Week of", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Total"], table, "lrrrrrrrr")
+
+
+def _day(period_json: dict, tz) -> str:
+    """A period's first day in the user's zone: `Fri 20 Nov`."""
+    start = datetime.fromisoformat(period_json["start"].replace("Z", "+00:00")).astimezone(tz)
+    return start.strftime("%a %d %b")
+
+
+def _nice_ceiling(value: float) -> float:
+    """The chart's top: the next 1, 2, 2.5 or 5 × a power of ten at or above `value`."""
+    if value <= 0:
+        return 1
+    exponent = 10 ** int(f"{value:e}".split("e")[1])
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * exponent:
+            return step * exponent
+    return 10 * exponent
+
+
+def _tree_lines(node: dict, depth: int) -> list:
+    """A cost tree as a nested markdown list."""
+    lines = []
+    for child in node["children"]:
+        if child["kind"] == "main":
+            name = "main thread"
+        elif child["kind"] == "subagent":
+            name = f"**{child['label']}**" + (f" `{child['id'][:8]}`" if child.get("id") else "")
+        else:
+            name = f"child session `{_short(child['id'])}` ({child['label']})"
+        lines.append(f"{'    ' * depth}- {name} — {money(child['cost_usd'])} ({percent(child['share'])}) · {child['requests']:,} calls")
+        lines += _tree_lines(child, depth + 1)
+    return lines
+
+
+SECTIONS = {
+    "summary": summary, "budgets": budgets, "daily": daily, "leaderboards": leaderboards, "subagents": subagents,
+    "tools": tools, "cache": cache, "anomalies": anomalies, "idle": idle, "efficiency": efficiency,
+    "whatif": whatif, "cron": cron, "unpriced": unpriced,
+}
+
+
+def sections(data: dict) -> dict:
+    """Section name -> markdown (without the markers), in the note's order."""
+    return {name: render(data) for name, render in SECTIONS.items()}

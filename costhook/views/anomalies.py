@@ -1,0 +1,123 @@
+"""Days, sessions and cron runs that cost far more than usual: one rule for all three.
+
+The rule, in one sentence: a day, session or cron run is an anomaly when it costs at least
+2× the average of the ones of its kind just before it — the 7 previous days, the sessions
+started in the 7 days before it, or the same cron's 10 previous runs — once at least 3 of
+those exist (for days, 3 with spend), and, for days and sessions, when it costs at least $0.10.
+
+`is_anomaly` is that rule; the window is the kind's parameter. Unifying the windows (a
+cron's last 10 runs vs 7 days) would change which runs are flagged, so they stay per kind.
+"""
+
+from datetime import datetime, timedelta, timezone
+
+from costhook.timeframe import bucket_on_boundary, floor_bucket, utc_iso
+from costhook.usage import NANO
+from costhook.views.report import usd
+from costhook.views.rollup import daily_costs
+
+ANOMALY_FACTOR = 2  # at least 2x the average of its kind's window
+ANOMALY_MIN_NANO = 100_000_000  # ... and at least $0.10 for days and sessions (below that nobody cares)
+ANOMALY_MIN_BASELINE = 3  # days with spend / sessions / runs needed for a baseline
+CRON_RUNS_WINDOW = 10  # a cron run is judged against the same cron's 10 previous runs
+
+
+# Printed by `costhook anomalies` and the dashboard. Its cron clause ("7 days") predates the
+# 10-run window cron runs are judged on; kept word for word because output must not change here.
+ANOMALY_RULE = (f"A day, session or cron run that costs at least {ANOMALY_FACTOR}x the average of its kind over the "
+                f"7 days before it (days: the 7 previous days; sessions: sessions started in the 7 days before it; "
+                f"cron runs: the same job's runs in the 7 days before it), and at least "
+                f"${ANOMALY_MIN_NANO / NANO:.2f}; a baseline needs {ANOMALY_MIN_BASELINE} days, sessions or runs.")
+
+
+def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
+    """Days, sessions and cron runs of the last `days` days that cost >= 2x the rolling
+    7-day average of their kind. No configuration."""
+    today = now.astimezone(tz).date()
+    first_day = today - timedelta(days=days - 1)
+    found = []
+    # Days, in the user's zone, from the rollup.
+    history_start = datetime.combine(first_day - timedelta(days=7), datetime.min.time(), tz)
+    costs = daily_costs(conn, history_start, None, tz)
+    day = first_day
+    while day <= today:
+        previous = [costs.get((day - timedelta(days=i)).isoformat(), {}).get("cost", 0) for i in range(1, 8)]
+        cost = costs.get(day.isoformat(), {}).get("cost", 0)
+        found += _judge("day", day.isoformat(), day.isoformat(), cost, sum(previous), 7, partial=day == today,
+                        enough=sum(1 for c in previous if c > 0) >= ANOMALY_MIN_BASELINE)
+        day += timedelta(days=1)
+    # Sessions: whole-session cost against sessions that started in the 7 days before.
+    window_start = datetime.combine(first_day, datetime.min.time(), tz).astimezone(timezone.utc)
+    sessions = []
+    for key, first, last, cost in conn.execute(
+        """SELECT key, min(bucket), max(bucket), sum(cost_nanousd) FROM spend WHERE dim = 'session'
+           GROUP BY key HAVING max(bucket) >= ?""",
+        (bucket_on_boundary(floor_bucket(window_start - timedelta(days=7)), ""),),
+    ):
+        sessions.append((first, key, cost, last))
+    sessions.sort()
+    found += _rolling("session", sessions, window_start)
+    # Cron runs (OpenClaw): views/cron.py owns what a run is and costs, and flags them with is_anomaly.
+    found += _cron_anomalies(conn, window_start)
+    found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
+    return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), "anomalies": found}
+
+
+def _cron_anomalies(conn, window_start: datetime) -> list:
+    """The cron runs flagged since the window's start, as anomaly items."""
+    from costhook.views import cron  # here, not on top: cron.py imports is_anomaly from this module
+
+    out = []
+    for run in cron.anomalies(conn, since=utc_iso(window_start)):
+        out.append({"kind": "cron_run", "key": run.get("run_id"), "job": run.get("job_name") or run.get("job_id"),
+                    "at": (run.get("started_at") or "")[:16].replace("T", " "), "cost_usd": run.get("cost_usd"),
+                    "baseline_usd": run.get("rolling_avg_usd"), "ratio": run.get("ratio"), "baseline_count": None})
+    return out
+
+
+def _rolling(kind: str, items: list, window_start: datetime, label: str | None = None) -> list:
+    """items: (start, key, cost, last) sorted by start; judge each one that starts inside
+    the window against the items that started in the 7 days before it (running sums)."""
+    found = []
+    lo, running = 0, 0
+    window_key = utc_iso(window_start)[:16]
+    for i, (first, key, cost, _) in enumerate(items):
+        begin = _shift(first, -7)
+        while lo < i and items[lo][0][:16] < begin:
+            running -= items[lo][2]
+            lo += 1
+        if first[:16] >= window_key:
+            count = i - lo
+            found += _judge(kind, key, first, cost, running, count, enough=count >= ANOMALY_MIN_BASELINE, label=label)
+        running += cost
+    return found
+
+
+def _shift(stamp: str, days: int) -> str:
+    """A bucket-like UTC stamp moved by whole days, as `YYYY-MM-DDTHH:MM`."""
+    moment = datetime.fromisoformat(stamp[:16]).replace(tzinfo=timezone.utc) + timedelta(days=days)
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+def is_anomaly(cost, baseline: float, factor: float = ANOMALY_FACTOR, min_cost: int = ANOMALY_MIN_NANO) -> bool:
+    """The rule (see the module's docstring): `cost` is at least `factor` x the `baseline`
+    average of its kind's window, and at least `min_cost` (cron runs pass 0)."""
+    return baseline > 0 and cost >= min_cost and cost >= factor * baseline
+
+
+def _judge(kind, key, at, cost, total, count, *, enough, partial=False, label=None) -> list:
+    """Flag `cost` when it is at least ANOMALY_FACTOR x the average (total / count) of its kind."""
+    if not enough or not count:
+        return []
+    baseline = total / count
+    if not is_anomaly(cost, baseline):
+        return []
+    item = {"kind": kind, "key": key, "at": at if len(at) == 10 else at[:16].replace("T", " "),
+            "cost_usd": usd(cost), "baseline_usd": usd(round(baseline)), "ratio": round(cost / baseline, 2),
+            "baseline_count": count}
+    if label:
+        item["job"] = label
+    if partial:
+        item["partial"] = True
+    return [item]
+

@@ -1,0 +1,64 @@
+"""Where each budget stands: one row per budget, shared by `costhook budget status`, the
+dashboard's budget section and `costhook cron`'s cron budgets, which each show a few of
+its fields (`pick`)."""
+
+from costhook import budgets as engine
+from costhook.views.report import usd
+
+# The fields each place shows, in its order (JSON output keeps these shapes).
+STATUS_FIELDS = ("id", "scope", "period", "period_key", "action", "unit", "spent", "limit", "percent", "remaining",
+                 "projected", "blocking", "unpriced_requests", "period_end", "message")
+DASHBOARD_FIELDS = ("id", "scope", "period", "period_key", "action", "unit", "spent", "limit", "fraction", "projected",
+                    "state", "message", "alerts")
+
+
+def latest_session(conn) -> str | None:
+    """The session of the latest call: what session budgets are judged on by default."""
+    row = conn.execute("SELECT session_id FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def budget_rows(conn, budgets: list, now, tz, *, session_id: str | None = None, contexts: list | None = None,
+                alerts: bool = False) -> list:
+    """Each budget's standing in its current period: spent, limit, fraction and percent,
+    remaining, projection, state, message (USD budgets in dollars, token budgets in tokens).
+    Budgets are judged in the session `session_id`, or each in its own `contexts[i]`
+    (cron budgets: the job's latest run); `alerts` adds the alerts fired this period."""
+    rows = []
+    for i, b in enumerate(budgets):
+        ctx = contexts[i] if contexts is not None else engine.Context(session_id=session_id)
+        status = engine.spend(conn, b, ctx, now, tz)
+        projected = engine.projection(status, now)
+        in_usd = not status.in_tokens
+        scale = usd if in_usd else (lambda v: v)
+        row = {
+            "id": b["id"], "scope": b["scope"], "period": b["period"], "period_key": status.period_key,
+            "action": b.get("action", "warn"), "unit": "usd" if in_usd else "tokens",
+            "spent": scale(status.spent), "limit": scale(status.limit), "fraction": round(status.fraction, 6),
+            "percent": round(status.fraction * 100, 1), "remaining": scale(status.limit - status.spent),
+            "projected": scale(projected) if projected is not None else None,
+            "blocking": status.blocking, "unpriced_requests": status.unpriced,
+            "period_end": status.end.strftime("%Y-%m-%dT%H:%M:%SZ") if status.end else None,
+            "state": "blocking" if status.blocking else ("over" if status.fraction >= 1 else
+                     ("warning" if status.fraction >= min(b.get("warn_at") or [0.8]) else "ok")),
+            "message": status.message(),
+        }
+        if alerts:
+            row["alerts"] = [dict(a) for a in conn.execute(
+                "SELECT threshold, action, message, created_at FROM alerts WHERE budget_id = ? AND period = ? ORDER BY created_at",
+                (b["id"], status.period_key),
+            )]
+        rows.append(row)
+    return rows
+
+
+def pick(rows: list, fields: tuple) -> list:
+    """The rows with only `fields`, in that order."""
+    return [{f: r[f] for f in fields} for r in rows]
+
+
+def budget_status(conn, cfg: dict, now, tz) -> list:
+    """The dashboard's budget rows: every configured budget (session ones on the latest
+    session), with the alerts fired in its current period."""
+    budgets = cfg.get("budgets", [])
+    return pick(budget_rows(conn, budgets, now, tz, session_id=latest_session(conn), alerts=True), DASHBOARD_FIELDS)
