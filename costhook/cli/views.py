@@ -34,9 +34,10 @@ def summary(fmt, tz_name, now_text, db_path):
     emit(fmt, data, render)
 
 @click.command()
-@click.option("--by", type=click.Choice(list(spend.TOP_BY)), default="session", show_default=True)
+@click.option("--by", type=click.Choice(list(spend.TOP_BY)), default="session", show_default=True,
+              help="What to rank.")
 @period_option("week")
-@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000), help="Rows shown.")
 @view_options
 def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
     """Leaderboards: the most expensive sessions, projects, models, tools… with their share."""
@@ -130,10 +131,11 @@ def anomalies(days, fmt, tz_name, now_text, db_path):
 @click.command()
 @click.option("--to", "to_model", help="The model to price the calls at (default: one family down, e.g. opus → sonnet).")
 @click.option("--from", "from_model", help="Only calls made with this model.")
-@click.option("--by", type=click.Choice(list(cache_views.WHATIF_BY)), default="project", show_default=True)
+@click.option("--by", type=click.Choice(list(cache_views.WHATIF_BY)), default="project", show_default=True,
+              help="What each row is.")
 @click.option("--only", help="Only this project / skill / sub-agent type (as shown in the table).")
 @days_option
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="Rows shown.")
 @view_options
 def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, db_path):
     """What another model would have cost for the same calls (real token counts)."""

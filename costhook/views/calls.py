@@ -48,9 +48,9 @@ def sequence(conn, p: Period, now: datetime, table=None, session_id: str | None 
       answer), or an OpenClaw run / prompt id: rows (session_id, thread, turn, first, calls,
       cost, unpriced, actions, answer_output_tokens, heartbeat, project=None).
 
-    Python rather than SQL window functions: the same work is 3-4x faster this way; and one
-    long loop of locals on purpose, since splitting it into calls costs time on every call
-    (measured with tests/benchmarks/views_bench.py)."""
+    Python rather than SQL window functions: the same work is 3-4x faster this way.
+    Long: one loop of locals on purpose, since splitting it into calls costs time on every
+    call (measured with tests/benchmarks/views_bench.py)."""
     table = table or prices.load_table()
     models = window_models(conn, p) if not session_id else _session_models(conn, session_id)
     shape = rates.price_shape(models + [t for _, t in CHEAPER], table, p, now)
