@@ -112,7 +112,7 @@ def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
 @days_option
 @view_options
 def anomalies(days, fmt, tz_name, now_text, db_path):
-    """Days, sessions and cron runs costing at least 2x the rolling 7-day average of their kind."""
+    """Days, sessions and cron runs costing at least 2x the average of their kind just before them."""
     cfg, tz, now = setup(tz_name, now_text)
     data = anomaly_views.anomalies(open_store(db_path), now, tz, days)
 

@@ -1,34 +1,12 @@
-"""Days, sessions and cron runs that cost far more than usual: one rule for all three.
-
-The rule, in one sentence: a day, session or cron run is an anomaly when it costs at least
-2× the average of the ones of its kind just before it — the 7 previous days, the sessions
-started in the 7 days before it, or the same cron's 10 previous runs — once at least 3 of
-those exist (for days, 3 with spend), and, for days and sessions, when it costs at least $0.10.
-
-`is_anomaly` is that rule; the window is the kind's parameter. Unifying the windows (a
-cron's last 10 runs vs 7 days) would change which runs are flagged, so they stay per kind.
-"""
+"""Days, sessions and cron runs that cost far more than usual, judged by the one rule
+of views/anomaly_rule.py: `costhook anomalies` and the dashboard's section."""
 
 from datetime import datetime, timedelta, timezone
 
 from costhook.timeframe import bucket_on_boundary, floor_bucket, utc_iso
-from costhook.usage import NANO
 from costhook.views.report import usd
+from costhook.views.anomaly_rule import ANOMALY_MIN_BASELINE, ANOMALY_RULE, is_anomaly
 from costhook.views.rollup import daily_costs
-
-ANOMALY_FACTOR = 2  # at least 2x the average of its kind's window
-ANOMALY_MIN_NANO = 100_000_000  # ... and at least $0.10 for days and sessions (below that nobody cares)
-ANOMALY_MIN_BASELINE = 3  # days with spend / sessions / runs needed for a baseline
-CRON_RUNS_WINDOW = 10  # a cron run is judged against the same cron's 10 previous runs
-
-
-# Printed by `costhook anomalies` and the dashboard. Its cron clause ("7 days") predates the
-# 10-run window cron runs are judged on; kept word for word because output must not change here.
-ANOMALY_RULE = (f"A day, session or cron run that costs at least {ANOMALY_FACTOR}x the average of its kind over the "
-                f"7 days before it (days: the 7 previous days; sessions: sessions started in the 7 days before it; "
-                f"cron runs: the same job's runs in the 7 days before it), and at least "
-                f"${ANOMALY_MIN_NANO / NANO:.2f}; a baseline needs {ANOMALY_MIN_BASELINE} days, sessions or runs.")
-
 
 def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
     """Days, sessions and cron runs of the last `days` days that cost >= 2x the rolling
@@ -57,7 +35,7 @@ def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
         sessions.append((first, key, cost, last))
     sessions.sort()
     found += _rolling("session", sessions, window_start)
-    # Cron runs (OpenClaw): views/cron.py owns what a run is and costs, and flags them with is_anomaly.
+    # Cron runs (OpenClaw): views/cron.py owns what a run is and costs, and flags them with the same rule.
     found += _cron_anomalies(conn, window_start)
     found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
     return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), "anomalies": found}
@@ -65,7 +43,7 @@ def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
 
 def _cron_anomalies(conn, window_start: datetime) -> list:
     """The cron runs flagged since the window's start, as anomaly items."""
-    from costhook.views import cron  # here, not on top: cron.py imports is_anomaly from this module
+    from costhook.views import cron
 
     out = []
     for run in cron.anomalies(conn, since=utc_iso(window_start)):
@@ -97,12 +75,6 @@ def _shift(stamp: str, days: int) -> str:
     """A bucket-like UTC stamp moved by whole days, as `YYYY-MM-DDTHH:MM`."""
     moment = datetime.fromisoformat(stamp[:16]).replace(tzinfo=timezone.utc) + timedelta(days=days)
     return moment.strftime("%Y-%m-%dT%H:%M")
-
-
-def is_anomaly(cost, baseline: float, factor: float = ANOMALY_FACTOR, min_cost: int = ANOMALY_MIN_NANO) -> bool:
-    """The rule (see the module's docstring): `cost` is at least `factor` x the `baseline`
-    average of its kind's window, and at least `min_cost` (cron runs pass 0)."""
-    return baseline > 0 and cost >= min_cost and cost >= factor * baseline
 
 
 def _judge(kind, key, at, cost, total, count, *, enough, partial=False, label=None) -> list:

@@ -30,7 +30,7 @@ heartbeat) between its start and its end. A run whose calls left no rows (transc
 by cron.sessionRetention, or failed before any model call) has cost None: unknown, never 0;
 its tokens then come from the run log when OpenClaw logged them. An "anomaly" is a run that
 cost at least `factor` × the average of the up to 10 previous runs of the same cron (3 at least):
-views/anomalies.py's rule, with the cron's window. A run's `line` is text.run_line.
+views/anomaly_rule.py's rule, with the cron's window. A run's `line` is text.run_line.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from costhook import text
 from costhook.usage import NANO
 from costhook.budgets import Context
 from costhook.timeframe import local_zone
-from costhook.views.anomalies import ANOMALY_MIN_BASELINE, CRON_RUNS_WINDOW, is_anomaly
+from costhook.views.anomaly_rule import ANOMALY_MIN_BASELINE, CRON_RUNS_WINDOW, is_anomaly
 from costhook.views import report
 from costhook.views.budgets import budget_rows
 
