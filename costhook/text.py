@@ -2,11 +2,12 @@
 
 Several dollar formats exist on purpose, each for one place (a report line, a cron run, the
 statusline's session cost, a budget amount); they live here side by side so a new place
-picks one instead of writing another. Standard library only and no imports of costhook:
-the statusline and the hooks use it.
+picks one instead of writing another. Standard library only, and of costhook only the
+usage words: the statusline and the hooks use it.
 """
 
-NANO = 1_000_000_000  # nano-USD per dollar (usage.NANO; repeated so this module imports nothing)
+from costhook.usage import NANO
+
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 20
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from costhook.errors import ConfigError
+from costhook.usage import NANO
 
 
 class Strict(BaseModel):
@@ -152,7 +153,7 @@ def validate_data(raw: dict, source: str = "config") -> dict:
     data = config.model_dump(mode="json", exclude_none=True)
     for budget in data["budgets"]:  # the hook compares integers, never decimals
         if "limit" in budget:
-            budget["limit_nanousd"] = int(Decimal(budget["limit"]) * 1_000_000_000)
+            budget["limit_nanousd"] = int(Decimal(budget["limit"]) * NANO)
     return data
 
 

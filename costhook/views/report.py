@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 
 from costhook.timeframe import NO_TIME_BUCKET, Window, bucket_time, local_zone
-from costhook.usage import NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
+from costhook.usage import NANO, NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
 
 GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message")
 TIME_GROUPS = ("day", "week", "month", "hour")
@@ -261,7 +261,7 @@ def _measures(sums: dict) -> dict:
 
 def usd(nanousd: int) -> float:
     """Nano-USD as a JSON number that prints exactly (at most 9 decimals)."""
-    return int(nanousd) / 1_000_000_000
+    return int(nanousd) / NANO
 
 
 def unpriced_models(conn: sqlite3.Connection, win: Window | None = None, filters: dict | None = None) -> list[dict]:

@@ -13,7 +13,7 @@ from costhook.pricing import prices
 from costhook.store import db, rollup, writes
 from costhook.agents import jsonl
 from costhook.agents.claude import transcript
-from costhook.usage import merge_call
+from costhook.usage import NANO, merge_call
 
 HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
 COMMIT_EVERY = 8 << 20  # bytes parsed per transaction during a long catch-up
@@ -291,5 +291,5 @@ def _note_cost_state(conn, parsed: transcript.ParseResult) -> None:
         writes.upsert_session(
             conn,
             parsed.cost_state["session_id"],
-            reported_cost_nanousd=round(parsed.cost_state["total_cost_usd"] * 1_000_000_000),
+            reported_cost_nanousd=round(parsed.cost_state["total_cost_usd"] * NANO),
         )

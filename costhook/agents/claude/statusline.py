@@ -25,8 +25,8 @@ import sys
 
 from costhook import paths
 from costhook.text import budget_money, session_usd, tokens_short
+from costhook.usage import NANO
 
-NANO = 1_000_000_000
 SEP = " · "
 LIMIT_WARN = 80  # rate-limit percentage from which it turns yellow and shows its reset
 LIMIT_HIGH = 95

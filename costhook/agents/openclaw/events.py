@@ -21,7 +21,7 @@ import json
 import time
 
 from costhook.agents.jsonl import utc_timestamp
-from costhook.usage import as_count
+from costhook.usage import NANO, as_count
 
 AGENT = "openclaw"
 KEY_PREFIX = "openclaw:"
@@ -104,7 +104,7 @@ def usd_to_nano(value) -> int | None:
     if value != value or value < 0 or value > 1e9:
         return None
     if isinstance(value, int):
-        return value * 1_000_000_000
+        return value * NANO
     text = repr(value)
     mantissa, _, exponent = text.partition("e")
     whole, _, fraction = mantissa.partition(".")
