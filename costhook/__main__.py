@@ -11,7 +11,6 @@ import os
 import sys
 
 
-
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
     if command == "hook":

@@ -17,8 +17,8 @@ from genai_prices.data import providers as GENAI_PROVIDERS
 from genai_prices.data_snapshot import get_snapshot
 
 from costhook.pricing import prices as pricing
+from costhook.errors import PriceConfigError
 from costhook.pricing.prices import (
-    PriceConfigError,
     load_table,
     model_key,
     normalize_model,

@@ -117,11 +117,10 @@ def user_config() -> dict:
         _config = {}
         if os.path.exists(config_file):
             from costhook.config import load as config
-            from costhook.errors import ConfigError
 
             try:
                 _config = config.load(config_file)
-            except ConfigError as exc:
+            except ValueError as exc:  # errors.ConfigError (not imported: the hook pays for each module)
                 log_error("config", exc)
     return _config
 
@@ -136,12 +135,11 @@ def forget() -> None:
 
 def price_table():
     """The bundled prices, with the user's overrides from the config file if it has any."""
-    from costhook.errors import PriceConfigError
     from costhook.pricing import prices
 
     try:
         return prices.load_table(user_config().get("prices"))
-    except PriceConfigError as exc:
+    except ValueError as exc:  # errors.PriceConfigError
         log_error("config", exc)
         return prices.load_table()
 

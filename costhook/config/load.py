@@ -9,7 +9,6 @@ import json
 import os
 
 from costhook import paths
-from costhook.errors import ConfigError
 
 
 
@@ -21,19 +20,16 @@ def load(path=None) -> dict:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+        raise config_error(f"{path}: cannot read config ({exc.strerror})") from None
     stamp = [os.path.realpath(path), st.st_size, st.st_mtime_ns]
     cache = os.path.join(paths.home_dir(), "config.cache.json")
-    try:
-        with open(cache, "rb") as f:
-            cached = json.loads(f.read())
-        if cached.get("stamp") == stamp:
-            if "error" in cached:  # a broken file is not re-validated until it changes
-                raise ConfigError(cached["error"])
-            return cached["config"]
-    except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
+    cached = cached_entry(cache, stamp)
+    if cached is not None:
+        if "error" in cached:  # a broken file is not re-validated until it changes
+            raise config_error(str(cached["error"]))
+        return cached["config"]
+    from costhook.errors import ConfigError
+
     try:
         config = validate(path)
     except ConfigError as exc:
@@ -41,6 +37,26 @@ def load(path=None) -> dict:
         raise
     _write_cache(cache, {"stamp": stamp, "config": config})
     return config
+
+
+def cached_entry(cache: str, stamp: list) -> dict | None:
+    """The cache's entry when it was written for this very file (`stamp`), else None."""
+    try:
+        with open(cache, "rb") as f:
+            cached = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if isinstance(cached, dict) and cached.get("stamp") == stamp and ("error" in cached or "config" in cached):
+        return cached
+    return None
+
+
+def config_error(message: str) -> Exception:
+    """errors.ConfigError, its module imported only when there is an error (the hook and
+    the statusline pay for every module they load)."""
+    from costhook.errors import ConfigError
+
+    return ConfigError(message)
 
 
 def validate(path) -> dict:
@@ -51,9 +67,9 @@ def validate(path) -> dict:
         with open(path, encoding="utf-8") as f:
             raw = tomllib.loads(f.read())
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+        raise config_error(f"{path}: cannot read config ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise config_error(f"{path}: not valid TOML: {exc}") from None
     from costhook.config.model import validate_data
 
     return validate_data(raw, source=str(path))

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import os
 
-from costhook.errors import PriceConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing costs the hook ~10 ms to import
     from collections.abc import Mapping
 
 __all__ = [
-    "PriceConfigError",
     "PriceTable",
     "load_table",
     "model_key",
@@ -73,6 +71,14 @@ class PriceTable:
 _base_table: PriceTable | None = None
 
 
+def price_config_error(message: str) -> Exception:
+    """errors.PriceConfigError, its module imported only when an override is bad (the hook
+    prices calls and pays for every module it loads)."""
+    from costhook.errors import PriceConfigError
+
+    return PriceConfigError(message)
+
+
 def load_table(overrides: Mapping[str, Mapping] | None = None) -> PriceTable:
     """The bundled table, with the user's `[prices]` config layered on top.
 
@@ -88,7 +94,7 @@ def load_table(overrides: Mapping[str, Mapping] | None = None) -> PriceTable:
     extra, replaced = [], {}
     bundled_ids = {m["id"] for _, models in base.providers for m in models}
     if not hasattr(overrides, "items"):
-        raise PriceConfigError("prices: expected a table of models")
+        raise price_config_error("prices: expected a table of models")
     for model_id, spec in overrides.items():
         entry = _override_entry(str(model_id), spec)
         extra.append(entry)
@@ -133,25 +139,25 @@ def _base() -> PriceTable:
 def _override_entry(model_id: str, spec) -> dict:
     where = f'prices."{model_id}"'
     if not hasattr(spec, "items"):
-        raise PriceConfigError(f"{where}: expected a table of prices")
+        raise price_config_error(f"{where}: expected a table of prices")
     for key in spec:
         if key not in OVERRIDE_KEYS:
-            raise PriceConfigError(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(OVERRIDE_KEYS))})")
+            raise price_config_error(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(OVERRIDE_KEYS))})")
     for key in ("input", "output"):
         if key not in spec:
-            raise PriceConfigError(f"{where}.{key}: missing")
+            raise price_config_error(f"{where}.{key}: missing")
     normalized = normalize_model(model_id)
     clauses = [{"equals": normalized}]
     patterns = spec.get("match", [])
     if isinstance(patterns, str):
         patterns = [patterns]
     if not isinstance(patterns, (list, tuple)):
-        raise PriceConfigError(f"{where}.match: expected a list of model ids or prefixes ending in *")
+        raise price_config_error(f"{where}.match: expected a list of model ids or prefixes ending in *")
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern.strip("*"):
-            raise PriceConfigError(f"{where}.match: {pattern!r} is not a model id or prefix*")
+            raise price_config_error(f"{where}.match: {pattern!r} is not a model id or prefix*")
         if "*" in pattern[:-1]:
-            raise PriceConfigError(f"{where}.match: {pattern!r}: only a trailing * is supported")
+            raise price_config_error(f"{where}.match: {pattern!r}: only a trailing * is supported")
         if pattern.endswith("*"):
             clauses.append({"starts_with": normalize_model(pattern[:-1])})
         else:
@@ -181,7 +187,7 @@ def _price_set_from_usd(spec, where: str) -> dict:
         elif key in ("since", "hours"):
             out[key] = value
         else:
-            raise PriceConfigError(f"{where}.{key}: unknown key")
+            raise price_config_error(f"{where}.{key}: unknown key")
     return out
 
 
@@ -193,22 +199,22 @@ def _decimal(value, where: str) -> tuple[int, int]:
     """A non-negative number or numeric string as exact (digits, power of ten)."""
     is_decimal = hasattr(value, "as_tuple") and hasattr(value, "is_finite")  # decimal.Decimal
     if isinstance(value, bool) or not (isinstance(value, (int, float, str)) or is_decimal):
-        raise PriceConfigError(f"{where}: expected a number, got {value!r}")
+        raise price_config_error(f"{where}: expected a number, got {value!r}")
     if isinstance(value, int):
         digits, exponent = value, 0
     else:
         # repr() of a float is the shortest decimal that reads back the same: 3.75 -> "3.75"
         text = repr(value) if isinstance(value, float) else str(value).strip()
         if text.startswith("-"):
-            raise PriceConfigError(f"{where}: must not be negative, got {value!r}")
+            raise price_config_error(f"{where}: must not be negative, got {value!r}")
         mantissa, e, exp_text = text.lower().removeprefix("+").partition("e")
         whole, _, frac = mantissa.partition(".")
         exp_digits = exp_text.removeprefix("-").removeprefix("+")
         if not (whole + frac).isdecimal() or not (whole + frac).isascii() or (e and not exp_digits.isdecimal()):
-            raise PriceConfigError(f"{where}: expected a number, got {value!r}")
+            raise price_config_error(f"{where}: expected a number, got {value!r}")
         digits, exponent = int(whole + frac), (int(exp_text) if e else 0) - len(frac)
     if digits < 0:
-        raise PriceConfigError(f"{where}: must not be negative, got {value!r}")
+        raise price_config_error(f"{where}: must not be negative, got {value!r}")
     return digits, exponent
 
 
@@ -219,7 +225,7 @@ def _pico(value, multiplier: int, where: str) -> int:
         return scaled * 10**exponent
     quotient, remainder = divmod(scaled, 10**-exponent)
     if remainder:
-        raise PriceConfigError(f"{where}: {value!r} is more precise than 1e-12 USD per unit")
+        raise price_config_error(f"{where}: {value!r} is more precise than 1e-12 USD per unit")
     return quotient
 
 

@@ -9,7 +9,6 @@ import os
 import sqlite3
 
 from costhook import paths
-from costhook.errors import StoreError, UpgradePending
 
 SCHEMA_VERSION = 5  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
@@ -35,16 +34,20 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
-            if not upgrade and 0 < version < SCHEMA_VERSION and os.path.getsize(path) > INLINE_UPGRADE_BYTES:
-                raise UpgradePending(f"database {path} needs a schema upgrade (v{version} → v{SCHEMA_VERSION})")
+        pending = version != SCHEMA_VERSION and not upgrade and 0 < version < SCHEMA_VERSION \
+            and os.path.getsize(path) > INLINE_UPGRADE_BYTES
+        if version != SCHEMA_VERSION and not pending:
             _migrate(conn, path)
-    except UpgradePending:
-        conn.close()
-        raise
     except sqlite3.DatabaseError as exc:
         conn.close()
+        from costhook.errors import StoreError  # (errors are imported when raised: the hook pays for each module)
+
         raise StoreError(f"cannot use database {path}: {exc}") from exc
+    if pending:
+        conn.close()
+        from costhook.errors import UpgradePending
+
+        raise UpgradePending(f"database {path} needs a schema upgrade (v{version} → v{SCHEMA_VERSION})")
     return conn
 
 
@@ -64,6 +67,8 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         try:
             migrations.migrate(conn)
         except RuntimeError as exc:
+            from costhook.errors import StoreError
+
             raise StoreError(str(exc)) from exc
     finally:
         os.close(fd)

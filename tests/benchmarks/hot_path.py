@@ -6,8 +6,9 @@
 For a change that must not slow the hook or the statusline (a refactor, a new layer):
 each checkout's `costhook/` package is copied into a throw-away venv of its own, as
 `install.sh` installs it (no editable finder; the dependencies come from this venv,
-and the hot path needs none), with its own copy of the same 1,000,000-row database
-and of the same 50 MB transcript, already ingested. Then, round after round, the two
+and the hot path needs none), with its own copies of the same 1,000,000-row databases
+(run.py's for the hook, statusline_bench's for the statusline) and of the same 50 MB
+transcript, already ingested. Then, round after round, the two
 alternate (which goes first alternates too): `python -c pass`, one API call appended
 to the transcript and `costhook hook` (PostToolUse, no budgets: design.md §8's
 measurement), and `costhook statusline` with three budgets (statusline_bench's). It
@@ -51,21 +52,23 @@ def regular_install(checkout: Path, venv: Path) -> tuple[str, str]:
 class Side:
     """One checkout: its install, database, transcript and timings."""
 
-    def __init__(self, label: str, checkout: Path, work: Path, db_template: Path, transcript_mb: float):
+    def __init__(self, label: str, checkout: Path, work: Path, templates: Path, transcript_mb: float):
         self.label, self.work = label, work / label
         self.home = self.work / "home"
         self.home.mkdir(parents=True)
         self.python, self.costhook = regular_install(checkout, self.work / "venv")
         self.db = self.home / "costhook.db"
-        shutil.copyfile(db_template, self.db)
+        shutil.copyfile(templates / "hook.db", self.db)
+        statusline_db = self.home / "statusline.db"
+        shutil.copyfile(templates / "statusline" / "costhook.db", statusline_db)
         self.transcript = generate.Transcript(self.work / "projects" / "bench" / "bench-session.jsonl", seed=7)
         self.transcript.write(transcript_mb)
         (self.work / "budgets.toml").write_text(statusline_bench.CONFIG)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("COSTHOOK_", "CLAUDE_"))
                 and k not in ("PYTHONDONTWRITEBYTECODE", "NO_COLOR")}
-        base.update(COSTHOOK_HOME=str(self.home), COSTHOOK_DB=str(self.db))
-        self.hook_env = {**base, "COSTHOOK_CONFIG": str(self.work / "no-config.toml")}
-        self.statusline_env = {**base, "COSTHOOK_CONFIG": str(self.work / "budgets.toml")}
+        base.update(COSTHOOK_HOME=str(self.home))
+        self.hook_env = {**base, "COSTHOOK_DB": str(self.db), "COSTHOOK_CONFIG": str(self.work / "no-config.toml")}
+        self.statusline_env = {**base, "COSTHOOK_DB": str(statusline_db), "COSTHOOK_CONFIG": str(self.work / "budgets.toml")}
         # The backlog is read once, synchronously, as the detached catch-up would.
         subprocess.run([self.costhook, "hook", "--catch-up", str(self.transcript.path)], env=self.hook_env, check=True)
         self.times = {"python_pass": [], "hook": [], "statusline": []}
@@ -105,10 +108,11 @@ class Side:
 
 
 def measure(before: Path, after: Path, work: Path, rows: int, transcript_mb: float, runs: int) -> dict:
-    template = work / "template"
-    built = statusline_bench.build_db(template, rows)
-    sides = [Side("before", before, work, template / "costhook.db", transcript_mb),
-             Side("after", after, work, template / "costhook.db", transcript_mb)]
+    templates = work / "templates"
+    built = statusline_bench.build_db(templates / "statusline", rows)
+    generate.generate_db(templates / "hook.db", rows)
+    sides = [Side("before", before, work, templates, transcript_mb),
+             Side("after", after, work, templates, transcript_mb)]
     scratch = work / "scratch"
     scratch.mkdir()
     load = os.getloadavg()[0]
