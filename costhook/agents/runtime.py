@@ -95,13 +95,14 @@ def open_db():
     upgraded by a detached process; until then this raises UpgradePending."""
     global _conn, _upgrade_spawned
     if _conn is None:
-        from costhook.errors import UpgradePending
         from costhook.store import db
 
         try:
             _conn = db.connect(busy_timeout_ms=BUSY_TIMEOUT_MS, upgrade=False)
-        except UpgradePending:
-            if not _upgrade_spawned:  # the cursors wait: the next hook after it catches up
+        except Exception as exc:
+            from costhook.errors import UpgradePending  # imported when raised: the hook pays for each module
+
+            if isinstance(exc, UpgradePending) and not _upgrade_spawned:  # the cursors wait: the next hook catches up
                 _upgrade_spawned = True
                 spawn_detached(["--upgrade"])
             raise
