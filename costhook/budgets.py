@@ -8,8 +8,8 @@ Standard library only: this runs inside the hook.
 
 import os
 
-from costhook.timeframe import CALENDAR, bucket, datetime, period_bounds, timezone, utc_iso
 from costhook import text
+from costhook.timeframe import CALENDAR, bucket, datetime, period_bounds, timezone, utc_iso
 from costhook.usage import NANO
 
 TOKEN_SUM = "input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens"

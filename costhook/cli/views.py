@@ -3,12 +3,22 @@ dashboard/. Every view prints a table, or its data with `--format json`."""
 
 import click
 
-from costhook.cli.common import (days_option, db_option, emit, open_store, period, period_option, price_table,
-                                 session_option, setup, view_options)
+from costhook.cli.common import (
+    days_option,
+    db_option,
+    emit,
+    open_store,
+    period,
+    period_option,
+    price_table,
+    session_option,
+    setup,
+    view_options,
+)
 from costhook.text import grid, money, percent
 from costhook.views import activity, rollup, spend
-from costhook.views import anomalies as anomaly_views, cache as cache_views
-
+from costhook.views import anomalies as anomaly_views
+from costhook.views import cache as cache_views
 
 
 @click.command()
@@ -32,6 +42,7 @@ def summary(fmt, tz_name, now_text, db_path):
         return grid(rows, {1, 2, 3}) + "\n".join(tail)
 
     emit(fmt, data, render)
+
 
 @click.command()
 @click.option("--by", type=click.Choice(list(spend.TOP_BY)), default="session", show_default=True,
@@ -61,6 +72,7 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
 
     emit(fmt, data, render)
 
+
 @click.command()
 @click.argument("session_id", required=False)
 @period_option("week", help="Without SESSION_ID: the period's most expensive session with sub-agents.")
@@ -78,6 +90,7 @@ def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
     if not data["requests"]:
         raise click.ClickException(f"no calls recorded for session {session_id}")
     emit(fmt, data, render_tree)
+
 
 @click.command()
 @session_option
@@ -98,6 +111,7 @@ def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
 
     emit(fmt, data, render)
 
+
 @click.command()
 @session_option
 @period_option()
@@ -107,6 +121,7 @@ def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
     cfg, tz, now = setup(tz_name, now_text)
     data = cache_views.cache_efficiency(open_store(db_path), period(period_name, now, tz), now, price_table(cfg), session_id=session_id)
     emit(fmt, data, render_cache)
+
 
 @click.command()
 @days_option
@@ -128,6 +143,7 @@ def anomalies(days, fmt, tz_name, now_text, db_path):
 
     emit(fmt, data, render)
 
+
 @click.command()
 @click.option("--to", "to_model", help="The model to price the calls at (default: one family down, e.g. opus → sonnet).")
 @click.option("--from", "from_model", help="Only calls made with this model.")
@@ -148,6 +164,7 @@ def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, 
     data["rows"] = data["rows"][:limit]
     emit(fmt, data, render_whatif)
 
+
 @click.command()
 @period_option()
 @view_options
@@ -156,6 +173,7 @@ def idle(period_name, fmt, tz_name, now_text, db_path):
     cfg, tz, now = setup(tz_name, now_text)
     data = activity.idle(open_store(db_path), period(period_name, now, tz))
     emit(fmt, data, render_idle)
+
 
 @click.command()
 @period_option()
@@ -176,6 +194,7 @@ def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
         return head + "\n\n" + (grid(rows, {2, 3, 4}) if d["sessions"] else "No sessions.") + "\n\n" + d["rule"]
 
     emit(fmt, data, render)
+
 
 @click.command()
 @period_option()
@@ -201,6 +220,7 @@ def blocks(period_name, active, fmt, tz_name, now_text, db_path):
 
     emit(fmt, data, render)
 
+
 @click.command()
 @days_option
 @view_options
@@ -222,6 +242,7 @@ def trends(days, fmt, tz_name, now_text, db_path):
         return "\n".join(lines) + "\n\n" + grid(rows, {1, 2})
 
     emit(fmt, data, render)
+
 
 @click.command()
 @click.option("--vault", type=click.Path(file_okay=False), help="Obsidian vault (default: config dashboard.vault).")

@@ -9,8 +9,8 @@ import tomlkit
 from filelock import FileLock
 
 from costhook import paths
-from costhook.errors import ConfigError
 from costhook.config.model import validate_data
+from costhook.errors import ConfigError
 
 
 def edit(mutate, path: Path | None = None) -> dict:

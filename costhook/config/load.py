@@ -11,7 +11,6 @@ import os
 from costhook import paths
 
 
-
 def load(path=None) -> dict:
     """The validated config as plain data; `{}` when there is no config file."""
     path = os.fspath(path) if path else paths.config_file()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing costs the hook ~10 ms to import
     from collections.abc import Mapping
@@ -41,7 +40,6 @@ USD_PER_REQUEST = 10**12  # USD per request -> pico-USD per request
 # Bedrock spellings: "[region.]vendor.model[-vN:M]".
 _BEDROCK_REGIONS = frozenset({"us", "eu", "apac", "au", "ca", "jp", "us-gov", "global"})
 _BEDROCK_VENDORS = frozenset({"anthropic", "openai", "mistral", "deepseek", "meta", "xai", "google"})
-
 
 
 class PriceTable:
@@ -514,6 +512,7 @@ def table_info(table: PriceTable | None = None) -> dict:
         "corrections": list(info["corrections"]),
         "overrides": [entry["id"] for entry in table.extra],
     }
+
 
 def pricer(table=None, *, load=None):
     """`price(record) -> (cost_nanousd, cost_source)` for store.writes.merge_requests: a call

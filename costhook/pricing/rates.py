@@ -15,7 +15,6 @@ from fractions import Fraction
 from costhook.pricing import prices
 from costhook.timeframe import Period, utc_iso
 
-
 # Default alternatives: one family down, to a model the bundled table prices.
 CHEAPER = (("opus", "claude-sonnet-4-5"), ("mythos", "claude-opus-4-5"), ("sonnet", "claude-haiku-4-5"))
 
@@ -74,7 +73,6 @@ def rates(model: str, *, prompt: int, speed, geo, timestamp: str, table) -> Rate
     return r
 
 
-
 @dataclass
 class PriceShape:
     """How finely calls must be grouped so that one rate set prices a whole group."""
@@ -131,7 +129,6 @@ def price_shape(models, table, p: Period, now: datetime) -> PriceShape:
     return PriceShape(sorted(thresholds), by_day, by_clock)
 
 
-
 def group_rates(shape: PriceShape, model: str, g: dict, p: Period, now: datetime, table) -> Rates:
     """The rates of one price group (tier, speed, region, day, clock) of period `p`."""
     end = utc_iso(min(p.end, now) - timedelta(seconds=1)) if p.end else utc_iso(now)
@@ -142,7 +139,6 @@ def group_rates(shape: PriceShape, model: str, g: dict, p: Period, now: datetime
 def nano(pico: Fraction) -> int:
     """Pico-USD (exact) → nano-USD, rounded half up."""
     return math.floor(pico / 1000 + Fraction(1, 2))
-
 
 
 def tier_thresholds(model: str, table) -> list:

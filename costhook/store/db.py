@@ -138,6 +138,7 @@ class bulk_writes:
             pass  # busy: a later commit checkpoints
         return False
 
+
 def in_lists(values: list):
     """(placeholders, values) for `IN (...)` lists of at most 500 values: SQLite's limit on
     variables, and short statements."""

@@ -12,7 +12,6 @@ from costhook.store.rollup import SpendDelta
 from costhook.timeframe import now_iso
 from costhook.usage import merge_call, tool_names
 
-
 # ----------------------------------------------------------------------- requests ----
 
 

@@ -230,7 +230,6 @@ def efficiency(conn, p: Period, turn_rows: list | None = None, limit: int = 10, 
     }
 
 
-
 BLOCK_RULE = ("Claude's usage limits reset in 5-hour windows. A window starts at its first call, floored to the hour "
               "(UTC), and lasts 5 hours; a call more than 5 hours after the window's start or after the previous "
               "call starts a new one. Estimates for subscription plans: costs are what the calls would cost on the API.")

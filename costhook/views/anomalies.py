@@ -4,9 +4,10 @@ of views/anomaly_rule.py: `costhook anomalies` and the dashboard's section."""
 from datetime import datetime, timedelta, timezone
 
 from costhook.timeframe import bucket_on_boundary, floor_bucket, utc_iso
-from costhook.views.report import usd
 from costhook.views.anomaly_rule import ANOMALY_MIN_BASELINE, ANOMALY_RULE, is_anomaly
+from costhook.views.report import usd
 from costhook.views.rollup import daily_costs
+
 
 def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
     """Days, sessions and cron runs of the last `days` days that cost >= 2x the rolling

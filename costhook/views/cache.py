@@ -13,7 +13,6 @@ from costhook.views.calls import sequence
 from costhook.views.report import MAIN_AGENT, NONE_KEY, usd
 from costhook.views.rollup import project_name, share, window_models
 
-
 CACHE_RULE = ("Hit ratio = cache read / (input + cache read + cache write). Savings = what the cache reads "
               "would have cost at the input price, minus what they cost. A cache write counts as never read when "
               "the next call of the same thread (main thread or sub-agent) read no more from the cache than the "
@@ -49,7 +48,6 @@ def cache_efficiency(conn, p: Period, now: datetime, table=None, session_id: str
     rows = [{"model": m, **_cache_out(v)} for m, v in sorted(by_model.items(), key=lambda kv: -kv[1]["savings_pico"])]
     return {"period": None if session_id else p.to_json(), "session_id": session_id, "rule": CACHE_RULE,
             "totals": _cache_out(totals), "by_model": rows}
-
 
 
 def _group_key(row, shape: rates.PriceShape) -> dict:
@@ -88,7 +86,6 @@ def _cache_out(s: dict) -> dict:
         "pending_write_tokens": s["pending_write_tokens"],
         "unpriced_requests": s["unpriced_requests"],
     }
-
 
 
 WHATIF_BY = ("project", "skill", "agent", "model")

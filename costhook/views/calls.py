@@ -31,7 +31,6 @@ MCP_WRITE_VERBS = re.compile(
 )
 
 
-
 _SEQ_COLUMNS = ("session_id, agent_id, is_sidechain, timestamp, model, speed, inference_geo, input_tokens, output_tokens, "
                 "cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, web_search_requests, cost_nanousd, tools, "
                 "is_heartbeat, coalesce(run_id, prompt_id)")

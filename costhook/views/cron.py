@@ -38,11 +38,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from costhook import text
-from costhook.usage import NANO
 from costhook.budgets import Context
 from costhook.timeframe import local_zone
-from costhook.views.anomaly_rule import ANOMALY_MIN_BASELINE, CRON_RUNS_WINDOW, is_anomaly
+from costhook.usage import NANO
 from costhook.views import report
+from costhook.views.anomaly_rule import ANOMALY_MIN_BASELINE, CRON_RUNS_WINDOW, is_anomaly
 from costhook.views.budgets import budget_rows
 
 WINDOW_SLACK_MS = 2000  # main-session runs: calls up to this long after the logged end still count

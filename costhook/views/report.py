@@ -9,7 +9,6 @@ before grouping by local hour, day or month (weeks are summed from days).
 import sqlite3
 from datetime import date, datetime, timedelta
 
-
 from costhook.timeframe import NO_TIME_BUCKET, Window, bucket_time, local_zone
 from costhook.usage import NANO, NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
 

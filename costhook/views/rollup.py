@@ -59,11 +59,9 @@ def daily_costs(conn, start: datetime, end: datetime | None, tz) -> dict:
     return out
 
 
-
 def project_name(project: str | None) -> str:
     """A project directory's last component (`/home/dev/acme-api` → `acme-api`)."""
     return os.path.basename(project.rstrip("/")) or project if project else NONE_KEY
-
 
 
 def fill_projects(conn, items: list, session_ids: list) -> None:
@@ -72,7 +70,6 @@ def fill_projects(conn, items: list, session_ids: list) -> None:
         if item.get("project") is None:
             row = conn.execute("SELECT project FROM requests WHERE session_id = ? ORDER BY timestamp LIMIT 1", (session_id,)).fetchone()
             item["project"] = row[0] if row else None
-
 
 
 def unpriced_models(conn, p: Period) -> list:

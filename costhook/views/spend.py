@@ -117,7 +117,6 @@ def top(conn, by: str, p: Period, limit: int = 5) -> dict:
     }
 
 
-
 def _describe_sessions(conn, rows: list) -> None:
     """Add project, branch, start time and models to session rows (one indexed query each)."""
     for row in rows:

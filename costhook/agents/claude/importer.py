@@ -8,10 +8,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from costhook.agents import jsonl
 from costhook.agents.claude import ingest
 from costhook.pricing import prices
 from costhook.store import db
-from costhook.agents import jsonl
 
 
 @dataclass

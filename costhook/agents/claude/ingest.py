@@ -9,10 +9,10 @@ both or neither. Standard library only.
 import os
 import sqlite3
 
-from costhook.pricing import prices
-from costhook.store import db, rollup, writes
 from costhook.agents import jsonl
 from costhook.agents.claude import transcript
+from costhook.pricing import prices
+from costhook.store import db, rollup, writes
 from costhook.usage import NANO, merge_call
 
 HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
@@ -36,7 +36,6 @@ class IngestResult:
         self.pending = 0  # bytes left unread (a partial last line, or a deferred catch-up)
         self.deferred = False
         self.missing = False
-
 
 
 def ingest_file(

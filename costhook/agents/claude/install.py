@@ -15,8 +15,14 @@ import os
 import shlex
 from pathlib import Path
 
-from costhook.agents.settings import (InstallResult, apply, costhook_executable, is_costhook_name, json_object,
-                                     read_settings)
+from costhook.agents.settings import (
+    InstallResult,
+    apply,
+    costhook_executable,
+    is_costhook_name,
+    json_object,
+    read_settings,
+)
 from costhook.errors import InstallError
 
 HOOK_EVENTS = (
@@ -70,7 +76,6 @@ def claude_settings_path(scope: str, project_dir: Path | None = None) -> Path:
     raise InstallError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
 
 
-
 def hook_command() -> str:
     """`<absolute costhook> hook`, shell-quoted if the path needs it."""
     return f"{shlex.quote(str(costhook_executable()))} hook"
@@ -81,7 +86,6 @@ def statusline_command() -> str:
 
 
 # -- recognising our entries -----------------------------------------------------
-
 
 
 def _is_costhook_command(command: object, subcommand: str) -> bool:
@@ -124,7 +128,6 @@ def _desired_group(event: str, command: str) -> dict:
 
 def _matches_everything(group: dict) -> bool:
     return group.get("matcher") in (None, "", "*")
-
 
 
 def _hooks_table(settings: dict, create: bool) -> dict | None:
@@ -228,7 +231,6 @@ def merge_uninstall(settings: dict) -> dict:
     if is_costhook_statusline(settings.get("statusLine")):
         del settings["statusLine"]
     return settings
-
 
 
 def _done_message(verb: str, path: Path, backup: Path | None, data: dict) -> str:

@@ -20,8 +20,19 @@ import os
 from costhook import timeframe
 from costhook.agents.jsonl import line_batches, load_line, resumable
 from costhook.agents.openclaw import cron
-from costhook.agents.openclaw.events import (AGENT, HEAD_BYTES, MAX_EVENT_BYTES, ParseResult, ReadState, SessionMeta,
-                                             Stats, ZstdUnavailable, clip, parse_events, session_facts)
+from costhook.agents.openclaw.events import (
+    AGENT,
+    HEAD_BYTES,
+    MAX_EVENT_BYTES,
+    ParseResult,
+    ReadState,
+    SessionMeta,
+    Stats,
+    ZstdUnavailable,
+    clip,
+    parse_events,
+    session_facts,
+)
 from costhook.store import writes
 from costhook.store.db import transaction
 

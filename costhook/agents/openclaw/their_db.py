@@ -26,8 +26,18 @@ import time
 
 from costhook import timeframe
 from costhook.agents.openclaw import cron
-from costhook.agents.openclaw.events import (AGENT, HEAD_BYTES, ReadState, SessionMeta, Stats, ZstdUnavailable, clip,
-                                             decode_event, parse_events, session_facts)
+from costhook.agents.openclaw.events import (
+    AGENT,
+    HEAD_BYTES,
+    ReadState,
+    SessionMeta,
+    Stats,
+    ZstdUnavailable,
+    clip,
+    decode_event,
+    parse_events,
+    session_facts,
+)
 from costhook.store import writes
 from costhook.store.db import in_lists, transaction
 
