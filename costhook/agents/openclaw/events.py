@@ -475,9 +475,6 @@ class Stats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 # ------------------------------------------------------------------ zstd ------------
 

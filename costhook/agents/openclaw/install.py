@@ -348,16 +348,3 @@ def install_openclaw(dry_run: bool = False) -> InstallResult:
 def uninstall_openclaw(dry_run: bool = False) -> InstallResult:
     """Remove costhook's OpenClaw plugin from OpenClaw's config (and its copied files)."""
     return _apply(False, dry_run)
-
-
-def installed_command() -> list[str] | None:
-    """The hook command costhook's plugin entry holds (for doctor), or None."""
-    try:
-        _, data = _read_json(config_path())
-    except InstallError:
-        return None
-    entry = ((data or {}).get("plugins") or {}).get("entries", {}).get(PLUGIN_ID) if isinstance(data, dict) else None
-    if not isinstance(entry, dict) or entry.get("enabled") is False:
-        return None
-    command = (entry.get("config") or {}).get("command") if isinstance(entry.get("config"), dict) else None
-    return command if isinstance(command, list) else None
