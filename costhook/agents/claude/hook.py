@@ -2,14 +2,14 @@
 
 The handlers run inside agents.runtime.run_hook (fail-open, one log line per error) on
 the agent's critical path for every tool call: standard library and costhook's
-stdlib-only modules only.
+stdlib-only modules only, each imported by the handler that needs it (a hook pays for
+every module it loads, and most events need few).
 """
 
 import json
 import os
 import time
 
-from costhook import timeframe
 from costhook.agents import runtime
 from costhook.agents.runtime import log_error, open_db, spawn_detached, user_config
 
@@ -62,12 +62,14 @@ class Event:
 
 
 def on_session_start(event: Event):
+    from costhook.timeframe import now_iso
+
     entrypoint = os.environ.get("CLAUDE_CODE_ENTRYPOINT") or None
     record_session(
         event,
         project=event.text("cwd"),
         git_branch=git_branch(event.text("cwd")),
-        started_at=timeframe.now_iso(),
+        started_at=now_iso(),
         source=event.text("source"),
         model=event.text("model"),
         transcript_path=event.transcript,
@@ -169,7 +171,9 @@ def on_subagent_stop(event: Event):
 def on_session_end(event: Event):
     """Close the session and catch up. Claude Code gives all SessionEnd hooks 1.5 s in
     total, so a large backlog goes to a detached process instead."""
-    record_session(event, ended_at=timeframe.now_iso(), end_reason=event.text("reason"))
+    from costhook.timeframe import now_iso
+
+    record_session(event, ended_at=now_iso(), end_reason=event.text("reason"))
     ingest_paths([event.transcript, *subagent_files(event.subagent_dir())], max_bytes=HOOK_MAX_BYTES // 4)
     refresh_dashboard_if_due()
 

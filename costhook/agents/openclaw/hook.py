@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import time
 
-from costhook import timeframe
 from costhook.agents import runtime
 from costhook.agents.openclaw import cron, events, files, paths, their_db
 
@@ -205,6 +204,8 @@ def on_agent_end(p: Payload):
 
 
 def on_after_tool_call(p: Payload):
+    from costhook.timeframe import now_iso
+
     from costhook.store import db, writes
 
     name = p.e("toolName", 200) or p.c("toolName", 200)
@@ -219,7 +220,7 @@ def on_after_tool_call(p: Payload):
             "agent_id": events.classify_key(p.session_key)["subagent_id"],
             "tool_name": name,
             "mcp_server": None,
-            "timestamp": timeframe.now_iso(),
+            "timestamp": now_iso(),
             "success": 0 if failed else 1,
             "duration_ms": int(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration >= 0 else None,
             "input_bytes": _count(p.event.get("paramsBytes")),
@@ -266,19 +267,23 @@ def record_session(p: Payload, meta: events.SessionMeta, **facts):
 
 
 def on_session_start(p: Payload):
+    from costhook.timeframe import now_iso
+
     if not p.session_id:
         return None
-    record_session(p, p.meta(), started_at=timeframe.now_iso(), source=p.e("resumedFrom", 300) and "resume")
+    record_session(p, p.meta(), started_at=now_iso(), source=p.e("resumedFrom", 300) and "resume")
     return None
 
 
 def on_session_end(p: Payload):
+    from costhook.timeframe import now_iso
+
 
     sid = p.session_id
     if not sid:
         return None
     meta = p.meta()
-    conn = record_session(p, meta, ended_at=timeframe.now_iso(), end_reason=p.e("reason", 40))
+    conn = record_session(p, meta, ended_at=now_iso(), end_reason=p.e("reason", 40))
     archive = p.e("sessionFile")
     if archive and os.path.basename(archive).startswith(sid) and files.is_transcript_file(os.path.basename(archive)) and os.path.isfile(archive):
         try:
