@@ -78,13 +78,14 @@ class Verdict:
     """What the hook should do: block (the strictest spent blocking budget), or show
     `warnings` (thresholds fired just now), or nothing."""
 
-    __slots__ = ("block", "warnings", "statuses", "error")
+    __slots__ = ("block", "warnings", "statuses", "error", "unrecorded")
 
-    def __init__(self, block=None, warnings=(), statuses=(), error=None):
+    def __init__(self, block=None, warnings=(), statuses=(), error=None, unrecorded=None):
         self.block = block
         self.warnings = list(warnings)
         self.statuses = list(statuses)
         self.error = error  # costhook could not read its data and a budget says block then
+        self.unrecorded = unrecorded  # why the thresholds could not be recorded (the verdict stands)
 
     @property
     def stops(self) -> bool:
@@ -219,13 +220,23 @@ def _sum_rollup(conn, budget: dict, first: str, last: str, tokens: bool) -> tupl
 def check(conn, budgets: list, ctx: Context, *, now: datetime | None = None, tz=None, record: bool = True) -> Verdict:
     """Decide for the agent work in `ctx`. With `record`, thresholds crossed for the first
     time in their period are stored in `alerts` and returned as warnings (each fires once,
-    however many hooks race); a spent blocking budget blocks every time it is asked."""
+    however many hooks race); a spent blocking budget blocks every time it is asked.
+
+    The spend is read without the write lock (WAL readers never wait); only recording the
+    thresholds needs it. If that fails (another process holds the lock past the busy
+    timeout), the decision stands, without warnings this time: a threshold not recorded
+    fires on a later check."""
     now = now or datetime.now(timezone.utc)
     statuses = [spend(conn, b, ctx, now, tz) for b in budgets if applies(b, ctx)]
     blocking = [s for s in statuses if s.blocking]
     block = max(blocking, key=lambda s: s.fraction) if blocking else None
-    warnings = fire_alerts(conn, statuses, now, ctx) if record else []
-    return Verdict(block=block, warnings=warnings, statuses=statuses)
+    warnings, unrecorded = [], None
+    if record:
+        try:
+            warnings = fire_alerts(conn, statuses, now, ctx)
+        except Exception as exc:
+            unrecorded = exc
+    return Verdict(block=block, warnings=warnings, statuses=statuses, unrecorded=unrecorded)
 
 
 def on_error(budgets: list, exc: BaseException) -> Verdict | None:

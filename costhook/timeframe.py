@@ -6,6 +6,7 @@ falls on; budgets and reports group them into the user's days, weeks and months.
 Standard library only: the hook and the statusline use it.
 """
 
+import os
 import re
 import time
 
@@ -21,7 +22,7 @@ CALENDAR = ("daily", "weekly", "monthly")
 
 
 def local_zone(name: str | None):
-    """The zone periods follow: `name` (IANA), else the machine's local zone. UTC is
+    """The zone periods follow: `name` (IANA), else the machine's zone. UTC is
     `timezone.utc`, the same periods without importing zoneinfo (~5 ms on the statusline)."""
     if name in UTC_NAMES:
         return timezone.utc
@@ -29,7 +30,35 @@ def local_zone(name: str | None):
         from zoneinfo import ZoneInfo
 
         return ZoneInfo(name)
-    return datetime.now().astimezone().tzinfo
+    return machine_zone()
+
+
+def machine_zone():
+    """The machine's zone with its rules: today's offset alone would put a summer call on
+    the wrong day in winter. A zone without DST keeps its fixed offset (no zoneinfo needed);
+    one with DST is `$TZ` (an IANA name), else the zone /etc/localtime links to (or holds)."""
+    fixed = datetime.now().astimezone().tzinfo
+    if not time.daylight:
+        return fixed
+    from zoneinfo import ZoneInfo
+
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ValueError, OSError):  # a POSIX rule string, or an unknown name
+            return fixed
+    target = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in target:  # a link into the tz database names the zone
+        try:
+            return ZoneInfo(target.split("/zoneinfo/", 1)[1])
+        except (ValueError, OSError):
+            pass
+    try:
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except (ValueError, OSError):
+        return fixed
 
 
 # ------------------------------------------------------------------- stamps -------

@@ -22,6 +22,10 @@ AGENT_HOOKS = {  # `costhook hook --agent NAME` → the module whose handle(payl
 }
 MAX_STDIN = 32 << 20
 BUSY_TIMEOUT_MS = 3000
+# How long a hook deciding a budget waits for another process's write lock, per write:
+# the verdict comes from what is stored (readers never wait in WAL), and the whole hook
+# must answer well within the agent's hook timeout (5 s for prompts and tools).
+DECIDING_BUSY_MS = 600
 ERRORS_LOG_MAX = 1 << 20
 DASHBOARD_MIN_INTERVAL_S = 60  # the config's default for [dashboard] min_interval_seconds
 
@@ -126,6 +130,25 @@ def user_config() -> dict:
     return _config
 
 
+class deciding:
+    """`with deciding():` around a hook's writes before a budget decision (catching up a
+    transcript, recording a tool call): with budgets configured, each write waits at most
+    DECIDING_BUSY_MS for another process's write lock, then fails (the caller logs it; a
+    transcript's cursor did not move, so nothing is lost) and the hook decides on what is
+    already stored. Without budgets a hook only records, and waits the usual timeout."""
+
+    def __enter__(self):
+        self.short = bool(user_config().get("budgets"))
+        if self.short:
+            open_db().execute(f"PRAGMA busy_timeout = {DECIDING_BUSY_MS}")
+        return self
+
+    def __exit__(self, *exc):
+        if self.short and _conn is not None:
+            _conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return False
+
+
 def forget() -> None:
     """Close the connection and forget the config: what a new hook process starts from."""
     global _conn, _config
@@ -167,12 +190,15 @@ def decide(where: str, context, *, record: bool = True, notify_on_block: bool = 
     from costhook import budgets, timeframe
 
     try:
-        conn = open_db()
-        ctx, checked = context(conn)
-        verdict = budgets.check(conn, checked, ctx, tz=timeframe.local_zone(cfg.get("timezone")), record=record)
+        with deciding():
+            conn = open_db()
+            ctx, checked = context(conn)
+            verdict = budgets.check(conn, checked, ctx, tz=timeframe.local_zone(cfg.get("timezone")), record=record)
     except Exception as exc:
         log_error(where, exc)
         return budgets.on_error(cfg["budgets"], exc)
+    if verdict.unrecorded is not None:
+        log_error(where, verdict.unrecorded)
     if record and (verdict.warnings or (notify_on_block and verdict.block is not None)) and cfg.get("notify"):
         spawn_detached(["--notify"])
     return verdict
@@ -182,11 +208,17 @@ def decide(where: str, context, *, record: bool = True, notify_on_block: bool = 
 
 
 def spawn_detached(args: list) -> None:
-    """Run `costhook hook ARGS` in its own session, detached from the agent's hook."""
+    """Run `costhook hook ARGS` in its own session, detached from the agent's hook.
+
+    The hook runs in the agent's working directory, which belongs to whatever project the
+    agent is in: the child must not import anything from there. So it is started by this
+    very interpreter's absolute path, in isolated mode (-I: no current directory or script
+    folder on sys.path, no PYTHON* variables, no user site), from the root directory."""
     import subprocess
 
     subprocess.Popen(
-        [sys.executable, "-m", "costhook", "hook", *args],
+        [os.path.abspath(sys.executable), "-I", "-m", "costhook", "hook", *args],
+        cwd="/",
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

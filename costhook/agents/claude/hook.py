@@ -228,21 +228,26 @@ def record_session(event: Event, **facts) -> None:
 
 
 def record_tool_call(event: Event) -> None:
+    """Its name, id, duration and sizes; with budgets configured it waits briefly for a busy
+    database (runtime.deciding): the decision after it must not be late."""
     from costhook.store import db, writes
 
     try:
-        conn = open_db()
-        with db.transaction(conn):
-            writes.record_tool_call(conn, tool_call_row(event))
+        with runtime.deciding():
+            conn = open_db()
+            with db.transaction(conn):
+                writes.record_tool_call(conn, tool_call_row(event))
     except Exception as exc:
         log_error(event.text("hook_event_name") or "tool", exc)
 
 
 def ingest_before_deciding(event: Event, transcripts: list) -> None:
-    """Catch up before a budget decision; if that fails, the decision still runs (and its
-    own `on_error` policy applies when the data cannot be read at all)."""
+    """Catch up before a budget decision; if that fails (a busy database: see
+    runtime.deciding), the decision still runs on what is stored (and its own `on_error`
+    policy applies when the data cannot be read at all)."""
     try:
-        ingest_paths(transcripts)
+        with runtime.deciding():
+            ingest_paths(transcripts)
     except Exception as exc:
         log_error(event.text("hook_event_name") or "ingest", exc)
 

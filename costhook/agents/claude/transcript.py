@@ -210,7 +210,7 @@ def _tools_requested(content) -> tuple[list, str | None]:
             args = block.get("input")
             if isinstance(args, dict):
                 value = args.get("skill") or args.get("command")
-                skill = value if isinstance(value, str) and value else skill
+                skill = value if isinstance(value, str) and is_command_name(value) else skill
     return names, skill
 
 
@@ -249,12 +249,30 @@ def _user_record(line: dict, state: ReadState) -> None:
 
 
 def _command_name(text: str) -> str | None:
-    start = text.find("<command-name>")
-    if start < 0:
+    """The slash command or skill a prompt runs, from Claude Code's own wrapper at the very
+    start of the prompt: an optional `<command-message>…</command-message>`, then
+    `<command-name>NAME</command-name>` (closed), NAME of command syntax. Anything else is
+    the user's text, which is never stored, however much it looks like the wrapper."""
+    text = text.lstrip()
+    if text.startswith("<command-message>"):
+        end = text.find("</command-message>", 0, 1000)
+        if end < 0:
+            return None
+        text = text[end + len("</command-message>"):].lstrip()
+    if not text.startswith("<command-name>"):
         return None
-    end = text.find("</command-name>", start)
-    name = text[start + len("<command-name>") : end if end >= 0 else None].strip()
-    return name[:200] or None
+    end = text.find("</command-name>", 0, 200)
+    if end < 0:
+        return None
+    name = text[len("<command-name>"):end].strip()
+    return name if is_command_name(name) else None
+
+
+def is_command_name(name: str) -> bool:
+    """`/deploy`, `review`, `frontend-design:ship`: an optional slash, then 1–100 word
+    characters, colons, dots or dashes."""
+    body = name[1:] if name.startswith("/") else name
+    return 0 < len(body) <= 100 and all(c.isalnum() or c in "_:.-" for c in body)
 
 
 def _cost_state_line(raw: bytes, result: ParseResult) -> None:

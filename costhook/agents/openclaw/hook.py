@@ -336,7 +336,11 @@ def gate_verdict(p: Payload):
         return None
     from costhook import budgets
 
-    catch_up(p, GATE_INGEST_S)
+    try:
+        with runtime.deciding():
+            catch_up(p, GATE_INGEST_S)
+    except Exception as exc:  # the database cannot even be opened: decide() applies on_error
+        runtime.log_error(p.hook, exc)
 
     def context(conn):
         att = p.attribution()

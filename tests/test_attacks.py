@@ -1,0 +1,187 @@
+"""Promises held against someone who did not write them (issue 12): a busy database does
+not turn a spent blocking budget into "allow", nothing from the agent's working directory
+runs, a prompt's text never becomes a "skill", the machine's zone keeps its DST.
+
+Each test failed on bc9f205 (the code before these fixes) and passes now."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import COSTHOOK, db_rows, run_hook
+from test_budgets import event, write_calls
+
+UTC = timezone.utc
+HOOK_TIMEOUT_S = 5  # what `costhook install` registers for UserPromptSubmit and PreToolUse
+DEADLINE_S = 2.5  # a hook deciding a budget answers well within it, whatever holds the database
+
+
+def now_stamp(offset_s: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset_s)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def hold_write_lock(db_path: str, seconds: float = 30) -> subprocess.Popen:
+    """Another process holding costhook's write lock, as an import's transaction does."""
+    code = ("import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(float(sys.argv[2]))")
+    holder = subprocess.Popen([sys.executable, "-c", code, db_path, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def timed_hook(data: dict, args=()) -> tuple[dict | None, float]:
+    started = time.monotonic()
+    proc = run_hook(data, args=args, timeout=HOOK_TIMEOUT_S * 3)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    return (json.loads(proc.stdout) if proc.stdout else None), elapsed
+
+
+# ------------------------------------------------------- budgets, busy database ----
+
+
+@pytest.fixture
+def spent(home, tmp_path):
+    """A session whose stored spend ($0.003) is over a $0.002 daily blocking budget."""
+    transcript = tmp_path / "s-1.jsonl"
+    write_calls(transcript, [("m1", 1000, now_stamp())])
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = "0.002"\naction = "block"\n')
+    first, _ = timed_hook(event(transcript, "UserPromptSubmit", prompt="x"))  # ingests the call, records the alert
+    assert first["decision"] == "block"
+    return transcript
+
+
+def test_a_busy_database_never_turns_a_spent_budget_into_allow(home, spent):
+    """Another process holds the write lock for 30 s (an import, a catch-up, another
+    session): the hooks cannot catch up or record anything, and still block in time."""
+    write_calls(spent, [("m2", 1000, now_stamp(1))])  # something new to catch up: it must wait for the lock
+    holder = hold_write_lock(os.environ["COSTHOOK_DB"])
+    try:
+        prompt, t_prompt = timed_hook(event(spent, "UserPromptSubmit", prompt="more"))
+        tool, t_tool = timed_hook(event(spent, "PreToolUse", tool_name="Bash", tool_use_id="toolu_m2"))
+        after, t_after = timed_hook(event(spent, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m2"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert prompt["decision"] == "block", prompt
+    assert tool["continue"] is False and tool["hookSpecificOutput"]["permissionDecision"] == "deny", tool
+    assert after["continue"] is False, after
+    assert max(t_prompt, t_tool, t_after) < DEADLINE_S, (t_prompt, t_tool, t_after)
+    # What could not be written is not lost: the next hook catches up.
+    timed_hook(event(spent, "UserPromptSubmit", prompt="again"))
+    assert db_rows("SELECT count(*) AS n FROM requests")[0]["n"] == 2
+
+
+def test_the_openclaw_gate_holds_on_a_busy_database(home, tmp_path):
+    from test_openclaw_hook import assistant, hook, payload
+
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "session"\nperiod = "session"\nlimit = 0.05\naction = "block"\n')
+    for index in range(3):
+        message = assistant(index)
+        message["timestamp"] = int(time.time() * 1000) - 1000 + index  # today
+        assert hook(payload("message", {"message": message})).returncode == 0
+    assert db_rows("SELECT count(*) AS n FROM requests")[0]["n"] == 3
+    holder = hold_write_lock(os.environ["COSTHOOK_DB"])
+    try:
+        started = time.monotonic()
+        proc = hook(payload("before_tool_call", {"toolName": "exec", "toolCallId": "toolu_busy"}))
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert json.loads(proc.stdout)["block"] is True
+    assert elapsed < 2.0, elapsed  # the plugin gives a gate 3 s, then lets the tool run
+
+
+# ------------------------------------------------------- code from the project ----
+
+
+def test_detached_jobs_never_import_code_from_the_working_directory(home, tmp_path):
+    """A project holding its own `costhook` package (or module): the hook's detached job
+    (here the dashboard refresh after a session) must run costhook, not the project's."""
+    project = tmp_path / "project"
+    marker = tmp_path / "project-code-ran"
+    (project / "costhook").mkdir(parents=True)
+    planted = f"open({str(marker)!r}, 'w').write('ran')\n"
+    (project / "costhook" / "__init__.py").write_text(planted)
+    (project / "costhook" / "__main__.py").write_text(planted)
+    (project / "costhook.py").write_text(planted)
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (tmp_path / "config.toml").write_text(f'[dashboard]\nvault = "{vault}"\nrefresh_on_session_end = true\n')
+    proc = subprocess.run([COSTHOOK, "hook"], input=json.dumps({"hook_event_name": "SessionEnd", "session_id": "s-1",
+                          "cwd": str(project), "reason": "exit"}).encode(), cwd=project, capture_output=True, timeout=30)
+    assert proc.returncode == 0
+    note = vault / "costhook" / "Cost dashboard.md"
+    deadline = time.monotonic() + 20
+    while not note.exists() and not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert not marker.exists(), "the project's own costhook code ran"
+    assert note.exists(), "the detached dashboard refresh did not run"
+
+
+# ------------------------------------------------------- prompt text --------------
+
+
+@pytest.mark.parametrize("content, skill", [
+    ("<command-name>/deploy</command-name>", "/deploy"),
+    ("<command-message>review is running…</command-message>\n<command-name>/review</command-name>\n"
+     "<command-args>pr 12</command-args>", "/review"),
+    ("<command-name>frontend-design:ship</command-name>", "frontend-design:ship"),
+    # Text that merely mentions the tag is a prompt, and a prompt is never stored.
+    ("please explain what <command-name>my secret plan for the merger</command-name> does", None),
+    ("summarise: <command-name>/deploy</command-name>", None),
+    ("<command-name>/deploy now with the production password hunter2", None),  # no closing tag
+    ("<command-name>two words</command-name>", None),
+    ("<command-name><img src=https://evil.example/x></command-name>", None),
+    ("<command-name>" + "x" * 101 + "</command-name>", None),
+])
+def test_only_claude_codes_command_wrapper_names_a_skill(home, tmp_path, content, skill):
+    from transcript_lines import user
+
+    transcript = tmp_path / "s-1.jsonl"
+    transcript.write_text(user(content))
+    write_calls(transcript, [("m1", 10, now_stamp())])
+    assert run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m1")).returncode == 0
+    assert db_rows("SELECT skill FROM requests") == [{"skill": skill}]
+
+
+# ------------------------------------------------------- the machine's zone -------
+
+
+def test_without_a_configured_timezone_the_machines_zone_keeps_its_dst(home, tmp_path):
+    """TZ=America/New_York and no `timezone` in the config: a call at 00:30 local time is
+    on that local day, in summer and in winter, whatever today's offset is."""
+    zone = ZoneInfo("America/New_York")
+    now = datetime.now(zone)
+    # A past day on the other side of DST from today's offset.
+    day = next(now - timedelta(days=n) for n in range(30, 366) if (now - timedelta(days=n)).utcoffset() != now.utcoffset())
+    other = day.replace(hour=0, minute=30, second=0, microsecond=0)
+    local_day = other.date().isoformat()
+    stamp = other.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    transcript = tmp_path / "s-1.jsonl"
+    write_calls(transcript, [("m1", 1000, stamp)])
+    env = {**os.environ, "TZ": "America/New_York"}
+    assert run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m1"), env=env).returncode == 0
+    report = subprocess.run([COSTHOOK, "report", "--by", "day", "--format", "json"], env=env, capture_output=True,
+                            text=True, timeout=30)
+    assert [row["key"] for row in json.loads(report.stdout)["rows"]] == [local_day]
+
+
+@pytest.mark.parametrize("name, skill", [("pdf", "pdf"), ("frontend-design:ship", "frontend-design:ship"),
+                                         ("<img src=https://evil.example/x>", None), ("=HYPERLINK(\"x\")", None)])
+def test_a_skill_the_model_names_is_kept_only_with_command_syntax(home, tmp_path, name, skill):
+    """The model writes the Skill tool's input: its own output is outside text too."""
+    from transcript_lines import assistant, tool_use
+
+    transcript = tmp_path / "s-1.jsonl"
+    transcript.write_text(assistant("m0", timestamp=now_stamp(), content=[tool_use("Skill", "toolu_s", skill=name)]))
+    write_calls(transcript, [("m1", 10, now_stamp(1))])
+    assert run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m1")).returncode == 0
+    assert db_rows("SELECT skill FROM requests WHERE message_id = 'm1'") == [{"skill": skill}]
