@@ -31,6 +31,12 @@ ATTRIBUTION_FIELDS = (
 )
 
 MAX_COUNT = 10**12
+# What one API call can plausibly bill. No model reads or writes a billion tokens in one
+# call, nor runs a million web searches: a record beyond these is garbage (or an attack),
+# skipped and counted as malformed. The bound also keeps every price, and every sum of
+# prices SQLite keeps, far inside its 64-bit integers (at most ~$10^6 a call).
+MAX_CALL_TOKENS = 10**9
+MAX_CALL_SEARCHES = 10**6
 _MERGED_ATTRIBUTION = ATTRIBUTION_FIELDS + ("skill", "prompt_id", "cron_job", "is_heartbeat", "model")
 
 
@@ -45,6 +51,13 @@ def as_count(value) -> int:
     if isinstance(value, float) and value.is_integer() and 0 <= value < MAX_COUNT:
         return int(value)
     return 0
+
+
+def plausible(record: dict) -> bool:
+    """Can one API call have billed this much? (See MAX_CALL_TOKENS.)"""
+    get = record.get
+    return (all((get(name) or 0) <= MAX_CALL_TOKENS for name in TOKEN_FIELDS)
+            and (get("web_search_requests") or 0) <= MAX_CALL_SEARCHES)
 
 
 def total_tokens(record: dict) -> int:

@@ -185,3 +185,37 @@ def test_a_skill_the_model_names_is_kept_only_with_command_syntax(home, tmp_path
     write_calls(transcript, [("m1", 10, now_stamp(1))])
     assert run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m1")).returncode == 0
     assert db_rows("SELECT skill FROM requests WHERE message_id = 'm1'") == [{"skill": skill}]
+
+
+# ------------------------------------------------------- hostile numbers ----------
+
+
+def test_one_absurd_call_is_skipped_and_never_blocks_the_others(home, tmp_path):
+    """`web_search_requests: 999999999999` priced beyond SQLite's integers: the batch rolled
+    back, the transcript was never read again and `import` ended in a traceback having
+    recorded none of the valid calls. Now that call is skipped and counted as malformed."""
+    from transcript_lines import assistant
+
+    projects = tmp_path / "claude" / "projects" / "-home-dev-acme"
+    projects.mkdir(parents=True)
+    for n in range(20):
+        lines = [assistant(f"m{n}-{i}", session_id=f"s{n}", timestamp=now_stamp(), input_tokens=100) for i in range(5)]
+        if n == 7:
+            searches = json.loads(assistant("absurd", session_id="s7", timestamp=now_stamp()))
+            searches["message"]["usage"]["server_tool_use"] = {"web_search_requests": 999_999_999_999}
+            lines.insert(2, json.dumps(searches) + "\n")
+            lines.insert(3, assistant("huge", session_id="s7", timestamp=now_stamp(), model="claude-opus-4-5-20251101",
+                                      output_tokens=900_000_000_000))
+        (projects / f"s{n}.jsonl").write_text("".join(lines))
+    proc = subprocess.run([COSTHOOK, "import", "--claude-dir", str(tmp_path / "claude")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "Skipped 2 malformed lines." in proc.stdout, proc.stdout
+    assert db_rows("SELECT count(*) AS n FROM requests")[0]["n"] == 100
+    # The hook reads the same transcript: the absurd lines do not stall it either.
+    again = tmp_path / "s7.jsonl"
+    again.write_text((projects / "s7.jsonl").read_text())
+    write_calls(again, [("after", 10, now_stamp(1))], session="s7")
+    assert run_hook(event(again, "PostToolUse", tool_name="Bash", tool_use_id="toolu_after")).returncode == 0
+    assert db_rows("SELECT count(*) AS n FROM requests WHERE message_id = 'after'")[0]["n"] == 1
+    assert not (home / "errors.log").exists()

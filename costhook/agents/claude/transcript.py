@@ -12,7 +12,7 @@ import json
 import os
 
 from costhook.agents.jsonl import load_line, utc_timestamp
-from costhook.usage import as_count, merge_call
+from costhook.usage import as_count, merge_call, plausible
 
 # Cheap byte tests that decide whether a line is worth parsing at all. A line we care
 # about always carries one of these; everything else (attachments, request blobs,
@@ -147,6 +147,9 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
     agent_id = get("agentId")
     agent_id = agent_id if isinstance(agent_id, str) and agent_id else ctx.agent_id
     record = _usage_record(usage)
+    if not plausible(record):
+        result.malformed += 1
+        return
     record.update(
         key=f"{message_id}:{request_id}",
         agent="claude",

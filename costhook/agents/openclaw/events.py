@@ -21,7 +21,7 @@ import json
 import time
 
 from costhook.agents.jsonl import utc_timestamp
-from costhook.usage import NANO, as_count
+from costhook.usage import NANO, as_count, plausible
 
 AGENT = "openclaw"
 KEY_PREFIX = "openclaw:"
@@ -432,6 +432,9 @@ def _assistant(event: dict, message: dict, meta: SessionMeta, state: ReadState, 
         fallback_provider=state.provider,
     )
     if record is None:
+        return
+    if not plausible(record):
+        result.malformed += 1
         return
     previous = result.calls.get(record["key"])
     if previous is None or _tokens(record) > _tokens(previous):

@@ -33,6 +33,7 @@ import time
 
 from costhook.agents import runtime
 from costhook.agents.openclaw import cron, events, files, paths, their_db
+from costhook.usage import plausible
 
 GATE_INGEST_S = 0.8  # catching up before a budget decision must stay well inside the plugin's 3 s
 INGEST_S = 3.0
@@ -156,7 +157,7 @@ def record_messages(p: Payload, messages: list) -> int:
         if isinstance(run, str) and run:
             att["run_id"] = run[:300]
         record = events.call_record(message, att, tools=tools, ack=int(ack) if isinstance(ack, bool) else None)
-        if record is not None:
+        if record is not None and plausible(record):
             calls[record["key"]] = record
     if not calls:
         return 0
