@@ -6,6 +6,8 @@ picks one instead of writing another. Standard library only, and of costhook onl
 usage words: the statusline and the hooks use it.
 """
 
+import re
+
 from costhook.usage import NANO
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -141,13 +143,70 @@ def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+# ------------------------------------------------------------------- escaping -----
+# One rule per output: text from outside (project folders, skill names, sub-agent types,
+# session and model ids, cron job and tool names) goes through md_text/md_code in markdown,
+# csv_cell in CSV and term_text on a terminal; JSON output is escaped by json itself.
+# Ordinary names come out unchanged.
+
+# C0 controls, DEL, C1 controls, and the bidirectional overrides that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_MD_SPECIAL = re.compile(r"[\\`\[\]|<>$%]")
+_MD_ENTITY = {"<": "&lt;", ">": "&gt;"}
+_MD_NOT_CODE = re.compile(r"[`|<>\\]")
+_MD_CELL = re.compile(r"\\.|[|\r\n]")
+CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _visible(match) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def term_text(value) -> str:
+    """Outside text on a terminal: every control character (ESC, BEL, DEL, CR, LF, C1, bidi
+    overrides) shown as a visible escape such as `\\x1b`, so a name cannot move the cursor,
+    retitle the window, clear the screen or break a table row."""
+    return _CONTROL.sub(_visible, str(value))
+
+
+def md_text(value) -> str:
+    """Outside text in markdown, in a table cell, a list item or a sentence: `|`, backslash,
+    backticks, brackets (links, wikilinks, embeds), `$` (math) and `%` (Obsidian comments) are
+    backslash-escaped; `<` and `>` become entities (no HTML tag, no `<!--` comment, no
+    autolink); line breaks become spaces and other control characters visible escapes."""
+    text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    text = _MD_SPECIAL.sub(lambda m: _MD_ENTITY.get(m[0]) or "\\" + m[0], text)
+    return _CONTROL.sub(_visible, text)
+
+
+def md_code(value) -> str:
+    """Outside text as an inline code span (`` `name` ``); text a code span should not hold
+    (a backtick, `|`, `<`, `>`, a backslash, a control character, nothing at all) is written
+    with md_text instead."""
+    text = str(value)
+    if not text or _MD_NOT_CODE.search(text) or _CONTROL.search(text):
+        return md_text(text)
+    return f"`{text}`"
+
+
+def csv_cell(value):
+    """One CSV cell: numbers as they are; text starting with `=`, `+`, `-`, `@`, a tab or a
+    CR gets a leading `'` (the OWASP rule against spreadsheet formulas), and control
+    characters are shown as visible escapes (term_text), since CSV is read on terminals too."""
+    if not isinstance(value, str):
+        return value
+    text = term_text(value)
+    return "'" + text if value.startswith(CSV_TRIGGERS) else text
+
+
 # ------------------------------------------------------------------- tables -------
 
 
 def grid(rows: list, right: set = frozenset()) -> str:
-    """A plain-text table: the first row is the header, a rule under it; `right` holds
-    the indexes of right-aligned columns."""
-    rows = [[str(c) for c in r] for r in rows]
+    """A plain-text table for the terminal: the first row is the header, a rule under it;
+    `right` holds the indexes of right-aligned columns. Every cell goes through term_text."""
+    rows = [[term_text(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 
     def line(cells):
@@ -157,9 +216,9 @@ def grid(rows: list, right: set = frozenset()) -> str:
 
 
 def md_cell(value) -> str:
-    """Any value as one markdown table cell: user text (project, job, model names) may hold
-    `|` or a newline, which would break the row."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """Any value as one markdown table cell: a `|` or a line break would break the row.
+    Backslash pairs are left as they are (md_text's escapes are already safe in a cell)."""
+    return _MD_CELL.sub(lambda m: m[0] if len(m[0]) == 2 else ("\\|" if m[0] == "|" else " "), str(value))
 
 
 def md_table(header: list, rows: list, align: str | None = None) -> str:

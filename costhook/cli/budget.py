@@ -77,7 +77,7 @@ def budget_remove(budget_id):
         raise click.ClickException(f"no budget with id {budget_id!r} (see `costhook budget list`)")
     except errors.ConfigError as exc:
         raise click.ClickException(str(exc))
-    click.echo(f"removed {budget_id}")
+    click.echo(f"removed {text.term_text(budget_id)}")
 
 
 @budget.command(name="list")

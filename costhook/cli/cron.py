@@ -7,7 +7,7 @@ import click
 
 from costhook import timeframe
 from costhook.cli.common import db_option, format_option, load_config, open_store, tz_option, zone
-from costhook.text import grid, money_nano
+from costhook.text import grid, money_nano, term_text
 from costhook.usage import NANO
 from costhook.views.cron import anomalies, budget_status, find_job, heartbeat_idle, history, summary
 
@@ -87,11 +87,11 @@ def render_summary(crons: list, idle: dict, flagged: list, budget_rows: list, tz
     if flagged:
         out.append("\nAnomalies (≥ 2× the cron's rolling average):")
         for run in flagged[:10]:
-            out.append(f"  {_local(run['started_at'], tz)}  {(run['job_name'] or run['job_id'])[:40]}  {run['line']}")
+            out.append(f"  {_local(run['started_at'], tz)}  {term_text((run['job_name'] or run['job_id'])[:40])}  {run['line']}")
     if budget_rows:
         out.append("\nCron budgets:")
         for b in budget_rows:
-            out.append(f"  {b['budget_id']}: {b['message']}" + ("  BLOCKING" if b["blocking"] else ""))
+            out.append(f"  {term_text(b['budget_id'])}: {term_text(b['message'])}" + ("  BLOCKING" if b["blocking"] else ""))
     return "\n".join(out)
 
 
@@ -101,7 +101,8 @@ def render_history(job: dict | None, job_runs: list, tz) -> str:
         return "No runs recorded for this cron."
     head = []
     if job:
-        head.append(f"{job['job_name'] or job['job_id']} ({job['job_id']})" + (f" · {job['schedule']}" if job.get("schedule") else ""))
+        head.append(term_text(f"{job['job_name'] or job['job_id']} ({job['job_id']})"
+                              + (f" · {job['schedule']}" if job.get("schedule") else "")))
         head.append(f"{job['runs']} runs · {money_nano(job['cost_nanousd'])} total"
                     + (f" · {money_nano(round(job['avg_cost_usd'] * NANO))} per run" if job["avg_cost_usd"] is not None else "")
                     + f" · {job['sparkline']}")

@@ -12,6 +12,7 @@ import os
 import sys
 
 from costhook import timeframe
+from costhook.text import csv_cell, md_text, term_text
 from costhook.views import report
 
 
@@ -111,7 +112,8 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     if filters or data["totals"]["unpriced_requests"]:
         unpriced = report.unpriced_models(conn, win, filters)
         if unpriced:
-            names = ", ".join(f"{u['model']} ({u['requests']})" for u in unpriced)
+            names = ", ".join(f"{(md_text if fmt == 'markdown' else term_text)(u['model'])} ({u['requests']})"
+                              for u in unpriced)
             text += f"\nUnpriced: {names} — not in the cost column; add prices in the config (see `costhook doctor`).\n"
     return text
 
@@ -173,7 +175,7 @@ def _csv(data: dict) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([data["group_by"], *report.MEASURES])
     for row in data["rows"]:
-        writer.writerow([row["key"], *(row[m] for m in report.MEASURES)])
+        writer.writerow([csv_cell(row["key"]), *(row[m] for m in report.MEASURES)])
     writer.writerow(["TOTAL", *(data["totals"][m] for m in report.MEASURES)])
     return out.getvalue()
 
@@ -193,7 +195,7 @@ COLUMNS = (
 
 def render_table(data: dict, markdown: bool = False) -> str:
     header = [data["group_by"], *(label for _, label in COLUMNS)]
-    body = [[str(row["key"]), *(_cell(name, row[name]) for name, _ in COLUMNS)] for row in data["rows"]]
+    body = [[(md_text if markdown else term_text)(row["key"]), *(_cell(name, row[name]) for name, _ in COLUMNS)] for row in data["rows"]]
     total = ["TOTAL", *(_cell(name, data["totals"][name]) for name, _ in COLUMNS)]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(COLUMNS)) + "|"]

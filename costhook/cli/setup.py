@@ -10,6 +10,7 @@ import click
 from costhook import paths
 from costhook.agents.runtime import AGENT_HOOKS
 from costhook.cli.common import db_option, load_config, open_store, price_table
+from costhook.text import term_text
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -228,7 +229,7 @@ def doctor(db_path):
         cfg = load_config()
         table = price_table(cfg)
     except click.ClickException as exc:
-        click.echo(f"           PROBLEM: {exc.message}")
+        click.echo(f"           PROBLEM: {term_text(exc.message)}")
         problems += 1
         table = prices.load_table()
     info = prices.table_info(table)
@@ -238,7 +239,7 @@ def doctor(db_path):
         events = installer.claude_hook_commands("user")
     except installer.InstallError as exc:
         events = {}
-        click.echo(f"           PROBLEM: {exc}")
+        click.echo(f"           PROBLEM: {term_text(exc)}")
         problems += 1
     missing = [e for e in installer.HOOK_EVENTS if e not in events]
     if not events:
@@ -252,13 +253,14 @@ def doctor(db_path):
         executable = commands[0].rsplit(" ", 1)[0].strip("'\"")
         state = "" if Path(executable).exists() else f" — but {executable} does not exist (run `costhook install` again)"
         problems += bool(state)
-        click.echo(f"hooks      {settings}: {len(events)} events → {commands[0]}{state}")
+        click.echo(term_text(f"hooks      {settings}: {len(events)} events → {commands[0]}{state}"))
     log = paths.errors_log()
     if log.exists() and log.stat().st_size:
         lines = log.read_text(errors="replace").splitlines()
-        click.echo(f"errors     {len(lines)} lines in {log}; last: {lines[-1]}")
+        click.echo(f"errors     {len(lines)} lines in {log}; last: {term_text(lines[-1])}")
     for row in report.unpriced_models(conn):
-        click.echo(f"unpriced   {row['model']}: {row['requests']} requests (add [prices.\"{row['model']}\"] to the config)")
+        model = term_text(row["model"])
+        click.echo(f"unpriced   {model}: {row['requests']} requests (add [prices.\"{model}\"] to the config)")
         problems += 1
     if problems:
         sys.exit(1)

@@ -15,7 +15,7 @@ from costhook.cli.common import (
     setup,
     view_options,
 )
-from costhook.text import grid, money, percent
+from costhook.text import grid, money, percent, term_text
 from costhook.views import activity, rollup, spend
 from costhook.views import anomalies as anomaly_views
 from costhook.views import cache as cache_views
@@ -88,7 +88,7 @@ def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
         session_id = found[0]
     data = activity.tree(conn, session_id)
     if not data["requests"]:
-        raise click.ClickException(f"no calls recorded for session {session_id}")
+        raise click.ClickException(f"no calls recorded for session {term_text(session_id)}")
     emit(fmt, data, render_tree)
 
 
@@ -106,7 +106,7 @@ def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
         rows += [[r["tool"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
         text = grid(rows, {1, 2, 3})
         if d["mcp_servers"]:
-            text += "\n\nMCP servers: " + ", ".join(f"{s['server']} {money(s['cost_usd'])} ({percent(s['share'])})" for s in d["mcp_servers"])
+            text += "\n\nMCP servers: " + ", ".join(f"{term_text(s['server'])} {money(s['cost_usd'])} ({percent(s['share'])})" for s in d["mcp_servers"])
         return text + "\n\n" + d["rule"]
 
     emit(fmt, data, render)
@@ -283,9 +283,10 @@ def render_tree(d: dict) -> str:
     lines = []
 
     def walk(node, prefix, last, root=False):
-        name = node["label"] if node["kind"] != "session" or root else f"session {node['id'][:8]} ({node['label']})"
+        label = term_text(node["label"])
+        name = label if node["kind"] != "session" or root else f"session {term_text(node['id'][:8])} ({label})"
         if node["kind"] == "subagent" and node.get("id"):
-            name += f" [{node['id'][:8]}]"
+            name += f" [{term_text(node['id'][:8])}]"
         text = f"{name}  {money(node['cost_usd'])}  {percent(node['share'])}  {node['requests']:,} calls"
         lines.append(text if root else f"{prefix}{'└─ ' if last else '├─ '}{text}")
         kids = node["children"]
@@ -293,7 +294,7 @@ def render_tree(d: dict) -> str:
             walk(child, prefix if root else prefix + ("   " if last else "│  "), i == len(kids) - 1)
 
     walk(d, "", True, root=True)
-    lines[0] = f"session {d['id']}  " + lines[0].split("  ", 1)[1]
+    lines[0] = f"session {term_text(d['id'])}  " + lines[0].split("  ", 1)[1]
     return "\n".join(lines)
 
 

@@ -158,23 +158,50 @@ def merge(existing: str | None, props: dict, blocks: dict) -> str:
                 "Text outside the `costhook:begin`/`end` markers is yours and is kept._\n")
     for name in SECTIONS:
         block = f"{BEGIN.format(name)}\n{blocks.get(name, '').strip()}\n{END.format(name)}".replace("\n\n" + END.format(name), "\n" + END.format(name))
-        pattern = re.compile(re.escape(BEGIN.format(name)) + r".*?" + re.escape(END.format(name)), re.S)
-        if pattern.search(body):
-            body = pattern.sub(lambda _: block, body, count=1)
+        lines = body.split("\n")
+        found = marked_blocks(lines)
+        if name in found:
+            first, last = found[name]
+            lines[first:last + 1] = block.split("\n")
+            body = "\n".join(lines)
         else:
-            body = _insert_after_previous(body, name, block)
+            body = _insert_after_previous(lines, found, name, block)
     return front + body.rstrip("\n") + "\n"
 
 
-def _insert_after_previous(body: str, name: str, block: str) -> str:
+def marked_blocks(lines: list) -> dict:
+    """Section name -> (begin, end) line indexes of its block. A marker counts only as a
+    whole line (trailing blanks allowed) and only in a pair: a begin line, then the same
+    section's end line with no other marker line between them. The first pair of a name
+    wins; any other marker text is the user's and is left alone."""
+    markers = {}
+    for name in SECTIONS:
+        markers[BEGIN.format(name)] = (name, True)
+        markers[END.format(name)] = (name, False)
+    found, open_at = {}, None
+    for index, line in enumerate(lines):
+        marker = markers.get(line.rstrip())
+        if marker is None:
+            continue
+        name, begins = marker
+        if begins:
+            open_at = (name, index)
+        elif open_at is not None and open_at[0] == name:
+            found.setdefault(name, (open_at[1], index))
+            open_at = None
+        else:
+            open_at = None
+    return found
+
+
+def _insert_after_previous(lines: list, found: dict, name: str, block: str) -> str:
     index = SECTIONS.index(name)
     for previous in reversed(SECTIONS[:index]):
-        end = END.format(previous)
-        at = body.find(end)
-        if at >= 0:
-            at += len(end)
-            return body[:at] + "\n\n" + block + body[at:]
-    return body.rstrip("\n") + "\n\n" + block + "\n"
+        if previous in found:
+            at = found[previous][1] + 1
+            lines[at:at] = ["", *block.split("\n")]
+            return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + "\n\n" + block + "\n"
 
 
 def _split_frontmatter(text: str) -> tuple[list, str]:

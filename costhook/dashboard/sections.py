@@ -3,13 +3,13 @@ into markdown (without the block markers). `SECTIONS` is the note's order."""
 
 from datetime import datetime, timedelta, timezone
 
-from costhook.text import bar, md_table, money, percent
+from costhook.text import bar, md_code, md_table, md_text, money, percent
 from costhook.views import report, rollup
 
 
 def _short(session_id: str | None) -> str:
-    """A session id as shown: its first 8 characters."""
-    return (session_id or "?")[:8]
+    """A session id as shown: its first 8 characters, as inline code."""
+    return md_code((session_id or "?")[:8])
 
 
 def _when(stamp: str | None, tz) -> str:
@@ -58,14 +58,14 @@ def budgets(data: dict) -> str:
         for b in data["budgets"]:
             amount = money if b["unit"] == "usd" else (lambda v: f"{v:,} tok")
             state = {"ok": "ok", "warning": "⚠ warning", "over": "over", "blocking": "⛔ blocking"}[b["state"]]
-            rows.append([f"`{b['id']}`", b["period_key"], f"`{bar(b['fraction'])}` {percent(b['fraction'])}",
+            rows.append([md_code(b["id"]), md_text(b["period_key"]), f"`{bar(b['fraction'])}` {percent(b['fraction'])}",
                          f"{amount(b['spent'])} / {amount(b['limit'])}",
                          amount(b["projected"]) if b["projected"] is not None else "–", state])
         lines.append(md_table(["Budget", "Period", "Used", "Spent / limit", "Projected", "State"], rows, "llllrl"))
         fired = [(b, al) for b in data["budgets"] for al in b["alerts"]]
         if fired:
             lines += ["", "Alerts this period:"]
-            lines += [f"- {_when(al['created_at'], tz)} — {al['message']}" for _, al in fired]
+            lines += [f"- {_when(al['created_at'], tz)} — {md_text(al['message'])}" for _, al in fired]
     return "\n".join(lines)
 
 
@@ -108,14 +108,14 @@ def leaderboards(data: dict) -> str:
     else:
         lines += [f"**Most expensive sessions** (of {money(sessions_top['total']['cost_usd'])})", "",
                   md_table(["Session", "Project", "Started", "Spend", "Share"], [
-                      [f"`{_short(r['key'])}`", rollup.project_name(r.get("project")), _when(r.get("started_at"), tz),
+                      [_short(r["key"]), md_text(rollup.project_name(r.get("project"))), _when(r.get("started_at"), tz),
                        money(r["cost_usd"]), percent(r["share"])] for r in sessions_top["rows"]], "lllrr")]
         for by, title in (("project", "Projects"), ("model", "Models"), ("agent", "Sub-agent types"), ("skill", "Skills")):
             board = data["top"][by]
             if not board["rows"] or (by in ("agent", "skill") and len(board["rows"]) == 1):
                 continue
             lines += ["", f"**{title}**", "", md_table([title[:-1], "Spend", "Share", "Calls", ""], [
-                [r.get("name") or r["key"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}",
+                [md_text(r.get("name") or r["key"]), money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}",
                  f"`{bar(r['share'], 12)}`"] for r in board["rows"]], "lrrrl")]
     return "\n".join(lines)
 
@@ -126,7 +126,7 @@ def subagents(data: dict) -> str:
     if not data["trees"]:
         lines.append("No session with sub-agents in the last 7 days.")
     for tree in data["trees"]:
-        lines += [f"**Session `{_short(tree['id'])}`** ({tree['label']}) — {money(tree['cost_usd'])}, {tree['requests']:,} calls", ""]
+        lines += [f"**Session {_short(tree['id'])}** ({md_text(tree['label'])}) — {money(tree['cost_usd'])}, {tree['requests']:,} calls", ""]
         lines += _tree_lines(tree, 0)
         lines.append("")
     return "\n".join(lines).rstrip()
@@ -141,10 +141,10 @@ def tools(data: dict) -> str:
         lines.append("No usage in the last 7 days.")
     else:
         lines.append(md_table(["Tool", "Spend", "Share", "Calls", ""], [
-            [f"`{r['tool']}`" if r["tool"] != report.NO_TOOL else r["tool"], money(r["cost_usd"]), percent(r["share"]),
+            [md_code(r["tool"]) if r["tool"] != report.NO_TOOL else r["tool"], money(r["cost_usd"]), percent(r["share"]),
              f"{r['requests']:,}", f"`{bar(r['share'], 12)}`"] for r in tools["rows"][:12]], "lrrrl"))
         if tools["mcp_servers"]:
-            lines += ["", "MCP servers: " + ", ".join(f"**{m['server']}** {money(m['cost_usd'])} ({percent(m['share'])})"
+            lines += ["", "MCP servers: " + ", ".join(f"**{md_text(m['server'])}** {money(m['cost_usd'])} ({percent(m['share'])})"
                                                     for m in tools["mcp_servers"])]
         lines += ["", f"_{tools['rule']}_"]
     return "\n".join(lines)
@@ -165,7 +165,7 @@ def cache(data: dict) -> str:
             f"({percent(tot['never_read_write_share'])} of written tokens) never read.",
             "",
             md_table(["Model", "Hit ratio", "Saved", "Writes", "Never read"], [
-                [r["model"], f"`{bar(r['hit_ratio'], 10)}` {percent(r['hit_ratio'])}", money(r["saved_usd"]),
+                [md_text(r["model"]), f"`{bar(r['hit_ratio'], 10)}` {percent(r['hit_ratio'])}", money(r["saved_usd"]),
                  money(r["cache_write_cost_usd"]), money(r["never_read_write_cost_usd"])] for r in c["by_model"]], "lrrrr"),
             "",
             f"_{c['rule']}_",
@@ -184,9 +184,9 @@ def anomalies(data: dict) -> str:
         if x["kind"] == "day":
             what = f"**{x['at']}**" + (" (so far)" if x.get("partial") else "")
         elif x["kind"] == "session":
-            what = f"Session `{_short(x['key'])}` started {_when(x['at'], tz)}"
+            what = f"Session {_short(x['key'])} started {_when(x['at'], tz)}"
         else:
-            what = f"Cron run of **{x.get('job')}** at {_when(x['at'], tz)}"
+            what = f"Cron run of **{md_text(x.get('job'))}** at {_when(x['at'], tz)}"
         lines += [f"> [!warning] {what} cost {money(x['cost_usd'])}",
                   f"> {x['ratio']:.1f}× the 7-day average of its kind ({money(x['baseline_usd'])}, {x['baseline_count']} {'days' if x['kind'] == 'day' else 'before it'}).",
                   ""]
@@ -209,7 +209,7 @@ def idle(data: dict) -> str:
         lines += ["", f"Heartbeats: {hb['idle_turns']:,} of {hb['turns']:,} idle, {money(hb['idle_cost_usd'])} of {money(hb['cost_usd'])}."]
     if i["top_idle_sessions"]:
         lines += ["", md_table(["Idle session", "Project", "Started", "Spend", "Turns"], [
-            [f"`{_short(x['session_id'])}`", rollup.project_name(x["project"]), _when(x["started_at"], tz), money(x["cost_usd"]), x["turns"]]
+            [_short(x["session_id"]), md_text(rollup.project_name(x["project"])), _when(x["started_at"], tz), money(x["cost_usd"]), x["turns"]]
             for x in i["top_idle_sessions"]], "lllrr")]
     lines += ["", f"_{i['rule']}_"]
     return "\n".join(lines)
@@ -230,7 +230,7 @@ def efficiency(data: dict) -> str:
         worst = sorted((r for r in e["sessions"] if r["grade"] == "C"), key=lambda r: -r["cost_usd"])[:5]
         if worst:
             lines += ["", "Costliest C sessions:", "", md_table(["Session", "Project", "Spend", "Actions", "Per $"], [
-                [f"`{_short(r['session_id'])}`", rollup.project_name(r["project"]), money(r["cost_usd"]), r["actions"],
+                [_short(r["session_id"]), md_text(rollup.project_name(r["project"])), money(r["cost_usd"]), r["actions"],
                  f"{r['actions_per_usd']:.1f}"] for r in worst], "llrrr")]
     lines += ["", f"_{e['rule']}_"]
     return "\n".join(lines)
@@ -247,8 +247,8 @@ def whatif(data: dict) -> str:
         lines.append("No cheaper model to compare with (calls on Opus or Sonnet are compared one family down).")
     else:
         lines.append(md_table(["Switch", "From → to", "Actual", "Would cost", "Savings"], [
-            [f"{ {'project': 'project', 'agent': 'sub-agent', 'skill': 'skill'}[r['scope']]} **{r['name']}**",
-             f"{r['from_model']} → {r['to_model']}", money(r["actual_usd"]), money(r["whatif_usd"]),
+            [f"{ {'project': 'project', 'agent': 'sub-agent', 'skill': 'skill'}[r['scope']]} **{md_text(r['name'])}**",
+             f"{md_text(r['from_model'])} → {md_text(r['to_model'])}", money(r["actual_usd"]), money(r["whatif_usd"]),
              f"**{money(r['savings_usd'])}** ({percent(r['savings_share'])})"] for r in rows], "llrrr"))
         lines += ["", f"_{w['rule']}_ Try others: `costhook whatif --to MODEL --by project|agent|skill`."]
     return "\n".join(lines)
@@ -266,7 +266,7 @@ def cron(data: dict) -> str:
         jobs, beats = c["jobs"], c["beats"]
         if jobs:
             lines.append(md_table(["Cron job", "Runs", "Spend", "Avg / run", "Last run", "Trend"], [
-                [j.get("job_name") or j["job_id"], j["runs"], money(j["cost_usd"]), money(j.get("avg_cost_usd")),
+                [md_text(j.get("job_name") or j["job_id"]), j["runs"], money(j["cost_usd"]), money(j.get("avg_cost_usd")),
                  _when(j.get("last_run_at"), tz), f"`{j.get('sparkline', '')}`"] for j in jobs], "lrrrll"))
         if beats.get("heartbeats"):
             lines += ["", f"Heartbeats: {beats['idle']:,} of {beats['heartbeats']:,} only acknowledged, "
@@ -281,7 +281,7 @@ def unpriced(data: dict) -> str:
         return ""
     return "\n".join(["## Unpriced models", "",
                       "> [!warning] These calls have no price, so they are not in the totals above.",
-                      *[f"> - `{u['model']}`: {u['requests']:,} calls this month" for u in data["unpriced"]],
+                      *[f"> - {md_code(u['model'])}: {u['requests']:,} calls this month" for u in data["unpriced"]],
                       "> Add prices under `[prices]` in the config (see `costhook doctor`)."])
 
 
@@ -329,9 +329,9 @@ def _tree_lines(node: dict, depth: int) -> list:
         if child["kind"] == "main":
             name = "main thread"
         elif child["kind"] == "subagent":
-            name = f"**{child['label']}**" + (f" `{child['id'][:8]}`" if child.get("id") else "")
+            name = f"**{md_text(child['label'])}**" + (f" {md_code(child['id'][:8])}" if child.get("id") else "")
         else:
-            name = f"child session `{_short(child['id'])}` ({child['label']})"
+            name = f"child session {_short(child['id'])} ({md_text(child['label'])})"
         lines.append(f"{'    ' * depth}- {name} — {money(child['cost_usd'])} ({percent(child['share'])}) · {child['requests']:,} calls")
         lines += _tree_lines(child, depth + 1)
     return lines
