@@ -6,6 +6,7 @@ The hook and the statusline run on the agent's critical path and use the string 
 """
 
 import os
+import stat
 
 
 def home_dir() -> str:
@@ -69,6 +70,54 @@ def errors_log():
     from pathlib import Path
 
     return Path(errors_log_file())
+
+
+def insecurity(path, *, kind: str) -> str | None:
+    """Why costhook must not trust `path` (a folder, or a file and its folder), or None.
+
+    As ssh does: it, and each folder above it, must belong to this user (or root) and be
+    writable by nobody else — except a folder with the sticky bit (like /tmp), where
+    others cannot replace what is ours. A file must not be a symlink (whose target
+    someone else may choose). Otherwise another local user could plant a database that
+    receives our rows, point it at another SQLite file, or write a config (or its cache)
+    that switches a spent blocking budget off."""
+    uid = os.getuid()
+    path = os.path.abspath(os.fspath(path))
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        return f"cannot check {kind} {path} ({exc.strerror})"
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            return f"{kind} {path} is a symlink; costhook does not follow it (replace it with the file itself)"
+        problem = _foreign(path, st, uid)
+        if problem:
+            return f"{kind} {path} {problem}"
+    folder = path if st is not None and stat.S_ISDIR(st.st_mode) else os.path.dirname(path)
+    own = folder  # the folder holding it: nobody else may even add a name there
+    while True:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            st = None  # not there yet: it will be made private
+        if st is not None:
+            problem = _foreign(folder, st, uid, sticky_ok=folder != own)
+            if problem:
+                return f"{kind} {path}: its folder {folder} {problem}"
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _foreign(path: str, st, uid: int, sticky_ok: bool = False) -> str | None:
+    if st.st_uid not in (uid, 0):
+        return f"belongs to another user (uid {st.st_uid}); costhook refuses it"
+    if st.st_mode & 0o022 and not (sticky_ok and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX):
+        return f"is writable by others; make it private (chmod go-w {path})"
+    return None
 
 
 def ensure_private_dir(path):

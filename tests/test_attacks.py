@@ -219,3 +219,69 @@ def test_one_absurd_call_is_skipped_and_never_blocks_the_others(home, tmp_path):
     assert run_hook(event(again, "PostToolUse", tool_name="Bash", tool_use_id="toolu_after")).returncode == 0
     assert db_rows("SELECT count(*) AS n FROM requests WHERE message_id = 'after'")[0]["n"] == 1
     assert not (home / "errors.log").exists()
+
+
+# ------------------------------------------------------- other local users --------
+
+
+def test_a_home_others_can_write_to_is_refused_with_a_clear_message(home, tmp_path):
+    """Another user could plant the database (or a config cache) in it: refuse, as ssh does."""
+    home.mkdir(parents=True)
+    os.chmod(home, 0o777)
+    transcript = tmp_path / "s-1.jsonl"
+    write_calls(transcript, [("m1", 1000, now_stamp())])
+    proc = run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m1"))
+    assert (proc.returncode, proc.stdout) == (0, b"")  # the agent goes on
+    assert not (home / "costhook.db").exists() and not (home / "errors.log").exists()
+    report = subprocess.run([COSTHOOK, "report"], capture_output=True, text=True, timeout=30)
+    assert report.returncode == 1 and "Traceback" not in report.stderr
+    assert "is writable by others" in report.stderr and "chmod go-w" in report.stderr, report.stderr
+
+
+def test_a_symlink_at_the_database_path_is_never_followed(home, tmp_path):
+    """It would make costhook write its schema (and the user's rows) into another file."""
+    import sqlite3
+
+    victim = tmp_path / "victim.sqlite"
+    sqlite3.connect(victim).execute("CREATE TABLE mine (x)").connection.commit()
+    before = victim.read_bytes()
+    home.mkdir(parents=True, mode=0o700)
+    (home / "costhook.db").symlink_to(victim)
+    report = subprocess.run([COSTHOOK, "report"], capture_output=True, text=True, timeout=30)
+    assert report.returncode == 1 and "is a symlink" in report.stderr, report.stderr
+    assert victim.read_bytes() == before
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="giving a file to another user needs root")
+def test_a_config_that_belongs_to_another_user_is_refused(home, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 5\n')
+    os.chown(config, 4242, 4242)
+    proc = subprocess.run([COSTHOOK, "budget", "list"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and "belongs to another user" in proc.stderr, proc.stderr
+
+
+def test_a_config_in_a_folder_others_can_write_to_is_refused(home, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    config = shared / "config.toml"
+    config.write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 5\n')
+    proc = subprocess.run([COSTHOOK, "budget", "list"], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "COSTHOOK_CONFIG": str(config)})
+    assert proc.returncode == 1 and "writable by others" in proc.stderr, proc.stderr
+
+
+def test_the_config_cache_never_outranks_the_config(home, spent, tmp_path):
+    """The config replaced by one of the same size and modification time (a copy, an
+    editor's save within one tick): the cache of the old file must not stand in for it."""
+    config = tmp_path / "config.toml"
+    old = config.stat()
+    replacement = tmp_path / "config.new"
+    text = config.read_text().replace('action = "block"', 'action = "warn" ')
+    assert len(text) == old.st_size
+    replacement.write_text(text)
+    os.utime(replacement, ns=(old.st_atime_ns, old.st_mtime_ns))
+    os.replace(replacement, config)
+    out, _ = timed_hook(event(spent, "UserPromptSubmit", prompt="x"))
+    assert out is None or "decision" not in out  # warn: the prompt goes through

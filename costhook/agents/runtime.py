@@ -244,6 +244,8 @@ def log_error(event: str, exc: BaseException) -> None:
     """One line per failure, never the payload's content; rotated at 1 MB."""
     try:
         log = paths.errors_log_file()
+        if paths.insecurity(log, kind="error log"):
+            return  # a folder others can write to gets nothing from us
         paths.ensure_private_dir(os.path.dirname(log))
         try:
             if os.stat(log).st_size > ERRORS_LOG_MAX:

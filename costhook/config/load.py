@@ -20,8 +20,15 @@ def load(path=None) -> dict:
         return {}
     except OSError as exc:
         raise config_error(f"{path}: cannot read config ({exc.strerror})") from None
-    stamp = [os.path.realpath(path), st.st_size, st.st_mtime_ns]
+    problem = paths.insecurity(os.path.realpath(path), kind="config")
+    if problem:
+        raise config_error(problem)
+    # The file's identity, ctime included (nobody can set it), so a cache written for
+    # another file, or for this one before it changed, never stands in for it.
+    stamp = [os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     cache = os.path.join(paths.home_dir(), "config.cache.json")
+    if paths.insecurity(cache, kind="config cache"):
+        return validate(path)  # a cache others could write is never read (nor written)
     cached = cached_entry(cache, stamp)
     if cached is not None:
         if "error" in cached:  # a broken file is not re-validated until it changes

@@ -25,6 +25,11 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
     Autocommit mode: writers use `transaction()` explicitly, readers never block writers (WAL).
     """
     path = paths.db_file(db_path)
+    problem = paths.insecurity(path, kind="database")
+    if problem:
+        from costhook.errors import StoreError
+
+        raise StoreError(problem)
     if not os.path.exists(path):
         paths.touch_private(path)
     conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)

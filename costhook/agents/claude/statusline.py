@@ -249,6 +249,9 @@ def open_readonly(path):
     file and never migrates it: the hook owns the schema."""
     if not os.path.isfile(path):
         return None
+    problem = paths.insecurity(path, kind="database")
+    if problem:
+        raise PermissionError(problem)
     try:  # the C module alone: the `sqlite3` package adds datetime and its adapters (~3 ms)
         from _sqlite3 import connect
     except ImportError:
