@@ -285,3 +285,40 @@ def test_the_config_cache_never_outranks_the_config(home, spent, tmp_path):
     os.replace(replacement, config)
     out, _ = timed_hook(event(spent, "UserPromptSubmit", prompt="x"))
     assert out is None or "decision" not in out  # warn: the prompt goes through
+
+
+# ------------------------------------------------------- budget ids ---------------
+
+
+def budget_cli(*args, **kw):
+    return subprocess.run([COSTHOOK, "budget", *args], capture_output=True, text=True, timeout=30, **kw)
+
+
+@pytest.mark.parametrize("first, second", [("project:/home/dev/acme-api", "project:/home/dev/acme/api"),
+                                           ("skill:deploy prod", "skill:deploy-prod")])
+def test_two_scopes_never_share_a_budget_id(home, first, second):
+    """The second `budget set` silently replaced a $10 blocking budget with a $50 warning."""
+    a = budget_cli("set", "--scope", first, "--period", "daily", "--limit", "10", "--action", "block")
+    b = budget_cli("set", "--scope", second, "--period", "daily", "--limit", "50")
+    assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
+    assert a.stdout.strip() != b.stdout.strip()
+    listed = json.loads(budget_cli("list", "--format", "json").stdout)
+    assert sorted((x["scope"], x["limit"], x["action"]) for x in listed) == sorted(
+        [(first, "10", "block"), (second, "50", "warn")])
+
+
+def test_an_explicit_id_never_replaces_another_scope_silently(home):
+    budget_cli("set", "--scope", "global", "--period", "daily", "--limit", "10", "--action", "block", "--id", "cap")
+    again = budget_cli("set", "--scope", "project:acme", "--period", "monthly", "--limit", "50", "--id", "cap")
+    assert again.returncode == 0 and "replaced the budget cap that was daily global" in again.stderr, again.stderr
+
+
+def test_a_broken_config_keeps_the_budgets_it_last_had(home, spent, tmp_path):
+    """A duplicate id (or any typo) made the file invalid and the hook ran with no budgets."""
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text() * 2)  # the same budget twice: two budgets share an id
+    for _ in range(3):
+        out, _ = timed_hook(event(spent, "UserPromptSubmit", prompt="x"))
+        assert out and out["decision"] == "block", out
+    lines = (home / "errors.log").read_text().splitlines()
+    assert len(lines) == 1 and "share the id" in lines[0], lines

@@ -114,8 +114,9 @@ def open_db():
 
 
 def user_config() -> dict:
-    """The validated config ({} without a file). A broken config must not stop the agent
-    or the capture: it is logged once per hook and treated as empty."""
+    """The validated config ({} without a file). A broken config must not stop the agent,
+    the capture or the budgets: it is logged once, and the hook goes on with the config
+    as it last validated (config.load.last_valid), or none."""
     global _config
     if _config is None:
         config_file = paths.config_file()
@@ -126,7 +127,9 @@ def user_config() -> dict:
             try:
                 _config = config.load(config_file)
             except ValueError as exc:  # errors.ConfigError (not imported: the hook pays for each module)
-                log_error("config", exc)
+                if not getattr(exc, "known", False):
+                    log_error("config", exc)
+                _config = config.last_valid() or {}
     return _config
 
 

@@ -59,10 +59,13 @@ def budget_set(scope, period, limit_usd, tokens, warn_at, action, on_error, budg
     if entry.on_error != "allow":
         stored["on_error"] = entry.on_error
     try:
-        edit.set_budget(stored)
+        replaced = edit.set_budget(stored)
     except errors.ConfigError as exc:
         raise click.ClickException(str(exc))
     click.echo(entry.id)
+    if replaced:
+        click.echo(f"replaced the budget {text.term_text(entry.id)} that was "
+                   f"{text.term_text(replaced.get('period'))} {text.term_text(replaced.get('scope'))}", err=True)
 
 
 @budget.command(name="remove")

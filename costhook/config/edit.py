@@ -43,8 +43,10 @@ def edit(mutate, path: Path | None = None) -> dict:
     return validated
 
 
-def set_budget(budget: dict, path: Path | None = None) -> dict:
-    """Add a budget, or replace the one with the same id."""
+def set_budget(budget: dict, path: Path | None = None) -> dict | None:
+    """Add a budget, or replace the one with the same id. Returns the replaced entry when it
+    was for another scope or period (the caller says so: never a silent swap), else None."""
+    replaced = []
 
     def mutate(document):
         budgets = document.get("budgets")
@@ -56,11 +58,14 @@ def set_budget(budget: dict, path: Path | None = None) -> dict:
             entry[key] = value
         for index, existing in enumerate(budgets):
             if _effective_id(existing) == budget["id"]:
+                if (_scope(existing.get("scope")), str(existing.get("period"))) != (budget["scope"], budget["period"]):
+                    replaced.append(existing.unwrap())
                 budgets[index] = entry
                 return
         budgets.append(entry)
 
-    return edit(mutate, path)
+    edit(mutate, path)
+    return replaced[0] if replaced else None
 
 
 def remove_budget(budget_id: str, path: Path | None = None) -> dict:

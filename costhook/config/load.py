@@ -32,17 +32,38 @@ def load(path=None) -> dict:
     cached = cached_entry(cache, stamp)
     if cached is not None:
         if "error" in cached:  # a broken file is not re-validated until it changes
-            raise config_error(str(cached["error"]))
+            error = config_error(str(cached["error"]))
+            error.known = True  # reported when it was found; a hook need not log it again
+            raise error
         return cached["config"]
     from costhook.errors import ConfigError
 
     try:
         config = validate(path)
     except ConfigError as exc:
-        _write_cache(cache, {"stamp": stamp, "error": str(exc)})
+        _write_cache(cache, {"stamp": stamp, "error": str(exc), "last_valid": last_valid()})
         raise
     _write_cache(cache, {"stamp": stamp, "config": config})
     return config
+
+
+def last_valid() -> dict | None:
+    """The config as it was the last time the file validated (from the cache), or None.
+
+    A typo in the file must not switch every budget off: the hook keeps deciding with the
+    budgets it last knew, while the CLI reports the error."""
+    cache = os.path.join(paths.home_dir(), "config.cache.json")
+    if paths.insecurity(cache, kind="config cache"):
+        return None
+    try:
+        with open(cache, "rb") as f:
+            cached = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cached, dict):
+        return None
+    found = cached.get("config", cached.get("last_valid"))
+    return found if isinstance(found, dict) else None
 
 
 def cached_entry(cache: str, stamp: list) -> dict | None:

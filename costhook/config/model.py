@@ -98,8 +98,19 @@ class Budget(Strict):
 
 
 def budget_id(period: str, scope: str) -> str:
-    """A readable default id: "daily-global", "monthly-project-acme-api"."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{period}-{scope}").strip("-").lower()
+    """A readable default id, one per exact scope: "daily-global", "monthly-project-acme-api".
+
+    Where the readable form loses something (a path, a space, capitals, another colon), a
+    short hash of the exact scope follows ("monthly-project-home-dev-acme-api-5f1c9b2e"), so
+    `project:/home/dev/acme-api` and `project:/home/dev/acme/api` never share an id, and
+    setting one never replaces the other."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{period}-{scope}").strip("-").lower()
+    kind, _, target = scope.partition(":")
+    if not target or re.fullmatch(r"[a-z0-9_.-]+", target):
+        return readable
+    import hashlib
+
+    return f"{readable}-{hashlib.sha256(scope.encode()).hexdigest()[:8]}"
 
 
 class Notify(Strict):
