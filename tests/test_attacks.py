@@ -322,3 +322,28 @@ def test_a_broken_config_keeps_the_budgets_it_last_had(home, spent, tmp_path):
         assert out and out["decision"] == "block", out
     lines = (home / "errors.log").read_text().splitlines()
     assert len(lines) == 1 and "share the id" in lines[0], lines
+
+
+# ------------------------------------------------------- overlapping reads --------
+
+
+def test_a_slower_read_of_the_same_transcript_never_takes_the_skill_back(home, tmp_path):
+    """Two ingests of one transcript overlap: the one that read less commits last. The
+    cursor kept the larger offset but took the older reader state, so calls made later
+    under a Skill lost it."""
+    from transcript_lines import assistant, tool_use
+
+    from costhook.agents.claude import ingest
+    from costhook.store import db
+
+    transcript = tmp_path / "s-1.jsonl"
+    write_calls(transcript, [("m00", 10, now_stamp())])
+    conn = db.connect()
+    slow = list(ingest.read_chunks(ingest.plan(conn, str(transcript))))  # one reader got this far...
+    with open(transcript, "a") as f:
+        f.write(assistant("m0", timestamp=now_stamp(), content=[tool_use("Skill", "toolu_s", skill="deploy")]))
+    ingest.ingest_file(conn, str(transcript))  # ...another read on, past the Skill call
+    ingest.commit(conn, slow, lambda record: (0, "computed"), ingest.IngestResult(str(transcript)))  # the slow one ends last
+    write_calls(transcript, [("m1", 10, now_stamp(1))])
+    ingest.ingest_file(conn, str(transcript))
+    assert db_rows("SELECT skill FROM requests WHERE message_id = 'm1'") == [{"skill": "deploy"}]
