@@ -347,3 +347,27 @@ def test_a_slower_read_of_the_same_transcript_never_takes_the_skill_back(home, t
     write_calls(transcript, [("m1", 10, now_stamp(1))])
     ingest.ingest_file(conn, str(transcript))
     assert db_rows("SELECT skill FROM requests WHERE message_id = 'm1'") == [{"skill": "deploy"}]
+
+
+# ------------------------------------------------------- the session's project ----
+
+
+def test_a_project_budget_still_applies_after_cd(home, tmp_path):
+    """With the README's own `project:acme-api`, after the agent moved into acme-api/src,
+    every tool was allowed: calls were stored under …/src and the hook asked for …/src."""
+    root, src = "/home/dev/acme-api", "/home/dev/acme-api/src"
+    transcript = tmp_path / "s-1.jsonl"
+    write_calls(transcript, [("m1", 1000, now_stamp())], cwd=root)
+    write_calls(transcript, [(f"m{n}", 1000, now_stamp(n)) for n in range(2, 6)], cwd=src)
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "project:acme-api"\nperiod = "daily"\n'
+                                          'limit = "0.010"\naction = "block"\n')
+    data = event(transcript, "PreToolUse", tool_name="Bash", tool_use_id="toolu_m5", cwd=src)
+    proc = run_hook(data, env={"CLAUDE_PROJECT_DIR": root})
+    out = json.loads(proc.stdout) if proc.stdout else None
+    assert out and out["hookSpecificOutput"]["permissionDecision"] == "deny", out  # $0.015 of $0.010
+    status = json.loads(subprocess.run([COSTHOOK, "budget", "status", "--format", "json"], capture_output=True,
+                                       text=True, timeout=30).stdout)
+    assert status[0]["spent"] == 0.015, status
+    report = json.loads(subprocess.run([COSTHOOK, "report", "--by", "project", "--format", "json"], capture_output=True,
+                                       text=True, timeout=30).stdout)
+    assert [row["key"] for row in report["rows"]] == [root]

@@ -67,7 +67,7 @@ def on_session_start(event: Event):
     entrypoint = os.environ.get("CLAUDE_CODE_ENTRYPOINT") or None
     record_session(
         event,
-        project=event.text("cwd"),
+        project=project_of(event),
         git_branch=git_branch(event.text("cwd")),
         started_at=now_iso(),
         source=event.text("source"),
@@ -257,10 +257,17 @@ def budget_verdict(event: Event, record: bool = True):
     from costhook import budgets
 
     def context(conn):
-        ctx = budgets.session_context(conn, event.session_id, project=event.text("cwd"), agent_type=agent_type_of(event))
+        ctx = budgets.session_context(conn, event.session_id, project=project_of(event), agent_type=agent_type_of(event))
         return ctx, user_config()["budgets"]
 
     return runtime.decide(event.text("hook_event_name") or "budget", context, record=record)
+
+
+def project_of(event: Event) -> str | None:
+    """The session's project: Claude Code's project dir (CLAUDE_PROJECT_DIR, given to every
+    hook), not the directory the agent has `cd`-ed into since — the same project the
+    transcript's calls are stored under (transcript.ReadState.project)."""
+    return os.environ.get("CLAUDE_PROJECT_DIR") or event.text("cwd")
 
 
 def agent_type_of(event: Event) -> str | None:

@@ -40,13 +40,17 @@ class FileContext:
 class ReadState:
     """Attribution carried from line to line (and between incremental reads)."""
 
-    __slots__ = ("skill",)
+    __slots__ = ("skill", "project")
 
-    def __init__(self, skill: str | None = None):
+    def __init__(self, skill: str | None = None, project: str | None = None):
         self.skill = skill  # active slash command or skill
+        # The session's project: the directory it started in (Claude Code's project dir,
+        # CLAUDE_PROJECT_DIR), whatever `cd` the agent runs later.
+        self.project = project
 
     def to_json(self) -> str:
-        return json.dumps({"skill": self.skill}) if self.skill else ""
+        data = {name: getattr(self, name) for name in self.__slots__ if getattr(self, name)}
+        return json.dumps(data) if data else ""
 
     @classmethod
     def from_json(cls, text: str | None) -> "ReadState":
@@ -56,8 +60,9 @@ class ReadState:
             data = json.loads(text)
         except ValueError:
             return cls()
-        skill = data.get("skill") if isinstance(data, dict) else None
-        return cls(skill=skill if isinstance(skill, str) else None)
+        if not isinstance(data, dict):
+            return cls()
+        return cls(**{name: data[name] for name in cls.__slots__ if isinstance(data.get(name), str)})
 
 
 class ParseResult:
@@ -159,7 +164,7 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
         agent_id=agent_id,
         agent_type=ctx.agent_type,
         is_sidechain=int(bool(get("isSidechain")) or ctx.agent_id is not None),
-        project=_str(get("cwd")),
+        project=state.project or _first_project(state, get("cwd")),
         git_branch=_str(get("gitBranch")),
         timestamp=utc_timestamp(get("timestamp")),
         model=model,
@@ -285,6 +290,12 @@ def _cost_state_line(raw: bytes, result: ParseResult) -> None:
     total = line.get("totalCostUSD")
     if isinstance(total, (int, float)) and not isinstance(total, bool) and 0 <= total < 1e9:
         result.cost_state = {"session_id": _str(line.get("sessionId")), "total_cost_usd": total}
+
+
+def _first_project(state: ReadState, cwd) -> str | None:
+    """The first working directory a transcript names is its session's project."""
+    state.project = _str(cwd)
+    return state.project
 
 
 def _str(value) -> str | None:
