@@ -73,18 +73,20 @@ def uninstall(agent, scope, project_dir, dry_run):
     """Remove costhook's hooks from the agent's settings (your data stays)."""
     from costhook.agents.claude import install as installer
 
+    results = []
     if agent in ("openclaw", "all"):
-        _openclaw_install("uninstall", dry_run)
-        if agent == "openclaw":
-            return
-    try:
-        result = installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run)
-    except installer.InstallError as exc:
-        raise click.ClickException(str(exc))
-    _print_install(result, dry_run)
+        results.append(_openclaw_install("uninstall", dry_run))
+    if agent != "openclaw":
+        try:
+            results.append(installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run))
+        except installer.InstallError as exc:
+            raise click.ClickException(str(exc))
+        _print_install(results[-1], dry_run)
+    if not dry_run and any(result.leftovers for result in results):
+        sys.exit(1)  # not uninstalled: entries that still run costhook are named above
 
 
-def _openclaw_install(action: str, dry_run: bool) -> None:
+def _openclaw_install(action: str, dry_run: bool):
     """costhook's OpenClaw plugin (see install.py)."""
     from costhook.agents.openclaw import install
     from costhook.errors import InstallError
@@ -97,6 +99,7 @@ def _openclaw_install(action: str, dry_run: bool) -> None:
     except InstallError as exc:
         raise click.ClickException(f"OpenClaw: {exc}")
     _print_install(result, dry_run)
+    return result
 
 
 def _print_install(result, dry_run):

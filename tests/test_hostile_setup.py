@@ -1,0 +1,182 @@
+"""Setup, notifier and CLI under bad input (issue items 15-18; docs/reliability.md,
+"Setup, notifier and CLI under bad input"). Every test runs the real `costhook` process
+against real files: settings files costhook must not corrupt, a webhook that drips, a
+database path that is a directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import COSTHOOK
+
+# ------------------------------------------------------------------ helpers ----
+
+
+def costhook(*args, env=None, timeout=60, stdin=None) -> subprocess.CompletedProcess:
+    return subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=timeout,
+                          input=stdin, env={**os.environ, **(env or {})})
+
+
+def strict_json(text: str):
+    """JSON as Claude Code's JSON.parse reads it: no NaN/Infinity words."""
+    def refuse(word):
+        raise ValueError(f"not JSON: {word}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+def claude(home, tmp_path, monkeypatch) -> Path:
+    """CLAUDE_CONFIG_DIR for this test: `costhook install` edits <it>/settings.json."""
+    folder = tmp_path / "claude"
+    folder.mkdir()
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def oc(home, tmp_path, monkeypatch) -> Path:
+    state = tmp_path / "openclaw"
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(state))
+    for name in ("OPENCLAW_CONFIG_PATH", "OPENCLAW_CONFIG_READONLY", "OPENCLAW_NIX_MODE", "COSTHOOK_OPENCLAW_CLI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", f"{Path(COSTHOOK).parent}:/usr/bin:/bin")  # no `openclaw` here
+    return state
+
+
+def backups(folder: Path) -> list:
+    return sorted(p.name for p in folder.glob("*.costhook-backup-*"))
+
+
+def no_traceback(proc) -> None:
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+
+
+# --------------------------------------------------- 15. settings editing ----
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "0.1000000000000000055511151231257827"])
+def test_a_number_json_cannot_write_back_is_refused_not_rewritten(claude, number):
+    """Python reads 1e999 as inf and json.dumps writes the bare word Infinity: Claude Code
+    could no longer parse its settings and would lose every one of them."""
+    text = '{\n  "model": "opus",\n  "cleanupPeriodDays": ' + number + "\n}\n"
+    settings = claude / "settings.json"
+    settings.write_text(text)
+    for action in ("install", "uninstall"):
+        proc = costhook(action)
+        no_traceback(proc)
+        if action == "install":
+            assert proc.returncode == 1, proc.stdout
+            assert number[:20] in proc.stderr and "changed nothing" in proc.stderr, proc.stderr
+        assert settings.read_text() == text  # untouched: never Infinity
+        assert backups(claude) == []
+
+
+def test_numbers_that_round_trip_still_install_as_json(claude):
+    settings = claude / "settings.json"
+    settings.write_text('{"a": 1e5, "b": 0.1, "c": -2.5e-3, "d": 12345678901234567890123}\n')
+    proc = costhook("install")
+    assert proc.returncode == 0, proc.stderr
+    data = strict_json(settings.read_text())
+    assert (data["a"], data["b"], data["c"], data["d"]) == (1e5, 0.1, -2.5e-3, 12345678901234567890123)
+
+
+def test_a_lone_surrogate_escape_is_a_clear_error_and_leaves_no_backup(claude):
+    text = '{"statusLineLabel": "\\ud800 broken", "model": "opus"}\n'
+    settings = claude / "settings.json"
+    settings.write_text(text)
+    proc = costhook("install")
+    no_traceback(proc)
+    assert proc.returncode == 1
+    assert "surrogate" in proc.stderr and "changed nothing" in proc.stderr, proc.stderr
+    assert settings.read_text() == text
+    assert backups(claude) == []
+
+
+def _edit_commands(settings: Path, edit) -> None:
+    data = json.loads(settings.read_text())
+    for groups in data["hooks"].values():
+        for group in groups:
+            for handler in group["hooks"]:
+                handler["command"] = edit(handler["command"])
+    if "statusLine" in data:
+        data["statusLine"]["command"] = edit(data["statusLine"]["command"])
+    settings.write_text(json.dumps(data, indent=2))
+
+
+@pytest.mark.parametrize("suffix", [" 2>/dev/null", " || true", " >>/tmp/costhook.log 2>&1"])
+def test_uninstall_finds_entries_the_user_decorated(claude, suffix):
+    settings = claude / "settings.json"
+    settings.write_text('{"model": "opus"}\n')
+    assert costhook("install", "--statusline").returncode == 0
+    _edit_commands(settings, lambda command: command + suffix)
+    proc = costhook("uninstall")
+    assert proc.returncode == 0, proc.stderr
+    assert "Removed costhook hooks" in proc.stdout
+    assert strict_json(settings.read_text()) == {"model": "opus"}
+    # and install replaces a decorated entry instead of adding a second one
+    settings.write_text('{"model": "opus"}\n')
+    assert costhook("install").returncode == 0
+    _edit_commands(settings, lambda command: command + suffix)
+    assert costhook("install").returncode == 0
+    data = strict_json(settings.read_text())
+    assert all(len(data["hooks"][event][0]["hooks"]) == 1 for event in data["hooks"])
+
+
+def test_uninstall_never_claims_to_remove_what_is_still_there(claude):
+    """An entry that runs costhook and something else is not costhook's to delete, but
+    uninstall must say it is still there (and exit 1), not "Removed"."""
+    settings = claude / "settings.json"
+    settings.write_text("{}")
+    assert costhook("install").returncode == 0
+    _edit_commands(settings, lambda command: f"cd /tmp && {command}")
+    before = settings.read_text()
+    proc = costhook("uninstall")
+    assert proc.returncode == 1, proc.stdout
+    assert "Removed costhook hooks" not in proc.stdout
+    assert "costhook removed nothing" in proc.stdout and "Still running costhook" in proc.stdout
+    assert "hooks.Stop: cd /tmp && " in proc.stdout
+    assert settings.read_text() == before
+
+
+def test_openclaw_uninstall_finds_an_edited_load_path(oc, home):
+    """A load path pointing at the plugin's index.js (or with a trailing slash) is still
+    costhook's plugin: uninstall removes it instead of leaving OpenClaw loading it."""
+    assert costhook("install", "--agent", "openclaw").returncode == 0
+    config = oc / "openclaw.json"
+    data = json.loads(config.read_text())
+    plugin = data["plugins"]["load"]["paths"][0]
+    data["plugins"]["load"]["paths"] = [plugin + "/index.js", plugin + "/", "/opt/other-plugin"]
+    config.write_text(json.dumps(data))
+    proc = costhook("uninstall", "--agent", "openclaw")
+    assert proc.returncode == 0, proc.stderr
+    assert strict_json(config.read_text())["plugins"] == {"load": {"paths": ["/opt/other-plugin"]}}
+
+
+def test_openclaw_uninstall_names_an_entry_that_still_runs_costhook(oc, home):
+    assert costhook("install", "--agent", "openclaw").returncode == 0
+    config = oc / "openclaw.json"
+    data = json.loads(config.read_text())
+    data["plugins"]["entries"]["costhook-dev"] = json.loads(json.dumps(data["plugins"]["entries"]["costhook"]))
+    config.write_text(json.dumps(data))
+    proc = costhook("uninstall", "--agent", "openclaw")
+    assert proc.returncode == 1, proc.stdout
+    assert "plugins.entries.costhook-dev" in proc.stdout and "Still running costhook" in proc.stdout
+    assert "Removed costhook's OpenClaw plugin from" not in proc.stdout
+
+
+@pytest.mark.parametrize("value", ["1e999", '"\\ud800"'])
+def test_openclaw_config_json_cannot_write_back_is_not_rewritten(oc, value):
+    oc.mkdir()
+    config = oc / "openclaw.json"
+    text = '{"gateway": {"limit": ' + value + "}}\n"
+    config.write_text(text)
+    proc = costhook("install", "--agent", "openclaw")
+    no_traceback(proc)
+    assert proc.returncode == 1 and "changed nothing" in proc.stderr, proc.stderr
+    assert config.read_text() == text
+    assert backups(oc) == []
