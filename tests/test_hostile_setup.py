@@ -180,3 +180,68 @@ def test_openclaw_config_json_cannot_write_back_is_not_rewritten(oc, value):
     assert proc.returncode == 1 and "changed nothing" in proc.stderr, proc.stderr
     assert config.read_text() == text
     assert backups(oc) == []
+
+
+# ------------------------------------------- 18. a database path that is wrong ----
+
+STORE_COMMANDS = [
+    ["report"], ["report", "--format", "json"], ["summary"], ["top"], ["tree"], ["tools"], ["cache"],
+    ["anomalies"], ["whatif"], ["idle"], ["efficiency"], ["blocks"], ["trends"],
+    ["cron"], ["budget", "status"], ["doctor"], ["import", "--claude-dir", "."],
+]
+
+
+def _clear_failure(proc, *needles) -> str:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, (proc.returncode, out)
+    assert "Traceback" not in out, out
+    for needle in needles:
+        assert needle in out, out
+    assert "move it aside" not in out and "re-import" not in out, out
+    return out
+
+
+@pytest.mark.parametrize("args", STORE_COMMANDS, ids=lambda a: " ".join(a))
+def test_every_command_on_a_database_path_that_is_a_directory(home, args, monkeypatch):
+    """The default path ($COSTHOOK_HOME/costhook.db); `--db DIR` and COSTHOOK_DB=DIR are
+    refused by click before the command runs (a usage error, exit 2)."""
+    monkeypatch.delenv("COSTHOOK_DB")
+    (home / "costhook.db").mkdir(parents=True)
+    _clear_failure(costhook(*args), "costhook.db: it is a directory, not a database file")
+    assert list((home / "costhook.db").iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["report"], ["summary"], ["doctor"], ["budget", "status"]], ids=" ".join)
+def test_costhook_home_that_is_a_file(home, args, monkeypatch):
+    monkeypatch.delenv("COSTHOOK_DB")
+    home.parent.mkdir(parents=True, exist_ok=True)
+    home.write_text("not a folder\n")
+    _clear_failure(costhook(*args), f"{home} is a file, not a folder")
+    assert home.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("args", [["report"], ["top"], ["import", "--claude-dir", "."]], ids=" ".join)
+def test_a_bad_db_option_under_a_file(home, tmp_path, args):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    _clear_failure(costhook(*args, "--db", str(blocker / "costhook.db")), f"{blocker} is a file, not a folder")
+
+
+def test_a_damaged_database_is_kept_and_the_advice_never_loses_data(home):
+    """A damaged database still holds what only the hooks saw: the advice is to copy it
+    and run doctor, never to move it aside and re-import; doctor still runs its other checks."""
+    home.mkdir(parents=True)
+    db = home / "costhook.db"
+    junk = b"not a sqlite database " * 400
+    db.write_bytes(junk)
+    out = _clear_failure(costhook("summary"), "file is not a database", "Keep the database file", "costhook doctor")
+    assert "copy it" in out
+    doctor = costhook("doctor")
+    _clear_failure(doctor, "PROBLEM: cannot use database", "config ", "prices ")
+    assert db.read_bytes() == junk
+
+
+def test_a_config_that_is_a_directory_is_a_clear_error(home, tmp_path):
+    (tmp_path / "config.toml").mkdir()
+    for args in (["report"], ["summary"], ["budget", "list"]):
+        _clear_failure(costhook(*args), "config.toml: cannot read config")

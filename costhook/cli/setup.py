@@ -1,6 +1,8 @@
 """Setting costhook up: the agents' hooks (install, uninstall), the hook and statusline
 entry points (for help: __main__ runs them before click), history (import), doctor."""
 
+import shlex
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -210,6 +212,26 @@ class _NoBar:
 # ------------------------------------------------------------------ doctor --------
 
 
+def _doctor_database(db_path):
+    """(connection or None, problems) after printing the database's state; a database that
+    cannot be opened is a problem reported, and the other checks still run."""
+    db_file = paths.db_path(db_path)
+    click.echo(f"database   {db_file}")
+    try:
+        conn = open_store(db_path)
+        count = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except (click.ClickException, sqlite3.DatabaseError) as exc:
+        click.echo(f"           PROBLEM: {getattr(exc, 'message', exc)}")
+        return None, 1
+    click.echo(f"           {count:,} requests recorded; integrity: {integrity}")
+    if integrity == "ok":
+        return conn, 0
+    click.echo("           Keep the file; copy it (with its -wal file) before any repair, e.g. "
+               f"`sqlite3 {shlex.quote(str(db_file))} .recover | sqlite3 recovered.db`.")
+    return conn, 1
+
+
 @click.command()
 @db_option
 def doctor(db_path):
@@ -218,14 +240,7 @@ def doctor(db_path):
     from costhook.pricing import prices
     from costhook.views import report
 
-    problems = 0
-    db_file = paths.db_path(db_path)
-    click.echo(f"database   {db_file}")
-    conn = open_store(db_path)
-    count = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
-    integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
-    click.echo(f"           {count:,} requests recorded; integrity: {integrity}")
-    problems += integrity != "ok"
+    conn, problems = _doctor_database(db_path)
     click.echo(f"config     {paths.config_path()}" + ("" if paths.config_path().exists() else " (none; defaults in use)"))
     try:
         cfg = load_config()
@@ -252,7 +267,7 @@ def doctor(db_path):
         problems += 1
     else:
         commands = sorted(set(events.values()))
-        executable = commands[0].rsplit(" ", 1)[0].strip("'\"")
+        executable = shlex.split(commands[0])[0]  # maybe edited: `... hook 2>/dev/null`
         state = "" if Path(executable).exists() else f" — but {executable} does not exist (run `costhook install` again)"
         problems += bool(state)
         click.echo(f"hooks      {settings}: {len(events)} events → {commands[0]}{state}")
@@ -260,7 +275,7 @@ def doctor(db_path):
     if log.exists() and log.stat().st_size:
         lines = log.read_text(errors="replace").splitlines()
         click.echo(f"errors     {len(lines)} lines in {log}; last: {lines[-1]}")
-    for row in report.unpriced_models(conn):
+    for row in report.unpriced_models(conn) if conn is not None else ():
         click.echo(f"unpriced   {row['model']}: {row['requests']} requests (add [prices.\"{row['model']}\"] to the config)")
         problems += 1
     if problems:
