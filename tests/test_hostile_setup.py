@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import sqlite3
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +249,116 @@ def test_a_config_that_is_a_directory_is_a_clear_error(home, tmp_path):
     (tmp_path / "config.toml").mkdir()
     for args in (["report"], ["summary"], ["budget", "list"]):
         _clear_failure(costhook(*args), "config.toml: cannot read config")
+
+
+# ------------------------------------------------ 17. a webhook that drips ----
+
+
+class Dripper:
+    """A webhook on 127.0.0.1 that reads the request, then answers one byte every
+    `interval` seconds, forever: each read the client makes gets data before a socket
+    timeout, so only an overall deadline ends it. Records when each client went away."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.accepted: list[float] = []
+        self.gone: list[float] = []
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(time.monotonic())
+            threading.Thread(target=self._drip, args=(client,), daemon=True).start()
+
+    def _drip(self, client):
+        with client:
+            client.settimeout(0.2)
+            try:
+                while b"\r\n\r\n" not in client.recv(65536):
+                    pass
+            except OSError:
+                pass
+            answer = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 100000
+            for byte in answer:
+                if self.stop.is_set():
+                    return
+                try:
+                    client.sendall(bytes([byte]))  # fails soon after the client has closed its end
+                except OSError:
+                    break
+                time.sleep(self.interval)
+            self.gone.append(time.monotonic())
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def _alerts(db_file: Path) -> list[dict]:
+    conn = sqlite3.connect(db_file, timeout=5)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM alerts ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_a_dripping_webhook_is_given_up_at_the_deadline_and_the_alert_released(tmp_path):
+    """One byte every 0.3 s against a 1 s timeout: the old notifier's socket timeout never
+    fired, so it stayed alive for good with the alert claimed (`sending:...`)."""
+    from test_notify import Home, system_message, wait_for, webhook
+
+    dripper = Dripper(interval=0.3)
+    try:
+        home = Home(tmp_path / "home", [webhook(dripper.url, timeout=1.0)])
+        home.warm()
+        _, proc = home.cross("s-1")
+        assert system_message(proc).startswith("costhook: Budget session/session")
+        assert wait_for(lambda: dripper.accepted, 10), "the notifier never connected"
+        # Given up at the 1 s deadline: the process exits and the connection closes.
+        assert wait_for(lambda: dripper.gone, 6), "the notifier is still reading the drip"
+        assert dripper.gone[0] - dripper.accepted[0] < 1.0 + 2.0, dripper.gone[0] - dripper.accepted[0]
+        (alert,) = _alerts(home.db)
+        assert wait_for(lambda: not _alerts(home.db)[0]["notified_at"].startswith("sending"), 3), _alerts(home.db)
+        assert _alerts(home.db)[0]["notified_at"].startswith("failed:"), _alerts(home.db)
+        errors = wait_for(home.errors, 3)
+        assert len(errors) == 1 and "timed out" in errors[0], errors
+    finally:
+        dripper.close()
+
+
+def test_a_claim_left_by_a_dead_notifier_is_released(tmp_path):
+    """A notifier killed mid-send leaves its claim: the next one releases a claim older
+    than CLAIM_TTL_S and sends the alert (if still fresh) instead of leaving it for good."""
+    from test_notify import Home, Receiver, system_message, wait_for, webhook
+
+    receiver = Receiver()
+    try:
+        home = Home(tmp_path / "home")  # no target yet: the alert waits, unsent
+        home.warm()
+        _, proc = home.cross("s-1")
+        assert system_message(proc)
+        old_claim = f"sending:999999:{time.time_ns() - 3600 * 10**9}"
+        conn = sqlite3.connect(home.db)
+        conn.execute("UPDATE alerts SET notified_at = ?", (old_claim,))
+        conn.commit()
+        conn.close()
+        home.write_config([webhook(receiver.url())])
+        run = subprocess.run([COSTHOOK, "hook", "--notify"], env=home.env, capture_output=True, timeout=30)
+        assert run.returncode == 0, run.stderr
+        assert wait_for(lambda: len(receiver.received()) == 1, 10), receiver.received()
+        assert wait_for(lambda: _alerts(home.db)[0]["notified_at"][:2] == "20", 5), _alerts(home.db)
+    finally:
+        receiver.close()
