@@ -159,3 +159,77 @@ def test_default_command_and_bad_config(tmp_path):
     out = drive(tmp_path, "not-a-list", [TOOL], config={"gateTimeoutMs": "fast"})
     assert out["results"][0]["value"] is None and out["results"][0]["threw"] is False
     assert env_path == os.environ.get("PATH", "")
+
+
+BURST_DRIVER = r"""
+import plugin from %(plugin)s;
+const handlers = {};
+const api = { pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } };
+plugin.register(api);
+let maxLag = 0, last = Date.now();
+const monitor = setInterval(() => { const now = Date.now(); maxLag = Math.max(maxLag, now - last - 10); last = now; }, 10);
+const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: "s1", runId: "r1" };
+const usage = { input: 1, output: 2, cacheRead: 0, cacheWrite: 0, totalTokens: 3 };
+const t0 = Date.now();
+for (let i = 0; i < %(burst)d; i++) {
+  handlers.before_message_write({ message: { role: "assistant", content: [], provider: "p", model: "m", usage,
+                                             responseId: "msg-" + i } }, ctx);
+}
+const burstMs = Date.now() - t0;
+const g0 = Date.now();
+const gate = await handlers.before_tool_call({ toolName: "exec", toolCallId: "c1" }, ctx);
+const gateMs = Date.now() - g0;
+await handlers.agent_end({ success: true, messages: [] }, ctx);
+await new Promise((r) => setTimeout(r, 500));
+clearInterval(monitor);
+console.log(JSON.stringify({ burstMs, maxLag, gate: gate ?? null, gateMs }));
+"""
+
+
+def test_a_burst_is_bounded_and_never_holds_the_event_loop(tmp_path):
+    """200 messages at once with a slow costhook (0.2 s each): at most 4 recording and 2
+    gating processes at a time, started off the handler's turn of the event loop; the
+    overflow is dropped and counted in the next payload; agent_end is kept; a gate
+    during the burst still gets its decision within its 3 s deadline. (The old plugin
+    spawned 200 processes at once, in the handler.)"""
+    node = node_binary()
+    if node is None:
+        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    spans, received_file = tmp_path / "spans.log", tmp_path / "received.jsonl"
+    fake = tmp_path / "slow_costhook.py"
+    fake.write_text(
+        "import os, sys, time\n"
+        f"log = open({str(spans)!r}, 'a', buffering=1)\n"
+        "log.write(f'start {time.monotonic()}\\n')\n"
+        "data = sys.stdin.read()\n"
+        "time.sleep(0.2)\n"
+        f"open({str(received_file)!r}, 'a').write(data + '\\n')\n"
+        "log.write(f'end {time.monotonic()}\\n')\n"
+        "hook = __import__('json').loads(data)['hook']\n"
+        "sys.stdout.write('{\"block\": true, \"blockReason\": \"over\"}' if hook == 'before_tool_call' else '')\n"
+    )
+    script = tmp_path / "burst.mjs"
+    script.write_text(BURST_DRIVER % {"plugin": json.dumps(str(PLUGIN)), "burst": 200,
+                                      "config": json.dumps({"command": [sys.executable, str(fake)]})})
+    proc = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    events = sorted((float(t), 1 if kind == "start" else -1)
+                    for kind, t in (line.split() for line in spans.read_text().splitlines()))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak <= 4 + 2, f"{peak} costhook processes at once"
+    assert out["burstMs"] < 250, out  # the handlers only queue
+    assert out["maxLag"] < 500, out  # no long synchronous stretch on the event loop
+    assert out["gate"] == {"block": True, "blockReason": "over"} and out["gateMs"] < 3000, out
+
+    payloads = [json.loads(line) for line in received_file.read_text().splitlines() if line.strip()]
+    hooks = [p["hook"] for p in payloads]
+    messages = hooks.count("message")
+    dropped = sum(p.get("dropped", 0) for p in payloads)
+    assert "agent_end" in hooks and "before_tool_call" in hooks, hooks
+    assert 0 < messages < 200 and dropped > 0, (messages, dropped)
+    assert messages + dropped == 200, (messages, dropped)  # every message recorded or counted

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -21,6 +22,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 from costhook.errors import InstallError
@@ -38,6 +40,7 @@ class InstallResult:
     diff: str
     backup: Path | None
     message: str
+    leftovers: tuple[str, ...] = ()  # after an uninstall: entries that still run costhook
 
 
 def costhook_executable() -> Path:
@@ -69,6 +72,67 @@ def costhook_executable() -> Path:
 def is_costhook_name(name: str) -> bool:
     """A file name of costhook's console script."""
     return name in (EXECUTABLE, EXECUTABLE + ".exe")
+
+
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_PREFIX_WORDS = ("exec", "command", "env", "nohup")
+# costhook's executable followed by one of its agent subcommands, anywhere in a command line
+# (also inside `sh -c '...'`): what uninstall must not leave behind unannounced.
+_MENTION = re.compile(r"costhook(?:\.exe)?[\"']?\s+[\"']?(?:hook|statusline)\b")
+
+
+def runs_costhook(command: object, subcommand: str) -> bool:
+    """True for a shell command whose first command is costhook's executable (any
+    directory, quoted or not) with just `subcommand`, whatever shell decoration follows
+    (`2>/dev/null`, `|| true`, `; other`) and whatever environment assignments or
+    `exec`/`env` precede it: an entry costhook wrote, maybe edited since. More arguments
+    (`hook --agent openclaw`) or more commands (`&& notify-send`) make it someone else's
+    command (uninstall reports it, see mentions_costhook)."""
+    if not isinstance(command, str):
+        return False
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError:
+        return False
+    start = 0
+    while start < len(words) and (_ASSIGNMENT.match(words[start]) or words[start] in _PREFIX_WORDS):
+        start += 1
+    if not (
+        len(words) >= start + 2
+        and is_costhook_name(os.path.basename(words[start]))
+        and words[start + 1] == subcommand
+    ):
+        return False
+    return _only_decoration(words[start + 2 :])
+
+
+def _only_decoration(rest: list[str]) -> bool:
+    """True when these words only redirect output, background the command or ignore its
+    status (`2>/dev/null`, `>>log 2>&1`, `&`, `|| true`, `; exit 0`): nothing else runs."""
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word.isdigit() and i + 1 < len(rest) and rest[i + 1][:1] in "<>":
+            i += 1  # `2>/dev/null` lexes as 2, >, /dev/null
+        elif word[:1] in "<>" and set(word) <= set("<>&"):
+            i += 2  # the operator and its target
+        elif word == "&" and i == len(rest) - 1:
+            i += 1
+        elif word in ("||", ";") and rest[i + 1 : i + 2] in (["true"], [":"], ["exit"]):
+            i += 2
+            if rest[i : i + 1] and rest[i].isdigit() and rest[i - 1] == "exit":
+                i += 1
+        else:
+            return False
+    return True
+
+
+def mentions_costhook(command: object) -> bool:
+    """True for any command line that runs `costhook hook` or `costhook statusline` somewhere
+    (a wrapper script's `sh -c`, after `&&`): left alone by uninstall, but reported."""
+    return isinstance(command, str) and _MENTION.search(command) is not None
 
 
 def json_object(parent: dict, key: str, create: bool, problem: str) -> dict | None:
@@ -118,12 +182,14 @@ def read_settings(path: Path) -> Snapshot:
     if not text.strip():
         return Snapshot(path, target, raw, {})
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except json.JSONDecodeError as error:
         raise InstallError(
             f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column "
             f"{error.colno}); costhook changed nothing. Fix the file, then re-run."
         ) from None
+    except NotPlainJSON as error:
+        raise InstallError(f"{path} {error}; costhook changed nothing. Fix the file, then re-run.") from None
     if not isinstance(data, dict):
         raise InstallError(
             f"{path} holds a JSON {type(data).__name__}, not an object; costhook changed nothing"
@@ -131,9 +197,76 @@ def read_settings(path: Path) -> Snapshot:
     return Snapshot(path, target, raw, data)
 
 
-def render(data: dict) -> str:
-    """Settings as written back: two-space indents, non-ASCII kept, a final newline."""
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+class NotPlainJSON(ValueError):
+    """JSON that Python parses but could not write back as it was: a number too large for a
+    double (`1e999`), the non-JSON words NaN/Infinity, a lone surrogate escape (`"\\ud800"`)."""
+
+
+def _exact_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, as a float that writes back to the same
+    value; NotPlainJSON for one a double cannot hold (`1e999`, or more digits than it keeps)."""
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")) or Decimal(repr(value)) != Decimal(text):
+        raise NotPlainJSON(f"holds the number {text[:40]}, which costhook could not write back exactly")
+    return value
+
+
+def _constant(word: str):
+    raise NotPlainJSON(f"holds {word}, which is not JSON")
+
+
+def parse_json(text: str):
+    """json.loads, but NotPlainJSON for what `render` could not write back unchanged as
+    valid JSON: plain json.loads reads `1e999` as inf (written back as the bare word
+    Infinity), accepts NaN and Infinity, and turns `"\\ud800"` into a string UTF-8 cannot hold."""
+    try:
+        data = json.loads(text, parse_float=_exact_float, parse_constant=_constant)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise NotPlainJSON("is nested too deeply to edit") from None
+    except NotPlainJSON:
+        raise
+    except ValueError as error:  # e.g. an integer longer than Python converts (4,300 digits)
+        raise NotPlainJSON(f"holds a value costhook could not read back exactly ({error})") from None
+    if "\\u" in text:  # decoded UTF-8 holds no surrogates: only an escape can make one
+        try:
+            _check_strings(data)
+        except RecursionError:
+            raise NotPlainJSON("is nested too deeply to edit") from None
+    return data
+
+
+def _check_strings(value) -> None:
+    """NotPlainJSON for a key or string anywhere in `value` that is not valid Unicode text."""
+    if isinstance(value, dict):
+        parts = [part for item in value.items() for part in item]
+    elif isinstance(value, list):
+        parts = value
+    else:
+        return
+    for part in parts:
+        if isinstance(part, str):
+            try:
+                part.encode("utf-8")
+            except UnicodeEncodeError:
+                raise NotPlainJSON(
+                    f"holds a lone surrogate escape ({json.dumps(part[:40])}), which is not a character"
+                ) from None
+        else:
+            _check_strings(part)
+
+
+def render(data: dict, path: Path | None = None) -> str:
+    """Settings as written back: two-space indents, non-ASCII kept, a final newline.
+    InstallError (before anything is written) for data that would not be valid UTF-8 JSON."""
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        text.encode("utf-8")
+    except ValueError as error:  # inf/nan, or UnicodeEncodeError (a lone surrogate)
+        where = f"{path} " if path is not None else "the settings "
+        raise InstallError(f"{where}cannot be written back as valid JSON ({error}); costhook changed nothing") from None
+    return text
 
 
 def diff_text(snapshot: Snapshot, new_text: str) -> str:
@@ -252,7 +385,7 @@ def write_with_backup(snapshot: Snapshot, text: str) -> Path | None:
     backup = backup_file(snapshot) if snapshot.raw is not None else None
     try:
         atomic_write(snapshot, text)
-    except (Changed, OSError) as error:
+    except (Changed, OSError, ValueError) as error:  # ValueError: text UTF-8 cannot hold
         if backup is not None:
             backup.unlink()
         if isinstance(error, Changed):
@@ -270,7 +403,7 @@ def apply(path: Path, transform, dry_run: bool, verb: str, nothing: str, done) -
         new_data = transform(snapshot.data)
         if new_data == snapshot.data:
             return InstallResult(path, False, "", None, nothing)
-        text = render(new_data)
+        text = render(new_data, path)
         diff = diff_text(snapshot, text)
         if dry_run:
             return InstallResult(path, False, diff, None, f"Dry run: would {verb} costhook in {path}.")

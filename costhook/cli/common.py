@@ -56,7 +56,23 @@ def open_store(db_path):
     try:
         return db.connect(db_path)
     except errors.StoreError as exc:
-        raise click.ClickException(f"{exc}. If the file is damaged, move it aside and run `costhook import`.")
+        advice = WRONG_PATH_ADVICE if getattr(exc, "wrong_path", False) else STORE_ADVICE
+        raise click.ClickException(f"{exc}. {advice}")
+
+
+WRONG_PATH_ADVICE = (
+    "costhook changed nothing. Point --db or COSTHOOK_DB at the database file "
+    "(default: $COSTHOOK_HOME/costhook.db, with COSTHOOK_HOME a folder)."
+)
+# Never "move it aside and re-import": the database holds what only the hooks saw (gate
+# decisions, tool timings, OpenClaw events) and calls from transcripts the agent has since
+# deleted; an import rebuilds only what transcripts still hold.
+STORE_ADVICE = (
+    "costhook changed nothing. Keep the database file: it may hold calls no transcript has any "
+    "more, so do not delete it or start over with `costhook import`. If it is read-only, make it "
+    "and its folder writable; if it may be damaged, first copy it (with its -wal and -shm files) "
+    "somewhere safe, then run `costhook doctor`."
+)
 
 
 def load_config() -> dict:

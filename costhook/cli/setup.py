@@ -1,6 +1,8 @@
 """Setting costhook up: the agents' hooks (install, uninstall), the hook and statusline
 entry points (for help: __main__ runs them before click), history (import), doctor."""
 
+import shlex
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -74,18 +76,20 @@ def uninstall(agent, scope, project_dir, dry_run):
     """Remove costhook's hooks from the agent's settings (your data stays)."""
     from costhook.agents.claude import install as installer
 
+    results = []
     if agent in ("openclaw", "all"):
-        _openclaw_install("uninstall", dry_run)
-        if agent == "openclaw":
-            return
-    try:
-        result = installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run)
-    except installer.InstallError as exc:
-        raise click.ClickException(str(exc))
-    _print_install(result, dry_run)
+        results.append(_openclaw_install("uninstall", dry_run))
+    if agent != "openclaw":
+        try:
+            results.append(installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run))
+        except installer.InstallError as exc:
+            raise click.ClickException(str(exc))
+        _print_install(results[-1], dry_run)
+    if not dry_run and any(result.leftovers for result in results):
+        sys.exit(1)  # not uninstalled: entries that still run costhook are named above
 
 
-def _openclaw_install(action: str, dry_run: bool) -> None:
+def _openclaw_install(action: str, dry_run: bool):
     """costhook's OpenClaw plugin (see install.py)."""
     from costhook.agents.openclaw import install
     from costhook.errors import InstallError
@@ -98,6 +102,7 @@ def _openclaw_install(action: str, dry_run: bool) -> None:
     except InstallError as exc:
         raise click.ClickException(f"OpenClaw: {exc}")
     _print_install(result, dry_run)
+    return result
 
 
 def _print_install(result, dry_run):
@@ -208,6 +213,26 @@ class _NoBar:
 # ------------------------------------------------------------------ doctor --------
 
 
+def _doctor_database(db_path):
+    """(connection or None, problems) after printing the database's state; a database that
+    cannot be opened is a problem reported, and the other checks still run."""
+    db_file = paths.db_path(db_path)
+    click.echo(f"database   {db_file}")
+    try:
+        conn = open_store(db_path)
+        count = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except (click.ClickException, sqlite3.DatabaseError) as exc:
+        click.echo(f"           PROBLEM: {getattr(exc, 'message', exc)}")
+        return None, 1
+    click.echo(f"           {count:,} requests recorded; integrity: {integrity}")
+    if integrity == "ok":
+        return conn, 0
+    click.echo("           Keep the file; copy it (with its -wal file) before any repair, e.g. "
+               f"`sqlite3 {shlex.quote(str(db_file))} .recover | sqlite3 recovered.db`.")
+    return conn, 1
+
+
 @click.command()
 @db_option
 def doctor(db_path):
@@ -216,14 +241,7 @@ def doctor(db_path):
     from costhook.pricing import prices
     from costhook.views import report
 
-    problems = 0
-    db_file = paths.db_path(db_path)
-    click.echo(f"database   {db_file}")
-    conn = open_store(db_path)
-    count = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
-    integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
-    click.echo(f"           {count:,} requests recorded; integrity: {integrity}")
-    problems += integrity != "ok"
+    conn, problems = _doctor_database(db_path)
     click.echo(f"config     {paths.config_path()}" + ("" if paths.config_path().exists() else " (none; defaults in use)"))
     try:
         cfg = load_config()
@@ -250,7 +268,7 @@ def doctor(db_path):
         problems += 1
     else:
         commands = sorted(set(events.values()))
-        executable = commands[0].rsplit(" ", 1)[0].strip("'\"")
+        executable = shlex.split(commands[0])[0]  # maybe edited: `... hook 2>/dev/null`
         state = "" if Path(executable).exists() else f" — but {executable} does not exist (run `costhook install` again)"
         problems += bool(state)
         click.echo(term_text(f"hooks      {settings}: {len(events)} events → {commands[0]}{state}"))
@@ -258,7 +276,7 @@ def doctor(db_path):
     if log.exists() and log.stat().st_size:
         lines = log.read_text(errors="replace").splitlines()
         click.echo(f"errors     {len(lines)} lines in {log}; last: {term_text(lines[-1])}")
-    for row in report.unpriced_models(conn):
+    for row in report.unpriced_models(conn) if conn is not None else ():
         model = term_text(row["model"])
         click.echo(f"unpriced   {model}: {row['requests']} requests (add [prices.\"{model}\"] to the config)")
         problems += 1

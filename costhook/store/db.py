@@ -30,9 +30,12 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
         from costhook.errors import StoreError
 
         raise StoreError(problem)
-    if not os.path.exists(path):
-        paths.touch_private(path)
-    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        if not os.path.exists(path):
+            paths.touch_private(path)
+        conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise _unusable(path, exc) from exc
     conn.row_factory = sqlite3.Row
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -54,6 +57,27 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
 
         raise UpgradePending(f"database {path} needs a schema upgrade (v{version} → v{SCHEMA_VERSION})")
     return conn
+
+
+def _unusable(path: str, exc: Exception):
+    """StoreError naming why the database could not be opened at all (looked into only once
+    opening failed: a hook that opens it fine pays nothing)."""
+    from costhook.errors import StoreError
+
+    parent = os.path.dirname(path) or "."
+    while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if os.path.isdir(path):
+        reason = "it is a directory, not a database file"
+    elif not os.path.isdir(parent):
+        reason = f"{parent} is a file, not a folder"
+    else:
+        error = StoreError(f"cannot use database {path}: {getattr(exc, 'strerror', None) or exc}")
+        error.wrong_path = False
+        return error
+    error = StoreError(f"cannot use database {path}: {reason}")
+    error.wrong_path = True  # no database there to keep: the path (--db, COSTHOOK_DB, COSTHOOK_HOME) is wrong
+    return error
 
 
 def _migrate(conn: sqlite3.Connection, path: str) -> None:

@@ -287,6 +287,26 @@ def alert_sent(conn: sqlite3.Connection, alert_id: int, when: str) -> None:
     conn.execute("UPDATE alerts SET notified_at = ? WHERE id = ?", (when, alert_id))
 
 
+def alert_failed(conn: sqlite3.Connection, alert_id: int, when: str) -> None:
+    """No target took the alert: marked `failed:<when>`, so it is neither left claimed nor
+    sent again (a late copy of a budget alert is noise; errors.log says why it failed)."""
+    conn.execute("UPDATE alerts SET notified_at = ? WHERE id = ?", (f"failed:{when}", alert_id))
+
+
+def release_stale_claims(conn: sqlite3.Connection, claimed_before_ns: int) -> int:
+    """Claims (`sending:<pid>:<time_ns>`) made before `claimed_before_ns` belong to a
+    notifier that died mid-send: back to unsent (claim_alerts then sends them, or expires
+    them when they are old). Returns how many were released."""
+    stale = []
+    for alert_id, claim in conn.execute("SELECT id, notified_at FROM alerts WHERE notified_at LIKE 'sending:%'"):
+        stamp = claim.rsplit(":", 1)[-1]
+        if not stamp.isdigit() or int(stamp) < claimed_before_ns:
+            stale.append(alert_id)
+    for placeholders, ids in in_lists(stale):
+        conn.execute(f"UPDATE alerts SET notified_at = NULL WHERE id IN ({placeholders})", ids)
+    return len(stale)
+
+
 # ----------------------------------------------------------------------- cron --------
 
 

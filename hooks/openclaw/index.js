@@ -10,6 +10,14 @@
 // let the tool or run go on if costhook is slow, missing or fails. OpenClaw fails
 // CLOSED when a gate handler throws or exceeds its own 15 s budget, so every handler
 // here catches everything and resolves to undefined unless costhook said "block".
+//
+// Bounded: a handler only queues its record; at most MAX_RECORDING costhook processes
+// record at once (MAX_GATING more for the gates, which never wait behind records), each
+// started on a later turn of the event loop, one per turn. A burst (hundreds of messages
+// while costhook is slow) keeps at most MAX_QUEUED records waiting; beyond that the
+// oldest per-message record (`message`, `after_tool_call`) is dropped and counted (the
+// next payload says how many): `agent_end` carries the run's messages again, and
+// `costhook import` reads them from OpenClaw's own store.
 
 import { spawn } from "node:child_process";
 
@@ -20,6 +28,10 @@ const DEFAULT_OBSERVE_TIMEOUT_MS = 20000;
 const SESSION_END_BUDGET_MS = 1800; // OpenClaw drains all session_end handlers in 2 s at shutdown
 const MAX_STDOUT = 64 * 1024;
 const MAX_TRACKED = 512;
+const MAX_RECORDING = 4; // costhook processes recording at once
+const MAX_GATING = 2; // and deciding a gate at once (a gate never waits behind records)
+const MAX_QUEUED = 64; // records waiting for a slot; more drops the oldest droppable one
+const DROPPABLE = new Set(["message", "after_tool_call"]); // agent_end carries them again
 const ACK_TOKENS = ["HEARTBEAT_OK", "NO_REPLY"];
 const ACK_MAX_EXTRA = 300;
 
@@ -162,6 +174,86 @@ function runCosthook(command, payload, timeoutMs) {
   });
 }
 
+// A bounded number of costhook processes at once: jobs wait in a queue and start on a
+// later turn of the event loop (spawning forks synchronously: never many in one turn).
+class Lane {
+  constructor(command, limit, maxQueued) {
+    this.command = command;
+    this.limit = limit;
+    this.maxQueued = maxQueued;
+    this.running = 0;
+    this.queue = [];
+    this.dropped = 0; // records dropped since the last payload that reported them
+    this.scheduled = false;
+  }
+
+  // Resolves to costhook's stdout, or "" when it failed, timed out or was dropped; never
+  // later than `deadline` (Date.now() ms), which counts the wait in the queue too.
+  run(payload, deadline, droppable = false) {
+    return new Promise((resolve) => {
+      if (this.queue.length >= this.maxQueued) {
+        const index = this.queue.findIndex((job) => job.droppable);
+        if (index >= 0) {
+          this.drop(this.queue.splice(index, 1)[0]);
+        } else if (droppable || this.queue.length >= 4 * this.maxQueued) {
+          this.dropped += 1;
+          resolve("");
+          return;
+        }
+      }
+      const job = { payload, droppable, resolve };
+      job.timer = setTimeout(() => {
+        const index = this.queue.indexOf(job);
+        if (index >= 0) this.drop(this.queue.splice(index, 1)[0]); // its time ran out in the queue
+      }, Math.max(1, deadline - Date.now()));
+      job.timer.unref?.();
+      job.deadline = deadline;
+      this.queue.push(job);
+      this.schedule();
+    });
+  }
+
+  drop(job) {
+    clearTimeout(job.timer);
+    this.dropped += 1;
+    job.resolve("");
+  }
+
+  schedule() {
+    if (this.scheduled || !this.queue.length || this.running >= this.limit) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.next();
+    });
+  }
+
+  next() {
+    while (this.queue.length && this.running < this.limit) {
+      const job = this.queue.shift();
+      clearTimeout(job.timer);
+      const left = job.deadline - Date.now();
+      if (left < 50) {
+        this.dropped += 1;
+        job.resolve(""); // its time ran out in the queue
+        continue;
+      }
+      if (this.dropped) {
+        job.payload.dropped = this.dropped;
+        this.dropped = 0;
+      }
+      this.running += 1;
+      runCosthook(this.command, job.payload, left).then((out) => {
+        this.running -= 1;
+        job.resolve(out);
+        this.schedule();
+      });
+      break; // one spawn per turn of the event loop
+    }
+    this.schedule();
+  }
+}
+
 function lastJson(text) {
   const lines = (text || "").trim().split("\n").filter((l) => l.trim());
   if (!lines.length) return undefined;
@@ -190,6 +282,8 @@ function register(api) {
   const sessions = new Map(); // sessionKey -> what the agent hooks told us about the session
   const parents = new Map(); // child sessionKey -> {parentSessionKey, parentSessionId, label}
   const pending = new Map(); // sessionKey -> promise of the last recording process
+  const records = new Lane(command, MAX_RECORDING, MAX_QUEUED);
+  const gates = new Lane(command, MAX_GATING, MAX_QUEUED);
 
   let stateDir = str(process.env.OPENCLAW_STATE_DIR, 4096);
   if (!stateDir) {
@@ -246,16 +340,16 @@ function register(api) {
     }
   }
 
-  function send(hook, event, ctx, timeoutMs = observeTimeoutMs) {
+  function send(lane, hook, event, ctx, timeoutMs = observeTimeoutMs) {
     const payload = { hook, hook_event_name: hook, plugin: PLUGIN_ID, ctx: context(ctx), event: event || {} };
-    return runCosthook(command, payload, timeoutMs);
+    return lane.run(payload, Date.now() + timeoutMs, DROPPABLE.has(hook));
   }
 
   function observe(hook, event, ctx, timeoutMs) {
     // Fire-and-forget for OpenClaw; the returned promise lets awaiting emitters (agent_end
     // in one-shot runs) wait until the record is written. It never rejects.
     const key = str(ctx?.sessionKey);
-    const promise = send(hook, event, ctx, timeoutMs).then(() => undefined, () => undefined);
+    const promise = send(records, hook, event, ctx, timeoutMs).then(() => undefined, () => undefined);
     if (key) {
       remember(pending, key, promise);
       promise.then(() => {
@@ -272,7 +366,7 @@ function register(api) {
     if (inFlight) await Promise.race([inFlight, sleep(Math.floor(gateTimeoutMs / 3))]);
     const left = gateTimeoutMs - (Date.now() - started);
     if (left < 50) return undefined;
-    return lastJson(await send(hook, event, ctx, left));
+    return lastJson(await send(gates, hook, event, ctx, left));
   }
 
   function on(hook, handler, opts) {

@@ -19,9 +19,10 @@ from costhook.agents.settings import (
     InstallResult,
     apply,
     costhook_executable,
-    is_costhook_name,
     json_object,
+    mentions_costhook,
     read_settings,
+    runs_costhook,
 )
 from costhook.errors import InstallError
 
@@ -88,27 +89,33 @@ def statusline_command() -> str:
 # -- recognising our entries -----------------------------------------------------
 
 
-def _is_costhook_command(command: object, subcommand: str) -> bool:
-    """True for `<any dir>/costhook <subcommand>` (quoted or not)."""
-    if not isinstance(command, str):
-        return False
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return False
-    return (
-        len(words) == 2
-        and is_costhook_name(os.path.basename(words[0]))
-        and words[1] == subcommand
-    )
-
-
 def is_costhook_hook(handler: object) -> bool:
-    return isinstance(handler, dict) and _is_costhook_command(handler.get("command"), "hook")
+    """One of ours: `<any dir>/costhook hook`, also as the user may have edited it since
+    (`... hook 2>/dev/null`, `VAR=1 ... hook || true`; settings.runs_costhook)."""
+    return isinstance(handler, dict) and runs_costhook(handler.get("command"), "hook")
 
 
 def is_costhook_statusline(value: object) -> bool:
-    return isinstance(value, dict) and _is_costhook_command(value.get("command"), "statusline")
+    return isinstance(value, dict) and runs_costhook(value.get("command"), "statusline")
+
+
+def leftover_commands(settings: dict) -> list[str]:
+    """Commands in `settings` that still run costhook (hooks and statusLine): what an
+    uninstall left because they do more than run it (a wrapper, `other && costhook hook`)."""
+    found = []
+    hooks = settings.get("hooks")
+    for event, groups in hooks.items() if isinstance(hooks, dict) else ():
+        for group in groups if isinstance(groups, list) else []:
+            handlers = group.get("hooks") if isinstance(group, dict) else None
+            for handler in handlers if isinstance(handlers, list) else []:
+                command = handler.get("command") if isinstance(handler, dict) else None
+                if mentions_costhook(command):
+                    found.append(f"hooks.{event}: {command}")
+    status = settings.get("statusLine")
+    command = status.get("command") if isinstance(status, dict) else None
+    if mentions_costhook(command):
+        found.append(f"statusLine: {command}")
+    return found
 
 
 # -- merging ---------------------------------------------------------------------
@@ -286,4 +293,20 @@ def uninstall_claude(scope: str = "user", project_dir: Path | None = None,
     """Remove costhook's hooks and statusLine from Claude Code's settings; keep the rest."""
     path = claude_settings_path(scope, project_dir)
     nothing = f"No costhook hooks in {path}; nothing changed."
-    return apply(path, merge_uninstall, dry_run, "remove", nothing, _done_message)
+    result = apply(path, merge_uninstall, dry_run, "remove", nothing, _done_message)
+    # What is in the file now (or would be, on a dry run): never claim what is still there.
+    after = read_settings(path).data
+    left = leftover_commands(merge_uninstall(after) if dry_run else after)
+    if left:
+        result.leftovers = tuple(left)
+        if dry_run:
+            head = result.message
+        elif result.changed:
+            head = f"Removed some costhook hooks from {path}." + (f" Backup: {result.backup}" if result.backup else "")
+        else:
+            head = f"costhook removed nothing from {path}."
+        result.message = head + (
+            f"\nStill running costhook in {path} (each does more than run it, so costhook left it; "
+            "edit it by hand):\n" + "\n".join(f"  {line}" for line in left)
+        )
+    return result

@@ -44,6 +44,11 @@ BUSY_MS = 200
 def handle(payload: dict) -> dict | None:
     """The answer to one event from costhook's OpenClaw plugin (None: nothing to say)."""
     hook = payload.get("hook") or payload.get("hook_event_name")
+    dropped = payload.get("dropped")
+    if type(dropped) is int and dropped > 0:  # a burst overflowed the plugin's queue
+        runtime.log_error(f"openclaw {hook}", RuntimeError(
+            f"the plugin dropped {dropped} event(s) while costhook was busy; agent_end and `costhook import` "
+            "recover the calls from OpenClaw's own store"))
     handler = HANDLERS.get(hook)
     if handler is None:
         return None

@@ -90,12 +90,34 @@ def hook_argv() -> list[str]:
 
 
 def _is_costhook_plugin_dir(path: str) -> bool:
+    """A load path of costhook's plugin: its directory (`~` expanded, trailing slash or
+    not) or a file in it (`.../openclaw-plugin/index.js`), by the manifest's id when the
+    files are there, else by the directory's name."""
+    folder = os.path.normpath(os.path.expanduser(path))
+    if os.path.isfile(folder) or os.path.basename(folder) in PLUGIN_FILES:
+        folder = os.path.dirname(folder)
     try:
-        with open(os.path.join(path, "openclaw.plugin.json"), "rb") as f:
+        with open(os.path.join(folder, "openclaw.plugin.json"), "rb") as f:
             manifest = json.loads(f.read(65536))
     except (OSError, ValueError):
-        return os.path.basename(os.path.normpath(path)) == "openclaw-plugin"
+        return os.path.basename(folder) == "openclaw-plugin"
     return isinstance(manifest, dict) and manifest.get("id") == PLUGIN_ID
+
+
+def leftovers(config: dict) -> list[str]:
+    """What in the config still loads or runs costhook after an uninstall: a plugin entry
+    (under any id) whose command is costhook's hook, the costhook entry itself."""
+    plugins = config.get("plugins") if isinstance(config.get("plugins"), dict) else {}
+    entries = plugins.get("entries") if isinstance(plugins.get("entries"), dict) else {}
+    found = []
+    for plugin_id, entry in entries.items():
+        plugin_config = entry.get("config") if isinstance(entry, dict) else None
+        command = plugin_config.get("command") if isinstance(plugin_config, dict) else None
+        runs = (isinstance(command, list) and len(command) >= 2 and all(isinstance(w, str) for w in command)
+                and settings.is_costhook_name(os.path.basename(command[0])) and command[1] == "hook")
+        if plugin_id == PLUGIN_ID or runs or settings.mentions_costhook(command):
+            found.append(f"plugins.entries.{plugin_id}: {json.dumps(command)}")
+    return found
 
 
 def _plugins(config: dict, create: bool) -> dict | None:
@@ -191,8 +213,8 @@ def _read_json(path: Path) -> tuple[bytes | None, dict | None]:
     if not text.strip():
         return raw, {}
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = settings.parse_json(text)
+    except ValueError:  # JSON5, or JSON that json.dumps could not write back as it was: OpenClaw's CLI edits it
         return raw, None
     if not isinstance(data, dict):
         raise InstallError(f"{path} holds a JSON {type(data).__name__}, not an object; costhook changed nothing")
@@ -242,7 +264,10 @@ def openclaw_cli() -> list[str] | None:
 def _cli(args: list[str], stdin: str | None = None) -> str:
     cli = openclaw_cli()
     if cli is None:
-        raise InstallError("the OpenClaw config is JSON5 and the `openclaw` command was not found to edit it")
+        raise InstallError(
+            "the OpenClaw config is JSON5 (comments, trailing commas, NaN/Infinity, or a number or "
+            "escape costhook could not write back exactly) and the `openclaw` command was not found to "
+            "edit it; costhook changed nothing")
     try:
         proc = subprocess.run([*cli, *args], input=stdin, capture_output=True, text=True, timeout=CLI_TIMEOUT,
                               stdin=None if stdin is not None else subprocess.DEVNULL)
@@ -303,7 +328,7 @@ def _apply(install: bool, dry_run: bool) -> InstallResult:
             break
         if reason:
             raise InstallError(f"{reason}; costhook changed nothing. Apply this yourself:\n" + json.dumps(new.get("plugins", {}), indent=2))
-        text = settings.render(new)
+        text = settings.render(new, config_file)
         snapshot = settings.Snapshot(config_file, settings.write_target(config_file), raw, data)
         diff = settings.diff_text(snapshot, text)
         if dry_run:
@@ -324,7 +349,25 @@ def _apply(install: bool, dry_run: bool) -> InstallResult:
         raise InstallError(f"{config_file} kept changing while costhook was updating it; try again")
     if not install and not dry_run:
         _remove_plugin_dir()
+    if not install:
+        _report_leftovers(result, config_file, dry_run)
     return result
+
+
+def _report_leftovers(result: InstallResult, config_file: Path, dry_run: bool) -> None:
+    """Never claim a removal the config contradicts: what still runs costhook is named."""
+    _, data = _read_json(config_file)
+    if data is None:
+        return  # JSON5: changed by OpenClaw's CLI, which validated the patch
+    left = leftovers(merge_uninstall(data) if dry_run else data)
+    if not left:
+        return
+    result.leftovers = tuple(left)
+    head = result.message.splitlines()[0] if dry_run else (
+        f"Removed some of costhook's OpenClaw plugin from {config_file}." + (f" Backup: {result.backup}" if result.backup else "")
+        if result.changed else f"costhook removed nothing from {config_file}.")
+    result.message = head + (f"\nStill running costhook in {config_file} (not costhook's own entry, so costhook left "
+                             "it; edit it by hand):\n" + "\n".join(f"  {line}" for line in left))
 
 
 def _remove_plugin_dir() -> None:
