@@ -87,8 +87,8 @@ def insecurity(path, *, kind: str) -> str | None:
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
-    except OSError as exc:
-        return f"cannot check {kind} {path} ({exc.strerror})"
+    except OSError:
+        return None  # unreachable (a file where a folder should be, ...): opening it fails, saying why
     if st is not None:
         if stat.S_ISLNK(st.st_mode):
             return f"{kind} {path} is a symlink; costhook does not follow it (replace it with the file itself)"
