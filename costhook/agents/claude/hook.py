@@ -320,12 +320,13 @@ def wait_for_text(path: str | None, text: str | None, timeout: float = STOP_WAIT
 
 
 def tail_contains(path: str, needle: bytes, size: int = 256 << 10) -> bool:
+    """Whether the last `size` bytes of the regular file `path` hold `needle`."""
+    from costhook.paths import open_regular
+
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            end = f.tell()
-            f.seek(max(0, end - size))
-            return needle in f.read()
+        with open_regular(path) as f:
+            end = os.fstat(f.fileno()).st_size
+            return needle in os.pread(f.fileno(), min(size, end), max(0, end - size))
     except OSError:
         return False
 
@@ -369,6 +370,8 @@ def git_branch(cwd: str | None) -> str | None:
     """The checked-out branch, read from .git/HEAD (running git would cost more than the hook)."""
     if not cwd:
         return None
+    from costhook.paths import read_regular
+
     folder = os.path.abspath(cwd)
     for _ in range(64):
         dot_git = os.path.join(folder, ".git")
@@ -377,16 +380,14 @@ def git_branch(cwd: str | None) -> str | None:
             head = os.path.join(dot_git, "HEAD")
         elif os.path.isfile(dot_git):  # worktree or submodule: "gitdir: <path>"
             try:
-                with open(dot_git) as f:
-                    line = f.read(4096).strip()
-            except OSError:
+                line = read_regular(dot_git, 4096).decode("utf-8", "replace").strip()
+            except OSError:  # a FIFO or a device is no .git file: no branch
                 return None
             if line.startswith("gitdir:"):
                 head = os.path.join(folder, line[7:].strip(), "HEAD")
         if head:
             try:
-                with open(head) as f:
-                    ref = f.read(4096).strip()
+                ref = read_regular(head, 4096).decode("utf-8", "replace").strip()
             except OSError:
                 return None
             return ref[len("ref: refs/heads/") :] if ref.startswith("ref: refs/heads/") else "HEAD"
