@@ -245,10 +245,11 @@ def set_cursor(conn: sqlite3.Connection, cursor: dict) -> None:
 
 def advance_cursor(conn: sqlite3.Connection, path: str, offset: int, *, size, inode, head, state) -> None:
     """Record that the file at `path` has been read up to byte `offset`, unless another
-    process already got further in the same file (same inode): a cursor never goes back."""
+    process already got further in the same file (same inode): a cursor never goes back,
+    and that cursor is kept whole (its head describes its own offset, not ours)."""
     current = get_cursor(conn, path)
     if current and current.get("inode") == inode and (current.get("offset") or 0) > offset:
-        offset = current["offset"]
+        return
     set_cursor(conn, {"path": path, "offset": offset, "size": size, "inode": inode, "head": head, "state": state,
                       "updated_at": now_iso()})
 

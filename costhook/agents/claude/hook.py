@@ -214,6 +214,7 @@ def ingest_paths(candidates, *, max_bytes: int | None = HOOK_MAX_BYTES) -> list:
         results.append(result)
         if result.deferred:
             deferred.append(path)
+    deferred = [path for path in deferred if not catch_up_running(path)]
     if deferred:
         spawn_catch_up(deferred)
     return results
@@ -404,5 +405,48 @@ def spawn_catch_up(transcripts: list) -> None:
 
 
 def catch_up(transcripts: list) -> None:
-    """The detached job `costhook hook --catch-up PATH…`: ingest backlogs whole."""
-    ingest_paths(transcripts, max_bytes=None)
+    """The detached job `costhook hook --catch-up PATH…`: ingest backlogs whole, one
+    catch-up per file at a time (a file another catch-up holds is left to it)."""
+    held = {}
+    try:
+        for path in dict.fromkeys(transcripts):
+            fd = catch_up_lock(path)
+            if fd is not None:
+                held[path] = fd
+        if held:
+            ingest_paths(list(held), max_bytes=None)
+    finally:
+        for fd in held.values():
+            os.close(fd)
+
+
+def catch_up_lock(path: str) -> int | None:
+    """A descriptor holding `path`'s catch-up lock (a non-blocking flock on
+    `<home>/catch-up/<hash of the path>.lock`, 0600 in a 0700 folder), None when another
+    process holds it. The lock goes with the process: a crashed catch-up holds nothing."""
+    import fcntl
+    import hashlib
+
+    from costhook import paths
+
+    folder = paths.ensure_private_dir(os.path.join(paths.home_dir(), "catch-up"))
+    name = hashlib.sha1(os.path.abspath(path).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    fd = os.open(os.path.join(folder, name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def catch_up_running(path: str) -> bool:
+    """Whether a catch-up holds `path` now (then a hook spawns no other)."""
+    try:
+        fd = catch_up_lock(path)
+    except OSError:
+        return False
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
