@@ -137,3 +137,38 @@ def touch_private(path):
     except FileExistsError:
         pass
     return path
+
+
+# -- files from outside: regular, bounded ------------------------------------------
+
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device, a socket: nothing costhook reads."""
+
+
+def open_regular(path):
+    """`path` opened for binary reading, only if it is a regular file (symlinks followed).
+
+    Files named by an agent, a payload or a folder we scan may be anything: a FIFO would
+    block open() and read() for ever, /dev/zero never ends. So: open non-blocking (a FIFO
+    opens at once), fstat the descriptor, and refuse anything but a regular file (a
+    directory raises IsADirectoryError, the rest NotRegularFile; both are OSError).
+    O_NONBLOCK changes nothing for a regular file. Callers still bound what they read."""
+    fd = os.open(path, READ_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = IsADirectoryError if stat.S_ISDIR(mode) else NotRegularFile
+            raise kind(f"{os.fspath(path)}: not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path, limit: int) -> bytes:
+    """At most `limit` bytes from the start of the regular file `path` (open_regular)."""
+    with open_regular(path) as f:
+        return f.read(limit)

@@ -5,6 +5,7 @@ hook's path: an import may switch to a faster parser (use_fast_parser).
 """
 
 import json
+import os
 import re
 
 _parsers = (json.loads,)
@@ -43,24 +44,106 @@ def load_line(raw: bytes):
     return None
 
 
+MAX_LINE = 64 << 20  # a longer line is skipped unread (see LineReader)
+TAIL_BYTES = 4096  # the bytes before a cursor's offset that a cursor's mark hashes
+
+
 def line_batches(f, batch_bytes: int):
     """The complete lines from `f`'s position on (without their newline), as (lines, nbytes)
     batches of about `batch_bytes`. A partial last line, still being written, is left for
-    the next read. (Read in blocks and split: a third of the cost of iterating the file.)"""
-    parts = []  # a line longer than a block spans several reads
-    while True:
-        block = f.read(batch_bytes)
-        if not block:
-            return
-        end = block.rfind(b"\n") + 1
-        if not end:
-            parts.append(block)
-            continue
-        lines = b"".join((*parts, block[:end])).split(b"\n") if parts else block[:end].split(b"\n")
-        lines.pop()  # the empty string after the last newline
-        nbytes = sum(len(part) for part in parts) + end
-        parts = [block[end:]] if end < len(block) else []
+    the next read. (LineReader without its skipped-line counts.)"""
+    for lines, nbytes, _ in LineReader(f, batch_bytes):
         yield lines, nbytes
+
+
+class LineReader:
+    """Iterate (lines, nbytes, skipped) over the complete lines from `f`'s position on, in
+    batches of about `batch_bytes`; nbytes is how far the batch moves the offset.
+
+    Read in blocks and split (a third of the cost of iterating the file). A partial last
+    line, still being written, is left for the next read, unless it is already longer than
+    `max_line`: then it is dropped (counted in `skipped`, the caller's malformed), never
+    buffered further, and the rest of it is skipped up to its newline, even in a later
+    read: a resumed offset whose byte before (`before`, the bytes just before it) is not a
+    newline is inside such a line. No line Claude Code or OpenClaw writes that carries a
+    call comes near 64 MB (one response is at most a few hundred thousand tokens); only a
+    runaway tool result or a file that is not a transcript does.
+
+    `tail` is the last TAIL_BYTES before the offset reached (what `mark` hashes). With
+    `complete` (an archive, not a file being written) a last line without a newline is
+    a line too."""
+
+    def __init__(self, f, batch_bytes: int, *, before: bytes = b"", max_line: int = MAX_LINE, complete: bool = False):
+        self.f, self.batch_bytes, self.max_line, self.complete = f, batch_bytes, max_line, complete
+        self.tail = before[-TAIL_BYTES:]
+        self.skipping = bool(before) and not before.endswith(b"\n")
+
+    def _keep(self, data: bytes) -> None:
+        self.tail = (self.tail + data[-TAIL_BYTES:])[-TAIL_BYTES:]
+
+    def __iter__(self):
+        f, limit = self.f, self.max_line
+        parts, held = [], 0  # an unfinished line longer than a block spans several reads
+        while True:
+            block = f.read(self.batch_bytes)
+            if not block:
+                if self.complete and parts:
+                    data = b"".join(parts)
+                    self._keep(data)
+                    yield [data], len(data), 0
+                return
+            moved = skipped = 0
+            if self.skipping:  # inside an over-long line: find its end, keep nothing
+                newline = block.find(b"\n")
+                if newline < 0:
+                    self._keep(block)
+                    yield [], len(block), 0
+                    continue
+                self.skipping = False
+                moved = newline + 1
+                self._keep(block[:moved])
+                block = block[moved:]
+            end = block.rfind(b"\n") + 1
+            if not end:
+                if block:
+                    parts.append(block)
+                    held += len(block)
+                if held > limit:
+                    for part in parts:
+                        self._keep(part)
+                    moved, skipped, parts, held = moved + held, 1, [], 0
+                    self.skipping = True
+                if moved:
+                    yield [], moved, skipped
+                continue
+            data = b"".join((*parts, block[:end])) if parts else block[:end]
+            lines = data.split(b"\n")
+            lines.pop()  # the empty string after the last newline
+            if len(data) > limit:
+                kept = [line for line in lines if len(line) <= limit]
+                skipped, lines = len(lines) - len(kept), kept
+            self._keep(data)
+            parts = [block[end:]] if end < len(block) else []
+            held = len(parts[0]) if parts else 0
+            yield lines, moved + len(data), skipped
+
+
+def bytes_before(f, offset: int) -> bytes:
+    """The last TAIL_BYTES (fewer near the start) of `f` before `offset`: one small read."""
+    size = min(TAIL_BYTES, offset)
+    return os.pread(f.fileno(), size, offset - size) if size else b""
+
+
+def mark(tail: bytes) -> str:
+    """What a cursor keeps of the bytes before its offset: a file rewritten in place (same
+    inode, same beginning, at least as long) no longer has them there, and is read again.
+
+    The bytes as one big number modulo the prime 2**61-1 (a polynomial hash: any change
+    but a multiple of the prime shows): no import (hashlib would cost the hook ~3 ms)."""
+    return f"{len(tail)}:{int.from_bytes(tail, 'big') % _PRIME:x}"
+
+
+_PRIME = (1 << 61) - 1
 
 
 _UTC_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.ASCII)

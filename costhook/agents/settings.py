@@ -163,12 +163,29 @@ def write_target(path: Path) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
+MAX_SETTINGS_BYTES = 16 << 20  # no agent's settings file comes near this
+
+
+def read_bounded(path) -> bytes:
+    """The regular file `path` (paths.open_regular: never a FIFO or a device), at most
+    MAX_SETTINGS_BYTES; InstallError when it is not a regular file or is larger."""
+    from costhook.paths import NotRegularFile, read_regular
+
+    try:
+        raw = read_regular(path, MAX_SETTINGS_BYTES + 1)
+    except NotRegularFile:
+        raise InstallError(f"{path} is not a regular file") from None
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise InstallError(f"{path} is larger than {MAX_SETTINGS_BYTES >> 20} MB: not a settings file")
+    return raw
+
+
 def read_settings(path: Path) -> Snapshot:
     """The file at `path` as a JSON object ({} when missing or blank); InstallError when
     it is not UTF-8 JSON holding an object, or cannot be read."""
     target = write_target(path)
     try:
-        raw = target.read_bytes()
+        raw = read_bounded(target)
     except FileNotFoundError:
         return Snapshot(path, target, None, {})
     except IsADirectoryError:
@@ -336,7 +353,7 @@ def backup_file(snapshot: Snapshot) -> Path:
 
 def _current_bytes(target: Path) -> bytes | None:
     try:
-        return target.read_bytes()
+        return read_bounded(target)
     except FileNotFoundError:
         return None
 

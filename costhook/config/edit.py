@@ -9,6 +9,7 @@ import tomlkit
 from filelock import FileLock
 
 from costhook import paths
+from costhook.config.load import MAX_CONFIG_BYTES
 from costhook.config.model import validate_data
 from costhook.errors import ConfigError
 
@@ -26,7 +27,14 @@ def edit(mutate, path: Path | None = None) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}.lock: cannot lock the config ({exc.strerror or exc})") from None
     try:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        try:
+            text = paths.read_regular(path, MAX_CONFIG_BYTES + 1).decode("utf-8")
+        except FileNotFoundError:
+            text = ""
+        except paths.NotRegularFile:
+            raise ConfigError(f"{path}: not a regular file") from None
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MB, not a config file")
         try:
             document = tomlkit.parse(text)
         except tomlkit.exceptions.ParseError as exc:

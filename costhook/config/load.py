@@ -10,6 +10,8 @@ import os
 
 from costhook import paths
 
+MAX_CONFIG_BYTES = 4 << 20  # a config (or its cache) larger than this is not one
+
 
 def load(path=None) -> dict:
     """The validated config as plain data; `{}` when there is no config file."""
@@ -69,8 +71,7 @@ def last_valid() -> dict | None:
 def cached_entry(cache: str, stamp: list) -> dict | None:
     """The cache's entry when it was written for this very file (`stamp`), else None."""
     try:
-        with open(cache, "rb") as f:
-            cached = json.loads(f.read())
+        cached = json.loads(paths.read_regular(cache, MAX_CONFIG_BYTES))
     except (OSError, ValueError):
         return None
     if isinstance(cached, dict) and cached.get("stamp") == stamp and ("error" in cached or "config" in cached):
@@ -91,8 +92,12 @@ def validate(path) -> dict:
     import tomllib
 
     try:
-        with open(path, encoding="utf-8") as f:
-            raw = tomllib.loads(f.read())
+        data = paths.read_regular(path, MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise config_error(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MB, not a config file")
+        raw = tomllib.loads(data.decode("utf-8"))
+    except paths.NotRegularFile:
+        raise config_error(f"{path}: not a regular file") from None
     except OSError as exc:
         raise config_error(f"{path}: cannot read config ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -247,7 +247,7 @@ def advance_cursor(conn: sqlite3.Connection, path: str, offset: int, *, size, in
     """Record that the file at `path` has been read up to byte `offset`, with the reader's
     `state` there (the active skill, ...), unless another process already got further in
     the same file (same inode): then its cursor stands whole — a cursor never goes back, and
-    neither does the state read with it."""
+    neither do the state and the head (which describes its own offset) read with it."""
     current = get_cursor(conn, path)
     if current and current.get("inode") == inode and (current.get("offset") or 0) > offset:
         return

@@ -214,6 +214,7 @@ def ingest_paths(candidates, *, max_bytes: int | None = HOOK_MAX_BYTES) -> list:
         results.append(result)
         if result.deferred:
             deferred.append(path)
+    deferred = [path for path in deferred if not catch_up_running(path)]
     if deferred:
         spawn_catch_up(deferred)
     return results
@@ -332,12 +333,13 @@ def wait_for_text(path: str | None, text: str | None, timeout: float = STOP_WAIT
 
 
 def tail_contains(path: str, needle: bytes, size: int = 256 << 10) -> bool:
+    """Whether the last `size` bytes of the regular file `path` hold `needle`."""
+    from costhook.paths import open_regular
+
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            end = f.tell()
-            f.seek(max(0, end - size))
-            return needle in f.read()
+        with open_regular(path) as f:
+            end = os.fstat(f.fileno()).st_size
+            return needle in os.pread(f.fileno(), min(size, end), max(0, end - size))
     except OSError:
         return False
 
@@ -381,6 +383,8 @@ def git_branch(cwd: str | None) -> str | None:
     """The checked-out branch, read from .git/HEAD (running git would cost more than the hook)."""
     if not cwd:
         return None
+    from costhook.paths import read_regular
+
     folder = os.path.abspath(cwd)
     for _ in range(64):
         dot_git = os.path.join(folder, ".git")
@@ -389,16 +393,14 @@ def git_branch(cwd: str | None) -> str | None:
             head = os.path.join(dot_git, "HEAD")
         elif os.path.isfile(dot_git):  # worktree or submodule: "gitdir: <path>"
             try:
-                with open(dot_git) as f:
-                    line = f.read(4096).strip()
-            except OSError:
+                line = read_regular(dot_git, 4096).decode("utf-8", "replace").strip()
+            except OSError:  # a FIFO or a device is no .git file: no branch
                 return None
             if line.startswith("gitdir:"):
                 head = os.path.join(folder, line[7:].strip(), "HEAD")
         if head:
             try:
-                with open(head) as f:
-                    ref = f.read(4096).strip()
+                ref = read_regular(head, 4096).decode("utf-8", "replace").strip()
             except OSError:
                 return None
             return ref[len("ref: refs/heads/") :] if ref.startswith("ref: refs/heads/") else "HEAD"
@@ -415,5 +417,48 @@ def spawn_catch_up(transcripts: list) -> None:
 
 
 def catch_up(transcripts: list) -> None:
-    """The detached job `costhook hook --catch-up PATH…`: ingest backlogs whole."""
-    ingest_paths(transcripts, max_bytes=None)
+    """The detached job `costhook hook --catch-up PATH…`: ingest backlogs whole, one
+    catch-up per file at a time (a file another catch-up holds is left to it)."""
+    held = {}
+    try:
+        for path in dict.fromkeys(transcripts):
+            fd = catch_up_lock(path)
+            if fd is not None:
+                held[path] = fd
+        if held:
+            ingest_paths(list(held), max_bytes=None)
+    finally:
+        for fd in held.values():
+            os.close(fd)
+
+
+def catch_up_lock(path: str) -> int | None:
+    """A descriptor holding `path`'s catch-up lock (a non-blocking flock on
+    `<home>/catch-up/<hash of the path>.lock`, 0600 in a 0700 folder), None when another
+    process holds it. The lock goes with the process: a crashed catch-up holds nothing."""
+    import fcntl
+    import hashlib
+
+    from costhook import paths
+
+    folder = paths.ensure_private_dir(os.path.join(paths.home_dir(), "catch-up"))
+    name = hashlib.sha1(os.path.abspath(path).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    fd = os.open(os.path.join(folder, name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def catch_up_running(path: str) -> bool:
+    """Whether a catch-up holds `path` now (then a hook spawns no other)."""
+    try:
+        fd = catch_up_lock(path)
+    except OSError:
+        return False
+    if fd is None:
+        return True
+    os.close(fd)
+    return False

@@ -9,6 +9,7 @@ both or neither. Standard library only.
 import os
 import sqlite3
 
+from costhook import paths
 from costhook.agents import jsonl
 from costhook.agents.claude import transcript
 from costhook.pricing import prices
@@ -73,20 +74,22 @@ class Start:
     """Where reading a file resumes: decided from the cursor, used by read_chunks (which may
     run in another process) and by commit."""
 
-    __slots__ = ("path", "offset", "state", "size", "inode", "head")
+    __slots__ = ("path", "offset", "state", "size", "inode", "head", "before")
 
-    def __init__(self, path, offset, state, size, inode, head):
+    def __init__(self, path, offset, state, size, inode, head, before=b""):
         self.path, self.offset, self.state = path, offset, state  # state: ReadState JSON
-        self.size, self.inode, self.head = size, inode, head
+        self.size, self.inode, self.head = size, inode, head  # head: hex of the first HEAD_BYTES
+        self.before = before  # the bytes just before `offset` (jsonl.bytes_before)
 
 
 class Chunk:
     """Parsed complete lines of one file, ready to commit with the offset they end at."""
 
-    __slots__ = ("start", "offset", "nbytes", "parsed", "state", "prepared")
+    __slots__ = ("start", "offset", "nbytes", "parsed", "state", "mark", "prepared")
 
-    def __init__(self, start, offset, nbytes, parsed, state):
+    def __init__(self, start, offset, nbytes, parsed, state, mark=""):
         self.start, self.offset, self.nbytes, self.parsed, self.state = start, offset, nbytes, parsed, state
+        self.mark = mark  # jsonl.mark of the bytes before offset + nbytes
         self.prepared = None  # a Prepared, once prepare() has turned the calls into rows
 
 
@@ -128,15 +131,16 @@ def prepare(chunk: Chunk, price) -> Chunk:
 
 
 def plan(conn: sqlite3.Connection, path: str) -> Start | None:
-    """The resume point for `path` (None if it is not a readable file)."""
+    """The resume point for `path` (None if it is not a regular file)."""
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            head = f.read(HEAD_BYTES)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        f = paths.open_regular(path)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, paths.NotRegularFile):
         return None
-    offset, state = _resume_point(writes.get_cursor(conn, path), st, head)
-    return Start(path, offset, state, st.st_size, st.st_ino, head.hex())
+    with f:
+        st = os.fstat(f.fileno())
+        head = f.read(HEAD_BYTES)
+        offset, state, before = _resume_point(writes.get_cursor(conn, path), st, head, f)
+    return Start(path, offset, state, st.st_size, st.st_ino, head.hex(), before)
 
 
 def read_chunks(start: Start, ctx: transcript.FileContext | None = None):
@@ -148,24 +152,34 @@ def read_chunks(start: Start, ctx: transcript.FileContext | None = None):
     state = transcript.ReadState.from_json(start.state)
     offset = start.offset
     try:
-        f = open(start.path, "rb")
+        f = paths.open_regular(start.path)
     except OSError:
         return
     with f:
         if os.fstat(f.fileno()).st_ino != start.inode:
             return  # replaced since planned; the next ingest starts over
         f.seek(offset)
-        for batch, nbytes in jsonl.line_batches(f, COMMIT_EVERY):
-            yield Chunk(start, offset, nbytes, transcript.parse_lines(batch, ctx, state), state.to_json())
+        reader = jsonl.LineReader(f, COMMIT_EVERY, before=start.before)
+        for batch, nbytes, skipped in reader:
+            parsed = transcript.parse_lines(batch, ctx, state)
+            parsed.malformed += skipped  # over-long lines, never buffered whole
+            yield Chunk(start, offset, nbytes, parsed, state.to_json(), jsonl.mark(reader.tail))
             offset += nbytes
 
 
-def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes) -> tuple[int, str]:
-    """Where to continue reading: the stored offset if this is still the same, not shrunk, file."""
-    stored_head = (cursor or {}).get("head") or ""
+def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes, f) -> tuple[int, str, bytes]:
+    """Where to continue reading: the stored offset if this is still the same, not shrunk,
+    file with the same bytes before that offset; (offset, state, those bytes).
+
+    The cursor's `head` is `<hex of the first HEAD_BYTES>|<jsonl.mark of the bytes before
+    the offset>` (a cursor from before the mark has only the hex: trusted as it was)."""
+    stored_head, _, stored_mark = ((cursor or {}).get("head") or "").partition("|")
     if not jsonl.resumable(cursor, st) or not head.hex().startswith(stored_head):
-        return 0, ""  # shrunk or replaced: re-read; the dedup keys make it safe
-    return cursor["offset"], cursor.get("state") or ""
+        return 0, "", b""  # shrunk or replaced: re-read; the dedup keys make it safe
+    before = jsonl.bytes_before(f, cursor["offset"])
+    if stored_mark and jsonl.mark(before) != stored_mark:
+        return 0, "", b""  # rewritten in place (a restored backup, a reused inode): re-read
+    return cursor["offset"], cursor.get("state") or "", before
 
 
 def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) -> None:
@@ -199,7 +213,7 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
             _note_cost_state(conn, chunk.parsed)
             start = chunk.start
             writes.advance_cursor(conn, start.path, chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
-                                 head=start.head, state=chunk.state)
+                                 head=f"{start.head}|{chunk.mark}", state=chunk.state)
     for chunk in chunks:
         parsed = chunk.parsed
         result.bytes_read += chunk.nbytes

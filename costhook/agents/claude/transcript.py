@@ -12,6 +12,7 @@ import json
 import os
 
 from costhook.agents.jsonl import load_line, utc_timestamp
+from costhook.paths import read_regular
 from costhook.usage import as_count, merge_call, plausible
 
 # Cheap byte tests that decide whether a line is worth parsing at all. A line we care
@@ -97,8 +98,7 @@ def context_for(path: str) -> FileContext:
 
 def _read_agent_type(meta_path: str) -> str | None:
     try:
-        with open(meta_path, "rb") as f:
-            meta = json.loads(f.read(65536))
+        meta = json.loads(read_regular(meta_path, 65536))
     except (OSError, ValueError):
         return None
     value = meta.get("agentType") if isinstance(meta, dict) else None

@@ -18,6 +18,7 @@ import os
 from costhook import timeframe
 from costhook.agents.jsonl import load_line
 from costhook.agents.openclaw.events import AGENT, Stats, classify_key, clip, cron_run_key, iso_from_ms
+from costhook.paths import read_regular
 from costhook.store import writes
 from costhook.store.db import transaction
 from costhook.usage import as_count
@@ -141,8 +142,7 @@ def ingest_cron_files(conn, cron_dir: str) -> Stats:
     jobs = {}
     for name in ("jobs.json", "jobs.json.migrated"):
         try:
-            with open(os.path.join(cron_dir, name), "rb") as f:
-                data = json.loads(f.read(64 << 20))
+            data = json.loads(read_regular(os.path.join(cron_dir, name), 64 << 20))
         except (OSError, ValueError):
             continue
         items = data.get("jobs") if isinstance(data, dict) else data
@@ -160,8 +160,7 @@ def ingest_cron_files(conn, cron_dir: str) -> Stats:
             continue
         path = os.path.join(runs_dir, name)
         try:
-            with open(path, "rb") as f:
-                lines = f.read(256 << 20).splitlines()
+            lines = read_regular(path, 256 << 20).splitlines()
         except OSError:
             continue
         stats.files += 1

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 
 from costhook import timeframe
-from costhook.agents.jsonl import line_batches, load_line, resumable
+from costhook.agents.jsonl import LineReader, bytes_before, load_line, mark, resumable
 from costhook.agents.openclaw import cron
 from costhook.agents.openclaw.events import (
     AGENT,
@@ -33,6 +34,7 @@ from costhook.agents.openclaw.events import (
     parse_events,
     session_facts,
 )
+from costhook.paths import open_regular, read_regular
 from costhook.store import writes
 from costhook.store.db import transaction
 
@@ -55,8 +57,7 @@ def session_id_of_file(path: str) -> str:
 def load_sessions_index(sessions_dir: str) -> dict:
     """Legacy `sessions.json` ({sessionKey: SessionEntry}) → {sessionId: SessionMeta kwargs}."""
     try:
-        with open(os.path.join(sessions_dir, "sessions.json"), "rb") as f:
-            data = json.loads(f.read(64 << 20))
+        data = json.loads(read_regular(os.path.join(sessions_dir, "sessions.json"), 64 << 20))
     except (OSError, ValueError):
         return {}
     index = {}
@@ -99,37 +100,54 @@ def ingest_file(conn, path: str, *, price, meta: SessionMeta | None = None, inde
         return _ingest_compressed(conn, path, price=price, meta=meta, index=index)
     stats = Stats()
     try:
-        f = open(path, "rb")
-    except OSError:
+        f = open_regular(path)
+    except OSError:  # missing, or a FIFO, a device: nothing to read
         return stats
     with f:
         st = os.fstat(f.fileno())
         head = f.read(HEAD_BYTES)
         cursor = writes.get_cursor(conn, path)
-        offset, state = 0, ReadState()
+        offset, state, before = _resume_point(cursor, st, head, f)
         digest = f"{len(head)}:{hashlib.sha1(head).hexdigest()}"
-        if resumable(cursor, st):
-            length = (cursor.get("head") or "").partition(":")[0]
-            if length.isdigit() and f"{length}:{hashlib.sha1(head[: int(length)]).hexdigest()}" == cursor.get("head"):
-                offset, state = cursor["offset"], ReadState.from_json(cursor.get("state"))
         if st.st_size <= offset:
             return stats
         stats.files = 1
         meta = meta or file_meta(path, index)
         f.seek(offset)
-        for batch, size in line_batches(f, FILE_COMMIT_BYTES):
-            offset = _commit_lines(conn, path, st, digest, offset, batch, size, meta, state, price, stats)
+        reader = LineReader(f, FILE_COMMIT_BYTES, before=before, max_line=MAX_EVENT_BYTES)
+        for batch, size, skipped in reader:
+            head_and_mark = f"{digest}|{mark(reader.tail)}"
+            offset = _commit_lines(conn, path, st, head_and_mark, offset, batch, size, meta, state, price, stats)
+            stats.malformed += skipped  # longer than MAX_EVENT_BYTES: never buffered whole
     return stats
 
 
-def _commit_lines(conn, path, st, digest, offset, lines, size, meta, state, price, stats) -> int:
+def _resume_point(cursor, st, head: bytes, f) -> tuple[int, ReadState, bytes]:
+    """(offset, state, the bytes before the offset) to resume from, or a fresh start when
+    the file shrank, its beginning changed, or the bytes before the offset did (rewritten
+    in place). The cursor's head is `<len>:<sha1 of the beginning>|<jsonl.mark>` (a cursor
+    from before the mark has only the first part: trusted as it was)."""
+    fresh = 0, ReadState(), b""
+    if not resumable(cursor, st):
+        return fresh
+    stored, _, stored_mark = (cursor.get("head") or "").partition("|")
+    length = stored.partition(":")[0]
+    if not length.isdigit() or f"{length}:{hashlib.sha1(head[: int(length)]).hexdigest()}" != stored:
+        return fresh
+    before = bytes_before(f, cursor["offset"])
+    if stored_mark and mark(before) != stored_mark:
+        return fresh
+    return cursor["offset"], ReadState.from_json(cursor.get("state")), before
+
+
+def _commit_lines(conn, path, st, head, offset, lines, size, meta, state, price, stats) -> int:
     events = [load_line(line) if len(line) <= MAX_EVENT_BYTES else None for line in lines]
     result = parse_events(events, meta, state)
     new_offset = offset + size
     with transaction(conn):
         stats.changed += writes.write_calls(conn, result.calls, price, session_facts(meta, state, result), agent=AGENT)
         cron.remember_cron_names(conn, result.cron_names, meta.host_agent)
-        writes.advance_cursor(conn, path, new_offset, size=st.st_size, inode=st.st_ino, head=digest, state=state.to_json())
+        writes.advance_cursor(conn, path, new_offset, size=st.st_size, inode=st.st_ino, head=head, state=state.to_json())
     stats.bytes_read += size
     stats.events += result.events
     stats.calls += len(result.calls)
@@ -143,6 +161,8 @@ def _ingest_compressed(conn, path, *, price, meta, index) -> Stats:
         st = os.stat(path)
     except OSError:
         return stats
+    if not stat.S_ISREG(st.st_mode):
+        return stats  # a FIFO, a device: zstd_lines would refuse it too
     identity = f"zst:{st.st_size}:{st.st_mtime_ns}"
     cursor = writes.get_cursor(conn, path)
     if cursor and cursor.get("inode") == st.st_ino and cursor.get("head") == identity:
@@ -153,7 +173,7 @@ def _ingest_compressed(conn, path, *, price, meta, index) -> Stats:
     try:
         batch = []
         for line in zstd_lines(path):
-            batch.append(load_line(line) if len(line) <= MAX_EVENT_BYTES else None)
+            batch.append(load_line(line) if line is not None else None)
             if len(batch) >= 2000:
                 parse_events(batch, meta, state, result)
                 batch = []
@@ -177,24 +197,27 @@ def _ingest_compressed(conn, path, *, price, meta, index) -> Stats:
 
 
 def zstd_lines(path: str):
-    """The lines of a zstd-compressed JSONL archive, streamed."""
+    """The lines of a zstd-compressed JSONL archive (a regular file), streamed in blocks;
+    a line longer than MAX_EVENT_BYTES comes as None, never buffered whole (an archive
+    that inflates to one endless line costs no more memory than that)."""
     try:
         import zstandard
     except ImportError:
         zstandard = None
-    if zstandard is not None:
-        with open(path, "rb") as f:
-            import io
-
-            reader = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True))
-            yield from reader
-        return
-    try:
-        from compression import zstd  # Python 3.14
-    except ImportError:
-        raise ZstdUnavailable(f"{os.path.basename(path)} is zstd-compressed; install the `zstandard` package") from None
-    with zstd.open(path, "rb") as reader:
-        yield from reader
+    if zstandard is None:
+        try:
+            from compression import zstd  # Python 3.14
+        except ImportError:
+            raise ZstdUnavailable(f"{os.path.basename(path)} is zstd-compressed; install the `zstandard` package") from None
+    with open_regular(path) as f:
+        if zstandard is not None:
+            reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+        else:
+            reader = zstd.open(f, "rb")
+        with reader:
+            for lines, _, skipped in LineReader(reader, 1 << 20, max_line=MAX_EVENT_BYTES, complete=True):
+                yield from lines
+                yield from [None] * skipped
 
 
 def ingest_session_files(conn, files: list, *, price, progress=None) -> Stats:

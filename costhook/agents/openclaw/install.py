@@ -97,8 +97,7 @@ def _is_costhook_plugin_dir(path: str) -> bool:
     if os.path.isfile(folder) or os.path.basename(folder) in PLUGIN_FILES:
         folder = os.path.dirname(folder)
     try:
-        with open(os.path.join(folder, "openclaw.plugin.json"), "rb") as f:
-            manifest = json.loads(f.read(65536))
+        manifest = json.loads(paths.read_regular(os.path.join(folder, "openclaw.plugin.json"), 65536))
     except (OSError, ValueError):
         return os.path.basename(folder) == "openclaw-plugin"
     return isinstance(manifest, dict) and manifest.get("id") == PLUGIN_ID
@@ -202,7 +201,7 @@ def warnings(config: dict) -> list[str]:
 def _read_json(path: Path) -> tuple[bytes | None, dict | None]:
     """(raw bytes, parsed config) — parsed is None when the file is not plain JSON (JSON5)."""
     try:
-        raw = path.read_bytes()
+        raw = settings.read_bounded(path)
     except FileNotFoundError:
         return None, {}
     except IsADirectoryError:
@@ -236,7 +235,7 @@ def _copy_plugin(dry_run: bool) -> tuple[Path, bool]:
     for name in PLUGIN_FILES:
         data = (source / name).read_bytes()
         try:
-            same = (target / name).read_bytes() == data
+            same = paths.read_regular(target / name, len(data) + 1) == data
         except OSError:
             same = False
         if same:
