@@ -371,3 +371,48 @@ def test_a_project_budget_still_applies_after_cd(home, tmp_path):
     report = json.loads(subprocess.run([COSTHOOK, "report", "--by", "project", "--format", "json"], capture_output=True,
                                        text=True, timeout=30).stdout)
     assert [row["key"] for row in report["rows"]] == [root]
+
+
+# ------------------------------------------------------- the overshoot bound ------
+
+
+def test_the_overshoot_bound_is_one_call_per_running_agent_thread(home, tmp_path):
+    """One session whose main thread and 3 sub-agents run at once, each calling the API and
+    asking for tools: a blocking budget is passed by at most one call per running thread
+    (each thread's call in flight when the budget is reached), not one per session.
+    README "Overshoot bound" states this; before, it claimed one call per session."""
+    import threading
+
+    from test_budgets import CALL_TOKENS, NANO_PER_INPUT
+
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "session"\nperiod = "session"\nlimit = "0.0200"\n'
+                                          'action = "block"\n')
+    main = tmp_path / "projects" / "p" / "sess.jsonl"
+    main.parent.mkdir(parents=True)
+    main.write_text("")
+    threads_n = 4
+    made = {}
+
+    def agent(agent_id):
+        own = main.parent / "sess" / "subagents" / f"agent-{agent_id}.jsonl" if agent_id else main
+        own.parent.mkdir(parents=True, exist_ok=True)
+        for i in range(50):
+            mid = f"{agent_id or 'main'}-{i}"
+            write_calls(own, [(mid, CALL_TOKENS, now_stamp())], session="sess")
+            made[agent_id] = i + 1
+            data = event(main, "PreToolUse", session_id="sess", tool_use_id=f"toolu_{mid}", tool_name="Bash")
+            if agent_id:
+                data["agent_id"], data["agent_type"] = agent_id, "general-purpose"
+            out = run_hook(data, timeout=30).stdout
+            if out and json.loads(out).get("continue") is False:
+                return
+
+    runners = [threading.Thread(target=agent, args=(f"a{n}" if n else None,)) for n in range(threads_n)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(timeout=120)
+    spent = db_rows("SELECT sum(cost_nanousd) AS c FROM requests WHERE session_id = 'sess'")[0]["c"]
+    limit, call = 20_000_000, CALL_TOKENS * NANO_PER_INPUT
+    assert sum(made.values()) * call == spent  # every call made was counted
+    assert limit <= spent < limit + threads_n * call, (spent, made)

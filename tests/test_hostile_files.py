@@ -4,7 +4,6 @@ JSON on stdin; a hook that hangs fails the test through the subprocess timeout."
 
 import fcntl
 import hashlib
-import json
 import os
 import sqlite3
 import subprocess
