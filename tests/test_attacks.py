@@ -77,6 +77,30 @@ def test_a_busy_database_never_turns_a_spent_budget_into_allow(home, spent):
     assert db_rows("SELECT count(*) AS n FROM requests")[0]["n"] == 2
 
 
+@pytest.mark.slow
+def test_a_large_import_never_turns_a_spent_budget_into_allow(home, spent, tmp_path):
+    """`costhook import` of a large history holds the write lock batch after batch: every
+    prompt and tool asked meanwhile is still blocked, each within the deadline."""
+    from pathlib import Path
+
+    tree = tmp_path / "tree"
+    subprocess.run([sys.executable, "-m", "tests.benchmarks.generate", "tree", str(tree), "--calls", "50000"],
+                   cwd=Path(__file__).resolve().parent.parent, check=True, capture_output=True, timeout=300)
+    importer = subprocess.Popen([COSTHOOK, "import", "--claude-dir", str(tree), "-q"])
+    asked = []
+    try:
+        while importer.poll() is None:
+            asked.append(("prompt",) + timed_hook(event(spent, "UserPromptSubmit", prompt="x")))
+            asked.append(("tool",) + timed_hook(event(spent, "PreToolUse", tool_name="Bash", tool_use_id="toolu_m1")))
+    finally:
+        importer.wait(timeout=300)
+    assert importer.returncode == 0
+    assert len(asked) >= 4, asked  # the hooks did run while the import wrote
+    for kind, out, elapsed in asked:
+        blocked = out and (out.get("decision") == "block" or out.get("continue") is False)
+        assert blocked and elapsed < DEADLINE_S, (kind, out, elapsed)
+
+
 def test_the_openclaw_gate_holds_on_a_busy_database(home, tmp_path):
     from test_openclaw_hook import assistant, hook, payload
 
