@@ -150,11 +150,13 @@ def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
 # Ordinary names come out unchanged.
 
 # C0 controls, DEL, C1 controls, and the bidirectional overrides that reorder what is shown.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_MD_SPECIAL = re.compile(r"[\\`\[\]|<>$%]")
+# Patterns as text: `re` compiles (and caches) one on first use, so the statusline, which
+# escapes nothing, never pays for compiling them.
+_CONTROL = "[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+_MD_SPECIAL = r"[\\`\[\]|<>$%]"
 _MD_ENTITY = {"<": "&lt;", ">": "&gt;"}
-_MD_NOT_CODE = re.compile(r"[`|<>\\]")
-_MD_CELL = re.compile(r"\\.|[|\r\n]")
+_MD_NOT_CODE = r"[`|<>\\]"
+_MD_CELL = r"\\.|[|\r\n]"
 CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -167,7 +169,7 @@ def term_text(value) -> str:
     """Outside text on a terminal: every control character (ESC, BEL, DEL, CR, LF, C1, bidi
     overrides) shown as a visible escape such as `\\x1b`, so a name cannot move the cursor,
     retitle the window, clear the screen or break a table row."""
-    return _CONTROL.sub(_visible, str(value))
+    return re.sub(_CONTROL, _visible, str(value))
 
 
 def md_text(value) -> str:
@@ -176,8 +178,8 @@ def md_text(value) -> str:
     backslash-escaped; `<` and `>` become entities (no HTML tag, no `<!--` comment, no
     autolink); line breaks become spaces and other control characters visible escapes."""
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
-    text = _MD_SPECIAL.sub(lambda m: _MD_ENTITY.get(m[0]) or "\\" + m[0], text)
-    return _CONTROL.sub(_visible, text)
+    text = re.sub(_MD_SPECIAL, lambda m: _MD_ENTITY.get(m[0]) or "\\" + m[0], text)
+    return re.sub(_CONTROL, _visible, text)
 
 
 def md_code(value) -> str:
@@ -185,7 +187,7 @@ def md_code(value) -> str:
     (a backtick, `|`, `<`, `>`, a backslash, a control character, nothing at all) is written
     with md_text instead."""
     text = str(value)
-    if not text or _MD_NOT_CODE.search(text) or _CONTROL.search(text):
+    if not text or re.search(_MD_NOT_CODE, text) or re.search(_CONTROL, text):
         return md_text(text)
     return f"`{text}`"
 
@@ -218,7 +220,7 @@ def grid(rows: list, right: set = frozenset()) -> str:
 def md_cell(value) -> str:
     """Any value as one markdown table cell: a `|` or a line break would break the row.
     Backslash pairs are left as they are (md_text's escapes are already safe in a cell)."""
-    return _MD_CELL.sub(lambda m: m[0] if len(m[0]) == 2 else ("\\|" if m[0] == "|" else " "), str(value))
+    return re.sub(_MD_CELL, lambda m: m[0] if len(m[0]) == 2 else ("\\|" if m[0] == "|" else " "), str(value))
 
 
 def md_table(header: list, rows: list, align: str | None = None) -> str:
