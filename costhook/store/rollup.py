@@ -51,27 +51,44 @@ def _spend_attributes(row: dict, tools=None) -> tuple:
     return (bucket_of(row.get("timestamp")), tuple(columns), tuple(names))
 
 
+MEASURES_N = len(SPEND_MEASURES)
+
+
 def _expand(attributes: tuple, values: list, only=None):
+    """The rollup rows a group of requests lands in. `values`: the group's sums, then (for
+    calls that requested several tools) each tool's sum of per-call shares."""
     bucket, columns, tools = attributes
+    sums = values[:MEASURES_N]
     for (dim, _), key in zip(SPEND_DIMENSIONS, ("", *columns)):
         if key is not None and (only is None or dim in only):
-            yield dim, key, bucket, values
+            yield dim, key, bucket, sums
     if only is None or "tool" in only:
-        names = tools or (NO_TOOL,)
-        for index, name in enumerate(names):
-            yield "tool", name, bucket, split_share(values, index, len(names))
+        if len(tools) > 1:
+            for index, name in enumerate(tools):
+                yield "tool", name, bucket, values[MEASURES_N * (index + 1):MEASURES_N * (index + 2)]
+        else:
+            yield "tool", tools[0] if tools else NO_TOOL, bucket, sums
 
 
 class SpendDelta:
     """Changes to the rollup. Requests are first summed by their attributes (a session's
     calls in one 15-minute bucket mostly share them), then expanded into dimensions and
-    written with one statement per rollup row touched."""
+    written with one statement per rollup row touched.
+
+    A call that requested several tools is split between them call by call (`split_share`),
+    and the shares are what the group sums for each tool: a share of a sum is not the sum of
+    the shares, and the rollup must not depend on how calls were batched."""
 
     def __init__(self):
         self.groups = {}
 
     def add(self, row: dict, sign: int, tools=None) -> None:
-        self._add(_spend_attributes(row, tools), _spend_values(row), sign)
+        attributes = _spend_attributes(row, tools)
+        values = _spend_values(row)
+        parts = len(attributes[2])
+        if parts > 1:
+            values = values + [v for index in range(parts) for v in split_share(values, index, parts)]
+        self._add(attributes, values, sign)
 
     def add_groups(self, groups: dict) -> None:
         """Add another delta's groups (one computed where the rows were prepared)."""
