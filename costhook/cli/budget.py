@@ -4,8 +4,8 @@ import json
 
 import click
 
-from costhook import errors, text, timeframe
-from costhook.cli.common import db_option, format_option, load_config, open_store
+from costhook import errors, text
+from costhook.cli.common import format_option, load_config, open_store, setup, view_options
 
 
 @click.group()
@@ -102,21 +102,16 @@ def budget_list(fmt):
 
 
 @budget.command(name="status")
-@click.option("--session", "session_id", help="Session for session-scoped budgets (default: the latest).")
-@format_option
-@db_option
-def budget_status(session_id, fmt, db_path):
+@click.option("--session", "session_id", help="Session for session-scoped budgets (default: the running one, if any).")
+@view_options
+def budget_status(session_id, fmt, tz_name, now_text, db_path):
     """Spent / limit / % / remaining / projected end-of-period spend, per budget."""
-    from datetime import datetime, timezone
-
     from costhook.views import budgets as standing
 
-    cfg = load_config()
+    cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
     if session_id is None:
-        session_id = standing.latest_session(conn)
-    now = datetime.now(timezone.utc)
-    tz = timeframe.local_zone(cfg.get("timezone"))
+        session_id = standing.latest_session(conn, now)
     data = standing.pick(standing.budget_rows(conn, cfg.get("budgets", []), now, tz, session_id=session_id),
                          standing.STATUS_FIELDS)
     if fmt == "json":
@@ -128,7 +123,7 @@ def budget_status(session_id, fmt, db_path):
     rows = [["id", "period", "spent", "limit", "%", "remaining", "projected", "state"]]
     for d in data:
         money = text.money_cents if d["unit"] == "usd" else (lambda v: f"{v:,}")
-        state = "BLOCKING" if d["blocking"] else ("over" if d["percent"] >= 100 else "ok")
+        state = d["state"].upper() if d["blocking"] else d["state"]
         rows.append([
             d["id"], d["period_key"], money(d["spent"]), money(d["limit"]), f"{d['percent']:.0f}%",
             money(d["remaining"]), money(d["projected"]) if d["projected"] is not None else "-", state,

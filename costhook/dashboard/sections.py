@@ -57,7 +57,8 @@ def budgets(data: dict) -> str:
         rows = []
         for b in data["budgets"]:
             amount = money if b["unit"] == "usd" else (lambda v: f"{v:,} tok")
-            state = {"ok": "ok", "warning": "⚠ warning", "over": "over", "blocking": "⛔ blocking"}[b["state"]]
+            state = {"ok": "ok", "warning": "⚠ warning", "over": "over", "blocking": "⛔ blocking",
+                     "no session": "no session running"}[b["state"]]
             rows.append([md_code(b["id"]), md_text(b["period_key"]), f"`{bar(b['fraction'])}` {percent(b['fraction'])}",
                          f"{amount(b['spent'])} / {amount(b['limit'])}",
                          amount(b["projected"]) if b["projected"] is not None else "–", state])

@@ -3,19 +3,28 @@ dashboard's budget section and `costhook cron`'s cron budgets, which each show a
 its fields (`pick`)."""
 
 from costhook import budgets as engine
+from costhook.timeframe import timedelta, utc_iso
 from costhook.views.report import usd
 
 # The fields each place shows, in its order (JSON output keeps these shapes).
 STATUS_FIELDS = ("id", "scope", "period", "period_key", "action", "unit", "spent", "limit", "percent", "remaining",
-                 "projected", "blocking", "unpriced_requests", "period_end", "message")
+                 "projected", "blocking", "unpriced_requests", "period_end", "message", "state")
+RUNNING_FOR_S = 12 * 3600  # a session whose last call is older than this is not running any more
 DASHBOARD_FIELDS = ("id", "scope", "period", "period_key", "action", "unit", "spent", "limit", "fraction", "projected",
                     "state", "message", "alerts")
 
 
-def latest_session(conn) -> str | None:
-    """The session of the latest call: what session budgets are judged on by default."""
-    row = conn.execute("SELECT session_id FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()
-    return row[0] if row else None
+def latest_session(conn, now=None) -> str | None:
+    """The running session: that of the latest call, unless the session has ended or its
+    last call is more than RUNNING_FOR_S before `now` (then None: a session budget judges
+    no session, it does not report one that ended months ago as blocking)."""
+    row = conn.execute("SELECT session_id, timestamp FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()
+    if row is None or row[0] is None:
+        return None
+    if now is not None and row[1] and row[1] < utc_iso(now - timedelta(seconds=RUNNING_FOR_S)):
+        return None
+    ended = conn.execute("SELECT ended_at FROM sessions WHERE session_id = ?", (row[0],)).fetchone()
+    return None if ended and ended[0] else row[0]
 
 
 def budget_rows(conn, budgets: list, now, tz, *, session_id: str | None = None, contexts: list | None = None,
@@ -28,6 +37,7 @@ def budget_rows(conn, budgets: list, now, tz, *, session_id: str | None = None, 
     for i, b in enumerate(budgets):
         ctx = contexts[i] if contexts is not None else engine.Context(session_id=session_id)
         status = engine.spend(conn, b, ctx, now, tz)
+        per_session = b["period"] in ("session", "run") or b["scope"] == "session"
         projected = engine.projection(status, now)
         in_usd = not status.in_tokens
         scale = usd if in_usd else (lambda v: v)
@@ -39,7 +49,8 @@ def budget_rows(conn, budgets: list, now, tz, *, session_id: str | None = None, 
             "projected": scale(projected) if projected is not None else None,
             "blocking": status.blocking, "unpriced_requests": status.unpriced,
             "period_end": status.end.strftime("%Y-%m-%dT%H:%M:%SZ") if status.end else None,
-            "state": "blocking" if status.blocking else ("over" if status.fraction >= 1 else
+            "state": "no session" if per_session and ctx.session_id is None else
+                     "blocking" if status.blocking else ("over" if status.fraction >= 1 else
                      ("warning" if status.fraction >= min(b.get("warn_at") or [0.8]) else "ok")),
             "message": status.message(),
         }
@@ -61,4 +72,4 @@ def budget_status(conn, cfg: dict, now, tz) -> list:
     """The dashboard's budget rows: every configured budget (session ones on the latest
     session), with the alerts fired in its current period."""
     budgets = cfg.get("budgets", [])
-    return pick(budget_rows(conn, budgets, now, tz, session_id=latest_session(conn), alerts=True), DASHBOARD_FIELDS)
+    return pick(budget_rows(conn, budgets, now, tz, session_id=latest_session(conn, now), alerts=True), DASHBOARD_FIELDS)
