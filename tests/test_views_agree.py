@@ -52,3 +52,36 @@ def test_budget_status_takes_now_and_tz_like_every_view(home, tmp_path):
     proc = status("--now", "2026-11-20T23:30:00Z", "--tz", "Europe/Berlin", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["period_key"] == "2026-11-21"  # already tomorrow in Berlin
+
+
+def view(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([COSTHOOK, *args, "--now", "2026-11-21T12:00:00Z"], capture_output=True, text=True, timeout=60)
+
+
+def imported(home):
+    from conftest import EXAMPLES
+
+    assert subprocess.run([COSTHOOK, "import", "--claude-dir", str(EXAMPLES / "claude"), "-q"], timeout=60).returncode == 0
+
+
+def test_efficiency_counts_the_whole_period_whatever_it_lists(home):
+    imported(home)
+    listed = json.loads(view("efficiency", "--period", "30d", "--limit", "1", "--format", "json").stdout)
+    everything = json.loads(view("efficiency", "--period", "30d", "--limit", "0", "--format", "json").stdout)
+    assert len(listed["sessions"]) == 1 < listed["graded_sessions"]
+    assert (listed["grades"], listed["graded_sessions"]) == (everything["grades"], everything["graded_sessions"])
+
+
+def test_whatif_says_what_it_left_out_and_gives_a_total(home):
+    imported(home)
+    data = json.loads(view("whatif", "--by", "model", "--days", "30", "--limit", "1", "--format", "json").stdout)
+    everything = json.loads(view("whatif", "--by", "model", "--days", "30", "--format", "json").stdout)
+    assert len(data["rows"]) == 1 and data["omitted"] == len(everything["rows"]) - 1 > 0
+    assert data["totals"]["savings_usd"] == round(sum(r["savings_usd"] for r in everything["rows"]), 9)
+    table = view("whatif", "--by", "model", "--days", "30", "--limit", "1").stdout
+    assert f"TOTAL ({data['omitted']} more" in table
+
+
+def test_top_branches_is_spelled_right(home):
+    imported(home)
+    assert view("top", "--by", "branch", "--period", "30d").stdout.startswith("Top branches,")

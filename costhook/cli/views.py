@@ -68,7 +68,7 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
             rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", money(o["cost_usd"]), percent(o["share"]), ""]
                         + ([""] * 2 if by == "session" else []))
         rows.append(["TOTAL", money(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
-        return f"Top {by}s, {d['period']['label']}\n" + grid(rows, {1, 2, 3})
+        return f"Top {plural(by)}, {d['period']['label']}\n" + grid(rows, {1, 2, 3})
 
     emit(fmt, data, render)
 
@@ -161,6 +161,9 @@ def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, 
                         from_model=from_model, only=only, table=price_table(cfg))
     except ValueError as exc:
         raise click.UsageError(str(exc))
+    data["omitted"] = max(0, len(data["rows"]) - limit)
+    data["totals"] = {name: round(sum(r[name] or 0 for r in data["rows"]), 9)
+                      for name in ("requests", "actual_usd", "whatif_usd", "savings_usd")}
     data["rows"] = data["rows"][:limit]
     emit(fmt, data, render_whatif)
 
@@ -306,6 +309,10 @@ def render_cache(d: dict) -> str:
     return grid(rows, {1, 2, 3, 4, 5}) + "\n\n" + d["rule"]
 
 
+def plural(word: str) -> str:
+    return word + ("es" if word.endswith(("ch", "sh", "s", "x")) else "s")
+
+
 def render_whatif(d: dict) -> str:
     if not d["rows"]:
         return "Nothing to compare in that period (no calls on a model with a cheaper default, or pass --to MODEL)."
@@ -313,6 +320,10 @@ def render_whatif(d: dict) -> str:
     for r in d["rows"]:
         rows.append([r["name"], r["from_model"], r["to_model"], f"{r['requests']:,}", money(r["actual_usd"]),
                      money(r["whatif_usd"]), f"{money(r['savings_usd'])} ({percent(r['savings_share'])})"])
+    if "totals" in d:
+        t = d["totals"]
+        rows.append([f"TOTAL ({d['omitted']:,} more {'row' if d['omitted'] == 1 else 'rows'} not shown)" if d["omitted"] else "TOTAL", "", "",
+                     f"{t['requests']:,}", money(t["actual_usd"]), money(t["whatif_usd"]), money(t["savings_usd"])])
     return f"What-if, {d['period']['label']}\n" + grid(rows, {3, 4, 5, 6}) + "\n\n" + d["rule"]
 
 

@@ -216,6 +216,8 @@ def efficiency(conn, p: Period, turn_rows: list | None = None, limit: int = 10, 
                      "actions": s["actions"], "calls": s["calls"], "actions_per_usd": round(score, 3),
                      "scored_lower": round(lower, 4), "grade": grade})
     rows.sort(key=lambda r: (-r["cost_usd"], r["session_id"]))
+    grades = {g: sum(1 for r in rows if r["grade"] == g) for g in "ABC"}  # the whole period, not the rows listed
+    graded = len(rows)
     rows = rows[:limit] if limit else rows
     if projects:
         fill_projects(conn, rows, [r["session_id"] for r in rows])
@@ -225,7 +227,7 @@ def efficiency(conn, p: Period, turn_rows: list | None = None, limit: int = 10, 
         "period": p.to_json(), "rule": EFFICIENCY_RULE,
         "actions": total_actions, "cost_usd": usd(total_cost),
         "actions_per_usd": round(total_actions * NANO / total_cost, 3) if total_cost else None,
-        "grades": {g: sum(1 for r in rows if r["grade"] == g) for g in "ABC"}, "graded_sessions": len(rows),
+        "grades": grades, "graded_sessions": graded,
         "sessions": rows,
     }
 
