@@ -140,10 +140,7 @@ def _scope_filter(budget: dict) -> tuple[str, list]:
     if kind in ("global", "session"):
         return "1", []
     if kind == "project":
-        if "/" in target:
-            target = target.rstrip("/") or "/"
-            return "(project = ? OR project LIKE ? ESCAPE '\\')", [target, _like_prefix(target + "/")]
-        return "(project = ? OR project LIKE ? ESCAPE '\\')", [target, "%/" + _like_escape(target)]
+        return project_filter(target)
     if kind == "model":
         return "(model = ? OR model LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')", [
             target,
@@ -152,6 +149,20 @@ def _scope_filter(budget: dict) -> tuple[str, list]:
         ]
     column = {"agent": "agent_type", "skill": "skill", "cron": "cron_job"}[kind]
     return f"{column} = ?", [target]
+
+
+def project_filter(target: str) -> tuple[str, list]:
+    """SQL over `requests` for a project as a user names it: a path means that directory
+    and below, a name the last part of the path (`project:` budgets and `--project` alike)."""
+    if "/" in target:
+        target = target.rstrip("/") or "/"
+        return "(project = ? OR project LIKE ? ESCAPE '\\')", [target, _like_prefix(target + "/")]
+    return "(project = ? OR project LIKE ? ESCAPE '\\')", [target, "%/" + _like_escape(target)]
+
+
+def like_prefix(text: str) -> str:
+    """A LIKE pattern for values starting with `text` (its % and _ taken literally)."""
+    return _like_prefix(text)
 
 
 def _like_escape(text: str) -> str:

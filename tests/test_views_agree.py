@@ -85,3 +85,32 @@ def test_whatif_says_what_it_left_out_and_gives_a_total(home):
 def test_top_branches_is_spelled_right(home):
     imported(home)
     assert view("top", "--by", "branch", "--period", "30d").stdout.startswith("Top branches,")
+
+
+def test_filters_accept_what_tables_show(home):
+    """`--project` takes the name a table shows or a path (that directory and below, as in
+    budgets); a session is named by the 8 characters tables show."""
+    imported(home)
+
+    def requests(*args):
+        proc = subprocess.run([COSTHOOK, "report", *args, "--format", "json"], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["totals"]["requests"]
+
+    by_project = {r["key"]: r["requests"] for r in json.loads(subprocess.run(
+        [COSTHOOK, "report", "--by", "project", "--format", "json"], capture_output=True, text=True).stdout)["rows"]}
+    path = next(k for k in by_project if k.endswith("/acme-api"))
+    assert requests("--project", "acme-api") == requests("--project", path) == by_project[path] > 0
+    assert requests("--project", path.rsplit("/", 1)[0]) >= by_project[path]  # a folder above: it and below
+    full = "7c1e2d3a-4b5c-4d6e-8f90-a1b2c3d4e5f6"
+    assert requests("--session", full[:8]) == requests("--session", full) > 0
+    assert subprocess.run([COSTHOOK, "tree", full[:8]], capture_output=True, text=True).stdout.startswith(f"session {full}")
+
+
+def test_an_ambiguous_session_prefix_is_a_clear_error(home, tmp_path):
+    transcript = tmp_path / "s.jsonl"
+    write_calls(transcript, [("m1", 10, stamp(datetime.now(UTC)))], session="abc-1")
+    write_calls(transcript, [("m2", 10, stamp(datetime.now(UTC)))], session="abc-2")
+    assert run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m2")).returncode == 0
+    proc = subprocess.run([COSTHOOK, "report", "--session", "abc"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "several sessions" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

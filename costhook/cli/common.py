@@ -93,6 +93,18 @@ def price_table(cfg: dict):
         raise click.ClickException(f"{paths.config_path()}: {exc}")
 
 
+def session(conn, text: str | None, hint: str = "--session") -> str | None:
+    """A session id or a unique prefix of one (as tables show them) → the id."""
+    if not text:
+        return text
+    from costhook.views import report
+
+    try:
+        return report.resolve_session(conn, text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint)
+
+
 def bad_option(exc) -> click.UsageError:
     """A report_fast.BadOption as click's error (same message, same exit code)."""
     return click.BadParameter(exc.message, param_hint=exc.option) if exc.option else click.UsageError(exc.message)

@@ -98,6 +98,11 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     if by == "message" and not options["session_id"]:
         raise BadOption("--by message lists every API call: give --session ID")
     conn = open_store(options["db_path"])
+    if "session_id" in filters:
+        try:
+            filters["session_id"] = report.resolve_session(conn, filters["session_id"])
+        except ValueError as exc:
+            raise BadOption(str(exc), "--session")
     data = report.report(conn, by, win=win, tz=tz, filters=filters, table=price_table(cfg) if by == "message" else None)
     fmt = options["fmt"]
     if fmt == "json":

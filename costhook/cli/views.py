@@ -11,6 +11,7 @@ from costhook.cli.common import (
     period,
     period_option,
     price_table,
+    session,
     session_option,
     setup,
     view_options,
@@ -86,6 +87,7 @@ def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
         if not found:
             raise click.ClickException("no session with sub-agents in that period; give a SESSION_ID")
         session_id = found[0]
+    session_id = session(conn, session_id, "SESSION_ID")
     data = activity.tree(conn, session_id)
     if not data["requests"]:
         raise click.ClickException(f"no calls recorded for session {term_text(session_id)}")
@@ -99,7 +101,8 @@ def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
 def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
     """Cost by tool: the share of spend that went to calls requesting each tool."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = activity.by_tool(open_store(db_path), period(period_name, now, tz), session_id=session_id)
+    conn = open_store(db_path)
+    data = activity.by_tool(conn, period(period_name, now, tz), session_id=session(conn, session_id))
 
     def render(d):
         rows = [["tool", "cost", "share", "calls"]]
@@ -119,7 +122,8 @@ def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
 def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
     """Cache efficiency: hit ratio, dollars saved by cache reads, cache writes never read."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = cache_views.cache_efficiency(open_store(db_path), period(period_name, now, tz), now, price_table(cfg), session_id=session_id)
+    conn = open_store(db_path)
+    data = cache_views.cache_efficiency(conn, period(period_name, now, tz), now, price_table(cfg), session_id=session(conn, session_id))
     emit(fmt, data, render_cache)
 
 

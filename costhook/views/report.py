@@ -9,6 +9,7 @@ before grouping by local hour, day or month (weeks are summed from days).
 import sqlite3
 from datetime import date, datetime, timedelta
 
+from costhook.budgets import like_prefix, project_filter
 from costhook.timeframe import NO_TIME_BUCKET, Window, bucket_time, local_zone
 from costhook.usage import NANO, NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
 
@@ -71,9 +72,23 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
 def _where(win: Window, filters: dict) -> tuple[str, list]:
     where, args = win.where()
     for column, value in filters.items():
-        where += f" AND {column} = ?"
-        args.append(value)
+        clause, more = project_filter(value) if column == "project" else (f"{column} = ?", [value])
+        where += f" AND {clause}"
+        args += more
     return where, args
+
+
+def resolve_session(conn: sqlite3.Connection, text: str) -> str:
+    """A session id, or a unique prefix of one (tables show 8 characters) → the id.
+    Raises ValueError when the prefix names several sessions; an unknown text is kept."""
+    if conn.execute("SELECT 1 FROM requests WHERE session_id = ? LIMIT 1", (text,)).fetchone():
+        return text
+    found = [row[0] for row in conn.execute(
+        "SELECT DISTINCT session_id FROM requests WHERE session_id LIKE ? ESCAPE '\\' LIMIT 4", (like_prefix(text),))]
+    if len(found) > 1:
+        shown = ", ".join(found[:3]) + (", …" if len(found) > 3 else "")
+        raise ValueError(f"{text!r} is the start of several sessions ({shown}); give more of the id")
+    return found[0] if found else text
 
 
 def _from_requests(conn, by, win, tz, filters) -> tuple[dict, dict]:
