@@ -114,3 +114,10 @@ def test_an_ambiguous_session_prefix_is_a_clear_error(home, tmp_path):
     assert run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m2")).returncode == 0
     proc = subprocess.run([COSTHOOK, "report", "--session", "abc"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "several sessions" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_import_of_a_file_says_it_is_a_file(home, tmp_path):
+    file = tmp_path / "session.jsonl"
+    file.write_text("{}\n")
+    proc = subprocess.run([COSTHOOK, "import", "--claude-dir", str(file)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and "a file, not a directory" in proc.stderr, proc.stderr

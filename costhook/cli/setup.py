@@ -186,9 +186,13 @@ def _import_openclaw(folders, quiet, db_path):
 
 
 def _existing_dirs(folders: list) -> list:
+    files = [str(f) for f in folders if f.exists() and not f.is_dir()]
+    if files:
+        raise click.ClickException(f"{', '.join(term_text(f) for f in files)}: a file, not a directory "
+                                   "(give the folder that holds the transcripts, e.g. ~/.claude)")
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
-        raise click.ClickException(f"no such directory: {', '.join(missing)}")
+        raise click.ClickException(f"no such directory: {', '.join(term_text(f) for f in missing)}")
     return folders
 
 
