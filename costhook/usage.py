@@ -7,6 +7,9 @@ Standard library only.
 """
 
 NANO = 1_000_000_000  # money is integer nano-USD until it is shown
+# A sub-agent whose type nothing names (Claude Code 2.0.x wrote no agent-*.meta.json): it
+# is still a sub-agent, never the main thread.
+UNKNOWN_SUBAGENT = "(sub-agent)"
 NO_TOOL = "(reasoning/answer)"  # what a call that requested no tool is counted under, per tool
 TOKEN_FIELDS = (
     "input_tokens",

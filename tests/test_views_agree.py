@@ -121,3 +121,17 @@ def test_import_of_a_file_says_it_is_a_file(home, tmp_path):
     file.write_text("{}\n")
     proc = subprocess.run([COSTHOOK, "import", "--claude-dir", str(file)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and "a file, not a directory" in proc.stderr, proc.stderr
+
+
+def test_a_sub_agent_without_its_meta_file_is_never_the_main_thread(home, tmp_path):
+    """Claude Code 2.0.x wrote no agent-*.meta.json: `report --by agent` put every
+    sub-agent call under (main), while `tree` listed them apart."""
+    projects = tmp_path / "claude" / "projects" / "-home-dev-acme"
+    subagents = projects / "sess-1" / "subagents"
+    subagents.mkdir(parents=True)
+    write_calls(projects / "sess-1.jsonl", [("main-1", 100, stamp(datetime.now(UTC)))], session="sess-1")
+    write_calls(subagents / "agent-a1b2.jsonl", [("sub-1", 100, stamp(datetime.now(UTC)))], session="sess-1")
+    assert subprocess.run([COSTHOOK, "import", "--claude-dir", str(tmp_path / "claude"), "-q"], timeout=60).returncode == 0
+    rows = json.loads(subprocess.run([COSTHOOK, "report", "--by", "agent", "--format", "json"], capture_output=True,
+                                     text=True).stdout)["rows"]
+    assert sorted((r["key"], r["requests"]) for r in rows) == [("(main)", 1), ("(sub-agent)", 1)]

@@ -13,7 +13,7 @@ import os
 
 from costhook.agents.jsonl import load_line, utc_timestamp
 from costhook.paths import read_regular
-from costhook.usage import as_count, merge_call, plausible
+from costhook.usage import UNKNOWN_SUBAGENT, as_count, merge_call, plausible
 
 # Cheap byte tests that decide whether a line is worth parsing at all. A line we care
 # about always carries one of these; everything else (attachments, request blobs,
@@ -162,7 +162,7 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
         request_id=request_id or None,
         session_id=session_id if isinstance(session_id, str) and session_id else ctx.session_id,
         agent_id=agent_id,
-        agent_type=ctx.agent_type,
+        agent_type=ctx.agent_type or (UNKNOWN_SUBAGENT if agent_id else None),
         is_sidechain=int(bool(get("isSidechain")) or ctx.agent_id is not None),
         project=state.project or _first_project(state, get("cwd")),
         git_branch=_str(get("gitBranch")),
