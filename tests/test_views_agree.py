@@ -135,3 +135,12 @@ def test_a_sub_agent_without_its_meta_file_is_never_the_main_thread(home, tmp_pa
     rows = json.loads(subprocess.run([COSTHOOK, "report", "--by", "agent", "--format", "json"], capture_output=True,
                                      text=True).stdout)["rows"]
     assert sorted((r["key"], r["requests"]) for r in rows) == [("(main)", 1), ("(sub-agent)", 1)]
+
+
+def test_summary_has_an_all_time_line(home):
+    imported(home)
+    data = json.loads(view("summary", "--format", "json").stdout)
+    total = json.loads(subprocess.run([COSTHOOK, "report", "--format", "json"], capture_output=True, text=True).stdout)
+    assert data["periods"]["all"]["requests"] == total["totals"]["requests"] == 16
+    assert data["periods"]["all"]["cost_usd"] == total["totals"]["cost_usd"]
+    assert "all time" in view("summary").stdout

@@ -25,7 +25,7 @@ from costhook.views import cache as cache_views
 @click.command()
 @view_options
 def summary(fmt, tz_name, now_text, db_path):
-    """Spend today, yesterday, this week and month, last month; projection and burn rate."""
+    """Spend today, yesterday, this week and month, last month, all time; projection and burn rate."""
     cfg, tz, now = setup(tz_name, now_text)
     data = spend.summary(open_store(db_path), now, tz)
 
@@ -36,6 +36,7 @@ def summary(fmt, tz_name, now_text, db_path):
                             ("month", "this month"), ("last_month", "last month")):
             rows.append([f"{label} ({p[name]['label'].split('(')[-1].rstrip(')')})", money(p[name]["cost_usd"]),
                          f"{p[name]['requests']:,}", p[name]["unpriced_requests"] or ""])
+        rows.append(["all time", money(p["all"]["cost_usd"]), f"{p['all']['requests']:,}", p["all"]["unpriced_requests"] or ""])
         pr, burn = d["projection"], d["burn_rate"]["today_usd_per_hour"]
         tail = [f"\nProjection: {pr['message']} ({money(pr['daily_average_usd'])}/day over the last 7 days, "
                 f"{pr['days_left']:.1f} days left).",

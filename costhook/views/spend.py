@@ -12,10 +12,10 @@ from costhook.views.rollup import daily_costs, project_name, rollup_by_key, roll
 
 
 def summary(conn, now: datetime, tz) -> dict:
-    """Spend today, yesterday, this week, this month and last month; the month's projection
+    """Spend today, yesterday, this week, this month, last month and all time; the month's projection
     from the last 7 days; today's burn rate per hour."""
     periods = {}
-    for name in ("today", "yesterday", "week", "month", "last-month"):
+    for name in ("today", "yesterday", "week", "month", "last-month", "all"):
         p = period(name, now, tz)
         total = rollup_total(conn, p)
         periods[name.replace("-", "_")] = {
