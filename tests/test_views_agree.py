@@ -144,3 +144,19 @@ def test_summary_has_an_all_time_line(home):
     assert data["periods"]["all"]["requests"] == total["totals"]["requests"] == 16
     assert data["periods"]["all"]["cost_usd"] == total["totals"]["cost_usd"]
     assert "all time" in view("summary").stdout
+
+
+def test_report_takes_period_like_the_views(home, tmp_path):
+    transcript = tmp_path / "s-1.jsonl"
+    write_calls(transcript, [("old", 10, stamp(datetime.now(UTC) - timedelta(days=40))),
+                             ("new", 10, stamp(datetime.now(UTC)))])
+    assert run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_new")).returncode == 0
+
+    def requests(*args):
+        proc = subprocess.run([COSTHOOK, "report", *args, "--format", "json"], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["totals"]["requests"]
+
+    assert (requests("--period", "7d"), requests("--period", "all"), requests()) == (1, 2, 2)
+    both = subprocess.run([COSTHOOK, "report", "--period", "7d", "--since", "2026-01-01"], capture_output=True, text=True)
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -49,6 +49,7 @@ OPTIONS = (
            choices=report.GROUPS, default="day"),
     Option("--since", "since", "First day (inclusive, in --tz).", kind="date"),
     Option("--until", "until", "Last day (inclusive, in --tz).", kind="date"),
+    Option("--period", "period_name", "A named period, as the views take it: " + timeframe.PERIOD_HELP),
     Option("--tz", "tz_name", "IANA time zone for days/weeks/months (default: config `timezone`, else local)."),
     Option("--session", "session_id", "Only this session."),
     Option("--project", "project", "Only this project (its path)."),
@@ -94,6 +95,13 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     if since and until and since > until:
         raise BadOption("--since is after --until", "--since")
     win = timeframe.dates_window(since.date() if since else None, until.date() if until else None, tz)
+    if options.get("period_name"):
+        if since or until:
+            raise BadOption("give --period, or --since/--until, not both", "--period")
+        try:
+            win = timeframe.period(options["period_name"], timeframe.parse_now(None), tz).window()
+        except ValueError as exc:
+            raise BadOption(str(exc), "--period")
     filters = {k: v for k, v in (("session_id", options["session_id"]), ("project", options["project"])) if v}
     if by == "message" and not options["session_id"]:
         raise BadOption("--by message lists every API call: give --session ID")
