@@ -149,6 +149,7 @@ def test_haiku_5_5_prompt_tier_at_100k():
 
 CORRECTED_SONNET_4 = "claude-sonnet-4-0"
 CORRECTED_FAST_OPUS_4_6 = "claude-opus-4-6"
+FAST_OPUS_4_6_ENDED = datetime(2026, 6, 30, tzinfo=timezone.utc)  # price_corrections.json
 
 
 def requires_exported_version():
@@ -234,6 +235,8 @@ def expected_with_corrections(ref, usage, when, fast):
     if key == CORRECTED_SONNET_4 and inp + cw5 + cw1 + read > 200_000:
         # Sonnet 4 above 200K is billed like Sonnet 4.5 (whose tier genai-prices has).
         return genai_nano("claude-sonnet-4-5", usage, when, False, "anthropic")
+    if key == CORRECTED_FAST_OPUS_4_6 and fast and when >= FAST_OPUS_4_6_ENDED:
+        return genai_nano(ref, usage, when, False, "anthropic")  # fast mode ended: standard rates
     if key == CORRECTED_FAST_OPUS_4_6 and fast:
         # Opus 4.6 fast mode: 6x the standard token rates that apply; web search as is.
         tokens_only = (inp, out, cw5, cw1, read, 0)
@@ -588,3 +591,11 @@ def test_price_set_selection_rules():
     assert rates("2026-06-01", "23:00:00") == 3
     assert rates("2026-06-01", "01:59:59") == 3
     assert rates("2026-06-01", "02:00:00") == 2
+
+
+def test_opus_4_6_fast_mode_ended_on_2026_06_29():
+    small = (1000, 1000, 0, 0, 0, 0)
+    assert call("claude-opus-4-6", small, speed="fast", timestamp="2026-06-29T23:59:59Z") == 6 * call(
+        "claude-opus-4-6", small, timestamp="2026-06-29T23:59:59Z")
+    assert call("claude-opus-4-6", small, speed="fast", timestamp="2026-06-30T00:00:00Z") == call(
+        "claude-opus-4-6", small, timestamp="2026-06-30T00:00:00Z")
