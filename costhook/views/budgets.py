@@ -9,22 +9,22 @@ from costhook.views.report import usd
 # The fields each place shows, in its order (JSON output keeps these shapes).
 STATUS_FIELDS = ("id", "scope", "period", "period_key", "action", "unit", "spent", "limit", "percent", "remaining",
                  "projected", "blocking", "unpriced_requests", "period_end", "message", "state")
-RUNNING_FOR_S = 12 * 3600  # a session whose last call is older than this is not running any more
+RUNNING_FOR_S = 12 * 3600  # a session whose last call is older than this is not the current one
 DASHBOARD_FIELDS = ("id", "scope", "period", "period_key", "action", "unit", "spent", "limit", "fraction", "projected",
                     "state", "message", "alerts")
 
 
 def latest_session(conn, now=None) -> str | None:
-    """The running session: that of the latest call, unless the session has ended or its
-    last call is more than RUNNING_FOR_S before `now` (then None: a session budget judges
-    no session, it does not report one that ended months ago as blocking)."""
+    """The session session budgets are judged on by default: that of the latest call,
+    unless that call is more than RUNNING_FOR_S before `now` (then None: a session that
+    ran months ago is not shown as blocking today). A `claude -p` run that just ended is
+    still the one a user asks about."""
     row = conn.execute("SELECT session_id, timestamp FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()
     if row is None or row[0] is None:
         return None
     if now is not None and row[1] and row[1] < utc_iso(now - timedelta(seconds=RUNNING_FOR_S)):
         return None
-    ended = conn.execute("SELECT ended_at FROM sessions WHERE session_id = ?", (row[0],)).fetchone()
-    return None if ended and ended[0] else row[0]
+    return row[0]
 
 
 def budget_rows(conn, budgets: list, now, tz, *, session_id: str | None = None, contexts: list | None = None,
