@@ -144,8 +144,8 @@ def _scope_filter(budget: dict) -> tuple[str, list]:
     if kind == "model":
         return "(model = ? OR model LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')", [
             target,
-            _like_prefix(target + "-"),
-            _like_prefix(target + "@"),
+            like_prefix(target + "-"),
+            like_prefix(target + "@"),
         ]
     column = {"agent": "agent_type", "skill": "skill", "cron": "cron_job"}[kind]
     return f"{column} = ?", [target]
@@ -156,20 +156,16 @@ def project_filter(target: str) -> tuple[str, list]:
     and below, a name the last part of the path (`project:` budgets and `--project` alike)."""
     if "/" in target:
         target = target.rstrip("/") or "/"
-        return "(project = ? OR project LIKE ? ESCAPE '\\')", [target, _like_prefix(target + "/")]
+        return "(project = ? OR project LIKE ? ESCAPE '\\')", [target, like_prefix(target + "/")]
     return "(project = ? OR project LIKE ? ESCAPE '\\')", [target, "%/" + _like_escape(target)]
-
-
-def like_prefix(text: str) -> str:
-    """A LIKE pattern for values starting with `text` (its % and _ taken literally)."""
-    return _like_prefix(text)
 
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _like_prefix(text: str) -> str:
+def like_prefix(text: str) -> str:
+    """A LIKE pattern for values starting with `text` (its % and _ taken literally)."""
     return _like_escape(text) + "%"
 
 

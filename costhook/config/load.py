@@ -28,7 +28,7 @@ def load(path=None) -> dict:
     # The file's identity, ctime included (nobody can set it), so a cache written for
     # another file, or for this one before it changed, never stands in for it.
     stamp = [os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-    cache = os.path.join(paths.home_dir(), "config.cache.json")
+    cache = cache_file()
     if paths.insecurity(cache, kind="config cache"):
         return validate(path)  # a cache others could write is never read (nor written)
     cached = cached_entry(cache, stamp)
@@ -54,27 +54,30 @@ def last_valid() -> dict | None:
 
     A typo in the file must not switch every budget off: the hook keeps deciding with the
     budgets it last knew, while the CLI reports the error."""
-    cache = os.path.join(paths.home_dir(), "config.cache.json")
-    if paths.insecurity(cache, kind="config cache"):
-        return None
-    try:
-        with open(cache, "rb") as f:
-            cached = json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(cached, dict):
-        return None
-    found = cached.get("config", cached.get("last_valid"))
+    cache = cache_file()
+    cached = read_cache(cache) if not paths.insecurity(cache, kind="config cache") else None
+    found = cached and cached.get("config", cached.get("last_valid"))
     return found if isinstance(found, dict) else None
 
 
-def cached_entry(cache: str, stamp: list) -> dict | None:
-    """The cache's entry when it was written for this very file (`stamp`), else None."""
+def cache_file() -> str:
+    """The validated config, cached as JSON next to the database."""
+    return os.path.join(paths.home_dir(), "config.cache.json")
+
+
+def read_cache(cache: str) -> dict | None:
+    """The cache's content (a regular file, bounded), or None."""
     try:
         cached = json.loads(paths.read_regular(cache, MAX_CONFIG_BYTES))
     except (OSError, ValueError):
         return None
-    if isinstance(cached, dict) and cached.get("stamp") == stamp and ("error" in cached or "config" in cached):
+    return cached if isinstance(cached, dict) else None
+
+
+def cached_entry(cache: str, stamp: list) -> dict | None:
+    """The cache's entry when it was written for this very file (`stamp`), else None."""
+    cached = read_cache(cache)
+    if cached and cached.get("stamp") == stamp and ("error" in cached or "config" in cached):
         return cached
     return None
 
