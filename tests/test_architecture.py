@@ -1,4 +1,4 @@
-"""The rules of the house (README "Layout"), as tests: one direction of imports, agent
+"""The rules of the house (docs/development.md, "Layout"), as tests: one direction of imports, agent
 folders apart, a light hot path, empty __init__.py files, no private name across modules,
 no import seams, short functions."""
 

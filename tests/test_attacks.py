@@ -404,7 +404,7 @@ def test_the_overshoot_bound_is_one_call_per_running_agent_thread(home, tmp_path
     """One session whose main thread and 3 sub-agents run at once, each calling the API and
     asking for tools: a blocking budget is passed by at most one call per running thread
     (each thread's call in flight when the budget is reached), not one per session.
-    README "Overshoot bound" states this; before, it claimed one call per session."""
+    README (Budgets) and docs/how-it-works.md ("Overshoot bound") state this; before, it claimed one call per session."""
     import threading
 
     from test_budgets import CALL_TOKENS, NANO_PER_INPUT

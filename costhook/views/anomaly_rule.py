@@ -1,4 +1,4 @@
-"""The one anomaly rule, for days, sessions and cron runs alike (README "Anomalies").
+"""The one anomaly rule, for days, sessions and cron runs alike (docs/views.md, "anomalies").
 
 A day, session or cron run is an anomaly when it costs at least 2× the average of the ones
 of its kind just before it — the 7 previous days, the sessions started in the 7 days
