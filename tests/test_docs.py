@@ -53,3 +53,27 @@ def test_option_has_help_and_is_in_the_readme(path, option):
     assert (option.help or "").strip(), f"`costhook {path} {option.opts[0]}` has no help"
     assert any(re.search(rf"{re.escape(flag)}\b", README) for flag in option.opts), \
         f"README never mentions {' / '.join(option.opts)} (`costhook {path}`)"
+
+
+USER_GUIDE_SECTIONS = ("Install", "What you get", "Budgets", "Statusline", "Views", "Dashboard",
+                       "OpenClaw", "Prices", "Configuration", "Commands", "Your data and privacy",
+                       "Supported versions", "FAQ")
+
+
+def test_readme_is_a_users_guide():
+    """A user reads it in ten minutes (~3,000 words); contributor material lives in docs/."""
+    sections = re.findall(r"^## (.+)$", README, flags=re.M)
+    assert [s for s in sections if s in USER_GUIDE_SECTIONS] == list(USER_GUIDE_SECTIONS)
+    assert not {"Performance", "Reliability", "Development", "Layout"} & set(sections)
+    assert len(README.split()) <= 3000, f"{len(README.split())} words"
+    assert "./install.sh --test" in README.split("## What you get")[0]  # the check, next to install
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    root = Path(__file__).resolve().parent.parent
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
