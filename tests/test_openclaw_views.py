@@ -212,5 +212,11 @@ def test_cli(home, history):
     assert [r["cost_usd"] for r in job["runs"]] == [0.05, None]
     report = json.loads(subprocess.run([COSTHOOK, "report", "--by", "cron", "--format", "json"], capture_output=True, text=True).stdout)
     assert {r["key"]: r["cost_usd"] for r in report["rows"]}[NIGHTLY] == 0.072
+    # Tables show the job's name, not its id (issue 13, item 10); JSON keeps the id as key.
+    assert {r["key"]: r["name"] for r in report["rows"]}[NIGHTLY] == "Nightly report"
+    by_cron = subprocess.run([COSTHOOK, "report", "--by", "cron"], capture_output=True, text=True).stdout
+    assert any(line.startswith("Nightly report ") for line in by_cron.splitlines()) and NIGHTLY not in by_cron, by_cron
+    top = subprocess.run([COSTHOOK, "top", "--by", "cron", "--period", "all"], capture_output=True, text=True).stdout
+    assert "Nightly report" in top and NIGHTLY not in top, top
     missing = subprocess.run([COSTHOOK, "cron", "no-such-job"], capture_output=True, text=True)
     assert missing.returncode != 0 and "no cron job matches" in missing.stderr

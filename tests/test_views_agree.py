@@ -116,6 +116,25 @@ def test_an_ambiguous_session_prefix_is_a_clear_error(home, tmp_path):
     assert proc.returncode == 2 and "several sessions" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
+def test_tables_show_the_shortest_unique_prefix_where_8_characters_name_several(home, tmp_path):
+    """Two sessions share their first 8 characters: the tables show as much as makes each
+    one unique, and what they show works as --session / SESSION_ID."""
+    now = datetime.now(UTC)
+    transcript = tmp_path / "s.jsonl"
+    first, second = "7c1e2d3a-1111-4000-8000-000000000001", "7c1e2d3a-2222-4000-8000-000000000002"
+    write_calls(transcript, [("m1", 10_000, stamp(now - timedelta(minutes=5)))], session=first)
+    write_calls(transcript, [("m2", 20_000, stamp(now - timedelta(minutes=4)))], session=second)
+    write_calls(transcript, [("m3", 15_000, stamp(now - timedelta(minutes=3)))], session="other-session-id")
+    assert run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m3")).returncode == 0
+    table = subprocess.run([COSTHOOK, "efficiency", "--period", "7d"], capture_output=True, text=True).stdout
+    assert "7c1e2d3a-1 " in table and "7c1e2d3a-2 " in table, table
+    assert "other-se " in table, table  # 8 characters where 8 are enough
+    for shown, full in (("7c1e2d3a-1", first), ("7c1e2d3a-2", second)):
+        proc = subprocess.run([COSTHOOK, "report", "--session", shown, "--format", "json"], capture_output=True, text=True)
+        assert proc.returncode == 0 and json.loads(proc.stdout)["totals"]["requests"] == 1, proc.stderr
+        assert subprocess.run([COSTHOOK, "tree", shown], capture_output=True, text=True).stdout.startswith(f"session {full}")
+
+
 def test_import_of_a_file_says_it_is_a_file(home, tmp_path):
     file = tmp_path / "session.jsonl"
     file.write_text("{}\n")

@@ -208,7 +208,7 @@ COLUMNS = (
 
 def render_table(data: dict, markdown: bool = False) -> str:
     header = [data["group_by"], *(label for _, label in COLUMNS)]
-    body = [[(md_text if markdown else term_text)(row["key"]), *(_cell(name, row[name]) for name, _ in COLUMNS)] for row in data["rows"]]
+    body = [[(md_text if markdown else term_text)(row.get("name") or row["key"]), *(_cell(name, row[name]) for name, _ in COLUMNS)] for row in data["rows"]]
     total = ["TOTAL", *(_cell(name, data["totals"][name]) for name, _ in COLUMNS)]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(COLUMNS)) + "|"]

@@ -17,7 +17,7 @@ from costhook.cli.common import (
     view_options,
 )
 from costhook.text import grid, money, percent, term_text
-from costhook.views import activity, rollup, spend
+from costhook.views import activity, report, rollup, spend
 from costhook.views import anomalies as anomaly_views
 from costhook.views import cache as cache_views
 
@@ -92,7 +92,8 @@ def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
     data = activity.tree(conn, session_id)
     if not data["requests"]:
         raise click.ClickException(f"no calls recorded for session {term_text(session_id)}")
-    emit(fmt, data, render_tree)
+    short = report.short_sessions(conn, _tree_sessions(data))
+    emit(fmt, data, lambda d: render_tree(d, short))
 
 
 @click.command()
@@ -179,8 +180,10 @@ def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, 
 def idle(period_name, fmt, tz_name, now_text, db_path):
     """Idle cost: turns and sessions that spent tokens but changed nothing."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = activity.idle(open_store(db_path), period(period_name, now, tz))
-    emit(fmt, data, render_idle)
+    conn = open_store(db_path)
+    data = activity.idle(conn, period(period_name, now, tz))
+    short = report.short_sessions(conn, [s["session_id"] for s in data["top_idle_sessions"]])
+    emit(fmt, data, lambda d: render_idle(d, short))
 
 
 @click.command()
@@ -190,14 +193,16 @@ def idle(period_name, fmt, tz_name, now_text, db_path):
 def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
     """Efficiency score: useful actions per dollar per session, graded A/B/C."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = activity.efficiency(open_store(db_path), period(period_name, now, tz), limit=limit)
+    conn = open_store(db_path)
+    data = activity.efficiency(conn, period(period_name, now, tz), limit=limit)
+    short = report.short_sessions(conn, [r["session_id"] for r in data["sessions"]])
 
     def render(d):
         head = (f"{d['actions']:,} useful actions for {money(d['cost_usd'])}: "
                 f"{d['actions_per_usd'] if d['actions_per_usd'] is not None else '–'} per dollar; grades "
                 + ", ".join(f"{g} {n}" for g, n in d["grades"].items()))
         rows = [["session", "project", "cost", "actions", "per $", "grade"]]
-        rows += [[r["session_id"][:8], rollup.project_name(r["project"]), money(r["cost_usd"]), r["actions"],
+        rows += [[shown_session(short, r["session_id"]), rollup.project_name(r["project"]), money(r["cost_usd"]), r["actions"],
                   f"{r['actions_per_usd']:.1f}", r["grade"] or "–"] for r in d["sessions"]]
         return head + "\n\n" + (grid(rows, {2, 3, 4}) if d["sessions"] else "No sessions.") + "\n\n" + d["rule"]
 
@@ -287,12 +292,23 @@ def _local(stamp: str, tz) -> str:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def render_tree(d: dict) -> str:
+def _tree_sessions(node: dict) -> list:
+    ids = [node["id"]] if node["kind"] == "session" else []
+    return ids + [sid for child in node["children"] for sid in _tree_sessions(child)]
+
+
+def shown_session(short: dict | None, session_id: str | None) -> str:
+    """What a table shows of a session id: its shortest unique prefix (8 characters at least)."""
+    session_id = session_id or "?"
+    return term_text((short or {}).get(session_id) or session_id[:report.SESSION_PREFIX])
+
+
+def render_tree(d: dict, short: dict | None = None) -> str:
     lines = []
 
     def walk(node, prefix, last, root=False):
         label = term_text(node["label"])
-        name = label if node["kind"] != "session" or root else f"session {term_text(node['id'][:8])} ({label})"
+        name = label if node["kind"] != "session" or root else f"session {shown_session(short, node['id'])} ({label})"
         if node["kind"] == "subagent" and node.get("id"):
             name += f" [{term_text(node['id'][:8])}]"
         text = f"{name}  {money(node['cost_usd'])}  {percent(node['share'])}  {node['requests']:,} calls"
@@ -332,7 +348,7 @@ def render_whatif(d: dict) -> str:
     return f"What-if, {d['period']['label']}\n" + grid(rows, {3, 4, 5, 6}) + "\n\n" + d["rule"]
 
 
-def render_idle(d: dict) -> str:
+def render_idle(d: dict, short: dict | None = None) -> str:
     lines = [f"Idle cost {d['period']['label']}: {money(d['idle_cost_usd'])} ({percent(d['idle_share'])} of {money(d['total_cost_usd'])}); "
              f"{d['idle_turns']:,} of {d['turns']:,} turns, {d['idle_sessions']:,} of {d['sessions']:,} sessions idle."]
     hb = d["heartbeats"]
@@ -340,7 +356,7 @@ def render_idle(d: dict) -> str:
         lines.append(f"Heartbeats: {hb['idle_turns']} of {hb['turns']} idle, {money(hb['idle_cost_usd'])} of {money(hb['cost_usd'])}.")
     if d["top_idle_sessions"]:
         rows = [["idle session", "project", "started", "cost", "turns"]]
-        rows += [[s["session_id"][:8], s["project"] or "", (s["started_at"] or "")[:16].replace("T", " "), money(s["cost_usd"]), s["turns"]]
+        rows += [[shown_session(short, s["session_id"]), s["project"] or "", (s["started_at"] or "")[:16].replace("T", " "), money(s["cost_usd"]), s["turns"]]
                  for s in d["top_idle_sessions"]]
         lines += ["", grid(rows, {3, 4})]
     return "\n".join(lines + ["", d["rule"]])

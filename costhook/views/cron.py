@@ -69,22 +69,6 @@ def _iso_plus_ms(stamp: str, ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _has_table(conn, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
-
-
-def job_names(conn) -> dict:
-    """job id -> (name, kind, host agent, schedule) from recorded jobs and runs."""
-    names = {}
-    if _has_table(conn, "cron_jobs"):
-        for row in conn.execute("SELECT job_id, name, kind, host_agent, schedule FROM cron_jobs"):
-            names[row[0]] = {"name": row[1], "kind": row[2], "host_agent": row[3], "schedule": row[4]}
-    for job_id, name in conn.execute("SELECT job_id, max(job_name) FROM cron_runs WHERE job_name IS NOT NULL GROUP BY job_id"):
-        names.setdefault(job_id, {"name": None, "kind": None, "host_agent": None, "schedule": None})
-        names[job_id]["name"] = names[job_id]["name"] or name
-    return names
-
-
 def _where_time(column: str, since, until) -> tuple[str, list]:
     clauses, args = [], []
     if since:
@@ -99,7 +83,7 @@ def _where_time(column: str, since, until) -> tuple[str, list]:
 def runs(conn, job: str | None = None, since: str | None = None, until: str | None = None) -> list[dict]:
     """Every cron run (recorded in the run history, or seen only in calls), oldest first,
     with its cost, tokens, anomaly flag and one-line summary."""
-    names = job_names(conn)
+    names = report.job_names(conn)
     where, args = _where_time("started_at", since, until)
     if job:
         where += " AND job_id = ?"
@@ -259,7 +243,7 @@ def _flag_anomalies(all_runs: list, factor: float = 2.0) -> None:
 def summary(conn, since: str | None = None, until: str | None = None, spark: int = 20) -> list[dict]:
     """One row per cron job, costliest first."""
     all_runs = runs(conn, since=since, until=until)
-    names = job_names(conn)
+    names = report.job_names(conn)
     jobs: dict = {}
     for run in all_runs:
         jobs.setdefault(run["job_id"], []).append(run)
@@ -351,7 +335,7 @@ def find_job(conn, text: str) -> str | None:
         return None
     ids = {r[0] for r in conn.execute("SELECT DISTINCT job_id FROM cron_runs")}
     ids |= {r[0] for r in conn.execute("SELECT DISTINCT cron_job FROM requests WHERE cron_job IS NOT NULL")}
-    names = job_names(conn)
+    names = report.job_names(conn)
     ids |= set(names)
     if text in ids:
         return text
@@ -395,7 +379,7 @@ def budget_status(conn, budgets: list, now=None, tz=None) -> list[dict]:
             "budget_id": budget.get("id"),
             "scope": budget["scope"],
             "job_id": job_id,
-            "job_name": job_names(conn).get(job_id, {}).get("name"),
+            "job_name": report.job_names(conn).get(job_id, {}).get("name"),
             "period": budget["period"],
             "period_key": row["period_key"],
             "unit": row["unit"],

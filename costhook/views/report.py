@@ -6,6 +6,7 @@ multiple of 15 minutes), and SQL shifts each bucket by the zone's offset at that
 before grouping by local hour, day or month (weeks are summed from days).
 """
 
+import os
 import sqlite3
 from datetime import date, datetime, timedelta
 
@@ -62,6 +63,10 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
     else:
         raw, totals = _from_requests(conn, by, win, tz, filters or {})
     rows = [dict(key=key, **_measures(sums)) for key, sums in raw.items()]
+    if by == "cron":
+        names = job_names(conn)
+        for row in rows:
+            row["name"] = names.get(row["key"], {}).get("name")
     if by in TIME_GROUPS:
         rows.sort(key=lambda r: r["key"])
     else:
@@ -89,6 +94,43 @@ def resolve_session(conn: sqlite3.Connection, text: str) -> str:
         shown = ", ".join(found[:3]) + (", …" if len(found) > 3 else "")
         raise ValueError(f"{text!r} is the start of several sessions ({shown}); give more of the id")
     return found[0] if found else text
+
+
+def job_names(conn) -> dict:
+    """OpenClaw cron job id -> {name, kind, host_agent, schedule}, from recorded jobs and runs."""
+    names = {}
+    if _has_table(conn, "cron_jobs"):
+        for row in conn.execute("SELECT job_id, name, kind, host_agent, schedule FROM cron_jobs"):
+            names[row[0]] = {"name": row[1], "kind": row[2], "host_agent": row[3], "schedule": row[4]}
+    if _has_table(conn, "cron_runs"):
+        for job_id, name in conn.execute(
+                "SELECT job_id, max(job_name) FROM cron_runs WHERE job_name IS NOT NULL GROUP BY job_id"):
+            names.setdefault(job_id, {"name": None, "kind": None, "host_agent": None, "schedule": None})
+            names[job_id]["name"] = names[job_id]["name"] or name
+    return names
+
+
+def _has_table(conn, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+SESSION_PREFIX = 8  # what tables show of a session id, unless 8 characters name several
+
+
+def short_sessions(conn: sqlite3.Connection, ids) -> dict:
+    """session id -> the shortest prefix (at least 8 characters) that names only it among
+    every recorded session, so that what a table shows works as `--session` everywhere.
+    Two index probes per id: its neighbours in sorted order share the longest prefixes."""
+    out = {}
+    for sid in {i for i in ids if i}:
+        longest = 0
+        for op, order in (("<", "DESC"), (">", "ASC")):
+            row = conn.execute(f"SELECT session_id FROM requests WHERE session_id {op} ? "
+                               f"ORDER BY session_id {order} LIMIT 1", (sid,)).fetchone()
+            if row and row[0]:
+                longest = max(longest, len(os.path.commonprefix([sid, row[0]])))
+        out[sid] = sid[:max(SESSION_PREFIX, longest + 1)]
+    return out
 
 
 def _from_requests(conn, by, win, tz, filters) -> tuple[dict, dict]:

@@ -98,6 +98,7 @@ def top(conn, by: str, p: Period, limit: int = 5) -> dict:
             g["unpriced"] += unpriced
     ranked = sorted(groups.items(), key=lambda kv: (-kv[1]["cost"], str(kv[0])))
     rows = []
+    cron_names = report.job_names(conn) if by == "cron" else {}
     for key, g in ranked[: max(0, limit)]:
         row = {"key": key, "cost_usd": usd(g["cost"]), "share": share(g["cost"], total["cost"]),
                "requests": g["requests"], "tokens": g["tokens"], "unpriced_requests": g["unpriced"]}
@@ -105,6 +106,8 @@ def top(conn, by: str, p: Period, limit: int = 5) -> dict:
             row["name"] = project_name(key)
         if by == "branch":
             row["project"], row["branch"] = g["project"], g["branch"]
+        if by == "cron":
+            row["name"] = cron_names.get(key, {}).get("name")
         rows.append(row)
     if by == "session":
         _describe_sessions(conn, rows)
