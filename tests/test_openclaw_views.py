@@ -16,6 +16,7 @@ from test_openclaw_source import conn, import_dir  # noqa: F401  (fixture)
 
 from costhook import text
 from costhook.views import cron as cv
+from costhook.views import report as report_views
 
 NIGHTLY = "11111111-aaaa-4bbb-8ccc-000000000001"
 WEEKLY = "22222222-aaaa-4bbb-8ccc-000000000002"
@@ -180,11 +181,11 @@ def test_cron_budgets_per_run_and_per_period(conn, history):  # noqa: F811
 
 def test_find_job_by_id_prefix_and_name(conn, history):  # noqa: F811
     import_dir(conn, history)
-    assert cv.find_job(conn, NIGHTLY) == NIGHTLY
-    assert cv.find_job(conn, "Weekly digest") == WEEKLY
-    assert cv.find_job(conn, "2222") == WEEKLY
-    assert cv.find_job(conn, "weekly") == WEEKLY  # a unique name prefix, any case
-    assert cv.find_job(conn, "nope") is None
+    assert report_views.find_job(conn, NIGHTLY) == NIGHTLY
+    assert report_views.find_job(conn, "Weekly digest") == WEEKLY
+    assert report_views.find_job(conn, "2222") == WEEKLY
+    assert report_views.find_job(conn, "weekly") == WEEKLY  # a unique name prefix, any case
+    assert report_views.find_job(conn, "nope") is None
 
 
 def test_format_run():
@@ -220,3 +221,23 @@ def test_cli(home, history):
     assert "Nightly report" in top and NIGHTLY not in top, top
     missing = subprocess.run([COSTHOOK, "cron", "no-such-job"], capture_output=True, text=True)
     assert missing.returncode != 0 and "no cron job matches" in missing.stderr
+
+
+def test_budget_status_judges_a_cron_run_budget_on_that_crons_latest_run(home, history, tmp_path):
+    """`budget status` judged `cron:<job> --period run` on the latest session of any kind
+    (here a newer Claude session) instead of the job's latest run (issue 13, item 9)."""
+    from test_budgets import write_calls
+
+    assert subprocess.run([COSTHOOK, "import", "--openclaw-dir", str(history)], capture_output=True).returncode == 0
+    claude = tmp_path / "claude" / "projects" / "p"
+    claude.mkdir(parents=True)
+    write_calls(claude / "s-1.jsonl", [("m1", 100_000, "2026-05-20T09:00:00.000Z")], session="unrelated-session")
+    assert subprocess.run([COSTHOOK, "import", "--claude-dir", str(tmp_path / "claude")], capture_output=True).returncode == 0
+    (tmp_path / "config.toml").write_text('[[budgets]]\nid = "nightly-run"\nscope = "cron:Nightly report"\n'
+                                          'period = "run"\nlimit = "0.02"\naction = "block"\n')
+    now = ["--now", "2026-05-20T10:00:00Z"]
+    status = json.loads(subprocess.run([COSTHOOK, "budget", "status", "--format", "json", *now],
+                                       capture_output=True, text=True).stdout)
+    cron = json.loads(subprocess.run([COSTHOOK, "cron", "--format", "json", *now], capture_output=True, text=True).stdout)
+    assert status[0]["spent"] == NIGHTLY_COSTS[-1] == cron["budgets"][0]["spent"]
+    assert status[0]["state"] == "ok" and not status[0]["blocking"]  # $0.012 of $0.02: 60 %

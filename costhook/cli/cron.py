@@ -6,10 +6,11 @@ from datetime import datetime, timezone
 import click
 
 from costhook import timeframe
-from costhook.cli.common import db_option, format_option, load_config, open_store, tz_option, zone
+from costhook.cli.common import db_option, format_option, now_option, open_store, setup, tz_option
 from costhook.text import grid, money_nano, term_text
 from costhook.usage import NANO
-from costhook.views.cron import anomalies, budget_status, find_job, heartbeat_idle, history, summary
+from costhook.views.cron import anomalies, budget_status, heartbeat_idle, history, summary
+from costhook.views.report import find_job
 
 
 @click.command(name="cron")
@@ -18,17 +19,17 @@ from costhook.views.cron import anomalies, budget_status, find_job, heartbeat_id
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (inclusive, local time).")
 @click.option("--limit", type=int, default=30, show_default=True, help="Runs shown for one cron.")
 @tz_option
+@now_option
 @format_option
 @db_option
-def cron(job, since, until, limit, tz_name, fmt, db_path):
+def cron(job, since, until, limit, tz_name, now_text, fmt, db_path):
     """OpenClaw cron jobs: cost per run and per cron, history, heartbeat idle cost, anomalies.
 
     Without JOB: every cron (costliest first) with a trend sparkline, heartbeat idle
     cost, anomalies and cron budgets. With JOB (id, id prefix or name): its runs,
     e.g. "Took 74 s · 12,400 tokens · $0.04".
     """
-    cfg = load_config()
-    tz = zone(tz_name or cfg.get("timezone"))
+    cfg, tz, now = setup(tz_name, now_text)
     win = timeframe.dates_window(since.date() if since else None, until.date() if until else None, tz)
     conn = open_store(db_path)
     if job:
@@ -47,7 +48,7 @@ def cron(job, since, until, limit, tz_name, fmt, db_path):
     crons = summary(conn, since=win.start, until=win.end)
     idle = heartbeat_idle(conn, since=win.start, until=win.end)
     flagged = anomalies(conn, since=win.start, until=win.end)
-    budget_rows = budget_status(conn, cfg.get("budgets") or [], tz=tz)
+    budget_rows = budget_status(conn, cfg.get("budgets") or [], now=now, tz=tz)
     if fmt == "json":
         click.echo(json.dumps({"crons": crons, "heartbeat": idle, "anomalies": flagged, "budgets": budget_rows},
                               indent=2, ensure_ascii=False))

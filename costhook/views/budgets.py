@@ -4,7 +4,7 @@ its fields (`pick`)."""
 
 from costhook import budgets as engine
 from costhook.timeframe import timedelta, utc_iso
-from costhook.views.report import usd
+from costhook.views.report import find_job, usd
 
 # The fields each place shows, in its order (JSON output keeps these shapes).
 STATUS_FIELDS = ("id", "scope", "period", "period_key", "action", "unit", "spent", "limit", "percent", "remaining",
@@ -27,16 +27,41 @@ def latest_session(conn, now=None) -> str | None:
     return row[0]
 
 
+def judged(conn, budgets: list, session_id: str | None) -> tuple[list, list]:
+    """(the budgets as the engine judges them, the context of each): a `cron:<job>` budget
+    by its job's id (its name or a unique prefix resolved), a `run`/`session` one on that
+    job's latest run; every other budget on `session_id`."""
+    resolved, contexts = [], []
+    for b in budgets:
+        kind, _, target = b["scope"].partition(":")
+        if kind != "cron":
+            resolved.append(b)
+            contexts.append(engine.Context(session_id=session_id))
+            continue
+        job_id = find_job(conn, target) or target
+        run = None
+        if b["period"] in ("run", "session"):
+            row = conn.execute("SELECT session_id FROM cron_runs WHERE job_id = ? AND session_id IS NOT NULL "
+                               "ORDER BY started_at DESC LIMIT 1", (job_id,)).fetchone()
+            row = row or conn.execute("SELECT session_id FROM requests WHERE cron_job = ? ORDER BY timestamp DESC LIMIT 1",
+                                      (job_id,)).fetchone()
+            run = row[0] if row else None
+        resolved.append({**b, "scope": f"cron:{job_id}"})
+        contexts.append(engine.Context(session_id=run, cron_job=job_id))
+    return resolved, contexts
+
+
 def budget_rows(conn, budgets: list, now, tz, *, session_id: str | None = None, contexts: list | None = None,
                 alerts: bool = False) -> list:
     """Each budget's standing in its current period: spent, limit, fraction and percent,
     remaining, projection, state, message (USD budgets in dollars, token budgets in tokens).
-    Budgets are judged in the session `session_id`, or each in its own `contexts[i]`
-    (cron budgets: the job's latest run); `alerts` adds the alerts fired this period."""
+    Budgets are judged as `judged` says (cron budgets: on their job's latest run, the others
+    in the session `session_id`), or each in its own `contexts[i]`; `alerts` adds the alerts
+    fired this period."""
     rows = []
-    for i, b in enumerate(budgets):
-        ctx = contexts[i] if contexts is not None else engine.Context(session_id=session_id)
-        status = engine.spend(conn, b, ctx, now, tz)
+    judged_as = (budgets, contexts) if contexts is not None else judged(conn, budgets, session_id)
+    for b, (as_judged, ctx) in zip(budgets, zip(*judged_as)):
+        status = engine.spend(conn, as_judged, ctx, now, tz)
         per_session = b["period"] in ("session", "run") or b["scope"] == "session"
         projected = engine.projection(status, now)
         in_usd = not status.in_tokens

@@ -11,7 +11,7 @@ with a `*_usd` float beside it for display; `since`/`until` are UTC ISO strings 
     heartbeat_idle(conn, since=None, until=None)                 -> Heartbeat dict
     anomalies(conn, since=None, until=None, factor=2.0)          -> list[Run dict] flagged, newest first
     budget_status(conn, budgets, now=None, tz=None)              -> list[CronBudget dict]
-    find_job(conn, text)                                         -> job id for an id, a name, or a unique prefix
+    report.find_job(conn, text)                                  -> job id for an id, a name, or a unique prefix
 
 Run dict: run_id, job_id, job_name, host_agent, session_id, started_at, status, duration_ms,
     requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, total_tokens,
@@ -38,12 +38,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from costhook import text
-from costhook.budgets import Context
 from costhook.timeframe import local_zone
 from costhook.usage import NANO
 from costhook.views import report
 from costhook.views.anomaly_rule import ANOMALY_MIN_BASELINE, CRON_RUNS_WINDOW, is_anomaly
-from costhook.views.budgets import budget_rows
+from costhook.views.budgets import budget_rows, judged
 
 WINDOW_SLACK_MS = 2000  # main-session runs: calls up to this long after the logged end still count
 
@@ -286,7 +285,7 @@ def top_crons(conn, n: int = 5, since: str | None = None, until: str | None = No
 
 def history(conn, job: str, limit: int = 30) -> tuple[dict | None, list]:
     """(the job's summary row, its last `limit` runs newest first)."""
-    job_id = find_job(conn, job) or job
+    job_id = report.find_job(conn, job) or job
     job_runs = runs(conn, job=job_id)
     rows = [j for j in summary(conn) if j["job_id"] == job_id]
     return (rows[0] if rows else None), list(reversed(job_runs))[:limit]
@@ -329,50 +328,14 @@ def heartbeat_idle(conn, since: str | None = None, until: str | None = None) -> 
     }
 
 
-def find_job(conn, text: str) -> str | None:
-    """A job id from its id, its name (any case), or a unique prefix of either."""
-    if not text:
-        return None
-    ids = {r[0] for r in conn.execute("SELECT DISTINCT job_id FROM cron_runs")}
-    ids |= {r[0] for r in conn.execute("SELECT DISTINCT cron_job FROM requests WHERE cron_job IS NOT NULL")}
-    names = report.job_names(conn)
-    ids |= set(names)
-    if text in ids:
-        return text
-    folded = text.casefold()
-    for match in (
-        lambda j, name: name == text,
-        lambda j, name: name.casefold() == folded,
-        lambda j, name: j.startswith(text),
-        lambda j, name: name.casefold().startswith(folded),
-    ):
-        found = [j for j in sorted(ids) if match(j, (names.get(j) or {}).get("name") or "")]
-        if len(found) == 1:
-            return found[0]
-    return None
-
-
 def budget_status(conn, budgets: list, now=None, tz=None) -> list[dict]:
     """Each `cron:<job>` budget (job id or name) against its current period; `run` and
     `session` periods against the job's latest run."""
     now = now or datetime.now(timezone.utc)
     tz = tz or local_zone(None)
-    chosen, resolved, contexts, job_ids = [], [], [], []
-    for budget in budgets:
-        kind, _, target = budget["scope"].partition(":")
-        if kind != "cron":
-            continue
-        job_id = find_job(conn, target) or target
-        session = None
-        if budget["period"] in ("run", "session"):
-            row = conn.execute("SELECT session_id FROM cron_runs WHERE job_id = ? AND session_id IS NOT NULL ORDER BY started_at DESC LIMIT 1",
-                               (job_id,)).fetchone()
-            row = row or conn.execute("SELECT session_id FROM requests WHERE cron_job = ? ORDER BY timestamp DESC LIMIT 1", (job_id,)).fetchone()
-            session = row[0] if row else None
-        chosen.append(budget)
-        resolved.append({**budget, "scope": f"cron:{job_id}"})
-        contexts.append(Context(session_id=session, cron_job=job_id))
-        job_ids.append(job_id)
+    chosen = [b for b in budgets if b["scope"].partition(":")[0] == "cron"]
+    resolved, contexts = judged(conn, chosen, session_id=None)
+    job_ids = [ctx.cron_job for ctx in contexts]
     out = []
     for budget, job_id, row in zip(chosen, job_ids, budget_rows(conn, resolved, now, tz, contexts=contexts)):
         out.append({

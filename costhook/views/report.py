@@ -110,6 +110,29 @@ def job_names(conn) -> dict:
     return names
 
 
+def find_job(conn, text: str) -> str | None:
+    """A job id from its id, its name (any case), or a unique prefix of either."""
+    if not text:
+        return None
+    ids = {r[0] for r in conn.execute("SELECT DISTINCT job_id FROM cron_runs")}
+    ids |= {r[0] for r in conn.execute("SELECT DISTINCT cron_job FROM requests WHERE cron_job IS NOT NULL")}
+    names = job_names(conn)
+    ids |= set(names)
+    if text in ids:
+        return text
+    folded = text.casefold()
+    for match in (
+        lambda j, name: name == text,
+        lambda j, name: name.casefold() == folded,
+        lambda j, name: j.startswith(text),
+        lambda j, name: name.casefold().startswith(folded),
+    ):
+        found = [j for j in sorted(ids) if match(j, (names.get(j) or {}).get("name") or "")]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
 def _has_table(conn, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
