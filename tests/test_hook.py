@@ -6,6 +6,7 @@ import sqlite3
 import stat
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from conftest import ACME_SESSION, ACME_SUBAGENT, acme_transcript, db_rows, payload, run_hook, totals
@@ -157,6 +158,33 @@ def test_session_end_hands_a_large_backlog_to_a_detached_process(home, tmp_path)
     while time.monotonic() < deadline and (totals()["calls"] or 0) < 60:
         time.sleep(0.1)
     assert totals()["calls"] == 60
+
+
+def test_a_large_backlog_is_handed_over_only_after_the_hooks_own_writes(home, tmp_path):
+    """The first hook on a large unseen transcript used to start its detached catch-up
+    first and then wait for the write lock that catch-up had just taken to record its own
+    tool call (issue 14: 280 ms instead of 47). Now the catch-up starts once the hook has
+    committed: its lock file (made when the hook hands the file over) is younger than the
+    tool call the hook recorded, and every call still arrives."""
+    transcript = tmp_path / "big.jsonl"
+    filler = json.dumps({"type": "attachment", "attachment": {"content": "x" * 100_000}}) + "\n"
+    with open(transcript, "w") as f:
+        for i in range(200):  # about 20 MB: more than a hook reads itself
+            f.write(filler)
+            f.write(assistant(f"msg_{i}", session_id="big"))
+    proc = run_hook({"hook_event_name": "PostToolUse", "session_id": "big", "transcript_path": str(transcript),
+                     "tool_name": "Bash", "tool_use_id": "toolu_big"})
+    assert_silent_success(proc)
+    recorded = db_rows("SELECT timestamp FROM tool_calls WHERE tool_use_id = 'toolu_big'")
+    assert recorded, "the hook recorded its own tool call before handing the backlog over"
+    locks = list((home / "catch-up").glob("*.lock"))
+    assert len(locks) == 1
+    handed_over = datetime.fromtimestamp(locks[0].stat().st_mtime, timezone.utc)
+    assert datetime.fromisoformat(recorded[0]["timestamp"].replace("Z", "+00:00")) <= handed_over
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (totals()["calls"] or 0) < 200:
+        time.sleep(0.1)
+    assert totals()["calls"] == 200
 
 
 def test_headless_and_interactive_sessions(home, claude_dir):

@@ -32,7 +32,7 @@ DASHBOARD_MIN_INTERVAL_S = 60  # the config's default for [dashboard] min_interv
 
 def run_hook(agent: str) -> int:
     """Read one event (a JSON object) from stdin; print the agent's answer to it as JSON,
-    if it has one. 0 whatever happens."""
+    if it has one; then start what `after_answer` queued. 0 whatever happens."""
     event = "?"
     try:
         payload = read_payload(sys.stdin.buffer)
@@ -43,7 +43,31 @@ def run_hook(agent: str) -> int:
             sys.stdout.flush()
     except Exception as exc:  # fail-open: the agent must never see our bugs
         log_error(event, exc)
+    run_after_answer(event)
     return 0
+
+
+_after_answer = []
+
+
+def after_answer(job) -> None:
+    """Run `job()` once this hook has answered and its own writes are committed: a detached
+    catch-up started earlier would take the write lock the hook still needs (a first hook
+    on a large backlog then waited for it). Outside a hook (a detached job, a test calling
+    a handler) `run_after_answer` runs it."""
+    _after_answer.append(job)
+
+
+def run_after_answer(event: str = "after") -> None:
+    global _conn
+    if _conn is not None and _after_answer:  # nothing of ours holds a lock while they start
+        _conn.close()
+        _conn = None
+    while _after_answer:
+        try:
+            _after_answer.pop(0)()
+        except Exception as exc:
+            log_error(event, exc)
 
 
 def handler(agent: str):
@@ -59,6 +83,7 @@ def run_job(name: str, job) -> int:
         job()
     except Exception as exc:
         log_error(name, exc)
+    run_after_answer(name)
     return 0
 
 

@@ -214,9 +214,8 @@ def ingest_paths(candidates, *, max_bytes: int | None = HOOK_MAX_BYTES) -> list:
         results.append(result)
         if result.deferred:
             deferred.append(path)
-    deferred = [path for path in deferred if not catch_up_running(path)]
     if deferred:
-        spawn_catch_up(deferred)
+        runtime.after_answer(lambda: spawn_catch_up([path for path in deferred if not catch_up_running(path)]))
     return results
 
 
@@ -413,7 +412,8 @@ def git_branch(cwd: str | None) -> str | None:
 
 def spawn_catch_up(transcripts: list) -> None:
     """Ingest big backlogs in a detached process so the hook returns at once."""
-    spawn_detached(["--catch-up", *transcripts])
+    if transcripts:
+        spawn_detached(["--catch-up", *transcripts])
 
 
 def catch_up(transcripts: list) -> None:
