@@ -31,14 +31,15 @@ def main() -> None:
 
 
 def hook(argv: list[str]) -> int:
-    """`costhook hook [--agent NAME] | --JOB [ARGS]`: always 0 (fail-open, see agents.runtime)."""
+    """`costhook hook [--agent NAME] [--background] | --JOB [ARGS]`: always 0 (fail-open, see
+    agents.runtime)."""
     from costhook.agents import runtime
 
     for flag, job in DETACHED_JOBS.items():
         if flag in argv:
             return runtime.run_job(flag[2:], lambda: job(argv[argv.index(flag) + 1 :]))
     agent = argv[argv.index("--agent") + 1] if "--agent" in argv[:-1] else "claude"
-    return runtime.run_hook(agent)
+    return runtime.run_hook(agent, background="--background" in argv)
 
 
 # Detached jobs: `costhook hook --JOB [ARGS]`, started by a hook (agents.runtime.spawn_detached)

@@ -30,21 +30,47 @@ ERRORS_LOG_MAX = 1 << 20
 DASHBOARD_MIN_INTERVAL_S = 60  # the config's default for [dashboard] min_interval_seconds
 
 
-def run_hook(agent: str) -> int:
+def run_hook(agent: str, background: bool = False) -> int:
     """Read one event (a JSON object) from stdin; print the agent's answer to it as JSON,
-    if it has one; then start what `after_answer` queued. 0 whatever happens."""
+    if it has one; then start what `after_answer` queued. 0 whatever happens.
+
+    `background`: an event that decides nothing (agents.claude.install.GATE_EVENTS are the
+    others). Its work runs detached in a session of its own — the agent has not waited for
+    it, and it must survive the agent's exit — and nothing is printed."""
+    global BACKGROUND
     event = "?"
     try:
         payload = read_payload(sys.stdin.buffer)
         event = str(payload.get("hook_event_name") or "?")[:40]
+        if background:
+            BACKGROUND = True
+            detach()
         output = handler(agent)(payload)
-        if output:
+        if output and not background:
             sys.stdout.write(json.dumps(output))
             sys.stdout.flush()
     except Exception as exc:  # fail-open: the agent must never see our bugs
         log_error(event, exc)
     run_after_answer(event)
     return 0
+
+
+BACKGROUND = False  # this hook runs detached: nobody reads its answer
+
+
+def detach() -> None:
+    """Continue in a child of our own session, with no tie to the agent: the parent exits
+    at once (the agent's hook is done). Started by `setsid -f`, we already lead a session
+    and the shell has returned, so nothing is left to do."""
+    if os.getsid(0) == os.getpid():
+        return
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 _after_answer = []
@@ -228,7 +254,7 @@ def decide(where: str, context, *, record: bool = True, notify_on_block: bool = 
     if verdict.unrecorded is not None:
         log_error(where, verdict.unrecorded)
     if record and (verdict.warnings or (notify_on_block and verdict.block is not None)) and cfg.get("notify"):
-        spawn_detached(["--notify"])
+        after_answer(lambda: spawn_detached(["--notify"]))
     return verdict
 
 

@@ -75,7 +75,7 @@ def is_costhook_name(name: str) -> bool:
 
 
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-_PREFIX_WORDS = ("exec", "command", "env", "nohup")
+_PREFIX_WORDS = ("exec", "command", "env", "nohup", "setsid")
 # costhook's executable followed by one of its agent subcommands, anywhere in a command line
 # (also inside `sh -c '...'`): what uninstall must not leave behind unannounced.
 _MENTION = re.compile(r"costhook(?:\.exe)?[\"']?\s+[\"']?(?:hook|statusline)\b")
@@ -83,7 +83,8 @@ _MENTION = re.compile(r"costhook(?:\.exe)?[\"']?\s+[\"']?(?:hook|statusline)\b")
 
 def runs_costhook(command: object, subcommand: str) -> bool:
     """True for a shell command whose first command is costhook's executable (any
-    directory, quoted or not) with just `subcommand`, whatever shell decoration follows
+    directory, quoted or not) with just `subcommand` (a hook maybe `--background`, maybe
+    started by `setsid -f`), whatever shell decoration follows
     (`2>/dev/null`, `|| true`, `; other`) and whatever environment assignments or
     `exec`/`env` precede it: an entry costhook wrote, maybe edited since. More arguments
     (`hook --agent openclaw`) or more commands (`&& notify-send`) make it someone else's
@@ -97,7 +98,8 @@ def runs_costhook(command: object, subcommand: str) -> bool:
     except ValueError:
         return False
     start = 0
-    while start < len(words) and (_ASSIGNMENT.match(words[start]) or words[start] in _PREFIX_WORDS):
+    while start < len(words) and (_ASSIGNMENT.match(words[start]) or words[start] in _PREFIX_WORDS
+                                  or (words[start] == "-f" and start and words[start - 1] == "setsid")):
         start += 1
     if not (
         len(words) >= start + 2
@@ -105,7 +107,10 @@ def runs_costhook(command: object, subcommand: str) -> bool:
         and words[start + 1] == subcommand
     ):
         return False
-    return _only_decoration(words[start + 2 :])
+    rest = words[start + 2 :]
+    if subcommand == "hook" and rest[:1] == ["--background"]:
+        rest = rest[1:]
+    return _only_decoration(rest)
 
 
 def _only_decoration(rest: list[str]) -> bool:

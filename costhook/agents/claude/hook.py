@@ -77,7 +77,7 @@ def on_session_start(event: Event):
         interactive=None if entrypoint is None else int(entrypoint == "cli"),
     )
     ingest_paths([event.transcript])  # a resumed session may already have history
-    if not user_config().get("budgets"):
+    if runtime.BACKGROUND or not user_config().get("budgets"):
         return None
     verdict = budget_verdict(event, record=False)
     if verdict is None:
@@ -136,8 +136,8 @@ def on_post_tool_use(event: Event):
     ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
     if event.text("tool_use_id") and event.session_id:
         record_tool_call(event)
-    if not user_config().get("budgets"):
-        return None
+    if runtime.BACKGROUND or not user_config().get("budgets"):
+        return None  # the next gate (a prompt, a tool) decides on what this recorded
     verdict = budget_verdict(event)
     if verdict is None:
         return None
@@ -154,8 +154,10 @@ def on_stop(event: Event):
 
 def warn_only(event: Event):
     """After the final call of a turn: show thresholds it crossed. Never a block here: a
-    Stop hook's block makes Claude Code keep going, the opposite of what a budget wants."""
-    if not user_config().get("budgets"):
+    Stop hook's block makes Claude Code keep going, the opposite of what a budget wants.
+    In the background nobody would see it: the next gate shows it (its alert is not
+    recorded here, so it still counts as new there)."""
+    if runtime.BACKGROUND or not user_config().get("budgets"):
         return None
     verdict = budget_verdict(event)
     return warning_output(verdict) if verdict is not None else None
@@ -170,11 +172,13 @@ def on_subagent_stop(event: Event):
 
 def on_session_end(event: Event):
     """Close the session and catch up. Claude Code gives all SessionEnd hooks 1.5 s in
-    total, so a large backlog goes to a detached process instead."""
+    total (a hook installed in the turn), so a large backlog goes to a detached process."""
     from costhook.timeframe import now_iso
 
     record_session(event, ended_at=now_iso(), end_reason=event.text("reason"))
     ingest_paths([event.transcript, *subagent_files(event.subagent_dir())], max_bytes=HOOK_MAX_BYTES // 4)
+    if runtime.BACKGROUND and user_config().get("budgets"):
+        budget_verdict(event)  # the session's last word: thresholds its last calls crossed fire (and notify) now
     refresh_dashboard_if_due()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 from pathlib import Path
 
 from costhook.agents.settings import (
@@ -77,9 +78,24 @@ def claude_settings_path(scope: str, project_dir: Path | None = None) -> Path:
     raise InstallError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
 
 
-def hook_command() -> str:
-    """`<absolute costhook> hook`, shell-quoted if the path needs it."""
-    return f"{shlex.quote(str(costhook_executable()))} hook"
+# The events whose answer can stop the agent run in the turn; every other event only
+# records, so its hook answers at once and does its work detached (after the agent has
+# moved on, even after it has exited): issue 14 measured the hooks at +53 % of a short
+# `claude -p` turn when all of them held it.
+GATE_EVENTS = ("UserPromptSubmit", "PreToolUse")
+
+
+def hook_command(event: str = "PreToolUse") -> str:
+    """`<absolute costhook> hook` for a gate; for any other event the same hook started in
+    its own session with `setsid -f` (it survives the CLI's exit, and the shell returns at
+    once), or, without setsid, `hook --background`, which detaches itself after reading
+    the event. Shell-quoted where the path needs it."""
+    exe = shlex.quote(str(costhook_executable()))
+    if event in GATE_EVENTS:
+        return f"{exe} hook"
+    if shutil.which("setsid"):
+        return f"setsid -f {exe} hook --background >/dev/null 2>&1"
+    return f"{exe} hook --background"
 
 
 def statusline_command() -> str:
@@ -199,16 +215,17 @@ def _install_event(hooks: dict, event: str, command: str) -> None:
     hooks.setdefault(event, []).append(_desired_group(event, command))
 
 
-def merge_install(settings: dict, command: str, statusline: str | None = None,
+def merge_install(settings: dict, command, statusline: str | None = None,
                   force_statusline: bool = False) -> dict:
-    """Return a copy of `settings` with costhook's hooks (and statusLine) in place."""
+    """Return a copy of `settings` with costhook's hooks (and statusLine) in place;
+    `command(event)` is each event's hook command (or one string for all)."""
     settings = json.loads(json.dumps(settings))
     hooks = _hooks_table(settings, create=True)
     for event in list(hooks):
         if event not in HOOK_EVENTS and isinstance(hooks[event], list):
             _remove_ours(hooks, event)  # left over from an older costhook
     for event in HOOK_EVENTS:
-        _install_event(hooks, event, command)
+        _install_event(hooks, event, command(event) if callable(command) else command)
     if statusline is not None:
         current = settings.get("statusLine")
         if current is None or force_statusline:
@@ -278,11 +295,11 @@ def install_claude(scope: str = "user", project_dir: Path | None = None, dry_run
                    statusline: bool = False, force_statusline: bool = False) -> InstallResult:
     """Merge costhook's hooks (and optionally its statusLine) into Claude Code's settings."""
     path = claude_settings_path(scope, project_dir)
-    command = hook_command()
+    commands = {event: hook_command(event) for event in HOOK_EVENTS}
     status = statusline_command() if statusline else None
 
     def transform(data: dict) -> dict:
-        return merge_install(data, command, status, force_statusline)
+        return merge_install(data, commands.get, status, force_statusline)
 
     nothing = f"costhook hooks are already installed in {path}; nothing changed."
     return apply(path, transform, dry_run, "install", nothing, _done_message)
