@@ -73,8 +73,8 @@ def record_of(row: dict) -> dict:
 
 def reprice_calls(conn: sqlite3.Connection, price, *, since: str | None = None, models: list | None = None,
                   dry_run: bool = False) -> dict:
-    """Price stored calls again with `price` (as ingest does: each row's every stored
-    column, through record_of and stored_row), for calls at or after `since` (UTC ISO) of
+    """Price stored calls again with `price`, handed each stored row whole (every column,
+    tools as their JSON text: what stored_row hands it for a merged call), for calls at or after `since` (UTC ISO) of
     the `models` given (exact stored spellings; None: all). Returns {"examined": calls
     looked at, "models": {model: {"calls", "newly_priced", "now_unpriced", "before_nanousd",
     "after_nanousd"}}} over the calls whose cost or cost_source changed (before/after: the
@@ -96,44 +96,54 @@ def reprice_calls(conn: sqlite3.Connection, price, *, since: str | None = None, 
         where.append(f"model IN ({','.join('?' * len(models))})")
         args += list(models)
     summary, candidates, examined = {}, [], 0
-    for row in conn.execute(f"SELECT * FROM requests WHERE {' AND '.join(where)}", args):
+    for row in _rows(conn, f"SELECT * FROM requests WHERE {' AND '.join(where)}", args):
         examined += 1
-        row = dict(row)
-        change = _repriced(row, price)
-        if change is not None:
+        new = _repriced(row, price)
+        if new is not None:
             candidates.append(row["key"])
             if dry_run:
-                _count_change(summary, row, change)
+                _count_change(summary, row, new)
     if dry_run or not candidates:
         return {"examined": examined, "models": summary}
+    candidates.sort()  # the primary key's order: each chunk reads and updates neighbouring pages
     with transaction(conn):
         for marks, chunk in in_lists(candidates):
-            delta = SpendDelta()
-            for row in conn.execute(f"SELECT * FROM requests WHERE key IN ({marks})", chunk):
-                row = dict(row)
-                change = _repriced(row, price)
-                if change is None:
+            delta, updates = SpendDelta(), []
+            for row in _rows(conn, f"SELECT * FROM requests WHERE key IN ({marks})", chunk):
+                new = _repriced(row, price)
+                if new is None:
                     continue
-                new, tools = change
-                conn.execute("UPDATE requests SET cost_nanousd = ?, cost_source = ? WHERE key = ?",
-                             (new["cost_nanousd"], new["cost_source"], row["key"]))
-                delta.add(row, -1)
+                updates.append((new["cost_nanousd"], new["cost_source"], row["key"]))
+                tools = tool_names(row["tools"])
+                delta.add(row, -1, tools)
                 delta.add(new, +1, tools)
-                _count_change(summary, row, change)
+                _count_change(summary, row, new)
+            conn.executemany("UPDATE requests SET cost_nanousd = ?, cost_source = ? WHERE key = ?", updates)
             delta.write(conn)
     return {"examined": examined, "models": summary}
 
 
-def _repriced(row: dict, price):
-    """(new row, its tools) when pricing the stored row again changes its cost or source, else None."""
-    new, tools = stored_row(record_of(row), price)
-    if new["cost_nanousd"] == row["cost_nanousd"] and new["cost_source"] == row["cost_source"]:
+def _rows(conn: sqlite3.Connection, sql: str, args):
+    """The rows of a query as dicts (without sqlite3.Row: a reprice reads every call)."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    cursor.execute(sql, args)
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        yield dict(zip(names, values))
+
+
+def _repriced(row: dict, price) -> dict | None:
+    """The row with its new cost and cost_source when pricing it again changes them, else
+    None. The pricer gets the stored row whole, as stored_row hands it a merged call: every
+    column (tools as their JSON text), so a column added later reaches it unchanged."""
+    cost, source = price(dict(row))
+    if cost == row["cost_nanousd"] and source == row["cost_source"]:
         return None
-    return new, tools
+    return {**row, "cost_nanousd": cost, "cost_source": source}
 
 
-def _count_change(summary: dict, old: dict, change) -> None:
-    new = change[0]
+def _count_change(summary: dict, old: dict, new: dict) -> None:
     entry = summary.setdefault(old.get("model") or "", {
         "calls": 0, "newly_priced": 0, "now_unpriced": 0, "before_nanousd": 0, "after_nanousd": 0})
     entry["calls"] += 1
