@@ -66,7 +66,7 @@ def _reprice_text(data: dict, models: dict) -> str:
     if data["since"]:
         scope.append(f"since {data['since']}")
     if data["model"] is not None:
-        scope.append(f"model {data['model']}" + ("" if data["matched_models"] else " (no calls recorded)"))
+        scope.append(f"model {term_text(data['model'])}" + ("" if data["matched_models"] else " (no calls recorded)"))
     where = f" ({', '.join(scope)})" if scope else ""
     if not data["changed"]:
         return f"Nothing to re-price: the {data['examined']:,} calls examined{where} already have the current prices."
