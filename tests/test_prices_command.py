@@ -126,3 +126,17 @@ def test_prices_update_without_genai_prices_says_how_to_install_it(home, monkeyp
     assert result.exit_code == 1
     assert "genai-prices is not installed" in result.output and "pip install -U genai-prices" in result.output
     assert not (home / "prices.json").exists()
+
+
+def test_a_model_a_newer_table_adds_reaches_calls_already_recorded(home, tmp_path):
+    """The whole story of a newer genai-prices: the call was recorded unpriced; the rebuilt
+    table lists its model; doctor says so, and reprice prices it."""
+    assert hook_call(tmp_path, model="acme-llm-1") == {"cost_nanousd": None, "cost_source": "unpriced"}
+    data = user_table(home, version="99.0.0")
+    data["providers"][0]["models"].append(
+        {"id": "acme-llm-1", "match": {"equals": "acme-llm-1"}, "prices": [{"input": 2_000_000, "output": 1}]})
+    write(home / "prices.json", data)
+    doctor = costhook("doctor", check=False).stdout
+    assert "unpriced   acme-llm-1: now in the price table; 1 older calls still unpriced — run `costhook reprice`" in doctor
+    assert "Re-priced 1 of 1 calls" in costhook("reprice").stdout
+    assert db_rows("SELECT cost_nanousd, cost_source FROM requests")[0] == {"cost_nanousd": 200_000_000, "cost_source": "computed"}
