@@ -43,9 +43,43 @@ def errors_log_file() -> str:
     return os.path.join(home_dir(), "errors.log")
 
 
+def prices_file() -> str:
+    """The price table `costhook prices update` rebuilt from the installed genai-prices."""
+    return os.path.join(home_dir(), "prices.json")
+
+
 def dashboard_stamp_file() -> str:
     """Its modification time is the time of the dashboard's last refresh."""
     return os.path.join(home_dir(), "dashboard.stamp")
+
+
+ERRORS_LOG_MAX = 1 << 20  # errors.log is rotated to errors.log.1 past this size
+
+
+def log_error(where: str, exc: BaseException) -> None:
+    """One line in errors.log (`<time> <where>: <type>: <message>`), never a payload's
+    content; rotated at ERRORS_LOG_MAX. Never raises: whoever logs must go on."""
+    import time
+
+    try:
+        log = errors_log_file()
+        if insecurity(log, kind="error log"):
+            return  # a folder others can write to gets nothing from us
+        ensure_private_dir(os.path.dirname(log))
+        try:
+            if os.stat(log).st_size > ERRORS_LOG_MAX:
+                os.replace(log, log + ".1")
+        except FileNotFoundError:
+            pass
+        message = str(exc).replace("\n", " ")[:300]
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {where}: {type(exc).__name__}: {message}\n"
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+    except Exception:
+        pass  # nowhere left to report
 
 
 def home():

@@ -44,6 +44,13 @@ def money_nano(nano: int | None) -> str:
     return f"${value:,.2f}"
 
 
+def money_change(nano: int, *, signed: bool = False) -> str:
+    """Nano-USD to a hundredth of a cent, as `report` prints costs: `$1,234.5678`; with
+    `signed`, a change: `+$0.0042`, `-$1.2000`, `$0.0000`."""
+    sign = ("+" if nano > 0 else "-" if nano < 0 else "") if signed else ("-" if nano < 0 else "")
+    return f"{sign}${abs(nano) / NANO:,.4f}"
+
+
 def money_cents(value: float) -> str:
     """Dollars to the cent, sign first: `-$1,234.50` (`costhook budget status`)."""
     return f"{'-' if value < 0 else ''}${abs(value):,.2f}"

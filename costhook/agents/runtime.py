@@ -26,7 +26,6 @@ BUSY_TIMEOUT_MS = 3000
 # the verdict comes from what is stored (readers never wait in WAL), and the whole hook
 # must answer well within the agent's hook timeout (5 s for prompts and tools).
 DECIDING_BUSY_MS = 600
-ERRORS_LOG_MAX = 1 << 20
 DASHBOARD_MIN_INTERVAL_S = 60  # the config's default for [dashboard] min_interval_seconds
 
 
@@ -295,23 +294,5 @@ def dashboard_due(settings: dict, now_ts: float | None = None) -> bool:
 
 
 def log_error(event: str, exc: BaseException) -> None:
-    """One line per failure, never the payload's content; rotated at 1 MB."""
-    try:
-        log = paths.errors_log_file()
-        if paths.insecurity(log, kind="error log"):
-            return  # a folder others can write to gets nothing from us
-        paths.ensure_private_dir(os.path.dirname(log))
-        try:
-            if os.stat(log).st_size > ERRORS_LOG_MAX:
-                os.replace(log, log + ".1")
-        except FileNotFoundError:
-            pass
-        message = str(exc).replace("\n", " ")[:300]
-        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} hook {event}: {type(exc).__name__}: {message}\n"
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
-    except Exception:
-        pass  # nowhere left to report; the agent still must not notice
+    """One line per failure, never the payload's content; rotated at 1 MB (paths.log_error)."""
+    paths.log_error(f"hook {event}", exc)

@@ -29,6 +29,8 @@ COMMANDS = {  # name → "module:click command"; a new command is one line here
     "trends": "costhook.cli.views:trends",
     "dashboard": "costhook.cli.views:dashboard",
     "cron": "costhook.cli.cron:cron",
+    "reprice": "costhook.cli.prices:reprice",
+    "prices": "costhook.cli.prices:prices",
 }
 
 

@@ -237,13 +237,46 @@ def _doctor_database(db_path):
     return conn, 1
 
 
+def _doctor_prices(conn, table, info) -> int:
+    """A rebuilt table set aside; unpriced models; calls the table now prices but that were
+    stored before their price was there (unpriced, or at the agent's reported cost)."""
+    from costhook.views import report, repricing
+
+    problems = 0
+    if info["set_aside"]:
+        click.echo(term_text(f"           PROBLEM: {info['set_aside']['path']} not used: {info['set_aside']['reason']} "
+                             "(run `costhook prices update` again, or delete the file)"))
+        problems += 1
+    if conn is None:
+        return problems
+    stale = {}
+    for row in repricing.now_priced(conn, table):
+        stale.setdefault(row["model"], {})[row["cost_source"]] = row["requests"]
+    for row in report.unpriced_models(conn):
+        model = term_text(row["model"])
+        if row["model"] not in stale:
+            click.echo(f"unpriced   {model}: {row['requests']} requests (add [prices.\"{model}\"] to the config)")
+            problems += 1
+    for model, sources in stale.items():
+        parts = []
+        if sources.get("unpriced"):
+            parts.append(f"{sources['unpriced']} older calls still unpriced")
+        if sources.get("reported"):
+            parts.append(f"{sources['reported']} older calls at the agent's reported cost")
+        from costhook.pricing import prices
+
+        where = "price configured" if prices.model_key(model, table) in info["overrides"] else "now in the price table"
+        click.echo(f"unpriced   {term_text(model)}: {where}; {' and '.join(parts)} — run `costhook reprice`")
+        problems += 1
+    return problems
+
+
 @click.command()
 @db_option
 def doctor(db_path):
     """Check the installation: database, config, price table, hooks, unpriced models."""
     from costhook.agents.claude import install as installer
     from costhook.pricing import prices
-    from costhook.views import report
 
     conn, problems = _doctor_database(db_path)
     click.echo(f"config     {paths.config_path()}" + ("" if paths.config_path().exists() else " (none; defaults in use)"))
@@ -255,7 +288,8 @@ def doctor(db_path):
         problems += 1
         table = prices.load_table()
     info = prices.table_info(table)
-    click.echo(f"prices     {info.get('models')} models from {info.get('source')} {info.get('version', '')} (exported {info.get('exported')})")
+    origin = "" if info["bundled"] else f", rebuilt in {info['path']}"
+    click.echo(f"prices     {info.get('models')} models from {info.get('source')} {info.get('version', '')} (exported {info.get('exported')}{origin})")
     settings = installer.claude_settings_path("user")
     try:
         events = installer.claude_hook_commands("user")
@@ -280,9 +314,6 @@ def doctor(db_path):
     if log.exists() and log.stat().st_size:
         lines = log.read_text(errors="replace").splitlines()
         click.echo(f"errors     {len(lines)} lines in {log}; last: {term_text(lines[-1])}")
-    for row in report.unpriced_models(conn) if conn is not None else ():
-        model = term_text(row["model"])
-        click.echo(f"unpriced   {model}: {row['requests']} requests (add [prices.\"{model}\"] to the config)")
-        problems += 1
+    problems += _doctor_prices(conn, table, info)
     if problems:
         sys.exit(1)

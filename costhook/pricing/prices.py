@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+from costhook import paths
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing costs the hook ~10 ms to import
     from collections.abc import Mapping
@@ -66,9 +68,6 @@ class PriceTable:
 
 # Loading ------------------------------------------------------------------------------
 
-_base_table: PriceTable | None = None
-
-
 def price_config_error(message: str) -> Exception:
     """errors.PriceConfigError, its module imported only when an override is bad (the hook
     prices calls and pays for every module it loads)."""
@@ -102,36 +101,164 @@ def load_table(overrides: Mapping[str, Mapping] | None = None) -> PriceTable:
 
 
 def _base() -> PriceTable:
-    global _base_table
-    if _base_table is None:
-        import json
+    """The bundled table, or the one `costhook prices update` wrote when it is usable and
+    not older (see choose_table). Built once per process and costhook home."""
+    user_path = paths.prices_file()
+    table = _base_tables.get(user_path)
+    if table is None:
+        table = _base_tables[user_path] = choose_table(user_path)
+    return table
 
-        with open(PRICES_PATH, "rb") as f:
-            data = json.load(f)
-        with open(CORRECTIONS_PATH, "rb") as f:
-            corrections = json.load(f)
-        providers = [(p["match"], p["models"]) for p in data["providers"]]
-        by_id = {m["id"]: m for _, models in providers for m in models}
-        applied = []
-        for model_id, fix in corrections["models"].items():
-            where = f"price_corrections.json: {model_id}"
-            model = by_id.get(model_id)
-            if model is None:  # a model genai-prices does not list yet
-                model = by_id[model_id] = {"id": model_id, "match": fix["match"]}
-                provider = next(p for p in data["providers"] if p["id"] == fix["provider"])
-                provider["models"].append(model)
-            for field in ("prices", "fast"):
-                if field in fix:
-                    model[field] = [_price_set_from_usd(s, f"{where} {field}") for s in fix[field]]
-            applied.append(model_id)
-        geo = corrections["inference_geo_us"]
-        info = dict(data["source"])
-        info["models"] = len(by_id)
-        info["corrections"] = applied
-        _base_table = PriceTable(
-            info, providers, [], {}, frozenset(geo["models"]), _fraction(geo["multiplier"], "inference_geo_us")
-        )
-    return _base_table
+
+_base_tables: dict = {}  # user table path -> PriceTable
+
+
+def forget_tables() -> None:
+    """Build the table again on next use (after `costhook prices update` wrote a new one)."""
+    _base_tables.clear()
+
+USER_TABLE_MAX_BYTES = 8 << 20  # the bundled table is ~150 KB; anything far bigger is not ours
+
+
+def choose_table(user_path: str) -> PriceTable:
+    """The user's rebuilt table at `user_path` when it exists, builds, and was exported from
+    a genai-prices at least as new as the bundled table's; else the bundled table. A broken
+    user table never breaks pricing: it is logged to errors.log and set aside (`costhook
+    prices` and `costhook doctor` say why)."""
+    import json
+
+    with open(PRICES_PATH, "rb") as f:
+        bundled = json.load(f)
+    with open(CORRECTIONS_PATH, "rb") as f:
+        corrections = json.load(f)
+    if not os.path.lexists(user_path):
+        return build_table(bundled, corrections, PRICES_PATH)
+    try:
+        problem = paths.insecurity(user_path, kind="price table")
+        if problem:
+            raise ValueError(problem)
+        raw = paths.read_regular(user_path, USER_TABLE_MAX_BYTES + 1)
+        if len(raw) > USER_TABLE_MAX_BYTES:
+            raise ValueError(f"larger than {USER_TABLE_MAX_BYTES >> 20} MB")
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("format") != 1:
+            raise ValueError("not a costhook price table (format 1)")
+        newer = version_key(data["source"]["version"]) >= version_key(bundled["source"]["version"])
+        user = build_table(data, corrections, user_path, check=True) if newer else None
+    except Exception as exc:  # anything at all: a bad file must not stop the hook pricing calls
+        paths.log_error(f"prices {user_path}", exc)
+        reason = f"unusable: {type(exc).__name__}: {exc}"[:300]
+    else:
+        if user is not None:
+            return user
+        reason = f"genai-prices {data['source']['version']} is older than the bundled table's {bundled['source']['version']}"
+    table = build_table(bundled, corrections, PRICES_PATH)
+    table.info["set_aside"] = {"path": user_path, "reason": reason}
+    return table
+
+
+def build_table(data: dict, corrections: dict, path: str, *, check: bool = False) -> PriceTable:
+    """A PriceTable from an exported table (prices.json's shape) with the corrections
+    applied. With `check`, every match clause and price set is checked first (a table
+    from outside the package): one that could make price_call fail raises here instead."""
+    if not isinstance(data.get("providers"), list) or not isinstance(data.get("source"), dict):
+        raise ValueError("expected a source and a list of providers")
+    source = data["source"]
+    for key in ("package", "version", "exported", "command"):
+        if not isinstance(source.get(key), str):
+            raise ValueError(f"source.{key}: missing")
+    if check:
+        for provider in data["providers"]:
+            if not isinstance(provider, dict) or not isinstance(provider.get("id"), str) \
+                    or not isinstance(provider.get("models"), list):
+                raise ValueError("a provider without an id or a list of models")
+            if provider.get("match") is not None:
+                _check_clause(provider["match"], f"provider {provider['id']!r}")
+    providers = [(p["match"], p["models"]) for p in data["providers"]]
+    by_id = {}
+    for _, models in providers:
+        for m in models:
+            if check:
+                check_model(m)
+            by_id[m["id"]] = m
+    applied = []
+    for model_id, fix in corrections["models"].items():
+        where = f"price_corrections.json: {model_id}"
+        model = by_id.get(model_id)
+        if model is None:  # a model genai-prices does not list yet
+            model = by_id[model_id] = {"id": model_id, "match": fix["match"]}
+            provider = next(p for p in data["providers"] if p["id"] == fix["provider"])
+            provider["models"].append(model)
+        for field in ("prices", "fast"):
+            if field in fix:
+                model[field] = [_price_set_from_usd(s, f"{where} {field}") for s in fix[field]]
+        applied.append(model_id)
+    geo = corrections["inference_geo_us"]
+    info = dict(source)
+    info["models"] = len(by_id)
+    info["corrections"] = applied
+    info["path"] = path
+    return PriceTable(info, providers, [], {}, frozenset(geo["models"]), _fraction(geo["multiplier"], "inference_geo_us"))
+
+
+def check_model(model) -> None:
+    """Raise ValueError unless `model` is a model entry price_call can use."""
+    if not isinstance(model, dict) or not isinstance(model.get("id"), str):
+        raise ValueError(f"model {model!r}: expected an object with an id")
+    where = f"model {model['id']!r}"
+    _check_clause(model.get("match"), where)
+    for field in ("prices", "fast"):
+        sets = model.get(field, [])
+        if not isinstance(sets, list):
+            raise ValueError(f"{where}: {field}: expected a list")
+        for price_set in sets:
+            _check_price_set(price_set, f"{where} {field}", tiers=True)
+
+
+def _check_clause(clause, where: str) -> None:
+    if not isinstance(clause, dict) or len(clause) != 1:
+        raise ValueError(f"{where}: bad match clause")
+    ((kind, arg),) = clause.items()
+    if kind in ("or", "and") and isinstance(arg, list):
+        for inner in arg:
+            _check_clause(inner, where)
+    elif kind not in ("starts_with", "equals", "contains", "ends_with", "regex") or not isinstance(arg, str):
+        raise ValueError(f"{where}: bad match clause {kind!r}")
+
+
+def _check_price_set(price_set, where: str, *, tiers: bool) -> None:
+    if not isinstance(price_set, dict):
+        raise ValueError(f"{where}: expected a price set")
+    for key, value in price_set.items():
+        if key in PRICE_KEYS or key == "above":
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{where}.{key}: expected a non-negative integer")
+        elif key == "since":
+            if not (isinstance(value, str) and len(value) == 10):
+                raise ValueError(f"{where}.since: expected YYYY-MM-DD")
+        elif key == "hours":
+            if not (isinstance(value, list) and len(value) == 2 and all(isinstance(h, str) for h in value)):
+                raise ValueError(f"{where}.hours: expected [start, end]")
+        elif key == "tiers" and tiers and isinstance(value, list):
+            for tier in value:
+                _check_price_set(tier, f"{where}.tiers", tiers=False)
+                if "above" not in tier:
+                    raise ValueError(f"{where}.tiers: a tier without 'above'")
+        else:
+            raise ValueError(f"{where}.{key}: unknown key")
+
+
+def version_key(version: str) -> tuple:
+    """"0.2.10" -> (0, 2, 10): a release's numeric parts, compared as numbers."""
+    parts = []
+    for part in str(version).split("."):
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts.append(int(digits or 0))
+    return tuple(parts)
 
 
 def _override_entry(model_id: str, spec) -> dict:
@@ -500,7 +627,8 @@ def _utc_day_and_time(timestamp: str | None) -> tuple[str, str]:
 
 
 def table_info(table: PriceTable | None = None) -> dict:
-    """Where the prices come from: source, version, export date, model counts."""
+    """Where the prices come from: source, version, export date, model counts, the file
+    (bundled or rebuilt), a rebuilt table set aside and why, the config's overrides."""
     table = table or _base()
     info = table.info
     return {
@@ -511,6 +639,9 @@ def table_info(table: PriceTable | None = None) -> dict:
         "models": info["models"],
         "corrections": list(info["corrections"]),
         "overrides": [entry["id"] for entry in table.extra],
+        "path": info["path"],
+        "bundled": info["path"] == PRICES_PATH,  # else rebuilt by `costhook prices update`
+        "set_aside": info.get("set_aside"),  # {path, reason}: a rebuilt table not used, and why
     }
 
 

@@ -7,7 +7,7 @@ Each write is idempotent (stable unique keys) and runs inside the caller's
 import json
 import sqlite3
 
-from costhook.store.db import in_lists, savepoint, storable
+from costhook.store.db import in_lists, savepoint, storable, transaction
 from costhook.store.rollup import SpendDelta
 from costhook.timeframe import now_iso
 from costhook.usage import merge_call, tool_names
@@ -69,6 +69,88 @@ def record_of(row: dict) -> dict:
     del record["cost_nanousd"], record["cost_source"]
     record["tools"] = tool_names(record["tools"])
     return record
+
+
+def reprice_calls(conn: sqlite3.Connection, price, *, since: str | None = None, models: list | None = None,
+                  dry_run: bool = False) -> dict:
+    """Price stored calls again with `price`, handed each stored row whole (every column,
+    tools as their JSON text: what stored_row hands it for a merged call), for calls at or after `since` (UTC ISO) of
+    the `models` given (exact stored spellings; None: all). Returns {"examined": calls
+    looked at, "models": {model: {"calls", "newly_priced", "now_unpriced", "before_nanousd",
+    "after_nanousd"}}} over the calls whose cost or cost_source changed (before/after: the
+    sums of their costs, an unpriced call counting 0). Opens its own transaction.
+
+    First a read-only pass finds the calls whose price changes (no lock held: hooks keep
+    writing); then one transaction reads those rows again, prices them again (a hook may
+    have merged a new sighting meanwhile), updates them and moves their spend in the
+    rollup by exactly the difference (old row out, new row in, as merge_requests does).
+    A second run finds nothing to change. `dry_run`: the first pass only, nothing written.
+    """
+    where, args = ["1"], []
+    if since is not None:
+        where.append("timestamp >= ?")
+        args.append(since)
+    if models is not None:
+        if not models:
+            return {"examined": 0, "models": {}}
+        where.append(f"model IN ({','.join('?' * len(models))})")
+        args += list(models)
+    summary, candidates, examined = {}, [], 0
+    for row in _rows(conn, f"SELECT * FROM requests WHERE {' AND '.join(where)}", args):
+        examined += 1
+        new = _repriced(row, price)
+        if new is not None:
+            candidates.append(row["key"])
+            if dry_run:
+                _count_change(summary, row, new)
+    if dry_run or not candidates:
+        return {"examined": examined, "models": summary}
+    candidates.sort()  # the primary key's order: each chunk reads and updates neighbouring pages
+    with transaction(conn):
+        for marks, chunk in in_lists(candidates):
+            delta, updates = SpendDelta(), []
+            for row in _rows(conn, f"SELECT * FROM requests WHERE key IN ({marks})", chunk):
+                new = _repriced(row, price)
+                if new is None:
+                    continue
+                updates.append((new["cost_nanousd"], new["cost_source"], row["key"]))
+                tools = tool_names(row["tools"])
+                delta.add(row, -1, tools)
+                delta.add(new, +1, tools)
+                _count_change(summary, row, new)
+            conn.executemany("UPDATE requests SET cost_nanousd = ?, cost_source = ? WHERE key = ?", updates)
+            delta.write(conn)
+    return {"examined": examined, "models": summary}
+
+
+def _rows(conn: sqlite3.Connection, sql: str, args):
+    """The rows of a query as dicts (without sqlite3.Row: a reprice reads every call)."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    cursor.execute(sql, args)
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        yield dict(zip(names, values))
+
+
+def _repriced(row: dict, price) -> dict | None:
+    """The row with its new cost and cost_source when pricing it again changes them, else
+    None. The pricer gets the stored row whole, as stored_row hands it a merged call: every
+    column (tools as their JSON text), so a column added later reaches it unchanged."""
+    cost, source = price(dict(row))
+    if cost == row["cost_nanousd"] and source == row["cost_source"]:
+        return None
+    return {**row, "cost_nanousd": cost, "cost_source": source}
+
+
+def _count_change(summary: dict, old: dict, new: dict) -> None:
+    entry = summary.setdefault(old.get("model") or "", {
+        "calls": 0, "newly_priced": 0, "now_unpriced": 0, "before_nanousd": 0, "after_nanousd": 0})
+    entry["calls"] += 1
+    entry["newly_priced"] += old["cost_nanousd"] is None and new["cost_nanousd"] is not None
+    entry["now_unpriced"] += old["cost_nanousd"] is not None and new["cost_nanousd"] is None
+    entry["before_nanousd"] += old["cost_nanousd"] or 0
+    entry["after_nanousd"] += new["cost_nanousd"] or 0
 
 
 # Columns merge_requests keeps from the first sighting only; a later sighting fills them
