@@ -48,6 +48,8 @@ def imported_modules(stdin: bytes, *args: str, env: dict) -> set:
     ("claude", {"hook_event_name": "PostToolUse", "session_id": "s1", "tool_name": "Bash", "tool_use_id": "toolu_1",
                 "tool_input": {"command": "ls"}, "tool_response": {"stdout": ""}}),
     ("claude", {"hook_event_name": "PreToolUse", "session_id": "s1", "tool_name": "Bash", "tool_use_id": "toolu_2"}),
+    ("claude", {"hook_event_name": "PreSkillShellCommand", "session_id": "s1", "tool_name": "Bash",
+                "tool_input": {"command": "make"}, "tool_use_id": "u1:inner:preamble-0", "command_name": "deploy"}),
     ("openclaw", {"hook": "before_tool_call", "hook_event_name": "before_tool_call",
                   "ctx": {"agentId": "main", "sessionId": "s2", "sessionKey": "agent:main:main"}, "event": {}}),
 ])

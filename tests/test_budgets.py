@@ -290,6 +290,46 @@ def test_pre_tool_use_counts_the_call_that_asked_for_the_tool(session):
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
+def skill_shell(transcript, skill="costly", **extra):
+    """A PreSkillShellCommand payload as Claude Code 2.1.332 sends it (measured)."""
+    return event(transcript, "PreSkillShellCommand", tool_name="Bash", tool_input={"command": "make deploy"},
+                 tool_use_id="2cf317c1-f06b-4fe4-bda5-59de59314eb7:inner:preamble-0", command_name=skill,
+                 command_source="projectSettings", invoked_by="user", permission_mode="default", **extra)
+
+
+def test_pre_skill_shell_command_refuses_and_stops(session):
+    """A skill's `!` command runs without a PreToolUse: a spent budget refuses it and stops the turn."""
+    transcript, configure = session
+    configure({"scope": "global", "period": "daily", "limit": "0.002", "action": "block"})
+    out = decision(run_hook(skill_shell(transcript)))
+    assert out["continue"] is False and "Budget daily/global: $0.0030 of $0.0020" in out["stopReason"]
+    assert out["hookSpecificOutput"] == {"hookEventName": "PreSkillShellCommand", "permissionDecision": "deny",
+                                         "permissionDecisionReason": out["stopReason"]}
+    configure({"scope": "global", "period": "daily", "limit": "1", "action": "block"})
+    assert decision(run_hook(skill_shell(transcript))) is None
+
+
+def test_pre_skill_shell_command_is_checked_against_its_skill_budget(session, tmp_path):
+    """`skill:costly` is spent by an earlier session; a new session's prompt cannot know the
+    skill it will run, its shell command can (`command_name`)."""
+    transcript, configure = session
+    earlier = tmp_path / "s-0.jsonl"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    with open(earlier, "w") as f:
+        f.write(assistant("m0", session_id="s-0", input_tokens=10, output_tokens=0, timestamp=stamp,
+                          content=[tool_use("Skill", "toolu_s0", skill="costly")]))
+        f.write(assistant("m00", session_id="s-0", input_tokens=1000, output_tokens=0, timestamp=stamp))
+    assert decision(run_hook(event(earlier, "Stop", session_id="s-0", stop_hook_active=False))) is None
+    assert db_rows("SELECT skill FROM requests WHERE message_id = 'm00'") == [{"skill": "costly"}]
+    configure({"scope": "skill:costly", "period": "daily", "limit": "0.002", "action": "block"})
+    fresh = tmp_path / "s-2.jsonl"
+    fresh.write_text("")
+    assert decision(run_hook(event(fresh, "UserPromptSubmit", session_id="s-2", prompt="/costly"))) is None
+    out = decision(run_hook(skill_shell(fresh, session_id="s-2")))
+    assert out["continue"] is False and "Budget daily/skill:costly: $0.0030 of $0.0020" in out["stopReason"]
+    assert decision(run_hook(skill_shell(fresh, skill="other", session_id="s-2"))) is None
+
+
 def test_post_tool_use_warns_once_then_stops(session):
     transcript, configure = session
     configure({"scope": "session", "period": "session", "limit": "0.005", "warn_at": [0.5], "action": "block"})

@@ -41,7 +41,7 @@ def test_doctor_reports_hooks_and_unpriced_models(home, tmp_path):
     assert cli("install", env=env).returncode == 0
     proc = cli("doctor", env=env)
     assert proc.returncode == 0, proc.stdout
-    assert "8 events" in proc.stdout and "integrity: ok" in proc.stdout
+    assert "9 events" in proc.stdout and "integrity: ok" in proc.stdout
     transcript = tmp_path / "projects" / "p" / "s.jsonl"
     transcript.parent.mkdir(parents=True)
     transcript.write_text(
@@ -52,6 +52,34 @@ def test_doctor_reports_hooks_and_unpriced_models(home, tmp_path):
     cli("import", "--claude-dir", str(tmp_path))
     proc = cli("doctor", env=env)
     assert proc.returncode == 1 and "unpriced   acme-llm-9: 1 requests" in proc.stdout
+
+
+def test_doctor_asks_for_the_event_an_upgraded_claude_code_knows(home, tmp_path):
+    """Installed for Claude Code 2.1.330 (no PreSkillShellCommand), then the CLI is upgraded
+    to 2.1.332: doctor names the missing event until `costhook install` runs again."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "claude"
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def claude_reports(version):
+        fake.write_text(f'#!/bin/sh\necho "{version} (Claude Code)"\n')
+        fake.chmod(0o755)
+
+    claude_reports("2.1.330")
+    installed = cli("install", env=env)
+    assert installed.returncode == 0 and "PreSkillShellCommand" not in installed.stdout
+    proc = cli("doctor", env=env)
+    assert proc.returncode == 0 and "8 events" in proc.stdout, proc.stdout
+    claude_reports("2.1.332")
+    proc = cli("doctor", env=env)
+    assert proc.returncode == 1 and "partly installed, missing PreSkillShellCommand" in proc.stdout, proc.stdout
+    installed = cli("install", env=env)
+    assert installed.returncode == 0 and "PreSkillShellCommand" in installed.stdout
+    proc = cli("doctor", env=env)
+    assert proc.returncode == 0 and "9 events" in proc.stdout, proc.stdout
 
 
 def test_bad_config_is_a_clear_cli_error(home, tmp_path):

@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from e2e import harness
 
 from costhook.agents.claude.install import (
     HOOK_EVENTS,
@@ -73,7 +74,17 @@ def config_dir(tmp_path, monkeypatch, costhook_exe):
     directory = tmp_path / "claude-config"
     directory.mkdir()
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(directory))
+    # No `claude` on PATH unless a test puts one in bin/ (install asks it for its version).
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
     return directory
+
+
+def fake_claude(config_dir: Path, script: str) -> None:
+    """A `claude` on PATH (the config_dir fixture's bin/) running `script`."""
+    exe = config_dir.parent / "bin" / "claude"
+    exe.write_text("#!/bin/sh\n" + script + "\n")
+    exe.chmod(0o755)
 
 
 def write_settings(path: Path, data) -> bytes:
@@ -361,6 +372,51 @@ def test_claude_hook_commands_reports_what_is_registered(config_dir, costhook_ex
     (config_dir / "settings.json").write_text("{oops")
     with pytest.raises(InstallError):
         claude_hook_commands()
+
+
+# -- events per Claude Code version ---------------------------------------------
+
+
+@pytest.mark.parametrize("script, skill_shell", [
+    ('echo "2.1.330 (Claude Code)"', False),  # the oldest supported: does not know the event
+    ('echo "2.1.331 (Claude Code)"', False),
+    ('echo "2.1.332 (Claude Code)"', True),   # the first that does
+    ('echo "2.2.0 (Claude Code)"', True),     # a newer CLI is tried, not refused
+    ("exit 1", True),                         # cannot tell: install everything (harmless)
+    ("echo 'Claude Code, version unknown'", True),
+    ("sleep 30", True),
+], ids=["2.1.330", "2.1.331", "2.1.332", "2.2.0", "failing", "unreadable", "hanging"])
+def test_pre_skill_shell_command_only_where_the_cli_knows_it(config_dir, script, skill_shell, monkeypatch):
+    from costhook.agents.claude import install as installer
+
+    monkeypatch.setattr(installer.claude_cli_version, "__defaults__", (1,))  # the hanging case
+    fake_claude(config_dir, script)
+    path = config_dir / "settings.json"
+    result = install_claude()
+    found = set(ours(json.loads(path.read_text())))
+    expected = set(HOOK_EVENTS) - ({"PreSkillShellCommand"} if not skill_shell else set())
+    assert found == expected
+    assert ("PreSkillShellCommand" in result.message) is skill_shell
+    if skill_shell:
+        [(group, handler)] = ours(json.loads(path.read_text()))["PreSkillShellCommand"]
+        assert group["matcher"] == "*" and handler["timeout"] == HOOK_TIMEOUTS["PreSkillShellCommand"]
+
+
+def test_pre_skill_shell_command_follows_cli_upgrades_and_downgrades(config_dir):
+    path = config_dir / "settings.json"
+    write_settings(path, FOREIGN)
+    fake_claude(config_dir, 'echo "2.1.330 (Claude Code)"')
+    install_claude()
+    assert "PreSkillShellCommand" not in ours(json.loads(path.read_text()))
+    fake_claude(config_dir, 'echo "2.1.332 (Claude Code)"')
+    assert install_claude().changed
+    assert set(ours(json.loads(path.read_text()))) == set(HOOK_EVENTS)
+    assert not install_claude().changed
+    fake_claude(config_dir, 'echo "2.1.330 (Claude Code)"')
+    assert install_claude().changed
+    data = json.loads(path.read_text())
+    assert "PreSkillShellCommand" not in data["hooks"]
+    assert strip_ours(data, FOREIGN) == FOREIGN
 
 
 # -- locations -------------------------------------------------------------------
@@ -662,12 +718,13 @@ def test_install_sh_refuses_an_old_python(tmp_path):
 
 
 @pytest.mark.e2e
-def test_plugin_installs_and_records_under_real_claude_code(tmp_path):
+@pytest.mark.parametrize("version", harness.claude_versions(), ids=lambda v: f"cc{v}")
+def test_plugin_installs_and_records_under_real_claude_code(tmp_path, version):
     """`claude plugin marketplace add` + `plugin install costhook@costhook`, then a headless
-    run: the plugin's hooks must reach the installed `costhook hook` (found on PATH)."""
-    from e2e import harness
-
-    claude, reason = harness.claude_binary()
+    run: the plugin's hooks must reach the installed `costhook hook` (found on PATH). Its
+    hooks.json names PreSkillShellCommand, which 2.1.330 does not know: the plugin must
+    load and record there all the same."""
+    claude, reason = harness.claude_binary(version)
     if claude is None:
         pytest.skip(f"e2e: Claude Code unavailable: {reason}")
     layout = harness.make_layout(tmp_path / "case")

@@ -297,7 +297,7 @@ def doctor(db_path):
         events = {}
         click.echo(f"           PROBLEM: {term_text(exc)}")
         problems += 1
-    missing = [e for e in installer.HOOK_EVENTS if e not in events]
+    missing = [e for e in installer.hook_events(installer.claude_cli_version()) if e not in events]
     if not events:
         click.echo(f"hooks      {settings}: NOT installed (run `costhook install`)")
         problems += 1

@@ -23,7 +23,7 @@ request counter, so extra side calls cannot shift it):
   (Claude Code 2.1.330 may append role "system" messages after them, so
   looking only at the last message would loop);
 * turn < tool turns for that agent -> text + one tool_use (stop_reason
-  tool_use). The main agent calls FAKE_TOOL (Bash or Agent); a sub-agent
+  tool_use). The main agent calls FAKE_TOOL (Bash, Agent or Skill); a sub-agent
   always calls Bash (it is offered the Agent tool too);
 * otherwise -> final text (stop_reason end_turn);
 * a request without tools gets a short "aux" answer; every request past
@@ -34,7 +34,8 @@ Every reply carries fixed usage numbers that depend only on (agent, kind,
 turn); `usage_for()` is the single source of truth and tests import it.
 
 Knobs (environment of this process)
-  FAKE_TOOL            Bash (default) or Agent: what the main agent calls
+  FAKE_TOOL            Bash (default), Agent or Skill: what the main agent calls
+  FAKE_SKILL           the skill the Skill tool is asked to run
   FAKE_TOOL_TURNS      tool turns of the main agent (default 1)
   FAKE_SUB_TOOL_TURNS  Bash turns inside a sub-agent (default 1)
   FAKE_TOOL_COMMAND    the Bash command (default "echo hi")
@@ -114,6 +115,7 @@ class Config:
         self.tool_turns = int(env.get("FAKE_TOOL_TURNS", "1"))
         self.sub_tool_turns = int(env.get("FAKE_SUB_TOOL_TURNS", "1"))
         self.command = env.get("FAKE_TOOL_COMMAND", "echo hi")
+        self.skill = env.get("FAKE_SKILL", "")
         self.agent_model = env.get("FAKE_AGENT_MODEL", "haiku")
         self.agent_background = env.get("FAKE_AGENT_BACKGROUND", "0")
         self.model = env.get("FAKE_MODEL", "")
@@ -199,6 +201,8 @@ def plan(info: dict, n: int) -> tuple[str, int, list[dict], str]:
             tool_input["model"] = CFG.agent_model
         if CFG.agent_background in ("0", "1"):  # 2.1.330 defaults to background
             tool_input["run_in_background"] = CFG.agent_background == "1"
+    elif tool == "Skill":
+        tool_input = {"skill": CFG.skill}
     else:
         tool_input = {"command": CFG.command, "description": f"{agent} turn {turn}"}
     tool_id = f"toolu_e2e{RUN_TAG}{agent}{turn}x{_next('ids'):03d}"

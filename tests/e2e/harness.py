@@ -4,14 +4,21 @@ Standard library only: `python harness.py --inner JOB.json` is also the
 entry point that runs inside a private network namespace (`unshare -n`), where
 the fake server and the CLI share a loopback-only network.
 
-    binary, reason = claude_binary()          # installs with npm into a cache
+    binary, reason = claude_binary("2.1.332") # installs with npm into a cache
     layout = make_layout(tmp_path)            # HOME, CLAUDE_CONFIG_DIR, ... in tmp
     run = run_claude(layout, "run echo hi", {"FAKE_TOOL": "Bash"}, claude=binary)
     run.out["total_cost_usd"], run.messages, run.proxy_attempts
 
+Supported range: every Claude Code from CLAUDE_VERSIONS[0] on; the suite runs on each
+version in CLAUDE_VERSIONS (the oldest and the newest the registry served when it was
+last raised), a test id naming the version (`test_x[cc2.1.332]`).
+
 Environment knobs
-  COSTHOOK_E2E_CACHE     install dir for the CLI (default <repo>/.cache/claude-code-2.1.330)
-  COSTHOOK_E2E_CLAUDE    use this claude binary instead (must report 2.1.330)
+  COSTHOOK_E2E_CLAUDE_VERSIONS  comma-separated versions to test instead (e.g. a newer
+                         "2.1.340"; installed like the others, tried, never refused)
+  COSTHOOK_E2E_CACHE     parent dir of the installs (default <repo>/.cache; each
+                         version goes to claude-code-<version> under it)
+  COSTHOOK_E2E_CLAUDE    use this claude binary instead (tested as the version it reports)
   COSTHOOK_E2E_NO_INSTALL=1   never run npm; skip if the CLI is not installed
   COSTHOOK_E2E_NPM_TIMEOUT    seconds allowed for that npm install (default 300)
   COSTHOOK_E2E_NETNS=0   do not use `unshare -n` (the proxy guard still applies)
@@ -35,8 +42,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CLAUDE_VERSION = "2.1.330"
-CLAUDE_PACKAGE = f"@anthropic-ai/claude-code@{CLAUDE_VERSION}"
+CLAUDE_VERSIONS = ("2.1.330", "2.1.332")  # the oldest supported and the newest tested
+CLAUDE_VERSION = CLAUDE_VERSIONS[-1]  # the default of claude_binary()
 MODEL = "claude-sonnet-4-5-20250929"
 HAIKU_MODEL = "claude-haiku-4-5-20251001"
 FAKE_API_KEY = "sk-ant-e2e-fake-key"
@@ -49,11 +56,28 @@ DEFAULT_RUN_TIMEOUT = 90
 
 
 # ------------------------------------------------------------ the binary ----
-def cache_dir() -> Path:
+def claude_versions() -> tuple[str, ...]:
+    """The versions the e2e suite runs on: CLAUDE_VERSIONS, or COSTHOOK_E2E_CLAUDE_VERSIONS."""
+    chosen = os.environ.get("COSTHOOK_E2E_CLAUDE_VERSIONS", "")
+    return tuple(v.strip() for v in chosen.split(",") if v.strip()) or CLAUDE_VERSIONS
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """"2.1.332 (Claude Code)" or "2.1.332" -> (2, 1, 332); () when unreadable."""
+    head = version.split()[0] if version.split() else ""
+    parts = head.split(".")
+    return tuple(int(p) for p in parts) if parts and all(p.isdigit() for p in parts) else ()
+
+
+def at_least(version: str, minimum: str) -> bool:
+    """Whether Claude Code `version` is `minimum` or newer."""
+    return version_tuple(version) >= version_tuple(minimum)
+
+
+def cache_dir(version: str = CLAUDE_VERSION) -> Path:
     explicit = os.environ.get("COSTHOOK_E2E_CACHE")
-    if explicit:
-        return Path(explicit).expanduser().resolve()
-    return REPO / ".cache" / f"claude-code-{CLAUDE_VERSION}"
+    base = Path(explicit).expanduser().resolve() if explicit else REPO / ".cache"
+    return base / f"claude-code-{version}"
 
 
 def claude_version(path: os.PathLike | str) -> str | None:
@@ -69,52 +93,54 @@ def claude_version(path: os.PathLike | str) -> str | None:
     return out if p.returncode == 0 and out else None
 
 
-def _find_installed(base: Path) -> Path | None:
-    """The working claude binary under an npm prefix. If the postinstall did
-    not run, bin/claude.exe is a stub and the real binary sits in the
-    platform package (…/claude-code-linux-x64/claude)."""
+def _find_installed(base: Path, version: str) -> Path | None:
+    """The working claude binary of `version` under an npm prefix. If the postinstall
+    did not run, bin/claude.exe is a stub and the real binary sits in the platform
+    package (…/claude-code-linux-x64/claude)."""
     nm = base / "node_modules"
     candidates = [nm / ".bin" / "claude",
                   nm / "@anthropic-ai" / "claude-code" / "bin" / "claude.exe"]
     candidates += sorted(Path(p) for p in glob.glob(str(nm / "@anthropic-ai" / "claude-code-*" / "claude")))
     for cand in candidates:
         if cand.is_file() and os.access(cand, os.X_OK):
-            version = claude_version(cand)
-            if version and version.split()[0] == CLAUDE_VERSION:
+            found = claude_version(cand)
+            if found and found.split()[0] == version:
                 return cand.resolve()
     return None
 
 
 @functools.cache
-def claude_binary(install: bool = True) -> tuple[Path | None, str]:
-    """(path, "") when the pinned CLI is usable, else (None, why not).
+def claude_binary(version: str = CLAUDE_VERSION, install: bool = True) -> tuple[Path | None, str]:
+    """(path, "") when Claude Code `version` is usable, else (None, why not).
 
-    Installs it with npm into cache_dir() the first time (a file lock keeps
-    parallel workers from installing twice)."""
+    Installs it with npm into cache_dir(version) the first time (a file lock keeps
+    parallel workers from installing twice). With COSTHOOK_E2E_CLAUDE that binary is
+    used for whatever version it reports."""
     explicit = os.environ.get("COSTHOOK_E2E_CLAUDE")
     if explicit:
-        version = claude_version(explicit)
-        if version and version.split()[0] == CLAUDE_VERSION:
+        found = claude_version(explicit)
+        if found:
             return Path(explicit).resolve(), ""
-        return None, f"COSTHOOK_E2E_CLAUDE={explicit} is not Claude Code {CLAUDE_VERSION} (got {version!r})"
-    base = cache_dir()
-    found = _find_installed(base)
+        return None, f"COSTHOOK_E2E_CLAUDE={explicit} does not answer `--version`"
+    package = f"@anthropic-ai/claude-code@{version}"
+    base = cache_dir(version)
+    found = _find_installed(base, version)
     if found:
         return found, ""
     if not install or os.environ.get("COSTHOOK_E2E_NO_INSTALL") == "1":
-        return None, f"Claude Code {CLAUDE_VERSION} not installed in {base} (npm install disabled)"
+        return None, f"Claude Code {version} not installed in {base} (npm install disabled)"
     npm = shutil.which("npm")
     if not npm:
-        return None, f"npm not found: cannot install {CLAUDE_PACKAGE}"
+        return None, f"npm not found: cannot install {package}"
     base.mkdir(parents=True, exist_ok=True)
     with open(base.parent / f".{base.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        found = _find_installed(base)
+        found = _find_installed(base, version)
         if found:
             return found, ""
         # Few retries: without a registry npm fails in ~10 s instead of minutes.
         cmd = [npm, "install", "--prefix", str(base), "--no-audit", "--no-fund",
-               "--loglevel=error", "--fetch-retries=1", "--fetch-timeout=60000", CLAUDE_PACKAGE]
+               "--loglevel=error", "--fetch-retries=1", "--fetch-timeout=60000", package]
         try:
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                                text=True, timeout=NPM_TIMEOUT)
@@ -123,9 +149,9 @@ def claude_binary(install: bool = True) -> tuple[Path | None, str]:
         if p.returncode != 0:
             tail = (p.stderr or p.stdout).strip().splitlines()[-5:]
             return None, f"`{shlex.join(cmd)}` failed (rc={p.returncode}): " + " | ".join(tail)
-        found = _find_installed(base)
+        found = _find_installed(base, version)
     if not found:
-        return None, f"npm installed {CLAUDE_PACKAGE} into {base} but no working claude binary was found"
+        return None, f"npm installed {package} into {base} but no working claude binary was found"
     return found, ""
 
 
@@ -509,9 +535,12 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--inner":
         _inner(json.loads(Path(sys.argv[2]).read_text()))
         sys.exit(0)
-    if len(sys.argv) == 2 and sys.argv[1] == "--install":
-        path, why = claude_binary()
-        print(path or why)
-        sys.exit(0 if path else 1)
+    if len(sys.argv) == 2 and sys.argv[1] == "--install":  # every version in the range
+        failed = 0
+        for wanted in claude_versions():
+            path, why = claude_binary(wanted)
+            print(f"Claude Code {wanted}: {path or why}")
+            failed += path is None
+        sys.exit(1 if failed else 0)
     print("usage: harness.py --install | --inner JOB.json", file=sys.stderr)
     sys.exit(2)

@@ -456,3 +456,66 @@ def test_spent_agent_budget_denies_spawning_that_agent(tmp_path_factory, claude_
     assert [c[0] for c in calls(second)].count("sub") == 0, context(second)
     # The hook sees tool_name "Agent"; 2.1.330 reports the denial under the legacy name "Task".
     assert [d["tool_name"] for d in second.out["permission_denials"]] in (["Agent"], ["Task"])
+
+
+# ------------------------- (h) a skill's shell command (PreSkillShellCommand) -
+SKILL_SHELL_SINCE = "2.1.332"
+
+
+def write_skill(layout: h.Layout, name: str, marker) -> None:
+    """A project skill whose body embeds a shell command (`!` + backticks), run when the
+    skill loads, before any API call of it."""
+    folder = layout.workdir / ".claude" / "skills" / name
+    folder.mkdir(parents=True)
+    (folder / "SKILL.md").write_text(
+        f"---\nname: {name}\ndescription: runs a shell command\nallowed-tools: Bash(touch:*)\n---\n"
+        f"Result: !`touch {marker}`\nNow say done.\n")
+
+
+def install_with_claude_on_path(layout: h.Layout, claude_bin) -> None:
+    """`costhook install` as a user runs it: with this `claude` on PATH (asked for its version)."""
+    bin_dir = layout.root / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").symlink_to(claude_bin)
+    path = f"{bin_dir}:{h.base_env(layout)['PATH']}"
+    p = h.run_costhook(layout, "install", "--scope", "user", env={"PATH": path})
+    assert p.returncode == 0, f"costhook install failed: {p.stdout}\n{p.stderr}"
+
+
+def test_spent_skill_budget_stops_the_skills_shell_command(tmp_path_factory, claude_bin, claude_cli_version,
+                                                           costhook_exe):
+    """A `skill:` budget cannot apply at the prompt (`/costly` names no skill yet) and a
+    skill's embedded command has no PreToolUse: only PreSkillShellCommand (2.1.332+) can
+    refuse it. costhook installs that hook only on a CLI that knows the event."""
+    knows = h.at_least(claude_cli_version, SKILL_SHELL_SINCE)
+    layout = h.make_layout(tmp_path_factory.mktemp("skill_shell"))
+    install_with_claude_on_path(layout, claude_bin)
+    assert ("PreSkillShellCommand" in json.loads(layout.settings.read_text())["hooks"]) is knows
+    marker = layout.root / "skill-ran.txt"
+    write_skill(layout, "costly", marker)
+
+    # The model runs the skill once: its command runs, and the call after it is the skill's.
+    seed = h.run_claude(layout, "use the costly skill", {"FAKE_TOOL": "Skill", "FAKE_SKILL": "costly"},
+                        claude=claude_bin, allowed_tools="Bash,Agent,Skill")
+    assert seed.rc == 0 and seed.out and seed.out["terminal_reason"] == "completed", context(seed)
+    rows = finish(seed)
+    assert [(r["skill"], r["cost_nanousd"]) for r in rows] == [(None, MAIN_TOOL[0]), ("costly", MAIN_FINAL)]
+    assert marker.exists()
+    marker.unlink()
+
+    limit = 1_000_000  # $0.001 < the skill's $0.0032556
+    set_budget(layout, "--scope", "skill:costly", "--period", "daily", "--limit", usd(limit), "--action", "block")
+    run = h.run_claude(layout, "/costly", {}, claude=claude_bin)
+    assert run.rc == 0 and not run.timed_out and run.out, context(run)
+    if not knows:  # no hook event to stop it: the command runs (README: Supported versions)
+        assert marker.exists(), context(run)
+        return
+    assert not marker.exists(), context(run)
+    assert run.messages == [], context(run)  # continue:false: not a single API call
+    expected = block_message("daily", "skill:costly", MAIN_FINAL, limit)
+    assert run.out["result"] == f"Operation stopped by hook: {expected}", run.out["result"]
+    assert (run.out["is_error"], run.out["num_turns"], run.out["total_cost_usd"]) == (False, 0, 0)
+    finish(run)
+    assert [(a["budget_id"], a["threshold"]) for a in alerts(layout)] == [
+        ("daily-skill-costly", 0.8), ("daily-skill-costly", 1.0)]
+    assert errors_log(layout) == ""

@@ -1,4 +1,4 @@
-"""End to end: the real Claude Code CLI (2.1.330), offline, with costhook's hooks.
+"""End to end: the real Claude Code CLI (each tested version), offline, with costhook's hooks.
 
 Each scenario runs `claude -p` once (module-scoped fixture) against the fake
 Anthropic API in tests/e2e/fake_anthropic.py, which answers every call with
@@ -161,7 +161,9 @@ SCENARIOS = ("bash", "agent", "multi")
 
 
 @pytest.fixture
-def scenario(request):
+def scenario(request, claude_bin):
+    """The scenario's run with this test's Claude Code version (claude_bin named here, so
+    the test is parametrized by version; getfixturevalue alone would not tell pytest)."""
     return request.getfixturevalue(f"{request.param}_run")
 
 

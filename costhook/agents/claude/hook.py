@@ -132,6 +132,31 @@ def on_pre_tool_use(event: Event):
     return warning_output(verdict)
 
 
+def on_pre_skill_shell_command(event: Event):
+    """A skill's embedded `!` shell command (Claude Code ≥ 2.1.332) runs without a
+    PreToolUse, before any API call of the skill: a spent blocking budget — `skill:<name>`
+    included, which no earlier hook can know applies — refuses it and stops the turn
+    (deny alone lets the turn go on without the command's output)."""
+    if not user_config().get("budgets"):
+        return None
+    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
+    verdict = budget_verdict(event)
+    if verdict is None:
+        return None
+    if verdict.stops:
+        reason = verdict.message()
+        return {
+            "continue": False,
+            "stopReason": reason,
+            "hookSpecificOutput": {
+                "hookEventName": "PreSkillShellCommand",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            },
+        }
+    return warning_output(verdict)
+
+
 def on_post_tool_use(event: Event):
     ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
     if event.text("tool_use_id") and event.session_id:
@@ -192,6 +217,7 @@ HANDLERS = {
     "SessionStart": on_session_start,
     "UserPromptSubmit": on_user_prompt_submit,
     "PreToolUse": on_pre_tool_use,
+    "PreSkillShellCommand": on_pre_skill_shell_command,
     "PostToolUse": on_post_tool_use,
     "PostToolUseFailure": on_post_tool_use,
     "Stop": on_stop,
@@ -261,7 +287,8 @@ def budget_verdict(event: Event, record: bool = True):
     from costhook import budgets
 
     def context(conn):
-        ctx = budgets.session_context(conn, event.session_id, project=project_of(event), agent_type=agent_type_of(event))
+        ctx = budgets.session_context(conn, event.session_id, project=project_of(event),
+                                      agent_type=agent_type_of(event), skill=skill_of(event))
         return ctx, user_config()["budgets"]
 
     return runtime.decide(event.text("hook_event_name") or "budget", context, record=record)
@@ -285,6 +312,17 @@ def agent_type_of(event: Event) -> str | None:
         if isinstance(tool_input, dict) and isinstance(tool_input.get("subagent_type"), str):
             return tool_input["subagent_type"]
     return None
+
+
+def skill_of(event: Event) -> str | None:
+    """The skill about to run a shell command (PreSkillShellCommand's `command_name`, as
+    `skill:` budgets name it), else None: the session's latest call says."""
+    if event.text("hook_event_name") != "PreSkillShellCommand":
+        return None
+    from costhook.agents.claude.transcript import is_command_name
+
+    name = event.text("command_name")
+    return name if name and is_command_name(name) else None
 
 
 def warning_output(verdict):

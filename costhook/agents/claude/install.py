@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 from costhook.agents.settings import (
@@ -31,6 +32,7 @@ HOOK_EVENTS = (
     "SessionStart",
     "UserPromptSubmit",
     "PreToolUse",
+    "PreSkillShellCommand",
     "PostToolUse",
     "PostToolUseFailure",
     "Stop",
@@ -38,8 +40,14 @@ HOOK_EVENTS = (
     "SessionEnd",
 )
 
+# Events newer than the oldest supported Claude Code (2.1.330), with the first version that
+# knows them. An older CLI ignores an unknown event (2.1.330: a settings warning, the other
+# hooks still run; measured), so it is left out only when the installed CLI is known to
+# be older; when `claude --version` cannot tell, everything is installed.
+EVENT_SINCE = {"PreSkillShellCommand": (2, 1, 332)}
+
 # Events whose matcher filters on the tool name; the others get no matcher (= all).
-TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
+TOOL_EVENTS = ("PreToolUse", "PreSkillShellCommand", "PostToolUse", "PostToolUseFailure")
 
 # Per-hook timeouts in seconds. Claude Code's default is 600 s, and a timed-out hook is
 # non-blocking, so a small cap only bounds how long a stuck costhook can stall the agent.
@@ -50,6 +58,7 @@ HOOK_TIMEOUTS = {
     "SessionStart": 5,
     "UserPromptSubmit": 5,
     "PreToolUse": 5,
+    "PreSkillShellCommand": 5,
     "PostToolUse": 10,
     "PostToolUseFailure": 5,
     "Stop": 10,
@@ -82,7 +91,7 @@ def claude_settings_path(scope: str, project_dir: Path | None = None) -> Path:
 # records, so its hook answers at once and does its work detached (after the agent has
 # moved on, even after it has exited): issue 14 measured the hooks at +53 % of a short
 # `claude -p` turn when all of them held it.
-GATE_EVENTS = ("UserPromptSubmit", "PreToolUse")
+GATE_EVENTS = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand")
 
 
 def hook_command(event: str = "PreToolUse") -> str:
@@ -100,6 +109,29 @@ def hook_command(event: str = "PreToolUse") -> str:
 
 def statusline_command() -> str:
     return f"{shlex.quote(str(costhook_executable()))} statusline"
+
+
+def claude_cli_version(timeout: float = 10) -> tuple[int, ...] | None:
+    """The version of the `claude` on PATH, e.g. (2, 1, 332); None when there is none or
+    it does not say (install goes on: this only chooses events)."""
+    exe = shutil.which("claude")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--version"], stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                             text=True, timeout=timeout, env={**os.environ, "DISABLE_AUTOUPDATER": "1"}).stdout
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        return None
+    words = out.split()
+    parts = words[0].split(".") if words else []
+    if not parts or not all(p.isdigit() and len(p) < 10 for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def hook_events(cli_version: tuple[int, ...] | None) -> tuple[str, ...]:
+    """The events to install for Claude Code `cli_version` (None: unknown, all of them)."""
+    return tuple(e for e in HOOK_EVENTS if cli_version is None or cli_version >= EVENT_SINCE.get(e, ()))
 
 
 # -- recognising our entries -----------------------------------------------------
@@ -216,15 +248,15 @@ def _install_event(hooks: dict, event: str, command: str) -> None:
 
 
 def merge_install(settings: dict, command, statusline: str | None = None,
-                  force_statusline: bool = False) -> dict:
-    """Return a copy of `settings` with costhook's hooks (and statusLine) in place;
-    `command(event)` is each event's hook command (or one string for all)."""
+                  force_statusline: bool = False, events: tuple[str, ...] = HOOK_EVENTS) -> dict:
+    """Return a copy of `settings` with costhook's hooks on `events` (and statusLine) in
+    place; `command(event)` is each event's hook command (or one string for all)."""
     settings = json.loads(json.dumps(settings))
     hooks = _hooks_table(settings, create=True)
     for event in list(hooks):
-        if event not in HOOK_EVENTS and isinstance(hooks[event], list):
-            _remove_ours(hooks, event)  # left over from an older costhook
-    for event in HOOK_EVENTS:
+        if event not in events and isinstance(hooks[event], list):
+            _remove_ours(hooks, event)  # left over from an older costhook, or for a newer CLI
+    for event in events:
         _install_event(hooks, event, command(event) if callable(command) else command)
     if statusline is not None:
         current = settings.get("statusLine")
@@ -257,9 +289,21 @@ def merge_uninstall(settings: dict) -> dict:
     return settings
 
 
+def _our_events(settings: dict) -> list[str]:
+    """The events `settings` runs our hook on, in HOOK_EVENTS order."""
+    hooks = settings.get("hooks")
+    found = set()
+    for event, groups in hooks.items() if isinstance(hooks, dict) else ():
+        for group in groups if isinstance(groups, list) else []:
+            handlers = group.get("hooks") if isinstance(group, dict) else None
+            if isinstance(handlers, list) and any(is_costhook_hook(h) for h in handlers):
+                found.add(event)
+    return [event for event in HOOK_EVENTS if event in found]
+
+
 def _done_message(verb: str, path: Path, backup: Path | None, data: dict) -> str:
     if verb == "install":
-        message = f"Installed costhook hooks ({', '.join(HOOK_EVENTS)}) in {path}."
+        message = f"Installed costhook hooks ({', '.join(_our_events(data))}) in {path}."
     else:
         message = f"Removed costhook hooks from {path}."
     if backup is not None:
@@ -297,9 +341,10 @@ def install_claude(scope: str = "user", project_dir: Path | None = None, dry_run
     path = claude_settings_path(scope, project_dir)
     commands = {event: hook_command(event) for event in HOOK_EVENTS}
     status = statusline_command() if statusline else None
+    events = hook_events(claude_cli_version())
 
     def transform(data: dict) -> dict:
-        return merge_install(data, commands.get, status, force_statusline)
+        return merge_install(data, commands.get, status, force_statusline, events)
 
     nothing = f"costhook hooks are already installed in {path}; nothing changed."
     return apply(path, transform, dry_run, "install", nothing, _done_message)
