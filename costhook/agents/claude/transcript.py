@@ -190,17 +190,73 @@ def _usage_record(usage: dict) -> dict:
     # A write without the 5 min / 1 h breakdown is a 5-minute write.
     write_1h = min(write_1h, cache_write)
     server = get("server_tool_use")
-    return {
+    counts = {
         "input_tokens": as_count(get("input_tokens")),
         "output_tokens": as_count(get("output_tokens")),
         "cache_write_5m_tokens": cache_write - write_1h,
         "cache_write_1h_tokens": write_1h,
         "cache_read_tokens": as_count(get("cache_read_input_tokens")),
-        "web_search_requests": as_count(server.get("web_search_requests")) if isinstance(server, dict) else 0,
-        "speed": _str(get("speed")),
-        "inference_geo": _str(get("inference_geo")),
-        "service_tier": _str(get("service_tier")),
     }
+    return dict(
+        counts,
+        web_search_requests=as_count(server.get("web_search_requests")) if isinstance(server, dict) else 0,
+        speed=_str(get("speed")),
+        inference_geo=_str(get("inference_geo")),
+        service_tier=_str(get("service_tier")),
+        iterations=_iterations(get("iterations"), counts, write_1h),
+    )
+
+
+_MAX_ITERATIONS = 100
+_MESSAGE_TYPES = ("message", "fallback_message")
+
+
+def _iterations(value, top: dict, top_1h: int) -> str | None:
+    """`usage.iterations` as stored (JSON text, see store.migrations.m006), or None when
+    it says nothing the top-level counts do not: absent, one plain `message` sampling
+    equal to the top level, or malformed (then the top level is all we can trust).
+
+    A sampling without the 5 min / 1 h split of its cache writes gets the 1 h writes of
+    the top level that no other sampling claims, message samplings first, in order (as
+    Claude Code distributes them)."""
+    if not isinstance(value, list) or not value or len(value) > _MAX_ITERATIONS:
+        return None
+    out, unsplit = [], []
+    for item in value:
+        if not isinstance(item, dict):
+            return None
+        kind, model = item.get("type"), item.get("model")
+        if not isinstance(kind, str) or not kind or len(kind) > 64:
+            return None
+        write = as_count(item.get("cache_creation_input_tokens"))
+        split = item.get("cache_creation")
+        entry = {"type": kind}
+        if isinstance(model, str) and model:
+            entry["model"] = model[:200]
+        entry["input_tokens"] = as_count(item.get("input_tokens"))
+        entry["output_tokens"] = as_count(item.get("output_tokens"))
+        if isinstance(split, dict):
+            write_1h = min(as_count(split.get("ephemeral_1h_input_tokens")), write)
+        else:
+            write_1h = 0
+            if kind in _MESSAGE_TYPES:
+                unsplit.append(entry)
+        entry["cache_write_5m_tokens"] = write - write_1h
+        entry["cache_write_1h_tokens"] = write_1h
+        entry["cache_read_tokens"] = as_count(item.get("cache_read_input_tokens"))
+        if not plausible(entry):
+            return None
+        out.append(entry)
+    unclaimed = top_1h - sum(e["cache_write_1h_tokens"] for e in out if e["type"] in _MESSAGE_TYPES)
+    for entry in unsplit:
+        moved = max(0, min(unclaimed, entry["cache_write_5m_tokens"]))
+        entry["cache_write_5m_tokens"] -= moved
+        entry["cache_write_1h_tokens"] += moved
+        unclaimed -= moved
+    if len(out) == 1 and out[0]["type"] == "message" and "model" not in out[0] \
+            and all(out[0][name] == count for name, count in top.items()):
+        return None
+    return json.dumps(out, separators=(",", ":"))
 
 
 def _tools_requested(content) -> tuple[list, str | None]:
