@@ -116,7 +116,8 @@ def test_an_unpriced_advisor_model_leaves_the_call_unpriced():
 
 def test_malformed_iterations_fall_back_to_the_top_level(home, tmp_path):
     rows = ingest(tmp_path, line("m-bad", [{"type": "compaction", "input_tokens": 5}, "junk"]),
-                  line("m-huge", [{"type": "compaction", "input_tokens": 10**10}]))
+                  line("m-huge", [{"type": "compaction", "input_tokens": 10**10}]),
+                  line("m-many", [{"type": "compaction", "input_tokens": 10**9}] * 2))
     assert {r["iterations"] for r in rows.values()} == {None}
     assert {r["cost_nanousd"] for r in rows.values()} == {cost(SONNET, input_tokens=10, output_tokens=20)}
 

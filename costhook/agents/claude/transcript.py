@@ -244,9 +244,10 @@ def _iterations(value, top: dict, top_1h: int) -> str | None:
         entry["cache_write_5m_tokens"] = write - write_1h
         entry["cache_write_1h_tokens"] = write_1h
         entry["cache_read_tokens"] = as_count(item.get("cache_read_input_tokens"))
-        if not plausible(entry):
-            return None
         out.append(entry)
+    # Bounded like one call's top level (usage.MAX_CALL_TOKENS), all samplings together.
+    if not plausible({name: sum(e[name] for e in out) for name in top}):
+        return None
     unclaimed = top_1h - sum(e["cache_write_1h_tokens"] for e in out if e["type"] in _MESSAGE_TYPES)
     for entry in unsplit:
         moved = max(0, min(unclaimed, entry["cache_write_5m_tokens"]))
