@@ -13,7 +13,7 @@ import os
 
 from costhook.agents.jsonl import load_line, utc_timestamp
 from costhook.paths import read_regular
-from costhook.usage import UNKNOWN_SUBAGENT, as_count, merge_call, plausible
+from costhook.usage import TOKEN_FIELDS, UNKNOWN_SUBAGENT, as_count, merge_call, plausible
 
 # Cheap byte tests that decide whether a line is worth parsing at all. A line we care
 # about always carries one of these; everything else (attachments, request blobs,
@@ -190,21 +190,22 @@ def _usage_record(usage: dict) -> dict:
     # A write without the 5 min / 1 h breakdown is a 5-minute write.
     write_1h = min(write_1h, cache_write)
     server = get("server_tool_use")
-    counts = {
+    record = {
         "input_tokens": as_count(get("input_tokens")),
         "output_tokens": as_count(get("output_tokens")),
         "cache_write_5m_tokens": cache_write - write_1h,
         "cache_write_1h_tokens": write_1h,
         "cache_read_tokens": as_count(get("cache_read_input_tokens")),
+        "web_search_requests": as_count(server.get("web_search_requests")) if isinstance(server, dict) else 0,
+        "speed": _str(get("speed")),
+        "inference_geo": _str(get("inference_geo")),
+        "service_tier": _str(get("service_tier")),
+        "iterations": None,
     }
-    return dict(
-        counts,
-        web_search_requests=as_count(server.get("web_search_requests")) if isinstance(server, dict) else 0,
-        speed=_str(get("speed")),
-        inference_geo=_str(get("inference_geo")),
-        service_tier=_str(get("service_tier")),
-        iterations=_iterations(get("iterations"), counts, write_1h),
-    )
+    iterations = get("iterations")
+    if iterations:  # most lines: absent, null or []
+        record["iterations"] = _iterations(iterations, record, write_1h)
+    return record
 
 
 _MAX_ITERATIONS = 100
@@ -246,7 +247,7 @@ def _iterations(value, top: dict, top_1h: int) -> str | None:
         entry["cache_read_tokens"] = as_count(item.get("cache_read_input_tokens"))
         out.append(entry)
     # Bounded like one call's top level (usage.MAX_CALL_TOKENS), all samplings together.
-    if not plausible({name: sum(e[name] for e in out) for name in top}):
+    if not plausible({name: sum(e[name] for e in out) for name in TOKEN_FIELDS}):
         return None
     unclaimed = top_1h - sum(e["cache_write_1h_tokens"] for e in out if e["type"] in _MESSAGE_TYPES)
     for entry in unsplit:
@@ -255,7 +256,7 @@ def _iterations(value, top: dict, top_1h: int) -> str | None:
         entry["cache_write_1h_tokens"] += moved
         unclaimed -= moved
     if len(out) == 1 and out[0]["type"] == "message" and "model" not in out[0] \
-            and all(out[0][name] == count for name, count in top.items()):
+            and all(out[0][name] == top[name] for name in TOKEN_FIELDS):
         return None
     return json.dumps(out, separators=(",", ":"))
 
