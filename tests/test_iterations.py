@@ -151,3 +151,16 @@ def test_report_by_message_shows_the_breakdown(home, tmp_path):
     assert table.returncode == 0, table.stderr
     assert f"  - compaction {SONNET}" in table.stdout and f"  - advisor_message {OPUS}" in table.stdout
     assert "$0.5925" in table.stdout and "$0.6765" in table.stdout
+
+
+def test_the_breakdown_reads_the_same_without_click(home, tmp_path):
+    from test_report_fast import CLICK, run
+
+    ingest(tmp_path, line("m-compact", COMPACTED, input_tokens=23000, output_tokens=1000),
+           line("m-advice", ADVISED, input_tokens=4, output_tokens=100, cache_write=8131, cache_read=243544,
+                timestamp="2026-11-20T10:01:00.000Z"))
+    for fmt in ("table", "markdown", "json", "csv"):
+        args = ["--by", "message", "--session", SESSION, "--format", fmt]
+        fast = run([COSTHOOK], args)
+        assert fast == run(CLICK, args) and fast[0] == 0, fmt
+    assert "|   - advisor_message claude-opus-4-6 |" in run([COSTHOOK], args[:-1] + ["markdown"])[1]
