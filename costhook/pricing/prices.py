@@ -510,7 +510,7 @@ def _count(value) -> int:
 
 
 def iteration_costs(record: dict, table: PriceTable | None = None) -> list | None:
-    """Each billed sampling of a call with iterations as {type, model, token counts,
+    """Each billed sampling of a call with iterations as {type, model, token counts, speed,
     cost_nanousd (None when its model is unpriced)}; None for a call without."""
     iterations = iterations_of(record)
     if iterations is None:
@@ -523,7 +523,8 @@ def iteration_costs(record: dict, table: PriceTable | None = None) -> list | Non
         entry = _lookup(model, table)
         cost = None if entry is None else _round_nano(
             _scaled_cost(entry, table, counts, 0, speed, geo, day, clock, model), table)
-        rows.append({"type": kind, "model": model, **dict(zip(ITERATION_TOKENS, counts)), "cost_nanousd": cost})
+        rows.append({"type": kind, "model": model, **dict(zip(ITERATION_TOKENS, counts)), "speed": speed,
+                     "cost_nanousd": cost})
     return rows
 
 

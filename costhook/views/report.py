@@ -341,8 +341,7 @@ def _cost_by_type(r: dict, tokens: dict, table, samplings=None) -> dict | None:
     else:  # web searches are the request's, at the call's model
         samplings = [{"model": r["model"], **dict.fromkeys(TOKEN_MEASURES, 0),
                       "web_search_requests": r["web_search_requests"], "speed": r["speed"]},
-                     *({**s, "web_search_requests": 0, "speed": None if s["type"] == "advisor_message" else r["speed"]}
-                       for s in samplings)]
+                     *({**s, "web_search_requests": 0} for s in samplings)]
     stamp = (r["timestamp"] or "")[:16] + ":00.000Z" if r["timestamp"] else None
     parts = dict.fromkeys(("input", "output", "cache_write", "cache_read", "web_search"), 0)
     for s in samplings:
