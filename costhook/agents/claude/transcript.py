@@ -13,7 +13,13 @@ import os
 
 from costhook.agents.jsonl import load_line, utc_timestamp
 from costhook.paths import read_regular
-from costhook.usage import TOKEN_FIELDS, UNKNOWN_SUBAGENT, as_count, merge_call, plausible
+from costhook.usage import (
+    TOKEN_FIELDS,
+    UNKNOWN_SUBAGENT,
+    as_count,
+    merge_call,
+    plausible,
+)
 
 # Cheap byte tests that decide whether a line is worth parsing at all. A line we care
 # about always carries one of these; everything else (attachments, request blobs,
