@@ -19,7 +19,8 @@ TOKEN_FIELDS = (
     "cache_read_tokens",
 )
 # Fields that describe the usage itself: taken together from the sighting with the most tokens.
-USAGE_FIELDS = TOKEN_FIELDS + ("web_search_requests", "speed", "inference_geo", "service_tier", "reported_cost_nanousd")
+USAGE_FIELDS = TOKEN_FIELDS + ("web_search_requests", "speed", "inference_geo", "service_tier", "reported_cost_nanousd",
+                               "iterations")
 # Fields that say whose call it was: the main-thread copy wins over a sidechain replay.
 ATTRIBUTION_FIELDS = (
     "session_id",
@@ -81,6 +82,8 @@ def merge_call(old: dict, new: dict) -> dict:
         for name in USAGE_FIELDS:
             if name in new:
                 merged[name] = new[name]
+    elif new.get("iterations") and not old.get("iterations") and total_tokens(new) == total_tokens(old):
+        merged["iterations"] = new["iterations"]  # the response's last line carries them
     then, now = old.get("timestamp"), new.get("timestamp")
     merged["timestamp"] = min(then, now) if then and now else (then or now or None)
     tools = tool_names(old.get("tools"))

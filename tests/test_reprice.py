@@ -209,9 +209,9 @@ def test_reprice_prices_reported_calls_and_keeps_the_reported_cost(tmp_path):
 
 
 def test_reprice_hands_the_pricer_every_stored_column(tmp_path):
-    """A column added later (another item adds `iterations`) reaches the pricer unchanged."""
+    """Every column, `iterations` (a call's samplings, each priced at its own model) among
+    them, reaches the pricer unchanged."""
     conn = db.connect(tmp_path / "c.db")
-    conn.execute("ALTER TABLE requests ADD COLUMN iterations TEXT")
     record = dict(next(iter(calls(1).values())), iterations='[{"model": "x", "input_tokens": 5}]')
     with db.transaction(conn):
         writes.merge_requests(conn, {record["key"]: record}, lambda r: (1, "computed"))

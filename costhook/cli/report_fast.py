@@ -208,7 +208,11 @@ COLUMNS = (
 
 def render_table(data: dict, markdown: bool = False) -> str:
     header = [data["group_by"], *(label for _, label in COLUMNS)]
-    body = [[(md_text if markdown else term_text)(row.get("name") or row["key"]), *(_cell(name, row[name]) for name, _ in COLUMNS)] for row in data["rows"]]
+    text = md_text if markdown else term_text
+    body = []
+    for row in data["rows"]:
+        body.append([text(row.get("name") or row["key"]), *(_cell(name, row[name]) for name, _ in COLUMNS)])
+        body += [_sampling_cells(it, text) for it in row.get("iterations") or ()]
     total = ["TOTAL", *(_cell(name, data["totals"][name]) for name, _ in COLUMNS)]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(COLUMNS)) + "|"]
@@ -225,6 +229,17 @@ def render_table(data: dict, markdown: bool = False) -> str:
     if not body:
         return "No usage recorded for this selection yet."
     return "\n".join([line(header), rule, *(line(r) for r in body), rule, line(total)])
+
+
+def _sampling_cells(it: dict, text) -> list:
+    """A `--by message` sub-row: one sampling the API billed within the call above it
+    (its tokens and cost are part of that call's; the totals count the call once)."""
+    label = f"  - {text(it['type'])} {text(it['model'])}"
+    tokens = sum(it[name] for name in ("input_tokens", "output_tokens", "cache_write_5m_tokens",
+                                        "cache_write_1h_tokens", "cache_read_tokens"))
+    cells = {"requests": "", "total_tokens": f"{tokens:,}", "unpriced_requests": "",
+             "cost_usd": "unpriced" if it["cost_usd"] is None else _cell("cost_usd", it["cost_usd"])}
+    return [label, *(cells[name] if name in cells else _cell(name, it[name]) for name, _ in COLUMNS)]
 
 
 def _cell(name: str, value) -> str:

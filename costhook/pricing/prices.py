@@ -21,10 +21,12 @@ if TYPE_CHECKING:  # annotations only: typing costs the hook ~10 ms to import
 
 __all__ = [
     "PriceTable",
+    "iteration_costs",
     "load_table",
     "model_key",
     "normalize_model",
     "price_call",
+    "price_record",
     "table_info",
 ]
 
@@ -537,10 +539,19 @@ def price_call(
     if entry is None:
         return None
     counts = (input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens)
+    day, clock = _utc_day_and_time(timestamp)
+    scaled = _scaled_cost(entry, table, counts, web_search_requests, speed, inference_geo, day, clock, model)
+    return _round_nano(scaled, table)
+
+
+def _scaled_cost(entry: dict, table: PriceTable, counts: tuple, web_search_requests: int, speed, inference_geo,
+                 day: str, clock: str, model: str) -> int:
+    """One sampling's exact cost in pico-USD times the table's regional-uplift denominator
+    (so that samplings of one call add up exactly before the single rounding)."""
     for count in counts + (web_search_requests,):
         if count < 0:
             raise ValueError(f"negative token count for {model!r}")
-    day, clock = _utc_day_and_time(timestamp)
+    input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens = counts
     prompt = input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens
     rates = _rates(entry, day, clock, prompt, speed == "fast")
 
@@ -555,12 +566,131 @@ def price_call(
     )
     web_pico = web_search_requests * rates.get("web_search", 0)
 
-    numerator, denominator = 1, 1
+    denominator = table.geo_factor[1]
+    numerator = denominator
     if inference_geo and inference_geo.lower() == "us" and entry["id"] in table.geo_models:
-        numerator, denominator = table.geo_factor  # token part only, not web search
-    total = token_pico * numerator + web_pico * denominator  # pico-USD x denominator
-    scale = 1000 * denominator
-    return (2 * total + scale) // (2 * scale)  # nano-USD, half-up
+        numerator = table.geo_factor[0]  # token part only, not web search
+    return token_pico * numerator + web_pico * denominator
+
+
+def _round_nano(scaled: int, table: PriceTable) -> int:
+    scale = 1000 * table.geo_factor[1]
+    return (2 * scaled + scale) // (2 * scale)  # nano-USD, half-up
+
+
+# Iterations ---------------------------------------------------------------------------
+#
+# A response's `usage.iterations` lists every sampling the API ran for the request: the
+# model's own (`message`, or `fallback_message` when a fallback model served it), a
+# server-side compaction's summarisation pass (`compaction`), and the advisor tool's
+# sub-inference (`advisor_message`, at the advisor's own `model`). The top-level counts
+# are the `message` samplings only, so the bill is the iterations, each at its own model
+# (the call's when none is named) and its own prompt size's tier. Transcript readers store
+# them (usage.ITERATION_FIELDS per entry) as JSON text in the call's `iterations` column.
+
+MESSAGE_ITERATIONS = frozenset({"message", "fallback_message"})
+ADVISOR_ITERATION = "advisor_message"
+ITERATION_TOKENS = ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
+
+
+def iterations_of(record: dict) -> list | None:
+    """The stored iterations of a call record (JSON text or a list), else None."""
+    value = record.get("iterations")
+    if not value:
+        return None
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, list) or not value or not all(isinstance(i, dict) for i in value):
+        return None
+    return value
+
+
+def billed_samplings(record: dict, iterations: list) -> list:
+    """What the API bills for a call with iterations, one entry per sampling:
+    (type, model, (input, output, cache 5m, cache 1h, cache read), speed).
+
+    The `message`-type iterations replace the top-level counts (they are what the top
+    level sums); every other iteration is billed beside them. A call whose iterations
+    name no message sampling keeps its top-level counts as the message part. An advisor
+    runs at standard speed (fast mode is the call's model's); the region is the request's.
+    """
+    model = record.get("model") or ""
+    speed = record.get("speed")
+    out = []
+    if not any(i.get("type") in MESSAGE_ITERATIONS for i in iterations):
+        out.append(("message", model, tuple(record.get(k) or 0 for k in ITERATION_TOKENS), speed))
+    for it in iterations:
+        kind = it.get("type") if isinstance(it.get("type"), str) else ""
+        own = it.get("model") if isinstance(it.get("model"), str) and it.get("model") else model
+        counts = tuple(_count(it.get(k)) for k in ITERATION_TOKENS)
+        out.append((kind, own, counts, None if kind == ADVISOR_ITERATION else speed))
+    return out
+
+
+def _count(value) -> int:
+    return value if type(value) is int and value >= 0 else 0
+
+
+def iteration_costs(record: dict, table: PriceTable | None = None) -> list | None:
+    """Each billed sampling of a call with iterations as {type, model, token counts, speed,
+    cost_nanousd (None when its model is unpriced)}; None for a call without."""
+    iterations = iterations_of(record)
+    if iterations is None:
+        return None
+    table = table or _base()
+    day, clock = _utc_day_and_time(record.get("timestamp"))
+    geo = record.get("inference_geo")
+    rows = []
+    for kind, model, counts, speed in billed_samplings(record, iterations):
+        entry = _lookup(model, table)
+        cost = None if entry is None else _round_nano(
+            _scaled_cost(entry, table, counts, 0, speed, geo, day, clock, model), table)
+        rows.append({"type": kind, "model": model, **dict(zip(ITERATION_TOKENS, counts)), "speed": speed,
+                     "cost_nanousd": cost})
+    return rows
+
+
+def price_record(record: dict, table: PriceTable | None = None) -> int | None:
+    """The cost of a stored call record in nano-USD (None when unpriced): its top-level
+    counts, or, when it carries iterations, every sampling at its own model and tier,
+    rounded once. An iteration at a model the table does not price leaves the whole call
+    unpriced rather than silently under-counted."""
+    table = table or _base()
+    model = record.get("model") or ""
+    iterations = iterations_of(record)
+    web = record.get("web_search_requests") or 0
+    if iterations is None:
+        return price_call(
+            model,
+            input_tokens=record.get("input_tokens") or 0,
+            output_tokens=record.get("output_tokens") or 0,
+            cache_write_5m_tokens=record.get("cache_write_5m_tokens") or 0,
+            cache_write_1h_tokens=record.get("cache_write_1h_tokens") or 0,
+            cache_read_tokens=record.get("cache_read_tokens") or 0,
+            web_search_requests=web,
+            speed=record.get("speed"),
+            inference_geo=record.get("inference_geo"),
+            timestamp=record.get("timestamp"),
+            table=table,
+        )
+    call_entry = _lookup(model, table)
+    if call_entry is None:
+        return None
+    day, clock = _utc_day_and_time(record.get("timestamp"))
+    geo, speed = record.get("inference_geo"), record.get("speed")
+    # Web searches are the request's, billed once at the call's model.
+    total = _scaled_cost(call_entry, table, (0, 0, 0, 0, 0), web, speed, geo, day, clock, model)
+    for _kind, own, counts, own_speed in billed_samplings(record, iterations):
+        entry = _lookup(own, table)
+        if entry is None:
+            return None
+        total += _scaled_cost(entry, table, counts, 0, own_speed, geo, day, clock, own)
+    return _round_nano(total, table)
 
 
 def _rates(entry: dict, day: str, clock: str, prompt: int, fast: bool) -> dict:
@@ -662,19 +792,7 @@ def pricer(table=None, *, load=None):
 
     def price(record: dict):
         prepare()
-        cost = price_call(
-            record.get("model") or "",
-            input_tokens=record.get("input_tokens") or 0,
-            output_tokens=record.get("output_tokens") or 0,
-            cache_write_5m_tokens=record.get("cache_write_5m_tokens") or 0,
-            cache_write_1h_tokens=record.get("cache_write_1h_tokens") or 0,
-            cache_read_tokens=record.get("cache_read_tokens") or 0,
-            web_search_requests=record.get("web_search_requests") or 0,
-            speed=record.get("speed"),
-            inference_geo=record.get("inference_geo"),
-            timestamp=record.get("timestamp"),
-            table=tables[0],
-        )
+        cost = price_record(record, tables[0])
         if cost is not None:
             return cost, "computed"
         reported = record.get("reported_cost_nanousd")

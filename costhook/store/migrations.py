@@ -229,7 +229,17 @@ def m005_openclaw_details(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details]
+def m006_call_iterations(db: sqlite_utils.Database) -> None:
+    """`usage.iterations` of a call whose API ran more than its one sampling (server-side
+    compaction, the advisor tool, a fallback model): JSON text, a list of {type, model?,
+    input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+    cache_read_tokens}; NULL for an ordinary call. `pricing.prices.price_record` prices it."""
+    if "iterations" not in db["requests"].columns_dict:
+        db["requests"].add_column("iterations", str)
+
+
+MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
+              m006_call_iterations]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -362,14 +362,16 @@ def message_rows(conn, where: str, args: list, table=None) -> list:
     rows = []
     for r in conn.execute(
         f"""SELECT key, timestamp, model, agent_id, agent_type, tools, input_tokens, output_tokens, cache_write_5m_tokens,
-                   cache_write_1h_tokens, cache_read_tokens, web_search_requests, cost_nanousd, cost_source, speed, inference_geo
+                   cache_write_1h_tokens, cache_read_tokens, web_search_requests, cost_nanousd, cost_source, speed, inference_geo,
+                   iterations
             FROM requests WHERE {where} ORDER BY timestamp, key""",
         args,
     ):
         r = dict(r)
         tokens = {m: int(r[m] or 0) for m in TOKEN_MEASURES}
         prompt = tokens["input_tokens"] + tokens["cache_read_tokens"] + tokens["cache_write_5m_tokens"] + tokens["cache_write_1h_tokens"]
-        by_type = _cost_by_type(r, tokens, table)
+        samplings = prices.iteration_costs(r, table)
+        by_type = _cost_by_type(r, tokens, table, samplings)
         try:
             tools = json.loads(r["tools"] or "[]")
         except ValueError:
@@ -381,29 +383,44 @@ def message_rows(conn, where: str, args: list, table=None) -> list:
             "tools": tools, "cost_source": r["cost_source"],
             "cache_hit_ratio": round(tokens["cache_read_tokens"] / prompt, 6) if prompt else None,
             "cost_by_type_usd": by_type,
+            # The samplings the API billed for this call (server-side compaction, the
+            # advisor at its own model, ...): None for an ordinary call. The row's tokens
+            # are the response's top-level usage; its cost is all of these.
+            "iterations": None if samplings is None else [
+                {"type": it["type"], "model": it["model"], **{m: it[m] for m in TOKEN_MEASURES},
+                 "cost_usd": None if it["cost_nanousd"] is None else usd(it["cost_nanousd"])}
+                for it in samplings],
         })
     return rows
 
 
-def _cost_by_type(r: dict, tokens: dict, table) -> dict | None:
+def _cost_by_type(r: dict, tokens: dict, table, samplings=None) -> dict | None:
+    """The call's cost split by token type, at the rates of its own tier, speed, region and
+    time; a call with iterations adds up each sampling at its own model and tier."""
     from costhook.pricing import rates
 
-    """The call's cost split by token type, at the rates of its own tier, speed, region and time."""
     if r["cost_source"] != "computed":
         return None
-    thresholds = rates.tier_thresholds(r["model"] or "", table)
-    prompt = tokens["input_tokens"] + tokens["cache_read_tokens"] + tokens["cache_write_5m_tokens"] + tokens["cache_write_1h_tokens"]
-    tier = sum(1 for t in thresholds if prompt > t)
+    if samplings is None:
+        samplings = [{"model": r["model"], **tokens, "web_search_requests": r["web_search_requests"], "speed": r["speed"]}]
+    else:  # web searches are the request's, at the call's model
+        samplings = [{"model": r["model"], **dict.fromkeys(TOKEN_MEASURES, 0),
+                      "web_search_requests": r["web_search_requests"], "speed": r["speed"]},
+                     *({**s, "web_search_requests": 0} for s in samplings)]
     stamp = (r["timestamp"] or "")[:16] + ":00.000Z" if r["timestamp"] else None
-    rt = rates.rates(r["model"] or "", prompt=rates.PriceShape(thresholds, False, False).probe_prompt(tier), speed=r["speed"],
-               geo=r["inference_geo"], timestamp=stamp, table=table)
-    if not rt.priced:
-        return None
-    parts = {
-        "input": tokens["input_tokens"] * rt.input,
-        "output": tokens["output_tokens"] * rt.output,
-        "cache_write": tokens["cache_write_5m_tokens"] * rt.cache_write_5m + tokens["cache_write_1h_tokens"] * rt.cache_write_1h,
-        "cache_read": tokens["cache_read_tokens"] * rt.cache_read,
-        "web_search": int(r["web_search_requests"] or 0) * rt.web_search,
-    }
+    parts = dict.fromkeys(("input", "output", "cache_write", "cache_read", "web_search"), 0)
+    for s in samplings:
+        model = s["model"] or ""
+        thresholds = rates.tier_thresholds(model, table)
+        prompt = s["input_tokens"] + s["cache_read_tokens"] + s["cache_write_5m_tokens"] + s["cache_write_1h_tokens"]
+        tier = sum(1 for t in thresholds if prompt > t)
+        rt = rates.rates(model, prompt=rates.PriceShape(thresholds, False, False).probe_prompt(tier), speed=s["speed"],
+                         geo=r["inference_geo"], timestamp=stamp, table=table)
+        if not rt.priced:
+            return None
+        parts["input"] += s["input_tokens"] * rt.input
+        parts["output"] += s["output_tokens"] * rt.output
+        parts["cache_write"] += s["cache_write_5m_tokens"] * rt.cache_write_5m + s["cache_write_1h_tokens"] * rt.cache_write_1h
+        parts["cache_read"] += s["cache_read_tokens"] * rt.cache_read
+        parts["web_search"] += int(s["web_search_requests"] or 0) * rt.web_search
     return {name: usd(rates.nano(value)) for name, value in parts.items()}

@@ -50,6 +50,14 @@ Knobs (environment of this process)
                        cache_creation object (legacy shape, all 5m)
   FAKE_MAX_REQUESTS    request cap (default 30)
   FAKE_FINAL_TEXT      final text of the main agent
+  FAKE_ITERATIONS      comma list of "compaction", "advisor": the main
+                       agent's first tool turn reports usage.iterations (in
+                       message_delta, as the API does): a compaction pass
+                       (ITERATION_COMPACTION), the message sampling (equal to
+                       the top level) and an advisor sub-inference
+                       (ITERATION_ADVISOR) at FAKE_ADVISOR_MODEL; the top level
+                       stays the message sampling alone
+  FAKE_ADVISOR_MODEL   the advisor iteration's model (default claude-opus-4-6)
 
 Each request is appended as one JSON line to --log: n, kind, method, path,
 model, stream, tools offered, whether the last user message holds
@@ -89,7 +97,14 @@ _BASE = {
 }
 
 
-def usage_for(agent: str, kind: str, turn: int = 0, split: str = "split") -> dict:
+# (input, cache_creation, cache_read, output) of the extra samplings FAKE_ITERATIONS adds.
+ITERATION_COMPACTION = (180000, 0, 0, 3500)  # the API docs' compaction example
+ITERATION_ADVISOR = (30000, 0, 0, 1600)
+ADVISOR_MODEL = "claude-opus-4-6"
+
+
+def usage_for(agent: str, kind: str, turn: int = 0, split: str = "split", iterations: str = "",
+              advisor_model: str = ADVISOR_MODEL) -> dict:
     """The usage object the fake returns for one reply (final values)."""
     inp, c5, c1, cr, out = _BASE[(agent, kind)]
     if kind == "tool":
@@ -106,7 +121,23 @@ def usage_for(agent: str, kind: str, turn: int = 0, split: str = "split") -> dic
         u["cache_creation"] = {"ephemeral_5m_input_tokens": c5,
                                "ephemeral_1h_input_tokens": c1}
     u["service_tier"] = "standard"
+    wanted = {w.strip() for w in iterations.split(",") if w.strip()}
+    if wanted and (agent, kind, turn) == ("main", "tool", 0):
+        message = {"type": "message", **{k: v for k, v in u.items() if k != "service_tier"}}
+        its = []
+        if "compaction" in wanted:
+            its.append(_iteration("compaction", ITERATION_COMPACTION))
+        its.append(message)
+        if "advisor" in wanted:
+            its.append(dict(_iteration("advisor_message", ITERATION_ADVISOR), model=advisor_model))
+        u["iterations"] = its
     return u
+
+
+def _iteration(kind: str, counts: tuple) -> dict:
+    inp, cache_creation, cache_read, out = counts
+    return {"type": kind, "input_tokens": inp, "cache_creation_input_tokens": cache_creation,
+            "cache_read_input_tokens": cache_read, "output_tokens": out}
 
 
 class Config:
@@ -122,6 +153,8 @@ class Config:
         self.split = env.get("FAKE_CACHE_SPLIT", "split")
         self.max_requests = int(env.get("FAKE_MAX_REQUESTS", "30"))
         self.final_text = env.get("FAKE_FINAL_TEXT", DEFAULT_FINAL_TEXT)
+        self.iterations = env.get("FAKE_ITERATIONS", "")
+        self.advisor_model = env.get("FAKE_ADVISOR_MODEL", ADVISOR_MODEL)
 
 
 CFG = Config()
@@ -323,7 +356,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, {"input_tokens": tokens})
 
         kind, turn, blocks, stop = plan(info, n)
-        usage = usage_for(info["agent"], kind, turn, CFG.split)
+        usage = usage_for(info["agent"], kind, turn, CFG.split, CFG.iterations, CFG.advisor_model)
         model = CFG.model or body.get("model") or "claude-sonnet-4-5-20250929"
         msg_id = f"msg_e2e{RUN_TAG}{n:03d}{info['agent']}{kind}{turn}"
         request_id = f"req_e2e{RUN_TAG}{n:03d}"
@@ -354,7 +387,8 @@ class Handler(BaseHTTPRequestHandler):
 
         # As the real API: message_start carries input and cache counts and a
         # placeholder output count; message_delta carries the final counts.
-        start_usage = dict(usage, output_tokens=1)
+        start_usage = {k: v for k, v in usage.items() if k != "iterations"}
+        start_usage["output_tokens"] = 1
         event("message_start", {"type": "message_start", "message": {
             "id": msg_id, "type": "message", "role": "assistant", "model": model,
             "content": [], "stop_reason": None, "stop_sequence": None,
@@ -384,7 +418,8 @@ class Handler(BaseHTTPRequestHandler):
         event("message_delta", {
             "type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
             "usage": {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens",
-                                            "cache_read_input_tokens", "output_tokens")}})
+                                            "cache_read_input_tokens", "output_tokens", "iterations")
+                      if k in usage}})
         event("message_stop", {"type": "message_stop"})
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()

@@ -157,6 +157,14 @@ def multi_run(tmp_path_factory, claude_bin, costhook_exe):
                               "FAKE_CACHE_SPLIT": "5m"}, n_rows=4)
 
 
+@pytest.fixture(scope="module")
+def iterations_run(tmp_path_factory, claude_bin, costhook_exe):
+    """One Bash turn whose response reports usage.iterations: a compaction pass, the
+    message sampling and an advisor sub-inference at Opus 4.6 (2 API calls)."""
+    return run_with_costhook(tmp_path_factory, claude_bin, "iterations", "run echo hi",
+                             {"FAKE_TOOL": "Bash", "FAKE_ITERATIONS": "compaction,advisor"}, n_rows=2)
+
+
 SCENARIOS = ("bash", "agent", "multi")
 
 
@@ -370,3 +378,45 @@ def test_import_alone_matches_hooks(scenario, tmp_path):
                        env={"COSTHOOK_DB": str(db), "COSTHOOK_HOME": str(tmp_path / "home")})
     assert p.returncode == 0, p.stdout + p.stderr
     assert snapshot(db) == snapshot(run.layout.db)
+
+
+# ------------------------------------------------- usage.iterations -------
+def test_iterations_are_billed_as_the_api_bills_them(iterations_run, tmp_path):
+    """The API bills every sampling in usage.iterations: the message one (the top level), a
+    compaction pass (only in iterations) and an advisor's (at its own model). Claude Code
+    adds the advisor to its total_cost_usd but not the compaction pass; costhook bills
+    both, so it is exactly the compaction pass above the CLI (README, "Iterations")."""
+    from .fake_anthropic import ADVISOR_MODEL, ITERATION_ADVISOR, ITERATION_COMPACTION
+
+    run, rows = iterations_run
+    expected = expected_rows(run)
+    by_key = {r["key"]: r for r in rows}
+    assert set(by_key) == set(expected) and len(rows) == 2, context(run)
+    tool_key = next(k for k, e in expected.items() if e["kind"] == "tool")
+    for key, exp in expected.items():  # the rows' tokens stay the top level
+        assert {c: by_key[key][c] for c in TOKEN_COLUMNS} == {c: exp[c] for c in TOKEN_COLUMNS}
+    stored = json.loads(by_key[tool_key]["iterations"])
+    assert [(i["type"], i.get("model")) for i in stored] == [
+        ("compaction", None), ("message", None), ("advisor_message", ADVISOR_MODEL)]
+    assert by_key[run_key := next(k for k in expected if k != tool_key)]["iterations"] is None, run_key
+
+    inp, _, _, out = ITERATION_COMPACTION
+    compaction = inp * LIST_PRICE[h.MODEL]["input_tokens"] + out * LIST_PRICE[h.MODEL]["output_tokens"]
+    inp, _, _, out = ITERATION_ADVISOR
+    advisor = inp * 5000 + out * 25000  # Opus 4.6: $5 / $25 per MTok
+    top_level = sum(nano(h.MODEL, e) for e in expected.values())
+    cli = usd_to_nano(run.out["total_cost_usd"])
+    assert cli == top_level + advisor, (cli, top_level, advisor)  # Claude Code's own rule
+    assert usd_to_nano(run.out["modelUsage"][ADVISOR_MODEL]["costUSD"]) == advisor
+    mine = sum(r["cost_nanousd"] for r in rows)
+    assert mine == top_level + compaction + advisor == cli + compaction, (mine, cli, compaction)
+    assert by_key[tool_key]["cost_nanousd"] == nano(h.MODEL, expected[tool_key]) + compaction + advisor
+
+    # Backfilling the transcript stores and bills the same.
+    db = tmp_path / "fresh.db"
+    p = h.run_costhook(run.layout, "import", "--claude-dir", str(run.layout.config_dir),
+                       env={"COSTHOOK_DB": str(db), "COSTHOOK_HOME": str(tmp_path / "home")})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert snapshot(db) == snapshot(run.layout.db)
+    assert query(db, "SELECT iterations FROM requests WHERE key = ?", (tool_key,)) == [
+        {"iterations": by_key[tool_key]["iterations"]}]

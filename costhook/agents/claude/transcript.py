@@ -13,7 +13,13 @@ import os
 
 from costhook.agents.jsonl import load_line, utc_timestamp
 from costhook.paths import read_regular
-from costhook.usage import UNKNOWN_SUBAGENT, as_count, merge_call, plausible
+from costhook.usage import (
+    TOKEN_FIELDS,
+    UNKNOWN_SUBAGENT,
+    as_count,
+    merge_call,
+    plausible,
+)
 
 # Cheap byte tests that decide whether a line is worth parsing at all. A line we care
 # about always carries one of these; everything else (attachments, request blobs,
@@ -190,7 +196,7 @@ def _usage_record(usage: dict) -> dict:
     # A write without the 5 min / 1 h breakdown is a 5-minute write.
     write_1h = min(write_1h, cache_write)
     server = get("server_tool_use")
-    return {
+    record = {
         "input_tokens": as_count(get("input_tokens")),
         "output_tokens": as_count(get("output_tokens")),
         "cache_write_5m_tokens": cache_write - write_1h,
@@ -200,7 +206,65 @@ def _usage_record(usage: dict) -> dict:
         "speed": _str(get("speed")),
         "inference_geo": _str(get("inference_geo")),
         "service_tier": _str(get("service_tier")),
+        "iterations": None,
     }
+    iterations = get("iterations")
+    if iterations:  # most lines: absent, null or []
+        record["iterations"] = _iterations(iterations, record, write_1h)
+    return record
+
+
+_MAX_ITERATIONS = 100
+_MESSAGE_TYPES = ("message", "fallback_message")
+
+
+def _iterations(value, top: dict, top_1h: int) -> str | None:
+    """`usage.iterations` as stored (JSON text, see store.migrations.m006), or None when
+    it says nothing the top-level counts do not: absent, one plain `message` sampling
+    equal to the top level, or malformed (then the top level is all we can trust).
+
+    A sampling without the 5 min / 1 h split of its cache writes gets the 1 h writes of
+    the top level that no other sampling claims, message samplings first, in order (as
+    Claude Code distributes them)."""
+    if not isinstance(value, list) or not value or len(value) > _MAX_ITERATIONS:
+        return None
+    out, unsplit = [], []
+    for item in value:
+        if not isinstance(item, dict):
+            return None
+        kind, model = item.get("type"), item.get("model")
+        if not isinstance(kind, str) or not kind or len(kind) > 64:
+            return None
+        write = as_count(item.get("cache_creation_input_tokens"))
+        split = item.get("cache_creation")
+        entry = {"type": kind}
+        if isinstance(model, str) and model:
+            entry["model"] = model[:200]
+        entry["input_tokens"] = as_count(item.get("input_tokens"))
+        entry["output_tokens"] = as_count(item.get("output_tokens"))
+        if isinstance(split, dict):
+            write_1h = min(as_count(split.get("ephemeral_1h_input_tokens")), write)
+        else:
+            write_1h = 0
+            if kind in _MESSAGE_TYPES:
+                unsplit.append(entry)
+        entry["cache_write_5m_tokens"] = write - write_1h
+        entry["cache_write_1h_tokens"] = write_1h
+        entry["cache_read_tokens"] = as_count(item.get("cache_read_input_tokens"))
+        out.append(entry)
+    # Bounded like one call's top level (usage.MAX_CALL_TOKENS), all samplings together.
+    if not plausible({name: sum(e[name] for e in out) for name in TOKEN_FIELDS}):
+        return None
+    unclaimed = top_1h - sum(e["cache_write_1h_tokens"] for e in out if e["type"] in _MESSAGE_TYPES)
+    for entry in unsplit:
+        moved = max(0, min(unclaimed, entry["cache_write_5m_tokens"]))
+        entry["cache_write_5m_tokens"] -= moved
+        entry["cache_write_1h_tokens"] += moved
+        unclaimed -= moved
+    if len(out) == 1 and out[0]["type"] == "message" and "model" not in out[0] \
+            and all(out[0][name] == top[name] for name in TOKEN_FIELDS):
+        return None
+    return json.dumps(out, separators=(",", ":"))
 
 
 def _tools_requested(content) -> tuple[list, str | None]:
