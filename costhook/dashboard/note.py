@@ -22,7 +22,7 @@ from costhook.dashboard import sections
 from costhook.errors import DashboardError
 from costhook.pricing import prices
 from costhook.store import db
-from costhook.views import activity, anomalies, cache, calls, cron, rollup, spend
+from costhook.views import activity, anomalies, cache, calls, cron, report, rollup, spend
 from costhook.views import budgets as views_budgets
 
 DEFAULT_NOTE = "costhook/Cost dashboard.md"
@@ -72,7 +72,25 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
     worst = [r for r in data["efficiency"]["sessions"] if r["grade"] == "C"]
     worst = sorted(worst, key=lambda r: -r["cost_usd"])[:5]
     rollup.fill_projects(conn, worst, [r["session_id"] for r in worst])
+    data["short_ids"] = report.short_session_ids(conn, _shown_sessions(data, worst))
     return data
+
+
+def _shown_sessions(data: dict, worst: list) -> list:
+    """The session ids the note names: each is shown by its shortest unique prefix."""
+    ids = [r["key"] for r in data["top"]["session"]["rows"]]
+    ids += [x["key"] for x in data["anomalies"]["anomalies"] if x["kind"] == "session"]
+    ids += [x["session_id"] for x in data["idle"]["top_idle_sessions"]] + [r["session_id"] for r in worst]
+
+    def walk(node):
+        if node.get("kind") == "session":
+            ids.append(node.get("id"))
+        for child in node.get("children", []):
+            walk(child)
+
+    for tree in data["trees"]:
+        walk(tree)
+    return ids
 
 
 def _on_own_connection(path, fn):

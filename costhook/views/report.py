@@ -91,6 +91,22 @@ def resolve_session(conn: sqlite3.Connection, text: str) -> str:
     return found[0] if found else text
 
 
+def short_session_ids(conn: sqlite3.Connection, ids, least: int = 8) -> dict:
+    """Each session id -> its shortest prefix of at least `least` characters that no other
+    recorded session id starts with (what tables show; resolve_session reads it back).
+    Two indexed look-ups an id: its neighbours in sorted order share the longest prefix."""
+    out = {}
+    for session_id in set(filter(None, ids)):
+        common = 0
+        for sql in ("SELECT max(session_id) FROM requests WHERE session_id < ?",
+                    "SELECT min(session_id) FROM requests WHERE session_id > ?"):
+            other = conn.execute(sql, (session_id,)).fetchone()[0] or ""
+            same = next((i for i, (a, b) in enumerate(zip(session_id, other)) if a != b), min(len(session_id), len(other)))
+            common = max(common, same)
+        out[session_id] = session_id[:max(least, common + 1)]
+    return out
+
+
 def _from_requests(conn, by, win, tz, filters) -> tuple[dict, dict]:
     where, args = _where(win, filters)
     if by in TIME_GROUPS:
