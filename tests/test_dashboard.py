@@ -281,6 +281,54 @@ def test_chart_source(conn, vault):
     assert feb[0] == "Feb" and feb[28] == "Mar" and len(set(feb)) == 30 and feb[29].rstrip("\u200b") == "2"
 
 
+def test_this_year_all_time_and_spend_per_model_by_month(conn, vault):
+    """What a reader looks for first: the year's and all-time spend, and where the money went
+    month by month. Oct: o1 (Sonnet, 10,000 output tokens = $0.15). Nov: Sonnet c1 $0.195 + S3
+    $0.0915 + H10..H17 8 x $0.09 = $1.0065; Opus S1 main thread $1.025; Haiku S1's Explore $0.021."""
+    from costhook.views import spend
+    from test_analytics import HAIKU
+
+    text = write(conn, vault).read_text()
+    props = properties(text)
+    assert props["cost_year_usd"] == "2.2025" and props["cost_all_time_usd"] == "2.2025"
+    summary = block(text, "summary")
+    assert "| This year (2026) | $2.20 | 17 |" in summary and "| All time | **$2.20** | 17 |" in summary
+    models = block(text, "models")
+    assert models.startswith("## Spend per model, last 6 months\n")  # from October, the first month with spend
+    assert "| Month | sonnet-4-5 | opus-4-5 | haiku-4-5 | Total |" in models
+    assert "| Oct 2026 | $0.15 | · | · | **$0.15** |" in models
+    assert "| Nov 2026 | $1.01 | $1.02 | $0.02 | **$2.05** |" in models
+    assert "Sep 2026" not in models
+    two = spend.models_by_month(conn, NOW, UTC, top_models=2)
+    assert two["models"] == ["claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101"] and HAIKU not in two["rows"][1]["models"]
+    assert [r["other_usd"] for r in two["rows"]] == [0.0, 0.021] and [r["total_usd"] for r in two["rows"]] == [0.15, 2.0525]
+
+
+def test_empty_sections_read_like_the_cli(home, vault):
+    """On a database without calls every section says what the CLI's view of the same
+    period says when it is empty, in the same words."""
+
+    def cli(*args):
+        proc = subprocess.run([COSTHOOK, *args, "--now", "2026-11-20T12:00:00Z"] if args[0] != "budget" else [COSTHOOK, *args],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip().split("\n")[0]
+
+    c = db.connect()
+    text = write(c, vault).read_text()
+    body = {name: block(text, name).split("\n\n", 1)[1].strip() for name in
+            ("budgets", "daily", "models", "leaderboards", "subagents", "tools", "cache", "anomalies", "idle", "efficiency", "whatif")}
+    week = cli("top", "--period", "7d")
+    assert week == "No usage in the last 7 days."
+    for name in ("leaderboards", "subagents", "tools", "cache", "idle", "efficiency", "whatif"):
+        assert body[name] == week, name
+    assert body["daily"] == cli("top", "--period", "30d") == "No usage in the last 30 days."
+    assert body["models"] == "No usage in the last 6 months."
+    assert body["anomalies"] == cli("anomalies") == "No anomalies in the last 30 days."
+    assert body["budgets"].replace("`", "") == cli("budget", "list") + "."
+    assert "| This year (2026) | $0.00 | 0 |" in block(text, "summary") and "| All time | **$0.00** | 0 |" in block(text, "summary")
+
+
 def _render_skip_reason() -> str | None:
     if shutil.which("chromium") is None:
         return "no chromium on PATH (.ci/run installs Debian's chromium with apt-get when it can)"

@@ -4,8 +4,12 @@ into markdown (without the block markers). `SECTIONS` is the note's order."""
 import re
 from datetime import datetime, timedelta, timezone
 
-from costhook.text import bar, md_code, md_table, md_text, money, percent
+from costhook.text import bar, md_code, md_table, md_text, money, no_usage, percent
 from costhook.views import report, rollup
+
+
+# As `costhook budget list` says it.
+NO_BUDGETS = "No budgets. Add one: `costhook budget set --scope global --period daily --limit 10 --action block`."
 
 
 def _short(data: dict, session_id: str | None) -> str:
@@ -14,6 +18,11 @@ def _short(data: dict, session_id: str | None) -> str:
     if not session_id:
         return md_code("?")
     return md_code(data.get("short_ids", {}).get(session_id) or session_id[:8])
+
+
+def _quiet_week(data: dict) -> bool:
+    """No call in the week the 7-day sections show: each says so the way the CLI's views do."""
+    return not data["top"]["session"]["total"]["requests"]
 
 
 def _when(stamp: str | None, tz) -> str:
@@ -42,6 +51,8 @@ def summary(data: dict) -> str:
             ["This week", money(p["week"]["cost_usd"]), f"{p['week']['requests']:,}"],
             ["This month", money(p["month"]["cost_usd"]), f"{p['month']['requests']:,}"],
             ["Last month", money(p["last_month"]["cost_usd"]), f"{p['last_month']['requests']:,}"],
+            [p["year"]["label"].capitalize(), money(p["year"]["cost_usd"]), f"{p['year']['requests']:,}"],
+            ["All time", f"**{money(p['all']['cost_usd'])}**", f"{p['all']['requests']:,}"],
         ]),
         "",
         f"> [!info] On track for **{money(proj['projected_month_usd'])}** this month",
@@ -56,7 +67,7 @@ def budgets(data: dict) -> str:
     tz = data["tz"]
     lines = ["## Budgets", ""]
     if not data["budgets"]:
-        lines.append("No budgets configured. Add one: `costhook budget set --scope global --period daily --limit 10`.")
+        lines.append(NO_BUDGETS)
     else:
         rows = []
         for b in data["budgets"]:
@@ -101,6 +112,8 @@ def daily(data: dict) -> str:
     values = ", ".join(f"{r['cost_usd']:.4f}".rstrip("0").rstrip(".") for r in rows)
     top_value = max((r["cost_usd"] for r in rows), default=0)
     change = t["change_7_days"]
+    if not any(r["requests"] for r in rows):
+        return f"## Daily spend, last {len(rows)} days\n\n{no_usage(f'last {len(rows)} days')}"
     lines = [
         "## Daily spend, last 30 days",
         "",
@@ -141,6 +154,26 @@ def _day_labels(days: list) -> list:
     return labels
 
 
+def models(data: dict) -> str:
+    """Spend per model in each of the last months: where the money went over time."""
+    m = data["models_by_month"]
+    lines = [f"## Spend per model, last {m['months']} months", ""]
+    if not m["rows"]:
+        return "\n".join(lines + [no_usage(f"last {m['months']} months")])
+    other = any(r["other_usd"] for r in m["rows"])
+    header = ["Month", *[md_text(_model(name)) for name in m["models"]], *(["Other"] if other else []), "Total"]
+    rows = []
+    for r in m["rows"]:
+        month = datetime.strptime(r["month"], "%Y-%m").strftime("%b %Y")
+        rows.append([month, *[money(r["models"][name]) if r["models"][name] else "·" for name in m["models"]],
+                     *([money(r["other_usd"])] if other else []), f"**{money(r['total_usd'])}**"])
+    lines.append(md_table(header, rows))
+    if m["models"]:
+        lines += ["", "_Models: " + ", ".join(f"{md_text(_model(name))} = {md_code(name)}" for name in m["models"])
+                  + ("; Other: the rest._" if other else "._")]
+    return "\n".join(lines)
+
+
 def leaderboards(data: dict) -> str:
     """The week's costliest sessions, projects, models, sub-agent types and skills."""
     tz = data["tz"]
@@ -148,7 +181,7 @@ def leaderboards(data: dict) -> str:
     lines = [f"## Leaderboards, {week.label}", ""]
     sessions_top = data["top"]["session"]
     if not sessions_top["rows"]:
-        lines.append("No usage in the last 7 days.")
+        lines.append(no_usage(week.label))
     else:
         lines += [f"**Most expensive sessions** (of {money(sessions_top['total']['cost_usd'])})", "",
                   md_table(["Session", "Project", "Started", "Spend", "Share"], [
@@ -167,7 +200,9 @@ def leaderboards(data: dict) -> str:
 def subagents(data: dict) -> str:
     """The cost trees of the week's costliest sessions with sub-agents."""
     lines = ["## Sub-agent cost tree", ""]
-    if not data["trees"]:
+    if _quiet_week(data):
+        lines.append(no_usage(data["week"].label))
+    elif not data["trees"]:
         lines.append("No session with sub-agents in the last 7 days.")
     for tree in data["trees"]:
         lines += [f"**Session {_short(data, tree['id'])}** ({md_text(tree['label'])}) — {money(tree['cost_usd'])}, {tree['requests']:,} calls", ""]
@@ -182,7 +217,7 @@ def tools(data: dict) -> str:
     tools = data["tools"]
     lines = [f"## Cost by tool, {week.label}", ""]
     if not tools["rows"]:
-        lines.append("No usage in the last 7 days.")
+        lines.append(no_usage(week.label))
     else:
         lines.append(md_table(["Tool", "Spend", "Share", "Calls", ""], [
             [md_code(r["tool"]) if r["tool"] != report.NO_TOOL else r["tool"], money(r["cost_usd"]), percent(r["share"]),
@@ -201,7 +236,7 @@ def cache(data: dict) -> str:
     tot = c["totals"]
     lines = [f"## Cache efficiency, {week.label}", ""]
     if not tot["requests"]:
-        lines.append("No usage in the last 7 days.")
+        lines.append(no_usage(week.label))
     else:
         lines += [
             f"Hit ratio **{percent(tot['hit_ratio'])}** · saved **{money(tot['saved_usd'])}** by cache reads · "
@@ -223,7 +258,7 @@ def anomalies(data: dict) -> str:
     an = data["anomalies"]["anomalies"]
     lines = ["## Anomalies, last 30 days", ""]
     if not an:
-        lines.append("Nothing unusual: no day, session or cron run cost 2× its 7-day average.")
+        lines.append(f"No anomalies in the last {data['anomalies']['days']} days.")
     for x in an[:8]:
         if x["kind"] == "day":
             what = f"**{x['at']}**" + (" (so far)" if x.get("partial") else "")
@@ -245,6 +280,8 @@ def idle(data: dict) -> str:
     week = data["week"]
     i = data["idle"]
     lines = [f"## Idle cost, {week.label}", ""]
+    if _quiet_week(data):
+        return "\n".join(lines + [no_usage(week.label)])
     lines.append(f"**{money(i['idle_cost_usd'])}** ({percent(i['idle_share'])} of {money(i['total_cost_usd'])}) went to "
                  f"{i['idle_turns']:,} of {i['turns']:,} turns that changed nothing; {i['idle_sessions']:,} of "
                  f"{i['sessions']:,} sessions were idle throughout.")
@@ -264,6 +301,8 @@ def efficiency(data: dict) -> str:
     week = data["week"]
     e = data["efficiency"]
     lines = [f"## Efficiency, {week.label}", ""]
+    if _quiet_week(data):
+        return "\n".join(lines + [no_usage(week.label)])
     if not e["graded_sessions"]:
         lines.append("Not enough sessions to grade.")
     else:
@@ -287,7 +326,9 @@ def whatif(data: dict) -> str:
     lines = [f"## What-if savings, {week.label}", ""]
     # Sub-agent types and skills only where one is set: the rest is already in the project rows.
     rows = [r for r in w["rows"] if (r["savings_usd"] or 0) > 0 and r["key"] not in (report.MAIN_AGENT, report.NONE_KEY)][:6]
-    if not rows:
+    if _quiet_week(data):
+        lines.append(no_usage(week.label))
+    elif not rows:
         lines.append("No cheaper model to compare with (calls on Opus or Sonnet are compared one family down).")
     else:
         lines.append(md_table(["Switch", "From → to", "Actual", "Would cost", "Savings"], [
@@ -388,7 +429,7 @@ def _tree_lines(data: dict, node: dict, depth: int) -> list:
 
 
 SECTIONS = {
-    "summary": summary, "budgets": budgets, "daily": daily, "leaderboards": leaderboards, "subagents": subagents,
+    "summary": summary, "budgets": budgets, "daily": daily, "models": models, "leaderboards": leaderboards, "subagents": subagents,
     "tools": tools, "cache": cache, "anomalies": anomalies, "idle": idle, "efficiency": efficiency,
     "whatif": whatif, "cron": cron, "unpriced": unpriced,
 }

@@ -4,7 +4,7 @@ daily trend. Money is integer nano-USD until it is returned (`*_usd` fields)."""
 from datetime import datetime, timedelta
 
 from costhook import text
-from costhook.timeframe import Period, period, utc_iso
+from costhook.timeframe import Period, calendar_months, period, this_year, utc_iso
 from costhook.usage import NANO
 from costhook.views import report
 from costhook.views.report import MAIN_AGENT, NONE_KEY, usd
@@ -12,11 +12,11 @@ from costhook.views.rollup import daily_costs, project_name, rollup_by_key, roll
 
 
 def summary(conn, now: datetime, tz) -> dict:
-    """Spend today, yesterday, this week, this month, last month and all time; the month's projection
+    """Spend today, yesterday, this week, this month, last month, this year and all time; the month's projection
     from the last 7 days; today's burn rate per hour."""
     periods = {}
-    for name in ("today", "yesterday", "week", "month", "last-month", "all"):
-        p = period(name, now, tz)
+    for name in ("today", "yesterday", "week", "month", "last-month", "year", "all"):
+        p = this_year(now, tz) if name == "year" else period(name, now, tz)
         total = rollup_total(conn, p)
         periods[name.replace("-", "_")] = {
             **p.to_json(), "cost_usd": usd(total["cost"]), "requests": total["requests"],
@@ -156,3 +156,25 @@ def trends(conn, now: datetime, tz, days: int = 30) -> dict:
         "last_7_days_usd": usd(last7), "previous_7_days_usd": usd(prev7),
         "change_7_days": round((last7 - prev7) / prev7, 4) if prev7 and len(rows) >= 14 else None,
     }
+
+
+def models_by_month(conn, now: datetime, tz, months: int = 6, top_models: int = 4) -> dict:
+    """Spend per model in each of the last `months` calendar months (from the first with
+    spend): the `top_models` costliest models of those months by name, the rest as `other`."""
+    periods = calendar_months(now, tz, months)
+    sums = [(p, rollup_by_key(conn, p, "model")) for p in periods]
+    while sums and not any(g["cost"] for g in sums[0][1].values()):
+        sums.pop(0)
+    totals: dict = {}
+    for _, groups in sums:
+        for model, g in groups.items():
+            totals[model] = totals.get(model, 0) + g["cost"]
+    models = [m for m, cost in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])) if cost][:top_models]
+    rows = []
+    for p, groups in sums:
+        total = sum(g["cost"] for g in groups.values())
+        named = {m: groups[m]["cost"] if m in groups else 0 for m in models}
+        rows.append({"month": p.name, "start": utc_iso(p.start), "models": {m: usd(c) for m, c in named.items()},
+                     "other_usd": usd(total - sum(named.values())), "total_usd": usd(total),
+                     "requests": sum(g["requests"] for g in groups.values())})
+    return {"months": len(periods), "models": models, "rows": rows}
