@@ -1,6 +1,7 @@
 """Where the money went: the spend summary with its projection, leaderboards and the
 daily trend. Money is integer nano-USD until it is returned (`*_usd` fields)."""
 
+from bisect import bisect_right
 from datetime import datetime, timedelta
 
 from costhook import text
@@ -160,18 +161,27 @@ def trends(conn, now: datetime, tz, days: int = 30) -> dict:
 
 def models_by_month(conn, now: datetime, tz, months: int = 6, top_models: int = 4) -> dict:
     """Spend per model in each of the last `months` calendar months (from the first with
-    spend): the `top_models` costliest models of those months by name, the rest as `other`."""
+    spend): the `top_models` costliest models of those months by name, the rest as `other`.
+    One pass over the rollup's model rows of those months."""
     periods = calendar_months(now, tz, months)
-    sums = [(p, rollup_by_key(conn, p, "model")) for p in periods]
-    while sums and not any(g["cost"] for g in sums[0][1].values()):
-        sums.pop(0)
+    edges = [p.buckets()[0] for p in periods]  # each month's first bucket, ascending
+    sums = [{} for _ in periods]
+    for key, bucket, cost, requests in conn.execute(
+        "SELECT key, bucket, cost_nanousd, requests FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?",
+        (edges[0], periods[-1].buckets()[1]),
+    ):
+        month = sums[bisect_right(edges, bucket) - 1]
+        g = month.setdefault(key, {"cost": 0, "requests": 0})
+        g["cost"] += cost
+        g["requests"] += requests
+    first = next((i for i, groups in enumerate(sums) if any(g["cost"] for g in groups.values())), len(sums))
     totals: dict = {}
-    for _, groups in sums:
+    for groups in sums[first:]:
         for model, g in groups.items():
             totals[model] = totals.get(model, 0) + g["cost"]
     models = [m for m, cost in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])) if cost][:top_models]
     rows = []
-    for p, groups in sums:
+    for p, groups in zip(periods[first:], sums[first:]):
         total = sum(g["cost"] for g in groups.values())
         named = {m: groups[m]["cost"] if m in groups else 0 for m in models}
         rows.append({"month": p.name, "start": utc_iso(p.start), "models": {m: usd(c) for m, c in named.items()},
