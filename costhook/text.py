@@ -80,6 +80,12 @@ def budget_money(nano: int, whole: bool = False) -> str:
     return f"${dollars:,.2f}"
 
 
+def no_usage(label: str) -> str:
+    """What a view over a period without calls says, in every view and the dashboard:
+    `No usage this week (2026-W49).`, `No usage in the last 7 days.`"""
+    return f"No usage {'in the ' if label.startswith('last ') else ''}{label}."
+
+
 # ------------------------------------------------------------------- numbers ------
 
 

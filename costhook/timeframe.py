@@ -207,6 +207,25 @@ class Period:
         }
 
 
+def this_year(now: datetime, tz) -> Period:
+    """The calendar year holding `now` in zone `tz` (the dashboard's "This year")."""
+    first = now.astimezone(tz).date().replace(month=1, day=1)
+    start = datetime.combine(first, datetime.min.time(), tz).astimezone(timezone.utc)
+    end = datetime.combine(first.replace(year=first.year + 1), datetime.min.time(), tz).astimezone(timezone.utc)
+    return Period("year", f"this year ({first.year})", start, end)
+
+
+def calendar_months(now: datetime, tz, count: int) -> list:
+    """The `count` calendar months up to the one holding `now` in zone `tz`, oldest first;
+    each Period is named by its key (`2026-11`)."""
+    months, moment = [], now
+    for _ in range(count):
+        key, start, end = period_bounds("monthly", moment, tz)
+        months.append(Period(key, key, start, end))
+        moment = start - timedelta(seconds=1)
+    return months[::-1]
+
+
 def period(name: str, now: datetime, tz) -> Period:
     """A named period in zone `tz`: calendar ones (today, week, month, last-…) or rolling
     ones (`7d`, `30d`, any `<N>d`: the last N×24 h, from the quarter hour)."""

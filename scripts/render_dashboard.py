@@ -9,7 +9,9 @@
 3. renders it to HTML the way Obsidian shows it (properties, callouts, Mermaid charts)
    with markdown-it and Mermaid, offline, from .cache/render/node_modules
    (`npm install --prefix .cache/render mermaid@11 markdown-it@14`, done on first use);
-4. takes a headless Chromium screenshot: OUT/screenshot.png.
+4. takes a headless Chromium screenshot: OUT/screenshot.png; with --check also OUT/dom.html
+   (the page after Mermaid ran, with the measured chart bars, axis labels and table rows)
+   and OUT/chart.png (the daily chart alone), which tests/test_dashboard.py looks at.
 
 Needs Chromium (`apt-get install chromium`) and npm for step 3-4; steps 1-2 need neither.
 """
@@ -23,6 +25,7 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / ".cache" / "render" / "node_modules"
@@ -69,11 +72,11 @@ PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Cost dashboard</title>
 <style>
   :root { --bg:#ffffff; --fg:#222326; --muted:#6b6f76; --line:#e3e5e8; --accent:#7c5cff; --code:#f4f4f6; }
-  body { background:var(--bg); color:var(--fg); font:15px/1.55 "Inter","DejaVu Sans",system-ui,sans-serif; margin:0; }
-  main { max-width: 960px; margin: 0 auto; padding: 28px 40px 60px; }
+  body { background:var(--bg); color:var(--fg); font:16px/1.5 "Inter","DejaVu Sans",system-ui,sans-serif; margin:0; }
+  main { max-width: 700px; margin: 0 auto; padding: 28px 40px 60px; }  /* Obsidian's readable line length */
   h1 { font-size: 30px; margin: 8px 0 4px; } h2 { font-size: 21px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
   p em, p > em { color: var(--muted); }
-  table { border-collapse: collapse; margin: 8px 0 12px; font-size: 14px; }
+  table { border-collapse: collapse; margin: 8px 0 12px; }
   th, td { border: 1px solid var(--line); padding: 4px 10px; } th { background: #f7f7f9; text-align: left; }
   code { background: var(--code); border-radius: 4px; padding: 1px 4px; font: 13px "DejaVu Sans Mono", monospace; }
   td code { background: none; padding: 0; color: var(--accent); letter-spacing: -1px; }
@@ -99,7 +102,7 @@ if (text.startsWith("---\\n")) {
   const end = text.indexOf("\\n---", 4);
   const rows = text.slice(4, end).split("\\n").filter(l => /^[A-Za-z_]+:/.test(l)).map(l => {
     const i = l.indexOf(":"); return `<tr><td>${l.slice(0, i)}</td><td>${l.slice(i + 1).trim() || "costhook"}</td></tr>`; });
-  props = `<div class="props"><div class="title">Properties</div><table>${rows.join("")}</table></div>`;
+  props = `<div class="props"><div class="title">Properties</div><table class="props-table">${rows.join("")}</table></div>`;
   text = text.slice(text.indexOf("\\n", end + 4) + 1);
 }
 const defaultFence = md.renderer.rules.fence;
@@ -115,9 +118,35 @@ for (const quote of document.querySelectorAll("blockquote")) {   // Obsidian cal
   first.innerHTML = `<span class="ct">${m[2] || m[1]}</span>` + first.innerHTML.slice(m[0].length);
   div.innerHTML = quote.innerHTML; quote.replaceWith(div);
 }
-mermaid.initialize({startOnLoad: false, theme: "default",
-  xyChart: {width: 860, height: 300}, themeVariables: {xyChart: {plotColorPalette: "#7c5cff"}}});
-mermaid.run({querySelector: "pre.mermaid"}).then(() => { document.title = "rendered"; });
+// As Obsidian's default light theme draws charts: Mermaid's "default" theme, nothing else;
+// whatever the chart looks like beyond that, its own %%{init}%% line must say.
+mermaid.initialize({startOnLoad: false, theme: "default"});
+mermaid.run({querySelector: "pre.mermaid"}).then(() => {
+  // What the test checks, measured in the page: the chart's bars and axis labels, and
+  // every table row's height against a one-line row's.
+  const box = e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+  const chart = document.querySelector("pre.mermaid svg");
+  const geometry = {
+    bars: chart ? [...chart.querySelectorAll("g.bar-plot-0 rect")].map(r => ({...box(r), fill: r.getAttribute("fill")})) : [],
+    covers: chart ? [...chart.querySelectorAll("g.bar-plot-1 rect")].map(r => ({...box(r), fill: r.getAttribute("fill")})) : [],
+    x_labels: chart ? [...chart.querySelectorAll("g.bottom-axis g.label text")].map(t => t.textContent) : [],
+    chart: chart ? box(chart) : null,
+    rows: [...document.querySelectorAll("table:not(.props-table) tr")].map(tr => ({text: tr.textContent.trim().slice(0, 60), h: tr.getBoundingClientRect().height})),
+    line_height: (() => { const t = document.createElement("table"); t.innerHTML = "<tr><td>x</td></tr>";
+      document.getElementById("note").append(t); const h = t.querySelector("tr").getBoundingClientRect().height; t.remove(); return h; })(),
+  };
+  const out = document.createElement("script");
+  out.type = "application/json"; out.id = "geometry"; out.textContent = JSON.stringify(geometry);
+  document.body.append(out);
+  if (location.hash.startsWith("#only=")) {   // one section alone at the top, for a small screenshot
+    const wanted = decodeURIComponent(location.hash.slice(6));
+    for (const h2 of document.querySelectorAll("#note h2")) if (h2.textContent === wanted) {
+      const keep = [h2]; for (let n = h2.nextElementSibling; n && n.tagName !== "H2"; n = n.nextElementSibling) keep.push(n);
+      document.getElementById("note").replaceChildren(...keep);
+    }
+  }
+  document.title = "rendered";
+});
 </script></body></html>
 """
 
@@ -138,19 +167,34 @@ def chromium() -> str | None:
     return None
 
 
-def screenshot(html: Path, png: Path, height: int = 4600) -> None:
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                  "--virtual-time-budget=8000")
+
+
+def run_chromium(url: str, *args: str) -> str:
+    """One headless Chromium run on a fresh profile; its standard output."""
     browser = chromium()
     if browser is None:
         raise SystemExit("no chromium on PATH (apt-get install chromium)")
     profile = tempfile.mkdtemp(prefix="costhook-chromium-")
     try:
-        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                        "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                        f"--user-data-dir={profile}", "--virtual-time-budget=8000", f"--screenshot={png}",
-                        f"--window-size=1000,{height}", html.as_uri()],
-                       check=True, capture_output=True, timeout=120)
+        proc = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+                              check=True, capture_output=True, text=True, timeout=120)
+        return proc.stdout
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot(html: Path, png: Path, height: int = 4600, only: str | None = None) -> None:
+    """A PNG of the page, 1000 px wide; with `only` (a section's heading), that section alone."""
+    url = html.as_uri() + (f"#only={quote(only)}" if only else "")
+    run_chromium(url, f"--screenshot={png}", f"--window-size=1000,{height}")
+
+
+def rendered_dom(html: Path) -> str:
+    """The page after markdown-it and Mermaid ran: its HTML, with the measured geometry."""
+    return run_chromium(html.as_uri(), "--dump-dom", "--window-size=1000,4000")
 
 
 def main(argv=None) -> int:
@@ -158,10 +202,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "examples" / "dashboard")
     parser.add_argument("--no-screenshot", action="store_true")
     parser.add_argument("--height", type=int, help="window height in pixels (default: from the note's length)")
+    parser.add_argument("--note", type=Path, help="render this note instead of building the example one")
+    parser.add_argument("--check", action="store_true",
+                        help="also write OUT/dom.html (the rendered page) and OUT/chart.png (the daily chart alone)")
+    parser.add_argument("--install-assets", action="store_true", help="only install the npm render assets, then exit")
     args = parser.parse_args(argv)
+    if args.install_assets:
+        ensure_assets()
+        return 0
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    note = build_note(out)
+    note = args.note.resolve() if args.note else build_note(out)
     print(f"wrote {note}")
     if args.no_screenshot:
         return 0
@@ -172,6 +223,10 @@ def main(argv=None) -> int:
     height = args.height or 18 * text.count("\n") + 40 * text.count("## ") + 420 * text.count("```mermaid") + 400
     screenshot(html, out / "screenshot.png", height)
     print(f"wrote {out / 'screenshot.png'}")
+    if args.check:
+        (out / "dom.html").write_text(rendered_dom(html), encoding="utf-8")
+        screenshot(html, out / "chart.png", 600, only="Daily spend, last 30 days")
+        print(f"wrote {out / 'dom.html'} and {out / 'chart.png'}")
     return 0
 
 

@@ -391,7 +391,7 @@ def test_bad_budget_config_fails_open_and_names_the_key(session, home):
     transcript, configure = session
     configure({"scope": "global", "period": "fortnightly", "limit": "5", "action": "block"})
     assert decision(run_hook(event(transcript, "UserPromptSubmit", prompt="x"))) is None
-    assert "budgets.0.period" in (home / "errors.log").read_text()
+    assert "budgets[0].period: 'fortnightly' is not one of" in (home / "errors.log").read_text()
 
 
 # ------------------------------------------------------------------ overshoot ----

@@ -86,7 +86,60 @@ def test_bad_config_is_a_clear_cli_error(home, tmp_path):
     (tmp_path / "config.toml").write_text("[[budgets]]\nscope = 'global'\nperiod = 'daily'\nlimit = 0\n")
     proc = cli("budget", "list")
     assert proc.returncode == 1
-    assert "budgets.0.limit" in proc.stderr and "Traceback" not in proc.stderr
+    assert "budgets[0].limit: must be a positive amount of USD" in proc.stderr and "Traceback" not in proc.stderr
     (tmp_path / "config.toml").write_text("this is = = not toml")
     proc = cli("report")
     assert proc.returncode == 1 and "not valid TOML" in proc.stderr
+
+
+BAD_CONFIGS = [  # (config, what the user is told)
+    ('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = "abc"\n', "budgets[0].limit: not a number: 'abc'"),
+    ('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = -1\n', "budgets[0].limit: must be a positive amount of USD"),
+    ('[[budgets]]\nscope = "global"\nperiod = "hourly"\nlimit = 1\n',
+     "budgets[0].period: 'hourly' is not one of 'session', 'run', 'daily', 'weekly' or 'monthly'"),
+    ('[[budgets]]\nscope = "global"\nperiod = "daily"\ntokens = "x"\n', "budgets[0].tokens: not a whole number: 'x'"),
+    ('[[budgets]]\nperiod = "daily"\nlimit = 1\nfoo = 1\n', "budgets[0].scope: missing; budgets[0].foo: unknown key"),
+    ('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = "1e999999999"\n', "budgets[0].limit: more than $1,000,000,000,000"),
+    ('[prices."my-model"]\ninput = "cheap"\noutput = 1\n', "prices.\"my-model\".input: not a number: 'cheap'"),
+    ('[prices."my-model"]\ninput = -1\noutput = 1\n', "prices.\"my-model\".input: must be a non-negative number"),
+    ('timezone = "Mars/Base"\n', "timezone: unknown time zone 'Mars/Base'"),
+    ('[dashboard]\nmin_interval_seconds = -5\nrefresh_on_session_end = "yes please"\n',
+     "dashboard.refresh_on_session_end: not true or false: 'yes please'; dashboard.min_interval_seconds: must be at least 0, not -5"),
+    ('budgets = 3\n', "budgets: not a list: 3"),
+]
+PYDANTIC_WORDS = ("Value error", "Input should", "valid decimal", "pydantic", "Field required", "Extra inputs")
+
+
+def test_config_errors_in_plain_words_everywhere(home, tmp_path, claude_dir):
+    """A wrong value in the config reads the same, in plain words, from every command that
+    meets it (a view, doctor, the dashboard) and in the hook's error log; never pydantic's."""
+    from conftest import acme_transcript, payload, run_hook
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    for config, told in BAD_CONFIGS:
+        (tmp_path / "config.toml").write_text(config)
+        summary, doctor, dashboard = cli("summary"), cli("doctor"), cli("dashboard", "--vault", str(vault))
+        assert summary.returncode == 1 and dashboard.returncode == 1, config
+        for out in (summary.stderr, doctor.stdout, dashboard.stderr):
+            assert told in out, (config, out)
+            assert not any(word in out for word in PYDANTIC_WORDS), (config, out)
+            assert "Traceback" not in out
+    (home / "errors.log").unlink(missing_ok=True)
+    (tmp_path / "config.toml").write_text(BAD_CONFIGS[0][0])
+    proc = run_hook(payload("UserPromptSubmit", transcript_path=str(acme_transcript(claude_dir))))
+    assert proc.returncode == 0 and proc.stdout == b""
+    log = (home / "errors.log").read_text()
+    assert BAD_CONFIGS[0][1] in log and not any(word in log for word in PYDANTIC_WORDS)
+
+
+def test_budget_set_errors_in_plain_words(home):
+    """`costhook budget set` names the option and says what is wrong with it."""
+    for args, told in (
+        (("--limit", "abc"), "Error: --limit: not a number: 'abc'"),
+        (("--limit", "-3", "--warn-at", "2"), "Error: --limit: must be a positive amount of USD; --warn-at: fractions must be in (0, 1]"),
+        (("--tokens", "5", "--limit", "1"), "Error: budget: give exactly one of `limit` (USD) or `tokens`"),
+    ):
+        proc = cli("budget", "set", "--scope", "global", "--period", "daily", *args)
+        assert proc.returncode == 2 and told in proc.stderr, proc.stderr
+        assert not any(word in proc.stderr for word in PYDANTIC_WORDS), proc.stderr

@@ -2,6 +2,7 @@
 regeneration that keeps the user's text, atomic writes under a lock, the SessionEnd refresh,
 and (when Chromium and the render assets are present) the rendered page."""
 
+import json
 import os
 import re
 import shutil
@@ -85,13 +86,13 @@ def test_note_numbers(conn, vault):
     assert "On track for **$4.59** this month" in summary and "**$0.09/hour**" in summary
 
     budgets = block(text, "budgets")
-    assert "| `daily-global` | 2026-11-20 | `████████████████████` 105% | $1.05 / $1.00 | $2.09 | over |" in budgets
+    assert "| `daily-global` | `██████████` 105% | $1.05 / $1.00 | $2.09 | over |" in budgets
     # Projections are linear in the period: daily 1.046 x 24/12 h = 2.092; monthly 2.0525 x 30/19.5 days = 3.158.
-    assert "| `monthly-global` | 2026-11 | `████░░░░░░░░░░░░░░░░` 21% | $2.05 / $10.00 | $3.16 | ok |" in budgets
+    assert "| `monthly-global` | `██░░░░░░░░` 21% | $2.05 / $10.00 | $3.16 | ok |" in budgets
 
     daily = block(text, "daily")
     bars = re.search(r"bar \[(.*)\]", daily).group(1).split(", ")
-    assert len(bars) == 30 and bars[-3:] == ["0.09", "0.20", "1.05"] and bars[-11] == "0.09"  # H10 on the 10th
+    assert len(bars) == 30 and bars[-3:] == ["0.0915", "0.195", "1.046"] and bars[-11] == "0.09"  # H10 on the 10th
     # The calendar week of Mon 16th: H16, H17, S3 ($0.0915), S2, S1 (today); Sat and Sun still to come.
     assert "| 16 Nov | $0.09 | $0.09 | $0.09 | $0.20 | $1.05 |  |  | **$1.51** |" in daily
 
@@ -122,7 +123,7 @@ def test_note_numbers(conn, vault):
     assert "Sessions graded: **A** 2 · **B** 0 · **C** 5." in block(text, "efficiency")
 
     whatif = block(text, "whatif")
-    assert "| project **alpha** | claude-opus-4-5-20251101 → claude-sonnet-4-5 | $1.02 | $0.61 | **$0.41** (40%) |" in whatif
+    assert "| project **alpha** | opus-4-5 → sonnet-4-5 | $1.02 | $0.61 | **$0.41** (40%) |" in whatif
     assert "| sub-agent **" not in whatif  # Explore runs on Haiku already: nothing cheaper to compare
     assert block(text, "cron").strip() == "" and block(text, "unpriced").strip() == ""
 
@@ -238,14 +239,181 @@ def test_not_refreshed_unless_configured(home, tmp_path, claude_dir, vault):
     assert not (vault / "costhook").exists()
 
 
-@pytest.mark.skipif(
-    shutil.which("chromium") is None or not (ROOT / ".cache" / "render" / "node_modules" / "mermaid").exists(),
-    reason="needs chromium and .cache/render (npm install --prefix .cache/render mermaid@11 markdown-it@14)",
-)
-def test_rendered_page(tmp_path):
-    out = tmp_path / "rendered"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_dashboard.py"), "--out", str(out), "--height", "1200"],
-                          capture_output=True, text=True, timeout=180, env={**os.environ})
+def test_session_ids_are_their_shortest_unique_prefix(conn, vault):
+    """Tables show a session by the fewest characters (8 at least) no other session starts
+    with; the CLI takes that prefix back."""
+    from costhook.pricing import prices as pricing
+    from costhook.pricing.prices import pricer
+    from costhook.store import writes
+    from test_analytics import SONNET, call
+
+    twin = "s1-0000-aaZZ"  # shares 10 characters with S1, long before the dashboard's windows
+    with db.transaction(conn):
+        writes.merge_requests(conn, {"z1": call("z1", twin, "2026-09-01T10:00:00.000Z", SONNET, out=10)},
+                              pricer(pricing.load_table()))
+    text = write(conn, vault).read_text()
+    assert f"| `{S1[:11]}` | alpha |" in block(text, "leaderboards")
+    assert f"**Session `{S1[:11]}`**" in block(text, "subagents")
+    assert "| `s2-0000-` | beta |" in block(text, "idle")  # no other session starts with s2-0000-
+    proc = subprocess.run([COSTHOOK, "tree", S1[:11], "--format", "json"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    png = (out / "screenshot.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
+    assert f'"id": "{S1}"' in proc.stdout
+
+
+def test_chart_source(conn, vault):
+    """The daily chart as markdown: its own colours, month names on the axis, exact values,
+    and a second series that covers the strip Mermaid draws under a bar of 0."""
+    from costhook.dashboard import sections
+
+    daily = block(write(conn, vault).read_text(), "daily")
+    init = re.search(r"^%%\{init: (.*)\}%%$", daily, re.M)
+    assert init, "the chart must carry its own theme"
+    settings = json.loads(init.group(1))
+    assert settings["theme"] == "base"
+    assert settings["themeVariables"]["xyChart"]["plotColorPalette"] == f"{sections.CHART_BAR}, {sections.CHART_BACKGROUND}"
+    labels = json.loads("[" + re.search(r"x-axis \[(.*)\]", daily).group(1) + "]")
+    assert labels[:3] == ["Oct", "23", "24"] and labels[9:12] == ["31", "Nov", "2"]  # 2026-10-22 .. 2026-11-20
+    series = re.findall(r"^    bar \[(.*)\]$", daily, re.M)
+    assert len(series) == 2 and set(series[1].split(", ")) == {"0"}
+    assert series[0].split(", ")[-3:] == ["0.0915", "0.195", "1.046"] and series[0].split(", ")[0] == "0"
+    # February: 30 days show the 1st-28th and then the 1st again; Mermaid would merge equal labels.
+    feb = sections._day_labels([f"2027-02-{d:02d}" for d in range(1, 29)] + ["2027-03-01", "2027-03-02"])
+    assert feb[0] == "Feb" and feb[28] == "Mar" and len(set(feb)) == 30 and feb[29].rstrip("\u200b") == "2"
+
+
+def test_this_year_all_time_and_spend_per_model_by_month(conn, vault):
+    """What a reader looks for first: the year's and all-time spend, and where the money went
+    month by month. Oct: o1 (Sonnet, 10,000 output tokens = $0.15). Nov: Sonnet c1 $0.195 + S3
+    $0.0915 + H10..H17 8 x $0.09 = $1.0065; Opus S1 main thread $1.025; Haiku S1's Explore $0.021."""
+    from costhook.views import spend
+    from test_analytics import HAIKU
+
+    text = write(conn, vault).read_text()
+    props = properties(text)
+    assert props["cost_year_usd"] == "2.2025" and props["cost_all_time_usd"] == "2.2025"
+    summary = block(text, "summary")
+    assert "| This year (2026) | $2.20 | 17 |" in summary and "| All time | **$2.20** | 17 |" in summary
+    models = block(text, "models")
+    assert models.startswith("## Spend per model, last 6 months\n")  # from October, the first month with spend
+    assert "| Month | sonnet-4-5 | opus-4-5 | haiku-4-5 | Total |" in models
+    assert "| Oct 2026 | $0.15 | · | · | **$0.15** |" in models
+    assert "| Nov 2026 | $1.01 | $1.02 | $0.02 | **$2.05** |" in models
+    assert "Sep 2026" not in models
+    two = spend.models_by_month(conn, NOW, UTC, top_models=2)
+    assert two["models"] == ["claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101"] and HAIKU not in two["rows"][1]["models"]
+    assert [r["other_usd"] for r in two["rows"]] == [0.0, 0.021] and [r["total_usd"] for r in two["rows"]] == [0.15, 2.0525]
+
+
+def test_empty_sections_read_like_the_cli(home, vault):
+    """On a database without calls every section says what the CLI's view of the same
+    period says when it is empty, in the same words."""
+
+    def cli(*args):
+        proc = subprocess.run([COSTHOOK, *args, "--now", "2026-11-20T12:00:00Z"] if args[0] != "budget" else [COSTHOOK, *args],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip().split("\n")[0]
+
+    c = db.connect()
+    text = write(c, vault).read_text()
+    body = {name: block(text, name).split("\n\n", 1)[1].strip() for name in
+            ("budgets", "daily", "models", "leaderboards", "subagents", "tools", "cache", "anomalies", "idle", "efficiency", "whatif")}
+    week = cli("top", "--period", "7d")
+    assert week == "No usage in the last 7 days."
+    for name in ("leaderboards", "subagents", "tools", "cache", "idle", "efficiency", "whatif"):
+        assert body[name] == week, name
+    assert body["daily"] == cli("top", "--period", "30d") == "No usage in the last 30 days."
+    assert body["models"] == "No usage in the last 6 months."
+    assert body["anomalies"] == cli("anomalies") == "No anomalies in the last 30 days."
+    assert body["budgets"].replace("`", "") == cli("budget", "list") + "."
+    assert "| This year (2026) | $0.00 | 0 |" in block(text, "summary") and "| All time | **$0.00** | 0 |" in block(text, "summary")
+
+
+def _render_skip_reason() -> str | None:
+    if shutil.which("chromium") is None:
+        return "no chromium on PATH (.ci/run installs Debian's chromium with apt-get when it can)"
+    if not (ROOT / ".cache" / "render" / "node_modules" / "mermaid" / "dist" / "mermaid.min.js").exists():
+        return "no .cache/render (python scripts/render_dashboard.py --install-assets: npm mermaid@11 markdown-it@14)"
+    return None
+
+
+def png_pixels(path: Path) -> tuple[int, int, list]:
+    """A non-interlaced 8-bit RGB/RGBA PNG (what Chromium writes) as (width, height, rows of RGB tuples)."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = header
+    assert depth == 8 and colour in (2, 6) and interlace == 0
+    step = 4 if colour == 6 else 3
+    raw, stride, rows, previous = zlib.decompress(idat), width * step, [], bytearray(width * step)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - step] if i >= step else 0
+            up, corner = previous[i], (previous[i - step] if i >= step else 0)
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        rows.append([tuple(line[x * step:x * step + 3]) for x in range(width)])
+        previous = line
+    return width, height, rows
+
+
+@pytest.mark.skipif(_render_skip_reason() is not None, reason=_render_skip_reason() or "")
+def test_rendered_page(tmp_path):
+    """The example dashboard as Obsidian's default light theme draws it (Mermaid's default
+    theme, a 700 px note), looked at: the chart's bars in its own colour, one bar per day
+    with spend and none for a $0 day, month names under the axis, no table row on two lines."""
+    from costhook.dashboard import sections
+
+    out = tmp_path / "rendered"
+    out.mkdir()
+    shutil.copy(ROOT / "examples" / "dashboard" / "config.toml", out / "config.toml")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_dashboard.py"), "--out", str(out), "--check",
+                           "--height", "1200"], capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "screenshot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dom = (out / "dom.html").read_text()
+    geometry = json.loads(re.search(r'<script type="application/json" id="geometry">(.*?)</script>', dom, re.S).group(1))
+    note = (out / "Cost dashboard.md").read_text()
+    costs = [float(v) for v in re.search(r"^    bar \[(.*)\]$", note, re.M).group(1).split(", ")]
+    assert len(costs) == 30 and costs.count(0) == 28  # the example: spend on its last two days only
+
+    # What Mermaid drew: 30 bars in the chart's colour, month names among the axis labels.
+    assert [b["fill"] for b in geometry["bars"]] == [sections.CHART_BAR] * 30
+    assert {"Oct", "Nov"} <= set(geometry["x_labels"]) and len(geometry["x_labels"]) == 30
+    # No table row wraps: each is one line high.
+    tall = [r for r in geometry["rows"] if r["h"] > 1.4 * geometry["line_height"]]
+    assert not tall, f"table rows on more than one line: {tall}"
+
+    # The picture of the chart alone: columns holding the bar colour are exactly the days with spend.
+    width, height, rows = png_pixels(out / "chart.png")
+    colour = tuple(int(sections.CHART_BAR[i:i + 2], 16) for i in (1, 3, 5))
+    columns = sorted({x for row in rows for x, rgb in enumerate(row) if rgb == colour})
+    runs = []
+    for x in columns:
+        if runs and x == runs[-1][1] + 1:
+            runs[-1][1] = x
+        else:
+            runs.append([x, x])
+    assert len(runs) == sum(1 for c in costs if c > 0), f"bars seen at columns {runs}"
+    tallest = max(sum(1 for row in rows if row[x] == colour) for x in columns)
+    assert tallest > 100  # the $1.57 day on a $2 axis

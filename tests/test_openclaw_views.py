@@ -241,3 +241,28 @@ def test_budget_status_judges_a_cron_run_budget_on_that_crons_latest_run(home, h
     cron = json.loads(subprocess.run([COSTHOOK, "cron", "--format", "json", *now], capture_output=True, text=True).stdout)
     assert status[0]["spent"] == NIGHTLY_COSTS[-1] == cron["budgets"][0]["spent"]
     assert status[0]["state"] == "ok" and not status[0]["blocking"]  # $0.012 of $0.02: 60 %
+
+
+def test_an_isolated_cron_run_is_one_anomaly_not_two(conn, request, monkeypatch):  # noqa: F811
+    """Run 4 of the nightly cron ($1.00 against $0.20 runs) is its own session, and that
+    session also costs over 2x the sessions started in the 7 days before it: one event,
+    listed once, as the cron run — by the view, `costhook anomalies` and the dashboard."""
+    from costhook.dashboard import sections
+    from costhook.views import anomalies as anomaly_views
+
+    import test_openclaw_views as here
+
+    monkeypatch.setattr(here, "NIGHTLY_COSTS", [0.2, 0.2, 0.2, 1.0, 0.2])
+    import_dir(conn, request.getfixturevalue("history"))
+    run4 = cv.runs(conn, job=NIGHTLY)[3]
+    assert run4["anomaly"] and run4["session_id"]
+    now = datetime.fromtimestamp((T0 + 5 * DAY) / 1000, timezone.utc)
+    found = anomaly_views.anomalies(conn, now, timezone.utc, 30)["anomalies"]
+    assert [(x["kind"], x["key"]) for x in found] == [("cron_run", run4["run_id"]), ("day", "2026-05-16")]
+    assert found[0]["session_id"] == run4["session_id"]
+    text = sections.anomalies({"tz": timezone.utc, "anomalies": {"anomalies": found}})
+    assert text.count("> [!warning]") == 2 and text.count("Cron run of **Nightly report**") == 1 and "Session" not in text
+    proc = subprocess.run([COSTHOOK, "anomalies", "--now", now.isoformat(), "--tz", "UTC"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("cron_run") == 1 and "\nsession" not in proc.stdout

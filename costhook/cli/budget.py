@@ -28,7 +28,7 @@ def budget():
 def budget_set(scope, period, limit_usd, tokens, warn_at, action, on_error, budget_id):
     """Add or replace a budget in the config file; prints its id."""
     from costhook.config import edit
-    from costhook.config.model import Budget
+    from costhook.config.model import Budget, describe
 
     try:
         fractions = [float(part) for part in warn_at.split(",") if part.strip()]
@@ -46,7 +46,9 @@ def budget_set(scope, period, limit_usd, tokens, warn_at, action, on_error, budg
     try:
         entry = Budget.model_validate(fields)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'budget'}: {e['msg']}" for e in exc.errors())
+        # Each problem named by its option (--limit, --warn-at), in plain words.
+        problems = "; ".join(f"{'--' + str(e['loc'][0]).replace('_', '-') if e['loc'] else 'budget'}: {describe(e)}"
+                             for e in exc.errors())
         raise click.UsageError(problems)
     stored = {"id": entry.id, "scope": entry.scope, "period": entry.period}
     if entry.limit is not None:

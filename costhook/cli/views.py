@@ -16,7 +16,7 @@ from costhook.cli.common import (
     setup,
     view_options,
 )
-from costhook.text import grid, money, percent, term_text
+from costhook.text import grid, money, no_usage, percent, term_text
 from costhook.views import activity, report, rollup, spend
 from costhook.views import anomalies as anomaly_views
 from costhook.views import cache as cache_views
@@ -59,7 +59,7 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["rows"]:
-            return f"No usage {d['period']['label']}."
+            return no_usage(d["period"]["label"])
         head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else [])
         rows = [head]
         for r in d["rows"]:

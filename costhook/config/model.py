@@ -34,6 +34,7 @@ class ModelPrice(Strict):
         return value
 
 
+MAX_LIMIT_USD = 10**12  # a bigger limit is a typo, and 1e999 would not quantize to nano-dollars
 SCOPE_KINDS = ("global", "session", "project", "model", "agent", "skill", "cron")
 PERIODS = ("session", "run", "daily", "weekly", "monthly")
 
@@ -68,6 +69,8 @@ class Budget(Strict):
     def positive_usd(cls, value):
         if value is not None and (not value.is_finite() or value <= 0):
             raise ValueError("must be a positive amount of USD")
+        if value is not None and value > MAX_LIMIT_USD:
+            raise ValueError(f"more than ${MAX_LIMIT_USD:,} is not a budget")
         if value is not None and value != value.quantize(Decimal("1e-9")):
             raise ValueError("at most 9 decimals (nano-dollars)")
         return value
@@ -169,8 +172,65 @@ def validate_data(raw: dict, source: str = "config") -> dict:
 
 
 def format_error(exc: ValidationError, source: str) -> str:
-    problems = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        problems.append(f"{key}: {error['msg']}")
-    return f"{source}: invalid config: " + "; ".join(problems)
+    """The config's problems in plain words, one per wrong value: `budgets[0].limit: not a
+    number: 'abc'` (never pydantic's own wording)."""
+    return f"{source}: invalid config: " + "; ".join(f"{error_key(e['loc'])}: {describe(e)}" for e in exc.errors())
+
+
+def error_key(loc) -> str:
+    """Where a value sits in the file: `budgets[0].limit`, `prices."my-model".input`."""
+    key = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif i > 0 and loc[i - 1] == "prices":
+            key += f'."{part}"'
+        else:
+            key += ("." if key else "") + str(part)
+    return key or "(top level)"
+
+
+_NUMBER = ("decimal_parsing", "decimal_type", "float_parsing", "float_type", "finite_number")
+_WHOLE = ("int_parsing", "int_type", "int_from_float")
+_TABLE = ("dict_type", "model_type", "model_attributes_type")
+
+
+def describe(error: dict) -> str:
+    """One pydantic error as plain words with the value found (shown short and escaped)."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    found = _shown(error.get("input"))
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", "not a valid value")).removeprefix("Assertion failed, ")
+    if kind in _NUMBER:
+        return f"not a number: {found}"
+    if kind in _WHOLE:
+        return f"not a whole number: {found}"
+    if kind in ("string_type", "string_unicode"):
+        return f"not text: {found}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"not true or false: {found}"
+    if kind == "literal_error":
+        return f"{found} is not one of {ctx.get('expected', 'the allowed values')}"
+    if kind == "missing":
+        return "missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "list_type":
+        return f"not a list: {found}"
+    if kind in _TABLE:
+        return f"not a table: {found}"
+    for bound, words in (("ge", "at least"), ("gt", "more than"), ("le", "at most"), ("lt", "less than")):
+        if bound in ctx:
+            limit = ctx[bound]
+            return f"must be {words} {int(limit) if limit == int(limit) else limit}, not {found}"
+    return f"not a valid value: {found}"
+
+
+def _shown(value) -> str:
+    """A value from the file in a message: repr (control characters escaped), at most 60 characters."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -22,15 +22,16 @@ from costhook.dashboard import sections
 from costhook.errors import DashboardError
 from costhook.pricing import prices
 from costhook.store import db
-from costhook.views import activity, anomalies, cache, calls, cron, rollup, spend
+from costhook.views import activity, anomalies, cache, calls, cron, report, rollup, spend
 from costhook.views import budgets as views_budgets
 
 DEFAULT_NOTE = "costhook/Cost dashboard.md"
 SECTIONS = tuple(sections.SECTIONS)
 OWNED_PROPERTIES = (
     "costhook_updated", "timezone", "cost_today_usd", "cost_yesterday_usd", "cost_week_usd", "cost_month_usd",
-    "cost_last_month_usd", "projected_month_usd", "burn_rate_usd_per_hour", "budget_status", "budgets_over",
-    "budgets_warning", "anomalies_30d", "cache_hit_ratio_7d", "idle_share_7d", "unpriced_requests_month",
+    "cost_last_month_usd", "cost_year_usd", "cost_all_time_usd", "projected_month_usd", "burn_rate_usd_per_hour",
+    "budget_status", "budgets_over", "budgets_warning", "anomalies_30d", "cache_hit_ratio_7d", "idle_share_7d",
+    "unpriced_requests_month",
 )
 BEGIN = "<!-- costhook:begin {} -->"
 END = "<!-- costhook:end {} -->"
@@ -62,6 +63,7 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
         data["summary"] = spend.summary(conn, now, tz)
         data["budgets"] = views_budgets.budget_status(conn, cfg, now, tz)
         data["trends"] = spend.trends(conn, now, tz, 30)
+        data["models_by_month"] = spend.models_by_month(conn, now, tz)
         data["anomalies"] = anomalies.anomalies(conn, now, tz, 30)
         data["top"] = {by: spend.top(conn, by, week, 5) for by in ("session", "project", "model", "agent", "skill")}
         data["trees"] = [activity.tree(conn, s) for s in activity.sessions_with_subagents(conn, week)[:2]]
@@ -72,7 +74,25 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
     worst = [r for r in data["efficiency"]["sessions"] if r["grade"] == "C"]
     worst = sorted(worst, key=lambda r: -r["cost_usd"])[:5]
     rollup.fill_projects(conn, worst, [r["session_id"] for r in worst])
+    data["short_ids"] = report.short_sessions(conn, _shown_sessions(data, worst))
     return data
+
+
+def _shown_sessions(data: dict, worst: list) -> list:
+    """The session ids the note names: each is shown by its shortest unique prefix."""
+    ids = [r["key"] for r in data["top"]["session"]["rows"]]
+    ids += [x["key"] for x in data["anomalies"]["anomalies"] if x["kind"] == "session"]
+    ids += [x["session_id"] for x in data["idle"]["top_idle_sessions"]] + [r["session_id"] for r in worst]
+
+    def walk(node):
+        if node.get("kind") == "session":
+            ids.append(node.get("id"))
+        for child in node.get("children", []):
+            walk(child)
+
+    for tree in data["trees"]:
+        walk(tree)
+    return ids
 
 
 def _on_own_connection(path, fn):
@@ -110,6 +130,8 @@ def frontmatter(data: dict) -> dict:
         "cost_week_usd": s["week"]["cost_usd"],
         "cost_month_usd": s["month"]["cost_usd"],
         "cost_last_month_usd": s["last_month"]["cost_usd"],
+        "cost_year_usd": s["year"]["cost_usd"],
+        "cost_all_time_usd": s["all"]["cost_usd"],
         "projected_month_usd": data["summary"]["projection"]["projected_month_usd"],
         "burn_rate_usd_per_hour": data["summary"]["burn_rate"]["today_usd_per_hour"],
         "budget_status": status,

@@ -1,15 +1,28 @@
 """The dashboard's sections: one function a section, each turning `note.collect`'s data
 into markdown (without the block markers). `SECTIONS` is the note's order."""
 
+import re
 from datetime import datetime, timedelta, timezone
 
-from costhook.text import bar, md_code, md_table, md_text, money, percent
+from costhook.text import bar, md_code, md_table, md_text, money, no_usage, percent
 from costhook.views import report, rollup
 
 
-def _short(session_id: str | None) -> str:
-    """A session id as shown: its first 8 characters, as inline code."""
-    return md_code((session_id or "?")[:8])
+# As `costhook budget list` says it.
+NO_BUDGETS = "No budgets. Add one: `costhook budget set --scope global --period daily --limit 10 --action block`."
+
+
+def _short(data: dict, session_id: str | None) -> str:
+    """A session id as shown: its shortest unique prefix (8 characters at least, as
+    `note.collect` worked out; `costhook … --session PREFIX` takes it), as inline code."""
+    if not session_id:
+        return md_code("?")
+    return md_code(data.get("short_ids", {}).get(session_id) or session_id[:8])
+
+
+def _quiet_week(data: dict) -> bool:
+    """No call in the week the 7-day sections show: each says so the way the CLI's views do."""
+    return not data["top"]["session"]["total"]["requests"]
 
 
 def _when(stamp: str | None, tz) -> str:
@@ -38,6 +51,8 @@ def summary(data: dict) -> str:
             ["This week", money(p["week"]["cost_usd"]), f"{p['week']['requests']:,}"],
             ["This month", money(p["month"]["cost_usd"]), f"{p['month']['requests']:,}"],
             ["Last month", money(p["last_month"]["cost_usd"]), f"{p['last_month']['requests']:,}"],
+            [p["year"]["label"].capitalize(), money(p["year"]["cost_usd"]), f"{p['year']['requests']:,}"],
+            ["All time", f"**{money(p['all']['cost_usd'])}**", f"{p['all']['requests']:,}"],
         ]),
         "",
         f"> [!info] On track for **{money(proj['projected_month_usd'])}** this month",
@@ -52,17 +67,18 @@ def budgets(data: dict) -> str:
     tz = data["tz"]
     lines = ["## Budgets", ""]
     if not data["budgets"]:
-        lines.append("No budgets configured. Add one: `costhook budget set --scope global --period daily --limit 10`.")
+        lines.append(NO_BUDGETS)
     else:
         rows = []
         for b in data["budgets"]:
             amount = money if b["unit"] == "usd" else (lambda v: f"{v:,} tok")
             state = {"ok": "ok", "warning": "⚠ warning", "over": "over", "blocking": "⛔ blocking",
                      "no session": "no session running"}[b["state"]]
-            rows.append([md_code(b["id"]), md_text(b["period_key"]), f"`{bar(b['fraction'])}` {percent(b['fraction'])}",
+            # No period column: the id names it (daily-…, monthly-…), and six columns wrap a 700 px note.
+            rows.append([md_code(b["id"]), f"`{bar(b['fraction'], 10)}` {percent(b['fraction'])}",
                          f"{amount(b['spent'])} / {amount(b['limit'])}",
                          amount(b["projected"]) if b["projected"] is not None else "–", state])
-        lines.append(md_table(["Budget", "Period", "Used", "Spent / limit", "Projected", "State"], rows, "llllrl"))
+        lines.append(md_table(["Budget", "Used", "Spent / limit", "Projected", "State"], rows, "lllrl"))
         fired = [(b, al) for b in data["budgets"] for al in b["alerts"]]
         if fired:
             lines += ["", "Alerts this period:"]
@@ -70,14 +86,34 @@ def budgets(data: dict) -> str:
     return "\n".join(lines)
 
 
+# The chart carries its own colours: Obsidian draws Mermaid in its light or dark theme, and
+# neither theme's palette was chosen for a spend chart. Two bar series: the spend, then a
+# bar of 0 in the background colour. Mermaid draws every bar up from the bottom of the plot,
+# which sits half a label below the y axis' 0, so a $0 day would show a stub; the second
+# series covers that strip, and a $0 day has no bar (crisp edges: no antialiased rim of the
+# spend bar around its cover).
+CHART_BAR = "#4f46e5"
+CHART_BACKGROUND = "#ffffff"
+CHART_INIT = ('%%{init: {"theme": "base", "themeVariables": {"xyChart": {'
+              f'"backgroundColor": "{CHART_BACKGROUND}", "titleColor": "#222326", '
+              '"xAxisLabelColor": "#444851", "xAxisLineColor": "#888c94", "xAxisTickColor": "#888c94", '
+              '"xAxisTitleColor": "#444851", "yAxisLabelColor": "#444851", "yAxisLineColor": "#888c94", '
+              '"yAxisTickColor": "#888c94", "yAxisTitleColor": "#444851", '
+              f'"plotColorPalette": "{CHART_BAR}, {CHART_BACKGROUND}"'
+              '}}, "themeCSS": ".bar-plot-0 rect, .bar-plot-1 rect { shape-rendering: crispEdges; }", '
+              '"xyChart": {"width": 900, "height": 320, "xAxis": {"labelFontSize": 13}}}}%%')
+
+
 def daily(data: dict) -> str:
     """The last 30 days: a mermaid bar chart and a calendar of weeks."""
     t = data["trends"]
     rows = t["rows"]
-    labels = ", ".join(f'"{r["day"][8:].lstrip("0")}"' for r in rows)  # day of month: 30 labels must fit
-    values = ", ".join(f"{r['cost_usd']:.2f}" for r in rows)
+    labels = ", ".join(f'"{label}"' for label in _day_labels([r["day"] for r in rows]))
+    values = ", ".join(f"{r['cost_usd']:.4f}".rstrip("0").rstrip(".") for r in rows)
     top_value = max((r["cost_usd"] for r in rows), default=0)
     change = t["change_7_days"]
+    if not any(r["requests"] for r in rows):
+        return f"## Daily spend, last {len(rows)} days\n\n{no_usage(f'last {len(rows)} days')}"
     lines = [
         "## Daily spend, last 30 days",
         "",
@@ -86,15 +122,55 @@ def daily(data: dict) -> str:
         + (f"; last 7 days {change * 100:+.0f}% vs the 7 before" if change is not None else "") + ".",
         "",
         "```mermaid",
+        CHART_INIT,
         "xychart-beta",
         f'    title "Spend per day (USD), {rows[0]["day"]} to {rows[-1]["day"]}"',
         f"    x-axis [{labels}]",
         f'    y-axis "USD" 0 --> {_nice_ceiling(top_value):g}',
         f"    bar [{values}]",
+        f"    bar [{', '.join('0' for _ in rows)}]",
         "```",
         "",
         _calendar(rows),
     ]
+    return "\n".join(lines)
+
+
+def _day_labels(days: list) -> list:
+    """The chart's x-axis labels: the month's short name on the first day shown and on
+    each 1st, the day of the month otherwise (30 labels must fit). Mermaid merges equal
+    labels into one bar, so a day number seen before (a window across February) gets a
+    zero-width space."""
+    from datetime import date
+
+    labels, seen = [], set()
+    for i, day in enumerate(days):
+        moment = date.fromisoformat(day)
+        label = f"{moment:%b}" if i == 0 or moment.day == 1 else str(moment.day)
+        while label in seen:
+            label += "\u200b"
+        seen.add(label)
+        labels.append(label)
+    return labels
+
+
+def models(data: dict) -> str:
+    """Spend per model in each of the last months: where the money went over time."""
+    m = data["models_by_month"]
+    lines = [f"## Spend per model, last {m['months']} months", ""]
+    if not m["rows"]:
+        return "\n".join(lines + [no_usage(f"last {m['months']} months")])
+    other = any(r["other_usd"] for r in m["rows"])
+    header = ["Month", *[md_text(_model(name)) for name in m["models"]], *(["Other"] if other else []), "Total"]
+    rows = []
+    for r in m["rows"]:
+        month = datetime.strptime(r["month"], "%Y-%m").strftime("%b %Y")
+        rows.append([month, *[money(r["models"][name]) if r["models"][name] else "·" for name in m["models"]],
+                     *([money(r["other_usd"])] if other else []), f"**{money(r['total_usd'])}**"])
+    lines.append(md_table(header, rows))
+    if m["models"]:
+        lines += ["", "_Models: " + ", ".join(f"{md_text(_model(name))} = {md_code(name)}" for name in m["models"])
+                  + ("; Other: the rest._" if other else "._")]
     return "\n".join(lines)
 
 
@@ -105,11 +181,11 @@ def leaderboards(data: dict) -> str:
     lines = [f"## Leaderboards, {week.label}", ""]
     sessions_top = data["top"]["session"]
     if not sessions_top["rows"]:
-        lines.append("No usage in the last 7 days.")
+        lines.append(no_usage(week.label))
     else:
         lines += [f"**Most expensive sessions** (of {money(sessions_top['total']['cost_usd'])})", "",
                   md_table(["Session", "Project", "Started", "Spend", "Share"], [
-                      [_short(r["key"]), md_text(rollup.project_name(r.get("project"))), _when(r.get("started_at"), tz),
+                      [_short(data, r["key"]), md_text(rollup.project_name(r.get("project"))), _when(r.get("started_at"), tz),
                        money(r["cost_usd"]), percent(r["share"])] for r in sessions_top["rows"]], "lllrr")]
         for by, title in (("project", "Projects"), ("model", "Models"), ("agent", "Sub-agent types"), ("skill", "Skills")):
             board = data["top"][by]
@@ -124,11 +200,13 @@ def leaderboards(data: dict) -> str:
 def subagents(data: dict) -> str:
     """The cost trees of the week's costliest sessions with sub-agents."""
     lines = ["## Sub-agent cost tree", ""]
-    if not data["trees"]:
+    if _quiet_week(data):
+        lines.append(no_usage(data["week"].label))
+    elif not data["trees"]:
         lines.append("No session with sub-agents in the last 7 days.")
     for tree in data["trees"]:
-        lines += [f"**Session {_short(tree['id'])}** ({md_text(tree['label'])}) — {money(tree['cost_usd'])}, {tree['requests']:,} calls", ""]
-        lines += _tree_lines(tree, 0)
+        lines += [f"**Session {_short(data, tree['id'])}** ({md_text(tree['label'])}) — {money(tree['cost_usd'])}, {tree['requests']:,} calls", ""]
+        lines += _tree_lines(data, tree, 0)
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -139,7 +217,7 @@ def tools(data: dict) -> str:
     tools = data["tools"]
     lines = [f"## Cost by tool, {week.label}", ""]
     if not tools["rows"]:
-        lines.append("No usage in the last 7 days.")
+        lines.append(no_usage(week.label))
     else:
         lines.append(md_table(["Tool", "Spend", "Share", "Calls", ""], [
             [md_code(r["tool"]) if r["tool"] != report.NO_TOOL else r["tool"], money(r["cost_usd"]), percent(r["share"]),
@@ -158,7 +236,7 @@ def cache(data: dict) -> str:
     tot = c["totals"]
     lines = [f"## Cache efficiency, {week.label}", ""]
     if not tot["requests"]:
-        lines.append("No usage in the last 7 days.")
+        lines.append(no_usage(week.label))
     else:
         lines += [
             f"Hit ratio **{percent(tot['hit_ratio'])}** · saved **{money(tot['saved_usd'])}** by cache reads · "
@@ -180,12 +258,12 @@ def anomalies(data: dict) -> str:
     an = data["anomalies"]["anomalies"]
     lines = ["## Anomalies, last 30 days", ""]
     if not an:
-        lines.append("Nothing unusual: no day, session or cron run cost 2× its 7-day average.")
+        lines.append(f"No anomalies in the last {data['anomalies']['days']} days.")
     for x in an[:8]:
         if x["kind"] == "day":
             what = f"**{x['at']}**" + (" (so far)" if x.get("partial") else "")
         elif x["kind"] == "session":
-            what = f"Session {_short(x['key'])} started {_when(x['at'], tz)}"
+            what = f"Session {_short(data, x['key'])} started {_when(x['at'], tz)}"
         else:
             what = f"Cron run of **{md_text(x.get('job'))}** at {_when(x['at'], tz)}"
         lines += [f"> [!warning] {what} cost {money(x['cost_usd'])}",
@@ -202,6 +280,8 @@ def idle(data: dict) -> str:
     week = data["week"]
     i = data["idle"]
     lines = [f"## Idle cost, {week.label}", ""]
+    if _quiet_week(data):
+        return "\n".join(lines + [no_usage(week.label)])
     lines.append(f"**{money(i['idle_cost_usd'])}** ({percent(i['idle_share'])} of {money(i['total_cost_usd'])}) went to "
                  f"{i['idle_turns']:,} of {i['turns']:,} turns that changed nothing; {i['idle_sessions']:,} of "
                  f"{i['sessions']:,} sessions were idle throughout.")
@@ -210,7 +290,7 @@ def idle(data: dict) -> str:
         lines += ["", f"Heartbeats: {hb['idle_turns']:,} of {hb['turns']:,} idle, {money(hb['idle_cost_usd'])} of {money(hb['cost_usd'])}."]
     if i["top_idle_sessions"]:
         lines += ["", md_table(["Idle session", "Project", "Started", "Spend", "Turns"], [
-            [_short(x["session_id"]), md_text(rollup.project_name(x["project"])), _when(x["started_at"], tz), money(x["cost_usd"]), x["turns"]]
+            [_short(data, x["session_id"]), md_text(rollup.project_name(x["project"])), _when(x["started_at"], tz), money(x["cost_usd"]), x["turns"]]
             for x in i["top_idle_sessions"]], "lllrr")]
     lines += ["", f"_{i['rule']}_"]
     return "\n".join(lines)
@@ -221,6 +301,8 @@ def efficiency(data: dict) -> str:
     week = data["week"]
     e = data["efficiency"]
     lines = [f"## Efficiency, {week.label}", ""]
+    if _quiet_week(data):
+        return "\n".join(lines + [no_usage(week.label)])
     if not e["graded_sessions"]:
         lines.append("Not enough sessions to grade.")
     else:
@@ -231,7 +313,7 @@ def efficiency(data: dict) -> str:
         worst = sorted((r for r in e["sessions"] if r["grade"] == "C"), key=lambda r: -r["cost_usd"])[:5]
         if worst:
             lines += ["", "Costliest C sessions:", "", md_table(["Session", "Project", "Spend", "Actions", "Per $"], [
-                [_short(r["session_id"]), md_text(rollup.project_name(r["project"])), money(r["cost_usd"]), r["actions"],
+                [_short(data, r["session_id"]), md_text(rollup.project_name(r["project"])), money(r["cost_usd"]), r["actions"],
                  f"{r['actions_per_usd']:.1f}"] for r in worst], "llrrr")]
     lines += ["", f"_{e['rule']}_"]
     return "\n".join(lines)
@@ -244,12 +326,14 @@ def whatif(data: dict) -> str:
     lines = [f"## What-if savings, {week.label}", ""]
     # Sub-agent types and skills only where one is set: the rest is already in the project rows.
     rows = [r for r in w["rows"] if (r["savings_usd"] or 0) > 0 and r["key"] not in (report.MAIN_AGENT, report.NONE_KEY)][:6]
-    if not rows:
+    if _quiet_week(data):
+        lines.append(no_usage(week.label))
+    elif not rows:
         lines.append("No cheaper model to compare with (calls on Opus or Sonnet are compared one family down).")
     else:
         lines.append(md_table(["Switch", "From → to", "Actual", "Would cost", "Savings"], [
             [f"{ {'project': 'project', 'agent': 'sub-agent', 'skill': 'skill'}[r['scope']]} **{md_text(r['name'])}**",
-             f"{md_text(r['from_model'])} → {md_text(r['to_model'])}", money(r["actual_usd"]), money(r["whatif_usd"]),
+             f"{md_text(_model(r['from_model']))} → {md_text(_model(r['to_model']))}", money(r["actual_usd"]), money(r["whatif_usd"]),
              f"**{money(r['savings_usd'])}** ({percent(r['savings_share'])})"] for r in rows], "llrrr"))
         lines += ["", f"_{w['rule']}_ Try others: `costhook whatif --to MODEL --by project|agent|skill`."]
     return "\n".join(lines)
@@ -312,6 +396,12 @@ def _day(period_json: dict, tz) -> str:
     return start.strftime("%a %d %b")
 
 
+def _model(name: str | None) -> str:
+    """A Claude model id without `claude-` and its release date, where a table row must fit
+    on one line: `claude-sonnet-4-5-20250929` → `sonnet-4-5`."""
+    return re.sub(r"^claude-(.+?)(-20\d{6})?$", r"\1", name or "?")
+
+
 def _nice_ceiling(value: float) -> float:
     """The chart's top: the next 1, 2, 2.5 or 5 × a power of ten at or above `value`."""
     if value <= 0:
@@ -323,7 +413,7 @@ def _nice_ceiling(value: float) -> float:
     return 10 * exponent
 
 
-def _tree_lines(node: dict, depth: int) -> list:
+def _tree_lines(data: dict, node: dict, depth: int) -> list:
     """A cost tree as a nested markdown list."""
     lines = []
     for child in node["children"]:
@@ -332,14 +422,14 @@ def _tree_lines(node: dict, depth: int) -> list:
         elif child["kind"] == "subagent":
             name = f"**{md_text(child['label'])}**" + (f" {md_code(child['id'][:8])}" if child.get("id") else "")
         else:
-            name = f"child session {_short(child['id'])} ({md_text(child['label'])})"
+            name = f"child session {_short(data, child['id'])} ({md_text(child['label'])})"
         lines.append(f"{'    ' * depth}- {name} — {money(child['cost_usd'])} ({percent(child['share'])}) · {child['requests']:,} calls")
-        lines += _tree_lines(child, depth + 1)
+        lines += _tree_lines(data, child, depth + 1)
     return lines
 
 
 SECTIONS = {
-    "summary": summary, "budgets": budgets, "daily": daily, "leaderboards": leaderboards, "subagents": subagents,
+    "summary": summary, "budgets": budgets, "daily": daily, "models": models, "leaderboards": leaderboards, "subagents": subagents,
     "tools": tools, "cache": cache, "anomalies": anomalies, "idle": idle, "efficiency": efficiency,
     "whatif": whatif, "cron": cron, "unpriced": unpriced,
 }

@@ -37,7 +37,11 @@ def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
     sessions.sort()
     found += _rolling("session", sessions, window_start)
     # Cron runs (OpenClaw): views/cron.py owns what a run is and costs, and flags them with the same rule.
-    found += _cron_anomalies(conn, window_start)
+    # An isolated cron run is a session of its own, costing what the session costs: when both
+    # are flagged it is one event, listed once, as the cron run (which names the job).
+    runs = _cron_anomalies(conn, window_start)
+    run_sessions = {run["session_id"] for run in runs if run.get("session_id")}
+    found = [x for x in found if not (x["kind"] == "session" and x["key"] in run_sessions)] + runs
     found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
     return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), "anomalies": found}
 
@@ -50,7 +54,8 @@ def _cron_anomalies(conn, window_start: datetime) -> list:
     for run in cron.anomalies(conn, since=utc_iso(window_start)):
         out.append({"kind": "cron_run", "key": run.get("run_id"), "job": run.get("job_name") or run.get("job_id"),
                     "at": (run.get("started_at") or "")[:16].replace("T", " "), "cost_usd": run.get("cost_usd"),
-                    "baseline_usd": run.get("rolling_avg_usd"), "ratio": run.get("ratio"), "baseline_count": None})
+                    "baseline_usd": run.get("rolling_avg_usd"), "ratio": run.get("ratio"), "baseline_count": None,
+                    "session_id": run.get("session_id")})
     return out
 
 

@@ -1,10 +1,11 @@
 """Where the money went: the spend summary with its projection, leaderboards and the
 daily trend. Money is integer nano-USD until it is returned (`*_usd` fields)."""
 
+from bisect import bisect_right
 from datetime import datetime, timedelta
 
 from costhook import text
-from costhook.timeframe import Period, period, utc_iso
+from costhook.timeframe import Period, calendar_months, period, this_year, utc_iso
 from costhook.usage import NANO
 from costhook.views import report
 from costhook.views.report import MAIN_AGENT, NONE_KEY, usd
@@ -12,11 +13,11 @@ from costhook.views.rollup import daily_costs, project_name, rollup_by_key, roll
 
 
 def summary(conn, now: datetime, tz) -> dict:
-    """Spend today, yesterday, this week, this month, last month and all time; the month's projection
+    """Spend today, yesterday, this week, this month, last month, this year and all time; the month's projection
     from the last 7 days; today's burn rate per hour."""
     periods = {}
-    for name in ("today", "yesterday", "week", "month", "last-month", "all"):
-        p = period(name, now, tz)
+    for name in ("today", "yesterday", "week", "month", "last-month", "year", "all"):
+        p = this_year(now, tz) if name == "year" else period(name, now, tz)
         total = rollup_total(conn, p)
         periods[name.replace("-", "_")] = {
             **p.to_json(), "cost_usd": usd(total["cost"]), "requests": total["requests"],
@@ -159,3 +160,34 @@ def trends(conn, now: datetime, tz, days: int = 30) -> dict:
         "last_7_days_usd": usd(last7), "previous_7_days_usd": usd(prev7),
         "change_7_days": round((last7 - prev7) / prev7, 4) if prev7 and len(rows) >= 14 else None,
     }
+
+
+def models_by_month(conn, now: datetime, tz, months: int = 6, top_models: int = 4) -> dict:
+    """Spend per model in each of the last `months` calendar months (from the first with
+    spend): the `top_models` costliest models of those months by name, the rest as `other`.
+    One pass over the rollup's model rows of those months."""
+    periods = calendar_months(now, tz, months)
+    edges = [p.buckets()[0] for p in periods]  # each month's first bucket, ascending
+    sums = [{} for _ in periods]
+    for key, bucket, cost, requests in conn.execute(
+        "SELECT key, bucket, cost_nanousd, requests FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?",
+        (edges[0], periods[-1].buckets()[1]),
+    ):
+        month = sums[bisect_right(edges, bucket) - 1]
+        g = month.setdefault(key, {"cost": 0, "requests": 0})
+        g["cost"] += cost
+        g["requests"] += requests
+    first = next((i for i, groups in enumerate(sums) if any(g["cost"] for g in groups.values())), len(sums))
+    totals: dict = {}
+    for groups in sums[first:]:
+        for model, g in groups.items():
+            totals[model] = totals.get(model, 0) + g["cost"]
+    models = [m for m, cost in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])) if cost][:top_models]
+    rows = []
+    for p, groups in zip(periods[first:], sums[first:]):
+        total = sum(g["cost"] for g in groups.values())
+        named = {m: groups[m]["cost"] if m in groups else 0 for m in models}
+        rows.append({"month": p.name, "start": utc_iso(p.start), "models": {m: usd(c) for m, c in named.items()},
+                     "other_usd": usd(total - sum(named.values())), "total_usd": usd(total),
+                     "requests": sum(g["requests"] for g in groups.values())})
+    return {"months": len(periods), "models": models, "rows": rows}
