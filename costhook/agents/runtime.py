@@ -22,6 +22,9 @@ AGENT_HOOKS = {  # `costhook hook --agent NAME` → the module whose handle(payl
 }
 MAX_STDIN = 32 << 20
 BUSY_TIMEOUT_MS = 3000
+# A hook in the background holds up nobody: it waits out a long import or catch-up rather
+# than give up (and leave a tool call or a session's end unrecorded).
+BACKGROUND_BUSY_TIMEOUT_MS = 120_000
 # How long a hook deciding a budget waits for another process's write lock, per write:
 # the verdict comes from what is stored (readers never wait in WAL), and the whole hook
 # must answer well within the agent's hook timeout (5 s for prompts and tools).
@@ -152,7 +155,7 @@ def open_db():
         from costhook.store import db
 
         try:
-            _conn = db.connect(busy_timeout_ms=BUSY_TIMEOUT_MS, upgrade=False)
+            _conn = db.connect(busy_timeout_ms=busy_timeout_ms(), upgrade=False)
         except Exception as exc:
             from costhook.errors import UpgradePending  # imported when raised: the hook pays for each module
 
@@ -183,6 +186,10 @@ def user_config() -> dict:
     return _config
 
 
+def busy_timeout_ms() -> int:
+    return BACKGROUND_BUSY_TIMEOUT_MS if BACKGROUND else BUSY_TIMEOUT_MS
+
+
 class deciding:
     """`with deciding():` around a hook's writes before a budget decision (catching up a
     transcript, recording a tool call): with budgets configured, each write waits at most
@@ -191,14 +198,14 @@ class deciding:
     already stored. Without budgets a hook only records, and waits the usual timeout."""
 
     def __enter__(self):
-        self.short = bool(user_config().get("budgets"))
+        self.short = not BACKGROUND and bool(user_config().get("budgets"))
         if self.short:
             open_db().execute(f"PRAGMA busy_timeout = {DECIDING_BUSY_MS}")
         return self
 
     def __exit__(self, *exc):
         if self.short and _conn is not None:
-            _conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            _conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
         return False
 
 

@@ -420,3 +420,44 @@ def test_iterations_are_billed_as_the_api_bills_them(iterations_run, tmp_path):
     assert snapshot(db) == snapshot(run.layout.db)
     assert query(db, "SELECT iterations FROM requests WHERE key = ?", (tool_key,)) == [
         {"iterations": by_key[tool_key]["iterations"]}]
+
+
+# ------------------------------------------- hooks that finish after the CLI -----
+def test_the_turn_does_not_wait_for_recording_and_nothing_is_lost_when_the_cli_exits_first(
+        tmp_path_factory, claude_bin, costhook_exe):
+    """Only the gates hold the turn (issue 14): with the database's write lock held by
+    another process for the whole run, `claude -p` still finishes at its usual pace, and
+    exits before a single row could be written; every hook that records does so later,
+    in its own session, and once the lock is released every call, the tool call and the
+    session's end arrive — none lost because the CLI exited first. Before, each hook held
+    the turn and gave up after its busy timeout: the run took seconds longer and nothing
+    was recorded."""
+    layout = h.make_layout(tmp_path_factory.mktemp("after-exit"))
+    assert h.run_costhook(layout, "install", "--scope", "user").returncode == 0
+    assert h.run_costhook(layout, "report").returncode in (0, 1)  # reading creates nothing
+    layout.costhook_home.mkdir(parents=True, exist_ok=True)
+    h.run_costhook(layout, "hook", input=json.dumps({"hook_event_name": "Notification"}))  # nothing to record
+    from costhook.store import db as store
+
+    store.connect(layout.db).close()  # the database exists, migrated, empty
+    holder = sqlite3.connect(layout.db, timeout=5, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long import would hold it
+    try:
+        run = h.run_claude(layout, "run echo hi", {"FAKE_TOOL": "Bash"}, claude=claude_bin)
+        assert run.rc == 0 and not run.timed_out and run.out, context(run)
+        assert query(layout.db, "SELECT count(*) AS n FROM requests") == [{"n": 0}]  # nothing could be written yet
+        assert run.wall_s < 8, f"the turn waited for the hooks: {run.wall_s} s"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    sid = run.out["session_id"]
+
+    def complete():
+        calls = query(layout.db, "SELECT count(*) AS n FROM requests")[0]["n"]
+        tools = query(layout.db, "SELECT count(*) AS n FROM tool_calls")[0]["n"]
+        ended = query(layout.db, "SELECT 1 FROM sessions WHERE session_id = ? AND end_reason IS NOT NULL", (sid,))
+        return calls == 2 and tools == 1 and bool(ended)
+
+    assert h.wait_for(complete, timeout=30), context(run)
+    total = query(layout.db, "SELECT sum(cost_nanousd) AS c FROM requests")[0]["c"]
+    assert total == usd_to_nano(run.out["total_cost_usd"]), context(run)
