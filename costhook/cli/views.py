@@ -267,7 +267,7 @@ def dashboard(vault, note, to_stdout, tz_name, now_text, db_path):
     settings = cfg.get("dashboard") or {}
     vault = vault or settings.get("vault")
     note = note or settings.get("note") or dash.DEFAULT_NOTE
-    conn = open_store(db_path, empty_ok=False)  # nothing recorded: no note to write
+    conn = open_store(db_path)
     table = price_table(cfg)
     if to_stdout:
         click.echo(dash.render(conn, cfg, now=now, tz=tz, table=table, db_path=db_path), nl=False)

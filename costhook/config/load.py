@@ -7,6 +7,7 @@ file's size and mtime: the hook pays for pydantic only on the first call after a
 
 import json
 import os
+import stat
 
 from costhook import paths
 
@@ -29,7 +30,7 @@ def load(path=None) -> dict:
     problem = paths.insecurity(os.path.realpath(path), kind="config")
     if problem:
         raise config_error(problem)
-    if st.st_size == 0:
+    if st.st_size == 0 and stat.S_ISREG(st.st_mode):
         return {}  # nothing to validate (and no pydantic to import)
     # The file's identity, ctime included (nobody can set it), so a cache written for
     # another file, or for this one before it changed, never stands in for it.
