@@ -5,13 +5,14 @@
 #   ./install.sh --test [-- ARGS] project-local .venv with the test extras, then the whole
 #                                pytest suite (exit code = pytest's); never touches ~/.claude
 #   ./install.sh --uninstall     remove the hooks, the `costhook` link and the venv; keep data
-# Options: --no-hooks, --no-import, --statusline, -h/--help.
+# Options: --no-hooks, --no-import, --statusline, -v/--verbose (show the settings diff),
+#          -h/--help.
 # Environment: COSTHOOK_VENV (venv dir), COSTHOOK_BIN_DIR (default ~/.local/bin),
 #              PYTHON (interpreter to use; must be >= 3.11).
 set -eu
 
 usage() {
-    sed -n '2,11s/^# \{0,1\}//p' "$0"
+    sed -n '2,12s/^# \{0,1\}//p' "$0"
 }
 
 die() { echo "install.sh: $*" >&2; exit 1; }
@@ -22,6 +23,7 @@ mode=install
 hooks=1
 import=1
 statusline=
+verbose=
 while [ $# -gt 0 ]; do
     case $1 in
         --test) mode=test ;;
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
         --no-hooks) hooks= ;;
         --no-import) import= ;;
         --statusline) statusline=--statusline ;;
+        -v|--verbose) verbose=--verbose ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
         *) die "unknown option: $1 (see --help)" ;;
@@ -135,6 +138,10 @@ if [ "$mode" = uninstall ]; then
 fi
 
 ensure_venv "$venv"
+# costhook's data folder is private (0700), as costhook itself makes it; the default venv
+# lives in it, and ensure_venv made it with the umask's mode.
+data_dir=${COSTHOOK_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/costhook}
+(umask 077 && mkdir -p "$data_dir") && chmod 700 "$data_dir" || die "cannot make $data_dir private"
 say "installing costhook from $repo into $venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$repo"
 [ -x "$venv/bin/costhook" ] || die "pip did not install $venv/bin/costhook"
@@ -157,12 +164,13 @@ esac
 costhook=$venv/bin/costhook
 if [ -n "$hooks" ]; then
     say "registering Claude Code hooks (user scope)"
-    # shellcheck disable=SC2086  # $statusline is empty or one word
-    "$costhook" install --scope user $statusline || die "costhook install failed (nothing else was changed)"
+    # shellcheck disable=SC2086  # $statusline and $verbose are empty or one word
+    "$costhook" install --scope user $statusline $verbose || die "costhook install failed (nothing else was changed)"
     openclaw_state=${OPENCLAW_STATE_DIR:-${OPENCLAW_HOME:-$HOME}/.openclaw}
     if [ -d "$openclaw_state" ]; then
         say "registering the OpenClaw plugin ($openclaw_state)"
-        "$costhook" install --agent openclaw || warn "OpenClaw plugin install failed; run \`costhook install --agent openclaw\` later"
+        # shellcheck disable=SC2086
+        "$costhook" install --agent openclaw $verbose || warn "OpenClaw plugin install failed; run \`costhook install --agent openclaw\` later"
     fi
 fi
 if [ -n "$import" ]; then

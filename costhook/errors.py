@@ -14,6 +14,10 @@ class StoreError(Exception):
     """The database cannot be used (corrupt, wrong file, newer schema)."""
 
 
+class NoDatabase(StoreError):
+    """There is no database file where a read-only command was told to look."""
+
+
 class UpgradePending(StoreError):
     """An existing database needs schema steps; the caller chose not to wait for them."""
 

@@ -29,6 +29,11 @@ def db_file(override: str | os.PathLike | None = None) -> str:
     return os.path.join(home_dir(), "costhook.db")
 
 
+def db_named(override=None) -> bool:
+    """Whether the database file was named (`--db` or `$COSTHOOK_DB`), not the default."""
+    return bool(override or os.environ.get("COSTHOOK_DB"))
+
+
 def config_file() -> str:
     """`$COSTHOOK_CONFIG`, else `$XDG_CONFIG_HOME/costhook/config.toml` (default `~/.config`)."""
     explicit = os.environ.get("COSTHOOK_CONFIG")
@@ -37,6 +42,11 @@ def config_file() -> str:
     xdg = os.environ.get("XDG_CONFIG_HOME")
     base = os.path.expanduser(xdg) if xdg else os.path.join(os.path.expanduser("~"), ".config")
     return os.path.join(base, "costhook", "config.toml")
+
+
+def config_named() -> bool:
+    """Whether `$COSTHOOK_CONFIG` names the config file (then it must exist)."""
+    return bool(os.environ.get("COSTHOOK_CONFIG"))
 
 
 def errors_log_file() -> str:

@@ -37,7 +37,8 @@ def build_note(out: Path, now: datetime = NOW) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix="costhook-example-"))
     os.environ["COSTHOOK_HOME"] = str(scratch)
     os.environ["COSTHOOK_DB"] = str(scratch / "costhook.db")
-    os.environ["COSTHOOK_CONFIG"] = str(out / "config.toml")
+    config = out / "config.toml"  # else the example's (a COSTHOOK_CONFIG naming no file is an error)
+    os.environ["COSTHOOK_CONFIG"] = str(config if config.exists() else ROOT / "examples" / "dashboard" / "config.toml")
     from costhook.pricing.prices import pricer
     from costhook import budgets, timeframe
     from costhook.config import load as config

@@ -25,7 +25,9 @@ def home(tmp_path, monkeypatch):
     root = tmp_path / "costhook-home"
     monkeypatch.setenv("COSTHOOK_HOME", str(root))
     monkeypatch.setenv("COSTHOOK_DB", str(root / "costhook.db"))
-    monkeypatch.setenv("COSTHOOK_CONFIG", str(tmp_path / "config.toml"))
+    config = tmp_path / "config.toml"
+    config.touch()  # empty: no budgets (a COSTHOOK_CONFIG that names no file is an error)
+    monkeypatch.setenv("COSTHOOK_CONFIG", str(config))
     monkeypatch.delenv("CLAUDE_CODE_ENTRYPOINT", raising=False)
     return root
 

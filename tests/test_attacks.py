@@ -348,6 +348,28 @@ def test_a_broken_config_keeps_the_budgets_it_last_had(home, spent, tmp_path):
     assert len(lines) == 1 and "share the id" in lines[0], lines
 
 
+def test_a_missing_named_config_keeps_the_budgets_it_last_had_and_is_logged_once(home, spent, tmp_path):
+    """COSTHOOK_CONFIG names a file that is gone (moved, a typo in the variable): the hook
+    ran with no budgets and said nothing."""
+    (tmp_path / "config.toml").unlink()
+    for _ in range(3):
+        out, _ = timed_hook(event(spent, "UserPromptSubmit", prompt="x"))
+        assert out and out["decision"] == "block", out
+    lines = (home / "errors.log").read_text().splitlines()
+    assert len(lines) == 1 and "COSTHOOK_CONFIG names" in lines[0] and "does not exist" in lines[0], lines
+
+
+@pytest.mark.parametrize("args", [["budget", "list"], ["budget", "status"], ["report"], ["summary"], ["doctor"]],
+                         ids=" ".join)
+def test_a_missing_named_config_is_reported_by_the_cli(home, tmp_path, args):
+    missing = tmp_path / "nowhere" / "config.toml"
+    proc = subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COSTHOOK_CONFIG": str(missing)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"COSTHOOK_CONFIG names {missing}, which does not exist" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and not missing.parent.exists()
+
+
 # ------------------------------------------------------- overlapping reads --------
 
 

@@ -33,7 +33,8 @@ def test_import_missing_dir_is_a_clear_error(home, tmp_path):
     assert proc.returncode == 1 and "no such directory" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_doctor_reports_hooks_and_unpriced_models(home, tmp_path):
+def test_doctor_reports_hooks_and_unpriced_models(home, tmp_path, monkeypatch):
+    monkeypatch.delenv("COSTHOOK_DB")  # the default location: nothing recorded yet is no problem
     claude = tmp_path / "claude-config"
     env = {"CLAUDE_CONFIG_DIR": str(claude)}
     proc = cli("doctor", env=env)
@@ -41,7 +42,8 @@ def test_doctor_reports_hooks_and_unpriced_models(home, tmp_path):
     assert cli("install", env=env).returncode == 0
     proc = cli("doctor", env=env)
     assert proc.returncode == 0, proc.stdout
-    assert "9 events" in proc.stdout and "integrity: ok" in proc.stdout
+    assert "9 events" in proc.stdout and "none yet: nothing recorded" in proc.stdout
+    assert not home.exists()  # doctor only looks
     transcript = tmp_path / "projects" / "p" / "s.jsonl"
     transcript.parent.mkdir(parents=True)
     transcript.write_text(
@@ -52,12 +54,15 @@ def test_doctor_reports_hooks_and_unpriced_models(home, tmp_path):
     cli("import", "--claude-dir", str(tmp_path))
     proc = cli("doctor", env=env)
     assert proc.returncode == 1 and "unpriced   acme-llm-9: 1 requests" in proc.stdout
+    assert "integrity: ok" in proc.stdout
 
 
-def test_doctor_asks_for_the_event_an_upgraded_claude_code_knows(home, tmp_path):
+def test_doctor_asks_for_the_event_an_upgraded_claude_code_knows(home, tmp_path, monkeypatch):
     """Installed for Claude Code 2.1.330 (no PreSkillShellCommand), then the CLI is upgraded
     to 2.1.332: doctor names the missing event until `costhook install` runs again."""
     import os
+
+    monkeypatch.delenv("COSTHOOK_DB")  # the default location: nothing recorded yet is no problem
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -246,6 +246,7 @@ def test_a_damaged_database_is_kept_and_the_advice_never_loses_data(home):
 
 
 def test_a_config_that_is_a_directory_is_a_clear_error(home, tmp_path):
+    (tmp_path / "config.toml").unlink()
     (tmp_path / "config.toml").mkdir()
     for args in (["report"], ["summary"], ["budget", "list"]):
         _clear_failure(costhook(*args), "config.toml: cannot read config")

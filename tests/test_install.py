@@ -750,3 +750,93 @@ def test_plugin_installs_and_records_under_real_claude_code(tmp_path, version):
                   for t in ("requests", "tool_calls", "sessions")}
     assert counts == {"requests": 2, "tool_calls": 1, "sessions": 1}, run.describe()
     assert not layout.errors_log.exists() or not layout.errors_log.read_text()
+
+
+# -- install.sh, for real: a fresh HOME, its own venv, re-run every way -------------
+
+
+def _fresh_home_env(tmp_path) -> dict:
+    """A user's environment with nothing of costhook's: HOME is tmp, no COSTHOOK_* at all."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+
+
+def _settings_state(home: Path) -> tuple[bytes, list[Path]]:
+    settings = home / ".claude" / "settings.json"
+    return settings.read_bytes(), backups(settings)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """`./install.sh` once into a fresh HOME: (env, HOME, its output)."""
+    env = _fresh_home_env(tmp_path_factory.mktemp("install-sh"))
+    done = subprocess.run([str(REPO / "install.sh")], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return env, Path(env["HOME"]), done.stdout
+
+
+@pytest.mark.slow
+def test_install_sh_makes_the_data_folder_private(installed):
+    _, home, _ = installed
+    assert stat.S_IMODE((home / ".local" / "share" / "costhook").stat().st_mode) == 0o700
+
+
+@pytest.mark.slow
+def test_install_sh_prints_a_summary_not_the_settings_diff(installed):
+    _, _, out = installed
+    assert "+++" not in out and '"hooks"' not in out, out
+    assert len(out.splitlines()) <= 15, out
+    assert "Installed costhook hooks" in out
+
+
+@pytest.mark.slow
+def test_install_sh_does_not_say_no_claude_directories_after_making_one(installed):
+    _, home, out = installed
+    assert (home / ".claude").is_dir()
+    assert "no Claude directories found" not in out
+    assert "No Claude Code transcripts to import yet" in out
+
+
+@pytest.mark.slow
+def test_reinstalling_every_way_writes_the_same_command_and_no_backup(installed):
+    """./install.sh again, `~/.local/bin/costhook install`, `python -m costhook install` and
+    `install --statusline` all write the same hook command: no rewrite, no new backup."""
+    env, home, _ = installed
+    settings = home / ".claude" / "settings.json"
+    installed_bytes = settings.read_bytes()
+    assert backups(settings) == []
+    commands = {handler["command"] for entries in ours(json.loads(installed_bytes)).values() for _, handler in entries}
+    assert len(commands) == 1
+
+    link = home / ".local" / "bin" / "costhook"
+    venv_python = home / ".local" / "share" / "costhook" / "venv" / "bin" / "python"
+    for argv in ([str(link), "install"], [str(venv_python), "-m", "costhook", "install"],
+                 [str(REPO / "install.sh"), "--no-import"]):
+        again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already installed" in again.stdout, (argv, again.stdout)
+        assert (settings.read_bytes(), backups(settings)) == (installed_bytes, []), argv
+
+    status = subprocess.run([str(link), "install", "--statusline"], capture_output=True, text=True, env=env, timeout=60)
+    assert status.returncode == 0, status.stderr
+    data = json.loads(settings.read_text())
+    assert {handler["command"] for entries in ours(data).values() for _, handler in entries} == commands
+    assert data["statusLine"]["command"] == commands.pop().replace(" hook", " statusline")
+    assert len(backups(settings)) == 1  # adding the statusLine was a change
+    twice = subprocess.run([str(REPO / "install.sh"), "--no-import", "--statusline"], capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert twice.returncode == 0 and "already installed" in twice.stdout, twice.stdout + twice.stderr
+    assert len(backups(settings)) == 1
+
+
+def test_install_prints_the_diff_only_on_a_dry_run_or_when_verbose(config_dir, tmp_path):
+    env = {**os.environ, "CLAUDE_CONFIG_DIR": str(config_dir)}
+    exe = str(Path(sys.executable).parent / "costhook")
+    dry = subprocess.run([exe, "install", "--dry-run"], capture_output=True, text=True, env=env, timeout=60)
+    assert "+++" in dry.stdout and not (config_dir / "settings.json").exists()
+    quiet = subprocess.run([exe, "install"], capture_output=True, text=True, env=env, timeout=60)
+    assert quiet.returncode == 0 and "+++" not in quiet.stdout
+    assert quiet.stdout.startswith("Installed costhook hooks") and len(quiet.stdout.splitlines()) == 1
+    removed = subprocess.run([exe, "uninstall", "--verbose"], capture_output=True, text=True, env=env, timeout=60)
+    assert removed.returncode == 0 and "+++" in removed.stdout and "Removed" in removed.stdout

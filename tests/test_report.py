@@ -3,7 +3,9 @@
 import csv
 import io
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import COSTHOOK
@@ -47,8 +49,9 @@ def populated(home, tmp_path):
     return conn
 
 
-def cli(*args, check=True):
-    proc = subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=60)
+def cli(*args, check=True, env=None):
+    proc = subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -139,9 +142,30 @@ def test_unpriced_line_follows_the_filters(populated):
         assert "TOTAL" in out and "Unpriced" not in out and "mystery-model" not in out
 
 
-def test_empty_database_reports_nothing_cleanly(home):
+def test_nothing_recorded_yet_reports_nothing_cleanly_and_creates_nothing(home, monkeypatch):
+    """At the default location (no --db, no COSTHOOK_DB) a missing database is "nothing
+    recorded yet": empty reports, and neither the file nor its folder is made."""
+    monkeypatch.delenv("COSTHOOK_DB")
+    Path(os.environ["COSTHOOK_CONFIG"]).write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 5\n')
     assert "No usage recorded" in cli("report").stdout
     assert report_json()["totals"]["requests"] == 0
+    for args in (["summary"], ["top"], ["tools"], ["budget", "status"], ["cron"], ["trends"]):
+        assert cli(*args).returncode == 0, args
+    assert not home.exists()
+
+
+@pytest.mark.parametrize("args", [["report"], ["report", "--by", "model", "--format", "json"], ["summary"], ["top"],
+                                  ["tools"], ["cache"], ["efficiency"], ["whatif", "--to", "claude-haiku-4-5"],
+                                  ["anomalies"], ["budget", "status"], ["cron"], ["dashboard", "--stdout"], ["doctor"]],
+                         ids=" ".join)
+@pytest.mark.parametrize("how", ["--db", "COSTHOOK_DB"])
+def test_a_named_database_that_does_not_exist_is_an_error_and_nothing_is_created(home, tmp_path, args, how):
+    typo = tmp_path / "typo" / "x.db"
+    env = {"COSTHOOK_DB": str(typo)} if how == "COSTHOOK_DB" else {}
+    proc = cli(*args, *(["--db", str(typo)] if how == "--db" else []), check=False, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"no costhook database at {typo}" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    assert not typo.parent.exists() and not home.exists()
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,15 @@ def test_broken_config_is_shown_not_fatal(home):
     assert "config" in (home / "errors.log").read_text()
 
 
+def test_a_missing_named_config_is_shown_and_logged_once(home):
+    add_calls([{"cost_nanousd": NANO}])
+    Path(os.environ["COSTHOOK_CONFIG"]).unlink()
+    for _ in range(3):
+        assert line(statusline_payload()) == "$1.00 session · 0 tok · config error"
+    lines = (home / "errors.log").read_text().splitlines()
+    assert len(lines) == 1 and "COSTHOOK_CONFIG names" in lines[0], lines
+
+
 # ------------------------------------------------------------------ rate limits -----
 
 

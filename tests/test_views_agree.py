@@ -47,7 +47,8 @@ def test_a_session_that_ended_long_ago_is_not_judged_as_running(home, tmp_path):
     assert "BLOCKING" in status("--session", "s-1").stdout
 
 
-def test_budget_status_takes_now_and_tz_like_every_view(home, tmp_path):
+def test_budget_status_takes_now_and_tz_like_every_view(home, tmp_path, monkeypatch):
+    monkeypatch.delenv("COSTHOOK_DB")  # the default location: nothing recorded yet
     (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 5\n')
     proc = status("--now", "2026-11-20T23:30:00Z", "--tz", "Europe/Berlin", "--format", "json")
     assert proc.returncode == 0, proc.stderr

@@ -172,13 +172,16 @@ def user_config() -> dict:
     as it last validated (config.load.last_valid), or none."""
     global _config
     if _config is None:
-        config_file = paths.config_file()
         _config = {}
-        if os.path.exists(config_file):
+        if paths.config_named() or os.path.exists(paths.config_file()):
             from costhook.config import load as config
 
+            try:  # the validated config is cached in costhook's folder, which a hook (a writer) makes
+                paths.ensure_private_dir(paths.home_dir())
+            except OSError:
+                pass  # then no cache; opening the database says what is wrong
             try:
-                _config = config.load(config_file)
+                _config = config.load()
             except ValueError as exc:  # errors.ConfigError (not imported: the hook pays for each module)
                 if not getattr(exc, "known", False):
                     log_error("config", exc)

@@ -47,8 +47,10 @@ def costhook_executable() -> Path:
     """Absolute path of the `costhook` console script that should run the hooks.
 
     Prefer the one running now (argv[0]), then the one beside this interpreter (same
-    install as this code), then PATH. Symlinks are kept as they are: a stable
-    `~/.local/bin/costhook` link is better in settings than the venv path behind it.
+    install as this code), then PATH; symlinks resolved. So the command is the same
+    however costhook was reached (install.sh runs the venv's script, a user the
+    `~/.local/bin/costhook` link to it, or `python -m costhook`), and re-installing
+    changes nothing: no rewrite, no backup.
     """
     candidates: list[str] = []
     argv0 = sys.argv[0] if sys.argv else ""
@@ -62,7 +64,7 @@ def costhook_executable() -> Path:
         candidates.append(os.path.abspath(found))
     for candidate in candidates:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return Path(candidate)
+            return Path(os.path.realpath(candidate))
     raise InstallError(
         "could not find the installed `costhook` executable (looked at the running "
         "command, beside this Python and on PATH); install costhook first with ./install.sh"

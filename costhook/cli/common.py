@@ -50,16 +50,32 @@ def session_option(f):
     return click.option("--session", "session_id", help="One session instead of a period.")(f)
 
 
-def open_store(db_path):
+def open_store(db_path, *, create: bool = False, empty_ok: bool = True):
+    """The database for a command. Only writers (`create=True`: import) make it. A read-only
+    command finds nothing to read at the default location (`empty_ok`: an empty database in
+    memory, so it prints its empty report), while a named one (--db, COSTHOOK_DB) that does
+    not exist is a mistake: exit 1, nothing created."""
     from costhook.store import db
 
     try:
-        return db.connect(db_path)
+        return db.connect(db_path, create=create)
+    except errors.NoDatabase as exc:
+        if empty_ok and not paths.db_named(db_path):
+            return db.empty()
+        raise NoStore(f"{exc}. {NO_DATABASE_ADVICE}")
     except errors.StoreError as exc:
         advice = WRONG_PATH_ADVICE if getattr(exc, "wrong_path", False) else STORE_ADVICE
         raise click.ClickException(f"{exc}. {advice}")
 
 
+class NoStore(click.ClickException):
+    """No database file where a read-only command looks (exit 1, nothing created)."""
+
+
+NO_DATABASE_ADVICE = (
+    "costhook created nothing. Check --db / COSTHOOK_DB (default: $COSTHOOK_HOME/costhook.db); "
+    "the database is made by `costhook import` or by the hooks (`costhook install`)."
+)
 WRONG_PATH_ADVICE = (
     "costhook changed nothing. Point --db or COSTHOOK_DB at the database file "
     "(default: $COSTHOOK_HOME/costhook.db, with COSTHOOK_HOME a folder)."

@@ -146,10 +146,9 @@ def fast(argv: list[str]) -> int | None:
     if options is None:
         return None
     from costhook.config import load as config
-    from costhook.store import db
 
     try:
-        text = output(options, load_config=config.load, open_store=db.connect, price_table=_price_table)
+        text = output(options, load_config=config.load, open_store=_open_store, price_table=_price_table)
     except Exception:
         return None  # click runs the command again and says what is wrong
     if not _echoes_as_is(text, sys.stdout):
@@ -161,6 +160,20 @@ def fast(argv: list[str]) -> int | None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return 0
+
+
+def _open_store(db_path):
+    """As cli.common.open_store: never creates the database; an empty one in memory when
+    there is none at the default location (a missing named one: click says so)."""
+    from costhook import errors, paths
+    from costhook.store import db
+
+    try:
+        return db.connect(db_path, create=False)
+    except errors.NoDatabase:
+        if paths.db_named(db_path):
+            raise
+        return db.empty()
 
 
 def _price_table(cfg: dict):

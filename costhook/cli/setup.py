@@ -11,7 +11,7 @@ import click
 
 from costhook import paths
 from costhook.agents.runtime import AGENT_HOOKS
-from costhook.cli.common import db_option, load_config, open_store, price_table
+from costhook.cli.common import NoStore, db_option, load_config, open_store, price_table
 from costhook.text import term_text
 
 
@@ -40,6 +40,7 @@ def statusline(plain, db_path):
 
 def settings_options(f):
     """--agent, --scope, --project-dir, --dry-run: which settings install and uninstall edit."""
+    f = click.option("--verbose", "-v", is_flag=True, help="Also print the diff of the settings file changed.")(f)
     f = click.option("--dry-run", is_flag=True, help="Show the change to the settings without writing it.")(f)
     f = click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="For project/local scope (default: cwd).")(f)
@@ -53,12 +54,12 @@ def settings_options(f):
 @settings_options
 @click.option("--statusline", is_flag=True, help="Also register `costhook statusline` as Claude Code's statusLine.")
 @click.option("--force", is_flag=True, help="Replace an existing statusLine (the backup keeps it).")
-def install(agent, scope, project_dir, dry_run, statusline, force):
+def install(agent, scope, project_dir, dry_run, verbose, statusline, force):
     """Register costhook's hooks in the agent's settings (merged, backed up, idempotent)."""
     from costhook.agents.claude import install as installer
 
     if agent in ("openclaw", "all"):
-        _openclaw_install("install", dry_run)
+        _openclaw_install("install", dry_run, verbose)
         if agent == "openclaw":
             return
     try:
@@ -67,29 +68,29 @@ def install(agent, scope, project_dir, dry_run, statusline, force):
         )
     except installer.InstallError as exc:
         raise click.ClickException(str(exc))
-    _print_install(result, dry_run)
+    _print_install(result, dry_run, verbose)
 
 
 @click.command()
 @settings_options
-def uninstall(agent, scope, project_dir, dry_run):
+def uninstall(agent, scope, project_dir, dry_run, verbose):
     """Remove costhook's hooks from the agent's settings (your data stays)."""
     from costhook.agents.claude import install as installer
 
     results = []
     if agent in ("openclaw", "all"):
-        results.append(_openclaw_install("uninstall", dry_run))
+        results.append(_openclaw_install("uninstall", dry_run, verbose))
     if agent != "openclaw":
         try:
             results.append(installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run))
         except installer.InstallError as exc:
             raise click.ClickException(str(exc))
-        _print_install(results[-1], dry_run)
+        _print_install(results[-1], dry_run, verbose)
     if not dry_run and any(result.leftovers for result in results):
         sys.exit(1)  # not uninstalled: entries that still run costhook are named above
 
 
-def _openclaw_install(action: str, dry_run: bool):
+def _openclaw_install(action: str, dry_run: bool, verbose: bool):
     """costhook's OpenClaw plugin (see install.py)."""
     from costhook.agents.openclaw import install
     from costhook.errors import InstallError
@@ -101,12 +102,14 @@ def _openclaw_install(action: str, dry_run: bool):
             result = install.uninstall_openclaw(dry_run=dry_run)
     except InstallError as exc:
         raise click.ClickException(f"OpenClaw: {exc}")
-    _print_install(result, dry_run)
+    _print_install(result, dry_run, verbose)
     return result
 
 
-def _print_install(result, dry_run):
-    if result.diff and (dry_run or result.changed):
+def _print_install(result, dry_run, verbose):
+    """The summary line(s); the diff too on a dry run or with --verbose (a first install's
+    diff is the whole ~100-line file)."""
+    if result.diff and (dry_run or (verbose and result.changed)):
         click.echo(result.diff.rstrip("\n"))
     click.echo(result.message)
 
@@ -140,15 +143,18 @@ def import_(claude_dirs, openclaw_dirs, quiet, db_path):
         _import_openclaw(list(openclaw_dirs), quiet, db_path)
         return
     folders = _existing_dirs(list(claude_dirs) or importer.default_claude_dirs())
-    conn = open_store(db_path)
+    conn = open_store(db_path, create=True)
     price = prices.pricer(price_table(load_config()))
     files = importer.transcript_files(folders)
     started = time.monotonic()
     with _progress(lambda: sum(size for _, size in files), "Importing", quiet) as bar:
         summary = importer.import_claude(conn, folders, price=price, progress=bar.update, files=files)
     elapsed = time.monotonic() - started
-    if not quiet:
-        where = ", ".join(str(f) for f in folders) or "(no Claude directories found)"
+    if not quiet and not folders:
+        click.echo("No Claude Code transcripts to import yet (no projects/ folder in $CLAUDE_CONFIG_DIR, "
+                   "~/.claude or ~/.config/claude); the hooks record sessions from now on.")
+    elif not quiet:
+        where = ", ".join(str(f) for f in folders)
         click.echo(
             f"Imported {summary.files} transcript files from {where}: "
             f"{summary.calls} API calls seen, {summary.changed} rows new or updated, "
@@ -170,7 +176,7 @@ def _import_openclaw(folders, quiet, db_path):
     from costhook.pricing import prices
 
     folders = _existing_dirs(folders)
-    conn = open_store(db_path)
+    conn = open_store(db_path, create=True)
     price = prices.pricer(price_table(load_config()))
     started = time.monotonic()
     with _progress(lambda: openclaw.total_bytes(folders), "Importing OpenClaw", quiet) as bar:
@@ -223,9 +229,15 @@ def _doctor_database(db_path):
     db_file = paths.db_path(db_path)
     click.echo(f"database   {db_file}")
     try:
-        conn = open_store(db_path)
+        conn = open_store(db_path, empty_ok=False)
         count = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
         integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except NoStore as exc:
+        if paths.db_named(db_path):  # a --db or COSTHOOK_DB that names nothing: a mistake
+            click.echo(f"           PROBLEM: {exc.message}")
+            return None, 1
+        click.echo("           none yet: nothing recorded (the hooks or `costhook import` make it)")
+        return None, 0
     except (click.ClickException, sqlite3.DatabaseError) as exc:
         click.echo(f"           PROBLEM: {getattr(exc, 'message', exc)}")
         return None, 1

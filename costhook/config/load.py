@@ -7,6 +7,7 @@ file's size and mtime: the hook pays for pydantic only on the first call after a
 
 import json
 import os
+import stat
 
 from costhook import paths
 
@@ -14,17 +15,23 @@ MAX_CONFIG_BYTES = 4 << 20  # a config (or its cache) larger than this is not on
 
 
 def load(path=None) -> dict:
-    """The validated config as plain data; `{}` when there is no config file."""
+    """The validated config as plain data; `{}` when there is no config file (or an empty
+    one). A file `$COSTHOOK_CONFIG` names must exist: ConfigError when it does not."""
+    named = path is None and paths.config_named()
     path = os.fspath(path) if path else paths.config_file()
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        if named:
+            raise missing(path) from None
         return {}
     except OSError as exc:
         raise config_error(f"{path}: cannot read config ({exc.strerror})") from None
     problem = paths.insecurity(os.path.realpath(path), kind="config")
     if problem:
         raise config_error(problem)
+    if st.st_size == 0 and stat.S_ISREG(st.st_mode):
+        return {}  # nothing to validate (and no pydantic to import)
     # The file's identity, ctime included (nobody can set it), so a cache written for
     # another file, or for this one before it changed, never stands in for it.
     stamp = [os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
@@ -47,6 +54,23 @@ def load(path=None) -> dict:
         raise
     _write_cache(cache, {"stamp": stamp, "config": config})
     return config
+
+
+def missing(path: str) -> Exception:
+    """ConfigError for the file `$COSTHOOK_CONFIG` names, which does not exist: budgets the
+    user believes in would silently be off. Remembered in the cache (when costhook's folder
+    exists) like a broken file, so a hook logs it once, not on every call."""
+    error = config_error(f"COSTHOOK_CONFIG names {path}, which does not exist; create it, or unset "
+                         "COSTHOOK_CONFIG to use the default config file")
+    stamp = ["missing", os.path.abspath(path)]
+    cache = cache_file()
+    if paths.insecurity(cache, kind="config cache"):
+        return error
+    if cached_entry(cache, stamp) is not None:
+        error.known = True
+    else:
+        _write_cache(cache, {"stamp": stamp, "error": str(error), "last_valid": last_valid()})
+    return error
 
 
 def last_valid() -> dict | None:
@@ -111,8 +135,11 @@ def validate(path) -> dict:
 
 
 def _write_cache(cache: str, data: dict) -> None:
+    """Only into costhook's existing folder: reading the config (`costhook report` before
+    anything was recorded) creates nothing; the hooks make the folder with the database."""
+    if not os.path.isdir(os.path.dirname(cache)):
+        return
     try:
-        paths.ensure_private_dir(os.path.dirname(cache))
         tmp = f"{cache}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -57,8 +57,11 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
         }
 
     path = paths.db_path(db_path)
+    # Nothing recorded yet: the CLI reads an empty database in memory, which no second
+    # connection can see (and opening `path` would create it).
+    in_memory = not conn.execute("PRAGMA database_list").fetchone()[2]
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_on_own_connection, path, week_pass)
+        future = None if in_memory else pool.submit(_on_own_connection, path, week_pass)
         data["tools"] = activity.by_tool(conn, week)
         data["summary"] = spend.summary(conn, now, tz)
         data["budgets"] = views_budgets.budget_status(conn, cfg, now, tz)
@@ -69,7 +72,7 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
         data["trees"] = [activity.tree(conn, s) for s in activity.sessions_with_subagents(conn, week)[:2]]
         data["unpriced"] = rollup.unpriced_models(conn, timeframe.period("month", now, tz))
         data["cron"] = _cron_data(conn, now, tz)
-        data.update(future.result())
+        data.update(week_pass(conn) if future is None else future.result())
     # Projects only for the sessions the note names.
     worst = [r for r in data["efficiency"]["sessions"] if r["grade"] == "C"]
     worst = sorted(worst, key=lambda r: -r["cost_usd"])[:5]

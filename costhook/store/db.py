@@ -16,8 +16,12 @@ INLINE_UPGRADE_BYTES = 4 << 20  # a database this small is upgraded at once, eve
 BULK_WAL_PAGES = 65536  # 256 MB of 4 KB pages: how far the WAL may grow during bulk_writes
 
 
-def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bool = True) -> sqlite3.Connection:
+def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bool = True,
+            create: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the database, migrated to the current schema.
+
+    With `create=False` (the read-only commands) a missing file raises NoDatabase, and
+    neither the file nor its folder is made.
 
     With `upgrade=False` a new (or small) database is still migrated, but a larger one that
     needs schema steps raises UpgradePending: a step may rewrite a million rows, which a
@@ -30,10 +34,18 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
         from costhook.errors import StoreError
 
         raise StoreError(problem)
+    if not create and not os.path.lexists(path):
+        from costhook.errors import NoDatabase
+
+        wrong = _unusable(path, FileNotFoundError())
+        raise wrong if wrong.wrong_path else NoDatabase(f"no costhook database at {path}")
     try:
-        if not os.path.exists(path):
+        if create and not os.path.exists(path):
             paths.touch_private(path)
-        conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+        # mode=rw: a file removed since the check above is not made again
+        location = path if create else "file:" + quote_uri(os.path.abspath(path)) + "?mode=rw"
+        conn = sqlite3.connect(location, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False,
+                               uri=not create)
     except (OSError, sqlite3.Error) as exc:
         raise _unusable(path, exc) from exc
     conn.row_factory = sqlite3.Row
@@ -57,6 +69,22 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
 
         raise UpgradePending(f"database {path} needs a schema upgrade (v{version} → v{SCHEMA_VERSION})")
     return conn
+
+
+def empty() -> sqlite3.Connection:
+    """An empty database of the current schema, in memory: what a read-only command reads
+    when nothing was ever recorded at the default location (nothing is created on disk)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    from costhook.store import migrations
+
+    migrations.migrate(conn)
+    return conn
+
+
+def quote_uri(path: str) -> str:
+    """`path` as the path part of an SQLite `file:` URI."""
+    return path.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
 
 
 def _unusable(path: str, exc: Exception):

@@ -246,7 +246,7 @@ class SideBySide:
 
     def env(self, db: Path, **extra) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COSTHOOK_", "CLAUDE_")) and k != "PYTHONDONTWRITEBYTECODE"}
-        env.update(COSTHOOK_HOME=str(db.parent), COSTHOOK_DB=str(db), COSTHOOK_CONFIG=str(self.work / "no-config.toml"),
+        env.update(COSTHOOK_HOME=str(db.parent), COSTHOOK_DB=str(db), XDG_CONFIG_HOME=str(self.work / "no-config"),
                    LOG_LEVEL="0", TZ="UTC")
         env.update(extra)
         return env

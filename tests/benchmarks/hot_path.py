@@ -67,7 +67,7 @@ class Side:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("COSTHOOK_", "CLAUDE_"))
                 and k not in ("PYTHONDONTWRITEBYTECODE", "NO_COLOR")}
         base.update(COSTHOOK_HOME=str(self.home))
-        self.hook_env = {**base, "COSTHOOK_DB": str(self.db), "COSTHOOK_CONFIG": str(self.work / "no-config.toml")}
+        self.hook_env = {**base, "COSTHOOK_DB": str(self.db), "XDG_CONFIG_HOME": str(self.work / "no-config")}  # no config file
         self.statusline_env = {**base, "COSTHOOK_DB": str(statusline_db), "COSTHOOK_CONFIG": str(self.work / "budgets.toml")}
         # The backlog is read once, synchronously, as the detached catch-up would.
         subprocess.run([self.costhook, "hook", "--catch-up", str(self.transcript.path)], env=self.hook_env, check=True)

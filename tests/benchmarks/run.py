@@ -160,7 +160,7 @@ class Bench:
         # PYTHONDONTWRITEBYTECODE would make every run recompile the modules changed since
         # their .pyc was written: an installed costhook has its bytecode.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COSTHOOK_", "CLAUDE_")) and k != "PYTHONDONTWRITEBYTECODE"}
-        env.update(COSTHOOK_HOME=str(self.home), COSTHOOK_DB=str(db), COSTHOOK_CONFIG=str(self.work / "no-config.toml"))
+        env.update(COSTHOOK_HOME=str(self.home), COSTHOOK_DB=str(db), XDG_CONFIG_HOME=str(self.work / "no-config"))
         env.update(extra)
         return env
 

@@ -151,7 +151,8 @@ def measure(workdir: Path, rows: int, runs: int) -> dict:
     costhook = str(Path(sys.executable).parent / "costhook")
     stdin = payload(time.time())
     line = subprocess.run([costhook, "statusline", "--plain"], input=stdin, capture_output=True, env=env).stdout
-    bare = {**env, "COSTHOOK_CONFIG": str(workdir / "no-config.toml")}  # no budgets: the session and rate limits only
+    bare = {k: v for k, v in env.items() if k != "COSTHOOK_CONFIG"}  # no budgets: the session and rate limits only
+    bare["XDG_CONFIG_HOME"] = str(workdir / "no-config")
     commands = {
         "python_pass_ms": ([sys.executable, "-c", "pass"], b"", env),
         "statusline_ms": ([costhook, "statusline"], stdin, env),

@@ -68,7 +68,9 @@ def main(argv=None) -> int:
         generate_db(db, args.rows)
     os.environ["COSTHOOK_DB"] = str(db)
     home = tempfile.mkdtemp(prefix="costhook-views-bench-")
-    env = {**os.environ, "COSTHOOK_DB": str(db), "COSTHOOK_HOME": home, "COSTHOOK_CONFIG": os.path.join(home, "none.toml")}
+    env = {**os.environ, "COSTHOOK_DB": str(db), "COSTHOOK_HOME": home, "XDG_CONFIG_HOME": os.path.join(home, "none")}
+    env.pop("COSTHOOK_CONFIG", None)  # no config file at all
+    os.environ.pop("COSTHOOK_CONFIG", None)
     os.environ.update(env)
 
     from costhook import timeframe

@@ -197,8 +197,9 @@ GIT_BRANCH = "e2e-branch"
 
 def make_layout(root: os.PathLike | str, git: bool = True) -> Layout:
     layout = Layout(Path(root).resolve())
-    for d in (layout.home, layout.config_dir, layout.tmpdir, layout.workdir):
+    for d in (layout.home, layout.config_dir, layout.tmpdir, layout.workdir, layout.costhook_config.parent):
         d.mkdir(parents=True, exist_ok=True)
+    layout.costhook_config.touch()  # empty: no budgets (COSTHOOK_CONFIG naming no file is an error)
     if git and shutil.which("git"):  # a real repo, so the CLI records gitBranch
         genv = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(layout.home),
                 "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.invalid",

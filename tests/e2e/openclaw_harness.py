@@ -379,6 +379,7 @@ class Sandbox:
         root = Path(root).resolve()
         for d in ("home", "state", "workspace", "costhook", "runs", "tmp"):
             (root / d).mkdir(parents=True, exist_ok=True)
+        (root / "costhook-config.toml").touch()  # empty: no budgets (COSTHOOK_CONFIG naming no file is an error)
         prefix = netns_prefix() if netns in (None, True) else ()
         if netns and not prefix:
             raise RuntimeError("a private network namespace was requested but `unshare -n` does not work here")

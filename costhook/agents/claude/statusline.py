@@ -282,15 +282,15 @@ def session_usage(conn, session_id: str) -> dict:
 
 def user_config() -> dict | None:
     """The validated config ({} without a file), or None when it is broken (logged)."""
-    path = paths.config_file()
-    if not os.path.exists(path):
+    if not paths.config_named() and not os.path.exists(paths.config_file()):
         return {}
     from costhook.config import load as config
 
     try:
-        return config.load(path)
+        return config.load()
     except ValueError as exc:  # ConfigError
-        log_error("config", exc)
+        if not getattr(exc, "known", False):  # logged when it was found
+            log_error("config", exc)
         return None
 
 
