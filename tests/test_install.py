@@ -97,11 +97,24 @@ def backups(path: Path) -> list[Path]:
     return sorted(path.parent.glob(path.name + ".costhook-backup-*"))
 
 
+GATES = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand")  # the events that can stop the agent
+
+
+def expected_command(exe, event: str) -> str:
+    """What install writes, independent of install.py: a gate runs `<exe> hook` in the turn;
+    every other event starts it in its own session and the shell returns at once."""
+    quoted = shlex.quote(str(exe))
+    return f"{quoted} hook" if event in GATES else f"setsid -f {quoted} hook --background >/dev/null 2>&1"
+
+
 def is_ours(handler) -> bool:
-    """Independent of install.py: `<dir>/costhook hook`."""
+    """Independent of install.py: `<dir>/costhook hook`, or `setsid -f <dir>/costhook hook
+    --background >/dev/null 2>&1`."""
     if not isinstance(handler, dict) or not isinstance(handler.get("command"), str):
         return False
     words = shlex.split(handler["command"])
+    if words[:2] == ["setsid", "-f"] and words[4:] == ["--background", ">/dev/null", "2>&1"]:
+        words = words[2:4]
     return len(words) == 2 and os.path.basename(words[0]) == "costhook" and words[1] == "hook"
 
 
@@ -150,7 +163,7 @@ def test_install_merges_and_keeps_everything_foreign(config_dir, costhook_exe):
     assert set(found) == set(HOOK_EVENTS)
     for event in HOOK_EVENTS:
         [(group, handler)] = found[event]
-        assert handler == {"type": "command", "command": f"{costhook_exe} hook",
+        assert handler == {"type": "command", "command": expected_command(costhook_exe, event),
                            "timeout": HOOK_TIMEOUTS[event]}
         if event in TOOL_EVENTS:
             assert group["matcher"] == "*"
@@ -368,7 +381,7 @@ def test_claude_hook_commands_reports_what_is_registered(config_dir, costhook_ex
     write_settings(config_dir / "settings.json", FOREIGN)
     assert claude_hook_commands() == {}
     install_claude()
-    assert claude_hook_commands() == {event: f"{costhook_exe} hook" for event in HOOK_EVENTS}
+    assert claude_hook_commands() == {event: expected_command(costhook_exe, event) for event in HOOK_EVENTS}
     (config_dir / "settings.json").write_text("{oops")
     with pytest.raises(InstallError):
         claude_hook_commands()
@@ -507,7 +520,7 @@ def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, tmp_path, mo
     assert set(found) == set(HOOK_EVENTS)  # the stray Notification one is gone
     for event, entries in found.items():
         assert len(entries) == 1, event
-        assert entries[0][1]["command"] == hook_command()
+        assert entries[0][1]["command"] == hook_command(event)
     # Replaced in place: the shared PreToolUse group keeps its foreign handler and position.
     pre = data["hooks"]["PreToolUse"]
     assert pre[1]["hooks"] == [{"type": "command", "command": "echo before"},
@@ -519,7 +532,7 @@ def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, tmp_path, mo
     monkeypatch.setattr(sys, "argv", [str(moved)])
     assert install_claude().changed
     found = ours(json.loads(path.read_text()))
-    assert all(len(v) == 1 and v[0][1]["command"] == f"{moved} hook" for v in found.values())
+    assert all(len(v) == 1 and v[0][1]["command"] == expected_command(moved, event) for event, v in found.items())
 
     uninstall_claude()
     data = json.loads(path.read_text())
@@ -807,7 +820,7 @@ def test_reinstalling_every_way_writes_the_same_command_and_no_backup(installed)
     installed_bytes = settings.read_bytes()
     assert backups(settings) == []
     commands = {handler["command"] for entries in ours(json.loads(installed_bytes)).values() for _, handler in entries}
-    assert len(commands) == 1
+    assert len(commands) == 2  # the gates' and the background hooks', of one executable
 
     link = home / ".local" / "bin" / "costhook"
     venv_python = home / ".local" / "share" / "costhook" / "venv" / "bin" / "python"
@@ -822,7 +835,8 @@ def test_reinstalling_every_way_writes_the_same_command_and_no_backup(installed)
     assert status.returncode == 0, status.stderr
     data = json.loads(settings.read_text())
     assert {handler["command"] for entries in ours(data).values() for _, handler in entries} == commands
-    assert data["statusLine"]["command"] == commands.pop().replace(" hook", " statusline")
+    gate = min(commands, key=len)  # `<exe> hook`
+    assert data["statusLine"]["command"] == gate.replace(" hook", " statusline")
     assert len(backups(settings)) == 1  # adding the statusLine was a change
     twice = subprocess.run([str(REPO / "install.sh"), "--no-import", "--statusline"], capture_output=True, text=True,
                            env=env, timeout=600)

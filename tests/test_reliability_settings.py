@@ -43,8 +43,10 @@ DATA_CASES = int(os.environ.get("COSTHOOK_SETTINGS_DATA_CASES", "500"))
 OTHER_EVENTS = ("Notification", "PreCompact", "SubagentStart", "UserPromptExpansion", "PermissionRequest")
 TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
 MATCHERS = (None, "*", "", "Bash", "Edit|Write", "mcp__github__.*", "Read", "Task")
-STALE = ("/old/venv/bin/costhook hook", "'/path with space/bin/costhook' hook", "costhook hook", "/usr/local/bin/costhook  hook")
-LOOKALIKES = ("costhook-hook", "/bin/costhook statusline", "costhook hook --agent openclaw", "echo costhook hook", "costhookx hook")
+STALE = ("/old/venv/bin/costhook hook", "'/path with space/bin/costhook' hook", "costhook hook", "/usr/local/bin/costhook  hook",
+         "setsid -f /old/venv/bin/costhook hook --background >/dev/null 2>&1")
+LOOKALIKES = ("costhook-hook", "/bin/costhook statusline", "costhook hook --agent openclaw", "echo costhook hook", "costhookx hook",
+              "setsid -f costhook hook --agent openclaw >/dev/null 2>&1", "setsid costhook-hook --background")
 
 
 # ------------------------------------------------------------------ the oracle ---
@@ -57,6 +59,8 @@ def is_costhook_hook(handler) -> bool:
         words = shlex.split(handler["command"])
     except ValueError:
         return False
+    if words[:2] == ["setsid", "-f"] and words[4:] == ["--background", ">/dev/null", "2>&1"]:
+        words = words[2:4]  # a hook that runs in the background
     return len(words) == 2 and os.path.basename(words[0]) == "costhook" and words[1] == "hook"
 
 
@@ -109,14 +113,16 @@ def ours(settings: dict) -> dict:
     return found
 
 
-def assert_installed(original: dict, result: dict, command: str) -> None:
+def assert_installed(original: dict, result: dict, command) -> None:
+    """`command(event)`: what install writes for each event."""
     assert foreign(result) == foreign(original)
     found = ours(result)
     assert set(found) == set(HOOK_EVENTS), found.keys()
     for event, entries in found.items():
         assert len(entries) == 1, (event, entries)  # stale copies replaced, never duplicated
         group, handler = entries[0]
-        assert handler == {"type": "command", "command": command, "timeout": HOOK_TIMEOUTS[event]}
+        expected = command(event) if callable(command) else command
+        assert handler == {"type": "command", "command": expected, "timeout": HOOK_TIMEOUTS[event]}
         assert group.get("matcher") in (None, "", "*")  # a group that matches every tool
 
 
@@ -248,7 +254,7 @@ def files_in(folder: Path) -> dict:
 
 
 def test_install_uninstall_on_generated_settings_files(config_dir, monkeypatch):
-    command = hook_command()
+    command = hook_command
     counts = {"installed": 0, "refused": 0, "symlinked": 0, "read-only": 0, "invalid": 0, "missing": 0}
     for n in range(FILE_CASES):
         rng = random.Random(n)
