@@ -44,16 +44,38 @@ def acme_transcript(claude_dir: Path) -> Path:
     return claude_dir / "projects" / "-home-dev-acme-api" / f"{ACME_SESSION}.jsonl"
 
 
-def run_hook(payload, *, env=None, timeout=30, args=()) -> subprocess.CompletedProcess:
-    """Run the installed `costhook hook` with `payload` (dict → JSON, or raw bytes) on stdin."""
+def run_hook(payload, *, env=None, timeout=30, args=(), wait=True) -> subprocess.CompletedProcess:
+    """Run the installed `costhook hook` with `payload` (dict → JSON, or raw bytes) on stdin;
+    then, unless `wait` is False, wait for the work it does in the background after it
+    answered (an event that decides nothing: the agent does not wait for it, a test does)."""
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return subprocess.run(
+    proc = subprocess.run(
         [COSTHOOK, "hook", *args],
         input=data,
         capture_output=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+    if wait:
+        wait_for_background({**os.environ, **(env or {})})
+    return proc
+
+
+def wait_for_background(env=None, timeout=30) -> None:
+    """Wait for background hooks of the costhook home in `env` (default: this process's)."""
+    from costhook.agents import runtime
+
+    saved = os.environ.get("COSTHOOK_HOME")
+    home = (env or os.environ).get("COSTHOOK_HOME")
+    try:
+        if home:
+            os.environ["COSTHOOK_HOME"] = home
+        assert runtime.wait_for_background(timeout), "a background hook is still at work"
+    finally:
+        if saved is None:
+            os.environ.pop("COSTHOOK_HOME", None)
+        else:
+            os.environ["COSTHOOK_HOME"] = saved
 
 
 def db_rows(sql: str, args=()) -> list[dict]:

@@ -64,7 +64,9 @@ def test_a_busy_database_never_turns_a_spent_budget_into_allow(home, spent):
     try:
         prompt, t_prompt = timed_hook(event(spent, "UserPromptSubmit", prompt="more"))
         tool, t_tool = timed_hook(event(spent, "PreToolUse", tool_name="Bash", tool_use_id="toolu_m2"))
-        after, t_after = timed_hook(event(spent, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m2"))
+        # PostToolUse decides after a tool during which a sub-agent spent (after any other
+        # tool it records in the background: the tool's PreToolUse already judged the spend)
+        after, t_after = timed_hook(event(spent, "PostToolUse", tool_name="Agent", tool_use_id="toolu_m2"))
     finally:
         holder.kill()
         holder.wait()

@@ -331,31 +331,66 @@ def test_pre_skill_shell_command_is_checked_against_its_skill_budget(session, tm
 
 
 def test_post_tool_use_warns_once_then_stops(session):
+    """After the Agent tool (a sub-agent spent while it ran) PostToolUse decides: it warns
+    once, then stops the main agent before its next call."""
     transcript, configure = session
     configure({"scope": "session", "period": "session", "limit": "0.005", "warn_at": [0.5], "action": "block"})
-    out = decision(run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m1")))
+    out = decision(run_hook(event(transcript, "PostToolUse", tool_name="Agent", tool_use_id="toolu_m1")))
     assert out == {"systemMessage": "costhook: Budget session/session: $0.0030 of $0.0050 (60%) — $0.0020 left"}
-    assert decision(run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m1"))) is None
+    assert decision(run_hook(event(transcript, "PostToolUse", tool_name="Agent", tool_use_id="toolu_m1"))) is None
     write_calls(transcript, [("m2", 1000, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))])
-    out = decision(run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m2")))
+    out = decision(run_hook(event(transcript, "PostToolUse", tool_name="Agent", tool_use_id="toolu_m2")))
     assert out["continue"] is False and "(120%)" in out["stopReason"]
 
 
+def test_after_any_other_tool_post_tool_use_records_in_the_background_and_the_next_gate_warns(session):
+    """After Bash the spend is what its PreToolUse judged: PostToolUse answers nothing (the
+    agent does not wait for it) and leaves the threshold to the next gate, which shows it."""
+    transcript, configure = session
+    configure({"scope": "session", "period": "session", "limit": "0.005", "warn_at": [0.5], "action": "block"})
+    assert decision(run_hook(event(transcript, "PostToolUse", tool_name="Bash", tool_use_id="toolu_m1"))) is None
+    assert db_rows("SELECT count(*) AS n FROM tool_calls") == [{"n": 1}]  # recorded all the same
+    assert db_rows("SELECT count(*) AS n FROM alerts") == [{"n": 0}]  # nobody saw it yet: not fired
+    out = decision(run_hook(event(transcript, "PreToolUse", tool_name="Bash", tool_use_id="toolu_m1")))
+    assert out == {"systemMessage": "costhook: Budget session/session: $0.0030 of $0.0050 (60%) — $0.0020 left"}
+
+
 def test_stop_never_blocks(session):
+    """Stop runs in the background: it neither blocks (a Stop block makes the agent go on)
+    nor fires the threshold nobody would see; the next prompt is blocked, with the message."""
     transcript, configure = session
     configure({"scope": "global", "period": "daily", "limit": "0.001", "action": "block"})
-    out = decision(run_hook(event(transcript, "Stop", stop_hook_active=False)))
-    assert "decision" not in (out or {}) and "continue" not in (out or {})
-    assert "systemMessage" in out  # the 100 % threshold is shown once
+    assert decision(run_hook(event(transcript, "Stop", stop_hook_active=False))) is None
+    assert db_rows("SELECT count(*) AS n FROM requests") == [{"n": 1}]  # the final call is recorded
+    out = decision(run_hook(event(transcript, "UserPromptSubmit", prompt="more")))
+    assert out["decision"] == "block" and "(300%)" in out["reason"]
 
 
-def test_session_start_adds_budget_context(session):
+def test_session_end_fires_what_the_last_calls_crossed(session):
+    """No gate follows SessionEnd: the thresholds the session's last calls crossed fire there
+    (recorded, and sent to the notification targets), though nobody sees an answer."""
     transcript, configure = session
     configure({"scope": "global", "period": "daily", "limit": "0.005", "warn_at": [0.5]})
-    out = decision(run_hook(event(transcript, "SessionStart", source="startup")))
+    assert decision(run_hook(event(transcript, "SessionEnd", reason="other"))) is None
+    assert db_rows("SELECT threshold FROM alerts") == [{"threshold": 0.5}]
+
+
+def test_the_first_prompt_tells_the_budgets_standing(session):
+    """SessionStart runs in the background: the session's first prompt gives the model (and
+    the user) the budgets already past their first threshold; later prompts do not repeat it."""
+    earlier, configure = session
+    configure({"scope": "global", "period": "daily", "limit": "0.005", "warn_at": [0.5]})
+    assert decision(run_hook(event(earlier, "Stop"))) is None  # an earlier session spent 60 %
+    transcript = earlier.parent / "s-2.jsonl"
+    transcript.write_text("")
+    new = {"session_id": "s-2", "transcript_path": str(transcript), "cwd": "/home/dev/acme-api"}
+    assert decision(run_hook({**new, "hook_event_name": "SessionStart", "source": "startup"})) is None
+    out = decision(run_hook({**new, "hook_event_name": "UserPromptSubmit", "prompt": "go"}))
     context = out["hookSpecificOutput"]["additionalContext"]
-    assert out["hookSpecificOutput"]["hookEventName"] == "SessionStart" and "(60%)" in context
-    assert db_rows("SELECT count(*) AS n FROM alerts") == [{"n": 0}]  # status only, nothing fired
+    assert out["hookSpecificOutput"]["hookEventName"] == "UserPromptSubmit" and "(60%)" in context
+    write_calls(transcript, [("m9", 10, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))], session="s-2")
+    assert decision(run_hook({**new, "hook_event_name": "Stop"})) is None  # the turn's calls are recorded
+    assert decision(run_hook({**new, "hook_event_name": "UserPromptSubmit", "prompt": "again"})) is None
 
 
 def test_config_changes_are_seen_by_the_next_hook(session):

@@ -232,9 +232,36 @@ def test_corrupt_database_fails_open_and_nothing_is_lost(home, claude_dir):
     assert totals()["calls"] == 8
 
 
-def test_locked_database_fails_open_within_the_busy_timeout(home, claude_dir):
+def test_a_locked_database_holds_up_nobody_and_loses_nothing(home, claude_dir):
+    """PostToolUse (after a tool that spends nothing) records in the background: with the
+    database locked it answers at once; once the lock is gone, everything is recorded."""
+    from conftest import wait_for_background
+
     data = acme_payload(claude_dir, "PostToolUse")
     assert_silent_success(run_hook(acme_payload(claude_dir, "SessionStart")))
+    blocker = sqlite3.connect(home / "costhook.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        proc = run_hook(data, wait=False)
+        elapsed = time.monotonic() - started
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert_silent_success(proc)
+    assert elapsed < 2
+    wait_for_background()
+    assert totals()["calls"] == 6 and error_lines(home) == []
+
+
+def test_a_locked_database_fails_a_gate_open_within_its_busy_timeout(home, claude_dir, tmp_path):
+    """A gate with a budget to judge waits for a locked database at most its deadline, logs
+    it, and decides on what is stored; the next hook catches up."""
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 1000\n')
+    from costhook.store import db
+
+    data = acme_payload(claude_dir, "PreToolUse")
+    db.connect().close()  # the database exists; nothing recorded yet
     blocker = sqlite3.connect(home / "costhook.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
@@ -247,7 +274,6 @@ def test_locked_database_fails_open_within_the_busy_timeout(home, claude_dir):
     assert_silent_success(proc)
     assert elapsed < 6
     assert any("locked" in line for line in error_lines(home))
-    # The next hook catches up: the cursor never moved past what was not written.
     assert_silent_success(run_hook(data))
     assert totals()["calls"] == 6
 
@@ -256,7 +282,7 @@ def test_bad_config_is_logged_by_key_and_capture_goes_on(home, claude_dir, tmp_p
     (tmp_path / "config.toml").write_text('[prices."my-model"]\ninput = "cheap"\noutput = 1\n')
     assert_silent_success(run_hook(acme_payload(claude_dir, "PostToolUse")))
     lines = error_lines(home)
-    assert len(lines) == 1 and "prices.my-model.input" in lines[0]
+    assert len(lines) == 1 and 'prices."my-model".input' in lines[0]
     assert totals()["calls"] == 6
 
 

@@ -97,7 +97,7 @@ def backups(path: Path) -> list[Path]:
     return sorted(path.parent.glob(path.name + ".costhook-backup-*"))
 
 
-GATES = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand")  # the events that can stop the agent
+GATES = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand", "PostToolUse", "PostToolUseFailure")  # can stop the agent
 
 
 def expected_command(exe, event: str) -> str:

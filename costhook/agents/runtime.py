@@ -37,27 +37,103 @@ def run_hook(agent: str, background: bool = False) -> int:
     if it has one; then start what `after_answer` queued. 0 whatever happens.
 
     `background`: an event that decides nothing (agents.claude.install.GATE_EVENTS are the
-    others). Its work runs detached in a session of its own — the agent has not waited for
-    it, and it must survive the agent's exit — and nothing is printed."""
-    global BACKGROUND
+    others), or a handler that finds it has nothing to decide (`go_background`): its work
+    runs detached in a session of its own — the agent does not wait for it, and it must
+    survive the agent's exit — and nothing is printed."""
     event = "?"
     try:
         payload = read_payload(sys.stdin.buffer)
         event = str(payload.get("hook_event_name") or "?")[:40]
         if background:
-            BACKGROUND = True
-            detach()
+            go_background()
         output = handler(agent)(payload)
-        if output and not background:
+        if output and not BACKGROUND:
             sys.stdout.write(json.dumps(output))
             sys.stdout.flush()
     except Exception as exc:  # fail-open: the agent must never see our bugs
         log_error(event, exc)
     run_after_answer(event)
+    unmark_pending()
     return 0
 
 
 BACKGROUND = False  # this hook runs detached: nobody reads its answer
+
+
+def go_background() -> None:
+    """From here on this hook answers nothing and holds up nobody (see run_hook)."""
+    global BACKGROUND
+    BACKGROUND = True
+    mark_pending()  # before the parent exits: whoever waits for us sees us at once
+    detach()
+
+
+PENDING = "pending"  # <home>/pending/<pid>: a background hook at work holds its lock
+_pending = None
+
+
+def mark_pending() -> None:
+    """Hold an exclusive lock on `<home>/pending/<pid>` while this background hook works
+    (taken before detach() forks, the lock lives on in the child, and goes with it: a
+    crashed hook holds nothing): what `wait_for_background` waits for."""
+    global _pending
+    import fcntl
+
+    try:
+        folder = paths.ensure_private_dir(os.path.join(paths.home_dir(), PENDING))
+        path = os.path.join(folder, str(os.getpid()))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _pending = (path, fd)
+    except OSError as exc:
+        log_error("background", exc)
+
+
+def unmark_pending() -> None:
+    global _pending
+    if _pending is not None:
+        path, fd = _pending
+        _pending = None
+        try:
+            os.unlink(path)
+        finally:
+            os.close(fd)
+
+
+def wait_for_background(timeout: float = 30.0) -> bool:
+    """Wait until no background hook is at work (True), at most `timeout` seconds. A
+    pending file whose lock nobody holds is a hook that died: removed."""
+    import fcntl
+
+    folder = os.path.join(paths.home_dir(), PENDING)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return True
+        busy = False
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            except OSError:
+                busy = True
+            finally:
+                os.close(fd)
+        if not busy:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def detach() -> None:

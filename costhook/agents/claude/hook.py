@@ -19,11 +19,31 @@ POLL_S = 0.05
 
 
 def handle(payload: dict) -> dict | None:
-    """The answer to one Claude Code hook event (None: nothing to say)."""
+    """The answer to one Claude Code hook event (None: nothing to say). An event that can
+    decide nothing goes on in the background at once: the agent waits for no recording."""
     handler = HANDLERS.get(payload.get("hook_event_name"))
     if handler is None:
         return None  # events we don't use: nothing to do, nothing to say
-    return handler(Event(payload))
+    event = Event(payload)
+    if not runtime.BACKGROUND and not decides(event):
+        runtime.go_background()
+    return handler(event)
+
+
+GATES = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand")
+SPENDING_TOOLS = ("Agent", "Task")  # a sub-agent spends while its tool runs
+
+
+def decides(event: "Event") -> bool:
+    """Whether this event's answer can change what the agent does: a gate with budgets
+    configured, or — after a tool during which a sub-agent spent — PostToolUse, which stops
+    the main agent before its next call. After any other tool the spend is what the tool's
+    PreToolUse judged (it counted the call that asked for the tool)."""
+    name = event.text("hook_event_name")
+    if name not in GATES and not (name in ("PostToolUse", "PostToolUseFailure")
+                                  and event.text("tool_name") in SPENDING_TOOLS):
+        return False
+    return bool(user_config().get("budgets"))
 
 
 class Event:
@@ -78,14 +98,20 @@ def on_session_start(event: Event):
     )
     ingest_paths([event.transcript])  # a resumed session may already have history
     if runtime.BACKGROUND or not user_config().get("budgets"):
-        return None
-    verdict = budget_verdict(event, record=False)
+        return None  # installed in the background; the session's first prompt tells instead
+    return standing_output(event, budget_verdict(event, record=False))
+
+
+def standing_output(event: Event, verdict):
+    """Budgets already past their first threshold, as context for the model (and, when one
+    blocks, a message for the user): said once, as the session starts."""
     if verdict is None:
         return None
     lines = [s.message() for s in verdict.statuses if s.fraction >= min(s.budget.get("warn_at") or [0.8])]
     if not lines:
         return None
-    output = {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": "costhook: " + "; ".join(lines)}}
+    name = event.text("hook_event_name")
+    output = {"hookSpecificOutput": {"hookEventName": name, "additionalContext": "costhook: " + "; ".join(lines)}}
     if verdict.block is not None:
         output["systemMessage"] = verdict.message()
     return output
@@ -95,13 +121,29 @@ def on_user_prompt_submit(event: Event):
     """A spent blocking budget blocks the prompt before any API call is made."""
     if not user_config().get("budgets"):
         return None
+    first = first_prompt(event)  # before catching up: a new session has nothing recorded yet
     ingest_before_deciding(event, [event.transcript])
     verdict = budget_verdict(event)
     if verdict is None:
         return None
     if verdict.stops:
         return {"decision": "block", "reason": verdict.message()}
+    if first:  # SessionStart runs in the background: the standing is told here, once
+        standing = standing_output(event, verdict)
+        if standing:
+            if verdict.warnings:
+                standing["systemMessage"] = verdict.message()
+            return standing
     return warning_output(verdict)
+
+
+def first_prompt(event: Event) -> bool:
+    """Whether this session has no call recorded yet (its first prompt; every `claude -p`)."""
+    try:
+        return open_db().execute("SELECT 1 FROM requests WHERE session_id = ? LIMIT 1",
+                                 (event.session_id,)).fetchone() is None
+    except Exception:
+        return False
 
 
 def on_pre_tool_use(event: Event):

@@ -87,11 +87,12 @@ def claude_settings_path(scope: str, project_dir: Path | None = None) -> Path:
     raise InstallError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
 
 
-# The events whose answer can stop the agent run in the turn; every other event only
-# records, so its hook answers at once and does its work detached (after the agent has
-# moved on, even after it has exited): issue 14 measured the hooks at +53 % of a short
-# `claude -p` turn when all of them held it.
-GATE_EVENTS = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand")
+# The events whose answer can stop the agent run in the turn (and go on in the background
+# at once when they find nothing to decide: hook.decides); every other event only records,
+# so its hook returns at once and does its work detached (after the agent has moved on,
+# even after it has exited): issue 14 measured the hooks at +53 % of a short `claude -p`
+# turn when all of them held it.
+GATE_EVENTS = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand", "PostToolUse", "PostToolUseFailure")
 
 
 def hook_command(event: str = "PreToolUse") -> str:
