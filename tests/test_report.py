@@ -140,7 +140,7 @@ def test_unpriced_line_follows_the_filters(populated):
 
 
 def test_empty_database_reports_nothing_cleanly(home):
-    assert "No usage recorded" in cli("report").stdout
+    assert cli("report").stdout == "No spend recorded.\n"
     assert report_json()["totals"]["requests"] == 0
 
 

@@ -16,7 +16,7 @@ from costhook.cli.common import (
     setup,
     view_options,
 )
-from costhook.text import grid, money, percent, term_text
+from costhook.text import grid, money, no_spend, percent, term_text
 from costhook.views import activity, rollup, spend
 from costhook.views import anomalies as anomaly_views
 from costhook.views import cache as cache_views
@@ -59,7 +59,7 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["rows"]:
-            return f"No usage {d['period']['label']}."
+            return no_spend(d["period"]["label"])
         head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else [])
         rows = [head]
         for r in d["rows"]:
@@ -106,6 +106,8 @@ def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
     data = activity.by_tool(conn, period(period_name, now, tz), session_id=session(conn, session_id))
 
     def render(d):
+        if not d["rows"]:
+            return no_spend(d["period"]["label"])
         rows = [["tool", "cost", "share", "calls"]]
         rows += [[r["tool"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
         text = grid(rows, {1, 2, 3})
@@ -193,6 +195,8 @@ def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
     data = activity.efficiency(open_store(db_path), period(period_name, now, tz), limit=limit)
 
     def render(d):
+        if not d["sessions"] and not d["cost_usd"]:
+            return no_spend(d["period"]["label"])
         head = (f"{d['actions']:,} useful actions for {money(d['cost_usd'])}: "
                 f"{d['actions_per_usd'] if d['actions_per_usd'] is not None else '–'} per dollar; grades "
                 + ", ".join(f"{g} {n}" for g, n in d["grades"].items()))
@@ -217,7 +221,7 @@ def blocks(period_name, active, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["blocks"]:
-            return "No usage windows in that period."
+            return no_spend(d["period"]["label"])
         rows = [["window start", "last call", "cost", "tokens", "calls", "status"]]
         for b in d["blocks"]:
             start = _local(b["start"], tz)
@@ -238,6 +242,8 @@ def trends(days, fmt, tz_name, now_text, db_path):
     data = spend.trends(open_store(db_path), now, tz, days)
 
     def render(d):
+        if not any(r["requests"] for r in d["rows"]):
+            return no_spend(f"last {d['days']} days")
         change = d["change_7_days"]
         lines = [f"{d['rows'][0]['day']} {d['sparkline']} {d['rows'][-1]['day']}",
                  f"total {money(d['total_usd'])}, {money(d['daily_average_usd'])}/day on average"
@@ -307,6 +313,8 @@ def render_tree(d: dict) -> str:
 
 
 def render_cache(d: dict) -> str:
+    if not d["by_model"]:
+        return no_spend(d["period"]["label"])
     rows = [["model", "hit ratio", "saved", "writes", "never read", "wasted"]]
     for r in [*d["by_model"], {"model": "TOTAL", **d["totals"]}]:
         rows.append([r["model"], percent(r["hit_ratio"]), money(r["saved_usd"]), money(r["cache_write_cost_usd"]),
@@ -333,6 +341,8 @@ def render_whatif(d: dict) -> str:
 
 
 def render_idle(d: dict) -> str:
+    if not d["turns"] and not d["total_cost_usd"] and not d["heartbeats"]["turns"]:
+        return no_spend(d["period"]["label"])
     lines = [f"Idle cost {d['period']['label']}: {money(d['idle_cost_usd'])} ({percent(d['idle_share'])} of {money(d['total_cost_usd'])}); "
              f"{d['idle_turns']:,} of {d['turns']:,} turns, {d['idle_sessions']:,} of {d['sessions']:,} sessions idle."]
     hb = d["heartbeats"]

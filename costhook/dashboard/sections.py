@@ -3,7 +3,7 @@ into markdown (without the block markers). `SECTIONS` is the note's order."""
 
 from datetime import datetime, timedelta, timezone
 
-from costhook.text import bar, md_code, md_table, md_text, money, percent
+from costhook.text import bar, md_code, md_table, md_text, money, no_spend, percent
 from costhook.views import report, rollup
 
 
@@ -105,7 +105,7 @@ def leaderboards(data: dict) -> str:
     lines = [f"## Leaderboards, {week.label}", ""]
     sessions_top = data["top"]["session"]
     if not sessions_top["rows"]:
-        lines.append("No usage in the last 7 days.")
+        lines.append(no_spend(week.label))
     else:
         lines += [f"**Most expensive sessions** (of {money(sessions_top['total']['cost_usd'])})", "",
                   md_table(["Session", "Project", "Started", "Spend", "Share"], [
@@ -139,7 +139,7 @@ def tools(data: dict) -> str:
     tools = data["tools"]
     lines = [f"## Cost by tool, {week.label}", ""]
     if not tools["rows"]:
-        lines.append("No usage in the last 7 days.")
+        lines.append(no_spend(week.label))
     else:
         lines.append(md_table(["Tool", "Spend", "Share", "Calls", ""], [
             [md_code(r["tool"]) if r["tool"] != report.NO_TOOL else r["tool"], money(r["cost_usd"]), percent(r["share"]),
@@ -158,7 +158,7 @@ def cache(data: dict) -> str:
     tot = c["totals"]
     lines = [f"## Cache efficiency, {week.label}", ""]
     if not tot["requests"]:
-        lines.append("No usage in the last 7 days.")
+        lines.append(no_spend(week.label))
     else:
         lines += [
             f"Hit ratio **{percent(tot['hit_ratio'])}** · saved **{money(tot['saved_usd'])}** by cache reads · "
