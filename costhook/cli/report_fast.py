@@ -226,8 +226,6 @@ def render_table(data: dict, markdown: bool = False) -> str:
         return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells))
 
     rule = "  ".join("-" * w for w in widths)
-    if not body:
-        return "No usage recorded for this selection yet."
     return "\n".join([line(header), rule, *(line(r) for r in body), rule, line(total)])
 
 

@@ -35,7 +35,7 @@ import sqlite3
 
 import pytest
 
-from costhook.text import usd
+from costhook.text import usd as shown_usd
 
 from . import harness as h
 from .fake_anthropic import DEFAULT_FINAL_TEXT, usage_for
@@ -190,8 +190,8 @@ def calls(run: h.Run) -> list[tuple[str, str, int]]:
 def block_message(period: str, scope: str, spent: int, limit: int) -> str:
     """What costhook's block says (budgets.Status.message), amounts by the money rule."""
     over = spent - limit
-    return (f"costhook: Budget {period}/{scope}: {usd(spent)} of {usd(limit)} "
-            f"({int(spent / limit * 100)}%) — {usd(over)} over. "
+    return (f"costhook: Budget {period}/{scope}: {shown_usd(spent)} of {shown_usd(limit)} "
+            f"({int(spent / limit * 100)}%) — {shown_usd(over)} over. "
             "Raise or remove the budget (`costhook budget`) to continue.")
 
 
@@ -339,8 +339,8 @@ def test_warn_budget_lets_the_run_finish_and_alerts_once(tmp_path_factory, claud
         (0.5, "warn", after[1]), (1.0, "warn", after[2])]
     assert len(query(layout.db, "SELECT * FROM tool_calls")) == 3  # three PostToolUse hooks ran
     shown = [
-        f"costhook: Budget daily/global: {usd(after[1])} of $0.04 (77%) — {usd(limit - after[1])} left",
-        f"costhook: Budget daily/global: {usd(after[2])} of $0.04 (117%) — {usd(after[2] - limit)} over",
+        f"costhook: Budget daily/global: {shown_usd(after[1])} of $0.04 (77%) — {shown_usd(limit - after[1])} left",
+        f"costhook: Budget daily/global: {shown_usd(after[2])} of $0.04 (117%) — {shown_usd(after[2] - limit)} over",
     ]
     assert shown == ["costhook: Budget daily/global: $0.0311 of $0.04 (77%) — $0.0089 left",
                      "costhook: Budget daily/global: $0.0471 of $0.04 (117%) — $0.0071 over"]
@@ -370,7 +370,7 @@ def test_warning_from_the_final_call_is_shown_by_stop(tmp_path_factory, claude_b
     result = result_of(run)
     assert result["terminal_reason"] == "completed" and len(run.messages) == 2, context(run)
     finish(run)
-    message = "costhook: Budget daily/global: $0.0186 of $0.0200 (93%) — $0.0014 left"
+    message = "costhook: Budget daily/global: $0.0186 of $0.02 (93%) — $0.0014 left"
     infos = [e["content"] for e in stream_events(run) if e.get("subtype") == "informational"]
     assert infos == [f"Stop says: {message}"], context(run)
     lines = transcript_lines(layout, result["session_id"])
