@@ -65,6 +65,7 @@ def test_an_empty_period_reads_the_same_in_every_view(home, tmp_path):
     for view in ("top", "tools", "cache", "idle", "efficiency", "blocks"):
         assert run(view, *period).strip() == want, view
     assert run("trends", "--days", "7", "--now", "2027-06-01T00:00:00Z").strip() == "No spend in the last 7 days."
+    assert run("whatif", "--days", "7", "--now", "2027-06-01T00:00:00Z").strip() == "No spend in the last 7 days."
     note = run("dashboard", "--stdout", "--now", "2027-06-01T00:00:00Z")
     assert note.count("No spend in the last 7 days.") >= 3
     assert "No usage" not in note

@@ -163,15 +163,19 @@ def anomalies(days, fmt, tz_name, now_text, db_path):
 def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, db_path):
     """What another model would have cost for the same calls (real token counts)."""
     cfg, tz, now = setup(tz_name, now_text)
+    conn, window = open_store(db_path), period(f"{days}d", now, tz)
     try:
-        data = cache_views.whatif(open_store(db_path), period(f"{days}d", now, tz), now, by=(by,), to_model=to_model,
-                        from_model=from_model, only=only, table=price_table(cfg))
+        data = cache_views.whatif(conn, window, now, by=(by,), to_model=to_model,
+                                  from_model=from_model, only=only, table=price_table(cfg))
     except ValueError as exc:
         raise click.UsageError(str(exc))
     data["omitted"] = max(0, len(data["rows"]) - limit)
     data["totals"] = {name: round(sum(r[name] or 0 for r in data["rows"]), 9)
                       for name in ("requests", "actual_usd", "whatif_usd", "savings_usd")}
     data["rows"] = data["rows"][:limit]
+    if not data["rows"] and fmt == "table" and not spend.top(conn, "model", window, 1)["rows"]:
+        emit(fmt, data, lambda d: no_spend(d["period"]["label"]))  # nothing spent at all, not just nothing to compare
+        return
     emit(fmt, data, render_whatif)
 
 
