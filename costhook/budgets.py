@@ -10,7 +10,6 @@ import os
 
 from costhook import text
 from costhook.timeframe import CALENDAR, bucket, datetime, period_bounds, timezone, utc_iso
-from costhook.usage import NANO
 
 TOKEN_SUM = "input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens"
 
@@ -70,8 +69,7 @@ class Status:
     def amount(self, value: int) -> str:
         if self.in_tokens:
             return f"{text.tokens(value)} tokens" if value is self.limit else text.tokens(value)
-        digits = 2 if self.limit >= NANO else 4
-        return f"${value / NANO:,.{digits}f}"
+        return text.usd(value)
 
 
 class Verdict:

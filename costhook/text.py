@@ -1,9 +1,7 @@
 """How costhook writes numbers and tables for people: one home for each format.
 
-Several dollar formats exist on purpose, each for one place (a report line, a cron run, the
-statusline's session cost, a budget amount); they live here side by side so a new place
-picks one instead of writing another. Standard library only, and of costhook only the
-usage words: the statusline and the hooks use it.
+Money has one format (`usd`, the money rule) wherever it is shown. Standard library only,
+and of costhook only the usage words: the statusline and the hooks use it.
 """
 
 import re
@@ -16,74 +14,54 @@ BAR_WIDTH = 20
 
 # ------------------------------------------------------------------- money --------
 
+# The one money rule, for every view, the statusline, budgets, alerts and the dashboard:
+# from $1 up, dollars and cents (`$1,234.56`, `$100.60`: never `$101` beside `$98.83`);
+# below $1, up to four decimals, at least two (`$0.0236`, `$0.45`: never `$0.02` for
+# $0.0236); below $0.0001, `<$0.0001`; zero is `$0.00`. Rounded half-up from integer
+# nano-USD, so the same amount reads the same everywhere.
+
+
+def usd(nano: int | None, none: str = "–") -> str:
+    """Nano-USD by the money rule; `none` for None (unpriced, unknown)."""
+    if nano is None:
+        return none
+    nano = int(nano)
+    if nano == 0:
+        return "$0.00"
+    sign, nano = ("-" if nano < 0 else ""), abs(nano)
+    ten_thousandths = (nano + 50_000) // 100_000
+    if ten_thousandths >= 10_000:  # $0.99995 and up: dollars and cents
+        cents = (nano + 5_000_000) // 10_000_000
+        return f"{sign}${cents // 100:,}.{cents % 100:02d}"
+    if ten_thousandths == 0:
+        return f"{sign}<$0.0001"
+    digits = f"{ten_thousandths:04d}"
+    return f"{sign}$0.{digits[:2]}{digits[2:].rstrip('0')}"
+
 
 def money(value: float | None) -> str:
-    """Dollars in views and the dashboard: `$1,234`, `$12.30`, `$0.45`, `$0.0042`; `–` for None."""
-    if value is None:
-        return "–"
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    if value >= 100:
-        return f"{sign}${value:,.0f}"
-    if value >= 1:
-        return f"{sign}${value:,.2f}"
-    if value >= 0.01 or value == 0:
-        return f"{sign}${value:.2f}"
-    return f"{sign}${value:.4f}"
+    """Dollars (a float, as views return them) by the money rule; `–` for None."""
+    return usd(None if value is None else round(value * NANO))
 
 
 def money_nano(nano: int | None) -> str:
-    """Nano-USD in cron views: `$1,234.50`, `$0.04`, `$0.0033`; `unknown` for None."""
-    if nano is None:
-        return "unknown"
-    value = nano / NANO
-    if value == 0:
-        return "$0.00"
-    if abs(value) < 0.01:
-        return f"${value:.4f}"
-    return f"${value:,.2f}"
+    """Nano-USD by the money rule; `unknown` for None (a cron run with no cost known)."""
+    return usd(nano, none="unknown")
 
 
 def money_change(nano: int, *, signed: bool = False) -> str:
-    """Nano-USD to a hundredth of a cent, as `report` prints costs: `$1,234.5678`; with
-    `signed`, a change: `+$0.0042`, `-$1.2000`, `$0.0000`."""
+    """Nano-USD by the money rule; with `signed`, a change: `+$0.0042`, `-$1.20`, `$0.00`."""
     sign = ("+" if nano > 0 else "-" if nano < 0 else "") if signed else ("-" if nano < 0 else "")
-    return f"{sign}${abs(nano) / NANO:,.4f}"
+    return sign + usd(abs(nano))
 
 
-def money_cents(value: float) -> str:
-    """Dollars to the cent, sign first: `-$1,234.50` (`costhook budget status`)."""
-    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+def no_spend(label: str) -> str:
+    """The one line every view and the dashboard show for a period with no spend:
+    `No spend this week (2026-W47).`, `No spend in the last 7 days.`, `No spend recorded.`"""
+    if label == "all time":
+        return "No spend recorded."
+    return f"No spend {'in the ' + label if label.startswith('last ') and label[5:6].isdigit() else label}."
 
-
-def session_usd(nano: int) -> str:
-    """A session's cost on the statusline: `$0.018`, `$0.45`, `$12.30`, `$1,234`."""
-    dollars = nano / NANO
-    if dollars == 0:
-        return "$0.00"
-    if abs(dollars) < 0.001:
-        return "<$0.001"
-    if abs(dollars) < 0.1:
-        return f"${dollars:.3f}"
-    if abs(dollars) < 1000:
-        return f"${dollars:,.2f}"
-    return f"${dollars:,.0f}"
-
-
-def budget_money(nano: int, whole: bool = False) -> str:
-    """Budget amounts on the statusline: `$8.12`; with `whole`, `$10` when there are no cents."""
-    dollars = nano / NANO
-    if whole and nano % NANO == 0:
-        return f"${nano // NANO:,}"
-    if abs(dollars) >= 1000:
-        return f"${dollars:,.0f}"
-    return f"${dollars:,.2f}"
-
-
-def no_usage(label: str) -> str:
-    """What a view over a period without calls says, in every view and the dashboard:
-    `No usage this week (2026-W49).`, `No usage in the last 7 days.`"""
-    return f"No usage {'in the ' if label.startswith('last ') else ''}{label}."
 
 
 # ------------------------------------------------------------------- numbers ------

@@ -94,6 +94,9 @@ def merge_call(old: dict, new: dict) -> dict:
         value = new.get(name)
         if value is not None and (prefer_new or merged.get(name) is None):
             merged[name] = value
+    if merged.get("agent_type") == UNKNOWN_SUBAGENT and new.get("agent_type") not in (None, UNKNOWN_SUBAGENT) \
+            and new.get("agent_id") == merged.get("agent_id"):
+        merged["agent_type"] = new["agent_type"]  # a sighting that knows the sub-agent's type names it
     return merged
 
 

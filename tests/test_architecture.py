@@ -45,7 +45,7 @@ def imported_modules(stdin: bytes, *args: str, env: dict) -> set:
 
 
 @pytest.mark.parametrize("agent,payload", [
-    ("claude", {"hook_event_name": "PostToolUse", "session_id": "s1", "tool_name": "Bash", "tool_use_id": "toolu_1",
+    ("claude", {"hook_event_name": "PostToolUse", "session_id": "s1", "tool_name": "Agent", "tool_use_id": "toolu_1",
                 "tool_input": {"command": "ls"}, "tool_response": {"stdout": ""}}),
     ("claude", {"hook_event_name": "PreToolUse", "session_id": "s1", "tool_name": "Bash", "tool_use_id": "toolu_2"}),
     ("claude", {"hook_event_name": "PreSkillShellCommand", "session_id": "s1", "tool_name": "Bash",

@@ -209,7 +209,7 @@ def test_strictest_blocking_budget_is_named(conn, tmp_path):
     verdict = budgets.check(conn, entries, Context(session_id="s-1", project="/home/dev/acme-api"),
                             now=at("2026-11-22T12:00:00"), tz=ZoneInfo("UTC"))
     assert verdict.block.budget["id"] == "tight"
-    assert "Budget session/session: $0.0030 of $0.0010 (300%)" in verdict.message()
+    assert "Budget session/session: $0.003 of $0.001 (300%)" in verdict.message()
 
 
 def test_clock_going_backwards_is_harmless(conn, tmp_path):
@@ -259,7 +259,7 @@ def test_user_prompt_submit_blocks_when_spent(session):
     configure({"scope": "global", "period": "daily", "limit": "0.002", "action": "block"})
     out = decision(run_hook(event(transcript, "UserPromptSubmit", prompt="hello")))
     assert out["decision"] == "block"
-    assert out["reason"].startswith("costhook: Budget daily/global: $0.0030 of $0.0020 (150%) — $0.0010 over")
+    assert out["reason"].startswith("costhook: Budget daily/global: $0.003 of $0.002 (150%) — $0.001 over")
 
 
 def test_pre_tool_use_denies_and_stops(session):
@@ -302,7 +302,7 @@ def test_pre_skill_shell_command_refuses_and_stops(session):
     transcript, configure = session
     configure({"scope": "global", "period": "daily", "limit": "0.002", "action": "block"})
     out = decision(run_hook(skill_shell(transcript)))
-    assert out["continue"] is False and "Budget daily/global: $0.0030 of $0.0020" in out["stopReason"]
+    assert out["continue"] is False and "Budget daily/global: $0.003 of $0.002" in out["stopReason"]
     assert out["hookSpecificOutput"] == {"hookEventName": "PreSkillShellCommand", "permissionDecision": "deny",
                                          "permissionDecisionReason": out["stopReason"]}
     configure({"scope": "global", "period": "daily", "limit": "1", "action": "block"})
@@ -326,7 +326,7 @@ def test_pre_skill_shell_command_is_checked_against_its_skill_budget(session, tm
     fresh.write_text("")
     assert decision(run_hook(event(fresh, "UserPromptSubmit", session_id="s-2", prompt="/costly"))) is None
     out = decision(run_hook(skill_shell(fresh, session_id="s-2")))
-    assert out["continue"] is False and "Budget daily/skill:costly: $0.0030 of $0.0020" in out["stopReason"]
+    assert out["continue"] is False and "Budget daily/skill:costly: $0.003 of $0.002" in out["stopReason"]
     assert decision(run_hook(skill_shell(fresh, skill="other", session_id="s-2"))) is None
 
 
@@ -336,7 +336,7 @@ def test_post_tool_use_warns_once_then_stops(session):
     transcript, configure = session
     configure({"scope": "session", "period": "session", "limit": "0.005", "warn_at": [0.5], "action": "block"})
     out = decision(run_hook(event(transcript, "PostToolUse", tool_name="Agent", tool_use_id="toolu_m1")))
-    assert out == {"systemMessage": "costhook: Budget session/session: $0.0030 of $0.0050 (60%) — $0.0020 left"}
+    assert out == {"systemMessage": "costhook: Budget session/session: $0.003 of $0.005 (60%) — $0.002 left"}
     assert decision(run_hook(event(transcript, "PostToolUse", tool_name="Agent", tool_use_id="toolu_m1"))) is None
     write_calls(transcript, [("m2", 1000, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))])
     out = decision(run_hook(event(transcript, "PostToolUse", tool_name="Agent", tool_use_id="toolu_m2")))
@@ -352,7 +352,7 @@ def test_after_any_other_tool_post_tool_use_records_in_the_background_and_the_ne
     assert db_rows("SELECT count(*) AS n FROM tool_calls") == [{"n": 1}]  # recorded all the same
     assert db_rows("SELECT count(*) AS n FROM alerts") == [{"n": 0}]  # nobody saw it yet: not fired
     out = decision(run_hook(event(transcript, "PreToolUse", tool_name="Bash", tool_use_id="toolu_m1")))
-    assert out == {"systemMessage": "costhook: Budget session/session: $0.0030 of $0.0050 (60%) — $0.0020 left"}
+    assert out == {"systemMessage": "costhook: Budget session/session: $0.003 of $0.005 (60%) — $0.002 left"}
 
 
 def test_stop_never_blocks(session):

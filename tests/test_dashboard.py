@@ -83,7 +83,7 @@ def test_note_numbers(conn, vault):
     summary = block(text, "summary")
     assert "| Today (Fri 20 Nov) | **$1.05** | 5 |" in summary
     assert "| Last month | $0.15 | 1 |" in summary
-    assert "On track for **$4.59** this month" in summary and "**$0.09/hour**" in summary
+    assert "On track for **$4.59** this month" in summary and "**$0.0872/hour**" in summary
 
     budgets = block(text, "budgets")
     assert "| `daily-global` | `██████████` 105% | $1.05 / $1.00 | $2.09 | over |" in budgets
@@ -94,7 +94,7 @@ def test_note_numbers(conn, vault):
     bars = re.search(r"bar \[(.*)\]", daily).group(1).split(", ")
     assert len(bars) == 30 and bars[-3:] == ["0.0915", "0.195", "1.046"] and bars[-11] == "0.09"  # H10 on the 10th
     # The calendar week of Mon 16th: H16, H17, S3 ($0.0915), S2, S1 (today); Sat and Sun still to come.
-    assert "| 16 Nov | $0.09 | $0.09 | $0.09 | $0.20 | $1.05 |  |  | **$1.51** |" in daily
+    assert "| 16 Nov | $0.09 | $0.09 | $0.0915 | $0.195 | $1.05 |  |  | **$1.51** |" in daily
 
     boards = block(text, "leaderboards")
     assert f"| `{S1[:8]}` | alpha | Fri 20 Nov 09:00 | $1.05 | 62% |" in boards
@@ -102,28 +102,28 @@ def test_note_numbers(conn, vault):
 
     tree = block(text, "subagents")
     assert f"**Session `{S1[:8]}`** (alpha) — $1.05, 5 calls" in tree
-    assert "- main thread — $1.02 (98%) · 3 calls" in tree and "- **Explore** `ag1` — $0.02 (2.0%) · 2 calls" in tree
+    assert "- main thread — $1.03 (98%) · 3 calls" in tree and "- **Explore** `ag1` — $0.021 (2.0%) · 2 calls" in tree
 
     tools = block(text, "tools")
-    assert "| (reasoning/answer) | $0.69 | 41% | 8 |" in tools and "| `Read` | $0.68 | 40% | 1 |" in tools
-    assert "MCP servers: **github** $0.04 (2.3%)" in tools
+    assert "| (reasoning/answer) | $0.686 | 41% | 8 |" in tools and "| `Read` | $0.68 | 40% | 1 |" in tools
+    assert "MCP servers: **github** $0.039 (2.3%)" in tools
 
     cache = block(text, "cache")
-    assert "Hit ratio **55%** · saved **$1.03** by cache reads · $1.01 spent on cache writes, of which **$0.19** (26% of written tokens) never read." in cache
+    assert "Hit ratio **55%** · saved **$1.03** by cache reads · $1.01 spent on cache writes, of which **$0.1875** (26% of written tokens) never read." in cache
 
     anomalies = block(text, "anomalies")
     assert anomalies.count("> [!warning]") == 4
     assert f"> [!warning] Session `{S1[:8]}` started Fri 20 Nov 09:00 cost $1.05" in anomalies
-    assert "> [!warning] **2026-11-20** (so far) cost $1.05\n> 9.9× the 7-day average of its kind ($0.11, 7 days)." in anomalies
+    assert "> [!warning] **2026-11-20** (so far) cost $1.05\n> 9.9× the 7-day average of its kind ($0.1052, 7 days)." in anomalies
 
     idle = block(text, "idle")
-    assert idle.startswith("## Idle cost, last 7 days\n\n**$0.22** (13% of $1.69) went to 2 of 8 turns that changed nothing; 1 of 7 sessions")
+    assert idle.startswith("## Idle cost, last 7 days\n\n**$0.216** (13% of $1.69) went to 2 of 8 turns that changed nothing; 1 of 7 sessions")
     assert "| `s2-0000-` | beta |" in idle
 
     assert "Sessions graded: **A** 2 · **B** 0 · **C** 5." in block(text, "efficiency")
 
     whatif = block(text, "whatif")
-    assert "| project **alpha** | opus-4-5 → sonnet-4-5 | $1.02 | $0.61 | **$0.41** (40%) |" in whatif
+    assert "| project **alpha** | opus-4-5 → sonnet-4-5 | $1.03 | $0.615 | **$0.41** (40%) |" in whatif
     assert "| sub-agent **" not in whatif  # Explore runs on Haiku already: nothing cheaper to compare
     assert block(text, "cron").strip() == "" and block(text, "unpriced").strip() == ""
 

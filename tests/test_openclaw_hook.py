@@ -181,7 +181,7 @@ def test_spent_budget_blocks_tool_and_run(home, state, tmp_path):
     assert proc.returncode == 0
     decision = json.loads(proc.stdout)
     assert decision["block"] is True
-    assert decision["blockReason"].startswith("costhook: Budget session/session: $0.1137 of $0.0500")  # 0.1136625: haiku priced too
+    assert decision["blockReason"].startswith("costhook: Budget session/session: $0.1137 of $0.05")  # 0.1136625: haiku priced too
     run = json.loads(hook(payload("before_agent_run")).stdout)
     assert (run["outcome"], run["reason"], run["category"]) == ("block", "costhook-budget", "cost_limit")
     assert "Raise or remove the budget" in run["message"]
@@ -194,7 +194,7 @@ def test_cron_budget_by_job_name(home, state, tmp_path):
     budget(home, tmp_path, '[[budgets]]\nscope = "cron:Nightly repo check"\nperiod = "run"\nlimit = 0.02\naction = "block"\n')
     ctx = {"sessionId": CRON, "sessionKey": f"{CRON_KEY}:run:{CRON}", "trigger": "cron", "runId": "run-cron-0002"}
     decision = json.loads(hook(payload("before_tool_call", {"toolName": "exec"}, **ctx)).stdout)
-    assert decision["block"] is True and "$0.0251 of $0.0200" in decision["blockReason"]
+    assert decision["block"] is True and "$0.0251 of $0.02" in decision["blockReason"]
     silent(hook(payload("before_tool_call", {"toolName": "exec"})))  # the main session is not that cron
 
 

@@ -174,7 +174,7 @@ def test_cron_budgets_per_run_and_per_period(conn, history):  # noqa: F811
     assert set(rows) == {"nightly-run", "nightly-monthly"}
     run = rows["nightly-run"]
     assert (run["job_id"], run["spent"], run["percent"], run["blocking"]) == (NIGHTLY, 0.012, 60.0, False)
-    assert run["message"].startswith("Budget run/cron:Nightly report: $0.0120 of $0.0200 (60%)")
+    assert run["message"].startswith("Budget run/cron:Nightly report: $0.012 of $0.02 (60%)")
     month = rows["nightly-monthly"]
     assert (month["period_key"], month["spent"], month["percent"], month["blocking"]) == ("2026-05", 0.072, 144.0, False)
 

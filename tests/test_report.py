@@ -147,7 +147,7 @@ def test_nothing_recorded_yet_reports_nothing_cleanly_and_creates_nothing(home, 
     recorded yet": empty reports, and neither the file nor its folder is made."""
     monkeypatch.delenv("COSTHOOK_DB")
     Path(os.environ["COSTHOOK_CONFIG"]).write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 5\n')
-    assert "No usage recorded" in cli("report").stdout
+    assert cli("report").stdout == "No spend recorded.\n"
     assert report_json()["totals"]["requests"] == 0
     for args in (["summary"], ["top"], ["tools"], ["budget", "status"], ["cron"], ["trends"]):
         assert cli(*args).returncode == 0, args

@@ -105,11 +105,13 @@ def test_unpriced_calls_are_counted_not_guessed(home):
 
 
 @pytest.mark.parametrize("nano, shown", [
-    (0, "$0.00"), (400_000, "<$0.001"), (17_733_150, "$0.018"), (450_000_000, "$0.45"),
-    (12_300_000_000, "$12.30"), (1_234_567 * NANO, "$1,234,567"),
+    (0, "$0.00"), (40_000, "<$0.0001"), (400_000, "$0.0004"), (17_733_150, "$0.0177"), (23_600_000, "$0.0236"),
+    (450_000_000, "$0.45"), (999_950_000, "$1.00"), (12_300_000_000, "$12.30"), (100_600_000_000, "$100.60"),
+    (1_234_567 * NANO, "$1,234,567.00"), (-5_000_000, "-$0.005"),
 ])
 def test_money_format(nano, shown):
-    assert text.session_usd(nano) == shown
+    """The one money rule (issue 13, item 11): never `$0.02` for $0.0236, never `$101` for $100.60."""
+    assert text.usd(nano) == shown
 
 
 @pytest.mark.parametrize("value, shown", [
@@ -124,14 +126,14 @@ def test_token_format(value, shown):
 
 
 def test_no_database_uses_claude_codes_estimate_and_creates_nothing(home):
-    assert line(statusline_payload()) == "~$0.32 session"
+    assert line(statusline_payload()) == "~$0.3156 session"
     assert not Path(os.environ["COSTHOOK_DB"]).exists()
     assert not any(Path(os.environ["COSTHOOK_DB"]).parent.glob("costhook.db*"))
 
 
 def test_session_not_recorded_yet_uses_the_estimate(home):
     add_calls([{"cost_nanousd": 5 * NANO, "session_id": "other"}])
-    assert line(statusline_payload()) == "~$0.32 session"
+    assert line(statusline_payload()) == "~$0.3156 session"
 
 
 def test_payload_without_a_cost_still_prints_what_it_can(home):
@@ -146,7 +148,7 @@ def test_unmigrated_database_is_left_alone(home):
     db.parent.mkdir(parents=True)
     sqlite3.connect(db).execute("CREATE TABLE unrelated (x)").connection.commit()
     before = digest(db)
-    assert line(statusline_payload()) == "~$0.32 session"
+    assert line(statusline_payload()) == "~$0.3156 session"
     assert digest(db) == before
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 0
 
@@ -169,7 +171,7 @@ def test_corrupt_database_falls_back_and_logs_once(home):
     db.parent.mkdir(parents=True)
     db.write_bytes(b"this is not a database" * 100)
     for _ in range(3):
-        assert line(statusline_payload()) == "~$0.32 session"
+        assert line(statusline_payload()) == "~$0.3156 session"
     log = (home / "errors.log").read_text().splitlines()
     assert len(log) == 1 and "statusline" in log[0] and "DatabaseError" in log[0]
 
@@ -180,7 +182,7 @@ def test_corrupt_database_falls_back_and_logs_once(home):
 def test_budget_under_its_warning_threshold(home):
     add_calls([{"cost_nanousd": 2_500_000_000, "session_id": "earlier-today"}, {"cost_nanousd": 700_000_000}])
     write_config('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 10\n')
-    assert line(statusline_payload()) == "$0.70 session · 0 tok · daily $3.20/$10"
+    assert line(statusline_payload()) == "$0.70 session · 0 tok · daily $3.20/$10.00"
 
 
 def test_most_constraining_budget_is_shown(home):
@@ -191,7 +193,7 @@ def test_most_constraining_budget_is_shown(home):
         '[[budgets]]\nscope = "global"\nperiod = "weekly"\ntokens = 1000000\n'
         '[[budgets]]\nscope = "project:other-repo"\nperiod = "daily"\nlimit = 1\n'  # does not apply here
     )
-    assert line(statusline_payload()) == "$8.12 session · 90K tok · daily acme-api $8.12/$10"
+    assert line(statusline_payload()) == "$8.12 session · 90K tok · daily acme-api $8.12/$10.00"
     write_config('[[budgets]]\nscope = "session"\nperiod = "session"\ntokens = 100000\n')
     assert line(statusline_payload()).endswith(" · session 90K/100K tok")
 
@@ -202,9 +204,9 @@ def test_spent_blocking_budget_says_blocked(home):
         '[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 10\naction = "block"\n'
         '[[budgets]]\nscope = "global"\nperiod = "monthly"\nlimit = 5\n'  # warn-only, further over
     )
-    assert line(statusline_payload()) == "$10.02 session · 0 tok · daily BLOCKED $10.02/$10"
+    assert line(statusline_payload()) == "$10.02 session · 0 tok · daily BLOCKED $10.02/$10.00"
     colored = line(statusline_payload(), plain=False)
-    assert "\x1b[1;31mdaily BLOCKED $10.02/$10\x1b[0m" in colored
+    assert "\x1b[1;31mdaily BLOCKED $10.02/$10.00\x1b[0m" in colored
 
 
 def test_over_a_warn_only_budget(home):
@@ -239,7 +241,7 @@ def test_rate_limits_object_shape(home):
         "seven_day": {"used_percentage": 12, "resets_at": 1795900000},
         "spend_limit": {"used_percentage": 40, "used_usd": 40, "limit_usd": 100, "period": "monthly"},
     }
-    assert line(statusline_payload(rate_limits=limits)) == "~$0.32 session · 5h 91% ↻02:13 · 7d 12% · spend $40.00/$100"
+    assert line(statusline_payload(rate_limits=limits)) == "~$0.3156 session · 5h 91% ↻02:13 · 7d 12% · spend $40.00/$100.00"
 
 
 def test_rate_limits_defensive_shapes(home):
@@ -248,7 +250,7 @@ def test_rate_limits_defensive_shapes(home):
     colored = line(statusline_payload(rate_limits=limits), plain=False)
     assert "5h 42%" in colored and "\x1b[31m7d 99% ↻Thu 09:00\x1b[0m" in colored
     for junk in (None, [], "full", {"five_hour": None, "seven_day": "x"}, {"five_hour": {"used_percentage": True}}):
-        assert line(statusline_payload(rate_limits=junk)) == "~$0.32 session"
+        assert line(statusline_payload(rate_limits=junk)) == "~$0.3156 session"
 
 
 # ------------------------------------------------------------------ robustness ------
@@ -271,8 +273,8 @@ def test_wrong_types_in_the_payload(home):
 
 def test_colour_unless_no_color(home):
     colored = line(statusline_payload(), plain=False)
-    assert colored == "\x1b[2m~$0.32 session\x1b[0m"
-    assert line(statusline_payload(), plain=False, env={"NO_COLOR": "1"}) == "~$0.32 session"
+    assert colored == "\x1b[2m~$0.3156 session\x1b[0m"
+    assert line(statusline_payload(), plain=False, env={"NO_COLOR": "1"}) == "~$0.3156 session"
 
 
 def test_db_option(home, tmp_path):
@@ -280,7 +282,7 @@ def test_db_option(home, tmp_path):
     moved = tmp_path / "elsewhere.db"
     os.replace(os.environ["COSTHOOK_DB"], moved)
     assert line(statusline_payload(), "--db", str(moved)) == "$2.00 session · 0 tok"
-    assert line(statusline_payload()) == "~$0.32 session"
+    assert line(statusline_payload()) == "~$0.3156 session"
 
 
 # ------------------------------------------------------------------ import weight ----
@@ -310,6 +312,6 @@ def test_statusline_imports_stay_light(home):
                  '[[budgets]]\nscope = "session"\nperiod = "session"\ntokens = 1000\n')
     line(statusline_payload())  # validates the new config (pydantic) and caches it
     shown, modules = statusline_modules(statusline_payload())
-    assert shown == "$2.00 session · 0 tok · daily $2.00/$10"
+    assert shown == "$2.00 session · 0 tok · daily $2.00/$10.00"
     assert "costhook.budgets" in modules
     assert not modules & HEAVY

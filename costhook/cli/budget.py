@@ -98,7 +98,7 @@ def budget_list(fmt):
         return
     rows = [["id", "scope", "period", "limit", "warn at", "action"]]
     for b in budgets:
-        limit = f"${b['limit']}" if "limit" in b else f"{b['tokens']:,} tokens"
+        limit = text.money(float(b["limit"])) if "limit" in b else f"{b['tokens']:,} tokens"
         rows.append([b["id"], b["scope"], b["period"], limit, ",".join(f"{f:g}" for f in b["warn_at"]), b["action"]])
     click.echo(text.grid(rows))
 
@@ -124,7 +124,7 @@ def budget_status(session_id, fmt, tz_name, now_text, db_path):
         return
     rows = [["id", "period", "spent", "limit", "%", "remaining", "projected", "state"]]
     for d in data:
-        money = text.money_cents if d["unit"] == "usd" else (lambda v: f"{v:,}")
+        money = text.money if d["unit"] == "usd" else (lambda v: f"{v:,}")
         state = d["state"].upper() if d["blocking"] else d["state"]
         rows.append([
             d["id"], d["period_key"], money(d["spent"]), money(d["limit"]), f"{d['percent']:.0f}%",

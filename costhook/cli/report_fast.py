@@ -12,7 +12,7 @@ import os
 import sys
 
 from costhook import timeframe
-from costhook.text import csv_cell, md_text, term_text
+from costhook.text import csv_cell, md_text, money, no_spend, term_text
 from costhook.views import report
 
 
@@ -95,11 +95,13 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     if since and until and since > until:
         raise BadOption("--since is after --until", "--since")
     win = timeframe.dates_window(since.date() if since else None, until.date() if until else None, tz)
+    label = " ".join(f"{word} {day:%Y-%m-%d}" for word, day in (("from", since), ("to", until)) if day) or "all time"
     if options.get("period_name"):
         if since or until:
             raise BadOption("give --period, or --since/--until, not both", "--period")
         try:
-            win = timeframe.period(options["period_name"], timeframe.parse_now(None), tz).window()
+            chosen = timeframe.period(options["period_name"], timeframe.parse_now(None), tz)
+            win, label = chosen.window(), chosen.label
         except ValueError as exc:
             raise BadOption(str(exc), "--period")
     filters = {k: v for k, v in (("session_id", options["session_id"]), ("project", options["project"])) if v}
@@ -113,6 +115,8 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
             raise BadOption(str(exc), "--session")
     data = report.report(conn, by, win=win, tz=tz, filters=filters, table=price_table(cfg) if by == "message" else None)
     fmt = options["fmt"]
+    if not data["rows"] and fmt in ("table", "markdown"):
+        return no_spend(label) + "\n"
     if fmt == "json":
         import json
 
@@ -239,8 +243,6 @@ def render_table(data: dict, markdown: bool = False) -> str:
         return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells))
 
     rule = "  ".join("-" * w for w in widths)
-    if not body:
-        return "No usage recorded for this selection yet."
     return "\n".join([line(header), rule, *(line(r) for r in body), rule, line(total)])
 
 
@@ -257,5 +259,5 @@ def _sampling_cells(it: dict, text) -> list:
 
 def _cell(name: str, value) -> str:
     if name == "cost_usd":
-        return f"${value:,.4f}" if value < 1000 else f"${value:,.2f}"
+        return money(value)
     return f"{value:,}"

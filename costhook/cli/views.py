@@ -16,7 +16,7 @@ from costhook.cli.common import (
     setup,
     view_options,
 )
-from costhook.text import grid, money, no_usage, percent, term_text
+from costhook.text import grid, money, no_spend, percent, term_text
 from costhook.views import activity, report, rollup, spend
 from costhook.views import anomalies as anomaly_views
 from costhook.views import cache as cache_views
@@ -59,7 +59,7 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["rows"]:
-            return no_usage(d["period"]["label"])
+            return no_spend(d["period"]["label"])
         head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else [])
         rows = [head]
         for r in d["rows"]:
@@ -107,6 +107,8 @@ def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
     data = activity.by_tool(conn, period(period_name, now, tz), session_id=session(conn, session_id))
 
     def render(d):
+        if not d["rows"]:
+            return no_spend(d["period"]["label"])
         rows = [["tool", "cost", "share", "calls"]]
         rows += [[r["tool"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
         text = grid(rows, {1, 2, 3})
@@ -162,15 +164,19 @@ def anomalies(days, fmt, tz_name, now_text, db_path):
 def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, db_path):
     """What another model would have cost for the same calls (real token counts)."""
     cfg, tz, now = setup(tz_name, now_text)
+    conn, window = open_store(db_path), period(f"{days}d", now, tz)
     try:
-        data = cache_views.whatif(open_store(db_path), period(f"{days}d", now, tz), now, by=(by,), to_model=to_model,
-                        from_model=from_model, only=only, table=price_table(cfg))
+        data = cache_views.whatif(conn, window, now, by=(by,), to_model=to_model,
+                                  from_model=from_model, only=only, table=price_table(cfg))
     except ValueError as exc:
         raise click.UsageError(str(exc))
     data["omitted"] = max(0, len(data["rows"]) - limit)
     data["totals"] = {name: round(sum(r[name] or 0 for r in data["rows"]), 9)
                       for name in ("requests", "actual_usd", "whatif_usd", "savings_usd")}
     data["rows"] = data["rows"][:limit]
+    if not data["rows"] and fmt == "table" and not spend.top(conn, "model", window, 1)["rows"]:
+        emit(fmt, data, lambda d: no_spend(d["period"]["label"]))  # nothing spent at all, not just nothing to compare
+        return
     emit(fmt, data, render_whatif)
 
 
@@ -198,6 +204,8 @@ def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
     short = report.short_sessions(conn, [r["session_id"] for r in data["sessions"]])
 
     def render(d):
+        if not d["sessions"] and not d["cost_usd"]:
+            return no_spend(d["period"]["label"])
         head = (f"{d['actions']:,} useful actions for {money(d['cost_usd'])}: "
                 f"{d['actions_per_usd'] if d['actions_per_usd'] is not None else '–'} per dollar; grades "
                 + ", ".join(f"{g} {n}" for g, n in d["grades"].items()))
@@ -222,7 +230,7 @@ def blocks(period_name, active, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["blocks"]:
-            return "No usage windows in that period."
+            return no_spend(d["period"]["label"])
         rows = [["window start", "last call", "cost", "tokens", "calls", "status"]]
         for b in d["blocks"]:
             start = _local(b["start"], tz)
@@ -243,6 +251,8 @@ def trends(days, fmt, tz_name, now_text, db_path):
     data = spend.trends(open_store(db_path), now, tz, days)
 
     def render(d):
+        if not any(r["requests"] for r in d["rows"]):
+            return no_spend(f"last {d['days']} days")
         change = d["change_7_days"]
         lines = [f"{d['rows'][0]['day']} {d['sparkline']} {d['rows'][-1]['day']}",
                  f"total {money(d['total_usd'])}, {money(d['daily_average_usd'])}/day on average"
@@ -323,6 +333,8 @@ def render_tree(d: dict, short: dict | None = None) -> str:
 
 
 def render_cache(d: dict) -> str:
+    if not d["by_model"]:
+        return no_spend(d["period"]["label"])
     rows = [["model", "hit ratio", "saved", "writes", "never read", "wasted"]]
     for r in [*d["by_model"], {"model": "TOTAL", **d["totals"]}]:
         rows.append([r["model"], percent(r["hit_ratio"]), money(r["saved_usd"]), money(r["cache_write_cost_usd"]),
@@ -349,6 +361,8 @@ def render_whatif(d: dict) -> str:
 
 
 def render_idle(d: dict, short: dict | None = None) -> str:
+    if not d["turns"] and not d["total_cost_usd"] and not d["heartbeats"]["turns"]:
+        return no_spend(d["period"]["label"])
     lines = [f"Idle cost {d['period']['label']}: {money(d['idle_cost_usd'])} ({percent(d['idle_share'])} of {money(d['total_cost_usd'])}); "
              f"{d['idle_turns']:,} of {d['turns']:,} turns, {d['idle_sessions']:,} of {d['sessions']:,} sessions idle."]
     hb = d["heartbeats"]

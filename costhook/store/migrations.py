@@ -238,8 +238,33 @@ def m006_call_iterations(db: sqlite_utils.Database) -> None:
         db["requests"].add_column("iterations", str)
 
 
+
+def m007_subagent_names(db: sqlite_utils.Database) -> None:
+    """The type of each sub-agent as its parent's Task/Agent call named it, for transcripts
+    without an agent-*.meta.json (Claude Code 2.0.x): whichever file is read first, the
+    sub-agent's calls get the name."""
+    db["subagents"].create(
+        {"session_id": str, "agent_id": str, "agent_type": str},
+        pk=("session_id", "agent_id"),
+        if_not_exists=True,
+    )
+    conn = db.conn
+    # Sub-agent calls stored before as the main thread's are "(sub-agent)" now ...
+    changed = conn.execute("UPDATE requests SET agent_type = '(sub-agent)'"
+                           " WHERE agent = 'claude' AND agent_id IS NOT NULL AND agent_type IS NULL").rowcount
+    if changed:
+        from costhook.store.rollup import rebuild_spend
+
+        rebuild_spend(conn)
+    # ... and their parents' transcripts are read again (the keys make that safe), for the
+    # Task/Agent results that name them.
+    conn.execute("""DELETE FROM cursors WHERE path IN (
+        SELECT DISTINCT source_path FROM requests WHERE agent_id IS NULL AND session_id IN (
+            SELECT DISTINCT session_id FROM requests WHERE agent_type = '(sub-agent)'))""")
+
+
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
-              m006_call_iterations]
+              m006_call_iterations, m007_subagent_names]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

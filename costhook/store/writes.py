@@ -10,7 +10,7 @@ import sqlite3
 from costhook.store.db import in_lists, savepoint, storable, transaction
 from costhook.store.rollup import SpendDelta
 from costhook.timeframe import now_iso
-from costhook.usage import merge_call, tool_names
+from costhook.usage import UNKNOWN_SUBAGENT, merge_call, tool_names
 
 # ----------------------------------------------------------------------- requests ----
 
@@ -261,6 +261,37 @@ def _fold_replays(conn: sqlite3.Connection, records: dict, delta: "SpendDelta") 
         folded["key"], folded["request_id"] = main["key"], main.get("request_id")
         out[main["key"]] = folded
     return out
+
+
+def name_subagents(conn: sqlite3.Connection, names: dict, unnamed) -> int:
+    """Give sub-agents their type. `names`: (session id, agent id) -> type, as a parent's
+    Task/Agent call named them (the first name stored stays); `unnamed`: (session id,
+    agent id) of calls just written as UNKNOWN_SUBAGENT, which take a name stored before.
+    Their rows, and the rollup, move from UNKNOWN_SUBAGENT to the name. Returns rows renamed."""
+    for (session_id, agent_id), agent_type in names.items():
+        conn.execute("INSERT OR IGNORE INTO subagents (session_id, agent_id, agent_type) VALUES (?, ?, ?)",
+                     (storable(session_id), storable(agent_id), storable(agent_type)))
+    pairs = set(names) | set(unnamed)
+    if not pairs:
+        return 0
+    delta, renamed = SpendDelta(), 0
+    for session_id, agent_id in pairs:
+        found = conn.execute("SELECT agent_type FROM subagents WHERE session_id = ? AND agent_id = ?",
+                             (storable(session_id), storable(agent_id))).fetchone()
+        if found is None:
+            continue
+        rows = [dict(row) for row in conn.execute(
+            "SELECT * FROM requests WHERE session_id = ? AND agent_id = ? AND agent_type = ?",
+            (storable(session_id), storable(agent_id), UNKNOWN_SUBAGENT))]
+        for row in rows:
+            delta.add(row, -1)
+            delta.add({**row, "agent_type": found[0]}, +1)
+        if rows:
+            conn.execute("UPDATE requests SET agent_type = ? WHERE session_id = ? AND agent_id = ? AND agent_type = ?",
+                         (found[0], storable(session_id), storable(agent_id), UNKNOWN_SUBAGENT))
+            renamed += len(rows)
+    delta.write(conn, only=("agent",))
+    return renamed
 
 
 # ----------------------------------------------------------------------- sessions ----

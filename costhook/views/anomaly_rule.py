@@ -9,7 +9,7 @@ days, 3 with spend), and, for days and sessions, when it costs at least $0.10.
 10 runs vs 7 days) would change which runs are flagged, so they stay per kind.
 """
 
-from costhook.usage import NANO
+from costhook.text import usd
 
 ANOMALY_FACTOR = 2  # at least 2x the average of its kind's window
 ANOMALY_MIN_NANO = 100_000_000  # ... and at least $0.10 for days and sessions (below that nobody cares)
@@ -21,7 +21,7 @@ CRON_RUNS_WINDOW = 10  # a cron run is judged against the same cron's 10 previou
 ANOMALY_RULE = (f"A day, session or cron run that costs at least {ANOMALY_FACTOR}x the average of the ones of its kind "
                 f"just before it (days: the 7 previous days; sessions: those started in the 7 days before it; "
                 f"cron runs: the same job's {CRON_RUNS_WINDOW} previous runs), and, for days and sessions, at least "
-                f"${ANOMALY_MIN_NANO / NANO:.2f}; a baseline needs {ANOMALY_MIN_BASELINE} days, sessions or runs.")
+                f"{usd(ANOMALY_MIN_NANO)}; a baseline needs {ANOMALY_MIN_BASELINE} days, sessions or runs.")
 
 
 def is_anomaly(cost, baseline: float, factor: float = ANOMALY_FACTOR, min_cost: int = ANOMALY_MIN_NANO) -> bool:

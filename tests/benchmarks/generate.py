@@ -5,7 +5,9 @@
     python -m tests.benchmarks.generate db OUT_DB --rows 1000000 [--seed 1]
 
 `tree` writes OUT_DIR/projects/<encoded-cwd>/<session>.jsonl plus sub-agent files
-(<session>/subagents/agent-<id>.jsonl and .meta.json), as Claude Code 2.1.330 does:
+(<session>/subagents/agent-<id>.jsonl and .meta.json), as Claude Code 2.1.330 does
+(with --no-meta, as 2.0.x did: no .meta.json, the spawning tool is `Task`, and only the
+parent's call names the sub-agent's type):
 every API call streamed over 1-4 lines sharing message.id/requestId with a growing
 output_tokens, 5m/1h cache writes, cache reads, web searches, tool calls and their
 results, the big non-usage lines (attachments, api-request-blob/-shape, tool results of
@@ -13,7 +15,9 @@ results, the big non-usage lines (attachments, api-request-blob/-shape, tool res
 session, timestamps spread over ~60 days. About 9 KB per call.
 
 Each command prints the totals it wrote as JSON (billed calls; token sums by UTC day of
-a call's first line and by model); `tree` also writes them to OUT_DIR/expected.json
+a call's first line, by model and, for `tree`, by agent type, "(main)" for the main
+thread; with --cost, nano-USD per call priced by costhook.pricing summed into each
+group); `tree` also writes them to OUT_DIR/expected.json
 (outside projects/, so no reader takes it for a transcript). The same seed gives the
 same bytes.
 
@@ -87,6 +91,9 @@ class Totals:
         self.web_search_requests = 0
         self.by_day = {}  # day -> [requests, input, output, 5m, 1h, read]
         self.by_model = {}
+        self.by_agent = {}  # agent type ("(main)": the main thread) -> the same sums
+        self.price = None  # (model, counts..., speed, geo, timestamp) -> nano-USD, with --cost
+        self.cost = {}  # group name -> nano-USD, "total" and "agent:<type>"
         self.synthetic = 0  # `<synthetic>` zero-usage lines (not billed calls)
         self.truncated = 0  # malformed assistant lines (mid-file, newline-terminated)
         self.partial_tails = 0  # files ending in a partial line without newline
@@ -97,10 +104,14 @@ class Totals:
         self.lines = 0
         self.bytes = 0
 
-    def add(self, ms, model, inp, out, w5, w1, read, web):
+    def add(self, ms, model, inp, out, w5, w1, read, web, agent_type="(main)", speed=None, geo=None):
         self.calls += 1
         self.web_search_requests += web
-        for table, key in ((self.by_day, day_of(ms)), (self.by_model, model)):
+        if self.price is not None:
+            cost = self.price(model, inp, out, w5, w1, read, web, speed, geo, iso(ms))
+            for key in ("total", f"agent:{agent_type}"):
+                self.cost[key] = self.cost.get(key, 0) + cost
+        for table, key in ((self.by_day, day_of(ms)), (self.by_model, model), (self.by_agent, agent_type)):
             row = table.get(key)
             if row is None:
                 row = table[key] = [0, 0, 0, 0, 0, 0]
@@ -124,6 +135,8 @@ class Totals:
             "totals": {**dict(zip(("requests",) + TOKEN_KEYS, totals)), "web_search_requests": self.web_search_requests},
             "by_day": self._rows(self.by_day),
             "by_model": self._rows(self.by_model),
+            "by_agent": self._rows(self.by_agent),
+            **({"cost_nanousd": dict(sorted(self.cost.items()))} if self.price is not None else {}),
             "synthetic_lines": self.synthetic,
             "truncated_lines": self.truncated,
             "partial_tail_files": self.partial_tails,
@@ -171,8 +184,10 @@ class Sink:
 class Gen:
     """Random source plus shared text pool and counters; one per generated tree/file."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, meta: bool = True):
         self.rng = random.Random(seed)
+        self.meta = meta  # write agent-<id>.meta.json (2.1.330) or not (2.0.x)
+        self.spawn_tool = "Agent" if meta else "Task"
         self.totals = Totals()
         self.counter = 0
         self.pool = self._pool(1 << 18)
@@ -225,7 +240,8 @@ class Gen:
 class Thread:
     """One transcript file: a main session or a sub-agent, written line by line."""
 
-    def __init__(self, gen: Gen, sink: Sink, *, session_id, cwd, branch, model, clock, agent_id=None, policy="5m"):
+    def __init__(self, gen: Gen, sink: Sink, *, session_id, cwd, branch, model, clock, agent_id=None, policy="5m",
+                 agent_type="(main)"):
         self.g = gen
         self.rng = gen.rng
         self.sink = sink
@@ -235,6 +251,8 @@ class Thread:
         self.model = model
         self.clock = clock
         self.agent_id = agent_id
+        self.agent_type = agent_type
+        self.spawns = {}  # tool_use id of an Agent/Task call -> the subagent_type it asked for
         self.policy = policy  # 5m | 1h | mixed
         self.parent = None
         self.prompt_id = None
@@ -408,7 +426,11 @@ class Thread:
             blocks.append({"type": "text", "text": g.text(g.logu(20, 900))})
         for name in tools:
             tid = f"toolu_01{g.hexid(88)}"
-            blocks.append({"type": "tool_use", "id": tid, "name": name, "input": self._tool_input(name)})
+            args = self._tool_input(name)
+            if name == "Agent":
+                self.spawns[tid] = args["subagent_type"]
+                name = g.spawn_tool
+            blocks.append({"type": "tool_use", "id": tid, "name": name, "input": args})
             uses.append((tid, name))
         while len(blocks) > 4:
             blocks.pop(0)
@@ -478,7 +500,7 @@ class Thread:
                 tool_line = uuid
             self.sink.line(self._tail(line, uuid))
         self.last_call = first
-        self.g.totals.add(first, self.model, inp, out, w5, w1, read, web_n)
+        self.g.totals.add(first, self.model, inp, out, w5, w1, read, web_n, self.agent_type, self.speed, self.geo or None)
         mu = self.model_usage.setdefault(self.model, {
             "inputTokens": 0, "outputTokens": 0, "thinkingTokens": 0, "cacheReadInputTokens": 0, "cacheCreationInputTokens": 0,
             "cacheCreationEphemeral5mInputTokens": 0, "cacheCreationEphemeral1hInputTokens": 0, "webSearchRequests": 0, "costUSD": 0.0})
@@ -538,7 +560,8 @@ class Thread:
         self.sink.raw(data)
         self.g.totals.nul_lines += 1
 
-    def tool_result(self, tool_use_id: str, name: str, source_uuid: str | None, sub_summary: str | None = None) -> None:
+    def tool_result(self, tool_use_id: str, name: str, source_uuid: str | None, sub_summary: str | None = None,
+                    agent_id: str | None = None) -> None:
         rng, g = self.rng, self.g
         big = rng.random() < 0.01
         path = f"{self.cwd}/src/{rng.choice(WORDS)}.ts"
@@ -559,10 +582,10 @@ class Thread:
             text = g.text(g.logu(5_000, 60_000) if big else g.logu(60, 2_000))
             content = text
             extra = {"mode": "content", "numFiles": rng.randint(1, 40), "filenames": [], "content": text, "numLines": text.count("\n") + 1}
-        elif name == "Agent":
+        elif name in ("Agent", "Task"):
             text = sub_summary or g.text(g.logu(500, 4_000))
             content = [{"type": "text", "text": text}]
-            extra = {"status": "completed", "agentId": self.g.hexid(64), "content": content, "totalTokens": rng.randint(5_000, 90_000),
+            extra = {"status": "completed", "agentId": agent_id or "a" + self.g.hexid(64), "content": content, "totalTokens": rng.randint(5_000, 90_000),
                      "totalToolUseCount": rng.randint(1, 40), "totalDurationMs": rng.randint(5_000, 300_000)}
         else:
             text = json.dumps({"number": rng.randint(1, 9_000), "title": g.text(60), "body": g.text(g.logu(200, 2_000)), "state": "open"})
@@ -604,7 +627,7 @@ def run_thread(t: Thread, n_calls: int, *, agent_at: dict | None = None, spawn=N
         last = i == n_calls - 1
         web = 0
         if i in agent_at:
-            tools = ["Agent"]
+            tools = ["Agent"]  # (written as t.g.spawn_tool)
         elif last or rng.random() < 0.12:
             tools = []
             if t.agent_id is None and rng.random() < 0.05:
@@ -617,10 +640,10 @@ def run_thread(t: Thread, n_calls: int, *, agent_at: dict | None = None, spawn=N
         if extras and rng.random() < 1 / 3000:
             t.truncated()
         for tool_use_id, name, source in uses:
-            summary = None
-            if name == "Agent" and spawn is not None:
-                summary = spawn(agent_at[i], tool_use_id)
-            t.tool_result(tool_use_id, name, source, summary)
+            summary = agent_id = None
+            if name == t.g.spawn_tool and spawn is not None:
+                summary, agent_id = spawn(agent_at[i], tool_use_id)
+            t.tool_result(tool_use_id, name, source, summary, agent_id)
         if not uses:
             t.turn_end(t.clock - turn_start)
             if not last:
@@ -660,18 +683,19 @@ def write_session(gen: Gen, projects: Path, cwd: str, n_calls: int, start_ms: in
         sub_dir = folder / sid / "subagents"
         sub_dir.mkdir(parents=True, exist_ok=True)
         sub_model = HAIKU if rng.random() < 0.6 else model
-        agent_type = rng.choice(AGENT_TYPES)
-        (sub_dir / f"agent-{agent_id}.meta.json").write_text(json.dumps({"agentType": agent_type, "spawnDepth": 1, "model": sub_model}))
+        agent_type = t.spawns.pop(tool_use_id)  # what the parent's call asked for
+        if gen.meta:
+            (sub_dir / f"agent-{agent_id}.meta.json").write_text(json.dumps({"agentType": agent_type, "spawnDepth": 1, "model": sub_model}))
         sub_sink = Sink(sub_dir / f"agent-{agent_id}.jsonl")
         sub = Thread(gen, sub_sink, session_id=sid, cwd=cwd, branch=branch, model=sub_model, clock=t.clock + rng.randint(200, 2_000),
-                     agent_id=agent_id, policy="5m")
+                     agent_id=agent_id, policy="5m", agent_type=agent_type)
         sub.user_prompt(gen.text(gen.logu(200, 1_500)))
         run_thread(sub, m_calls, extras=False)
         sub_sink.close(gen.totals)
         os.utime(sub_dir / f"agent-{agent_id}.jsonl", ns=(sub.clock * 1_000_000,) * 2)
         gen.totals.subagent_files += 1
         t.clock = sub.clock + rng.randint(200, 2_000)
-        return gen.text(gen.logu(500, 4_000))
+        return gen.text(gen.logu(500, 4_000)), agent_id
 
     t.session_start(gen.text(gen.logu(20, 1_500)))
     if force and main_calls > 1:  # the first session has one of every rare thing
@@ -705,12 +729,17 @@ def session_sizes(rng, calls: int) -> list:
     return sizes
 
 
-def generate_tree(out_dir, calls: int, seed: int = 1) -> dict:
-    """A Claude config dir with `calls` billed calls under out_dir/projects; returns the totals."""
+def generate_tree(out_dir, calls: int, seed: int = 1, *, meta: bool = True, cost: bool = False, days: int = SPAN_DAYS) -> dict:
+    """A Claude config dir with `calls` billed calls under out_dir/projects; returns the totals.
+    `meta=False`: Claude Code 2.0.x's layout (see the module doc). `cost`: price every call
+    with costhook's price table, into the totals' cost_nanousd. `days`: sessions start in the
+    first `days` - 2 days (at least one) from 2026-09-01."""
     out = Path(out_dir)
     projects = out / "projects"
     projects.mkdir(parents=True, exist_ok=True)
-    gen = Gen(seed)
+    gen = Gen(seed, meta=meta)
+    if cost:
+        gen.totals.price = _costhook_price()
     rng = gen.rng
     n_projects = max(3, min(len(PROJECT_NAMES), calls // 3_000))
     cwds = [f"/home/dev/{name}" for name in PROJECT_NAMES[:n_projects]]
@@ -718,12 +747,22 @@ def generate_tree(out_dir, calls: int, seed: int = 1) -> dict:
     sizes = session_sizes(rng, calls)
     for index, n in enumerate(sizes):
         cwd = rng.choices(cwds, weights)[0]
-        start = START_MS + rng.randrange((SPAN_DAYS - 2) * DAY_MS)
+        start = START_MS + rng.randrange(max(1, days - 2) * DAY_MS)
         write_session(gen, projects, cwd, n, start, force=index == 0, last=index == len(sizes) - 1)
     expected = gen.totals.to_json()
     expected.update(generator="tests.benchmarks.generate", seed=seed, requested_calls=calls)
     (out / "expected.json").write_text(json.dumps(expected, indent=1))
     return expected
+
+
+def _costhook_price():
+    from costhook.pricing.prices import price_call
+
+    def price(model, inp, out, w5, w1, read, web, speed, geo, timestamp) -> int:
+        return price_call(model, input_tokens=inp, output_tokens=out, cache_write_5m_tokens=w5, cache_write_1h_tokens=w1,
+                          cache_read_tokens=read, web_search_requests=web, speed=speed, inference_geo=geo, timestamp=timestamp)
+
+    return price
 
 
 # ------------------------------------------------------------------ one big file ----
@@ -943,7 +982,7 @@ def generate_db(out_db, rows: int, seed: int = 1) -> dict:
     totals.by_day, totals.by_model, totals.calls = by_day, by_model, rows
     expected = totals.to_json()
     expected["totals"]["cost_nanousd"] = cost_total
-    for key in ("synthetic_lines", "truncated_lines", "partial_tail_files", "nul_lines", "subagent_files", "files", "lines", "bytes"):
+    for key in ("synthetic_lines", "by_agent", "truncated_lines", "partial_tail_files", "nul_lines", "subagent_files", "files", "lines", "bytes"):
         expected.pop(key, None)
     expected["sessions"] = len(sessions)
     expected["rows"] = rows
@@ -961,6 +1000,9 @@ def main(argv=None) -> int:
     p.add_argument("out_dir")
     p.add_argument("--calls", type=int, default=80_000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--days", type=int, default=SPAN_DAYS, help="the span sessions start in (days)")
+    p.add_argument("--no-meta", action="store_true", help="Claude Code 2.0.x: no agent-*.meta.json, the tool is Task")
+    p.add_argument("--cost", action="store_true", help="ground-truth cost per agent type, priced by costhook")
     p = sub.add_parser("transcript", help="one big session file")
     p.add_argument("out_file")
     p.add_argument("--mb", type=float, default=50)
@@ -972,7 +1014,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     if args.command == "tree":
-        expected = generate_tree(args.out_dir, args.calls, args.seed)
+        expected = generate_tree(args.out_dir, args.calls, args.seed, meta=not args.no_meta, cost=args.cost, days=args.days)
     elif args.command == "transcript":
         expected = generate_transcript(args.out_file, args.mb, args.seed)
     else:

@@ -35,6 +35,8 @@ import sqlite3
 
 import pytest
 
+from costhook.text import usd as shown_usd
+
 from . import harness as h
 from .fake_anthropic import DEFAULT_FINAL_TEXT, usage_for
 
@@ -186,10 +188,10 @@ def calls(run: h.Run) -> list[tuple[str, str, int]]:
 
 
 def block_message(period: str, scope: str, spent: int, limit: int) -> str:
-    """What costhook's block says (budgets.Status.message) for USD limits under $1."""
+    """What costhook's block says (budgets.Status.message), amounts by the money rule."""
     over = spent - limit
-    return (f"costhook: Budget {period}/{scope}: ${spent / NANO:.4f} of ${limit / NANO:.4f} "
-            f"({int(spent / limit * 100)}%) — ${over / NANO:.4f} over. "
+    return (f"costhook: Budget {period}/{scope}: {shown_usd(spent)} of {shown_usd(limit)} "
+            f"({int(spent / limit * 100)}%) — {shown_usd(over)} over. "
             "Raise or remove the budget (`costhook budget`) to continue.")
 
 
@@ -220,7 +222,7 @@ def test_spent_daily_budget_blocks_the_prompt(tmp_path_factory, claude_bin, cost
     assert not run.proxy_attempts, context(run)
     out = run.out
     expected = block_message("daily", "global", spent, limit)
-    assert "Budget daily/global: $0.0186 of $0.0100 (186%)" in expected
+    assert "Budget daily/global: $0.0186 of $0.01 (186%)" in expected
     assert out["result"] == ("UserPromptSubmit operation blocked by hook:\n"
                              f"{expected}\n\nOriginal prompt: run echo hi again"), out["result"]
     assert (out["subtype"], out["is_error"], out["num_turns"], out["total_cost_usd"]) == ("success", False, 0, 0)
@@ -337,13 +339,11 @@ def test_warn_budget_lets_the_run_finish_and_alerts_once(tmp_path_factory, claud
         (0.5, "warn", after[1]), (1.0, "warn", after[2])]
     assert len(query(layout.db, "SELECT * FROM tool_calls")) == 3  # three PostToolUse hooks ran
     shown = [
-        f"costhook: Budget daily/global: ${after[1] / NANO:.4f} of $0.0400 (77%) — "
-        f"${(limit - after[1]) / NANO:.4f} left",
-        f"costhook: Budget daily/global: ${after[2] / NANO:.4f} of $0.0400 (117%) — "
-        f"${(after[2] - limit) / NANO:.4f} over",
+        f"costhook: Budget daily/global: {shown_usd(after[1])} of $0.04 (77%) — {shown_usd(limit - after[1])} left",
+        f"costhook: Budget daily/global: {shown_usd(after[2])} of $0.04 (117%) — {shown_usd(after[2] - limit)} over",
     ]
-    assert shown == ["costhook: Budget daily/global: $0.0311 of $0.0400 (77%) — $0.0089 left",
-                     "costhook: Budget daily/global: $0.0471 of $0.0400 (117%) — $0.0071 over"]
+    assert shown == ["costhook: Budget daily/global: $0.0311 of $0.04 (77%) — $0.0089 left",
+                     "costhook: Budget daily/global: $0.0471 of $0.04 (117%) — $0.0071 over"]
     # What the user sees: Claude Code prints each systemMessage as an informational event …
     infos = [e["content"] for e in stream_events(run)
              if e.get("type") == "system" and e.get("subtype") == "informational"]
@@ -370,7 +370,7 @@ def test_warning_from_the_final_call_is_shown_by_stop(tmp_path_factory, claude_b
     result = result_of(run)
     assert result["terminal_reason"] == "completed" and len(run.messages) == 2, context(run)
     finish(run)
-    message = "costhook: Budget daily/global: $0.0186 of $0.0200 (93%) — $0.0014 left"
+    message = "costhook: Budget daily/global: $0.0186 of $0.02 (93%) — $0.0014 left"
     infos = [e["content"] for e in stream_events(run) if e.get("subtype") == "informational"]
     assert infos == [f"Stop says: {message}"], context(run)
     lines = transcript_lines(layout, result["session_id"])

@@ -18,12 +18,19 @@ STOP_WAIT_S = 0.5  # the transcript lags the Stop hook (2.1.330); wait at most t
 POLL_S = 0.05
 
 
+# Fields only Cursor puts in a hook's input: Cursor runs Claude Code's hooks too (its
+# "third-party hooks"), with its own transcript format, which has no usage to read.
+CURSOR_FIELDS = ("cursor_version", "conversation_id", "generation_id", "workspace_roots")
+
+
 def handle(payload: dict) -> dict | None:
     """The answer to one Claude Code hook event (None: nothing to say). An event that can
     decide nothing goes on in the background at once: the agent waits for no recording."""
     handler = HANDLERS.get(payload.get("hook_event_name"))
     if handler is None:
         return None  # events we don't use: nothing to do, nothing to say
+    if from_another_agent(payload):
+        return None  # not an error: nothing of ours to read, record or decide
     event = Event(payload)
     if not runtime.BACKGROUND and not decides(event):
         runtime.go_background()
@@ -44,6 +51,18 @@ def decides(event: "Event") -> bool:
                                   and event.text("tool_name") in SPENDING_TOOLS):
         return False
     return bool(user_config().get("budgets"))
+
+
+def from_another_agent(payload: dict) -> bool:
+    """A Claude Code hook run by another agent (Cursor): its input carries Cursor's own
+    fields, or a transcript that is not a Claude Code one (Cursor's agent-transcripts/,
+    plain-text .txt transcripts)."""
+    if any(name in payload for name in CURSOR_FIELDS):
+        return True
+    path = payload.get("transcript_path")
+    if not isinstance(path, str) or not path:
+        return False
+    return not path.endswith(".jsonl") or "agent-transcripts" in path.replace("\\", "/").split("/")
 
 
 class Event:

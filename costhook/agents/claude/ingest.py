@@ -207,6 +207,12 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
                     key_at = columns.index("key")
                     calls.update((values[key_at], writes.record_of(dict(zip(columns, values)))) for values in rows)
         result.changed += writes.merge_requests(conn, calls, price)
+        names, unnamed = {}, set()
+        for chunk in chunks:
+            names.update(chunk.parsed.subagents)
+            unnamed |= chunk.parsed.unnamed
+        if names or unnamed:
+            result.changed += writes.name_subagents(conn, names, unnamed)
         for sid, facts in sessions.items():
             writes.fill_session(conn, sid, agent="claude", **facts)
         for chunk in chunks:

@@ -1,6 +1,6 @@
 """`costhook statusline`: Claude Code's statusLine JSON on stdin → one line on stdout.
 
-    $0.45 session · 32K tok · daily $8.12/$10 · 5h 42% · 7d 12%
+    $0.45 session · 32K tok · daily $8.12/$10.00 · 5h 42% · 7d 12%
 
 - session cost and tokens: this session's recorded calls (sub-agents included: they
   share the session id), exact from costhook's database; `+N unpriced` counts calls
@@ -8,7 +8,7 @@
   Code's own estimate from the payload instead, marked with `~` (`~$0.32 session`).
 - budget: the most constraining configured budget that applies to this session (the
   highest spent/limit), as `<period>[ <target>] <spent>/<limit>`; a spent blocking
-  budget reads `daily BLOCKED $10.02/$10`.
+  budget reads `daily BLOCKED $10.02/$10.00`.
 - rate limits: the subscription's 5-hour / 7-day windows (and a gateway spend limit)
   when the payload carries `rate_limits`; the reset time is added once a window is 80 %
   used (`5h 91% ↻14:30`).
@@ -24,7 +24,7 @@ import os
 import sys
 
 from costhook import paths
-from costhook.text import budget_money, session_usd, tokens_short
+from costhook.text import tokens_short, usd
 from costhook.usage import NANO
 
 SEP = " · "
@@ -118,7 +118,7 @@ def render(payload: dict, style: Style, db: str | None = None) -> str:
             except Exception as exc:
                 log_error("db", exc)
         if usage and usage["calls"]:
-            cost = style(session_usd(usage["cost"]) + " session", None)
+            cost = style(usd(usage["cost"]) + " session", None)
             if usage["unpriced"]:
                 cost += " " + style(f"+{usage['unpriced']} unpriced", YELLOW)
             parts += [cost, f"{tokens_short(usage['tokens'])} tok"]
@@ -143,7 +143,7 @@ def estimate(payload: dict, style: Style) -> str | None:
     value = cost.get("total_cost_usd") if isinstance(cost, dict) else None
     if not is_number(value) or value < 0:
         return None
-    return style("~" + session_usd(round(value * NANO)) + " session", DIM)
+    return style("~" + usd(round(value * NANO)) + " session", DIM)
 
 
 def budget_part(conn, payload: dict, session_id: str | None, style: Style) -> str | None:
@@ -172,7 +172,7 @@ def budget_part(conn, payload: dict, session_id: str | None, style: Style) -> st
 
 
 def budget_text(status, style: Style) -> str:
-    """`daily $8.12/$10`, `monthly acme-api 1.2M/2M tok`, `daily BLOCKED $10.02/$10`."""
+    """`daily $8.12/$10.00`, `monthly acme-api 1.2M/2M tok`, `daily BLOCKED $10.02/$10.00`."""
     budget = status.budget
     kind, _, target = budget["scope"].partition(":")
     label = budget["period"]
@@ -181,7 +181,7 @@ def budget_text(status, style: Style) -> str:
     if status.in_tokens:
         amounts = f"{tokens_short(status.spent)}/{tokens_short(status.limit)} tok"
     else:
-        amounts = f"{budget_money(status.spent)}/{budget_money(status.limit, whole=True)}"
+        amounts = f"{usd(status.spent)}/{usd(status.limit)}"
     if status.blocking:
         return style(f"{label} BLOCKED {amounts}", BOLD_RED)
     warn_at = min(budget.get("warn_at") or [0.8])
@@ -190,7 +190,7 @@ def budget_text(status, style: Style) -> str:
 
 
 def rate_limit_parts(limits, style: Style) -> list:
-    """`5h 42%`, `7d 12%`, `spend $40/$100`; the reset time once a window is 80 % used."""
+    """`5h 42%`, `7d 12%`, `spend $40.00/$100.00`; the reset time once a window is 80 % used."""
     if not isinstance(limits, dict):
         return []
     parts = []
@@ -210,7 +210,7 @@ def rate_limit(value, label: str, weekly: bool, style: Style) -> str | None:
     if isinstance(value, dict):
         used, limit = value.get("used_usd"), value.get("limit_usd")
         if is_number(used) and is_number(limit) and limit > 0:
-            amounts = f"{budget_money(round(used * NANO))}/{budget_money(round(limit * NANO), whole=True)}"
+            amounts = f"{usd(round(used * NANO))}/{usd(round(limit * NANO))}"
         resets_at = value.get("resets_at")
         value = first_number(value, ("used_percentage", "utilization", "percentage", "used"))
         if value is None and amounts is not None:

@@ -10,6 +10,7 @@ Standard library only: this runs inside the hook.
 
 import json
 import os
+import re
 
 from costhook.agents.jsonl import load_line, utc_timestamp
 from costhook.paths import read_regular
@@ -28,6 +29,13 @@ _ASSISTANT = b'"assistant"'
 _USER = b'"user"'
 _COMMAND = b"<command-name>"
 _COST_STATE = b'"cost-state"'
+_TOOL_RESULT = b'"tool_result"'
+_AGENT_ID = b"agentId"
+# The tools that start a sub-agent: `Task` in Claude Code 2.0.x, `Agent` later.
+SPAWN_TOOLS = ("Task", "Agent")
+MAX_PENDING_SPAWNS = 64  # spawns awaiting their result, carried between reads (bounded)
+# Where a spawn's result names the sub-agent in its text (the structured field is preferred).
+_AGENT_ID_TEXT = re.compile(r"agentId: ([A-Za-z0-9_-]{1,100})")
 
 
 class FileContext:
@@ -47,13 +55,16 @@ class FileContext:
 class ReadState:
     """Attribution carried from line to line (and between incremental reads)."""
 
-    __slots__ = ("skill", "project")
+    __slots__ = ("skill", "project", "spawns")
 
-    def __init__(self, skill: str | None = None, project: str | None = None):
+    def __init__(self, skill: str | None = None, project: str | None = None, spawns: dict | None = None):
         self.skill = skill  # active slash command or skill
         # The session's project: the directory it started in (Claude Code's project dir,
         # CLAUDE_PROJECT_DIR), whatever `cd` the agent runs later.
         self.project = project
+        # tool_use id of a Task/Agent call -> the subagent_type it asked for, until its
+        # result names the sub-agent's id (the result can come in a later read).
+        self.spawns = spawns if spawns is not None else {}
 
     def to_json(self) -> str:
         data = {name: getattr(self, name) for name in self.__slots__ if getattr(self, name)}
@@ -69,14 +80,20 @@ class ReadState:
             return cls()
         if not isinstance(data, dict):
             return cls()
-        return cls(**{name: data[name] for name in cls.__slots__ if isinstance(data.get(name), str)})
+        state = cls(**{name: data[name] for name in ("skill", "project") if isinstance(data.get(name), str)})
+        spawns = data.get("spawns")
+        if isinstance(spawns, dict):
+            state.spawns = {k: v for k, v in spawns.items() if isinstance(k, str) and isinstance(v, str)}
+        return state
 
 
 class ParseResult:
-    __slots__ = ("calls", "cost_state", "malformed", "synthetic", "lines")
+    __slots__ = ("calls", "cost_state", "malformed", "synthetic", "lines", "subagents", "unnamed")
 
     def __init__(self):
         self.calls = {}  # key -> merged record
+        self.subagents = {}  # (session id, agent id) -> agent type, as the parent named them
+        self.unnamed = set()  # (session id, agent id) of calls stored as UNKNOWN_SUBAGENT
         self.cost_state = None  # last cost-state line: {session_id, total_cost_usd}
         self.malformed = 0
         self.synthetic = 0
@@ -123,6 +140,8 @@ def parse_lines(lines, ctx: FileContext, state: ReadState, result: ParseResult |
                 _command_line(raw, state, result)
             elif state.skill is not None:
                 _maybe_new_prompt(raw, state)
+            if state.spawns and _TOOL_RESULT in raw and _AGENT_ID in raw:
+                _spawn_result(raw, ctx, state, result)
         elif _COST_STATE in raw:
             _cost_state_line(raw, result)
     return result
@@ -141,7 +160,7 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
     message = get("message")
     if not isinstance(message, dict):
         return
-    tools, skill_called = _tools_requested(message.get("content"))
+    tools, skill_called = _tools_requested(message.get("content"), state)
     usage = message.get("usage")
     model = message.get("model")
     if model == "<synthetic>":
@@ -154,21 +173,23 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
         return
     request_id = get("requestId")
     request_id = request_id if isinstance(request_id, str) else ""
-    session_id = get("sessionId")
     agent_id = get("agentId")
     agent_id = agent_id if isinstance(agent_id, str) and agent_id else ctx.agent_id
     record = _usage_record(usage)
     if not plausible(record):
         result.malformed += 1
         return
+    session_id = get("sessionId")
+    session_id = session_id if isinstance(session_id, str) and session_id else ctx.session_id
+    agent_type = _agent_type(ctx, session_id, agent_id, result)
     record.update(
         key=f"{message_id}:{request_id}",
         agent="claude",
         message_id=message_id,
         request_id=request_id or None,
-        session_id=session_id if isinstance(session_id, str) and session_id else ctx.session_id,
+        session_id=session_id,
         agent_id=agent_id,
-        agent_type=ctx.agent_type or (UNKNOWN_SUBAGENT if agent_id else None),
+        agent_type=agent_type,
         is_sidechain=int(bool(get("isSidechain")) or ctx.agent_id is not None),
         project=state.project or _first_project(state, get("cwd")),
         git_branch=_str(get("gitBranch")),
@@ -186,6 +207,15 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
     result.calls[key] = merge_call(previous, record) if previous else record
     if skill_called:
         state.skill = skill_called
+
+
+def _agent_type(ctx: FileContext, session_id, agent_id, result: ParseResult) -> str | None:
+    """The sub-agent's type from its .meta.json; without one, UNKNOWN_SUBAGENT, noted so that
+    a name its parent gave (stored, or read in the same batch) replaces it (ingest.commit)."""
+    agent_type = ctx.agent_type or (UNKNOWN_SUBAGENT if agent_id else None)
+    if agent_type == UNKNOWN_SUBAGENT:
+        result.unnamed.add((session_id, agent_id))
+    return agent_type
 
 
 def _usage_record(usage: dict) -> dict:
@@ -267,8 +297,10 @@ def _iterations(value, top: dict, top_1h: int) -> str | None:
     return json.dumps(out, separators=(",", ":"))
 
 
-def _tools_requested(content) -> tuple[list, str | None]:
-    """Names of the tools a response asked for (MCP names kept whole), and a Skill it invoked."""
+def _tools_requested(content, state: ReadState) -> tuple[list, str | None]:
+    """Names of the tools a response asked for (MCP names kept whole), and a Skill it invoked.
+    A Task/Agent call's subagent_type (a name, nothing else of its input) is noted in
+    `state.spawns` until its result names the sub-agent."""
     if not isinstance(content, list):
         return [], None
     names, skill = [], None
@@ -278,12 +310,60 @@ def _tools_requested(content) -> tuple[list, str | None]:
         name = block.get("name")
         if isinstance(name, str) and name and name not in names:
             names.append(name)
+        if name in SPAWN_TOOLS:
+            _note_spawn(block, state)
         if name == "Skill":
             args = block.get("input")
             if isinstance(args, dict):
                 value = args.get("skill") or args.get("command")
                 skill = value if isinstance(value, str) and is_command_name(value) else skill
     return names, skill
+
+
+def _note_spawn(block: dict, state: ReadState) -> None:
+    args, tool_use_id = block.get("input"), block.get("id")
+    kind = args.get("subagent_type") if isinstance(args, dict) else None
+    if isinstance(tool_use_id, str) and isinstance(kind, str) and is_command_name(kind) and len(tool_use_id) <= 200:
+        if len(state.spawns) >= MAX_PENDING_SPAWNS:
+            del state.spawns[next(iter(state.spawns))]  # the oldest: a spawn whose result never came
+        state.spawns[tool_use_id] = kind
+
+
+def _spawn_result(raw: bytes, ctx: FileContext, state: ReadState, result: ParseResult) -> None:
+    """The result of a Task/Agent call names the sub-agent it ran (`toolUseResult.agentId`,
+    or `agentId: <id>` in its text): that sub-agent's calls are of the type the call asked
+    for. Only ids and names are read."""
+    line = load_line(raw)
+    if not isinstance(line, dict) or line.get("type") != "user":
+        return
+    message = line.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return
+    session_id = _str(line.get("sessionId")) or ctx.session_id
+    results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+    # toolUseResult describes the line's one tool result; with several, each one's text must say.
+    extra = line.get("toolUseResult") if len(results) == 1 else None
+    for block in results:
+        kind = state.spawns.pop(block.get("tool_use_id"), None) if isinstance(block.get("tool_use_id"), str) else None
+        if kind is None:
+            continue
+        agent_id = extra.get("agentId") if isinstance(extra, dict) else None
+        if not isinstance(agent_id, str):
+            agent_id = _agent_id_in_text(block.get("content"))
+        if isinstance(agent_id, str) and 0 < len(agent_id) <= 100 and "/" not in agent_id and session_id:
+            result.subagents[(session_id, agent_id)] = kind
+
+
+def _agent_id_in_text(content) -> str | None:
+    texts = [content] if isinstance(content, str) else [
+        b.get("text") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
+    ] if isinstance(content, list) else []
+    for text in texts:
+        found = _AGENT_ID_TEXT.search(text)
+        if found:
+            return found.group(1)
+    return None
 
 
 def _command_line(raw: bytes, state: ReadState, result: ParseResult) -> None:
