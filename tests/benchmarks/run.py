@@ -49,6 +49,7 @@ class Run:
         self.wall = wall
         self.cpu = cpu  # user + system CPU seconds of the process itself
         self.rss_kb = None  # set by run_with_rss only
+        self.background = 0.0  # seconds a hook's background work ran on after it returned
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
@@ -69,7 +70,29 @@ def run_measured(cmd, *, env, stdin: bytes | None = None, scratch: Path) -> Run:
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Run(wall, usage.ru_utime + usage.ru_stime, proc.returncode, out_path.read_bytes(), err_path.read_bytes())
+    run = Run(wall, usage.ru_utime + usage.ru_stime, proc.returncode, out_path.read_bytes(), err_path.read_bytes())
+    run.background = settle(env)
+    return run
+
+
+def settle(env) -> float:
+    """Wait for the work a hook left in the background (the agent does not wait for it; a
+    benchmark must, before it checks rows or times the next run): seconds waited."""
+    from costhook.agents import runtime
+
+    started = time.perf_counter()
+    saved = os.environ.get("COSTHOOK_HOME")
+    if (env or {}).get("COSTHOOK_HOME"):
+        os.environ["COSTHOOK_HOME"] = env["COSTHOOK_HOME"]
+    try:
+        if not runtime.wait_for_background(600):
+            raise RuntimeError("a background hook did not finish in 600 s")
+    finally:
+        if saved is None:
+            os.environ.pop("COSTHOOK_HOME", None)
+        else:
+            os.environ["COSTHOOK_HOME"] = saved
+    return time.perf_counter() - started
 
 
 GNU_TIME = "/usr/bin/time"
