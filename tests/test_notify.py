@@ -160,7 +160,7 @@ class Home:
         assert proc.returncode == 0 and proc.stdout == b"", proc
         assert self.errors() == []
 
-    def cross(self, session: str, output_tokens: int = 0, event: str = "PostToolUse"):
+    def cross(self, session: str, output_tokens: int = 0, event: str = "PreToolUse"):
         """A tool hook for `session` whose transcript holds one call of TOKENS_60 input
         tokens and `output_tokens`."""
         transcript = self.root / f"{session}.jsonl"

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import COSTHOOK, db_rows
+from conftest import COSTHOOK, db_rows, wait_for_background
 from transcript_lines import assistant, tool_use, user
 
 EVENTS = int(os.environ.get("COSTHOOK_STRESS_EVENTS", "500"))  # API calls per writer thread
@@ -236,6 +236,7 @@ def test_sixteen_concurrent_hook_streams_lose_and_duplicate_nothing(home, tmp_pa
         t.start()
     for t in final_threads:
         t.join(timeout=120)
+    wait_for_background()  # the hooks that record in the background (the agent does not wait for them)
     wall = time.monotonic() - started
 
     # Every hook: exit 0, nothing on stdout or stderr. No hook waited for the database
@@ -294,6 +295,7 @@ def test_a_sidechain_replay_under_another_request_id_counts_once(home, tmp_path)
     )
     proc = subprocess.run([COSTHOOK, "hook"], input=json.dumps({"session_id": "s-1", "transcript_path": str(path),
                                                                 "hook_event_name": "Stop"}).encode(), capture_output=True)
+    wait_for_background()
     assert proc.returncode == 0 and proc.stdout == b""
     rows = db_rows("SELECT key, input_tokens, is_sidechain FROM requests WHERE message_id = 'msg_replayed'")
     assert len(rows) == 1, rows

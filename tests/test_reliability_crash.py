@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import COSTHOOK
+from conftest import wait_for_background, COSTHOOK
 from transcript_lines import assistant, tool_use, user
 
 from costhook.store import migrations
@@ -149,7 +149,14 @@ def run_to_end(cmd, env, stdin=None):
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     if cmd[1] == "hook":
         assert proc.stdout == b"" and proc.stderr == b"", proc
+        wait_for_background(env)  # Stop records in the background
     return proc
+
+
+def hook_ingest(files) -> list:
+    """What a Stop hook does in the background (ingest the session's transcripts), run in
+    the foreground — the same code — so that a kill lands in it: `costhook hook --catch-up`."""
+    return [COSTHOOK, "hook", "--catch-up", *map(str, files)]
 
 
 def kill_after(cmd, env, delay: float, stdin: bytes | None = None) -> str:
@@ -204,12 +211,12 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_run_completes(home,
     hook_files = [main] + [hook_tree.path(f"{SESSION}/subagents/agent-a{k:016x}.jsonl") for k in range(3)]
     both = Tree(tmp_path / "unused", seed=0)  # the union oracle for the shared DB
     import_cmd = [COSTHOOK, "import", "--claude-dir", str(import_tree.root), "-q"]
-    hook_cmd = [COSTHOOK, "hook"]
+    hook_cmd = hook_ingest(hook_files)
 
     # Seed both with some history, and measure how long an unkilled run of each takes.
     durations = {}
     for tree, files, cmd, stdin, name in ((import_tree, import_files, import_cmd, None, "import"),
-                                          (hook_tree, hook_files, hook_cmd, stop_payload(main), "hook")):
+                                          (hook_tree, hook_files, hook_cmd, None, "hook")):
         times = []
         for _ in range(3):
             tree.grow(files, CALLS_PER_TRIAL)
@@ -233,9 +240,9 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_run_completes(home,
                 probe = tmp_path / "probe"
                 penv = {**fenv, "COSTHOOK_HOME": str(probe), "COSTHOOK_DB": str(probe / "costhook.db")}
                 started = time.monotonic()
-                run_to_end(hook_cmd, penv, stop_payload(f))
+                run_to_end(hook_ingest([f]), penv)
                 fresh_duration = time.monotonic() - started
-            result = kill_after(hook_cmd, fenv, rng.uniform(0.0, fresh_duration), stop_payload(f))
+            result = kill_after(hook_ingest([f]), fenv, rng.uniform(0.0, fresh_duration))
             fdb = Path(fenv["COSTHOOK_DB"])
             gained = 0
             if fdb.exists() and fdb.stat().st_size:
@@ -246,13 +253,13 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_run_completes(home,
             version = schema_version(fdb)
             if 0 < version < SCHEMA_VERSION:
                 half_migrated += 1  # killed between two schema steps: the next hook finishes them
-            run_to_end(hook_cmd, fenv, stop_payload(f))
+            run_to_end([COSTHOOK, "hook"], fenv, stop_payload(f))  # the next hook, as Claude Code runs it
             assert_exact(db_state(fdb), tree, f"trial {trial}: fresh DB (left at schema v{version}), next hook")
             continue
 
         use_import = trial % 2 == 0
         tree, files = (import_tree, import_files) if use_import else (hook_tree, hook_files)
-        cmd, stdin = (import_cmd, None) if use_import else (hook_cmd, stop_payload(main))
+        cmd, stdin = (import_cmd, None) if use_import else (hook_cmd, None)
         tree.grow(files, CALLS_PER_TRIAL)
         last = db_state(db, integrity=False)  # checked right after the previous kill
         before, since = last["sums"]["requests"], last["max_rowid"]

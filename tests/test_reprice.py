@@ -68,12 +68,12 @@ def test_reprice_prices_calls_stored_before_their_price_as_an_import_would(home,
     before = db_rows("SELECT key, cost_nanousd, cost_source FROM requests ORDER BY key")
 
     dry = costhook("reprice", "--dry-run").stdout
-    assert "Would re-price 3 of 16 calls" in dry and "acme-llm-1" in dry and "+$0.8008" in dry
+    assert "Would re-price 3 of 16 calls" in dry and "acme-llm-1" in dry and "+$0.8009" in dry
     assert "nothing written" in dry
     assert db_rows("SELECT key, cost_nanousd, cost_source FROM requests ORDER BY key") == before
 
     out = costhook("reprice").stdout
-    assert "Re-priced 3 of 16 calls" in out and "+$0.8008" in out
+    assert "Re-priced 3 of 16 calls" in out and "+$0.8009" in out
     assert report_totals()["unpriced_requests"] == 0
     # exactly what importing with the price in place gives, row by row
     fresh = tmp_path / "fresh.db"

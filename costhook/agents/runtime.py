@@ -80,7 +80,7 @@ def mark_pending() -> None:
     import fcntl
 
     try:
-        folder = paths.ensure_private_dir(os.path.join(paths.home_dir(), PENDING))
+        folder = paths.ensure_private_dir(os.path.join(paths.ensure_private_dir(paths.home_dir()), PENDING))
         path = os.path.join(folder, str(os.getpid()))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
