@@ -123,7 +123,7 @@ def test_note_numbers(conn, vault):
     assert "Sessions graded: **A** 2 · **B** 0 · **C** 5." in block(text, "efficiency")
 
     whatif = block(text, "whatif")
-    assert "| project **alpha** | opus-4-5 → sonnet-4-5 | $1.03 | $0.615 | **$0.41** (40%) |" in whatif
+    assert "| project **alpha** | opus-4-5 → sonnet-4-5 | $1.03 | **$0.41** (40%) |" in whatif
     assert "| sub-agent **" not in whatif  # Explore runs on Haiku already: nothing cheaper to compare
     assert block(text, "cron").strip() == "" and block(text, "unpriced").strip() == ""
 
@@ -297,7 +297,7 @@ def test_this_year_all_time_and_spend_per_model_by_month(conn, vault):
     assert models.startswith("## Spend per model, last 6 months\n")  # from October, the first month with spend
     assert "| Month | sonnet-4-5 | opus-4-5 | haiku-4-5 | Total |" in models
     assert "| Oct 2026 | $0.15 | · | · | **$0.15** |" in models
-    assert "| Nov 2026 | $1.01 | $1.02 | $0.02 | **$2.05** |" in models
+    assert "| Nov 2026 | $1.01 | $1.03 | $0.021 | **$2.05** |" in models
     assert "Sep 2026" not in models
     two = spend.models_by_month(conn, NOW, UTC, top_models=2)
     assert two["models"] == ["claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101"] and HAIKU not in two["rows"][1]["models"]
@@ -319,11 +319,11 @@ def test_empty_sections_read_like_the_cli(home, vault):
     body = {name: block(text, name).split("\n\n", 1)[1].strip() for name in
             ("budgets", "daily", "models", "leaderboards", "subagents", "tools", "cache", "anomalies", "idle", "efficiency", "whatif")}
     week = cli("top", "--period", "7d")
-    assert week == "No usage in the last 7 days."
+    assert week == "No spend in the last 7 days."
     for name in ("leaderboards", "subagents", "tools", "cache", "idle", "efficiency", "whatif"):
         assert body[name] == week, name
-    assert body["daily"] == cli("top", "--period", "30d") == "No usage in the last 30 days."
-    assert body["models"] == "No usage in the last 6 months."
+    assert body["daily"] == cli("top", "--period", "30d") == "No spend in the last 30 days."
+    assert body["models"] == "No spend in the last 6 months."
     assert body["anomalies"] == cli("anomalies") == "No anomalies in the last 30 days."
     assert body["budgets"].replace("`", "") == cli("budget", "list") + "."
     assert "| This year (2026) | $0.00 | 0 |" in block(text, "summary") and "| All time | **$0.00** | 0 |" in block(text, "summary")

@@ -331,10 +331,11 @@ def whatif(data: dict) -> str:
     elif not rows:
         lines.append("No cheaper model to compare with (calls on Opus or Sonnet are compared one family down).")
     else:
-        lines.append(md_table(["Switch", "From → to", "Actual", "Would cost", "Savings"], [
+        # No "would cost" column (actual − savings): the table fits a 700 px note.
+        lines.append(md_table(["Switch", "From → to", "Actual", "Savings"], [
             [f"{ {'project': 'project', 'agent': 'sub-agent', 'skill': 'skill'}[r['scope']]} **{md_text(r['name'])}**",
-             f"{md_text(_model(r['from_model']))} → {md_text(_model(r['to_model']))}", money(r["actual_usd"]), money(r["whatif_usd"]),
-             f"**{money(r['savings_usd'])}** ({percent(r['savings_share'])})"] for r in rows], "llrrr"))
+             f"{md_text(_model(r['from_model']))} → {md_text(_model(r['to_model']))}", money(r["actual_usd"]),
+             f"**{money(r['savings_usd'])}** ({percent(r['savings_share'])})"] for r in rows], "llrr"))
         lines += ["", f"_{w['rule']}_ Try others: `costhook whatif --to MODEL --by project|agent|skill`."]
     return "\n".join(lines)
 
