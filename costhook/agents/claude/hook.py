@@ -15,7 +15,7 @@ from costhook.agents.runtime import log_error, open_db, spawn_detached, user_con
 
 HOOK_MAX_BYTES = 16 << 20  # a larger backlog is ingested by a detached process
 STOP_WAIT_S = 0.5  # the transcript lags the Stop hook (2.1.330); wait at most this long
-POLL_S = 0.05
+POLL_S = 0.005  # the line usually lands within a few ms: a long poll was most of a tool call's wait
 
 
 # Fields only Cursor puts in a hook's input: Cursor runs Claude Code's hooks too (its
