@@ -179,18 +179,24 @@ def on_pre_tool_use(event: Event):
     if verdict is None:
         return None
     if verdict.stops:
-        reason = verdict.message()
-        # deny alone lets the model try again; continue:false is what stops the next API call (2.1.330)
-        return {
-            "continue": False,
-            "stopReason": reason,
-            "hookSpecificOutput": {
-                "hookEventName": "PreToolUse",
-                "permissionDecision": "deny",
-                "permissionDecisionReason": reason,
-            },
-        }
+        return deny_and_stop(event, verdict)
     return warning_output(verdict)
+
+
+def deny_and_stop(event: Event, verdict) -> dict:
+    """Refuse the tool (or the skill's command) **and** stop the agent: a deny alone lets the
+    model try something else, `continue: false` is what stops the next API call (2.1.330,
+    2.1.332)."""
+    reason = verdict.message()
+    return {
+        "continue": False,
+        "stopReason": reason,
+        "hookSpecificOutput": {
+            "hookEventName": event.text("hook_event_name"),
+            "permissionDecision": "deny",
+            "permissionDecisionReason": reason,
+        },
+    }
 
 
 def on_pre_skill_shell_command(event: Event):
@@ -205,16 +211,7 @@ def on_pre_skill_shell_command(event: Event):
     if verdict is None:
         return None
     if verdict.stops:
-        reason = verdict.message()
-        return {
-            "continue": False,
-            "stopReason": reason,
-            "hookSpecificOutput": {
-                "hookEventName": "PreSkillShellCommand",
-                "permissionDecision": "deny",
-                "permissionDecisionReason": reason,
-            },
-        }
+        return deny_and_stop(event, verdict)
     return warning_output(verdict)
 
 
