@@ -174,6 +174,12 @@ def on_pre_tool_use(event: Event):
     tool_use_id = event.text("tool_use_id")
     if tool_use_id:
         wait_for_bytes(own_transcript, f'"id":"{tool_use_id}"'.encode())
+    return refuse_when_spent(event)
+
+
+def refuse_when_spent(event: Event):
+    """Catch up, then refuse what is about to run and stop the agent if a blocking budget is
+    spent; else show the thresholds newly crossed."""
     ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
     verdict = budget_verdict(event)
     if verdict is None:
@@ -206,13 +212,7 @@ def on_pre_skill_shell_command(event: Event):
     (deny alone lets the turn go on without the command's output)."""
     if not user_config().get("budgets"):
         return None
-    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
-    verdict = budget_verdict(event)
-    if verdict is None:
-        return None
-    if verdict.stops:
-        return deny_and_stop(event, verdict)
-    return warning_output(verdict)
+    return refuse_when_spent(event)
 
 
 def on_post_tool_use(event: Event):
