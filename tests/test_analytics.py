@@ -27,7 +27,6 @@ from conftest import COSTHOOK
 from costhook.pricing.prices import pricer
 from costhook import timeframe
 from costhook.views import activity, anomalies, cache, calls, spend
-from costhook.agents.claude import ingest
 from costhook.pricing import prices as pricing
 from costhook.views import report as reports
 from costhook.store import db, writes

@@ -1,14 +1,12 @@
 """Budgets: calendar periods in the user's zone, scopes, decisions, hook outputs, overshoot."""
 
 import json
-import subprocess
-import sys
 import threading
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import COSTHOOK, db_rows, run_hook
+from conftest import db_rows, run_hook
 from transcript_lines import assistant, tool_use
 
 from costhook import timeframe

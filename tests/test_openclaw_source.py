@@ -8,10 +8,8 @@ The builders here are shared by the other test_openclaw_* modules.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +17,6 @@ import pytest
 import zstandard
 
 from costhook.pricing.prices import pricer
-from costhook.agents.claude import ingest
 from costhook.store import db, writes
 from costhook.agents.openclaw import events as oc
 from costhook.agents.openclaw import importer, their_db

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 from conftest import COSTHOOK, db_rows, wait_for_background
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transcript_lines import assistant, tool_use, user
 

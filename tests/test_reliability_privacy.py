@@ -22,14 +22,11 @@ installed version against the pin.
 
 import json
 import os
-import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from conftest import COSTHOOK
 from leaks import markers_in
 from transcript_lines import assistant, tool_use, user

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 
 import pytest
 
 from . import harness as h
-from .fake_anthropic import DEFAULT_FINAL_TEXT, SUB_FINAL_TEXT, usage_for
+from .fake_anthropic import DEFAULT_FINAL_TEXT, usage_for
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,6 @@ themselves, or the test proves nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from pathlib import Path
