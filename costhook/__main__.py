@@ -14,7 +14,7 @@ import sys
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
     if command == "hook":
-        sys.exit(hook(sys.argv[2:]))
+        sys.exit(hook(sys.argv[2:], own_process=True))
     if command == "statusline":
         from costhook.agents.claude.statusline import main as statusline_main
 
@@ -30,10 +30,13 @@ def main() -> None:
     cli()
 
 
-def hook(argv: list[str]) -> int:
+def hook(argv: list[str], own_process: bool = False) -> int:
     """`costhook hook [--agent NAME] [--background] | --JOB [ARGS]`: always 0 (fail-open, see
-    agents.runtime)."""
+    agents.runtime). Only a process started for the hook (`own_process`) may fork its work
+    into the background and exit: called from other code, the hook never ends its caller."""
     from costhook.agents import runtime
+
+    runtime.MAY_DETACH = own_process
 
     for flag, job in DETACHED_JOBS.items():
         if flag in argv:

@@ -1,6 +1,8 @@
 """The real `costhook hook` process, JSON on stdin: what it records and that it fails open."""
 
 import json
+import subprocess
+import sys
 import os
 import sqlite3
 import stat
@@ -329,3 +331,22 @@ def test_a_schema_upgrade_runs_detached_and_nothing_is_lost(home, claude_dir):
     assert version == db.SCHEMA_VERSION
     assert_silent_success(run_hook(data))
     assert totals()["calls"] == 6
+
+
+def test_a_hook_called_in_process_never_forks_or_ends_its_caller(home, tmp_path):
+    """Only `costhook hook` started as its own process may fork its work into the background
+    and exit. Called from Python (a test harness, an embedding) it runs in the foreground:
+    before, the caller itself was forked and its parent exited 0 — a test run that called it
+    reported success while it went on, detached, without anyone reading its result."""
+    transcript = tmp_path / "s.jsonl"
+    transcript.write_text(assistant("msg_1", session_id="s-1"))
+    script = ("import io, os, sys\n"
+              "from costhook.__main__ import hook\n"
+              "pid = os.getpid()\n"
+              "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[1].encode()))\n"
+              "hook([])\n"
+              "print('still here', os.getpid() == pid, flush=True)\n")
+    payload = json.dumps({"hook_event_name": "Stop", "session_id": "s-1", "transcript_path": str(transcript)})
+    proc = subprocess.run([sys.executable, "-c", script, payload], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "still here True\n", proc
+    assert totals()["calls"] == 1  # the work was done, in the foreground

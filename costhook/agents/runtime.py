@@ -40,6 +40,8 @@ def run_hook(agent: str, background: bool = False) -> int:
     others), or a handler that finds it has nothing to decide (`go_background`): its work
     runs detached in a session of its own — the agent does not wait for it, and it must
     survive the agent's exit — and nothing is printed."""
+    global BACKGROUND
+    BACKGROUND = False
     event = "?"
     try:
         payload = read_payload(sys.stdin.buffer)
@@ -58,14 +60,18 @@ def run_hook(agent: str, background: bool = False) -> int:
 
 
 BACKGROUND = False  # this hook runs detached: nobody reads its answer
+MAY_DETACH = False  # this process was started for the hook (__main__.hook): it may fork and exit
 
 
 def go_background() -> None:
-    """From here on this hook answers nothing and holds up nobody (see run_hook)."""
+    """From here on this hook answers nothing and holds up nobody (see run_hook). Only in a
+    process of its own: a hook called from other code (a test, an embedding) must never
+    fork and exit its caller, so there the work simply goes on in the foreground."""
     global BACKGROUND
     BACKGROUND = True
-    mark_pending()  # before the parent exits: whoever waits for us sees us at once
-    detach()
+    if MAY_DETACH:
+        mark_pending()  # before the parent exits: whoever waits for us sees us at once
+        detach()
 
 
 PENDING = "pending"  # <home>/pending/<pid>: a background hook at work holds its lock
@@ -290,10 +296,10 @@ class deciding:
 
 def forget() -> None:
     """Close the connection and forget the config: what a new hook process starts from."""
-    global _conn, _config
+    global _conn, _config, BACKGROUND
     if _conn is not None:
         _conn.close()
-    _conn, _config = None, None
+    _conn, _config, BACKGROUND = None, None, False
 
 
 def price_table():
