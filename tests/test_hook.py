@@ -145,13 +145,19 @@ def test_session_start_and_end(home, tmp_path, claude_dir):
     assert totals()["calls"] == 8  # main + sub-agent reconciled at the end
 
 
-def test_session_end_hands_a_large_backlog_to_a_detached_process(home, tmp_path):
-    transcript = tmp_path / "big.jsonl"
+def big_transcript(folder, calls: int):
+    """Session "big": `calls` calls, each after a 100 KB attachment line."""
+    transcript = folder / "big.jsonl"
     filler = json.dumps({"type": "attachment", "attachment": {"content": "x" * 100_000}}) + "\n"
     with open(transcript, "w") as f:
-        for i in range(60):  # about 6 MB: more than SessionEnd may read itself
+        for i in range(calls):
             f.write(filler)
             f.write(assistant(f"msg_{i}", session_id="big"))
+    return transcript
+
+
+def test_session_end_hands_a_large_backlog_to_a_detached_process(home, tmp_path):
+    transcript = big_transcript(tmp_path, 60)  # about 6 MB: more than SessionEnd may read itself
     started = time.monotonic()
     proc = run_hook({"hook_event_name": "SessionEnd", "session_id": "big", "transcript_path": str(transcript), "reason": "other"})
     assert_silent_success(proc)
@@ -168,12 +174,7 @@ def test_a_large_backlog_is_handed_over_only_after_the_hooks_own_writes(home, tm
     tool call (issue 14: 280 ms instead of 47). Now the catch-up starts once the hook has
     committed: its lock file (made when the hook hands the file over) is younger than the
     tool call the hook recorded, and every call still arrives."""
-    transcript = tmp_path / "big.jsonl"
-    filler = json.dumps({"type": "attachment", "attachment": {"content": "x" * 100_000}}) + "\n"
-    with open(transcript, "w") as f:
-        for i in range(200):  # about 20 MB: more than a hook reads itself
-            f.write(filler)
-            f.write(assistant(f"msg_{i}", session_id="big"))
+    transcript = big_transcript(tmp_path, 200)  # about 20 MB: more than a hook reads itself
     proc = run_hook({"hook_event_name": "PostToolUse", "session_id": "big", "transcript_path": str(transcript),
                      "tool_name": "Bash", "tool_use_id": "toolu_big"})
     assert_silent_success(proc)

@@ -336,13 +336,14 @@ def budget_status(conn, budgets: list, now=None, tz=None) -> list[dict]:
     chosen = [b for b in budgets if b["scope"].partition(":")[0] == "cron"]
     resolved, contexts = judged(conn, chosen, session_id=None)
     job_ids = [ctx.cron_job for ctx in contexts]
+    names = report.job_names(conn) if chosen else {}
     out = []
     for budget, job_id, row in zip(chosen, job_ids, budget_rows(conn, resolved, now, tz, contexts=contexts)):
         out.append({
             "budget_id": budget.get("id"),
             "scope": budget["scope"],
             "job_id": job_id,
-            "job_name": report.job_names(conn).get(job_id, {}).get("name"),
+            "job_name": names.get(job_id, {}).get("name"),
             "period": budget["period"],
             "period_key": row["period_key"],
             "unit": row["unit"],
