@@ -166,22 +166,51 @@ def first_prompt(event: Event) -> bool:
 
 
 def on_pre_tool_use(event: Event):
-    """Deny the tool and stop the agent when a blocking budget is spent. The call that asked
-    for this tool is counted first: the transcript lags, so wait (bounded) for its line."""
+    """Deny the tool and stop the agent when a blocking budget is spent.
+
+    The call that asked for this tool is often not on disk yet (Claude Code writes its line
+    a few to ~50 ms after this hook starts). It is waited for (bounded) only when it could
+    cross a budget's threshold (budgets.may_be_crossed): otherwise the tool runs at once,
+    and the next gate counts that call before any further one is made."""
     if not user_config().get("budgets"):
         return None
     own_transcript = event.subagent_transcript() or event.transcript
     tool_use_id = event.text("tool_use_id")
-    if tool_use_id:
-        wait_for_bytes(own_transcript, f'"id":"{tool_use_id}"'.encode())
-    return refuse_when_spent(event)
+    pending = f'"id":"{tool_use_id}"'.encode() if tool_use_id else None
+    if pending is None or tail_contains(own_transcript, pending):
+        return refuse_when_spent(event)
+    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
+    verdict = budget_verdict(event)
+    if verdict is None or verdict.stops or not pending_call_matters(event, verdict):
+        return verdict_output(event, verdict)
+    wait_for_bytes(own_transcript, pending)
+    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
+    second = budget_verdict(event)
+    if second is not None:
+        second.warnings = verdict.warnings + [s for s in second.warnings if s not in verdict.warnings]
+    return verdict_output(event, second)
+
+
+def pending_call_matters(event: Event, verdict) -> bool:
+    """budgets.may_be_crossed on this hook's database; if it cannot tell, it matters."""
+    from costhook import budgets
+
+    try:
+        return budgets.may_be_crossed(open_db(), verdict)
+    except Exception as exc:
+        log_error(event.text("hook_event_name") or "budget", exc)
+        return True
 
 
 def refuse_when_spent(event: Event):
     """Catch up, then refuse what is about to run and stop the agent if a blocking budget is
     spent; else show the thresholds newly crossed."""
     ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
-    verdict = budget_verdict(event)
+    return verdict_output(event, budget_verdict(event))
+
+
+def verdict_output(event: Event, verdict):
+    """A gate's answer: deny and stop when a budget says stop, else the new warnings."""
     if verdict is None:
         return None
     if verdict.stops:
