@@ -107,6 +107,20 @@ def expected_command(exe, event: str) -> str:
     return f"{quoted} hook" if event in GATES else f"setsid -f {quoted} hook --background >/dev/null 2>&1"
 
 
+# After a tool, only Agent/Task (a sub-agent spent while it ran) can lead to a decision: those
+# events get the gate for them and a background hook for every other tool.
+SPLIT = {"PostToolUse", "PostToolUseFailure"}
+SPENDING, OTHER_TOOLS = "Agent|Task", "^(?!(?:Agent|Task)$).*"
+
+
+def expected_groups(exe, event: str) -> list[tuple[str | None, str]]:
+    """(matcher, command) of each of our groups on `event`, in order, independent of install.py."""
+    if event in SPLIT:
+        background = f"setsid -f {shlex.quote(str(exe))} hook --background >/dev/null 2>&1"
+        return [(SPENDING, expected_command(exe, event)), (OTHER_TOOLS, background)]
+    return [("*" if event in TOOL_EVENTS else None, expected_command(exe, event))]
+
+
 def is_ours(handler) -> bool:
     """Independent of install.py: `<dir>/costhook hook`, or `setsid -f <dir>/costhook hook
     --background >/dev/null 2>&1`."""
@@ -162,14 +176,11 @@ def test_install_merges_and_keeps_everything_foreign(config_dir, costhook_exe):
     found = ours(data)
     assert set(found) == set(HOOK_EVENTS)
     for event in HOOK_EVENTS:
-        [(group, handler)] = found[event]
-        assert handler == {"type": "command", "command": expected_command(costhook_exe, event),
-                           "timeout": HOOK_TIMEOUTS[event]}
-        if event in TOOL_EVENTS:
-            assert group["matcher"] == "*"
-        else:
-            assert "matcher" not in group
-        assert group["hooks"] == [handler]  # never mixed into a foreign group
+        assert [(group.get("matcher"), handler["command"]) for group, handler in found[event]] == \
+            expected_groups(costhook_exe, event)
+        for group, handler in found[event]:
+            assert handler == {"type": "command", "command": handler["command"], "timeout": HOOK_TIMEOUTS[event]}
+            assert group["hooks"] == [handler]  # never mixed into a foreign group
     text = path.read_text()
     assert text.endswith("}\n") and text.startswith('{\n  "')
 
@@ -501,7 +512,7 @@ def test_hook_command_missing_is_an_install_error(tmp_path, monkeypatch):
         hook_command()
 
 
-def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, tmp_path, monkeypatch):
+def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, costhook_exe, tmp_path, monkeypatch):
     path = config_dir / "settings.json"
     old = "'/old venv/bin/costhook' hook"
     settings = copy.deepcopy(FOREIGN)
@@ -519,8 +530,7 @@ def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, tmp_path, mo
     found = ours(data)
     assert set(found) == set(HOOK_EVENTS)  # the stray Notification one is gone
     for event, entries in found.items():
-        assert len(entries) == 1, event
-        assert entries[0][1]["command"] == hook_command(event)
+        assert [(g.get("matcher"), h["command"]) for g, h in entries] == expected_groups(costhook_exe, event), event
     # Replaced in place: the shared PreToolUse group keeps its foreign handler and position.
     pre = data["hooks"]["PreToolUse"]
     assert pre[1]["hooks"] == [{"type": "command", "command": "echo before"},
@@ -532,7 +542,8 @@ def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, tmp_path, mo
     monkeypatch.setattr(sys, "argv", [str(moved)])
     assert install_claude().changed
     found = ours(json.loads(path.read_text()))
-    assert all(len(v) == 1 and v[0][1]["command"] == expected_command(moved, event) for event, v in found.items())
+    assert all([(g.get("matcher"), h["command"]) for g, h in v] == expected_groups(moved, event)
+               for event, v in found.items())
 
     uninstall_claude()
     data = json.loads(path.read_text())

@@ -119,6 +119,12 @@ def assert_installed(original: dict, result: dict, command) -> None:
     found = ours(result)
     assert set(found) == set(HOOK_EVENTS), found.keys()
     for event, entries in found.items():
+        if callable(command) and event in ("PostToolUse", "PostToolUseFailure"):
+            # after a tool: the gate for the tools a sub-agent spends in, a background hook for the rest
+            assert [(g.get("matcher"), h["command"]) for g, h in entries] == [
+                ("Agent|Task", command(event, in_turn=True)),
+                ("^(?!(?:Agent|Task)$).*", command(event, in_turn=False))], (event, entries)
+            continue
         assert len(entries) == 1, (event, entries)  # stale copies replaced, never duplicated
         group, handler = entries[0]
         expected = command(event) if callable(command) else command

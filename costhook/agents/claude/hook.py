@@ -44,8 +44,8 @@ SPENDING_TOOLS = ("Agent", "Task")  # a sub-agent spends while its tool runs
 def decides(event: "Event") -> bool:
     """Whether this event's answer can change what the agent does: a gate with budgets
     configured, or — after a tool during which a sub-agent spent — PostToolUse, which stops
-    the main agent before its next call. After any other tool the spend is what the tool's
-    PreToolUse judged (it counted the call that asked for the tool)."""
+    the main agent before its next call. After any other tool nothing was spent since the
+    tool's PreToolUse (install gives those a background hook; this covers older installs)."""
     name = event.text("hook_event_name")
     if name not in GATES and not (name in ("PostToolUse", "PostToolUseFailure")
                                   and event.text("tool_name") in SPENDING_TOOLS):
