@@ -72,6 +72,21 @@ def go_background() -> None:
     if MAY_DETACH:
         mark_pending()  # before the parent exits: whoever waits for us sees us at once
         detach()
+        yield_cpu()
+
+
+BACKGROUND_NICE = 10
+
+
+def yield_cpu() -> None:
+    """Lower this detached process's CPU priority: it runs while the agent works, and on a
+    small machine an equal share of the CPU slows the agent's own turn (issue 14: on two
+    cores the hooks' total CPU, not the time the agent waits for them, is what a turn pays).
+    Mild, not idle: a low-priority holder of the write lock still gets to finish."""
+    try:
+        os.nice(BACKGROUND_NICE)
+    except OSError:
+        pass
 
 
 PENDING = "pending"  # <home>/pending/<pid>: a background hook at work holds its lock
@@ -189,6 +204,8 @@ def handler(agent: str):
 
 def run_job(name: str, job) -> int:
     """A detached job (`costhook hook --NAME`): `job()`, its failures logged; always 0."""
+    if MAY_DETACH:
+        yield_cpu()
     try:
         job()
     except Exception as exc:
