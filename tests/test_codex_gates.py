@@ -112,3 +112,11 @@ def test_no_budget_no_answer(spent):
 def test_bad_input_fails_open(home, stdin):
     proc = run_hook(stdin, args=("--agent", "codex"))
     assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b""
+
+
+def test_a_spent_budget_refuses_an_approval(spent):
+    budget(spent, 0.1)
+    out = answer("PermissionRequest", tool_name="Bash", tool_input={"command": "touch x", "description": "d"})
+    decision = out["hookSpecificOutput"]["decision"]
+    assert out["hookSpecificOutput"]["hookEventName"] == "PermissionRequest"
+    assert decision["behavior"] == "deny" and "$0.30 of $0.10" in decision["message"]

@@ -162,7 +162,7 @@ def test_a_broken_hooks_json_is_left_alone(codex_home):
 def test_doctor_names_the_codex_hooks_and_that_trust_is_unchecked(codex_home):
     assert cli("install", "--agent", "codex").returncode == 0
     out = cli("doctor").stdout
-    assert f"codex      {codex_home / 'hooks.json'}: 7 events" in out
+    assert f"codex      {codex_home / 'hooks.json'}: 11 events" in out
     assert "trust not checked" in out
 
 

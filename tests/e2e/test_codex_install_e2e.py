@@ -61,18 +61,18 @@ def test_installed_hooks_run_only_once_trusted_and_install_trusts_them(tmp_path,
     run = box.run("hello", hook_trust=False)
     assert run.rc == 0 and len(run.billed) == 1
     doctor = costhook(box, "doctor", codex=codex_bin)
-    assert "PROBLEM: Codex skips 7 costhook hooks silently" in doctor.stdout, doctor.stdout
+    assert "PROBLEM: Codex skips 11 costhook hooks silently" in doctor.stdout, doctor.stdout
     assert doctor.returncode == 1
 
     # Installing with Codex at hand trusts them (Codex computes the hashes, not costhook).
     second = costhook(box, "install", "--agent", "codex", codex=codex_bin)
     assert second.returncode == 0, second.stderr
-    assert "nothing changed" in second.stdout and "Codex trusts all 7 costhook hooks" in second.stdout
+    assert "nothing changed" in second.stdout and "Codex trusts all 11 costhook hooks" in second.stdout
     assert list(box.codex_home.glob("config.toml.costhook-backup-*")) == []  # there was no config.toml yet
     config = (box.codex_home / "config.toml").read_text()
-    assert config.count("trusted_hash") == 7
+    assert config.count("trusted_hash") == 11
     doctor = costhook(box, "doctor", codex=codex_bin)
-    assert "Codex trusts all 7 of them" in doctor.stdout, doctor.stdout
+    assert "Codex trusts all 11 of them" in doctor.stdout, doctor.stdout
 
     # Now the hooks run without any bypass flag: the spent budget stops the prompt, 0 API calls.
     run = box.run("hello again", hook_trust=False)

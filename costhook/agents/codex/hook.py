@@ -16,6 +16,8 @@ tests/e2e/test_codex_budgets_e2e.py):
   running turn. So the reason tells the model that every tool is refused and to end its
   turn now: a model that follows it makes exactly one more call; one that insists pays
   one call per tool call it still asks for, and none of those tools runs.
+- **PermissionRequest** (only when an approval is needed) `decision.behavior: "deny"`:
+  the same as a PreToolUse deny.
 - **PostToolUse** of a tool during which a sub-agent spent (`collaboration…`): a block
   replaces the tool's output with the reason (the tool has run), so the model learns
   one call earlier.
@@ -25,7 +27,7 @@ tests/e2e/test_codex_budgets_e2e.py):
 from costhook.agents import runtime
 from costhook.agents.runtime import user_config
 
-GATES = ("UserPromptSubmit", "PreToolUse", "PostToolUse")
+GATES = ("UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse")
 # Codex's namespaced tools reach hooks concatenated (`collaborationspawn_agent`): these
 # run sub-agents, which spend while the tool runs.
 SPENDING_TOOL_PREFIX = "collaboration"
@@ -93,6 +95,9 @@ def decide(event: Event) -> dict | None:
         if event.name == "PreToolUse":
             return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
                                            "permissionDecisionReason": reason + REFUSE_ALL}}
+        if event.name == "PermissionRequest":  # an approval asked for after PreToolUse let the tool through
+            return {"hookSpecificOutput": {"hookEventName": "PermissionRequest",
+                                           "decision": {"behavior": "deny", "message": reason + REFUSE_ALL}}}
         return {"decision": "block", "reason": reason + REFUSE_ALL}  # PostToolUse: replaces the output
     message = verdict.message() if verdict.warnings else None
     return {"systemMessage": message} if message else None

@@ -39,19 +39,27 @@ from costhook.errors import InstallError
 
 AGENT = "codex"
 
-# The events costhook listens to. Codex 0.171.0 ignores a name it does not know.
-HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "SubagentStop", "Stop", "SessionEnd")
-TOOL_EVENTS = ("PreToolUse", "PostToolUse")  # the ones whose matcher filters on the tool name
+# The events costhook listens to (agents/codex/hook.py). Codex 0.171.0 ignores a name it
+# does not know; Interrupt is left out (nothing to read or decide there).
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse", "PreCompact",
+               "PostCompact", "SubagentStart", "SubagentStop", "Stop", "SessionEnd")
+TOOL_EVENTS = ("PreToolUse", "PermissionRequest", "PostToolUse")  # their matcher filters on the tool name
 # The events whose answer can stop work before it is billed (see hook.py): their hook
-# holds Codex until it answers. Every other event records only, detached at once.
-GATE_EVENTS = ("UserPromptSubmit", "PreToolUse", "PostToolUse")
-# Seconds. Codex's default is 600 s, but 1 s for SessionEnd (clamped to at most 3 s);
-# a timed-out hook is killed and Codex goes on (fail-open), so these only bound a stuck hook.
+# holds Codex until it answers, or goes on in the background at once when it finds
+# nothing to decide. Every other event records only, detached from the start.
+GATE_EVENTS = ("UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse")
+# Seconds. Codex's default is 600 s, but 1 s for SessionEnd (which it clamps to 3 s at
+# most); a timed-out hook is killed and Codex goes on (fail-open), so these only bound a
+# stuck hook. The detached events return at once whatever they do.
 HOOK_TIMEOUTS = {
     "SessionStart": 5,
     "UserPromptSubmit": 5,
     "PreToolUse": 5,
+    "PermissionRequest": 5,
     "PostToolUse": 10,
+    "PreCompact": 10,
+    "PostCompact": 10,
+    "SubagentStart": 10,
     "SubagentStop": 10,
     "Stop": 10,
     "SessionEnd": 3,
