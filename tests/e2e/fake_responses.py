@@ -13,6 +13,9 @@ What it answers is steered by words in the last user message of the request's `i
                  sub-agent, wait for it, then a final text
     BIGPROMPT    report a prompt above OpenAI's 272k long-context threshold
     NOUSAGE      answer without `usage` (Codex then records nothing for it)
+    OBEY         once a tool call was refused by a PreToolUse hook, answer a final text
+                 (a model that does what costhook's refusal asks); without it the
+                 steps above go on whatever the tool outputs say
     otherwise    a short text
 
 Usage of the n-th response of this server process (distinct per call, and checkable):
@@ -80,6 +83,10 @@ def plan(body: dict) -> tuple[str, dict]:
             name, arguments = steps[answered]
             return "call", {"name": name, "namespace": "collaboration", "arguments": json.dumps(arguments)}
         return "text", {"text": "The helper is done."}
+    refused = [item for item in items[last + 1:] if item.get("type") == "function_call_output"
+               and "blocked by PreToolUse hook" in json.dumps(item.get("output"))]
+    if "OBEY" in prompt and refused:  # a model that does what costhook's refusal asks: stop
+        return "text", {"text": "The budget is spent, so I stop here."}
     wanted = re.search(r"TOOLS:(\d+)", prompt)
     if wanted and answered < int(wanted.group(1)):
         return "call", {"name": "exec_command", "arguments": json.dumps({"cmd": SHELL_COMMAND})}

@@ -94,7 +94,8 @@ def decide(event: Event) -> dict | None:
             return {"decision": "block", "reason": reason}
         if event.name == "PreToolUse":
             return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
-                                           "permissionDecisionReason": reason + REFUSE_ALL}}
+                                           "permissionDecisionReason": (reason + REFUSE_ALL).rstrip(".")}}
+            # (Codex hands the model "Command blocked by PreToolUse hook: <reason>. Command: <cmd>")
         if event.name == "PermissionRequest":  # an approval asked for after PreToolUse let the tool through
             return {"hookSpecificOutput": {"hookEventName": "PermissionRequest",
                                            "decision": {"behavior": "deny", "message": reason + REFUSE_ALL}}}
