@@ -152,15 +152,23 @@ def _dirs_option(flag: str, name: str, help: str):
     "openclaw_dirs",
     "An OpenClaw state dir, or a folder of transcripts (repeatable). Default: $OPENCLAW_STATE_DIR, ~/.openclaw.",
 )
+@_dirs_option(
+    "--codex-dir",
+    "codex_dirs",
+    "A Codex home holding sessions/, or a folder of rollouts (repeatable). Default: $CODEX_HOME, ~/.codex.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
 @db_option
-def import_(claude_dirs, openclaw_dirs, quiet, db_path):
+def import_(claude_dirs, openclaw_dirs, codex_dirs, quiet, db_path):
     """Backfill usage from existing transcripts (safe to repeat: nothing is counted twice)."""
     from costhook.agents.claude import importer
     from costhook.pricing import prices
 
-    if openclaw_dirs and not claude_dirs:
-        _import_openclaw(list(openclaw_dirs), quiet, db_path)
+    if (openclaw_dirs or codex_dirs) and not claude_dirs:
+        if openclaw_dirs:
+            _import_openclaw(list(openclaw_dirs), quiet, db_path)
+        if codex_dirs:
+            _import_codex(list(codex_dirs), quiet, db_path)
         return
     folders = _existing_dirs(list(claude_dirs) or importer.default_claude_dirs())
     conn = open_store(db_path, create=True)
@@ -188,6 +196,34 @@ def import_(claude_dirs, openclaw_dirs, quiet, db_path):
         defaults = list(openclaw_dirs) or [Path(p) for p in openclaw_paths.default_state_dirs()]
         if defaults:
             _import_openclaw(defaults, quiet, db_path)
+    if codex_dirs or not claude_dirs:
+        from costhook.agents.codex import importer as codex
+
+        defaults = list(codex_dirs) or codex.default_codex_dirs()
+        if defaults:
+            _import_codex(defaults, quiet, db_path)
+
+
+def _import_codex(folders, quiet, db_path):
+    """Codex: every rollout under sessions/ and archived_sessions/."""
+    from costhook.agents.codex import importer as codex
+    from costhook.pricing import prices
+
+    folders = _existing_dirs(folders)
+    conn = open_store(db_path, create=True)
+    price = prices.pricer(price_table(load_config()))
+    files = codex.rollout_files(folders)
+    started = time.monotonic()
+    with _progress(lambda: sum(size for _, size in files), "Importing Codex", quiet) as bar:
+        summary = codex.import_codex(conn, folders, price=price, progress=bar.update, files=files)
+    if not quiet:
+        click.echo(
+            f"Imported {summary.files} Codex rollouts from {', '.join(term_text(str(f)) for f in folders)}: "
+            f"{summary.calls} API calls seen, {summary.changed} rows new or updated, "
+            f"{summary.bytes_read / 1e6:.1f} MB in {time.monotonic() - started:.1f} s."
+        )
+        if summary.malformed:
+            click.echo(f"Skipped {summary.malformed} malformed lines.")
 
 
 def _import_openclaw(folders, quiet, db_path):
