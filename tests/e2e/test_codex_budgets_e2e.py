@@ -66,10 +66,16 @@ def tool_outputs(box) -> list:
     return outputs
 
 
+def ran_commands(run) -> list:
+    """The shell commands that ran in this run (`codex exec --json` items)."""
+    return [e["item"] for e in run.events if e.get("type") == "item.completed"
+            and e["item"].get("type") == "command_execution" and e["item"].get("exit_code") is not None]
+
+
 def test_a_spent_budget_blocks_the_next_prompt_with_no_api_call(box):
     # One turn of two calls (a tool, then the answer) spends what the fake API reports...
     run = box.run("please TOOLS:1")
-    assert run.rc == 0 and len(run.billed) == 2
+    assert run.rc == 0 and len(run.billed) == 2 and len(ran_commands(run)) == 1
     spent = sum(tokens(r["usage"]) for r in run.billed)
     box.wait_for_hooks()
     # ...a daily budget below that is spent: the next prompt, resumed or new, makes no call.
@@ -90,7 +96,7 @@ def test_a_budget_crossed_mid_turn_stops_a_model_that_obeys_after_one_call(box):
     assert [r["kind"] for r in run.requests] == ["call", "text"]
     (output,) = tool_outputs(box)
     assert output.startswith("Command blocked by PreToolUse hook: costhook: Budget session/session")
-    assert "do not call any more tools" in output
+    assert "do not call any more tools" in output and ran_commands(run) == []
     box.wait_for_hooks()
     assert sum(row["requests"] for row in rows(box)) == 2  # both billed calls recorded
     assert box.run("go on", resume=True).requests == []  # and the next prompt is blocked
@@ -106,6 +112,6 @@ def test_a_budget_crossed_mid_turn_bound_for_a_model_that_insists(box):
     assert [r["kind"] for r in run.requests] == ["call", "call", "call", "text"]  # 1 crossing + 3 refused tools
     outputs = tool_outputs(box)
     assert len(outputs) == 3 and all(o.startswith("Command blocked by PreToolUse hook: costhook:") for o in outputs)
-    commands = [e for e in run.events if e.get("type") == "item.completed"
-                and e["item"].get("type") == "command_execution" and e["item"].get("exit_code") is not None]
-    assert commands == []  # no command ran
+    assert ran_commands(run) == []  # no command ran
+    box.wait_for_hooks()
+    assert sum(row["requests"] for row in rows(box)) == 4  # every billed call recorded
