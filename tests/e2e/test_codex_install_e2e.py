@@ -111,9 +111,12 @@ def test_uninstall_keeps_the_trust_of_a_hook_that_moves(tmp_path, codex_bin, mon
     with install.AppServer([str(codex_bin)]) as server:
         server.trust([theirs])
 
+    config = (box.codex_home / "config.toml").read_bytes()
     proc = costhook(box, "uninstall", "--agent", "codex", codex=codex_bin)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Kept the trust of 1 other hooks" in proc.stdout
+    (backup,) = box.codex_home.glob("config.toml.costhook-backup-*")  # before Codex wrote the carried-over trust
+    assert backup.read_bytes() == config and oct(backup.stat().st_mode & 0o777) == "0o600"
     assert json.loads(path.read_text())["hooks"]["UserPromptSubmit"] == [{"hooks": [mine]}]
     after = {h["command"]: h for h in user_hooks(box, codex_bin, monkeypatch)}
     assert after[mine["command"]]["trustStatus"] == "trusted" and after[mine["command"]]["key"] != theirs["key"]
