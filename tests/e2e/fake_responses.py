@@ -10,7 +10,8 @@ What it answers is steered by words in the last user message of the request's `i
     TOOLS:<k>    k shell calls (`exec_command`, `{"cmd": "echo costhook"}`), one per
                  response, then a final text
     SPAWN        (the `collaboration` tools offered: --enable multi_agent_v2) spawn a
-                 sub-agent, wait for it, then a final text
+                 sub-agent, wait for it, then a final text; SPAWN[task] gives the
+                 sub-agent that task (its own words, e.g. SPAWN[TOOLS:2]), else "say hi"
     BIGPROMPT    report a prompt above OpenAI's 272k long-context threshold
     NOUSAGE      answer without `usage` (Codex then records nothing for it)
     OBEY         once a tool call was refused by a PreToolUse hook, answer a final text
@@ -65,6 +66,16 @@ def text_of(item: dict) -> str:
     return ""
 
 
+def is_task(item: dict) -> bool:
+    """A sub-agent's task: the parent's message, as Codex hands it to the child."""
+    return item.get("type") == "agent_message" and "NEW_TASK" in json.dumps(item.get("content"))
+
+
+def task_of(item: dict) -> str:
+    parts = item.get("content") if isinstance(item.get("content"), list) else []
+    return "".join(str(p.get("text") or p.get("encrypted_content") or "") for p in parts if isinstance(p, dict))
+
+
 def offered(body: dict) -> set:
     return {tool.get("name") or tool.get("type") for tool in body.get("tools") or [] if isinstance(tool, dict)}
 
@@ -73,11 +84,13 @@ def plan(body: dict) -> tuple[str, dict]:
     """(kind, what) to answer this request with: ("call", {name, arguments, namespace?})
     or ("text", {text})."""
     items = [item for item in body.get("input") or [] if isinstance(item, dict)]
-    last = max((i for i, item in enumerate(items) if item.get("role") == "user"), default=-1)
-    prompt = text_of(items[last]) if last >= 0 else ""
+    last = max((i for i, item in enumerate(items) if item.get("role") == "user" or is_task(item)), default=-1)
+    prompt = (task_of(items[last]) if is_task(items[last]) else text_of(items[last])) if last >= 0 else ""
     answered = sum(1 for item in items[last + 1:] if item.get("type") == "function_call_output")
     if "SPAWN" in prompt and "collaboration" in offered(body):
-        steps = [("spawn_agent", {"task_name": "helper", "fork_turns": "none", "message": "say hi"}),
+        child = re.search(r"SPAWN\[([^\]]*)\]", prompt)
+        steps = [("spawn_agent", {"task_name": "helper", "fork_turns": "none",
+                                  "message": child.group(1) if child else "say hi"}),
                  ("wait_agent", {"timeout_ms": 20000})]
         if answered < len(steps):
             name, arguments = steps[answered]

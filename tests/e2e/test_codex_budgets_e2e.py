@@ -115,3 +115,24 @@ def test_a_budget_crossed_mid_turn_bound_for_a_model_that_insists(box):
     assert ran_commands(run) == []  # no command ran
     box.wait_for_hooks()
     assert sum(row["requests"] for row in rows(box)) == 4  # every billed call recorded
+
+
+def test_a_spent_agent_budget_refuses_the_sub_agents_tools(box):
+    """A sub-agent's tool calls go through PreToolUse too (with the root's session_id and
+    the child's agent_id/agent_type): an `agent:default` budget crossed by the child's first
+    call refuses its tool; the child, obeying, answers; the parent (not in that scope)
+    goes on. The spawn itself was allowed: nothing of that type had spent yet."""
+    set_budget(box, "agent:default", "daily", 1)
+    run = box.run("please SPAWN[TOOLS:2 OBEY]", "--enable", "multi_agent_v2")
+    assert run.rc == 0
+    kinds = [(r["kind"], r["tool"]) for r in run.requests]
+    # spawn, the child's tool call (crossing; refused), wait, the child's answer, the parent's answer
+    assert sorted(kinds, key=str) == sorted([("call", "spawn_agent"), ("call", "exec_command"), ("call", "wait_agent"),
+                                             ("text", None), ("text", None)], key=str), kinds
+    assert ran_commands(run) == []
+    (refused,) = [output for output in tool_outputs(box) if "blocked" in output]
+    assert refused.startswith("Command blocked by PreToolUse hook: costhook: Budget daily/agent:default")
+    box.wait_for_hooks()
+    proc = box.costhook("report", "--by", "agent", "--format", "json")
+    by_agent = {row["key"]: row["requests"] for row in json.loads(proc.stdout)["rows"]}
+    assert by_agent.get("default") == 2, by_agent  # the child's crossing call and its answer

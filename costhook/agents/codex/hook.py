@@ -43,6 +43,7 @@ GATES = ("UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse")
 # Codex's namespaced tools reach hooks concatenated (`collaborationspawn_agent`): these
 # run sub-agents, which spend while the tool runs.
 SPENDING_TOOL_PREFIX = "collaboration"
+SPAWN_TOOL = "collaborationspawn_agent"
 HOOK_MAX_BYTES = 16 << 20  # a gate deciding a budget reads at most this much backlog first
 # Events after which there is something new to read: a response's record, a compaction,
 # a sub-agent's work; in the background (a gate without budgets has nothing to decide).
@@ -151,12 +152,31 @@ def decide(event: Event) -> dict | None:
     return {"systemMessage": message} if message else None
 
 
+def agent_type_of(event: Event) -> str | None:
+    """The sub-agent type the work is done by, as the rollouts name it (rollout.agent_type_of):
+    a hook fired inside a sub-agent carries `agent_id` and `agent_type` (its tools do go
+    through PreToolUse, with the root's session_id); the main agent asking to spawn one is
+    about to start that type ("default" when the spawn names no role), so a spent
+    `agent:<type>` budget refuses the spawn itself."""
+    if event.text("agent_id") is not None:
+        return event.text("agent_type", 100)
+    if event.name == "PreToolUse" and event.text("tool_name") == SPAWN_TOOL:
+        tool_input = event.payload.get("tool_input")
+        for key in ("agent_role", "agent_type"):
+            value = tool_input.get(key) if isinstance(tool_input, dict) else None
+            if isinstance(value, str) and value:
+                return value[:100]
+        return "default"
+    return None
+
+
 def budget_verdict(event: Event):
     """The budgets' verdict for this event, or None when there is nothing to say."""
     from costhook import budgets
 
     def context(conn):
-        ctx = budgets.session_context(conn, event.session_id, project=event.text("cwd"), model=event.text("model"))
+        ctx = budgets.session_context(conn, event.session_id, project=event.text("cwd"), model=event.text("model"),
+                                      agent_type=agent_type_of(event))
         return ctx, user_config()["budgets"]
 
     return runtime.decide(event.name or "budget", context)
