@@ -381,6 +381,8 @@ def _doctor_codex() -> int:
         problems += 1
     else:
         click.echo(f"           Codex trusts all {len(trust.ours)} of them")
+    if trust.elsewhere:
+        click.echo(term_text(f"           {codex.elsewhere_note(trust)}"))
     return problems
 
 

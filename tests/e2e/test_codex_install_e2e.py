@@ -123,3 +123,17 @@ def test_uninstall_keeps_the_trust_of_a_hook_that_moves(tmp_path, codex_bin, mon
     assert after["true"]["trustStatus"] != "trusted"  # never trusted by the user: still not
     box.run("hello", hook_trust=False)
     assert (box.root / "user-hook-ran").exists()  # it really runs at its new place
+
+
+def test_costhook_hooks_in_config_toml_too_are_named(tmp_path, codex_bin):
+    """Codex also reads hooks from config.toml: a costhook entry there would run beside the
+    one in hooks.json. install and doctor name it (Codex lists it with its file)."""
+    box = codex_harness.Sandbox.make(tmp_path, codex_bin)
+    command = f"{codex_harness.costhook_exe()} hook --agent codex"
+    (box.codex_home / "config.toml").write_text(
+        f'[[hooks.Stop]]\n[[hooks.Stop.hooks]]\ntype = "command"\ncommand = "{command}"\n')
+    proc = costhook(box, "install", "--agent", "codex", codex=codex_bin)
+    assert proc.returncode == 0, proc.stderr
+    note = f"Note: Codex also runs costhook's hook from {box.codex_home / 'config.toml'} (1 entries)"
+    assert note in proc.stdout, proc.stdout
+    assert note in costhook(box, "doctor", codex=codex_bin).stdout

@@ -310,6 +310,7 @@ class Trust:
 
     ours: list[dict] = field(default_factory=list)  # costhook's hooks there, as hooks/list gives them
     restored: int = 0  # other hooks whose trust we carried over to their new key
+    elsewhere: list[dict] = field(default_factory=list)  # costhook's Codex hooks in other files (config.toml, ...)
 
     @property
     def untrusted(self) -> list[dict]:
@@ -322,11 +323,20 @@ def _in_file(hooks: list[dict], path: Path) -> list[dict]:
             and isinstance(h.get("key"), str) and isinstance(h.get("currentHash"), str)]
 
 
+def _elsewhere(hooks: list[dict], path: Path) -> list[dict]:
+    """costhook's Codex hooks that Codex reads from another file than `path` (its
+    config.toml, a project's .codex/): they would run as well as ours."""
+    mine = {id(h) for h in _in_file(hooks, path)}
+    return [h for h in hooks if id(h) not in mine and is_costhook_command(h.get("command"))]
+
+
 def check_trust(path: Path, command: list[str]) -> Trust:
     """Codex's view of costhook's hooks in `path` (for doctor); InstallError when Codex
     cannot be asked."""
     with AppServer(command) as server:
-        return Trust([h for h in _in_file(server.hooks(), path) if is_costhook_command(h.get("command"))])
+        hooks = server.hooks()
+    return Trust([h for h in _in_file(hooks, path) if is_costhook_command(h.get("command"))],
+                 elsewhere=_elsewhere(hooks, path))
 
 
 def list_file_hooks(path: Path, command: list[str]) -> list[dict]:
@@ -349,8 +359,19 @@ def trust_ours(path: Path, command: list[str], before: list[dict] | None) -> Tru
         if todo:
             backup_config()
             server.trust(todo)
-        after = _in_file(server.hooks(), path)
-    return Trust([h for h in after if is_costhook_command(h.get("command"))], restored=len(moved))
+        listed = server.hooks()
+    after = _in_file(listed, path)
+    return Trust([h for h in after if is_costhook_command(h.get("command"))], restored=len(moved),
+                 elsewhere=_elsewhere(listed, path))
+
+
+def elsewhere_note(trust: Trust) -> str:
+    """A line naming costhook hooks that Codex also runs from other files, or ''."""
+    files = sorted({str(h.get("sourcePath") or "?") for h in trust.elsewhere})
+    if not files:
+        return ""
+    return (f"Note: Codex also runs costhook's hook from {', '.join(files)} ({len(trust.elsewhere)} entries): "
+            "each event then runs it twice; remove those entries by hand.")
 
 
 def backup_config() -> Path | None:
@@ -420,6 +441,8 @@ def install_codex(dry_run: bool = False) -> InstallResult:
         result.message += f"\nCodex trusts all {len(trust.ours)} costhook hooks (checked with `codex app-server`)."
     if trust.restored:
         result.message += f" Kept the trust of {trust.restored} other hooks that moved in the file."
+    if trust.elsewhere:
+        result.message += "\n" + elsewhere_note(trust)
     return result
 
 
