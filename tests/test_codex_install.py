@@ -172,3 +172,13 @@ def test_all_installs_codex_too(codex_home, tmp_path):
     proc = cli("install", "--agent", "all", "--dry-run", env=env)
     assert proc.returncode == 0, proc.stderr
     assert str(codex_home / "hooks.json") in proc.stdout
+
+
+def test_duplicates_of_ours_collapse_into_the_first_place(codex_home):
+    stale = {"type": "command", "command": "/old/costhook hook --agent codex", "timeout": 5}
+    write(codex_home, {"hooks": {"Stop": [{"hooks": [FOREIGN]}, {"hooks": [stale]}, {"hooks": [FOREIGN, stale]},
+                                          {"hooks": [stale]}]}})
+    assert cli("install", "--agent", "codex").returncode == 0
+    groups = hooks_of(codex_home)["Stop"]
+    assert groups[0] == {"hooks": [FOREIGN]} and groups[2] == {"hooks": [FOREIGN]} and len(groups) == 3
+    assert codex.is_costhook_hook(groups[1]["hooks"][0]) and "/old/" not in groups[1]["hooks"][0]["command"]

@@ -190,9 +190,10 @@ def _install_event(hooks: dict, event: str, command: str) -> None:
     for index, group in enumerate(groups):
         handlers = group.get("hooks") if isinstance(group, dict) else None
         if isinstance(handlers, list) and handlers and all(is_costhook_hook(h) for h in handlers):
-            groups[index] = None  # placeholder: our other entries go, this place stays
+            # Every group before this one keeps at least one handler that is not ours (else
+            # it would be this one), so the removal leaves them where they are.
             _remove_ours(hooks, event)
-            hooks[event] = [desired if g is None else g for g in hooks.get(event, [None])]
+            hooks.setdefault(event, []).insert(index, desired)
             return
     _remove_ours(hooks, event)
     hooks.setdefault(event, []).append(desired)
