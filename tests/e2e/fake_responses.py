@@ -24,7 +24,7 @@ Usage of the n-th response of this server process (distinct per call, and checka
 
 Response ids are `resp_<tag>_<n>` with a random tag per process, so a resumed session
 (a new server) never repeats an id. Each served request appends one JSON line to the log:
-{seq, kind, response_id, usage, call_id, tool, prompt_cache_key, model}.
+{seq, kind, response_id, usage, call_id, tool, prompt_cache_key, model, service_tier}.
 
     python3 fake_responses.py --port-file PORT --log requests.jsonl [--service-tier flex]
 """
@@ -167,7 +167,7 @@ class Handler(BaseHTTPRequestHandler):
         self.event("response.completed", response=done)
         self.server.record({"seq": n, "kind": kind, "response_id": response_id, "usage": usage, "model": body.get("model"),
                             "call_id": item.get("call_id"), "tool": item.get("name"),
-                            "prompt_cache_key": body.get("prompt_cache_key")})
+                            "prompt_cache_key": body.get("prompt_cache_key"), "service_tier": body.get("service_tier")})
 
     def event(self, name: str, **fields) -> None:
         self.wfile.write(f"event: {name}\ndata: {json.dumps({'type': name, **fields})}\n\n".encode())
