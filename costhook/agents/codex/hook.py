@@ -194,10 +194,13 @@ def session_rollouts(event: Event) -> list:
 def _birth(path: str) -> float:
     """When the rollout began, from its name's local time (rollout-YYYY-MM-DDTHH-MM-SS-…),
     a minute early; else its change time."""
-    name = os.path.basename(path)
+    stamp = os.path.basename(path)[8:27]  # by hand: time.strptime costs the hook ~5 ms to import
     try:
-        return time.mktime(time.strptime(name[8:27], "%Y-%m-%dT%H-%M-%S")) - 60
-    except ValueError:
+        if stamp[4::3] != "--T--" or not stamp.replace("-", "").replace("T", "").isdigit():
+            raise ValueError(stamp)
+        fields = (stamp[0:4], stamp[5:7], stamp[8:10], stamp[11:13], stamp[14:16], stamp[17:19])
+        return time.mktime((*map(int, fields), 0, 0, -1)) - 60
+    except (ValueError, OverflowError):
         return os.stat(path).st_ctime - 60
 
 
