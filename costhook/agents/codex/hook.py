@@ -205,7 +205,8 @@ def _birth(path: str) -> float:
 
 
 def ingest_paths(candidates, *, max_bytes: int | None = None) -> list:
-    """Ingest each rollout (duplicates and missing files skipped)."""
+    """Ingest each rollout (duplicates and missing files skipped); the first (the hook's
+    own, or the sub-agent's it names) fully checked, the others quickly (ingest.ingest_file)."""
     existing = [p for p in dict.fromkeys(candidates) if p]
     if not existing:
         return []
@@ -213,7 +214,8 @@ def ingest_paths(candidates, *, max_bytes: int | None = None) -> list:
 
     conn = open_db()
     price = runtime.pricer()
-    return [ingest.ingest_file(conn, path, price=price, max_bytes=max_bytes) for path in existing]
+    return [ingest.ingest_file(conn, path, price=price, max_bytes=max_bytes, quick=index > 0)
+            for index, path in enumerate(existing)]
 
 
 def record_session(event: Event, started: bool = False, **facts) -> None:
