@@ -11,6 +11,8 @@ What it answers is steered by words in the last user message of the request's `i
                  response, then a final text
     SPAWN        (the `collaboration` tools offered: --enable multi_agent_v2) spawn a
                  sub-agent, wait for it, then a final text
+    ESCALATE     (with TOOLS) the shell call asks to run outside the sandbox: with
+                 --approve-for-me, Codex's guardian sub-agent reviews it, billed
     BIGPROMPT    report a prompt above OpenAI's 272k long-context threshold
     NOUSAGE      answer without `usage` (Codex then records nothing for it)
     otherwise    a short text
@@ -82,7 +84,10 @@ def plan(body: dict) -> tuple[str, dict]:
         return "text", {"text": "The helper is done."}
     wanted = re.search(r"TOOLS:(\d+)", prompt)
     if wanted and answered < int(wanted.group(1)):
-        return "call", {"name": "exec_command", "arguments": json.dumps({"cmd": SHELL_COMMAND})}
+        arguments = {"cmd": SHELL_COMMAND}
+        if "ESCALATE" in prompt:  # an approval request: the auto-reviewer (--approve-for-me) judges it
+            arguments.update(sandbox_permissions="require_escalated", justification="the fake asks to leave the sandbox")
+        return "call", {"name": "exec_command", "arguments": json.dumps(arguments)}
     return "text", {"text": f"Done after {answered} tool call(s)." if wanted else "Hello from the fake API."}
 
 

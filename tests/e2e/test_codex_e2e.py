@@ -126,6 +126,19 @@ def test_a_sub_agent_is_attributed_to_the_root_session(box):
     assert len(box.rollouts()) == 2  # its own rollout file
 
 
+def test_the_guardians_review_calls_are_found_though_no_hook_names_them(box):
+    """--approve-for-me: an escalation is reviewed by the guardian, a sub-agent with a
+    rollout of its own, inside which no hook fires."""
+    run = box.run("TOOLS:1 ESCALATE", "--approve-for-me", sandbox=None)
+    assert run.rc == 0, run.stderr[-2000:]
+    stored = assert_rows_match(box, run.billed)
+    root = thread_of(run)
+    guardian = [row for row in stored.values() if row["agent_id"]]
+    assert guardian and {row["agent_type"] for row in guardian} == {"guardian"}
+    assert {row["session_id"] for row in stored.values()} == {root}
+    assert len(box.rollouts()) == 2
+
+
 def test_a_long_prompt_is_billed_at_the_long_context_rates(box):
     run = box.run("BIGPROMPT please")
     assert run.rc == 0, run.stderr[-2000:]
