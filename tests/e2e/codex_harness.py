@@ -221,11 +221,12 @@ class Sandbox:
         (self.codex_home / "hooks.json").write_text(json.dumps({"hooks": hooks}, indent=1))
 
     def run(self, prompt: str, *extra: str, resume: bool = False, timeout: float = 120,
-            service_tier: str | None = None, hook_trust: bool = True) -> Run:
-        """One `codex exec --json` against a new fake server, in the private netns."""
+            service_tier: str | None = None, hook_trust: bool = True, sandbox: str | None = "read-only") -> Run:
+        """One `codex exec --json` against a new fake server, in the private netns.
+        `sandbox=None`: no `-s` (which --approve-for-me refuses)."""
         argv = [str(self.codex), "exec", "--json", "--skip-git-repo-check", "-C", str(self.work), "-m", MODEL,
                 "-c", "model_provider=fake", "-c", "PROVIDER", "-c", "analytics.enabled=false",
-                "-c", "features.plugins=false", "-s", "read-only"]
+                "-c", "features.plugins=false", *(["-s", sandbox] if sandbox else [])]
         if hook_trust:
             argv.append("--dangerously-bypass-hook-trust")
         argv += list(extra)

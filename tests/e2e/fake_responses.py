@@ -12,6 +12,8 @@ What it answers is steered by words in the last user message of the request's `i
     SPAWN        (the `collaboration` tools offered: --enable multi_agent_v2) spawn a
                  sub-agent, wait for it, then a final text; SPAWN[task] gives the
                  sub-agent that task (its own words, e.g. SPAWN[TOOLS:2]), else "say hi"
+    ESCALATE     (with TOOLS) the shell call asks to run outside the sandbox: with
+                 --approve-for-me, Codex's guardian sub-agent reviews it, billed
     BIGPROMPT    report a prompt above OpenAI's 272k long-context threshold
     NOUSAGE      answer without `usage` (Codex then records nothing for it)
     OBEY         once a tool call was refused by a PreToolUse hook, answer a final text
@@ -28,7 +30,7 @@ Usage of the n-th response of this server process (distinct per call, and checka
 
 Response ids are `resp_<tag>_<n>` with a random tag per process, so a resumed session
 (a new server) never repeats an id. Each served request appends one JSON line to the log:
-{seq, kind, response_id, usage, call_id, tool, prompt_cache_key, model}.
+{seq, kind, response_id, usage, call_id, tool, prompt_cache_key, model, service_tier}.
 
     python3 fake_responses.py --port-file PORT --log requests.jsonl [--service-tier flex]
 """
@@ -102,7 +104,10 @@ def plan(body: dict) -> tuple[str, dict]:
         return "text", {"text": "The budget is spent, so I stop here."}
     wanted = re.search(r"TOOLS:(\d+)", prompt)
     if wanted and answered < int(wanted.group(1)):
-        return "call", {"name": "exec_command", "arguments": json.dumps({"cmd": SHELL_COMMAND})}
+        arguments = {"cmd": SHELL_COMMAND}
+        if "ESCALATE" in prompt:  # an approval request: the auto-reviewer (--approve-for-me) judges it
+            arguments.update(sandbox_permissions="require_escalated", justification="the fake asks to leave the sandbox")
+        return "call", {"name": "exec_command", "arguments": json.dumps(arguments)}
     return "text", {"text": f"Done after {answered} tool call(s)." if wanted else "Hello from the fake API."}
 
 
@@ -187,7 +192,7 @@ class Handler(BaseHTTPRequestHandler):
         self.event("response.completed", response=done)
         self.server.record({"seq": n, "kind": kind, "response_id": response_id, "usage": usage, "model": body.get("model"),
                             "call_id": item.get("call_id"), "tool": item.get("name"),
-                            "prompt_cache_key": body.get("prompt_cache_key")})
+                            "prompt_cache_key": body.get("prompt_cache_key"), "service_tier": body.get("service_tier")})
 
     def event(self, name: str, **fields) -> None:
         self.wfile.write(f"event: {name}\ndata: {json.dumps({'type': name, **fields})}\n\n".encode())

@@ -17,6 +17,7 @@ from . import codex_harness as harness
 # whole request is billed at the long-context rates.
 GPT55 = {"input": 5, "cached": 0.5, "output": 30}
 GPT55_LONG = {"input": 10, "cached": 1, "output": 45}
+GPT55_FLEX = {"input": 2.5, "cached": 0.25, "output": 15}  # the flex service tier (since 2026-10-12)
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +36,11 @@ def box(tmp_path, codex_bin):
     return sandbox
 
 
-def expected_cost(usage: dict) -> int:
+def expected_cost(usage: dict, service_tier: str | None = None) -> int:
     """Nano-USD of one response as OpenAI bills it: uncached input, cached input and output
     (reasoning included) at their rates, the tier chosen by the whole prompt."""
     prompt, cached = usage["input_tokens"], usage["input_tokens_details"]["cached_tokens"]
-    rates = GPT55_LONG if prompt > 272_000 else GPT55
+    rates = GPT55_FLEX if service_tier == "flex" else GPT55_LONG if prompt > 272_000 else GPT55
     pico = ((prompt - cached) * round(rates["input"] * 10**6) + cached * round(rates["cached"] * 10**6)
             + usage["output_tokens"] * round(rates["output"] * 10**6))
     return (pico + 500) // 1000
@@ -70,7 +71,8 @@ def assert_rows_match(box, billed: list) -> dict:
         assert row["output_tokens"] == usage["output_tokens"]
         assert row["reasoning_tokens"] == usage["output_tokens_details"]["reasoning_tokens"]
         assert row["model"] == harness.MODEL
-        assert (row["cost_nanousd"], row["cost_source"]) == (expected_cost(usage), "computed")
+        assert row["service_tier"] == response["service_tier"]  # what Codex asked the API for
+        assert (row["cost_nanousd"], row["cost_source"]) == (expected_cost(usage, row["service_tier"]), "computed")
     return stored
 
 
@@ -124,12 +126,35 @@ def test_a_sub_agent_is_attributed_to_the_root_session(box):
     assert len(box.rollouts()) == 2  # its own rollout file
 
 
+def test_the_guardians_review_calls_are_found_though_no_hook_names_them(box):
+    """--approve-for-me: an escalation is reviewed by the guardian, a sub-agent with a
+    rollout of its own, inside which no hook fires."""
+    run = box.run("TOOLS:1 ESCALATE", "--approve-for-me", sandbox=None)
+    assert run.rc == 0, run.stderr[-2000:]
+    stored = assert_rows_match(box, run.billed)
+    root = thread_of(run)
+    guardian = [row for row in stored.values() if row["agent_id"]]
+    assert guardian and {row["agent_type"] for row in guardian} == {"guardian"}
+    assert {row["session_id"] for row in stored.values()} == {root}
+    assert len(box.rollouts()) == 2
+
+
 def test_a_long_prompt_is_billed_at_the_long_context_rates(box):
     run = box.run("BIGPROMPT please")
     assert run.rc == 0, run.stderr[-2000:]
     (response,) = run.billed
     assert response["usage"]["input_tokens"] > 272_000
     assert_rows_match(box, run.billed)
+
+
+def test_the_flex_service_tier_is_billed_at_its_rates(box):
+    """`service_tier = "flex"` in Codex's config: sent to the API, recorded in the rollout's
+    thread settings, priced at flex rates (half the standard price)."""
+    run = box.run("TOOLS:1 cheaper", "-c", 'service_tier="flex"')
+    assert run.rc == 0, run.stderr[-2000:]
+    assert {r["service_tier"] for r in run.billed} == {"flex"}
+    stored = assert_rows_match(box, run.billed)
+    assert {row["service_tier"] for row in stored.values()} == {"flex"}
 
 
 def test_a_response_without_usage_leaves_no_row(box):

@@ -30,10 +30,22 @@ class IngestResult:
         self.deferred = self.missing = False
 
 
-def ingest_file(conn: sqlite3.Connection, path: str, *, price, max_bytes: int | None = None) -> IngestResult:
+def ingest_file(conn: sqlite3.Connection, path: str, *, price, max_bytes: int | None = None,
+                quick: bool = False) -> IngestResult:
     """Ingest the new complete lines of the rollout `path`. With `max_bytes`, a larger
-    backlog is left alone (`deferred`): a hook deciding a budget must not stall on it."""
+    backlog is left alone (`deferred`): a hook deciding a budget must not stall on it.
+    `quick`: a file whose cursor is at its end (same inode) is taken as read without
+    opening it (one stat: for the many rollouts beside a session's own)."""
     result = IngestResult(path)
+    if quick:
+        try:
+            st = os.stat(path)
+        except OSError:
+            result.missing = True
+            return result
+        cursor = writes.get_cursor(conn, path)
+        if cursor and cursor.get("inode") == st.st_ino and cursor.get("offset") == st.st_size:
+            return result
     try:
         f = paths.open_regular(path)
     except (OSError, paths.NotRegularFile):
