@@ -36,6 +36,7 @@ from pathlib import Path
 from costhook.agents import settings
 from costhook.agents.settings import InstallResult, costhook_executable, mentions_costhook, runs_costhook
 from costhook.errors import InstallError
+from costhook.text import term_text
 
 AGENT = "codex"
 
@@ -279,7 +280,7 @@ class AppServer:
                 if "error" in message:
                     error = message["error"]
                     detail = error.get("message") if isinstance(error, dict) else error
-                    raise InstallError(f"codex app-server {method}: {detail}")
+                    raise InstallError(f"codex app-server {method}: {term_text(detail)[:300]}")
                 return message.get("result")
 
     def _line(self, deadline: float) -> bytes:
@@ -368,7 +369,7 @@ def trust_ours(path: Path, command: list[str], before: list[dict] | None) -> Tru
 
 def elsewhere_note(trust: Trust) -> str:
     """A line naming costhook hooks that Codex also runs from other files, or ''."""
-    files = sorted({str(h.get("sourcePath") or "?") for h in trust.elsewhere})
+    files = sorted({term_text(h.get("sourcePath") or "?") for h in trust.elsewhere})
     if not files:
         return ""
     return (f"Note: Codex also runs costhook's hook from {', '.join(files)} ({len(trust.elsewhere)} entries): "
@@ -437,7 +438,7 @@ def install_codex(dry_run: bool = False) -> InstallResult:
         return result
     if trust.untrusted:
         result.message += (f"\nCodex still does not trust {len(trust.untrusted)} of them "
-                           f"({', '.join(h.get('eventName', '?') for h in trust.untrusted)}). " + by_hand(len(HOOK_EVENTS)))
+                           f"({', '.join(term_text(h.get('eventName', '?')) for h in trust.untrusted)}). " + by_hand(len(HOOK_EVENTS)))
     else:
         result.message += f"\nCodex trusts all {len(trust.ours)} costhook hooks (checked with `codex app-server`)."
     if trust.restored:
