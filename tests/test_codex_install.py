@@ -28,9 +28,11 @@ def codex_home(tmp_path, monkeypatch, home):
 
 
 def cli(*args, env=None):
-    """The real `costhook` with no `codex` on PATH (trust cannot be asked for here)."""
-    environment = {**os.environ, "PATH": f"{Path(COSTHOOK).parent}:/usr/bin:/bin", **(env or {})}
+    """The real `costhook` with no `codex` on PATH (trust cannot be asked for here, unless
+    `env` names one)."""
+    environment = {**os.environ, "PATH": f"{Path(COSTHOOK).parent}:/usr/bin:/bin"}
     environment.pop("COSTHOOK_CODEX_CLI", None)
+    environment.update(env or {})
     return subprocess.run([COSTHOOK, *args], capture_output=True, text=True, env=environment, timeout=60)
 
 
@@ -182,3 +184,23 @@ def test_duplicates_of_ours_collapse_into_the_first_place(codex_home):
     groups = hooks_of(codex_home)["Stop"]
     assert groups[0] == {"hooks": [FOREIGN]} and groups[2] == {"hooks": [FOREIGN]} and len(groups) == 3
     assert codex.is_costhook_hook(groups[1]["hooks"][0]) and "/old/" not in groups[1]["hooks"][0]["command"]
+
+
+def test_a_codex_that_cannot_answer_leaves_the_hooks_installed_and_says_what_to_do(codex_home):
+    proc = cli("install", "--agent", "codex", env={"COSTHOOK_CODEX_CLI": "false"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Could not ask Codex to trust them (`codex app-server` exited early)" in proc.stdout
+    assert "/hooks" in proc.stdout and len(ours(hooks_of(codex_home), "Stop")) == 1
+
+
+def test_what_a_hostile_app_server_says_is_printed_escaped(codex_home, tmp_path):
+    server = tmp_path / "fake-codex.py"
+    server.write_text("import json, sys\n"
+                      "for line in sys.stdin:\n"
+                      "    msg = json.loads(line)\n"
+                      "    if 'id' in msg:\n"
+                      "        print(json.dumps({'id': msg['id'], 'error': {'message': '\\x1b]0;owned\\x07\\x1b[2J'}}), flush=True)\n")
+    proc = cli("install", "--agent", "codex", env={"COSTHOOK_CODEX_CLI": f"{sys.executable} {server}"})
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert "codex app-server initialize: \\x1b]0;owned" in proc.stdout
