@@ -204,3 +204,13 @@ def test_what_a_hostile_app_server_says_is_printed_escaped(codex_home, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
     assert "codex app-server initialize: \\x1b]0;owned" in proc.stdout
+
+
+def test_doctor_counts_a_missing_codex_event_as_a_problem(codex_home):
+    assert cli("install", "--agent", "codex").returncode == 0
+    data = json.loads((codex_home / "hooks.json").read_text())
+    del data["hooks"]["PreToolUse"]
+    (codex_home / "hooks.json").write_text(json.dumps(data))
+    proc = cli("doctor")
+    assert proc.returncode == 1
+    assert "10 events" in proc.stdout and "missing PreToolUse (run `costhook install --agent codex`)" in proc.stdout
