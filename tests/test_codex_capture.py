@@ -237,3 +237,29 @@ def test_import_accepts_a_sessions_folder_and_refuses_a_file(home, codex_home):
     assert list(stored()) == ["resp_1"]
     bad = subprocess.run([COSTHOOK, "import", "--codex-dir", str(path)], capture_output=True, text=True)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "a file, not a directory" in bad.stderr
+
+
+def test_a_plain_import_reads_codex_home(home, codex_home, tmp_path):
+    path = rollout_path(codex_home)
+    path.write_text(meta() + turn() + record(1))
+    env = {**os.environ, "HOME": str(tmp_path / "empty-home"), "CODEX_HOME": str(codex_home)}
+    env.pop("CLAUDE_CONFIG_DIR", None)
+    env.pop("OPENCLAW_STATE_DIR", None)
+    proc = subprocess.run([COSTHOOK, "import"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"Imported 1 Codex rollouts from {codex_home}" in proc.stdout
+    assert list(stored()) == ["resp_1"]
+
+
+def test_a_corrupt_database_fails_open_with_one_logged_line(home, codex_home):
+    path = rollout_path(codex_home)
+    path.write_text(meta() + turn() + record(1))
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "costhook.db").write_bytes(b"this is not a database" * 100)
+    hook("Stop", path)  # exit 0, no output
+    log = (home / "errors.log").read_text()
+    assert len(log.splitlines()) == 1 and "hook Stop" in log
+    assert "You are Codex" not in log and "resp_1" not in log  # never the content
+    (home / "costhook.db").unlink()
+    hook("Stop", path)
+    assert list(stored()) == ["resp_1"]  # the cursor never moved: nothing was lost

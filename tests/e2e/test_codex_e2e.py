@@ -92,6 +92,8 @@ def test_a_turn_with_tool_calls_gives_one_row_per_response(box):
     tools = conn.execute("SELECT tool_use_id, agent, tool_name FROM tool_calls ORDER BY tool_use_id").fetchall()
     assert tools == [(r["call_id"], "codex", "Bash") for r in run.requests if r["kind"] == "call"]
     assert not [r for r in box.requests() if r["kind"] == "refused"]  # nothing else was asked of the API
+    stored_bytes = b"".join(p.read_bytes() for p in box.costhook_home.glob("costhook.db*"))
+    assert b"please TOOLS:2" not in stored_bytes and b"echo costhook" not in stored_bytes  # no prompt, no command
 
 
 def test_a_compaction_is_counted_once(box):
