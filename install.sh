@@ -98,8 +98,9 @@ if [ "$mode" = test ]; then
     export XDG_CACHE_HOME="$sandbox/home/.cache"
     export CLAUDE_CONFIG_DIR="$sandbox/home/.claude"
     export OPENCLAW_STATE_DIR="$sandbox/home/.openclaw"
+    export CODEX_HOME="$sandbox/home/.codex"
     export COSTHOOK_HOME="$sandbox/home/.local/share/costhook"
-    unset COSTHOOK_DB COSTHOOK_CONFIG COSTHOOK_VENV
+    unset COSTHOOK_DB COSTHOOK_CONFIG COSTHOOK_VENV COSTHOOK_CODEX_CLI
     cd "$repo"
     set +e
     "$venv/bin/python" -m pytest -q "$@"
@@ -122,6 +123,9 @@ if [ "$mode" = uninstall ]; then
     if [ -n "$exe" ]; then
         say "removing costhook hooks"
         "$exe" uninstall || die "costhook uninstall failed; settings were left as they are"
+        if [ -f "${CODEX_HOME:-$HOME/.codex}/hooks.json" ]; then
+            "$exe" uninstall --agent codex || warn "removing the Codex hooks failed; run \`costhook uninstall --agent codex\`"
+        fi
     else
         warn "no costhook executable found; remove its hooks from ~/.claude/settings.json by hand"
     fi
@@ -171,6 +175,12 @@ if [ -n "$hooks" ]; then
         say "registering the OpenClaw plugin ($openclaw_state)"
         # shellcheck disable=SC2086
         "$costhook" install --agent openclaw $verbose || warn "OpenClaw plugin install failed; run \`costhook install --agent openclaw\` later"
+    fi
+    codex_home=${CODEX_HOME:-$HOME/.codex}
+    if [ -d "$codex_home" ] || command -v codex >/dev/null 2>&1; then
+        say "registering Codex CLI hooks ($codex_home/hooks.json), trusted through codex app-server"
+        # shellcheck disable=SC2086
+        "$costhook" install --agent codex $verbose || warn "Codex hooks install failed; run \`costhook install --agent codex\` later"
     fi
 fi
 if [ -n "$import" ]; then

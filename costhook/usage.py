@@ -20,7 +20,7 @@ TOKEN_FIELDS = (
 )
 # Fields that describe the usage itself: taken together from the sighting with the most tokens.
 USAGE_FIELDS = TOKEN_FIELDS + ("web_search_requests", "speed", "inference_geo", "service_tier", "reported_cost_nanousd",
-                               "iterations")
+                               "iterations", "reasoning_tokens")
 # Fields that say whose call it was: the main-thread copy wins over a sidechain replay.
 ATTRIBUTION_FIELDS = (
     "session_id",

@@ -29,6 +29,9 @@ def home(tmp_path, monkeypatch):
     config.touch()  # empty: no budgets (a COSTHOOK_CONFIG that names no file is an error)
     monkeypatch.setenv("COSTHOOK_CONFIG", str(config))
     monkeypatch.delenv("CLAUDE_CODE_ENTRYPOINT", raising=False)
+    # `install --agent all` writes Codex's hooks too: never into the real ~/.codex.
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex-home"))
+    monkeypatch.delenv("COSTHOOK_CODEX_CLI", raising=False)
     return root
 
 

@@ -52,6 +52,9 @@ def imported_modules(stdin: bytes, *args: str, env: dict) -> set:
                 "tool_input": {"command": "make"}, "tool_use_id": "u1:inner:preamble-0", "command_name": "deploy"}),
     ("openclaw", {"hook": "before_tool_call", "hook_event_name": "before_tool_call",
                   "ctx": {"agentId": "main", "sessionId": "s2", "sessionKey": "agent:main:main"}, "event": {}}),
+    ("codex", {"hook_event_name": "UserPromptSubmit", "session_id": "s3", "turn_id": "t1", "model": "gpt-5.5"}),
+    ("codex", {"hook_event_name": "PostToolUse", "session_id": "s3", "turn_id": "t1", "tool_name": "Bash",
+               "tool_use_id": "call_1", "tool_input": {"command": "ls"}, "tool_response": "hi"}),
 ])
 def test_the_hook_imports_only_light_modules(home, tmp_path, agent, payload):
     """`costhook hook` with a transcript and a budget configured, its config cache warm:
@@ -60,18 +63,28 @@ def test_the_hook_imports_only_light_modules(home, tmp_path, agent, payload):
     transcript.write_text(json.dumps({"type": "assistant", "requestId": "r1", "sessionId": "s1", "timestamp":
                                       "2026-11-20T10:00:00.000Z", "message": {"id": "m1", "model": "claude-sonnet-4-5",
                                       "usage": {"input_tokens": 5, "output_tokens": 7}, "content": []}}) + "\n")
+    if agent == "codex":
+        transcript = tmp_path / "rollout-2026-11-20T10-00-00-s3.jsonl"
+        transcript.write_text(json.dumps({"timestamp": "2026-11-20T10:00:00.000Z", "type": "turn_context", "payload": {
+            "turn_id": "t1", "model": "gpt-5.5"}}) + "\n" + json.dumps({
+            "timestamp": "2026-11-20T10:00:01.000Z", "type": "token_usage_record", "payload": {
+                "thread_id": "s3", "session_id": "s3", "turn_id": "t1", "response_id": "resp_1",
+                "usage": {"input_tokens": 9, "cached_input_tokens": 4, "output_tokens": 3}}}) + "\n")
     payload = {**payload, "transcript_path": str(transcript), "cwd": str(tmp_path)}
     Path(os.environ["COSTHOOK_CONFIG"]).write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 100\n')
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     args = ["hook"] + (["--agent", agent] if agent != "claude" else [])
     imported_modules(json.dumps(payload).encode(), *args, env=env)  # creates the DB and the config cache
     modules = imported_modules(json.dumps(payload).encode(), *args, env=env)
-    assert "costhook.budgets" in modules  # the budget check ran: the test looks where it should
+    # the budget check ran: the test looks where it should (Codex's gates decide nothing yet: issue 16, item 4)
+    assert "costhook.budgets" in modules or agent == "codex"
+    if agent == "codex" and payload["hook_event_name"] == "UserPromptSubmit":
+        assert "costhook.agents.codex.ingest" in modules  # it read the rollout before deciding
     assert {m.split(".")[0] for m in modules} & HEAVY == set()
     costhook_modules = {m for m in modules if m.startswith("costhook.")}
     assert not {m for m in costhook_modules if m.split(".")[1] in ("cli", "views", "dashboard")}, costhook_modules
-    other_agent = "openclaw" if agent == "claude" else "claude"
-    assert not {m for m in costhook_modules if m.startswith(f"costhook.agents.{other_agent}")}, costhook_modules
+    for other_agent in {"claude", "openclaw", "codex"} - {agent}:
+        assert not {m for m in costhook_modules if m.startswith(f"costhook.agents.{other_agent}")}, costhook_modules
 
 
 def test_every_init_is_empty():

@@ -110,3 +110,17 @@ def test_run_quick_completes_and_cleans_up(tmp_path):
     assert data["hook_steady"]["wall_s"] > 0 and data["import"]["wall_s"] > 0 and data["report_s"]["day"] > 0
     assert b"ratio to python -c pass" in proc.stderr
     assert list(work.iterdir()) == []
+
+
+def test_codex_hook_benchmark_completes_and_counts_every_response(tmp_path):
+    work = tmp_path / "codex-work"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.codex_hook", "--rows", "2000", "--rollout-mb", "1", "--runs", "2",
+         "--keep", str(work)],
+        cwd=REPO, capture_output=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    data = json.loads(proc.stdout)
+    assert data["rows_equal_responses"] and data["errors_logged"] == 0 and data["tool_calls_recorded"] == 4
+    for case in ("post_tool_use", "pre_tool_use_budget", "stop_nothing_new"):
+        assert data[case]["wall_ms"] > 0 and data[case]["ratio_wall"] > 0

@@ -599,3 +599,53 @@ def test_opus_4_6_fast_mode_ended_on_2026_06_29():
         "claude-opus-4-6", small, timestamp="2026-06-29T23:59:59Z")
     assert call("claude-opus-4-6", small, speed="fast", timestamp="2026-06-30T00:00:00Z") == call(
         "claude-opus-4-6", small, timestamp="2026-06-30T00:00:00Z")
+
+
+# (3) OpenAI's service tiers (what a Codex rollout records) -----------------------------
+
+SERVICE_TIERS = (None, "default", "flex", "priority", "fast")
+
+
+def test_parity_with_genai_prices_openai_service_tiers():
+    """Every OpenAI model genai-prices prices in tokens, at each service tier Codex records,
+    on both sides of the tiers' start dates and of the 272k long-context threshold: the
+    same cost as genai-prices with that tier in its price context."""
+    requires_exported_version()
+    provider = next(p for p in GENAI_PROVIDERS if p.id == "openai")
+    refs = sorted(m.id for m in provider.models if m.price_variants and model_key(m.id) == m.id)
+    assert "gpt-5.5" in refs and len(refs) > 20
+    rng = random.Random(20261206)
+    mismatches, tiered = [], 0
+    for i in range(3000):
+        ref = refs[i % len(refs)]
+        inp, out, _, _, read, web = random_usage(rng)
+        usage = (inp, out, 0, 0, read, web)  # OpenAI reports no cache writes here
+        when = datetime(2026, 10, 12, tzinfo=timezone.utc) + timedelta(days=rng.randint(-60, 60))
+        tier = rng.choice(SERVICE_TIERS)
+        ours = call(ref, usage, service_tier=tier, timestamp=when.isoformat().replace("+00:00", "Z"))
+        result = genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=inp + read, output_tokens=out, cache_read_tokens=read, web_searches=web),
+            ref, provider_id="openai", genai_request_timestamp=when,
+            price_context={"service_tier": tier} if tier else None)
+        theirs = int((result.total_price * 10**9).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        tiered += tier in ("flex", "priority", "fast") and ours != call(ref, usage, timestamp=when.isoformat())
+        if ours != theirs:
+            mismatches.append((ref, usage, when.date().isoformat(), tier, ours, theirs))
+    assert not mismatches, f"{len(mismatches)} mismatches, e.g. {mismatches[:5]}"
+    assert tiered > 300  # the tiers do change prices: the test is not passing by accident
+
+
+def test_a_service_tier_prices_only_where_the_table_has_it():
+    small = (100_000, 100_000, 0, 0, 100_000, 0)  # a 200k prompt: below the long-context tier
+    at = "2026-12-06T10:00:00Z"
+    standard = nano((100_000, "5"), (100_000, "30"), (100_000, "0.5"))
+    assert call("gpt-5.5", small, timestamp=at) == standard
+    assert call("gpt-5.5", small, timestamp=at, service_tier="default") == standard
+    assert call("gpt-5.5", small, timestamp=at, service_tier="flex") == nano((100_000, "2.5"), (100_000, "15"),
+                                                                             (100_000, "0.25"))
+    assert call("gpt-5.5", small, timestamp=at, service_tier="priority") == nano(
+        (100_000, "12.5"), (100_000, "75"), (100_000, "1.25"))
+    assert call("gpt-5.5", small, timestamp=at, service_tier="no-such-tier") == standard
+    assert call("gpt-5.5", small, timestamp="2026-09-01T10:00:00Z", service_tier="flex") == standard  # not yet
+    assert call("claude-sonnet-4-5", (1000, 1000, 0, 0, 0, 0), service_tier="priority") == call(
+        "claude-sonnet-4-5", (1000, 1000, 0, 0, 0, 0))  # no tier prices: the standard price

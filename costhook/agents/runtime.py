@@ -19,6 +19,7 @@ from costhook import paths
 AGENT_HOOKS = {  # `costhook hook --agent NAME` → the module whose handle(payload) answers its events
     "claude": "costhook.agents.claude.hook",
     "openclaw": "costhook.agents.openclaw.hook",
+    "codex": "costhook.agents.codex.hook",
 }
 MAX_STDIN = 32 << 20
 BUSY_TIMEOUT_MS = 3000

@@ -83,14 +83,16 @@ _PREFIX_WORDS = ("exec", "command", "env", "nohup", "setsid")
 _MENTION = re.compile(r"costhook(?:\.exe)?[\"']?\s+[\"']?(?:hook|statusline)\b")
 
 
-def runs_costhook(command: object, subcommand: str) -> bool:
+def runs_costhook(command: object, subcommand: str, agent: str | None = None) -> bool:
     """True for a shell command whose first command is costhook's executable (any
     directory, quoted or not) with just `subcommand` (a hook maybe `--background`, maybe
-    started by `setsid -f`), whatever shell decoration follows
+    started by `setsid -f`; with `agent`, also `--agent AGENT`, in either order), whatever
+    shell decoration follows
     (`2>/dev/null`, `|| true`, `; other`) and whatever environment assignments or
     `exec`/`env` precede it: an entry costhook wrote, maybe edited since. More arguments
-    (`hook --agent openclaw`) or more commands (`&& notify-send`) make it someone else's
-    command (uninstall reports it, see mentions_costhook)."""
+    (`hook --agent openclaw` when `agent` is not openclaw) or more commands
+    (`&& notify-send`) make it someone else's command (uninstall reports it, see
+    mentions_costhook)."""
     if not isinstance(command, str):
         return False
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
@@ -110,8 +112,15 @@ def runs_costhook(command: object, subcommand: str) -> bool:
     ):
         return False
     rest = words[start + 2 :]
-    if subcommand == "hook" and rest[:1] == ["--background"]:
-        rest = rest[1:]
+    if subcommand == "hook":
+        background = False
+        for _ in range(2):
+            if rest[:1] == ["--background"] and not background:
+                rest, background = rest[1:], True
+            elif agent is not None and rest[:2] == ["--agent", agent]:
+                rest, agent = rest[2:], None
+        if agent is not None:
+            return False  # without `--agent AGENT` it is not that agent's hook
     return _only_decoration(rest)
 
 

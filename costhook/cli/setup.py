@@ -46,8 +46,8 @@ def settings_options(f):
                      help="For project/local scope (default: cwd).")(f)
     f = click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True,
                      help="Claude Code's settings file: ~/.claude (user), the project's, or its local one.")(f)
-    return click.option("--agent", type=click.Choice(["claude", "openclaw", "all"]), default="claude", show_default=True,
-                        help="Claude Code, OpenClaw, or both.")(f)
+    return click.option("--agent", type=click.Choice(["claude", "openclaw", "codex", "all"]), default="claude",
+                        show_default=True, help="Claude Code, OpenClaw, Codex CLI, or all three.")(f)
 
 
 @click.command()
@@ -60,8 +60,10 @@ def install(agent, scope, project_dir, dry_run, verbose, statusline, force):
 
     if agent in ("openclaw", "all"):
         _openclaw_install("install", dry_run, verbose)
-        if agent == "openclaw":
-            return
+    if agent in ("codex", "all"):
+        _codex_install("install", dry_run, verbose)
+    if agent in ("openclaw", "codex"):
+        return
     try:
         result = installer.install_claude(
             scope=scope, project_dir=project_dir, dry_run=dry_run, statusline=statusline, force_statusline=force
@@ -80,7 +82,9 @@ def uninstall(agent, scope, project_dir, dry_run, verbose):
     results = []
     if agent in ("openclaw", "all"):
         results.append(_openclaw_install("uninstall", dry_run, verbose))
-    if agent != "openclaw":
+    if agent in ("codex", "all"):
+        results.append(_codex_install("uninstall", dry_run, verbose))
+    if agent in ("claude", "all"):
         try:
             results.append(installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run))
         except installer.InstallError as exc:
@@ -102,6 +106,22 @@ def _openclaw_install(action: str, dry_run: bool, verbose: bool):
             result = install.uninstall_openclaw(dry_run=dry_run)
     except InstallError as exc:
         raise click.ClickException(f"OpenClaw: {exc}")
+    _print_install(result, dry_run, verbose)
+    return result
+
+
+def _codex_install(action: str, dry_run: bool, verbose: bool):
+    """costhook's hooks in Codex's hooks.json, trusted through `codex app-server` (see install.py)."""
+    from costhook.agents.codex import install
+    from costhook.errors import InstallError
+
+    try:
+        if action == "install":
+            result = install.install_codex(dry_run=dry_run)
+        else:
+            result = install.uninstall_codex(dry_run=dry_run)
+    except InstallError as exc:
+        raise click.ClickException(f"Codex: {exc}")
     _print_install(result, dry_run, verbose)
     return result
 
@@ -132,15 +152,23 @@ def _dirs_option(flag: str, name: str, help: str):
     "openclaw_dirs",
     "An OpenClaw state dir, or a folder of transcripts (repeatable). Default: $OPENCLAW_STATE_DIR, ~/.openclaw.",
 )
+@_dirs_option(
+    "--codex-dir",
+    "codex_dirs",
+    "A Codex home holding sessions/, or a folder of rollouts (repeatable). Default: $CODEX_HOME, ~/.codex.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
 @db_option
-def import_(claude_dirs, openclaw_dirs, quiet, db_path):
+def import_(claude_dirs, openclaw_dirs, codex_dirs, quiet, db_path):
     """Backfill usage from existing transcripts (safe to repeat: nothing is counted twice)."""
     from costhook.agents.claude import importer
     from costhook.pricing import prices
 
-    if openclaw_dirs and not claude_dirs:
-        _import_openclaw(list(openclaw_dirs), quiet, db_path)
+    if (openclaw_dirs or codex_dirs) and not claude_dirs:
+        if openclaw_dirs:
+            _import_openclaw(list(openclaw_dirs), quiet, db_path)
+        if codex_dirs:
+            _import_codex(list(codex_dirs), quiet, db_path)
         return
     folders = _existing_dirs(list(claude_dirs) or importer.default_claude_dirs())
     conn = open_store(db_path, create=True)
@@ -168,6 +196,34 @@ def import_(claude_dirs, openclaw_dirs, quiet, db_path):
         defaults = list(openclaw_dirs) or [Path(p) for p in openclaw_paths.default_state_dirs()]
         if defaults:
             _import_openclaw(defaults, quiet, db_path)
+    if codex_dirs or not claude_dirs:
+        from costhook.agents.codex import importer as codex
+
+        defaults = list(codex_dirs) or codex.default_codex_dirs()
+        if defaults:
+            _import_codex(defaults, quiet, db_path)
+
+
+def _import_codex(folders, quiet, db_path):
+    """Codex: every rollout under sessions/ and archived_sessions/."""
+    from costhook.agents.codex import importer as codex
+    from costhook.pricing import prices
+
+    folders = _existing_dirs(folders)
+    conn = open_store(db_path, create=True)
+    price = prices.pricer(price_table(load_config()))
+    files = codex.rollout_files(folders)
+    started = time.monotonic()
+    with _progress(lambda: sum(size for _, size in files), "Importing Codex", quiet) as bar:
+        summary = codex.import_codex(conn, folders, price=price, progress=bar.update, files=files)
+    if not quiet:
+        click.echo(
+            f"Imported {summary.files} Codex rollouts from {', '.join(term_text(str(f)) for f in folders)}: "
+            f"{summary.calls} API calls seen, {summary.changed} rows new or updated, "
+            f"{summary.bytes_read / 1e6:.1f} MB in {time.monotonic() - started:.1f} s."
+        )
+        if summary.malformed:
+            click.echo(f"Skipped {summary.malformed} malformed lines.")
 
 
 def _import_openclaw(folders, quiet, db_path):
@@ -283,6 +339,53 @@ def _doctor_prices(conn, table, info) -> int:
     return problems
 
 
+def _doctor_codex() -> int:
+    """Codex CLI's hooks.json: costhook's hooks there, and whether Codex trusts them (it skips
+    an untrusted hook without a word), asked through `codex app-server`."""
+    from costhook.agents.codex import install as codex
+    from costhook.errors import InstallError
+
+    path = codex.hooks_path()
+    cli = codex.codex_cli()
+    try:
+        events = codex.our_commands(codex.settings.read_settings(path).data)
+    except InstallError as exc:
+        click.echo(term_text(f"codex      PROBLEM: {exc}"))
+        return 1
+    if not events:
+        if cli or codex.codex_home().is_dir():
+            click.echo(f"codex      {term_text(str(path))}: not installed (`costhook install --agent codex` to track Codex)")
+        return 0
+    problems = 0
+    missing = [e for e in codex.HOOK_EVENTS if e not in events]
+    command = sorted(set(events.values()))[0]
+    line = f"codex      {path}: {len(events)} events → {command}"
+    if missing:
+        line += f"; missing {', '.join(missing)} (run `costhook install --agent codex`)"
+        problems += 1
+    click.echo(term_text(line))
+    if cli is None:
+        click.echo("           trust not checked: no `codex` on PATH (set COSTHOOK_CODEX_CLI); "
+                   "Codex skips untrusted hooks silently, see /hooks in codex")
+        return problems
+    try:
+        trust = codex.check_trust(path, cli)
+    except InstallError as exc:
+        click.echo(term_text(f"           trust not checked: {exc}"))
+        return problems
+    if trust.untrusted:
+        names = ", ".join(str(h.get("eventName")) for h in trust.untrusted)
+        click.echo(term_text(f"           PROBLEM: Codex skips {len(trust.untrusted)} costhook hooks silently, "
+                             f"they are not trusted ({names}): run `costhook install --agent codex` "
+                             "(or trust them in codex's /hooks)"))
+        problems += 1
+    else:
+        click.echo(f"           Codex trusts all {len(trust.ours)} of them")
+    if trust.elsewhere:
+        click.echo(term_text(f"           {codex.elsewhere_note(trust)}"))
+    return problems
+
+
 @click.command()
 @db_option
 def doctor(db_path):
@@ -322,6 +425,7 @@ def doctor(db_path):
         state = "" if Path(executable).exists() else f" — but {executable} does not exist (run `costhook install` again)"
         problems += bool(state)
         click.echo(term_text(f"hooks      {settings}: {len(events)} events → {commands[0]}{state}"))
+    problems += _doctor_codex()
     log = paths.errors_log()
     if log.exists() and log.stat().st_size:
         lines = log.read_text(errors="replace").splitlines()

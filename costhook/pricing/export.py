@@ -11,8 +11,9 @@ and pico-USD per web search request (USD per 1,000 requests x 1e9), so costs are
 integer products. The export fails if any price does not convert exactly.
 
 Kept: match clauses (as data), date- and time-of-day-effective price sets, long-context
-tiers, `speed=fast` variants and web-search prices. Dropped: batch and service-tier
-variants, and units costhook never records (audio, images, documents, storage ...).
+tiers, `speed=fast` variants, service-tier variants (OpenAI's flex, priority, ...: what a
+Codex rollout records) and web-search prices. Dropped: batch variants, and units costhook
+never records (audio, images, documents, storage ...).
 Models priced only in dropped units stay in the table with no price sets, so they still
 match (and report "unpriced") instead of falling through to a wrong model; models that
 genai-prices lists as free keep an empty price set (cost 0).
@@ -68,6 +69,11 @@ UNITS = {
         "speed=fast variants, first to last, skipping those whose 'since' is in the "
         "future; for each key the first variant that has it replaces the standard price "
         "(and its tiers)"
+    ),
+    "service_tier": (
+        "service tier -> variants (a call's recorded service_tier: flex, priority, ...), "
+        "applied like 'fast' (after it, when both apply); a tier not listed is billed at "
+        "the standard price"
     ),
 }
 
@@ -168,6 +174,14 @@ def model_entry(model: types.ModelInfo, where: str) -> dict:
     ]
     if fast and sets:
         entry["fast"] = fast
+    tiers: dict = {}
+    for v in model.price_variants or ():
+        tier = v.when.get("service_tier") if set(v.when) == {"service_tier"} else None
+        prices = price_set(v.prices, f"{where} service_tier {tier}") if tier else {}
+        if prices:  # "default" is the standard price: no variant
+            tiers.setdefault(tier, []).append({**constraint(v.constraint, where), **prices})
+    if tiers and sets:
+        entry["service_tier"] = {tier: tiers[tier] for tier in sorted(tiers)}
     return entry
 
 

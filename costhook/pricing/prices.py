@@ -215,6 +215,14 @@ def check_model(model) -> None:
             raise ValueError(f"{where}: {field}: expected a list")
         for price_set in sets:
             _check_price_set(price_set, f"{where} {field}", tiers=True)
+    service_tiers = model.get("service_tier", {})
+    if not isinstance(service_tiers, dict):
+        raise ValueError(f"{where}: service_tier: expected an object")
+    for tier, sets in service_tiers.items():
+        if not isinstance(sets, list):
+            raise ValueError(f"{where}: service_tier {tier}: expected a list")
+        for price_set in sets:
+            _check_price_set(price_set, f"{where} service_tier {tier}", tiers=True)
 
 
 def _check_clause(clause, where: str) -> None:
@@ -527,12 +535,15 @@ def price_call(
     inference_geo: str | None = None,
     timestamp: str | None = None,
     table: PriceTable | None = None,
+    service_tier: str | None = None,
 ) -> int | None:
     """The cost of one API call in integer nano-USD, or None when the model is unpriced.
 
     `input_tokens` is uncached input only (Anthropic's meaning); the prompt size that
     selects long-context tiers is input + cache reads + cache writes. `timestamp` is
     ISO 8601 (default now); prices that changed over time are chosen by its UTC date.
+    `service_tier` (flex, priority, ...: OpenAI's) picks that tier's prices where the
+    table has them; any other tier is billed at the standard price.
     """
     table = table or _base()
     entry = _lookup(model, table)
@@ -540,12 +551,13 @@ def price_call(
         return None
     counts = (input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens)
     day, clock = _utc_day_and_time(timestamp)
-    scaled = _scaled_cost(entry, table, counts, web_search_requests, speed, inference_geo, day, clock, model)
+    scaled = _scaled_cost(entry, table, counts, web_search_requests, speed, inference_geo, day, clock, model,
+                          service_tier)
     return _round_nano(scaled, table)
 
 
 def _scaled_cost(entry: dict, table: PriceTable, counts: tuple, web_search_requests: int, speed, inference_geo,
-                 day: str, clock: str, model: str) -> int:
+                 day: str, clock: str, model: str, service_tier: str | None = None) -> int:
     """One sampling's exact cost in pico-USD times the table's regional-uplift denominator
     (so that samplings of one call add up exactly before the single rounding)."""
     for count in counts + (web_search_requests,):
@@ -553,7 +565,7 @@ def _scaled_cost(entry: dict, table: PriceTable, counts: tuple, web_search_reque
             raise ValueError(f"negative token count for {model!r}")
     input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens = counts
     prompt = input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens
-    rates = _rates(entry, day, clock, prompt, speed == "fast")
+    rates = _rates(entry, day, clock, prompt, speed == "fast", service_tier)
 
     inp = rates.get("input", 0)
     write_5m = rates.get("cache_write_5m", inp)
@@ -677,6 +689,7 @@ def price_record(record: dict, table: PriceTable | None = None) -> int | None:
             inference_geo=record.get("inference_geo"),
             timestamp=record.get("timestamp"),
             table=table,
+            service_tier=record.get("service_tier"),
         )
     call_entry = _lookup(model, table)
     if call_entry is None:
@@ -693,7 +706,7 @@ def price_record(record: dict, table: PriceTable | None = None) -> int | None:
     return _round_nano(total, table)
 
 
-def _rates(entry: dict, day: str, clock: str, prompt: int, fast: bool) -> dict:
+def _rates(entry: dict, day: str, clock: str, prompt: int, fast: bool, service_tier: str | None = None) -> dict:
     sets = entry["prices"]
     chosen = sets[0]  # genai-prices: the last active set, else the first
     for price_set in reversed(sets):
@@ -701,14 +714,17 @@ def _rates(entry: dict, day: str, clock: str, prompt: int, fast: bool) -> dict:
             chosen = price_set
             break
     rates = _tiered(chosen, prompt)
-    if fast and "fast" in entry:
-        seen = set()
-        for variant in entry["fast"]:
-            if _active(variant, day, clock):
-                for key, rate in _tiered(variant, prompt).items():
-                    if key not in seen:
-                        seen.add(key)
-                        rates[key] = rate
+    variants = list(entry["fast"]) if fast and "fast" in entry else []
+    tiers = entry.get("service_tier")
+    if service_tier and tiers and isinstance(service_tier, str):
+        variants += tiers.get(service_tier.lower(), ())
+    seen = set()  # genai-prices: for each key, the first active variant that has it
+    for variant in variants:
+        if _active(variant, day, clock):
+            for key, rate in _tiered(variant, prompt).items():
+                if key not in seen:
+                    seen.add(key)
+                    rates[key] = rate
     return rates
 
 

@@ -263,8 +263,16 @@ def m007_subagent_names(db: sqlite_utils.Database) -> None:
             SELECT DISTINCT session_id FROM requests WHERE agent_type = '(sub-agent)'))""")
 
 
+def m010_codex(db: sqlite_utils.Database) -> None:
+    """Codex (OpenAI): the reasoning part of a call's output tokens (OpenAI bills it as
+    output, and `output_tokens` includes it for every agent); NULL where the agent does
+    not say. A call's key is `<thread id>:<response id>`."""
+    if "reasoning_tokens" not in db["requests"].columns_dict:
+        db["requests"].add_column("reasoning_tokens", int)
+
+
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
-              m006_call_iterations, m007_subagent_names]
+              m006_call_iterations, m007_subagent_names, m010_codex]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
