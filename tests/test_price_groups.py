@@ -112,3 +112,49 @@ def test_whatif_from_the_rollup_equals_whatif_from_the_calls(tmp_path, kwargs):
         assert from_rollup["rows"], name
         assert from_rollup == cache.whatif(conn, p, NOW, table=table, source="requests", **kwargs)
         assert cache.whatif(conn, p, NOW, table=table, **kwargs) == from_rollup
+
+
+def test_the_dashboards_whatif_is_the_whatif_command(tmp_path):
+    """The dashboard's what-if section sums the same rollup as `costhook whatif`: a call
+    whose token count is missing (NULL) is in the lowest tier in both (the dashboard's pass
+    over the calls put it by the tokens it had)."""
+    from costhook.dashboard import note
+
+    records = calls()
+    odd = next(r for r in records.values() if r["model"].startswith("claude-opus-4-5") and r["timestamp"] >= "2026-11-14")
+    odd.update(input_tokens=None, cache_read_tokens=250_000, cache_write_5m_tokens=0, cache_write_1h_tokens=0)
+    conn = db.connect(tmp_path / "c.db")
+    table = prices.load_table()
+    with db.transaction(conn):
+        writes.merge_requests(conn, records, pricer(table))
+    utc = timeframe.local_zone("UTC")
+    week = timeframe.period("7d", NOW, utc)
+    data = note.collect(conn, {}, NOW, utc, table, tmp_path / "c.db")
+    assert data["whatif"]["rows"]
+    assert data["whatif"] == cache.whatif(conn, week, NOW, by=("project", "agent", "skill"), table=table, source="requests")
+
+
+def test_a_pass_for_one_result_gives_what_the_whole_pass_gives(tmp_path):
+    """`sequence(results=...)` skips the columns and work of the result not asked for;
+    what it returns is the same (tools, heartbeats and run ids decide turns; tokens, prices
+    and the next call's cache read decide groups)."""
+    records = calls()
+    for i, record in enumerate(records.values()):
+        record["is_heartbeat"] = int(i % 11 == 0)
+        record["run_id"] = f"run{i // 5}" if i % 3 == 0 else None
+    conn = db.connect(tmp_path / "c.db")
+    table = prices.load_table()
+    with db.transaction(conn):
+        writes.merge_requests(conn, records, pricer(table))
+    for name in ("7d", "all"):
+        p = timeframe.period(name, NOW, timeframe.local_zone("UTC"))
+        whole = calls_pass(conn, p, table)
+        assert whole["groups"] and whole["turns"]
+        assert calls_pass(conn, p, table, results=("groups",))["groups"] == whole["groups"]
+        assert calls_pass(conn, p, table, results=("turns",))["turns"] == whole["turns"]
+
+
+def calls_pass(conn, p, table, **kwargs):
+    from costhook.views.calls import sequence
+
+    return sequence(conn, p, NOW, table, **kwargs)

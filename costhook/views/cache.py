@@ -25,7 +25,7 @@ def cache_efficiency(conn, p: Period, now: datetime, table=None, session_id: str
     """Cache hit ratio, dollars saved by cache reads, and cache writes never read (see CACHE_RULE)."""
     table = table or prices.load_table()
     if seq is None:
-        seq = sequence(conn, p, now, table, session_id=session_id)
+        seq = sequence(conn, p, now, table, session_id=session_id, results=("groups",))
     shape = seq["shape"]
     by_model = {}
     totals = _zero_cache()
@@ -185,8 +185,8 @@ def _whatif_requests(conn, p: Period, shape: rates.PriceShape, wanted: list, sco
     keys = shape.keys_sql()[1:]  # the model is fixed per query
     sql = f"""
         SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(keys))}{''.join(f', {c}' for c in scope_cols)},
-               count(*), sum(input_tokens), sum(output_tokens), sum(cache_write_5m_tokens), sum(cache_write_1h_tokens),
-               sum(cache_read_tokens), sum(web_search_requests), coalesce(sum(cost_nanousd), 0), sum(cost_nanousd IS NULL)
+               count(*), {', '.join(f'coalesce(sum({m}), 0)' for m in (*report.TOKEN_MEASURES, 'web_search_requests', 'cost_nanousd'))},
+               sum(cost_nanousd IS NULL)
         FROM requests WHERE model = ? AND {where}
         GROUP BY {', '.join([f'k{i}' for i in range(len(keys))] + scope_cols)}"""
     out = []
@@ -196,17 +196,6 @@ def _whatif_requests(conn, p: Period, shape: rates.PriceShape, wanted: list, sco
             out.append((_group_key((model, *row), shape), dict(zip(scopes, row[n: n + len(scopes)])),
                         dict(zip(_WHATIF_SUMS, row[n + len(scopes):]))))
     return out
-
-
-def whatif_from_sequence(seq: dict, p: Period, now: datetime, *, by=("project", "agent", "skill"), table=None) -> dict:
-    """`whatif` with default targets, from a `sequence(..., scopes=True)` pass (the dashboard)."""
-    table = table or prices.load_table()
-    results = {}
-    for key, sums in seq["groups"].items():
-        model, speed, geo, tier, day, clock, project, agent_type, skill = key
-        g = {"model": model, "speed": speed, "geo": geo, "tier": tier, "day": day, "clock": clock}
-        _whatif_add(results, by, g, {"project": project, "agent": agent_type, "skill": skill}, sums, None, seq["shape"], p, now, table)
-    return _whatif_result(results, p, by, None, None)
 
 
 def _whatif_add(results, by, g, scope_values, sums, to_model, shape, p, now, table) -> None:
