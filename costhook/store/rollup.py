@@ -5,6 +5,7 @@ rows instead of a month of calls. Standard library only.
 
 import os
 import sqlite3
+from bisect import bisect_left
 
 from costhook.timeframe import bucket_of
 from costhook.usage import NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
@@ -64,26 +65,30 @@ def _spend_attributes(row: dict, tools=None) -> tuple:
 def _price_attributes(row: dict) -> tuple:
     """(bucket, key columns + band + nulls): the price_groups row a request lands in. Two
     items, where a spend group's attributes have three (SpendDelta keeps both in one dict,
-    which ingest workers hand back whole)."""
-    keys = [row.get(column) for column in PRICE_KEYS]
+    which ingest workers hand back whole). Written out for speed: an import runs it per call."""
+    get = row.get
+    keys = (get("agent"), get("model"), get("speed"), get("inference_geo"), get("project"), get("agent_type"), get("skill"))
     nulls = 0
-    for i, value in enumerate(keys):
-        if value is None:
-            nulls |= 1 << i
-            keys[i] = ""
-    parts = [row.get(column) for column in ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")]
+    if None in keys:
+        for i, value in enumerate(keys):
+            if value is None:
+                nulls |= 1 << i
+        keys = tuple("" if value is None else value for value in keys)
+    inp, w5, w1, read = get("input_tokens"), get("cache_write_5m_tokens"), get("cache_write_1h_tokens"), get("cache_read_tokens")
     band = 0
-    if None not in parts:  # as in SQL, where a NULL part makes the prompt (and its tier) NULL: band 0
-        prompt = sum(parts)
-        for bound in PRICE_BANDS:
-            if prompt > bound:
-                band += 1
-    return (bucket_of(row.get("timestamp")), (*keys, band, nulls))
+    if inp is not None and w5 is not None and w1 is not None and read is not None:  # else NULL in SQL: band 0
+        prompt = inp + w5 + w1 + read
+        if prompt > PRICE_BANDS[0]:
+            band = bisect_left(PRICE_BANDS, prompt)
+    return (bucket_of(get("timestamp")), (*keys, band, nulls))
 
 
 def _price_values(row: dict) -> list:
-    cost = row.get("cost_nanousd")
-    return [1, *(row.get(c) or 0 for c in TOKEN_FIELDS), row.get("web_search_requests") or 0, cost or 0, int(cost is None)]
+    get = row.get
+    cost = get("cost_nanousd")
+    return [1, get("input_tokens") or 0, get("output_tokens") or 0, get("cache_write_5m_tokens") or 0,
+            get("cache_write_1h_tokens") or 0, get("cache_read_tokens") or 0, get("web_search_requests") or 0,
+            cost or 0, int(cost is None)]
 
 
 MEASURES_N = len(SPEND_MEASURES)
