@@ -158,3 +158,12 @@ def calls_pass(conn, p, table, **kwargs):
     from costhook.views.calls import sequence
 
     return sequence(conn, p, NOW, table, **kwargs)
+
+
+def test_whatif_reads_the_calls_where_the_rollup_cannot_price_them():
+    """A tier boundary that is no prompt band (a config price "above 150000") or a price by
+    the time of day cannot be told from the rollup's rows: whatif then reads the calls."""
+    assert cache.rollup_prices(rates.PriceShape([200_000, 272_000], True, False))
+    assert cache.rollup_prices(rates.PriceShape([], False, False))
+    assert not cache.rollup_prices(rates.PriceShape([150_000], False, False))
+    assert not cache.rollup_prices(rates.PriceShape([200_000], False, True))

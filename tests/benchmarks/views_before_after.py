@@ -31,7 +31,7 @@ STATUSLINE_PAYLOAD = {"session_id": None, "model": {"id": "claude-opus-4-5", "di
                       "workspace": {"current_dir": "/home/dev/acme-api"}, "cost": {"total_cost_usd": 1.0}}
 
 
-def views(now: str, session: str, vault: str) -> dict:
+def views(now: str, session: str) -> dict:
     common = ["--now", now, "--tz", "UTC"]
     return {
         "report --by day": ["report", "--by", "day", "--tz", "UTC", "--format", "json"],
@@ -50,7 +50,7 @@ def views(now: str, session: str, vault: str) -> dict:
         "whatif --days 30": ["whatif", "--days", "30", *common],
         "blocks": ["blocks", *common],
         "budget status": ["budget", "status", *common],
-        "dashboard": ["dashboard", "--vault", vault, *common],
+        "dashboard": ["dashboard", "--vault", "{vault}", *common],
         "statusline": ["statusline"],
     }
 
@@ -61,6 +61,8 @@ class Side:
         self.work = work / label
         self.work.mkdir(parents=True)
         self.python, self.costhook = regular_install(checkout, self.work / "venv")
+        self.vault = self.work / "vault"
+        self.vault.mkdir()
         self.db = self.work / "costhook.db"
         shutil.copyfile(db, self.db)
         (self.work / "config.toml").write_text(
@@ -72,13 +74,15 @@ class Side:
                     "COSTHOOK_CONFIG": str(self.work / "config.toml")}
         subprocess.run([self.costhook, "summary"], env=self.env, capture_output=True, check=True, timeout=3600)  # migrate
         self.times: dict = {}
+        self.errors: dict = {}
 
     def run(self, name: str, args: list, stdin: bytes | None = None) -> None:
+        args = [a.replace("{vault}", str(self.vault)) for a in args]
         start = time.perf_counter()
         proc = subprocess.run([self.costhook, *args], env=self.env, input=stdin, capture_output=True, timeout=600)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
-            raise SystemExit(f"{self.label}: costhook {' '.join(args)} failed: {proc.stderr.decode(errors='replace')[-300:]}")
+            self.errors[name] = proc.stderr.decode(errors="replace").strip()[-300:]
         self.times.setdefault(name, []).append(elapsed)
 
 
@@ -101,9 +105,8 @@ def main(argv=None) -> int:
         session = conn.execute("SELECT session_id FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()[0]
         conn.close()
         payload = json.dumps({**STATUSLINE_PAYLOAD, "session_id": session}).encode()
-        vault = str(work / "vault")
         load_start = os.getloadavg()
-        table = views(args.now, session, vault)
+        table = views(args.now, session)
         for name, cmd in table.items():
             if args.only and name not in args.only:
                 continue
@@ -112,6 +115,8 @@ def main(argv=None) -> int:
             for i in range(args.runs):
                 for side in (sides if i % 2 == 0 else sides[::-1]):
                     side.run(name, cmd, payload if name == "statusline" else None)
+            medians = [round(statistics.median(side.times[name]), 3) for side in sides]
+            print(f"{name}: before {medians[0]} s, after {medians[1]} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
         out = {"rows": rows, "runs": args.runs, "now": args.now,
                "machine": {"cpus": os.cpu_count(), "load_at_start": load_start, "load_at_end": os.getloadavg()},
                "views": {}}
@@ -120,6 +125,9 @@ def main(argv=None) -> int:
                 continue
             before, after = (statistics.median(side.times[name]) for side in sides)
             out["views"][name] = {"before_s": round(before, 3), "after_s": round(after, 3), "ratio": round(after / before, 3)}
+            for side in sides:
+                if name in side.errors:
+                    out["views"][name][f"{side.label}_error"] = side.errors[name]
         json.dump(out, sys.stdout, indent=1)
         sys.stdout.write("\n")
     finally:
