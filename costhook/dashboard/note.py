@@ -47,13 +47,13 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
     week = timeframe.period("7d", now, tz)
     data = {"now": now, "tz": tz, "week": week}
 
-    def week_pass(c):  # one pass over the week's calls feeds four sections
-        seq = calls.sequence(c, week, now, table, scopes=True)
+    def week_pass(c):  # one pass over the week's calls feeds three sections; what-if sums its rollup
+        seq = calls.sequence(c, week, now, table)
         return {
             "cache": cache.cache_efficiency(c, week, now, table, seq=seq),
             "idle": activity.idle(c, week, seq["turns"], limit=5),
             "efficiency": activity.efficiency(c, week, seq["turns"], limit=0, projects=False),
-            "whatif": cache.whatif_from_sequence(seq, week, now, table=table),
+            "whatif": cache.whatif(c, week, now, by=("project", "agent", "skill"), table=table),
         }
 
     path = paths.db_path(db_path)

@@ -271,8 +271,23 @@ def m010_codex(db: sqlite_utils.Database) -> None:
         db["requests"].add_column("reasoning_tokens", int)
 
 
+def m012_price_groups(db: sqlite_utils.Database) -> None:
+    """Calls per 15-minute UTC bucket and everything that prices them at another model's
+    rates (model, speed, region, prompt band, project, sub-agent type, skill): `whatif`
+    sums a few thousand of these rows instead of a month of calls (store/rollup.py
+    PRICE_BANDS). Without rowid: a bucket range is read from the key's own b-tree."""
+    from costhook.store.rollup import PRICE_KEYS, PRICE_MEASURES, rebuild_prices
+
+    keys = ", ".join(f"{column} TEXT NOT NULL" for column in PRICE_KEYS)
+    measures = ", ".join(f"{column} INTEGER NOT NULL" for column in PRICE_MEASURES)
+    db.conn.execute(f"""CREATE TABLE IF NOT EXISTS price_groups (
+        bucket TEXT NOT NULL, {keys}, band INTEGER NOT NULL, nulls INTEGER NOT NULL, {measures},
+        PRIMARY KEY (bucket, {', '.join(PRICE_KEYS)}, band, nulls)) WITHOUT ROWID""")
+    rebuild_prices(db.conn)
+
+
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
-              m006_call_iterations, m007_subagent_names, m010_codex]
+              m006_call_iterations, m007_subagent_names, m010_codex, m012_price_groups]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -5,6 +5,7 @@ rows instead of a month of calls. Standard library only.
 
 import os
 import sqlite3
+from bisect import bisect_left
 
 from costhook.timeframe import bucket_of
 from costhook.usage import NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
@@ -20,6 +21,16 @@ SPEND_DIMENSIONS = (
     ("cron", "cron_job"),
 )
 SPEND_MEASURES = ("cost_nanousd", *TOKEN_FIELDS, "tokens", "requests", "unpriced")
+
+# The `price_groups` rollup: what pricing a call at another model's rates needs (`whatif`),
+# per 15-minute UTC bucket. A call's prompt band counts the PRICE_BANDS its prompt exceeds
+# (the long-context tier boundaries of the bundled price table): any grouping by tiers whose
+# boundaries are among them is a grouping by bands. A NULL key column is stored as '' with
+# its bit (in PRICE_KEYS order) set in `nulls`: NULLs never conflict in a primary key.
+PRICE_BANDS = (100_000, 128_000, 199_999, 200_000, 272_000)
+PRICE_KEYS = ("agent", "model", "speed", "inference_geo", "project", "agent_type", "skill")
+PRICE_MEASURES = ("requests", *TOKEN_FIELDS, "web_search_requests", "cost_nanousd", "unpriced")
+PRICE_DIM = "price"  # SpendDelta.write(only=...) names the price rollup so
 
 
 def split_share(values: list, index: int, parts: int) -> list:
@@ -49,6 +60,35 @@ def _spend_attributes(row: dict, tools=None) -> tuple:
     columns[_PROJECT_NAME] = os.path.basename(project.rstrip("/")) if project else None
     names = tool_names(row.get("tools")) if tools is None else tools
     return (bucket_of(row.get("timestamp")), tuple(columns), tuple(names))
+
+
+def _price_attributes(row: dict) -> tuple:
+    """(bucket, key columns + band + nulls): the price_groups row a request lands in. Two
+    items, where a spend group's attributes have three (SpendDelta keeps both in one dict,
+    which ingest workers hand back whole). Written out for speed: an import runs it per call."""
+    get = row.get
+    keys = (get("agent"), get("model"), get("speed"), get("inference_geo"), get("project"), get("agent_type"), get("skill"))
+    nulls = 0
+    if None in keys:
+        for i, value in enumerate(keys):
+            if value is None:
+                nulls |= 1 << i
+        keys = tuple("" if value is None else value for value in keys)
+    inp, w5, w1, read = get("input_tokens"), get("cache_write_5m_tokens"), get("cache_write_1h_tokens"), get("cache_read_tokens")
+    band = 0
+    if inp is not None and w5 is not None and w1 is not None and read is not None:  # else NULL in SQL: band 0
+        prompt = inp + w5 + w1 + read
+        if prompt > PRICE_BANDS[0]:
+            band = bisect_left(PRICE_BANDS, prompt)
+    return (bucket_of(get("timestamp")), (*keys, band, nulls))
+
+
+def _price_values(row: dict) -> list:
+    get = row.get
+    cost = get("cost_nanousd")
+    return [1, get("input_tokens") or 0, get("output_tokens") or 0, get("cache_write_5m_tokens") or 0,
+            get("cache_write_1h_tokens") or 0, get("cache_read_tokens") or 0, get("web_search_requests") or 0,
+            cost or 0, int(cost is None)]
 
 
 MEASURES_N = len(SPEND_MEASURES)
@@ -83,6 +123,7 @@ class SpendDelta:
         self.groups = {}
 
     def add(self, row: dict, sign: int, tools=None) -> None:
+        self._add(_price_attributes(row), _price_values(row), sign)
         attributes = _spend_attributes(row, tools)
         values = _spend_values(row)
         parts = len(attributes[2])
@@ -104,8 +145,12 @@ class SpendDelta:
                 current[i] += sign * v
 
     def write(self, conn: sqlite3.Connection, only=None) -> None:
-        rows = {}
+        rows, price_rows = {}, []
         for attributes, values in self.groups.items():
+            if len(attributes) == 2:
+                if (only is None or PRICE_DIM in only) and any(values):
+                    price_rows.append((attributes[0], *attributes[1], *values))
+                continue
             for dim, key, bucket, share in _expand(attributes, values, only):
                 current = rows.get((dim, key, bucket))
                 if current is None:
@@ -120,7 +165,15 @@ class SpendDelta:
                 ON CONFLICT(dim, key, bucket) DO UPDATE SET {updates}""",
             [(*k, *v) for k, v in rows.items() if any(v)],
         )
+        if price_rows:
+            conn.executemany(_PRICE_UPSERT, price_rows)
         self.groups.clear()
+
+
+_PRICE_COLUMNS = ("bucket", *PRICE_KEYS, "band", "nulls")
+_PRICE_UPSERT = f"""INSERT INTO price_groups ({', '.join(_PRICE_COLUMNS + PRICE_MEASURES)})
+    VALUES ({', '.join('?' * (len(_PRICE_COLUMNS) + len(PRICE_MEASURES)))})
+    ON CONFLICT({', '.join(_PRICE_COLUMNS)}) DO UPDATE SET {', '.join(f'{m} = {m} + excluded.{m}' for m in PRICE_MEASURES)}"""
 
 
 # SQL for the same derived values, used by rebuild_spend.
@@ -157,3 +210,19 @@ def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
     delta.write(conn, only=("tool",))
 
 
+
+
+def rebuild_prices(conn: sqlite3.Connection) -> None:
+    """Recompute the whole price_groups rollup from `requests` (migration, repair)."""
+    conn.execute("DELETE FROM price_groups")
+    parts = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
+    prompt = f"({' + '.join(parts)})"
+    band = f"coalesce({' + '.join(f'({prompt} > {int(b)})' for b in PRICE_BANDS)}, 0)"
+    nulls = " | ".join(f"(({column} IS NULL) << {i})" for i, column in enumerate(PRICE_KEYS))
+    keys = ", ".join(f"coalesce({column}, '')" for column in PRICE_KEYS)
+    sums = ", ".join(f"coalesce(sum({c}), 0)" for c in (*TOKEN_FIELDS, "web_search_requests", "cost_nanousd"))
+    conn.execute(
+        f"""INSERT INTO price_groups ({', '.join(_PRICE_COLUMNS + PRICE_MEASURES)})
+            SELECT {_BUCKET_SQL}, {keys}, {band}, {nulls}, count(*), {sums}, sum(cost_nanousd IS NULL)
+            FROM requests GROUP BY {', '.join(str(i) for i in range(1, len(_PRICE_COLUMNS) + 1))}"""
+    )

@@ -8,7 +8,7 @@ import json
 import sqlite3
 
 from costhook.store.db import in_lists, savepoint, storable, transaction
-from costhook.store.rollup import SpendDelta
+from costhook.store.rollup import PRICE_DIM, SpendDelta
 from costhook.timeframe import now_iso
 from costhook.usage import UNKNOWN_SUBAGENT, merge_call, tool_names
 
@@ -290,7 +290,7 @@ def name_subagents(conn: sqlite3.Connection, names: dict, unnamed) -> int:
             conn.execute("UPDATE requests SET agent_type = ? WHERE session_id = ? AND agent_id = ? AND agent_type = ?",
                          (found[0], storable(session_id), storable(agent_id), UNKNOWN_SUBAGENT))
             renamed += len(rows)
-    delta.write(conn, only=("agent",))
+    delta.write(conn, only=("agent", PRICE_DIM))
     return renamed
 
 

@@ -136,7 +136,7 @@ def by_tool(conn, p: Period, session_id: str | None = None) -> dict:
 
 def turns(conn, p: Period, now: datetime | None = None) -> list:
     """The period's turns (see `sequence`)."""
-    return sequence(conn, p, now or datetime.now(timezone.utc))["turns"]
+    return sequence(conn, p, now or datetime.now(timezone.utc), results=("turns",))["turns"]
 
 
 IDLE_RULE = ("A turn is idle when none of its calls requested a tool with side effects (Edit, Write, Bash, MCP "

@@ -7,6 +7,7 @@ from fractions import Fraction
 from costhook import budgets
 from costhook.pricing import prices, rates
 from costhook.pricing.rates import CHEAPER, default_target
+from costhook.store.rollup import PRICE_BANDS, PRICE_KEYS
 from costhook.timeframe import Period
 from costhook.views import report
 from costhook.views.calls import sequence
@@ -24,7 +25,7 @@ def cache_efficiency(conn, p: Period, now: datetime, table=None, session_id: str
     """Cache hit ratio, dollars saved by cache reads, and cache writes never read (see CACHE_RULE)."""
     table = table or prices.load_table()
     if seq is None:
-        seq = sequence(conn, p, now, table, session_id=session_id)
+        seq = sequence(conn, p, now, table, session_id=session_id, results=("groups",))
     shape = seq["shape"]
     by_model = {}
     totals = _zero_cache()
@@ -93,9 +94,11 @@ _SCOPE_SQL = {"project": "project", "skill": "skill", "agent": "agent_type", "mo
 
 
 def whatif(conn, p: Period, now: datetime, *, by=("project",), to_model: str | None = None,
-           from_model: str | None = None, only: str | None = None, table=None) -> dict:
+           from_model: str | None = None, only: str | None = None, table=None, source: str = "auto") -> dict:
     """What the period's calls would have cost on another model, from their real token
-    counts: per scope value (project, skill, sub-agent type) and model actually used."""
+    counts: per scope value (project, skill, sub-agent type) and model actually used.
+    From the price_groups rollup where it prices exactly (`rollup_prices`), else from the
+    call rows; `source` ("rollup", "requests") forces one."""
     table = table or prices.load_table()
     by = (by,) if isinstance(by, str) else tuple(by)
     for scope in by:
@@ -106,43 +109,93 @@ def whatif(conn, p: Period, now: datetime, *, by=("project",), to_model: str | N
     models = window_models(conn, p)
     targets = {to_model} if to_model else {t for _, t in CHEAPER}
     shape = rates.price_shape(models + sorted(targets), table, p, now)
-    where, args = p.window().where()
-    if only is not None and len(by) == 1:
-        where += f" AND {_SCOPE_SQL[by[0]]} IS ?"
-        args.append(None if only in (NONE_KEY, MAIN_AGENT) else only)
-    # One query per model actually used (the model index, small sorts), and only models
-    # with something to compare with.
+    # Only models with something to compare with.
     wanted = [m for m in models if (not from_model or budgets.model_matches(from_model, m))
               and (to_model or default_target(m)) and not _same_model(m, to_model or default_target(m), table)]
-    scope_cols = [f"+{_SCOPE_SQL[s]}" for s in dict.fromkeys(by) if s != "model"]
-    keys = shape.keys_sql()[1:]  # the model is fixed per query
-    sql = f"""
-        SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(keys))}{''.join(f', {c}' for c in scope_cols)},
-               count(*), sum(input_tokens), sum(output_tokens), sum(cache_write_5m_tokens), sum(cache_write_1h_tokens),
-               sum(cache_read_tokens), sum(web_search_requests), coalesce(sum(cost_nanousd), 0), sum(cost_nanousd IS NULL)
-        FROM requests WHERE model = ? AND {where}
-        GROUP BY {', '.join([f'k{i}' for i in range(len(keys))] + scope_cols)}"""
+    scopes = [s for s in dict.fromkeys(by) if s != "model"]
+    only_scope = by[0] if only is not None and len(by) == 1 else None
+    only_value = None if only in (NONE_KEY, MAIN_AGENT) else only
+    read = _whatif_rollup if source == "rollup" or (source == "auto" and rollup_prices(shape)) else _whatif_requests
     results = {}
-    for model in wanted:
-        for row in conn.execute(sql, [model, *args]):
-            g = _group_key((model, *row), shape)
-            n = len(keys)
-            scope_values = dict(zip([s for s in dict.fromkeys(by) if s != "model"], row[n: n + len(scope_cols)]))
-            sums = dict(zip(("requests", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-                             "cache_read_tokens", "web_search_requests", "cost", "unpriced"), row[n + len(scope_cols):]))
-            _whatif_add(results, by, g, scope_values, sums, to_model, shape, p, now, table)
+    for g, scope_values, sums in read(conn, p, shape, wanted, scopes, only_scope, only_value):
+        _whatif_add(results, by, g, scope_values, sums, to_model, shape, p, now, table)
     return _whatif_result(results, p, by, to_model, from_model)
 
 
-def whatif_from_sequence(seq: dict, p: Period, now: datetime, *, by=("project", "agent", "skill"), table=None) -> dict:
-    """`whatif` with default targets, from a `sequence(..., scopes=True)` pass (the dashboard)."""
-    table = table or prices.load_table()
-    results = {}
-    for key, sums in seq["groups"].items():
-        model, speed, geo, tier, day, clock, project, agent_type, skill = key
-        g = {"model": model, "speed": speed, "geo": geo, "tier": tier, "day": day, "clock": clock}
-        _whatif_add(results, by, g, {"project": project, "agent": agent_type, "skill": skill}, sums, None, seq["shape"], p, now, table)
-    return _whatif_result(results, p, by, None, None)
+_WHATIF_SUMS = ("requests", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+                "cache_read_tokens", "web_search_requests", "cost", "unpriced")
+
+
+def rollup_prices(shape: rates.PriceShape) -> bool:
+    """Whether the price_groups rollup prices the calls exactly at this shape: its tier
+    boundaries are prompt bands, and no price depends on the minute of the day."""
+    return not shape.by_clock and set(shape.thresholds) <= set(PRICE_BANDS)
+
+
+def _whatif_rollup(conn, p: Period, shape: rates.PriceShape, wanted: list, scopes: list, only_scope, only_value):
+    """(price group, scope values, sums) of the wanted models' calls, from price_groups:
+    a few thousand rollup rows for a month, whatever the number of calls. Groups may come
+    split finer than the shape's (by band, by a NULL bit of another column): every sum,
+    and a price group's cost at its rates, adds up the same."""
+    if not wanted:
+        return []
+    first, last = p.buckets()
+    where, args = "bucket >= ? AND bucket < ?", [first, last]
+    where += f" AND model IN ({', '.join('?' * len(wanted))}) AND nulls & {1 << PRICE_KEYS.index('model')} = 0"
+    args += wanted
+    if only_scope is not None:
+        column = _SCOPE_SQL[only_scope]
+        bit = 1 << PRICE_KEYS.index(column)
+        if only_value is None:
+            where += f" AND nulls & {bit}"
+        else:
+            where += f" AND {column} = ? AND nulls & {bit} = 0"
+            args.append(only_value)
+    columns = ["model", "speed", "inference_geo", "band", "nulls"] + (["substr(bucket, 1, 10)"] if shape.by_day else [])
+    columns += [_SCOPE_SQL[s] for s in scopes]
+    sums = ", ".join(f"sum({m})" for m in ("requests", *report.TOKEN_MEASURES, "web_search_requests", "cost_nanousd", "unpriced"))
+    sql = f"""SELECT {', '.join(columns)}, {sums} FROM price_groups WHERE {where}
+              GROUP BY {', '.join(str(i) for i in range(1, len(columns) + 1))} HAVING sum(requests) > 0"""
+    tier_of_band = [sum(1 for bound in PRICE_BANDS[:band] if bound in shape.thresholds) for band in range(len(PRICE_BANDS) + 1)]
+    speed_bit, geo_bit = 1 << PRICE_KEYS.index("speed"), 1 << PRICE_KEYS.index("inference_geo")
+    out = []
+    for row in conn.execute(sql, args):
+        model, speed, geo, band, nulls = row[:5]
+        n = 6 if shape.by_day else 5
+        g = {"model": model, "speed": None if nulls & speed_bit else speed, "geo": None if nulls & geo_bit else geo,
+             "tier": tier_of_band[band]}
+        if shape.by_day:
+            g["day"] = row[5]
+        scope_values = {}
+        for i, scope in enumerate(scopes):
+            value = row[n + i]
+            scope_values[scope] = None if nulls & (1 << PRICE_KEYS.index(_SCOPE_SQL[scope])) else value
+        out.append((g, scope_values, dict(zip(_WHATIF_SUMS, row[n + len(scopes):]))))
+    return out
+
+
+def _whatif_requests(conn, p: Period, shape: rates.PriceShape, wanted: list, scopes: list, only_scope, only_value):
+    """The same from the call rows (a price set by the time of day, a tier boundary that is
+    no prompt band): one query per model actually used (the model index, small sorts)."""
+    where, args = p.window().where()
+    if only_scope is not None:
+        where += f" AND {_SCOPE_SQL[only_scope]} IS ?"
+        args.append(only_value)
+    scope_cols = [f"+{_SCOPE_SQL[s]}" for s in scopes]
+    keys = shape.keys_sql()[1:]  # the model is fixed per query
+    sql = f"""
+        SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(keys))}{''.join(f', {c}' for c in scope_cols)},
+               count(*), {', '.join(f'coalesce(sum({m}), 0)' for m in (*report.TOKEN_MEASURES, 'web_search_requests', 'cost_nanousd'))},
+               sum(cost_nanousd IS NULL)
+        FROM requests WHERE model = ? AND {where}
+        GROUP BY {', '.join([f'k{i}' for i in range(len(keys))] + scope_cols)}"""
+    out = []
+    n = len(keys)
+    for model in wanted:
+        for row in conn.execute(sql, [model, *args]):
+            out.append((_group_key((model, *row), shape), dict(zip(scopes, row[n: n + len(scopes)])),
+                        dict(zip(_WHATIF_SUMS, row[n + len(scopes):]))))
+    return out
 
 
 def _whatif_add(results, by, g, scope_values, sums, to_model, shape, p, now, table) -> None:

@@ -31,21 +31,35 @@ MCP_WRITE_VERBS = re.compile(
 )
 
 
-_SEQ_COLUMNS = ("session_id, agent_id, is_sidechain, timestamp, model, speed, inference_geo, input_tokens, output_tokens, "
-                "cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, web_search_requests, cost_nanousd, tools, "
-                "is_heartbeat, coalesce(run_id, prompt_id)")
+# The pass's columns, and which of its results need each (the thread and time always).
+# A column no result needs is read as a constant NULL: a value SQLite never looks up and
+# Python never builds (building ~20 values per call is most of the pass's time).
+_SEQ_COLUMNS = (
+    ("session_id", ()), ("agent_id", ()), ("is_sidechain", ()), ("timestamp", ()),
+    ("model", ("groups",)), ("speed", ("groups",)), ("inference_geo", ("groups",)), ("input_tokens", ("groups",)),
+    ("output_tokens", ("groups", "turns")), ("cache_write_5m_tokens", ("groups",)), ("cache_write_1h_tokens", ("groups",)),
+    ("cache_read_tokens", ("groups",)), ("web_search_requests", ("groups",)), ("cost_nanousd", ("groups", "turns")),
+    ("tools", ("turns",)), ("is_heartbeat", ("turns",)), ("coalesce(run_id, prompt_id)", ("turns",)),
+)
 
 
-def sequence(conn, p: Period, now: datetime, table=None, session_id: str | None = None, scopes: bool = False) -> dict:
+def _columns(needs: set) -> str:
+    return ", ".join(column if not wanted or needs & set(wanted) else "NULL" for column, wanted in _SEQ_COLUMNS)
+
+
+def sequence(conn, p: Period, now: datetime, table=None, session_id: str | None = None,
+             results: tuple = ("groups", "turns")) -> dict:
     """One pass over the period's calls in time order (the timestamp index, no sort),
     following each thread (main thread or sub-agent) from call to call:
 
     - `groups`: token sums per price group (model, speed, region, tier, day, clock) with the
-      cache-write tokens that the thread's next call did not read (see CACHE_RULE); with
-      `scopes`, also per project, sub-agent type and skill (what `whatif_from_sequence` needs);
+      cache-write tokens that the thread's next call did not read (see CACHE_RULE);
     - `turns`: per thread, the calls up to and including one that requested no tool (the
       answer), or an OpenClaw run / prompt id: rows (session_id, thread, turn, first, calls,
       cost, unpriced, actions, answer_output_tokens, heartbeat, project=None).
+
+    `results` names the ones the caller reads: the columns only the other needs are not
+    read (its part of the answer is then meaningless).
 
     Python rather than SQL window functions: the same work is 3-4x faster this way.
     Long: one loop of locals on purpose, since splitting it into calls costs time on every
@@ -54,7 +68,7 @@ def sequence(conn, p: Period, now: datetime, table=None, session_id: str | None 
     models = window_models(conn, p) if not session_id else _session_models(conn, session_id)
     shape = rates.price_shape(models + [t for _, t in CHEAPER], table, p, now)
     thresholds, by_day, by_clock = shape.thresholds, shape.by_day, shape.by_clock
-    columns = _SEQ_COLUMNS + (", project, agent_type, skill" if scopes else ", NULL, NULL, NULL")
+    columns = _columns(set(results))
     if session_id:
         where, args = "session_id = ?", [session_id]
         end_key = None
@@ -70,8 +84,8 @@ def sequence(conn, p: Period, now: datetime, table=None, session_id: str | None 
     # turn: [session, thread, index, first, calls, cost, unpriced, actions, answer output, heartbeat, turn key, closed]
     groups, threads, turn_rows, actions_of = {}, {}, [], {}
     single = thresholds[0] if len(thresholds) == 1 else None
-    for (sid, aid, side, ts, model, speed, geo, inp, out, w5, w1, read, web, cost, tools, heartbeat, turn_key,
-         project, agent_type, skill) in conn.execute(
+    want_groups, want_turns = "groups" in results, "turns" in results
+    for (sid, aid, side, ts, model, speed, geo, inp, out, w5, w1, read, web, cost, tools, heartbeat, turn_key) in conn.execute(
         f"SELECT {columns} FROM requests WHERE {where} AND timestamp IS NOT NULL ORDER BY timestamp", args
     ):
         read = read or 0
@@ -90,53 +104,54 @@ def sequence(conn, p: Period, now: datetime, table=None, session_id: str | None 
             state[0] = None
             state[1], state[2], state[3], state[4] = read, w5, w1, ts
             continue
-        inp = inp or 0
         out = out or 0
-        prompt = inp + w5 + w1 + read
-        if single is not None:
-            tier = 1 if prompt > single else 0
-        else:
-            tier = 0
-            for t in thresholds:
-                if prompt > t:
-                    tier += 1
-        key = (model, speed, geo, tier, ts[:10] if by_day else None, ts[11:16] if by_clock else None, project, agent_type, skill)
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        g[0] += 1
-        g[1] += inp
-        g[2] += out
-        g[3] += w5
-        g[4] += w1
-        g[5] += read
-        if web:
-            g[6] += web
-        if cost is None:
-            g[8] += 1
-        else:
-            g[7] += cost
-        state[0] = g
-        state[1], state[2], state[3], state[4] = read, w5, w1, ts
-        # Turns.
-        acts = actions_of.get(tools)
-        if acts is None:
-            acts = actions_of[tools] = tool_actions(tools)
-        turn = state[5]
-        if turn is None or turn[11] or (turn_key is not None and turn[10] != turn_key):
-            turn = state[5] = [sid, thread, len(turn_rows), ts, 0, 0, 0, 0, 0, 0, turn_key, False]
-            turn_rows.append(turn)
-        turn[4] += 1
-        if cost is None:
-            turn[6] += 1
-        else:
-            turn[5] += cost
-        turn[7] += acts
-        if heartbeat:
-            turn[9] = 1
-        if tools == "[]" or not tools:
-            turn[8] += out
-            turn[11] = turn_key is None  # an answer ends the turn (runs end when their id changes)
+        if want_groups:
+            inp = inp or 0
+            prompt = inp + w5 + w1 + read
+            if single is not None:
+                tier = 1 if prompt > single else 0
+            else:
+                tier = 0
+                for t in thresholds:
+                    if prompt > t:
+                        tier += 1
+            key = (model, speed, geo, tier, ts[:10] if by_day else None, ts[11:16] if by_clock else None)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+            g[0] += 1
+            g[1] += inp
+            g[2] += out
+            g[3] += w5
+            g[4] += w1
+            g[5] += read
+            if web:
+                g[6] += web
+            if cost is None:
+                g[8] += 1
+            else:
+                g[7] += cost
+            state[0] = g
+            state[1], state[2], state[3], state[4] = read, w5, w1, ts
+        if want_turns:
+            acts = actions_of.get(tools)
+            if acts is None:
+                acts = actions_of[tools] = tool_actions(tools)
+            turn = state[5]
+            if turn is None or turn[11] or (turn_key is not None and turn[10] != turn_key):
+                turn = state[5] = [sid, thread, len(turn_rows), ts, 0, 0, 0, 0, 0, 0, turn_key, False]
+                turn_rows.append(turn)
+            turn[4] += 1
+            if cost is None:
+                turn[6] += 1
+            else:
+                turn[5] += cost
+            turn[7] += acts
+            if heartbeat:
+                turn[9] = 1
+            if tools == "[]" or not tools:
+                turn[8] += out
+                turn[11] = turn_key is None  # an answer ends the turn (runs end when their id changes)
     # Writes of each thread's last call: wasted once their lifetime is over, else not judged yet.
     for group, _, w5, w1, ts, _ in threads.values():
         if group is None:
@@ -190,4 +205,4 @@ def is_side_effect(name: str) -> bool:
 
 def turns(conn, p: Period, now: datetime | None = None) -> list:
     """The period's turns (see `sequence`)."""
-    return sequence(conn, p, now or datetime.now(timezone.utc))["turns"]
+    return sequence(conn, p, now or datetime.now(timezone.utc), results=("turns",))["turns"]
