@@ -263,8 +263,17 @@ def m007_subagent_names(db: sqlite_utils.Database) -> None:
             SELECT DISTINCT session_id FROM requests WHERE agent_type = '(sub-agent)'))""")
 
 
+def m011_agent_cli(db: sqlite_utils.Database) -> None:
+    """The agent CLI (`requests.agent`: claude, openclaw, codex) as a rollup dimension,
+    `cli`, so `report --by cli`, the views' `--cli` and `cli:<name>` budgets sum the
+    rollup; the other dimensions are left as they are."""
+    from costhook.store.rollup import rebuild_spend_dimension
+
+    rebuild_spend_dimension(db.conn, "cli")
+
+
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
-              m006_call_iterations, m007_subagent_names]
+              m006_call_iterations, m007_subagent_names, m011_agent_cli]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

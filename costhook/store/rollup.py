@@ -18,6 +18,7 @@ SPEND_DIMENSIONS = (
     ("agent", "agent_type"),
     ("skill", "skill"),
     ("cron", "cron_job"),
+    ("cli", "agent"),  # the agent CLI that made the call: claude | openclaw | codex
 )
 SPEND_MEASURES = ("cost_nanousd", *TOKEN_FIELDS, "tokens", "requests", "unpriced")
 
@@ -133,19 +134,30 @@ _BUCKET_SQL = "coalesce(substr(timestamp, 1, 14) || printf('%02d', CAST(substr(t
 def rebuild_spend(conn: sqlite3.Connection) -> None:
     """Recompute the whole rollup from `requests` (migration, repair)."""
     conn.execute("DELETE FROM spend")
+    for dim, _ in SPEND_DIMENSIONS:
+        _insert_dimension(conn, dim)
+    _rebuild_tool_spend(conn)
+
+
+def rebuild_spend_dimension(conn: sqlite3.Connection, dim: str) -> None:
+    """Recompute one dimension of the rollup from `requests` (a migration that adds one)."""
+    conn.execute("DELETE FROM spend WHERE dim = ?", (dim,))
+    _insert_dimension(conn, dim)
+
+
+def _insert_dimension(conn: sqlite3.Connection, dim: str) -> None:
+    column = dict(SPEND_DIMENSIONS)[dim]
     measures = ", ".join(SPEND_MEASURES)
     token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
     all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
-    for dim, column in SPEND_DIMENSIONS:
-        key = "''" if column is None else _DIMENSION_SQL.get(column, column)
-        conn.execute(
-            f"""INSERT INTO spend (dim, key, bucket, {measures})
-                SELECT '{dim}', {key}, {_BUCKET_SQL}, coalesce(sum(cost_nanousd), 0), {token_sums},
-                       coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
-                FROM requests WHERE {key} IS NOT NULL
-                GROUP BY {key}, {_BUCKET_SQL}"""
-        )
-    _rebuild_tool_spend(conn)
+    key = "''" if column is None else _DIMENSION_SQL.get(column, column)
+    conn.execute(
+        f"""INSERT INTO spend (dim, key, bucket, {measures})
+            SELECT '{dim}', {key}, {_BUCKET_SQL}, coalesce(sum(cost_nanousd), 0), {token_sums},
+                   coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
+            FROM requests WHERE {key} IS NOT NULL
+            GROUP BY {key}, {_BUCKET_SQL}"""
+    )
 
 
 def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:

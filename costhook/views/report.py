@@ -14,7 +14,8 @@ from costhook.budgets import like_prefix, project_filter
 from costhook.timeframe import NO_TIME_BUCKET, Window, bucket_time, local_zone
 from costhook.usage import NANO, NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
 
-GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message")
+GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "cli", "hour",
+          "message")
 TIME_GROUPS = ("day", "week", "month", "hour")
 TOKEN_MEASURES = TOKEN_FIELDS
 MEASURES = ("requests", *TOKEN_MEASURES, "total_tokens", "cost_usd", "unpriced_requests")
@@ -30,6 +31,7 @@ _COLUMN = {
     "agent": "agent_type",
     "skill": "skill",
     "cron": "cron_job",
+    "cli": "agent",  # the agent CLI (claude, openclaw, codex); "agent" is the sub-agent type
 }
 
 _SUMS = """count(*) AS requests,
@@ -58,8 +60,10 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
         where, args = _where(win, filters or {})
         totals_row = conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone()
         return {"group_by": by, "rows": message_rows(conn, where, args, table), "totals": _measures(dict(totals_row))}
-    if source == "rollup" or (source == "auto" and not filters):
-        raw, totals = _from_rollup(conn, by, win, tz)
+    cli = (filters or {}).get("agent")
+    if source == "rollup" or (source == "auto" and (not filters or (set(filters) == {"agent"}
+                                                                   and (by in TIME_GROUPS or by == "cli")))):
+        raw, totals = _from_rollup(conn, by, win, tz, cli)
     else:
         raw, totals = _from_requests(conn, by, win, tz, filters or {})
     rows = [dict(key=key, **_measures(sums)) for key, sums in raw.items()]
@@ -169,15 +173,18 @@ def _from_requests(conn, by, win, tz, filters) -> tuple[dict, dict]:
 
 
 _ROLLUP_DIM = {"project": "project", "session": "session", "model": "model", "agent": "agent",
-               "skill": "skill", "cron": "cron", "tool": "tool"}
+               "skill": "skill", "cron": "cron", "tool": "tool", "cli": "cli"}
 _ROLLUP_SUMS = """sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
     sum(cache_write_5m_tokens) AS cache_write_5m_tokens, sum(cache_write_1h_tokens) AS cache_write_1h_tokens,
     sum(cache_read_tokens) AS cache_read_tokens, sum(cost_nanousd) AS cost_nanousd, sum(unpriced) AS unpriced_requests"""
 _ROLLUP_NAMES = ("requests", *TOKEN_MEASURES, "cost_nanousd", "unpriced_requests")
 
 
-def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
+def _from_rollup(conn, by, win, tz, cli: str | None = None) -> tuple[dict, dict]:
+    """The grouped sums and the totals from the rollup: of every call, or (`cli`) of one
+    agent CLI's calls, grouped by time or by CLI."""
     where, args = "dim = ?", []
+    whole = ["cli", cli] if cli else ["global", ""]  # the dim and key holding all the calls asked for
     if win.start:
         where += " AND bucket >= ?"
         args.append(win.start[:16])
@@ -187,14 +194,15 @@ def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
     if by in TIME_GROUPS:
         # One scan for the periods and the totals: calls without a time have the bucket
         # '0000-00-00T00:00', which is no date, so their period is None.
-        out = _by_period(conn, by, f"SELECT * FROM spend WHERE {where}", ["global", *args], _ROLLUP_SUMS, tz)
+        out = _by_period(conn, by, f"SELECT * FROM spend WHERE {where} AND key = ?", [whole[0], *args, whole[1]],
+                         _ROLLUP_SUMS, tz)
         totals = {name: sum(sums[name] for sums in out.values()) for name in _ROLLUP_NAMES}
         out.pop(None, None)
         return out, totals
-    totals = dict(conn.execute(f"SELECT {_ROLLUP_SUMS} FROM spend WHERE {where}", ["global", *args]).fetchone())
+    totals = dict(conn.execute(f"SELECT {_ROLLUP_SUMS} FROM spend WHERE {where} AND key = ?", [whole[0], *args, whole[1]]).fetchone())
     out = {}
-    sql = f"SELECT key, {_ROLLUP_SUMS} FROM spend WHERE {where} GROUP BY key"
-    for row in conn.execute(sql, [_ROLLUP_DIM[by], *args]):
+    sql = f"SELECT key, {_ROLLUP_SUMS} FROM spend WHERE {where}{' AND key = ?' if cli else ''} GROUP BY key"
+    for row in conn.execute(sql, [_ROLLUP_DIM[by], *args, *([cli] if cli else [])]):
         row = dict(row)
         _add(out, row.pop("key"), row)
     if by != "tool":  # calls without a value for this grouping: what the grouped rows leave of the totals

@@ -1,0 +1,157 @@
+"""One view across agent CLIs (issue 16, item 6): every report, view, budget scope and the
+dashboard filter (`--cli NAME`) and group (`--by cli`) by the agent CLI that made the call —
+claude, openclaw, codex — which is not the sub-agent type (`--by agent`, `agent:<type>`).
+
+Rows of all three CLIs are written through the real write path (store/writes.py), the
+codex ones shaped as Codex capture stores them (thread and response id, OpenAI model)."""
+
+import json
+import sqlite3
+import subprocess
+
+import pytest
+from conftest import COSTHOOK
+
+from costhook.store import db, rollup, writes
+
+NOW = "2026-11-21T12:00:00Z"
+
+
+def call(key, agent, session, timestamp, cost_tokens, *, model="claude-sonnet-4-5", agent_type=None, agent_id=None,
+         project="/home/dev/acme", tools=(), cron_job=None) -> dict:
+    return {
+        "key": key, "agent": agent, "session_id": session, "timestamp": timestamp, "model": model,
+        "project": project, "agent_type": agent_type, "agent_id": agent_id, "cron_job": cron_job,
+        "input_tokens": cost_tokens, "output_tokens": 10, "cache_write_5m_tokens": 0, "cache_write_1h_tokens": 0,
+        "cache_read_tokens": 5, "tools": list(tools),
+    }
+
+
+# One call's cost: 1,000 nano-USD per input token, so `cost_tokens` = cost in micro-dollars.
+def price(record):
+    return record["input_tokens"] * 1000, "computed"
+
+
+CALLS = [
+    # Claude Code: a main thread and an Explore sub-agent.
+    call("msg_1:req_1", "claude", "c1-session", "2026-11-20T09:00:00.000Z", 3000, tools=["Bash"]),
+    call("msg_2:req_2", "claude", "c1-session", "2026-11-20T09:05:00.000Z", 1000, agent_type="Explore",
+         agent_id="a1"),
+    # OpenClaw: a cron run.
+    call("oc-msg-1", "openclaw", "o1-session", "2026-11-20T10:00:00.000Z", 500, model="gpt-5-mini",
+         project="/home/dev/.openclaw/workspace", cron_job="job-1"),
+    # Codex: a main thread and a guardian sub-agent, keyed by (thread, response).
+    call("019a-thread:resp_1", "codex", "x1-session", "2026-11-20T11:00:00.000Z", 7000, model="gpt-5-codex",
+         tools=["exec_command"]),
+    call("019a-guard:resp_2", "codex", "x1-session", "2026-11-20T11:01:00.000Z", 2000, model="gpt-5-codex",
+         agent_type="guardian", agent_id="019a-guard"),
+    call("019a-thread:resp_3", "codex", "x1-session", "2026-11-21T08:00:00.000Z", 1500, model="gpt-5-codex"),
+]
+
+
+def write(conn, calls) -> None:
+    with db.transaction(conn):
+        writes.merge_requests(conn, {c["key"]: dict(c) for c in calls}, price)
+
+
+@pytest.fixture
+def three(home):
+    conn = db.connect()
+    write(conn, CALLS)
+    conn.close()
+    return home
+
+
+def run(*args, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def as_json(*args):
+    return json.loads(run(*args, "--format", "json").stdout)
+
+
+def spend_rows(conn, dim) -> list:
+    return [tuple(r) for r in conn.execute("SELECT * FROM spend WHERE dim = ? ORDER BY key, bucket", (dim,))]
+
+
+# ------------------------------------------------------------------ the rollup -----
+
+
+def test_the_rollup_has_a_cli_dimension_equal_to_a_rebuild(tmp_path):
+    conn = db.connect(tmp_path / "c.db")
+    for c in CALLS:  # one call at a time, as hooks write them
+        write(conn, [c])
+    kept = spend_rows(conn, "cli")
+    assert {r[1] for r in kept} == {"claude", "openclaw", "codex"}
+    assert sum(r[3] for r in kept if r[1] == "codex") == 10_500_000
+    rollup.rebuild_spend(conn)
+    assert spend_rows(conn, "cli") == kept
+
+
+def test_the_migration_adds_the_cli_rows_to_an_existing_database(tmp_path):
+    path = tmp_path / "old.db"
+    conn = db.connect(path)
+    write(conn, CALLS)
+    before = {dim: spend_rows(conn, dim) for dim in ("global", "model", "tool", "cli")}
+    # As a database of the schema before: no cli rows in the rollup.
+    conn.execute("DELETE FROM spend WHERE dim = 'cli'")
+    conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION - 1}")
+    conn.close()
+    conn = db.connect(path)
+    assert {dim: spend_rows(conn, dim) for dim in before} == before
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
+
+
+# ------------------------------------------------------------------ report ---------
+
+
+def test_report_by_cli_has_one_row_per_agent_cli(three):
+    data = as_json("report", "--by", "cli")
+    assert data["group_by"] == "cli"
+    assert {r["key"]: (r["requests"], r["cost_usd"]) for r in data["rows"]} == {
+        "codex": (3, 0.0105), "claude": (2, 0.004), "openclaw": (1, 0.0005)}
+    assert [r["key"] for r in data["rows"]] == ["codex", "claude", "openclaw"]  # costliest first
+    table = run("report", "--by", "cli").stdout
+    assert table.splitlines()[0].split()[0] == "cli" and "codex" in table
+
+
+def test_report_by_agent_still_means_the_sub_agent_type(three):
+    keys = {r["key"] for r in as_json("report", "--by", "agent")["rows"]}
+    assert keys == {"(main)", "Explore", "guardian"}
+
+
+@pytest.mark.parametrize("by", ["day", "model", "agent", "session", "tool", "cli"])
+def test_report_cli_filter(three, by):
+    data = as_json("report", "--by", by, "--cli", "codex")
+    assert data["totals"]["requests"] == 3 and data["totals"]["cost_usd"] == 0.0105
+    if by == "model":
+        assert [r["key"] for r in data["rows"]] == ["gpt-5-codex"]
+    if by == "agent":
+        assert {r["key"] for r in data["rows"]} == {"(main)", "guardian"}
+    if by == "cli":
+        assert [r["key"] for r in data["rows"]] == ["codex"]
+
+
+def test_report_cli_filter_reads_the_rollup_as_the_calls_say(three):
+    from datetime import date
+
+    from costhook import timeframe
+    from costhook.views import report
+
+    conn = db.connect()
+    tz = timeframe.local_zone("Asia/Kolkata")
+    for by in ("day", "week", "hour", "cli"):
+        for win in (timeframe.Window(), timeframe.dates_window(date(2026, 11, 21), date(2026, 11, 30), tz)):
+            for cli in ("claude", "openclaw", "codex"):
+                fast = report.report(conn, by, win=win, tz=tz, filters={"agent": cli})
+                slow = report.report(conn, by, win=win, tz=tz, filters={"agent": cli}, source="requests")
+                assert fast == slow, (by, cli)
+
+
+def test_report_rejects_an_unknown_cli(three):
+    proc = run("report", "--cli", "cursor", check=False)
+    assert proc.returncode == 2 and "cursor" in proc.stderr and "Traceback" not in proc.stderr
