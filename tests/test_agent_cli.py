@@ -155,3 +155,80 @@ def test_report_cli_filter_reads_the_rollup_as_the_calls_say(three):
 def test_report_rejects_an_unknown_cli(three):
     proc = run("report", "--cli", "cursor", check=False)
     assert proc.returncode == 2 and "cursor" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ budgets --------
+
+
+def today(hour_offset_minutes: int = 0) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    moment = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=hour_offset_minutes)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@pytest.fixture
+def claude_and_codex_today(home, tmp_path):
+    """A Claude Code session with one $0.003 call (its real transcript, read by the real
+    hook) and $0.05 of Codex calls, all made today; a config writer."""
+    from test_budgets import write_calls
+
+    transcript = tmp_path / "s-1.jsonl"
+    write_calls(transcript, [("m1", 1000, today())])
+    conn = db.connect()
+    write(conn, [call("019b-thread:resp_9", "codex", "x-today", today(5), 30_000, model="gpt-5-codex"),
+                 call("019b-thread:resp_10", "codex", "x-today", today(4), 20_000, model="gpt-5-codex")])
+    conn.close()
+    config = tmp_path / "config.toml"
+    return transcript, lambda text: config.write_text(text)
+
+
+def claude_prompt(transcript):
+    from conftest import run_hook
+    from test_budgets import event
+
+    proc = run_hook(event(transcript, "UserPromptSubmit", prompt="hello"))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout) if proc.stdout else None
+
+
+def test_a_cli_budget_governs_only_that_agent_cli(claude_and_codex_today):
+    transcript, configure = claude_and_codex_today
+    # Codex spent $0.05 of a $0.01 daily cap: that says nothing about Claude Code.
+    configure('[[budgets]]\nscope = "cli:codex"\nperiod = "daily"\nlimit = 0.01\naction = "block"\n')
+    assert claude_prompt(transcript) is None
+    status = as_json("budget", "status")
+    assert (status[0]["id"], status[0]["spent"], status[0]["state"]) == ("daily-cli-codex", 0.05, "blocking")
+    # Claude Code's own cap counts its own $0.003 only, not Codex's $0.05.
+    configure('[[budgets]]\nscope = "cli:claude"\nperiod = "daily"\nlimit = 0.002\naction = "block"\n')
+    out = claude_prompt(transcript)
+    assert out["decision"] == "block"
+    assert out["reason"].startswith("costhook: Budget daily/cli:claude: $0.003 of $0.002 (150%)")
+    configure('[[budgets]]\nscope = "cli:claude"\nperiod = "daily"\nlimit = 0.004\naction = "block"\n')
+    assert claude_prompt(transcript) is None
+    # A session budget scoped to one CLI.
+    configure('[[budgets]]\nscope = "cli:claude"\nperiod = "session"\nlimit = 0.002\naction = "block"\n')
+    assert claude_prompt(transcript)["decision"] == "block"
+
+
+def test_openclaw_gates_judge_cli_budgets_as_openclaw(home, tmp_path, monkeypatch):
+    from test_openclaw_hook import MAIN, build_agent_store, events_of, hook, payload, silent
+
+    root = tmp_path / "openclaw-state"
+    build_agent_store(root / "agents" / "main" / "agent" / "openclaw-agent.sqlite",
+                      {MAIN: ("agent:main:main", events_of(MAIN))})
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(root))
+    config = tmp_path / "config.toml"
+    config.write_text('[[budgets]]\nscope = "cli:claude"\nperiod = "session"\nlimit = 0.05\naction = "block"\n')
+    silent(hook(payload("before_tool_call", {"toolName": "exec", "toolCallId": "toolu_01MAINexec"})))
+    config.write_text('[[budgets]]\nscope = "cli:openclaw"\nperiod = "session"\nlimit = 0.05\naction = "block"\n')
+    decision = json.loads(hook(payload("before_tool_call", {"toolName": "exec", "toolCallId": "toolu_01MAINexec"})).stdout)
+    assert decision["block"] is True and "Budget session/cli:openclaw: $0.1137 of $0.05" in decision["blockReason"]
+
+
+def test_budget_set_takes_a_cli_scope_and_refuses_an_unknown_cli(home, tmp_path):
+    proc = run("budget", "set", "--scope", "cli:codex", "--period", "monthly", "--limit", "20")
+    assert "monthly-cli-codex" in proc.stdout
+    bad = run("budget", "set", "--scope", "cli:cursor", "--period", "monthly", "--limit", "20", check=False)
+    assert bad.returncode != 0 and "cli:cursor" in bad.stderr and "cli:codex" in bad.stderr
+    assert "Traceback" not in bad.stderr
