@@ -232,3 +232,81 @@ def test_budget_set_takes_a_cli_scope_and_refuses_an_unknown_cli(home, tmp_path)
     bad = run("budget", "set", "--scope", "cli:cursor", "--period", "monthly", "--limit", "20", check=False)
     assert bad.returncode != 0 and "cli:cursor" in bad.stderr and "cli:codex" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------ views ----------
+
+
+def view(*args):
+    return as_json(*args, "--now", NOW, "--tz", "UTC")
+
+
+def test_top_ranks_agent_clis_and_filters_by_one(three):
+    data = view("top", "--by", "cli")
+    assert [(r["key"], r["requests"]) for r in data["rows"]] == [("codex", 3), ("claude", 2), ("openclaw", 1)]
+    assert data["rows"][0]["share"] == round(10_500 / 15_000, 6)
+    assert "Top agent CLIs" in run("top", "--by", "cli", "--now", NOW).stdout
+    codex = view("top", "--by", "agent", "--cli", "codex")
+    assert {r["key"] for r in codex["rows"]} == {"(main)", "guardian"}
+    assert codex["total"] == {"cost_usd": 0.0105, "requests": 3, "unpriced_requests": 0}
+    assert codex["period"]["cli"] == "codex"
+    sessions = view("top", "--by", "session")["rows"]
+    assert {r["key"]: r["cli"] for r in sessions} == {"x1-session": "codex", "c1-session": "claude",
+                                                      "o1-session": "openclaw"}
+    assert [r["key"] for r in view("top", "--by", "model", "--cli", "openclaw")["rows"]] == ["gpt-5-mini"]
+    assert [r["key"] for r in view("top", "--by", "tool", "--cli", "codex")["rows"]] == ["exec_command",
+                                                                                         "(reasoning/answer)"]
+
+
+def test_summary_and_trends_of_one_cli(three):
+    assert view("summary")["periods"]["all"]["cost_usd"] == 0.015
+    codex = view("summary", "--cli", "codex")
+    assert codex["periods"]["all"]["cost_usd"] == 0.0105 and codex["periods"]["today"]["requests"] == 1
+    assert view("summary", "--cli", "claude")["periods"]["yesterday"]["cost_usd"] == 0.004
+    rows = {r["day"]: r["cost_usd"] for r in view("trends", "--days", "3", "--cli", "codex")["rows"]}
+    assert rows == {"2026-11-19": 0, "2026-11-20": 0.009, "2026-11-21": 0.0015}
+    assert view("trends", "--days", "3", "--cli", "openclaw")["total_usd"] == 0.0005
+
+
+def test_the_activity_views_take_cli(three):
+    assert view("tools", "--period", "all", "--cli", "claude")["total"] == {"cost_usd": 0.004, "requests": 2}
+    blocks = view("blocks", "--period", "all", "--cli", "codex")["blocks"]
+    assert [(b["start"], b["requests"]) for b in blocks] == [("2026-11-20T11:00:00.000Z", 2), ("2026-11-21T08:00:00.000Z", 1)]
+    assert view("idle", "--period", "all", "--cli", "openclaw")["total_cost_usd"] == 0.0005
+    assert view("efficiency", "--period", "all", "--cli", "codex")["cost_usd"] == 0.0105
+    cache = view("cache", "--period", "all", "--cli", "claude")
+    assert [m["model"] for m in cache["by_model"]] == ["claude-sonnet-4-5"]
+
+
+def test_tree_says_which_cli_ran_the_session(three):
+    tree = view("tree", "--period", "all", "--cli", "codex")
+    assert (tree["id"], tree["cli"]) == ("x1-session", "codex")
+    assert [c["label"] for c in tree["children"]] == ["main thread", "guardian"]
+    assert view("tree", "c1-session")["cli"] == "claude"
+
+
+def test_whatif_by_cli(three):
+    rows = view("whatif", "--by", "cli", "--to", "claude-haiku-4-5", "--days", "7")["rows"]
+    assert {(r["scope"], r["key"], r["from_model"]) for r in rows} == {
+        ("cli", "claude", "claude-sonnet-4-5"), ("cli", "codex", "gpt-5-codex"), ("cli", "openclaw", "gpt-5-mini")}
+    assert next(r for r in rows if r["key"] == "codex")["requests"] == 3
+    only = view("whatif", "--cli", "claude", "--to", "claude-haiku-4-5", "--days", "7", "--by", "model")
+    assert [r["from_model"] for r in only["rows"]] == ["claude-sonnet-4-5"]
+    assert [r["key"] for r in view("whatif", "--by", "cli", "--only", "codex", "--to", "claude-haiku-4-5")["rows"]] == ["codex"]
+
+
+def test_anomalies_of_one_cli(home):
+    """A Codex day 10x its usual spend is an anomaly of Codex's, while the same day across
+    every CLI (a heavy Claude Code user) is ordinary."""
+    calls = []
+    for day in range(12, 21):  # 2026-11-12 … 2026-11-20
+        calls.append(call(f"c{day}", "claude", f"c-{day}", f"2026-11-{day}T09:00:00.000Z", 1_000_000))
+        calls.append(call(f"x{day}:r", "codex", f"x-{day}", f"2026-11-{day}T10:00:00.000Z",
+                          200_000 if day == 20 else 20_000, model="gpt-5-codex"))
+    conn = db.connect()
+    write(conn, calls)
+    conn.close()
+    assert [a for a in view("anomalies", "--days", "3")["anomalies"] if a["kind"] == "day"] == []
+    found = view("anomalies", "--days", "3", "--cli", "codex")["anomalies"]
+    assert [(a["kind"], a["key"]) for a in found] == [("session", "x-20"), ("day", "2026-11-20")]
+    assert view("anomalies", "--days", "3", "--cli", "claude")["anomalies"] == []

@@ -4,6 +4,7 @@ dashboard/. Every view prints a table, or its data with `--format json`."""
 import click
 
 from costhook.cli.common import (
+    cli_option,
     days_option,
     db_option,
     emit,
@@ -23,11 +24,12 @@ from costhook.views import cache as cache_views
 
 
 @click.command()
+@cli_option
 @view_options
-def summary(fmt, tz_name, now_text, db_path):
+def summary(cli, fmt, tz_name, now_text, db_path):
     """Spend today, yesterday, this week and month, last month, all time; projection and burn rate."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = spend.summary(open_store(db_path), now, tz)
+    data = spend.summary(open_store(db_path), now, tz, cli)
 
     def render(d):
         p = d["periods"]
@@ -51,11 +53,12 @@ def summary(fmt, tz_name, now_text, db_path):
               help="What to rank.")
 @period_option("week")
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000), help="Rows shown.")
+@cli_option
 @view_options
-def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
-    """Leaderboards: the most expensive sessions, projects, models, tools… with their share."""
+def top(by, period_name, limit, cli, fmt, tz_name, now_text, db_path):
+    """Leaderboards: the most expensive sessions, projects, models, tools, agent CLIs… with their share."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = spend.top(open_store(db_path), by, period(period_name, now, tz), limit)
+    data = spend.top(open_store(db_path), by, period(period_name, now, tz).only(cli), limit)
 
     def render(d):
         if not d["rows"]:
@@ -70,7 +73,8 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
             rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", money(o["cost_usd"]), percent(o["share"]), ""]
                         + ([""] * 2 if by == "session" else []))
         rows.append(["TOTAL", money(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
-        return f"Top {plural(by)}, {d['period']['label']}\n" + grid(rows, {1, 2, 3})
+        only = f", {d['period']['cli']} only" if d["period"].get("cli") else ""
+        return f"Top {'agent CLIs' if by == 'cli' else plural(by)}, {d['period']['label']}{only}\n" + grid(rows, {1, 2, 3})
 
     emit(fmt, data, render)
 
@@ -78,13 +82,14 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
 @click.command()
 @click.argument("session_id", required=False)
 @period_option("week", help="Without SESSION_ID: the period's most expensive session with sub-agents.")
+@cli_option
 @view_options
-def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
+def tree(session_id, period_name, cli, fmt, tz_name, now_text, db_path):
     """A session's cost tree: main thread, sub-agents, child sessions, with shares."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
     if session_id is None:
-        found = activity.sessions_with_subagents(conn, period(period_name, now, tz), candidates=50)
+        found = activity.sessions_with_subagents(conn, period(period_name, now, tz).only(cli), candidates=50)
         if not found:
             raise click.ClickException("no session with sub-agents in that period; give a SESSION_ID")
         session_id = found[0]
@@ -99,12 +104,13 @@ def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
 @click.command()
 @session_option
 @period_option()
+@cli_option
 @view_options
-def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
+def tools(session_id, period_name, cli, fmt, tz_name, now_text, db_path):
     """Cost by tool: the share of spend that went to calls requesting each tool."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
-    data = activity.by_tool(conn, period(period_name, now, tz), session_id=session(conn, session_id))
+    data = activity.by_tool(conn, period(period_name, now, tz).only(cli), session_id=session(conn, session_id))
 
     def render(d):
         if not d["rows"]:
@@ -122,22 +128,24 @@ def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
 @click.command()
 @session_option
 @period_option()
+@cli_option
 @view_options
-def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
+def cache(session_id, period_name, cli, fmt, tz_name, now_text, db_path):
     """Cache efficiency: hit ratio, dollars saved by cache reads, cache writes never read."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
-    data = cache_views.cache_efficiency(conn, period(period_name, now, tz), now, price_table(cfg), session_id=session(conn, session_id))
+    data = cache_views.cache_efficiency(conn, period(period_name, now, tz).only(cli), now, price_table(cfg), session_id=session(conn, session_id))
     emit(fmt, data, render_cache)
 
 
 @click.command()
 @days_option
+@cli_option
 @view_options
-def anomalies(days, fmt, tz_name, now_text, db_path):
+def anomalies(days, cli, fmt, tz_name, now_text, db_path):
     """Days, sessions and cron runs costing at least 2x the average of their kind just before them."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = anomaly_views.anomalies(open_store(db_path), now, tz, days)
+    data = anomaly_views.anomalies(open_store(db_path), now, tz, days, cli)
 
     def render(d):
         if not d["anomalies"]:
@@ -157,14 +165,15 @@ def anomalies(days, fmt, tz_name, now_text, db_path):
 @click.option("--from", "from_model", help="Only calls made with this model.")
 @click.option("--by", type=click.Choice(list(cache_views.WHATIF_BY)), default="project", show_default=True,
               help="What each row is.")
-@click.option("--only", help="Only this project / skill / sub-agent type (as shown in the table).")
+@click.option("--only", help="Only this project / skill / sub-agent type / model / agent CLI (as shown in the table).")
 @days_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="Rows shown.")
+@cli_option
 @view_options
-def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, db_path):
+def whatif(to_model, from_model, by, only, days, limit, cli, fmt, tz_name, now_text, db_path):
     """What another model would have cost for the same calls (real token counts)."""
     cfg, tz, now = setup(tz_name, now_text)
-    conn, window = open_store(db_path), period(f"{days}d", now, tz)
+    conn, window = open_store(db_path), period(f"{days}d", now, tz).only(cli)
     try:
         data = cache_views.whatif(conn, window, now, by=(by,), to_model=to_model,
                                   from_model=from_model, only=only, table=price_table(cfg))
@@ -182,12 +191,13 @@ def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, 
 
 @click.command()
 @period_option()
+@cli_option
 @view_options
-def idle(period_name, fmt, tz_name, now_text, db_path):
+def idle(period_name, cli, fmt, tz_name, now_text, db_path):
     """Idle cost: turns and sessions that spent tokens but changed nothing."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
-    data = activity.idle(conn, period(period_name, now, tz))
+    data = activity.idle(conn, period(period_name, now, tz).only(cli))
     short = report.short_sessions(conn, [s["session_id"] for s in data["top_idle_sessions"]])
     emit(fmt, data, lambda d: render_idle(d, short))
 
@@ -195,12 +205,13 @@ def idle(period_name, fmt, tz_name, now_text, db_path):
 @click.command()
 @period_option()
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(0, 100000), help="Sessions listed (0 = all).")
+@cli_option
 @view_options
-def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
+def efficiency(period_name, limit, cli, fmt, tz_name, now_text, db_path):
     """Efficiency score: useful actions per dollar per session, graded A/B/C."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
-    data = activity.efficiency(conn, period(period_name, now, tz), limit=limit)
+    data = activity.efficiency(conn, period(period_name, now, tz).only(cli), limit=limit)
     short = report.short_sessions(conn, [r["session_id"] for r in data["sessions"]])
 
     def render(d):
@@ -220,11 +231,12 @@ def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
 @click.command()
 @period_option()
 @click.option("--active", is_flag=True, help="Only the current window.")
+@cli_option
 @view_options
-def blocks(period_name, active, fmt, tz_name, now_text, db_path):
+def blocks(period_name, active, cli, fmt, tz_name, now_text, db_path):
     """Claude's 5-hour usage windows: cost per window, burn rate and projection (estimates)."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = activity.blocks(open_store(db_path), now, period(period_name, now, tz))
+    data = activity.blocks(open_store(db_path), now, period(period_name, now, tz).only(cli))
     if active:
         data["blocks"] = [b for b in data["blocks"] if b["active"]]
 
@@ -244,11 +256,12 @@ def blocks(period_name, active, fmt, tz_name, now_text, db_path):
 
 @click.command()
 @days_option
+@cli_option
 @view_options
-def trends(days, fmt, tz_name, now_text, db_path):
+def trends(days, cli, fmt, tz_name, now_text, db_path):
     """Spend per day with a sparkline, and the week-over-week change."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = spend.trends(open_store(db_path), now, tz, days)
+    data = spend.trends(open_store(db_path), now, tz, days, cli)
 
     def render(d):
         if not any(r["requests"] for r in d["rows"]):

@@ -9,15 +9,16 @@ from costhook.views.report import usd
 from costhook.views.rollup import daily_costs
 
 
-def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
+def anomalies(conn, now: datetime, tz, days: int = 30, cli: str | None = None) -> dict:
     """Days, sessions and cron runs of the last `days` days that cost >= 2x the rolling
-    7-day average of their kind. No configuration."""
+    7-day average of their kind. No configuration. With `cli`, of that agent CLI's calls
+    only: its days, its sessions against its sessions, its cron runs (OpenClaw's)."""
     today = now.astimezone(tz).date()
     first_day = today - timedelta(days=days - 1)
     found = []
     # Days, in the user's zone, from the rollup.
     history_start = datetime.combine(first_day - timedelta(days=7), datetime.min.time(), tz)
-    costs = daily_costs(conn, history_start, None, tz)
+    costs = daily_costs(conn, history_start, None, tz, cli)
     day = first_day
     while day <= today:
         previous = [costs.get((day - timedelta(days=i)).isoformat(), {}).get("cost", 0) for i in range(1, 8)]
@@ -34,16 +35,24 @@ def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
         (bucket_on_boundary(floor_bucket(window_start - timedelta(days=7)), ""),),
     ):
         sessions.append((first, key, cost, last))
+    if cli:  # a session is one agent CLI's: its first call says which
+        sessions = [s for s in sessions if _session_cli(conn, s[1]) == cli]
     sessions.sort()
     found += _rolling("session", sessions, window_start)
     # Cron runs (OpenClaw): views/cron.py owns what a run is and costs, and flags them with the same rule.
     # An isolated cron run is a session of its own, costing what the session costs: when both
     # are flagged it is one event, listed once, as the cron run (which names the job).
-    runs = _cron_anomalies(conn, window_start)
+    runs = _cron_anomalies(conn, window_start) if cli in (None, "openclaw") else []
     run_sessions = {run["session_id"] for run in runs if run.get("session_id")}
     found = [x for x in found if not (x["kind"] == "session" and x["key"] in run_sessions)] + runs
     found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
-    return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), "anomalies": found}
+    return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), **({"cli": cli} if cli else {}),
+            "anomalies": found}
+
+
+def _session_cli(conn, session_id: str) -> str | None:
+    row = conn.execute("SELECT agent FROM requests WHERE session_id = ? ORDER BY timestamp LIMIT 1", (session_id,)).fetchone()
+    return row[0] if row else None
 
 
 def _cron_anomalies(conn, window_start: datetime) -> list:

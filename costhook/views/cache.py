@@ -88,14 +88,14 @@ def _cache_out(s: dict) -> dict:
     }
 
 
-WHATIF_BY = ("project", "skill", "agent", "model")
-_SCOPE_SQL = {"project": "project", "skill": "skill", "agent": "agent_type", "model": "model"}
+WHATIF_BY = ("project", "skill", "agent", "model", "cli")
+_SCOPE_SQL = {"project": "project", "skill": "skill", "agent": "agent_type", "model": "model", "cli": "agent"}
 
 
 def whatif(conn, p: Period, now: datetime, *, by=("project",), to_model: str | None = None,
            from_model: str | None = None, only: str | None = None, table=None) -> dict:
     """What the period's calls would have cost on another model, from their real token
-    counts: per scope value (project, skill, sub-agent type) and model actually used."""
+    counts: per scope value (project, skill, sub-agent type, agent CLI) and model actually used."""
     table = table or prices.load_table()
     by = (by,) if isinstance(by, str) else tuple(by)
     for scope in by:
@@ -119,7 +119,7 @@ def whatif(conn, p: Period, now: datetime, *, by=("project",), to_model: str | N
     sql = f"""
         SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(keys))}{''.join(f', {c}' for c in scope_cols)},
                count(*), sum(input_tokens), sum(output_tokens), sum(cache_write_5m_tokens), sum(cache_write_1h_tokens),
-               sum(cache_read_tokens), sum(web_search_requests), coalesce(sum(cost_nanousd), 0), sum(cost_nanousd IS NULL)
+               sum(cache_read_tokens), coalesce(sum(web_search_requests), 0), coalesce(sum(cost_nanousd), 0), sum(cost_nanousd IS NULL)
         FROM requests WHERE model = ? AND {where}
         GROUP BY {', '.join([f'k{i}' for i in range(len(keys))] + scope_cols)}"""
     results = {}
