@@ -310,3 +310,36 @@ def test_anomalies_of_one_cli(home):
     found = view("anomalies", "--days", "3", "--cli", "codex")["anomalies"]
     assert [(a["kind"], a["key"]) for a in found] == [("session", "x-20"), ("day", "2026-11-20")]
     assert view("anomalies", "--days", "3", "--cli", "claude")["anomalies"] == []
+
+
+# ------------------------------------------------------------------ dashboard ------
+
+
+def note(*args) -> str:
+    return run("dashboard", "--stdout", "--now", NOW, "--tz", "UTC", *args).stdout
+
+
+def board(text: str, title: str) -> list:
+    """The first column of a leaderboard's table in the note."""
+    lines = text.split(f"**{title}**", 1)[1].lstrip("\n").splitlines()
+    table = lines[:next((i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))]
+    return [line.split("|")[1].strip() for line in table[2:]]
+
+
+def test_the_dashboard_ranks_agent_clis_and_can_show_one(three):
+    everything = note()
+    assert board(everything, "Agent CLIs") == ["codex", "claude", "openclaw"]
+    codex = note("--cli", "codex")
+    assert "## Summary, codex only" in codex and "**Agent CLIs**" not in codex
+    assert board(codex, "Sub-agent types") == ["(main)", "guardian"]
+    summary = codex.split("## Summary", 1)[1].split("##", 1)[0]
+    assert "| All time | **$0.0105** | 3 |" in summary
+    assert "gpt-5-mini" not in codex  # OpenClaw's model is nowhere in Codex's note
+
+
+def test_the_dashboard_cli_can_be_configured(three, tmp_path):
+    (tmp_path / "config.toml").write_text('[dashboard]\ncli = "claude"\n')
+    assert "## Summary, claude only" in note()
+    (tmp_path / "config.toml").write_text('[dashboard]\ncli = "cursor"\n')
+    bad = run("dashboard", "--stdout", check=False)
+    assert bad.returncode == 1 and "dashboard.cli" in bad.stderr and "Traceback" not in bad.stderr

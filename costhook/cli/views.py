@@ -286,13 +286,17 @@ def trends(days, cli, fmt, tz_name, now_text, db_path):
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the note instead of writing it.")
 @click.option("--tz", "tz_name", help="IANA time zone (default: config `timezone`, else local).")
 @click.option("--now", "now_text", metavar="ISO8601", help="Pretend it is this moment (reproducible output).")
+@cli_option
 @db_option
-def dashboard(vault, note, to_stdout, tz_name, now_text, db_path):
+def dashboard(vault, note, to_stdout, tz_name, now_text, cli, db_path):
     """Write the cost dashboard note into your Obsidian vault (atomically)."""
     from costhook.dashboard import note as dash
 
     cfg, tz, now = setup(tz_name, now_text)
     settings = cfg.get("dashboard") or {}
+    if cli:  # the note of one agent CLI (config: [dashboard] cli)
+        settings = {**settings, "cli": cli}
+        cfg = {**cfg, "dashboard": settings}
     vault = vault or settings.get("vault")
     note = note or settings.get("note") or dash.DEFAULT_NOTE
     conn = open_store(db_path)

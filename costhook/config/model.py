@@ -132,6 +132,7 @@ class Dashboard(Strict):
     note: str = "costhook/Cost dashboard.md"
     refresh_on_session_end: bool = False
     min_interval_seconds: float = Field(default=60, ge=0)  # SessionEnd refreshes at most this often
+    cli: Literal[AGENT_CLIS] | None = None  # a note of one agent CLI's calls only (claude, openclaw, codex)
 
 
 class Config(Strict):

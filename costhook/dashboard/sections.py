@@ -43,7 +43,7 @@ def summary(data: dict) -> str:
     proj = s["projection"]
     burn = s["burn_rate"]["today_usd_per_hour"]
     return "\n".join([
-        "## Summary",
+        f"## Summary, {md_text(data['cli'])} only" if data.get("cli") else "## Summary",
         "",
         md_table(["Period", "Spend", "Calls"], [
             [f"Today ({_day(p['today'], tz)})", f"**{money(p['today']['cost_usd'])}**", f"{p['today']['requests']:,}"],
@@ -175,7 +175,7 @@ def models(data: dict) -> str:
 
 
 def leaderboards(data: dict) -> str:
-    """The week's costliest sessions, projects, models, sub-agent types and skills."""
+    """The week's costliest sessions, projects, models, sub-agent types, skills and agent CLIs."""
     tz = data["tz"]
     week = data["week"]
     lines = [f"## Leaderboards, {week.label}", ""]
@@ -187,9 +187,10 @@ def leaderboards(data: dict) -> str:
                   md_table(["Session", "Project", "Started", "Spend", "Share"], [
                       [_short(data, r["key"]), md_text(rollup.project_name(r.get("project"))), _when(r.get("started_at"), tz),
                        money(r["cost_usd"]), percent(r["share"])] for r in sessions_top["rows"]], "lllrr")]
-        for by, title in (("project", "Projects"), ("model", "Models"), ("agent", "Sub-agent types"), ("skill", "Skills")):
-            board = data["top"][by]
-            if not board["rows"] or (by in ("agent", "skill") and len(board["rows"]) == 1):
+        for by, title in (("cli", "Agent CLIs"), ("project", "Projects"), ("model", "Models"), ("agent", "Sub-agent types"),
+                          ("skill", "Skills")):
+            board = data["top"].get(by) or {"rows": []}
+            if not board["rows"] or (by in ("agent", "skill", "cli") and len(board["rows"]) == 1):
                 continue
             lines += ["", f"**{title}**", "", md_table([title[:-1], "Spend", "Share", "Calls", ""], [
                 [md_text(r.get("name") or r["key"]), money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}",

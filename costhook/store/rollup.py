@@ -128,7 +128,7 @@ class SpendDelta:
 _DIMENSION_SQL = {
     "project_name": "replace(rtrim(project, '/'), rtrim(rtrim(project, '/'), replace(rtrim(project, '/'), '/', '')), '')",
 }
-_BUCKET_SQL = "coalesce(substr(timestamp, 1, 14) || printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15), '0000-00-00T00:00')"
+BUCKET_SQL = "coalesce(substr(timestamp, 1, 14) || printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15), '0000-00-00T00:00')"
 
 
 def rebuild_spend(conn: sqlite3.Connection) -> None:
@@ -153,10 +153,10 @@ def _insert_dimension(conn: sqlite3.Connection, dim: str) -> None:
     key = "''" if column is None else _DIMENSION_SQL.get(column, column)
     conn.execute(
         f"""INSERT INTO spend (dim, key, bucket, {measures})
-            SELECT '{dim}', {key}, {_BUCKET_SQL}, coalesce(sum(cost_nanousd), 0), {token_sums},
+            SELECT '{dim}', {key}, {BUCKET_SQL}, coalesce(sum(cost_nanousd), 0), {token_sums},
                    coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
             FROM requests WHERE {key} IS NOT NULL
-            GROUP BY {key}, {_BUCKET_SQL}"""
+            GROUP BY {key}, {BUCKET_SQL}"""
     )
 
 

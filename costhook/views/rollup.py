@@ -37,6 +37,9 @@ def rollup_by_key(conn, p: Period, dim: str) -> dict:
     if p.cli and dim != "cli":
         return _by_key_from_calls(conn, p, dim)
     first, last = p.buckets()
+    if p.cli:  # by CLI, of one CLI
+        found = rollup_total(conn, p)
+        return {p.cli: found} if found["requests"] else {}
     out = {}
     for key, cost, tokens, requests, unpriced in conn.execute(
         """SELECT key, sum(cost_nanousd), sum(tokens), sum(requests), sum(unpriced)
