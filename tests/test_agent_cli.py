@@ -96,6 +96,7 @@ def test_the_migration_adds_the_cli_rows_to_an_existing_database(tmp_path):
     conn = db.connect(path)
     write(conn, CALLS)
     before = {dim: spend_rows(conn, dim) for dim in ("global", "model", "tool", "cli")}
+    assert {r[1] for r in before["cli"]} == {"claude", "openclaw", "codex"}
     # As a database of the schema before: no cli rows in the rollup.
     conn.execute("DELETE FROM spend WHERE dim = 'cli'")
     conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION - 1}")
@@ -286,6 +287,8 @@ def test_tree_says_which_cli_ran_the_session(three):
 
 
 def test_whatif_by_cli(three):
+    # Rows without a web-search count (Codex's, OpenClaw's) made every what-if crash.
+    assert view("whatif", "--to", "claude-haiku-4-5", "--days", "7")["rows"]
     rows = view("whatif", "--by", "cli", "--to", "claude-haiku-4-5", "--days", "7")["rows"]
     assert {(r["scope"], r["key"], r["from_model"]) for r in rows} == {
         ("cli", "claude", "claude-sonnet-4-5"), ("cli", "codex", "gpt-5-codex"), ("cli", "openclaw", "gpt-5-mini")}
