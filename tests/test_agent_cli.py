@@ -346,3 +346,18 @@ def test_the_dashboard_cli_can_be_configured(three, tmp_path):
     (tmp_path / "config.toml").write_text('[dashboard]\ncli = "cursor"\n')
     bad = run("dashboard", "--stdout", check=False)
     assert bad.returncode == 1 and "dashboard.cli" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_claude_codes_statusline_shows_only_budgets_that_govern_it(claude_and_codex_today, tmp_path):
+    from test_budgets import ingest
+    from test_statusline import line, statusline_payload
+
+    transcript, configure = claude_and_codex_today
+    conn = db.connect()
+    ingest(conn, transcript)
+    conn.close()
+    payload = statusline_payload(session_id="s-1", transcript_path=str(transcript))
+    configure('[[budgets]]\nscope = "cli:codex"\nperiod = "daily"\nlimit = 0.01\naction = "block"\n')
+    assert line(payload) == "$0.003 session · 1K tok"  # Codex's spent budget is not Claude Code's
+    configure('[[budgets]]\nscope = "cli:claude"\nperiod = "daily"\nlimit = 0.1\naction = "block"\n')
+    assert line(payload) == "$0.003 session · 1K tok · daily claude $0.003/$0.10"
