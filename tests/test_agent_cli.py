@@ -361,3 +361,19 @@ def test_claude_codes_statusline_shows_only_budgets_that_govern_it(claude_and_co
     assert line(payload) == "$0.003 session · 1K tok"  # Codex's spent budget is not Claude Code's
     configure('[[budgets]]\nscope = "cli:claude"\nperiod = "daily"\nlimit = 0.1\naction = "block"\n')
     assert line(payload) == "$0.003 session · 1K tok · daily claude $0.003/$0.10"
+
+
+def test_no_spend_of_one_cli_says_which(home):
+    conn = db.connect()
+    write(conn, CALLS[:2])  # Claude Code's calls only
+    conn.close()
+    assert run("report", "--cli", "codex").stdout == "No codex spend recorded.\n"
+    assert run("top", "--cli", "openclaw", "--now", NOW).stdout.strip() == "No openclaw spend this week (2026-W47)."
+    assert run("trends", "--cli", "codex", "--now", NOW).stdout.strip() == "No codex spend in the last 30 days."
+
+
+def test_the_fast_report_path_takes_cli():
+    from costhook.cli import report_fast
+
+    assert report_fast.parse(["--by", "cli", "--cli", "codex"])["cli"] == "codex"
+    assert report_fast.parse(["--cli", "cursor"]) is None  # click says what is wrong

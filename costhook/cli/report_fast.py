@@ -119,7 +119,7 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     data = report.report(conn, by, win=win, tz=tz, filters=filters, table=price_table(cfg) if by == "message" else None)
     fmt = options["fmt"]
     if not data["rows"] and fmt in ("table", "markdown"):
-        return no_spend(label) + "\n"
+        return no_spend(label, options.get("cli")) + "\n"
     if fmt == "json":
         import json
 

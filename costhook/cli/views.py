@@ -62,7 +62,7 @@ def top(by, period_name, limit, cli, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["rows"]:
-            return no_spend(d["period"]["label"])
+            return no_spend(d["period"]["label"], d["period"].get("cli"))
         head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else [])
         rows = [head]
         for r in d["rows"]:
@@ -114,7 +114,7 @@ def tools(session_id, period_name, cli, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["rows"]:
-            return no_spend(d["period"]["label"])
+            return no_spend(d["period"]["label"], d["period"].get("cli"))
         rows = [["tool", "cost", "share", "calls"]]
         rows += [[r["tool"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
         text = grid(rows, {1, 2, 3})
@@ -184,7 +184,7 @@ def whatif(to_model, from_model, by, only, days, limit, cli, fmt, tz_name, now_t
                       for name in ("requests", "actual_usd", "whatif_usd", "savings_usd")}
     data["rows"] = data["rows"][:limit]
     if not data["rows"] and fmt == "table" and not spend.top(conn, "model", window, 1)["rows"]:
-        emit(fmt, data, lambda d: no_spend(d["period"]["label"]))  # nothing spent at all, not just nothing to compare
+        emit(fmt, data, lambda d: no_spend(d["period"]["label"], d["period"].get("cli")))  # nothing spent at all, not just nothing to compare
         return
     emit(fmt, data, render_whatif)
 
@@ -216,7 +216,7 @@ def efficiency(period_name, limit, cli, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["sessions"] and not d["cost_usd"]:
-            return no_spend(d["period"]["label"])
+            return no_spend(d["period"]["label"], d["period"].get("cli"))
         head = (f"{d['actions']:,} useful actions for {money(d['cost_usd'])}: "
                 f"{d['actions_per_usd'] if d['actions_per_usd'] is not None else '–'} per dollar; grades "
                 + ", ".join(f"{g} {n}" for g, n in d["grades"].items()))
@@ -242,7 +242,7 @@ def blocks(period_name, active, cli, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["blocks"]:
-            return no_spend(d["period"]["label"])
+            return no_spend(d["period"]["label"], d["period"].get("cli"))
         rows = [["window start", "last call", "cost", "tokens", "calls", "status"]]
         for b in d["blocks"]:
             start = _local(b["start"], tz)
@@ -265,7 +265,7 @@ def trends(days, cli, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not any(r["requests"] for r in d["rows"]):
-            return no_spend(f"last {d['days']} days")
+            return no_spend(f"last {d['days']} days", d.get("cli"))
         change = d["change_7_days"]
         lines = [f"{d['rows'][0]['day']} {d['sparkline']} {d['rows'][-1]['day']}",
                  f"total {money(d['total_usd'])}, {money(d['daily_average_usd'])}/day on average"
@@ -351,7 +351,7 @@ def render_tree(d: dict, short: dict | None = None) -> str:
 
 def render_cache(d: dict) -> str:
     if not d["by_model"]:
-        return no_spend(d["period"]["label"])
+        return no_spend(d["period"]["label"], d["period"].get("cli"))
     rows = [["model", "hit ratio", "saved", "writes", "never read", "wasted"]]
     for r in [*d["by_model"], {"model": "TOTAL", **d["totals"]}]:
         rows.append([r["model"], percent(r["hit_ratio"]), money(r["saved_usd"]), money(r["cache_write_cost_usd"]),
@@ -379,7 +379,7 @@ def render_whatif(d: dict) -> str:
 
 def render_idle(d: dict, short: dict | None = None) -> str:
     if not d["turns"] and not d["total_cost_usd"] and not d["heartbeats"]["turns"]:
-        return no_spend(d["period"]["label"])
+        return no_spend(d["period"]["label"], d["period"].get("cli"))
     lines = [f"Idle cost {d['period']['label']}: {money(d['idle_cost_usd'])} ({percent(d['idle_share'])} of {money(d['total_cost_usd'])}); "
              f"{d['idle_turns']:,} of {d['turns']:,} turns, {d['idle_sessions']:,} of {d['sessions']:,} sessions idle."]
     hb = d["heartbeats"]
