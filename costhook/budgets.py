@@ -204,6 +204,8 @@ def _sum_rollup(conn, budget: dict, first: str, last: str, tokens: bool) -> tupl
     measure = "coalesce(sum(tokens), 0)" if tokens else "coalesce(sum(cost_nanousd), 0)"
     if kind == "global":
         keys, args = "key = ''", []
+    elif kind == "cli":  # the rollup's rows carry their agent CLI
+        kind, keys, args = "global", "key = '' AND cli = ?", [target]
     elif kind == "project" and "/" not in target:
         kind, keys, args = "project_name", "key = ?", [target]
     elif kind == "project":

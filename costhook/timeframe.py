@@ -188,7 +188,7 @@ class Period:
     """A named stretch of time: `start` on a quarter hour (UTC), `end` exclusive; None =
     open (`all`; rolling periods run up to now and anything later). `cli`, when set
     (`only`), narrows it to the calls of one agent CLI: every view reads a stretch of
-    calls through its window and rollup keys, so one attribute filters them all."""
+    calls through its window or its rollup rows, so one attribute filters them all."""
 
     __slots__ = ("name", "label", "start", "end", "cli")
 
@@ -209,10 +209,6 @@ class Period:
     def buckets(self) -> tuple[str, str]:
         """[first, last) rollup buckets; calls without a time are in no period's range."""
         return bucket_on_boundary(self.start, "0000-00-00T00:01"), bucket_on_boundary(self.end, "9999")
-
-    def rollup_key(self) -> tuple[str, str]:
-        """The `spend` rollup's (dim, key) holding all of this period's calls per bucket."""
-        return ("cli", self.cli) if self.cli else ("global", "")
 
     def to_json(self) -> dict:
         out = {

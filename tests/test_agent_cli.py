@@ -74,37 +74,50 @@ def as_json(*args):
 
 
 def spend_rows(conn, dim) -> list:
-    return [tuple(r) for r in conn.execute("SELECT * FROM spend WHERE dim = ? ORDER BY key, bucket", (dim,))]
+    return [tuple(r) for r in conn.execute("SELECT * FROM spend WHERE dim = ? ORDER BY key, bucket, cli", (dim,))]
 
 
 # ------------------------------------------------------------------ the rollup -----
 
 
-def test_the_rollup_has_a_cli_dimension_equal_to_a_rebuild(tmp_path):
+def all_spend(conn) -> list:
+    return [tuple(r) for r in conn.execute("SELECT * FROM spend ORDER BY dim, key, bucket, cli")]
+
+
+def test_every_rollup_row_names_its_agent_cli_as_a_rebuild_does(tmp_path):
     conn = db.connect(tmp_path / "c.db")
     for c in CALLS:  # one call at a time, as hooks write them
         write(conn, [c])
-    kept = spend_rows(conn, "cli")
-    assert {r[1] for r in kept} == {"claude", "openclaw", "codex"}
-    assert sum(r[3] for r in kept if r[1] == "codex") == 10_500_000
+    kept = all_spend(conn)
+    by_cli = dict(conn.execute("SELECT cli, sum(cost_nanousd) FROM spend WHERE dim = 'global' GROUP BY cli").fetchall())
+    assert by_cli == {"claude": 4_000_000, "openclaw": 500_000, "codex": 10_500_000}
+    # Every dimension holds each CLI's calls: the codex rows of the model dimension are gpt-5-codex's.
+    assert [r[0] for r in conn.execute("SELECT DISTINCT key FROM spend WHERE dim = 'model' AND cli = 'codex'")] == ["gpt-5-codex"]
     rollup.rebuild_spend(conn)
-    assert spend_rows(conn, "cli") == kept
+    assert all_spend(conn) == kept
 
 
-def test_the_migration_adds_the_cli_rows_to_an_existing_database(tmp_path):
+def test_the_migration_gives_an_existing_rollup_its_cli(tmp_path):
     path = tmp_path / "old.db"
     conn = db.connect(path)
     write(conn, CALLS)
-    before = {dim: spend_rows(conn, dim) for dim in ("global", "model", "tool", "cli")}
-    assert {r[1] for r in before["cli"]} == {"claude", "openclaw", "codex"}
-    # As a database of the schema before: no cli rows in the rollup.
-    conn.execute("DELETE FROM spend WHERE dim = 'cli'")
-    conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION - 1}")
+    expected = all_spend(conn)
+    # The database as the schema before made it: no cli column, one row per (dim, key, bucket).
+    measures = ", ".join(rollup.SPEND_MEASURES)
+    conn.executescript(f"""
+        CREATE TABLE old AS SELECT dim, key, bucket, {", ".join(f"sum({m}) AS {m}" for m in rollup.SPEND_MEASURES)}
+            FROM spend GROUP BY dim, key, bucket;
+        DROP TABLE spend;
+        CREATE TABLE spend (dim TEXT, key TEXT, bucket TEXT, {", ".join(f"{m} INTEGER" for m in rollup.SPEND_MEASURES)},
+                            PRIMARY KEY (dim, key, bucket));
+        INSERT INTO spend (dim, key, bucket, {measures}) SELECT dim, key, bucket, {measures} FROM old;
+        DROP TABLE old;
+        PRAGMA user_version = {db.SCHEMA_VERSION - 1};""")
     conn.close()
     conn = db.connect(path)
-    assert {dim: spend_rows(conn, dim) for dim in before} == before
-    raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
+    assert all_spend(conn) == expected
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
+    write(conn, [call("019c:resp_1", "codex", "x2", "2026-11-21T09:00:00.000Z", 100, model="gpt-5-codex")])  # writes still add up
 
 
 # ------------------------------------------------------------------ report ---------

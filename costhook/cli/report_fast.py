@@ -127,9 +127,9 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     if fmt == "csv":
         return _csv(data)
     text = render_table(data, markdown=(fmt == "markdown")) + "\n"
-    # unpriced_models reads every call row in the window; an unfiltered report's totals
-    # already say whether it would find any.
-    if filters or data["totals"]["unpriced_requests"]:
+    # unpriced_models reads every call row in the window; the totals of a report that read
+    # the rollup (unfiltered, or of one agent CLI) already say whether it would find any.
+    if set(filters) - {"agent"} or data["totals"]["unpriced_requests"]:
         unpriced = report.unpriced_models(conn, win, filters)
         if unpriced:
             names = ", ".join(f"{(md_text if fmt == 'markdown' else term_text)(u['model'])} ({u['requests']})"

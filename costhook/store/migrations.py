@@ -264,12 +264,29 @@ def m007_subagent_names(db: sqlite_utils.Database) -> None:
 
 
 def m011_agent_cli(db: sqlite_utils.Database) -> None:
-    """The agent CLI (`requests.agent`: claude, openclaw, codex) as a rollup dimension,
-    `cli`, so `report --by cli`, the views' `--cli` and `cli:<name>` budgets sum the
-    rollup; the other dimensions are left as they are."""
-    from costhook.store.rollup import rebuild_spend_dimension
+    """The agent CLI (`requests.agent`: claude, openclaw, codex) on every rollup row, so
+    that `report --by cli`, every view's `--cli` and `cli:<name>` budgets sum the rollup
+    like their every-CLI forms. The key gains the column: the table is made again and
+    rebuilt from the calls, in one savepoint (a crash leaves the old table, and the step
+    runs again)."""
+    conn = db.conn
+    if "cli" in db["spend"].columns_dict:
+        return
+    from costhook.store.rollup import SPEND_MEASURES, rebuild_spend
 
-    rebuild_spend_dimension(db.conn, "cli")
+    conn.execute("SAVEPOINT m011_agent_cli")
+    try:
+        conn.execute("DROP TABLE spend")
+        measures = ", ".join(f"{m} INTEGER" for m in SPEND_MEASURES)
+        # cli last: the columns before it keep their places for `SELECT *` readers
+        conn.execute(f"""CREATE TABLE spend (dim TEXT, key TEXT, bucket TEXT, {measures},
+                         cli TEXT NOT NULL DEFAULT '', PRIMARY KEY (dim, key, bucket, cli))""")
+        rebuild_spend(conn)
+    except BaseException:
+        conn.execute("ROLLBACK TO m011_agent_cli")
+        conn.execute("RELEASE m011_agent_cli")
+        raise
+    conn.execute("RELEASE m011_agent_cli")
 
 
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,

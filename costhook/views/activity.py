@@ -9,7 +9,7 @@ from costhook.usage import NANO
 from costhook.views import report
 from costhook.views.calls import sequence
 from costhook.views.report import NO_TOOL, usd
-from costhook.views.rollup import fill_projects, project_name, rollup_by_key, rollup_total, share
+from costhook.views.rollup import fill_projects, of_cli, project_name, rollup_by_key, rollup_total, share
 
 ACK_OUTPUT_TOKENS = 300  # an answer this short (or none) is an acknowledgement
 BLOCK_HOURS = 5
@@ -243,11 +243,12 @@ def blocks(conn, now: datetime, p: Period) -> dict:
     plus the exact first and last call times; the active one with burn rate and projection.
     A period narrowed to one agent CLI (`Period.only`) has the windows of its calls."""
     first, last = p.buckets()
-    dim, key = p.rollup_key()
+    narrow, more = of_cli(p.cli)
     buckets = conn.execute(
-        """SELECT bucket, cost_nanousd, tokens, requests, unpriced FROM spend
-           WHERE dim = ? AND key = ? AND bucket >= ? AND bucket < ? AND requests > 0 ORDER BY bucket""",
-        (dim, key, first, last),
+        f"""SELECT bucket, sum(cost_nanousd), sum(tokens), sum(requests), sum(unpriced) FROM spend
+            WHERE dim = 'global' AND bucket >= ? AND bucket < ?{narrow} GROUP BY bucket HAVING sum(requests) > 0
+            ORDER BY bucket""",
+        (first, last, *more),
     ).fetchall()
     out, current = [], None
     prev_bucket = None

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from costhook.timeframe import bucket_on_boundary, floor_bucket, utc_iso
 from costhook.views.anomaly_rule import ANOMALY_MIN_BASELINE, ANOMALY_RULE, is_anomaly
 from costhook.views.report import usd
-from costhook.views.rollup import daily_costs
+from costhook.views.rollup import daily_costs, of_cli
 
 
 def anomalies(conn, now: datetime, tz, days: int = 30, cli: str | None = None) -> dict:
@@ -29,14 +29,13 @@ def anomalies(conn, now: datetime, tz, days: int = 30, cli: str | None = None) -
     # Sessions: whole-session cost against sessions that started in the 7 days before.
     window_start = datetime.combine(first_day, datetime.min.time(), tz).astimezone(timezone.utc)
     sessions = []
+    narrow, more = of_cli(cli)
     for key, first, last, cost in conn.execute(
-        """SELECT key, min(bucket), max(bucket), sum(cost_nanousd) FROM spend WHERE dim = 'session'
-           GROUP BY key HAVING max(bucket) >= ?""",
-        (bucket_on_boundary(floor_bucket(window_start - timedelta(days=7)), ""),),
+        f"""SELECT key, min(bucket), max(bucket), sum(cost_nanousd) FROM spend WHERE dim = 'session'{narrow}
+            GROUP BY key HAVING max(bucket) >= ?""",
+        (*more, bucket_on_boundary(floor_bucket(window_start - timedelta(days=7)), "")),
     ):
         sessions.append((first, key, cost, last))
-    if cli:  # a session is one agent CLI's: its first call says which
-        sessions = [s for s in sessions if _session_cli(conn, s[1]) == cli]
     sessions.sort()
     found += _rolling("session", sessions, window_start)
     # Cron runs (OpenClaw): views/cron.py owns what a run is and costs, and flags them with the same rule.
@@ -48,11 +47,6 @@ def anomalies(conn, now: datetime, tz, days: int = 30, cli: str | None = None) -
     found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
     return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), **({"cli": cli} if cli else {}),
             "anomalies": found}
-
-
-def _session_cli(conn, session_id: str) -> str | None:
-    row = conn.execute("SELECT agent FROM requests WHERE session_id = ? ORDER BY timestamp LIMIT 1", (session_id,)).fetchone()
-    return row[0] if row else None
 
 
 def _cron_anomalies(conn, window_start: datetime) -> list:

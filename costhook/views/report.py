@@ -60,9 +60,8 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
         where, args = _where(win, filters or {})
         totals_row = conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone()
         return {"group_by": by, "rows": message_rows(conn, where, args, table), "totals": _measures(dict(totals_row))}
-    cli = (filters or {}).get("agent")
-    if source == "rollup" or (source == "auto" and (not filters or (set(filters) == {"agent"}
-                                                                   and (by in TIME_GROUPS or by == "cli")))):
+    cli = (filters or {}).get("agent")  # one agent CLI's calls: the rollup rows carry it
+    if source == "rollup" or (source == "auto" and set(filters or {}) <= {"agent"}):
         raw, totals = _from_rollup(conn, by, win, tz, cli)
     else:
         raw, totals = _from_requests(conn, by, win, tz, filters or {})
@@ -173,7 +172,7 @@ def _from_requests(conn, by, win, tz, filters) -> tuple[dict, dict]:
 
 
 _ROLLUP_DIM = {"project": "project", "session": "session", "model": "model", "agent": "agent",
-               "skill": "skill", "cron": "cron", "tool": "tool", "cli": "cli"}
+               "skill": "skill", "cron": "cron", "tool": "tool"}
 _ROLLUP_SUMS = """sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
     sum(cache_write_5m_tokens) AS cache_write_5m_tokens, sum(cache_write_1h_tokens) AS cache_write_1h_tokens,
     sum(cache_read_tokens) AS cache_read_tokens, sum(cost_nanousd) AS cost_nanousd, sum(unpriced) AS unpriced_requests"""
@@ -182,27 +181,29 @@ _ROLLUP_NAMES = ("requests", *TOKEN_MEASURES, "cost_nanousd", "unpriced_requests
 
 def _from_rollup(conn, by, win, tz, cli: str | None = None) -> tuple[dict, dict]:
     """The grouped sums and the totals from the rollup: of every call, or (`cli`) of one
-    agent CLI's calls, grouped by time or by CLI."""
+    agent CLI's calls."""
     where, args = "dim = ?", []
-    whole = ["cli", cli] if cli else ["global", ""]  # the dim and key holding all the calls asked for
     if win.start:
         where += " AND bucket >= ?"
         args.append(win.start[:16])
     if win.end:
         where += " AND bucket < ?"
         args.append(win.end[:16])
+    if cli:
+        where += " AND cli = ?"
+        args.append(cli)
     if by in TIME_GROUPS:
         # One scan for the periods and the totals: calls without a time have the bucket
         # '0000-00-00T00:00', which is no date, so their period is None.
-        out = _by_period(conn, by, f"SELECT * FROM spend WHERE {where} AND key = ?", [whole[0], *args, whole[1]],
-                         _ROLLUP_SUMS, tz)
+        out = _by_period(conn, by, f"SELECT * FROM spend WHERE {where}", ["global", *args], _ROLLUP_SUMS, tz)
         totals = {name: sum(sums[name] for sums in out.values()) for name in _ROLLUP_NAMES}
         out.pop(None, None)
         return out, totals
-    totals = dict(conn.execute(f"SELECT {_ROLLUP_SUMS} FROM spend WHERE {where} AND key = ?", [whole[0], *args, whole[1]]).fetchone())
+    totals = dict(conn.execute(f"SELECT {_ROLLUP_SUMS} FROM spend WHERE {where}", ["global", *args]).fetchone())
     out = {}
-    sql = f"SELECT key, {_ROLLUP_SUMS} FROM spend WHERE {where}{' AND key = ?' if cli else ''} GROUP BY key"
-    for row in conn.execute(sql, [_ROLLUP_DIM[by], *args, *([cli] if cli else [])]):
+    key = "cli" if by == "cli" else "key"  # the CLIs: the global rows by their cli
+    sql = f"SELECT {key} AS key, {_ROLLUP_SUMS} FROM spend WHERE {where} GROUP BY {key}"
+    for row in conn.execute(sql, ["global" if by == "cli" else _ROLLUP_DIM[by], *args]):
         row = dict(row)
         _add(out, row.pop("key"), row)
     if by != "tool":  # calls without a value for this grouping: what the grouped rows leave of the totals

@@ -4,9 +4,7 @@ period, cost per local day, a share, a project's short name."""
 import os
 from datetime import datetime, timedelta
 
-from costhook.store.rollup import SPEND_DIMENSIONS
 from costhook.timeframe import Period, bucket_on_boundary, bucket_time
-from costhook.usage import TOKEN_FIELDS
 from costhook.views.report import NONE_KEY
 
 
@@ -15,62 +13,39 @@ def share(part: int, whole: int) -> float | None:
     return round(part / whole, 6) if whole else None
 
 
-def rollup_total(conn, p: Period, dim: str | None = None, key: str = "") -> dict:
-    """Cost, tokens, calls and unpriced calls of one rollup key over the period (default:
-    all of the period's calls, those of its agent CLI when it names one)."""
-    if dim is None:
-        dim, key = p.rollup_key()
+def of_cli(cli: str | None) -> tuple[str, list]:
+    """SQL narrowing `spend` rows to one agent CLI's ("" and no argument: every CLI's)."""
+    return (" AND cli = ?", [cli]) if cli else ("", [])
+
+
+def rollup_total(conn, p: Period, dim: str = "global", key: str = "") -> dict:
+    """Cost, tokens, calls and unpriced calls of one rollup key over the period (of the
+    period's agent CLI when it names one)."""
     first, last = p.buckets()
+    narrow, more = of_cli(p.cli)
     row = conn.execute(
-        """SELECT coalesce(sum(cost_nanousd), 0), coalesce(sum(tokens), 0), coalesce(sum(requests), 0),
-                  coalesce(sum(unpriced), 0)
-           FROM spend WHERE dim = ? AND key = ? AND bucket >= ? AND bucket < ?""",
-        (dim, key, first, last),
+        f"""SELECT coalesce(sum(cost_nanousd), 0), coalesce(sum(tokens), 0), coalesce(sum(requests), 0),
+                   coalesce(sum(unpriced), 0)
+            FROM spend WHERE dim = ? AND key = ? AND bucket >= ? AND bucket < ?{narrow}""",
+        (dim, key, first, last, *more),
     ).fetchone()
     return {"cost": int(row[0]), "tokens": int(row[1]), "requests": int(row[2]), "unpriced": int(row[3])}
 
 
 def rollup_by_key(conn, p: Period, dim: str) -> dict:
-    """Key -> cost, tokens, calls and unpriced calls of a rollup dimension over the period.
-    A period narrowed to one agent CLI reads its calls instead: the rollup does not cross
-    the CLI with the other dimensions (a session or model belongs to one CLI, mostly)."""
-    if p.cli and dim != "cli":
-        return _by_key_from_calls(conn, p, dim)
+    """Key -> cost, tokens, calls and unpriced calls of a rollup dimension over the period
+    (of the period's agent CLI when it names one). `cli`: the agent CLIs themselves."""
     first, last = p.buckets()
-    if p.cli:  # by CLI, of one CLI
-        found = rollup_total(conn, p)
-        return {p.cli: found} if found["requests"] else {}
+    narrow, more = of_cli(p.cli)
+    key = "cli" if dim == "cli" else "key"
     out = {}
     for key, cost, tokens, requests, unpriced in conn.execute(
-        """SELECT key, sum(cost_nanousd), sum(tokens), sum(requests), sum(unpriced)
-           FROM spend WHERE dim = ? AND bucket >= ? AND bucket < ? GROUP BY key""",
-        (dim, first, last),
+        f"""SELECT {key}, sum(cost_nanousd), sum(tokens), sum(requests), sum(unpriced)
+            FROM spend WHERE dim = ? AND bucket >= ? AND bucket < ?{narrow} GROUP BY {key}""",
+        ("global" if dim == "cli" else dim, first, last, *more),
     ):
         if requests:
             out[key] = {"cost": int(cost), "tokens": int(tokens), "requests": int(requests), "unpriced": int(unpriced)}
-    return out
-
-
-_TOKENS = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)  # as the rollup's `tokens`
-
-
-def _by_key_from_calls(conn, p: Period, dim: str) -> dict:
-    column = dict(SPEND_DIMENSIONS)[dim]
-    where, args = p.window().where()
-    out = {}
-    for key, cost, tokens, requests, unpriced in conn.execute(
-        f"""SELECT {"project" if dim == "project_name" else column}, coalesce(sum(cost_nanousd), 0), coalesce(sum({_TOKENS}), 0),
-                   count(*), sum(cost_nanousd IS NULL)
-            FROM requests WHERE {where} GROUP BY 1""", args):
-        if dim == "project_name" and key is not None:
-            key = os.path.basename(key.rstrip("/")) or None
-        if key is None or not requests:
-            continue
-        g = out.setdefault(key, {"cost": 0, "tokens": 0, "requests": 0, "unpriced": 0})
-        g["cost"] += int(cost)
-        g["tokens"] += int(tokens)
-        g["requests"] += int(requests)
-        g["unpriced"] += int(unpriced)
     return out
 
 
@@ -79,10 +54,11 @@ def daily_costs(conn, start: datetime, end: datetime | None, tz, cli: str | None
     of every call or of one agent CLI's."""
     out, hours = {}, {}
     first, last = bucket_on_boundary(start, ""), bucket_on_boundary(end, "9999")
-    dim, key = ("cli", cli) if cli else ("global", "")
+    narrow, more = of_cli(cli)
     for bucket, cost, tokens, requests, unpriced in conn.execute(
-        "SELECT bucket, cost_nanousd, tokens, requests, unpriced FROM spend WHERE dim = ? AND key = ? AND bucket >= ? AND bucket < ?",
-        (dim, key, first, last),
+        f"""SELECT bucket, cost_nanousd, tokens, requests, unpriced FROM spend
+            WHERE dim = 'global' AND key = '' AND bucket >= ? AND bucket < ?{narrow}""",
+        (first, last, *more),
     ):
         hour = hours.get(bucket[:13])
         if hour is None:
@@ -111,14 +87,11 @@ def fill_projects(conn, items: list, session_ids: list) -> None:
 
 def unpriced_models(conn, p: Period) -> list:
     """Models with unpriced calls in the period (from the rollup): [{model, requests}]."""
-    if p.cli:
-        found = _by_key_from_calls(conn, p, "model")
-        return [{"model": m, "requests": g["unpriced"]}
-                for m, g in sorted(found.items(), key=lambda kv: (-kv[1]["unpriced"], kv[0])) if g["unpriced"]]
     first, last = p.buckets()
+    narrow, more = of_cli(p.cli)
     return [{"model": key, "requests": int(n)} for key, n in conn.execute(
-        """SELECT key, sum(unpriced) FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?
-           GROUP BY key HAVING sum(unpriced) > 0 ORDER BY 2 DESC, key""", (first, last))]
+        f"""SELECT key, sum(unpriced) FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?{narrow}
+            GROUP BY key HAVING sum(unpriced) > 0 ORDER BY 2 DESC, key""", (first, last, *more))]
 
 
 def window_models(conn, p: Period) -> list:

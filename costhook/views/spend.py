@@ -6,11 +6,10 @@ from datetime import datetime, timedelta
 
 from costhook import text
 from costhook.timeframe import Period, calendar_months, period, this_year, utc_iso
-from costhook.store.rollup import BUCKET_SQL
 from costhook.usage import NANO
 from costhook.views import report
 from costhook.views.report import MAIN_AGENT, NONE_KEY, usd
-from costhook.views.rollup import daily_costs, project_name, rollup_by_key, rollup_total, share
+from costhook.views.rollup import daily_costs, of_cli, project_name, rollup_by_key, rollup_total, share
 
 
 def summary(conn, now: datetime, tz, cli: str | None = None) -> dict:
@@ -171,19 +170,15 @@ def trends(conn, now: datetime, tz, days: int = 30, cli: str | None = None) -> d
 def models_by_month(conn, now: datetime, tz, months: int = 6, top_models: int = 4, cli: str | None = None) -> dict:
     """Spend per model in each of the last `months` calendar months (from the first with
     spend): the `top_models` costliest models of those months by name, the rest as `other`.
-    One pass over the rollup's model rows of those months; with `cli`, over that agent
-    CLI's calls (summed per model and 15-minute bucket in SQL)."""
+    One pass over the rollup's model rows of those months (of agent CLI `cli`'s calls, if given)."""
     periods = calendar_months(now, tz, months)
     edges = [p.buckets()[0] for p in periods]  # each month's first bucket, ascending
     sums = [{} for _ in periods]
-    if cli:
-        sql = f"""SELECT model, {BUCKET_SQL} AS b, coalesce(sum(cost_nanousd), 0), count(*) FROM requests
-                  WHERE agent = ? AND timestamp >= ? AND timestamp < ? AND model IS NOT NULL GROUP BY model, b"""
-        args = (cli, edges[0], periods[-1].buckets()[1])
-    else:
-        sql = "SELECT key, bucket, cost_nanousd, requests FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?"
-        args = (edges[0], periods[-1].buckets()[1])
-    for key, bucket, cost, requests in conn.execute(sql, args):
+    narrow, more = of_cli(cli)
+    for key, bucket, cost, requests in conn.execute(
+        f"SELECT key, bucket, cost_nanousd, requests FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?{narrow}",
+        (edges[0], periods[-1].buckets()[1], *more),
+    ):
         month = sums[bisect_right(edges, bucket) - 1]
         g = month.setdefault(key, {"cost": 0, "requests": 0})
         g["cost"] += cost
