@@ -260,6 +260,8 @@ def test_top_ranks_agent_clis_and_filters_by_one(three):
     assert [(r["key"], r["requests"]) for r in data["rows"]] == [("codex", 3), ("claude", 2), ("openclaw", 1)]
     assert data["rows"][0]["share"] == round(10_500 / 15_000, 6)
     assert "Top agent CLIs" in run("top", "--by", "cli", "--now", NOW).stdout
+    assert run("top", "--by", "agent", "--cli", "codex", "--now", NOW).stdout.startswith(
+        "Top sub-agent types, this week (2026-W47), codex only\n")
     codex = view("top", "--by", "agent", "--cli", "codex")
     assert {r["key"] for r in codex["rows"]} == {"(main)", "guardian"}
     assert codex["total"] == {"cost_usd": 0.0105, "requests": 3, "unpriced_requests": 0}

@@ -74,7 +74,8 @@ def top(by, period_name, limit, cli, fmt, tz_name, now_text, db_path):
                         + ([""] * 2 if by == "session" else []))
         rows.append(["TOTAL", money(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
         only = f", {d['period']['cli']} only" if d["period"].get("cli") else ""
-        return f"Top {'agent CLIs' if by == 'cli' else plural(by)}, {d['period']['label']}{only}\n" + grid(rows, {1, 2, 3})
+        title = {"cli": "agent CLIs", "agent": "sub-agent types"}.get(by) or plural(by)
+        return f"Top {title}, {d['period']['label']}{only}\n" + grid(rows, {1, 2, 3})
 
     emit(fmt, data, render)
 
