@@ -392,3 +392,21 @@ def test_the_fast_report_path_takes_cli():
 
     assert report_fast.parse(["--by", "cli", "--cli", "codex"])["cli"] == "codex"
     assert report_fast.parse(["--cli", "cursor"]) is None  # click says what is wrong
+
+
+def test_any_agents_hook_judges_cli_budgets_as_its_own_cli(claude_and_codex_today, monkeypatch):
+    """A new session of an agent whose hook names no CLI in its budget context (Codex's
+    first prompt: nothing recorded yet) is judged as the CLI of `costhook hook --agent`."""
+    from costhook import budgets
+    from costhook.agents import runtime
+
+    _, configure = claude_and_codex_today
+    configure('[[budgets]]\nscope = "cli:codex"\nperiod = "daily"\nlimit = 0.01\naction = "block"\n')
+    monkeypatch.setattr(runtime, "AGENT", "codex")
+    verdict = runtime.decide("UserPromptSubmit", lambda conn: (budgets.Context(session_id="new-thread"),
+                                                               runtime.user_config()["budgets"]), record=False)
+    assert verdict.block is not None and verdict.block.label() == "daily/cli:codex"
+    monkeypatch.setattr(runtime, "AGENT", "openclaw")
+    verdict = runtime.decide("before_agent_run", lambda conn: (budgets.Context(session_id="new-run"),
+                                                               runtime.user_config()["budgets"]), record=False)
+    assert verdict.block is None
