@@ -133,6 +133,13 @@ def test_report_by_cli_has_one_row_per_agent_cli(three):
     assert table.splitlines()[0].split()[0] == "cli" and "codex" in table
 
 
+def test_session_rows_say_which_cli_ran_them(three):
+    rows = as_json("report", "--by", "session")["rows"]
+    assert {r["key"]: r["cli"] for r in rows} == {"x1-session": "codex", "c1-session": "claude", "o1-session": "openclaw"}
+    table = run("top", "--by", "session", "--now", NOW).stdout.splitlines()
+    assert table[1].split()[-1] == "cli" and table[3].split()[-1] == "codex"
+
+
 def test_report_by_agent_still_means_the_sub_agent_type(three):
     keys = {r["key"] for r in as_json("report", "--by", "agent")["rows"]}
     assert keys == {"(main)", "Explore", "guardian"}

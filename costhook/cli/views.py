@@ -63,16 +63,18 @@ def top(by, period_name, limit, cli, fmt, tz_name, now_text, db_path):
     def render(d):
         if not d["rows"]:
             return no_spend(d["period"]["label"], d["period"].get("cli"))
-        head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else [])
+        clis = by == "session" and len({r.get("cli") for r in d["rows"]}) > 1  # a column only when it tells sessions apart
+        head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else []) + (["cli"] if clis else [])
         rows = [head]
         for r in d["rows"]:
             extra = [rollup.project_name(r.get("project")), (r.get("started_at") or "")[:16].replace("T", " ")] if by == "session" else []
+            extra += [r.get("cli") or ""] if clis else []
             rows.append([r.get("name") or r["key"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}", *extra])
         o = d["others"]
+        blank = [""] * (len(head) - 4)
         if o["count"]:
-            rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", money(o["cost_usd"]), percent(o["share"]), ""]
-                        + ([""] * 2 if by == "session" else []))
-        rows.append(["TOTAL", money(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
+            rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", money(o["cost_usd"]), percent(o["share"]), ""] + blank)
+        rows.append(["TOTAL", money(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + blank)
         only = f", {d['period']['cli']} only" if d["period"].get("cli") else ""
         title = {"cli": "agent CLIs", "agent": "sub-agent types"}.get(by) or plural(by)
         return f"Top {title}, {d['period']['label']}{only}\n" + grid(rows, {1, 2, 3})

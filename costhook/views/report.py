@@ -70,6 +70,10 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
         names = job_names(conn)
         for row in rows:
             row["name"] = names.get(row["key"], {}).get("name")
+    if by == "session":  # which agent CLI ran each session (the rollup's session rows say)
+        clis = dict(conn.execute("SELECT key, min(cli) FROM spend WHERE dim = 'session' GROUP BY key").fetchall())
+        for row in rows:
+            row["cli"] = clis.get(row["key"])
     if by in TIME_GROUPS:
         rows.sort(key=lambda r: r["key"])
     else:
