@@ -22,13 +22,13 @@ class Context:
 
     def __init__(self, session_id=None, project=None, model=None, agent_type=None, skill=None, cron_job=None,
                  cli=None):
-        self.cli = cli
         self.session_id = session_id
         self.project = project
         self.model = model
         self.agent_type = agent_type
         self.skill = skill
         self.cron_job = cron_job
+        self.cli = cli
 
 
 class Status:
