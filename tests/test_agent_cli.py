@@ -417,3 +417,18 @@ def test_any_agents_hook_judges_cli_budgets_as_its_own_cli(claude_and_codex_toda
     verdict = runtime.decide("before_agent_run", lambda conn: (budgets.Context(session_id="new-run"),
                                                                runtime.user_config()["budgets"]), record=False)
     assert verdict.block is None
+
+
+def test_budget_status_judges_a_cli_session_budget_on_that_clis_session(claude_and_codex_today):
+    """The latest call is Claude Code's; a per-session Codex budget is about Codex's session."""
+    from test_budgets import ingest
+
+    transcript, configure = claude_and_codex_today
+    conn = db.connect()
+    ingest(conn, transcript)
+    conn.close()
+    configure('[[budgets]]\nscope = "cli:codex"\nperiod = "session"\nlimit = 0.01\naction = "block"\n'
+              '[[budgets]]\nscope = "cli:claude"\nperiod = "session"\nlimit = 0.01\naction = "block"\n')
+    status = {s["id"]: (s["period_key"], s["spent"], s["state"]) for s in as_json("budget", "status")}
+    assert status == {"session-cli-codex": ("session:x-today", 0.05, "blocking"),
+                      "session-cli-claude": ("session:s-1", 0.003, "ok")}
