@@ -286,6 +286,8 @@ def test_summary_and_trends_of_one_cli(three):
     codex = view("summary", "--cli", "codex")
     assert codex["periods"]["all"]["cost_usd"] == 0.0105 and codex["periods"]["today"]["requests"] == 1
     assert view("summary", "--cli", "claude")["periods"]["yesterday"]["cost_usd"] == 0.004
+    assert run("summary", "--cli", "codex", "--now", NOW).stdout.startswith("codex only\nperiod ")
+    assert run("trends", "--cli", "codex", "--now", NOW).stdout.startswith("codex only\n")
     rows = {r["day"]: r["cost_usd"] for r in view("trends", "--days", "3", "--cli", "codex")["rows"]}
     assert rows == {"2026-11-19": 0, "2026-11-20": 0.009, "2026-11-21": 0.0015}
     assert view("trends", "--days", "3", "--cli", "openclaw")["total_usd"] == 0.0005

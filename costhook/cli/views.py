@@ -43,7 +43,8 @@ def summary(cli, fmt, tz_name, now_text, db_path):
         tail = [f"\nProjection: {pr['message']} ({money(pr['daily_average_usd'])}/day over the last 7 days, "
                 f"{pr['days_left']:.1f} days left).",
                 f"Burn rate today: {money(burn)}/hour." if burn is not None else "Burn rate today: –"]
-        return grid(rows, {1, 2, 3}) + "\n".join(tail)
+        only = f"{d['cli']} only\n" if d.get("cli") else ""  # whose spend, when not everyone's
+        return only + grid(rows, {1, 2, 3}) + "\n".join(tail)
 
     emit(fmt, data, render)
 
@@ -278,7 +279,8 @@ def trends(days, cli, fmt, tz_name, now_text, db_path):
         top_cost = max((r["cost_usd"] for r in d["rows"]), default=0) or 1
         rows = [["day", "cost", "calls", ""]]
         rows += [[r["day"], money(r["cost_usd"]), f"{r['requests']:,}", "█" * round(r["cost_usd"] / top_cost * 30)] for r in d["rows"]]
-        return "\n".join(lines) + "\n\n" + grid(rows, {1, 2})
+        only = [f"{d['cli']} only"] if d.get("cli") else []
+        return "\n".join(only + lines) + "\n\n" + grid(rows, {1, 2})
 
     emit(fmt, data, render)
 
