@@ -15,17 +15,20 @@ TOKEN_SUM = "input_tokens + output_tokens + cache_write_5m_tokens + cache_write_
 
 
 class Context:
-    """Who is asking: the session, its project and, where known, model, sub-agent, skill, cron job."""
+    """Who is asking: the session, its project and, where known, model, sub-agent, skill,
+    cron job and the agent CLI (claude, openclaw, codex)."""
 
-    __slots__ = ("session_id", "project", "model", "agent_type", "skill", "cron_job")
+    __slots__ = ("session_id", "project", "model", "agent_type", "skill", "cron_job", "cli")
 
-    def __init__(self, session_id=None, project=None, model=None, agent_type=None, skill=None, cron_job=None):
+    def __init__(self, session_id=None, project=None, model=None, agent_type=None, skill=None, cron_job=None,
+                 cli=None):
         self.session_id = session_id
         self.project = project
         self.model = model
         self.agent_type = agent_type
         self.skill = skill
         self.cron_job = cron_job
+        self.cli = cli
 
 
 class Status:
@@ -113,7 +116,7 @@ def applies(budget: dict, ctx: Context) -> bool:
         return project_matches(target, ctx.project)
     if kind == "model":
         return model_matches(target, ctx.model)
-    value = {"agent": ctx.agent_type, "skill": ctx.skill, "cron": ctx.cron_job}[kind]
+    value = {"agent": ctx.agent_type, "skill": ctx.skill, "cron": ctx.cron_job, "cli": ctx.cli}[kind]
     return value is not None and value == target
 
 
@@ -145,7 +148,7 @@ def _scope_filter(budget: dict) -> tuple[str, list]:
             like_prefix(target + "-"),
             like_prefix(target + "@"),
         ]
-    column = {"agent": "agent_type", "skill": "skill", "cron": "cron_job"}[kind]
+    column = {"agent": "agent_type", "skill": "skill", "cron": "cron_job", "cli": "agent"}[kind]
     return f"{column} = ?", [target]
 
 
@@ -201,6 +204,8 @@ def _sum_rollup(conn, budget: dict, first: str, last: str, tokens: bool) -> tupl
     measure = "coalesce(sum(tokens), 0)" if tokens else "coalesce(sum(cost_nanousd), 0)"
     if kind == "global":
         keys, args = "key = ''", []
+    elif kind == "cli":  # the rollup's rows carry their agent CLI
+        kind, keys, args = "global", "key = '' AND cli = ?", [target]
     elif kind == "project" and "/" not in target:
         kind, keys, args = "project_name", "key = ?", [target]
     elif kind == "project":
@@ -278,18 +283,21 @@ def fire_alerts(conn, statuses: list, now: datetime, ctx: Context) -> list:
 
 
 def session_context(conn, session_id: str | None, **known) -> Context:
-    """Fill in the session's current model and skill from its latest call (or SessionStart)."""
+    """Fill in the session's current model, skill and agent CLI from its latest call (or
+    SessionStart). A hook names its own CLI (`cli=`); the session's rows say it otherwise."""
     ctx = Context(session_id=session_id, **known)
-    if session_id and (ctx.model is None or ctx.skill is None):
+    if session_id and (ctx.model is None or ctx.skill is None or ctx.cli is None):
         row = conn.execute(
-            "SELECT model, skill FROM requests WHERE session_id = ? ORDER BY timestamp DESC LIMIT 1", (session_id,)
+            "SELECT model, skill, agent FROM requests WHERE session_id = ? ORDER BY timestamp DESC LIMIT 1", (session_id,)
         ).fetchone()
         if row is not None:
             ctx.model = ctx.model or row[0]
             ctx.skill = ctx.skill or row[1]
-        elif ctx.model is None:
-            row = conn.execute("SELECT model FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
-            ctx.model = row[0] if row else None
+            ctx.cli = ctx.cli or row[2]
+        elif ctx.model is None or ctx.cli is None:
+            row = conn.execute("SELECT model, agent FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+            ctx.model = ctx.model or (row[0] if row else None)
+            ctx.cli = ctx.cli or (row[1] if row else None)
     return ctx
 
 

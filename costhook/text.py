@@ -55,12 +55,14 @@ def money_change(nano: int, *, signed: bool = False) -> str:
     return sign + usd(abs(nano))
 
 
-def no_spend(label: str) -> str:
+def no_spend(label: str, cli: str | None = None) -> str:
     """The one line every view and the dashboard show for a period with no spend:
-    `No spend this week (2026-W47).`, `No spend in the last 7 days.`, `No spend recorded.`"""
+    `No spend this week (2026-W47).`, `No spend in the last 7 days.`, `No spend recorded.`;
+    of one agent CLI: `No codex spend recorded.`"""
+    what = f"No {term_text(cli)} spend" if cli else "No spend"
     if label == "all time":
-        return "No spend recorded."
-    return f"No spend {'in the ' + label if label.startswith('last ') and label[5:6].isdigit() else label}."
+        return f"{what} recorded."
+    return f"{what} {'in the ' + label if label.startswith('last ') and label[5:6].isdigit() else label}."
 
 
 

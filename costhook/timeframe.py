@@ -147,16 +147,18 @@ def period_bounds(period: str, now: datetime, tz) -> tuple[str, datetime, dateti
 
 
 class Window:
-    """A half-open UTC interval [start, end) of call times as ISO strings; None = unbounded."""
+    """The calls of a half-open UTC interval [start, end) of call times as ISO strings
+    (None = unbounded), and of one agent CLI (`cli`: claude, openclaw, codex) or all."""
 
-    __slots__ = ("start", "end")
+    __slots__ = ("start", "end", "cli")
 
-    def __init__(self, start: str | None = None, end: str | None = None):
+    def __init__(self, start: str | None = None, end: str | None = None, cli: str | None = None):
         self.start = start
         self.end = end
+        self.cli = cli
 
     def where(self) -> tuple[str, list]:
-        """SQL over `requests` (its `timestamp` column) and its arguments."""
+        """SQL over `requests` (its `timestamp` and `agent` columns) and its arguments."""
         clauses, args = [], []
         if self.start:
             clauses.append("timestamp >= ?")
@@ -164,6 +166,9 @@ class Window:
         if self.end:
             clauses.append("timestamp < ?")
             args.append(self.end)
+        if self.cli:
+            clauses.append("agent = ?")
+            args.append(self.cli)
         return (" AND ".join(clauses) or "1"), args
 
 
@@ -181,30 +186,40 @@ PERIOD_HELP = "today, yesterday, week, last-week, month, last-month, 7d, 30d, <N
 
 class Period:
     """A named stretch of time: `start` on a quarter hour (UTC), `end` exclusive; None =
-    open (`all`; rolling periods run up to now and anything later)."""
+    open (`all`; rolling periods run up to now and anything later). `cli`, when set
+    (`only`), narrows it to the calls of one agent CLI: every view reads a stretch of
+    calls through its window or its rollup rows, so one attribute filters them all."""
 
-    __slots__ = ("name", "label", "start", "end")
+    __slots__ = ("name", "label", "start", "end", "cli")
 
-    def __init__(self, name: str, label: str, start: datetime | None, end: datetime | None):
-        self.name, self.label, self.start, self.end = name, label, start, end
+    def __init__(self, name: str, label: str, start: datetime | None, end: datetime | None, cli: str | None = None):
+        self.name, self.label, self.start, self.end, self.cli = name, label, start, end, cli
 
     def __repr__(self) -> str:
-        return f"Period({self.name!r}, {self.label!r}, {self.start!r}, {self.end!r})"
+        return f"Period({self.name!r}, {self.label!r}, {self.start!r}, {self.end!r}, {self.cli!r})"
+
+    def only(self, cli: str | None) -> "Period":
+        """The same stretch of time, the calls of agent CLI `cli` only (None: every CLI)."""
+        return Period(self.name, self.label, self.start, self.end, cli)
 
     def window(self) -> Window:
-        return Window(start=utc_iso(self.start) if self.start else None, end=utc_iso(self.end) if self.end else None)
+        return Window(start=utc_iso(self.start) if self.start else None, end=utc_iso(self.end) if self.end else None,
+                      cli=self.cli)
 
     def buckets(self) -> tuple[str, str]:
         """[first, last) rollup buckets; calls without a time are in no period's range."""
         return bucket_on_boundary(self.start, "0000-00-00T00:01"), bucket_on_boundary(self.end, "9999")
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "label": self.label,
             "start": utc_iso(self.start) if self.start else None,
             "end": utc_iso(self.end) if self.end else None,
         }
+        if self.cli:
+            out["cli"] = self.cli
+        return out
 
 
 def this_year(now: datetime, tz) -> Period:

@@ -7,6 +7,9 @@ Standard library only.
 """
 
 NANO = 1_000_000_000  # money is integer nano-USD until it is shown
+# The agent CLIs whose calls are recorded: `requests.agent`, the views' `--cli` and
+# `--by cli`, `cli:<name>` budgets. Not the sub-agent type (`agent_type`, `--by agent`).
+AGENT_CLIS = ("claude", "openclaw", "codex")
 # A sub-agent whose type nothing names (Claude Code 2.0.x wrote no agent-*.meta.json): it
 # is still a sub-agent, never the main thread.
 UNKNOWN_SUBAGENT = "(sub-agent)"

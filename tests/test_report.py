@@ -192,7 +192,8 @@ def test_corrupt_database_is_a_clear_error(home):
     assert "cannot use database" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("by", ["day", "week", "month", "hour", "project", "session", "model", "tool", "agent", "skill", "cron"])
+@pytest.mark.parametrize("by", ["day", "week", "month", "hour", "project", "session", "model", "tool", "agent", "skill", "cron",
+                                "cli"])
 @pytest.mark.parametrize("zone_name", ["UTC", "Asia/Kolkata", "America/Los_Angeles"])
 def test_rollup_and_call_rows_give_the_same_report(populated, by, zone_name):
     """Reports read the spend rollup; the call rows are the ground truth it must match."""

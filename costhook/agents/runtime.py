@@ -41,8 +41,9 @@ def run_hook(agent: str, background: bool = False) -> int:
     others), or a handler that finds it has nothing to decide (`go_background`): its work
     runs detached in a session of its own — the agent does not wait for it, and it must
     survive the agent's exit — and nothing is printed."""
-    global BACKGROUND
+    global BACKGROUND, AGENT
     BACKGROUND = False
+    AGENT = agent
     event = "?"
     try:
         payload = read_payload(sys.stdin.buffer)
@@ -61,6 +62,7 @@ def run_hook(agent: str, background: bool = False) -> int:
 
 
 BACKGROUND = False  # this hook runs detached: nobody reads its answer
+AGENT = None  # the agent CLI whose hook this process runs (`costhook hook --agent NAME`)
 MAY_DETACH = False  # this process was started for the hook (__main__.hook): it may fork and exit
 
 
@@ -356,6 +358,9 @@ def decide(where: str, context, *, record: bool = True, notify_on_block: bool = 
         with deciding():
             conn = open_db()
             ctx, checked = context(conn)
+            # A hook judges `cli:<name>` budgets as its own CLI's, even before its session
+            # has a row that says so (the first prompt of a new session).
+            ctx.cli = ctx.cli or AGENT
             verdict = budgets.check(conn, checked, ctx, tz=timeframe.local_zone(cfg.get("timezone")), record=record)
     except Exception as exc:
         log_error(where, exc)

@@ -14,7 +14,7 @@ def budget():
 
 
 @budget.command(name="set")
-@click.option("--scope", required=True, help="global | session | project:<path or name> | model:<id> | agent:<type> | skill:<name> | cron:<job>")
+@click.option("--scope", required=True, help="global | session | project:<path or name> | model:<id> | agent:<type> | skill:<name> | cron:<job> | cli:claude|openclaw|codex")
 @click.option("--period", required=True, type=click.Choice(["session", "run", "daily", "weekly", "monthly"]),
               help="The span the limit applies to: one session or run, or a calendar day, week or month (config timezone).")
 @click.option("--limit", "limit_usd", help="Limit in USD, e.g. 10 or 0.50.")

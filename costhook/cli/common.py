@@ -46,6 +46,14 @@ def days_option(f):
                         help="How many days back to look.")(f)
 
 
+def cli_option(f):
+    """--cli NAME: only the calls of one agent CLI (not the sub-agent type: that is `agent`)."""
+    from costhook.usage import AGENT_CLIS
+
+    return click.option("--cli", type=click.Choice(AGENT_CLIS),
+                        help="Only the calls of this agent CLI (" + ", ".join(AGENT_CLIS) + ").")(f)
+
+
 def session_option(f):
     return click.option("--session", "session_id", help="One session instead of a period.")(f)
 

@@ -13,6 +13,7 @@ import sys
 
 from costhook import timeframe
 from costhook.text import csv_cell, md_text, money, no_spend, term_text
+from costhook.usage import AGENT_CLIS
 from costhook.views import report
 
 
@@ -45,14 +46,15 @@ class Option:
 
 
 OPTIONS = (
-    Option("--by", "by", "What each row is: a time period, a project, session, model, tool, agent, skill, cron, or one call.",
-           choices=report.GROUPS, default="day"),
+    Option("--by", "by", "What each row is: a time period, a project, session, model, tool, sub-agent type (agent), "
+           "skill, cron, agent CLI (cli), or one call.", choices=report.GROUPS, default="day"),
     Option("--since", "since", "First day (inclusive, in --tz).", kind="date"),
     Option("--until", "until", "Last day (inclusive, in --tz).", kind="date"),
     Option("--period", "period_name", "A named period, as the views take it: " + timeframe.PERIOD_HELP),
     Option("--tz", "tz_name", "IANA time zone for days/weeks/months (default: config `timezone`, else local)."),
     Option("--session", "session_id", "Only this session."),
     Option("--project", "project", "Only this project (its path)."),
+    Option("--cli", "cli", "Only the calls of this agent CLI.", choices=AGENT_CLIS),
     Option("--format", "fmt", "A table, JSON (design.md §7), CSV or a markdown table.",
            choices=("table", "json", "csv", "markdown"), default="table"),
     Option("--db", "db_path", kind="db"),
@@ -104,7 +106,8 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
             win, label = chosen.window(), chosen.label
         except ValueError as exc:
             raise BadOption(str(exc), "--period")
-    filters = {k: v for k, v in (("session_id", options["session_id"]), ("project", options["project"])) if v}
+    filters = {k: v for k, v in (("session_id", options["session_id"]), ("project", options["project"]),
+                                 ("agent", options.get("cli"))) if v}
     if by == "message" and not options["session_id"]:
         raise BadOption("--by message lists every API call: give --session ID")
     conn = open_store(options["db_path"])
@@ -116,7 +119,7 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     data = report.report(conn, by, win=win, tz=tz, filters=filters, table=price_table(cfg) if by == "message" else None)
     fmt = options["fmt"]
     if not data["rows"] and fmt in ("table", "markdown"):
-        return no_spend(label) + "\n"
+        return no_spend(label, options.get("cli")) + "\n"
     if fmt == "json":
         import json
 
@@ -124,9 +127,9 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     if fmt == "csv":
         return _csv(data)
     text = render_table(data, markdown=(fmt == "markdown")) + "\n"
-    # unpriced_models reads every call row in the window; an unfiltered report's totals
-    # already say whether it would find any.
-    if filters or data["totals"]["unpriced_requests"]:
+    # unpriced_models reads every call row in the window; the totals of a report that read
+    # the rollup (unfiltered, or of one agent CLI) already say whether it would find any.
+    if set(filters) - {"agent"} or data["totals"]["unpriced_requests"]:
         unpriced = report.unpriced_models(conn, win, filters)
         if unpriced:
             names = ", ".join(f"{(md_text if fmt == 'markdown' else term_text)(u['model'])} ({u['requests']})"

@@ -4,6 +4,7 @@ dashboard/. Every view prints a table, or its data with `--format json`."""
 import click
 
 from costhook.cli.common import (
+    cli_option,
     days_option,
     db_option,
     emit,
@@ -23,11 +24,12 @@ from costhook.views import cache as cache_views
 
 
 @click.command()
+@cli_option
 @view_options
-def summary(fmt, tz_name, now_text, db_path):
+def summary(cli, fmt, tz_name, now_text, db_path):
     """Spend today, yesterday, this week and month, last month, all time; projection and burn rate."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = spend.summary(open_store(db_path), now, tz)
+    data = spend.summary(open_store(db_path), now, tz, cli)
 
     def render(d):
         p = d["periods"]
@@ -41,7 +43,8 @@ def summary(fmt, tz_name, now_text, db_path):
         tail = [f"\nProjection: {pr['message']} ({money(pr['daily_average_usd'])}/day over the last 7 days, "
                 f"{pr['days_left']:.1f} days left).",
                 f"Burn rate today: {money(burn)}/hour." if burn is not None else "Burn rate today: –"]
-        return grid(rows, {1, 2, 3}) + "\n".join(tail)
+        only = f"{d['cli']} only\n" if d.get("cli") else ""  # whose spend, when not everyone's
+        return only + grid(rows, {1, 2, 3}) + "\n".join(tail)
 
     emit(fmt, data, render)
 
@@ -51,26 +54,31 @@ def summary(fmt, tz_name, now_text, db_path):
               help="What to rank.")
 @period_option("week")
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000), help="Rows shown.")
+@cli_option
 @view_options
-def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
-    """Leaderboards: the most expensive sessions, projects, models, tools… with their share."""
+def top(by, period_name, limit, cli, fmt, tz_name, now_text, db_path):
+    """Leaderboards: the most expensive sessions, projects, models, tools, agent CLIs… with their share."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = spend.top(open_store(db_path), by, period(period_name, now, tz), limit)
+    data = spend.top(open_store(db_path), by, period(period_name, now, tz).only(cli), limit)
 
     def render(d):
         if not d["rows"]:
-            return no_spend(d["period"]["label"])
-        head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else [])
+            return no_spend(d["period"]["label"], d["period"].get("cli"))
+        clis = by == "session" and len({r.get("cli") for r in d["rows"]}) > 1  # a column only when it tells sessions apart
+        head = [by, "cost", "share", "calls"] + (["project", "started"] if by == "session" else []) + (["cli"] if clis else [])
         rows = [head]
         for r in d["rows"]:
             extra = [rollup.project_name(r.get("project")), (r.get("started_at") or "")[:16].replace("T", " ")] if by == "session" else []
+            extra += [r.get("cli") or ""] if clis else []
             rows.append([r.get("name") or r["key"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}", *extra])
         o = d["others"]
+        blank = [""] * (len(head) - 4)
         if o["count"]:
-            rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", money(o["cost_usd"]), percent(o["share"]), ""]
-                        + ([""] * 2 if by == "session" else []))
-        rows.append(["TOTAL", money(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + ([""] * 2 if by == "session" else []))
-        return f"Top {plural(by)}, {d['period']['label']}\n" + grid(rows, {1, 2, 3})
+            rows.append([f"({o['count']} other{'s' if o['count'] > 1 else ''})", money(o["cost_usd"]), percent(o["share"]), ""] + blank)
+        rows.append(["TOTAL", money(d["total"]["cost_usd"]), "100%", f"{d['total']['requests']:,}"] + blank)
+        only = f", {d['period']['cli']} only" if d["period"].get("cli") else ""
+        title = {"cli": "agent CLIs", "agent": "sub-agent types"}.get(by) or plural(by)
+        return f"Top {title}, {d['period']['label']}{only}\n" + grid(rows, {1, 2, 3})
 
     emit(fmt, data, render)
 
@@ -78,13 +86,14 @@ def top(by, period_name, limit, fmt, tz_name, now_text, db_path):
 @click.command()
 @click.argument("session_id", required=False)
 @period_option("week", help="Without SESSION_ID: the period's most expensive session with sub-agents.")
+@cli_option
 @view_options
-def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
+def tree(session_id, period_name, cli, fmt, tz_name, now_text, db_path):
     """A session's cost tree: main thread, sub-agents, child sessions, with shares."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
     if session_id is None:
-        found = activity.sessions_with_subagents(conn, period(period_name, now, tz), candidates=50)
+        found = activity.sessions_with_subagents(conn, period(period_name, now, tz).only(cli), candidates=50)
         if not found:
             raise click.ClickException("no session with sub-agents in that period; give a SESSION_ID")
         session_id = found[0]
@@ -99,16 +108,17 @@ def tree(session_id, period_name, fmt, tz_name, now_text, db_path):
 @click.command()
 @session_option
 @period_option()
+@cli_option
 @view_options
-def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
+def tools(session_id, period_name, cli, fmt, tz_name, now_text, db_path):
     """Cost by tool: the share of spend that went to calls requesting each tool."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
-    data = activity.by_tool(conn, period(period_name, now, tz), session_id=session(conn, session_id))
+    data = activity.by_tool(conn, period(period_name, now, tz).only(cli), session_id=session(conn, session_id))
 
     def render(d):
         if not d["rows"]:
-            return no_spend(d["period"]["label"])
+            return no_spend(d["period"]["label"], d["period"].get("cli"))
         rows = [["tool", "cost", "share", "calls"]]
         rows += [[r["tool"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
         text = grid(rows, {1, 2, 3})
@@ -122,22 +132,24 @@ def tools(session_id, period_name, fmt, tz_name, now_text, db_path):
 @click.command()
 @session_option
 @period_option()
+@cli_option
 @view_options
-def cache(session_id, period_name, fmt, tz_name, now_text, db_path):
+def cache(session_id, period_name, cli, fmt, tz_name, now_text, db_path):
     """Cache efficiency: hit ratio, dollars saved by cache reads, cache writes never read."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
-    data = cache_views.cache_efficiency(conn, period(period_name, now, tz), now, price_table(cfg), session_id=session(conn, session_id))
+    data = cache_views.cache_efficiency(conn, period(period_name, now, tz).only(cli), now, price_table(cfg), session_id=session(conn, session_id))
     emit(fmt, data, render_cache)
 
 
 @click.command()
 @days_option
+@cli_option
 @view_options
-def anomalies(days, fmt, tz_name, now_text, db_path):
+def anomalies(days, cli, fmt, tz_name, now_text, db_path):
     """Days, sessions and cron runs costing at least 2x the average of their kind just before them."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = anomaly_views.anomalies(open_store(db_path), now, tz, days)
+    data = anomaly_views.anomalies(open_store(db_path), now, tz, days, cli)
 
     def render(d):
         if not d["anomalies"]:
@@ -157,14 +169,15 @@ def anomalies(days, fmt, tz_name, now_text, db_path):
 @click.option("--from", "from_model", help="Only calls made with this model.")
 @click.option("--by", type=click.Choice(list(cache_views.WHATIF_BY)), default="project", show_default=True,
               help="What each row is.")
-@click.option("--only", help="Only this project / skill / sub-agent type (as shown in the table).")
+@click.option("--only", help="Only this project / skill / sub-agent type / model / agent CLI (as shown in the table).")
 @days_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="Rows shown.")
+@cli_option
 @view_options
-def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, db_path):
+def whatif(to_model, from_model, by, only, days, limit, cli, fmt, tz_name, now_text, db_path):
     """What another model would have cost for the same calls (real token counts)."""
     cfg, tz, now = setup(tz_name, now_text)
-    conn, window = open_store(db_path), period(f"{days}d", now, tz)
+    conn, window = open_store(db_path), period(f"{days}d", now, tz).only(cli)
     try:
         data = cache_views.whatif(conn, window, now, by=(by,), to_model=to_model,
                                   from_model=from_model, only=only, table=price_table(cfg))
@@ -175,19 +188,20 @@ def whatif(to_model, from_model, by, only, days, limit, fmt, tz_name, now_text, 
                       for name in ("requests", "actual_usd", "whatif_usd", "savings_usd")}
     data["rows"] = data["rows"][:limit]
     if not data["rows"] and fmt == "table" and not spend.top(conn, "model", window, 1)["rows"]:
-        emit(fmt, data, lambda d: no_spend(d["period"]["label"]))  # nothing spent at all, not just nothing to compare
+        emit(fmt, data, lambda d: no_spend(d["period"]["label"], d["period"].get("cli")))  # nothing spent at all, not just nothing to compare
         return
     emit(fmt, data, render_whatif)
 
 
 @click.command()
 @period_option()
+@cli_option
 @view_options
-def idle(period_name, fmt, tz_name, now_text, db_path):
+def idle(period_name, cli, fmt, tz_name, now_text, db_path):
     """Idle cost: turns and sessions that spent tokens but changed nothing."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
-    data = activity.idle(conn, period(period_name, now, tz))
+    data = activity.idle(conn, period(period_name, now, tz).only(cli))
     short = report.short_sessions(conn, [s["session_id"] for s in data["top_idle_sessions"]])
     emit(fmt, data, lambda d: render_idle(d, short))
 
@@ -195,17 +209,18 @@ def idle(period_name, fmt, tz_name, now_text, db_path):
 @click.command()
 @period_option()
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(0, 100000), help="Sessions listed (0 = all).")
+@cli_option
 @view_options
-def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
+def efficiency(period_name, limit, cli, fmt, tz_name, now_text, db_path):
     """Efficiency score: useful actions per dollar per session, graded A/B/C."""
     cfg, tz, now = setup(tz_name, now_text)
     conn = open_store(db_path)
-    data = activity.efficiency(conn, period(period_name, now, tz), limit=limit)
+    data = activity.efficiency(conn, period(period_name, now, tz).only(cli), limit=limit)
     short = report.short_sessions(conn, [r["session_id"] for r in data["sessions"]])
 
     def render(d):
         if not d["sessions"] and not d["cost_usd"]:
-            return no_spend(d["period"]["label"])
+            return no_spend(d["period"]["label"], d["period"].get("cli"))
         head = (f"{d['actions']:,} useful actions for {money(d['cost_usd'])}: "
                 f"{d['actions_per_usd'] if d['actions_per_usd'] is not None else '–'} per dollar; grades "
                 + ", ".join(f"{g} {n}" for g, n in d["grades"].items()))
@@ -220,17 +235,18 @@ def efficiency(period_name, limit, fmt, tz_name, now_text, db_path):
 @click.command()
 @period_option()
 @click.option("--active", is_flag=True, help="Only the current window.")
+@cli_option
 @view_options
-def blocks(period_name, active, fmt, tz_name, now_text, db_path):
+def blocks(period_name, active, cli, fmt, tz_name, now_text, db_path):
     """Claude's 5-hour usage windows: cost per window, burn rate and projection (estimates)."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = activity.blocks(open_store(db_path), now, period(period_name, now, tz))
+    data = activity.blocks(open_store(db_path), now, period(period_name, now, tz).only(cli))
     if active:
         data["blocks"] = [b for b in data["blocks"] if b["active"]]
 
     def render(d):
         if not d["blocks"]:
-            return no_spend(d["period"]["label"])
+            return no_spend(d["period"]["label"], d["period"].get("cli"))
         rows = [["window start", "last call", "cost", "tokens", "calls", "status"]]
         for b in d["blocks"]:
             start = _local(b["start"], tz)
@@ -244,15 +260,16 @@ def blocks(period_name, active, fmt, tz_name, now_text, db_path):
 
 @click.command()
 @days_option
+@cli_option
 @view_options
-def trends(days, fmt, tz_name, now_text, db_path):
+def trends(days, cli, fmt, tz_name, now_text, db_path):
     """Spend per day with a sparkline, and the week-over-week change."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = spend.trends(open_store(db_path), now, tz, days)
+    data = spend.trends(open_store(db_path), now, tz, days, cli)
 
     def render(d):
         if not any(r["requests"] for r in d["rows"]):
-            return no_spend(f"last {d['days']} days")
+            return no_spend(f"last {d['days']} days", d.get("cli"))
         change = d["change_7_days"]
         lines = [f"{d['rows'][0]['day']} {d['sparkline']} {d['rows'][-1]['day']}",
                  f"total {money(d['total_usd'])}, {money(d['daily_average_usd'])}/day on average"
@@ -262,7 +279,8 @@ def trends(days, fmt, tz_name, now_text, db_path):
         top_cost = max((r["cost_usd"] for r in d["rows"]), default=0) or 1
         rows = [["day", "cost", "calls", ""]]
         rows += [[r["day"], money(r["cost_usd"]), f"{r['requests']:,}", "█" * round(r["cost_usd"] / top_cost * 30)] for r in d["rows"]]
-        return "\n".join(lines) + "\n\n" + grid(rows, {1, 2})
+        only = [f"{d['cli']} only"] if d.get("cli") else []
+        return "\n".join(only + lines) + "\n\n" + grid(rows, {1, 2})
 
     emit(fmt, data, render)
 
@@ -273,13 +291,17 @@ def trends(days, fmt, tz_name, now_text, db_path):
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the note instead of writing it.")
 @click.option("--tz", "tz_name", help="IANA time zone (default: config `timezone`, else local).")
 @click.option("--now", "now_text", metavar="ISO8601", help="Pretend it is this moment (reproducible output).")
+@cli_option
 @db_option
-def dashboard(vault, note, to_stdout, tz_name, now_text, db_path):
+def dashboard(vault, note, to_stdout, tz_name, now_text, cli, db_path):
     """Write the cost dashboard note into your Obsidian vault (atomically)."""
     from costhook.dashboard import note as dash
 
     cfg, tz, now = setup(tz_name, now_text)
     settings = cfg.get("dashboard") or {}
+    if cli:  # the note of one agent CLI (config: [dashboard] cli)
+        settings = {**settings, "cli": cli}
+        cfg = {**cfg, "dashboard": settings}
     vault = vault or settings.get("vault")
     note = note or settings.get("note") or dash.DEFAULT_NOTE
     conn = open_store(db_path)
@@ -334,7 +356,7 @@ def render_tree(d: dict, short: dict | None = None) -> str:
 
 def render_cache(d: dict) -> str:
     if not d["by_model"]:
-        return no_spend(d["period"]["label"])
+        return no_spend(d["period"]["label"], d["period"].get("cli"))
     rows = [["model", "hit ratio", "saved", "writes", "never read", "wasted"]]
     for r in [*d["by_model"], {"model": "TOTAL", **d["totals"]}]:
         rows.append([r["model"], percent(r["hit_ratio"]), money(r["saved_usd"]), money(r["cache_write_cost_usd"]),
@@ -362,7 +384,7 @@ def render_whatif(d: dict) -> str:
 
 def render_idle(d: dict, short: dict | None = None) -> str:
     if not d["turns"] and not d["total_cost_usd"] and not d["heartbeats"]["turns"]:
-        return no_spend(d["period"]["label"])
+        return no_spend(d["period"]["label"], d["period"].get("cli"))
     lines = [f"Idle cost {d['period']['label']}: {money(d['idle_cost_usd'])} ({percent(d['idle_share'])} of {money(d['total_cost_usd'])}); "
              f"{d['idle_turns']:,} of {d['turns']:,} turns, {d['idle_sessions']:,} of {d['sessions']:,} sessions idle."]
     hb = d["heartbeats"]

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from costhook.errors import ConfigError
-from costhook.usage import NANO
+from costhook.usage import AGENT_CLIS, NANO
 
 
 class Strict(BaseModel):
@@ -35,7 +35,7 @@ class ModelPrice(Strict):
 
 
 MAX_LIMIT_USD = 10**12  # a bigger limit is a typo, and 1e999 would not quantize to nano-dollars
-SCOPE_KINDS = ("global", "session", "project", "model", "agent", "skill", "cron")
+SCOPE_KINDS = ("global", "session", "project", "model", "agent", "skill", "cron", "cli")
 PERIODS = ("session", "run", "daily", "weekly", "monthly")
 
 
@@ -57,11 +57,14 @@ class Budget(Strict):
         kind, _, target = value.partition(":")
         if kind not in SCOPE_KINDS:
             raise ValueError(f"unknown scope {value!r}; use one of global, session, project:<path or name>, "
-                             "model:<id>, agent:<type>, skill:<name>, cron:<job>")
+                             "model:<id>, agent:<type>, skill:<name>, cron:<job>, cli:<agent CLI>")
         if kind in ("global", "session") and target:
             raise ValueError(f"scope {kind!r} takes no target")
         if kind not in ("global", "session") and not target.strip():
             raise ValueError(f"scope {kind!r} needs a target, e.g. {kind}:<name>")
+        if kind == "cli" and target.strip() not in AGENT_CLIS:
+            raise ValueError(f"unknown agent CLI {target.strip()!r} in scope {value!r}; use one of "
+                             + ", ".join(f"cli:{name}" for name in AGENT_CLIS))
         return f"{kind}:{target.strip()}" if target else kind
 
     @field_validator("limit")
@@ -129,6 +132,7 @@ class Dashboard(Strict):
     note: str = "costhook/Cost dashboard.md"
     refresh_on_session_end: bool = False
     min_interval_seconds: float = Field(default=60, ge=0)  # SessionEnd refreshes at most this often
+    cli: Literal[AGENT_CLIS] | None = None  # a note of one agent CLI's calls only (claude, openclaw, codex)
 
 
 class Config(Strict):

@@ -44,8 +44,9 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
     """Every section's data. The heavier window scans run on a second connection in
     parallel (SQLite releases the GIL), so the note stays well under a second."""
     table = table or prices.load_table(cfg.get("prices"))
-    week = timeframe.period("7d", now, tz)
-    data = {"now": now, "tz": tz, "week": week}
+    cli = (cfg.get("dashboard") or {}).get("cli")  # one agent CLI's note (`dashboard --cli`), else every CLI's
+    week = timeframe.period("7d", now, tz).only(cli)
+    data = {"now": now, "tz": tz, "week": week, "cli": cli}
 
     def week_pass(c):  # one pass over the week's calls feeds three sections; what-if sums its rollup
         seq = calls.sequence(c, week, now, table)
@@ -63,15 +64,15 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = None if in_memory else pool.submit(_on_own_connection, path, week_pass)
         data["tools"] = activity.by_tool(conn, week)
-        data["summary"] = spend.summary(conn, now, tz)
+        data["summary"] = spend.summary(conn, now, tz, cli)
         data["budgets"] = views_budgets.budget_status(conn, cfg, now, tz)
-        data["trends"] = spend.trends(conn, now, tz, 30)
-        data["models_by_month"] = spend.models_by_month(conn, now, tz)
-        data["anomalies"] = anomalies.anomalies(conn, now, tz, 30)
-        data["top"] = {by: spend.top(conn, by, week, 5) for by in ("session", "project", "model", "agent", "skill")}
+        data["trends"] = spend.trends(conn, now, tz, 30, cli)
+        data["models_by_month"] = spend.models_by_month(conn, now, tz, cli=cli)
+        data["anomalies"] = anomalies.anomalies(conn, now, tz, 30, cli)
+        data["top"] = {by: spend.top(conn, by, week, 5) for by in ("session", "project", "model", "agent", "skill", "cli")}
         data["trees"] = [activity.tree(conn, s) for s in activity.sessions_with_subagents(conn, week)[:2]]
-        data["unpriced"] = rollup.unpriced_models(conn, timeframe.period("month", now, tz))
-        data["cron"] = _cron_data(conn, now, tz)
+        data["unpriced"] = rollup.unpriced_models(conn, timeframe.period("month", now, tz).only(cli))
+        data["cron"] = _cron_data(conn, now, tz) if cli in (None, "openclaw") else None
         data.update(week_pass(conn) if future is None else future.result())
     # Projects only for the sessions the note names.
     worst = [r for r in data["efficiency"]["sessions"] if r["grade"] == "C"]

@@ -43,7 +43,7 @@ def summary(data: dict) -> str:
     proj = s["projection"]
     burn = s["burn_rate"]["today_usd_per_hour"]
     return "\n".join([
-        "## Summary",
+        f"## Summary, {md_text(data['cli'])} only" if data.get("cli") else "## Summary",
         "",
         md_table(["Period", "Spend", "Calls"], [
             [f"Today ({_day(p['today'], tz)})", f"**{money(p['today']['cost_usd'])}**", f"{p['today']['requests']:,}"],
@@ -113,7 +113,7 @@ def daily(data: dict) -> str:
     top_value = max((r["cost_usd"] for r in rows), default=0)
     change = t["change_7_days"]
     if not any(r["requests"] for r in rows):
-        return f"## Daily spend, last {len(rows)} days\n\n{no_spend(f'last {len(rows)} days')}"
+        return f"## Daily spend, last {len(rows)} days\n\n{no_spend(f'last {len(rows)} days', data.get('cli'))}"
     lines = [
         "## Daily spend, last 30 days",
         "",
@@ -159,7 +159,7 @@ def models(data: dict) -> str:
     m = data["models_by_month"]
     lines = [f"## Spend per model, last {m['months']} months", ""]
     if not m["rows"]:
-        return "\n".join(lines + [no_spend(f"last {m['months']} months")])
+        return "\n".join(lines + [no_spend(f"last {m['months']} months", data.get("cli"))])
     other = any(r["other_usd"] for r in m["rows"])
     header = ["Month", *[md_text(_model(name)) for name in m["models"]], *(["Other"] if other else []), "Total"]
     rows = []
@@ -175,21 +175,22 @@ def models(data: dict) -> str:
 
 
 def leaderboards(data: dict) -> str:
-    """The week's costliest sessions, projects, models, sub-agent types and skills."""
+    """The week's costliest sessions, projects, models, sub-agent types, skills and agent CLIs."""
     tz = data["tz"]
     week = data["week"]
     lines = [f"## Leaderboards, {week.label}", ""]
     sessions_top = data["top"]["session"]
     if not sessions_top["rows"]:
-        lines.append(no_spend(week.label))
+        lines.append(no_spend(week.label, week.cli))
     else:
         lines += [f"**Most expensive sessions** (of {money(sessions_top['total']['cost_usd'])})", "",
                   md_table(["Session", "Project", "Started", "Spend", "Share"], [
                       [_short(data, r["key"]), md_text(rollup.project_name(r.get("project"))), _when(r.get("started_at"), tz),
                        money(r["cost_usd"]), percent(r["share"])] for r in sessions_top["rows"]], "lllrr")]
-        for by, title in (("project", "Projects"), ("model", "Models"), ("agent", "Sub-agent types"), ("skill", "Skills")):
-            board = data["top"][by]
-            if not board["rows"] or (by in ("agent", "skill") and len(board["rows"]) == 1):
+        for by, title in (("cli", "Agent CLIs"), ("project", "Projects"), ("model", "Models"), ("agent", "Sub-agent types"),
+                          ("skill", "Skills")):
+            board = data["top"].get(by) or {"rows": []}
+            if not board["rows"] or (by in ("agent", "skill", "cli") and len(board["rows"]) == 1):
                 continue
             lines += ["", f"**{title}**", "", md_table([title[:-1], "Spend", "Share", "Calls", ""], [
                 [md_text(r.get("name") or r["key"]), money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}",
@@ -201,7 +202,7 @@ def subagents(data: dict) -> str:
     """The cost trees of the week's costliest sessions with sub-agents."""
     lines = ["## Sub-agent cost tree", ""]
     if _quiet_week(data):
-        lines.append(no_spend(data["week"].label))
+        lines.append(no_spend(data["week"].label, data["week"].cli))
     elif not data["trees"]:
         lines.append("No session with sub-agents in the last 7 days.")
     for tree in data["trees"]:
@@ -217,7 +218,7 @@ def tools(data: dict) -> str:
     tools = data["tools"]
     lines = [f"## Cost by tool, {week.label}", ""]
     if not tools["rows"]:
-        lines.append(no_spend(week.label))
+        lines.append(no_spend(week.label, week.cli))
     else:
         lines.append(md_table(["Tool", "Spend", "Share", "Calls", ""], [
             [md_code(r["tool"]) if r["tool"] != report.NO_TOOL else r["tool"], money(r["cost_usd"]), percent(r["share"]),
@@ -236,7 +237,7 @@ def cache(data: dict) -> str:
     tot = c["totals"]
     lines = [f"## Cache efficiency, {week.label}", ""]
     if not tot["requests"]:
-        lines.append(no_spend(week.label))
+        lines.append(no_spend(week.label, week.cli))
     else:
         lines += [
             f"Hit ratio **{percent(tot['hit_ratio'])}** · saved **{money(tot['saved_usd'])}** by cache reads · "
@@ -281,7 +282,7 @@ def idle(data: dict) -> str:
     i = data["idle"]
     lines = [f"## Idle cost, {week.label}", ""]
     if _quiet_week(data):
-        return "\n".join(lines + [no_spend(week.label)])
+        return "\n".join(lines + [no_spend(week.label, week.cli)])
     lines.append(f"**{money(i['idle_cost_usd'])}** ({percent(i['idle_share'])} of {money(i['total_cost_usd'])}) went to "
                  f"{i['idle_turns']:,} of {i['turns']:,} turns that changed nothing; {i['idle_sessions']:,} of "
                  f"{i['sessions']:,} sessions were idle throughout.")
@@ -302,7 +303,7 @@ def efficiency(data: dict) -> str:
     e = data["efficiency"]
     lines = [f"## Efficiency, {week.label}", ""]
     if _quiet_week(data):
-        return "\n".join(lines + [no_spend(week.label)])
+        return "\n".join(lines + [no_spend(week.label, week.cli)])
     if not e["graded_sessions"]:
         lines.append("Not enough sessions to grade.")
     else:
@@ -327,7 +328,7 @@ def whatif(data: dict) -> str:
     # Sub-agent types and skills only where one is set: the rest is already in the project rows.
     rows = [r for r in w["rows"] if (r["savings_usd"] or 0) > 0 and r["key"] not in (report.MAIN_AGENT, report.NONE_KEY)][:6]
     if _quiet_week(data):
-        lines.append(no_spend(week.label))
+        lines.append(no_spend(week.label, week.cli))
     elif not rows:
         lines.append("No cheaper model to compare with (calls on Opus or Sonnet are compared one family down).")
     else:

@@ -271,6 +271,32 @@ def m010_codex(db: sqlite_utils.Database) -> None:
         db["requests"].add_column("reasoning_tokens", int)
 
 
+def m011_agent_cli(db: sqlite_utils.Database) -> None:
+    """The agent CLI (`requests.agent`: claude, openclaw, codex) on every rollup row, so
+    that `report --by cli`, every view's `--cli` and `cli:<name>` budgets sum the rollup
+    like their every-CLI forms. The key gains the column: the table is made again and
+    rebuilt from the calls, in one savepoint (a crash leaves the old table, and the step
+    runs again)."""
+    conn = db.conn
+    if "cli" in db["spend"].columns_dict:
+        return
+    from costhook.store.rollup import SPEND_MEASURES, rebuild_spend
+
+    conn.execute("SAVEPOINT m011_agent_cli")
+    try:
+        conn.execute("DROP TABLE spend")
+        measures = ", ".join(f"{m} INTEGER" for m in SPEND_MEASURES)
+        # cli last: the columns before it keep their places for `SELECT *` readers
+        conn.execute(f"""CREATE TABLE spend (dim TEXT, key TEXT, bucket TEXT, {measures},
+                         cli TEXT NOT NULL DEFAULT '', PRIMARY KEY (dim, key, bucket, cli))""")
+        rebuild_spend(conn)
+    except BaseException:
+        conn.execute("ROLLBACK TO m011_agent_cli")
+        conn.execute("RELEASE m011_agent_cli")
+        raise
+    conn.execute("RELEASE m011_agent_cli")
+
+
 def m012_price_groups(db: sqlite_utils.Database) -> None:
     """Calls per 15-minute UTC bucket and everything that prices them at another model's
     rates (model, speed, region, prompt band, project, sub-agent type, skill): `whatif`
@@ -287,7 +313,7 @@ def m012_price_groups(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
-              m006_call_iterations, m007_subagent_names, m010_codex, m012_price_groups]
+              m006_call_iterations, m007_subagent_names, m010_codex, m011_agent_cli, m012_price_groups]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,6 +1,10 @@
-"""The `spend` rollup: cost, tokens and calls per 15-minute UTC bucket and dimension,
-kept in step with `requests` by every write, so budgets and reports sum a few hundred
-rows instead of a month of calls. Standard library only.
+"""The `spend` rollup: cost, tokens and calls per 15-minute UTC bucket, dimension and
+agent CLI, kept in step with `requests` by every write, so budgets and reports sum a few
+hundred rows instead of a month of calls. Standard library only.
+
+Every rollup row also names the agent CLI of its calls (`cli`: claude, openclaw, codex):
+a view or budget of one CLI adds `cli = ?` to the same query, and one of every CLI sums
+across them (a key has rows for each CLI that spent on it; mostly one).
 """
 
 import os
@@ -59,12 +63,12 @@ def _spend_attributes(row: dict, tools=None) -> tuple:
     project = row.get("project")
     columns[_PROJECT_NAME] = os.path.basename(project.rstrip("/")) if project else None
     names = tool_names(row.get("tools")) if tools is None else tools
-    return (bucket_of(row.get("timestamp")), tuple(columns), tuple(names))
+    return (bucket_of(row.get("timestamp")), tuple(columns), tuple(names), row.get("agent") or "")
 
 
 def _price_attributes(row: dict) -> tuple:
     """(bucket, key columns + band + nulls): the price_groups row a request lands in. Two
-    items, where a spend group's attributes have three (SpendDelta keeps both in one dict,
+    items, where a spend group's attributes have four (SpendDelta keeps both in one dict,
     which ingest workers hand back whole). Written out for speed: an import runs it per call."""
     get = row.get
     keys = (get("agent"), get("model"), get("speed"), get("inference_geo"), get("project"), get("agent_type"), get("skill"))
@@ -97,17 +101,17 @@ MEASURES_N = len(SPEND_MEASURES)
 def _expand(attributes: tuple, values: list, only=None):
     """The rollup rows a group of requests lands in. `values`: the group's sums, then (for
     calls that requested several tools) each tool's sum of per-call shares."""
-    bucket, columns, tools = attributes
+    bucket, columns, tools, cli = attributes
     sums = values[:MEASURES_N]
     for (dim, _), key in zip(SPEND_DIMENSIONS, ("", *columns)):
         if key is not None and (only is None or dim in only):
-            yield dim, key, bucket, sums
+            yield dim, key, bucket, cli, sums
     if only is None or "tool" in only:
         if len(tools) > 1:
             for index, name in enumerate(tools):
-                yield "tool", name, bucket, values[MEASURES_N * (index + 1):MEASURES_N * (index + 2)]
+                yield "tool", name, bucket, cli, values[MEASURES_N * (index + 1):MEASURES_N * (index + 2)]
         else:
-            yield "tool", tools[0] if tools else NO_TOOL, bucket, sums
+            yield "tool", tools[0] if tools else NO_TOOL, bucket, cli, sums
 
 
 class SpendDelta:
@@ -151,18 +155,18 @@ class SpendDelta:
                 if (only is None or PRICE_DIM in only) and any(values):
                     price_rows.append((attributes[0], *attributes[1], *values))
                 continue
-            for dim, key, bucket, share in _expand(attributes, values, only):
-                current = rows.get((dim, key, bucket))
+            for dim, key, bucket, cli, share in _expand(attributes, values, only):
+                current = rows.get((dim, key, bucket, cli))
                 if current is None:
-                    rows[(dim, key, bucket)] = list(share)
+                    rows[(dim, key, bucket, cli)] = list(share)
                 else:
                     for i, v in enumerate(share):
                         current[i] += v
         measures = ", ".join(SPEND_MEASURES)
         updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
         conn.executemany(
-            f"""INSERT INTO spend (dim, key, bucket, {measures}) VALUES (?, ?, ?{', ?' * len(SPEND_MEASURES)})
-                ON CONFLICT(dim, key, bucket) DO UPDATE SET {updates}""",
+            f"""INSERT INTO spend (dim, key, bucket, cli, {measures}) VALUES (?, ?, ?, ?{', ?' * len(SPEND_MEASURES)})
+                ON CONFLICT(dim, key, bucket, cli) DO UPDATE SET {updates}""",
             [(*k, *v) for k, v in rows.items() if any(v)],
         )
         if price_rows:
@@ -184,27 +188,37 @@ _BUCKET_SQL = "coalesce(substr(timestamp, 1, 14) || printf('%02d', CAST(substr(t
 
 
 def rebuild_spend(conn: sqlite3.Connection) -> None:
-    """Recompute the whole rollup from `requests` (migration, repair)."""
+    """Recompute the whole rollup from `requests` (migration, repair).
+
+    The steps before m011_agent_cli (m002, m007) call this on the table without its `cli`
+    column: nothing to do then, m011 makes the table again and rebuilds it."""
+    if "cli" not in {row[1] for row in conn.execute("PRAGMA table_info(spend)")}:
+        return
     conn.execute("DELETE FROM spend")
+    for dim, _ in SPEND_DIMENSIONS:
+        _insert_dimension(conn, dim)
+    _rebuild_tool_spend(conn)
+
+
+def _insert_dimension(conn: sqlite3.Connection, dim: str) -> None:
+    column = dict(SPEND_DIMENSIONS)[dim]
     measures = ", ".join(SPEND_MEASURES)
     token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
     all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
-    for dim, column in SPEND_DIMENSIONS:
-        key = "''" if column is None else _DIMENSION_SQL.get(column, column)
-        conn.execute(
-            f"""INSERT INTO spend (dim, key, bucket, {measures})
-                SELECT '{dim}', {key}, {_BUCKET_SQL}, coalesce(sum(cost_nanousd), 0), {token_sums},
-                       coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
-                FROM requests WHERE {key} IS NOT NULL
-                GROUP BY {key}, {_BUCKET_SQL}"""
-        )
-    _rebuild_tool_spend(conn)
+    key = "''" if column is None else _DIMENSION_SQL.get(column, column)
+    conn.execute(
+        f"""INSERT INTO spend (dim, key, bucket, cli, {measures})
+            SELECT '{dim}', {key}, {_BUCKET_SQL}, coalesce(agent, ''), coalesce(sum(cost_nanousd), 0), {token_sums},
+                   coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
+            FROM requests WHERE {key} IS NOT NULL
+            GROUP BY {key}, {_BUCKET_SQL}, coalesce(agent, '')"""
+    )
 
 
 def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
     """The tool rows of the rollup, from the same split rule the hook uses (one code path)."""
     delta = SpendDelta()
-    names = ("cost_nanousd", "timestamp", "tools", *TOKEN_FIELDS)
+    names = ("cost_nanousd", "timestamp", "tools", "agent", *TOKEN_FIELDS)
     for row in conn.execute(f"SELECT {', '.join(names)} FROM requests"):
         delta.add(dict(zip(names, row)), +1)
     delta.write(conn, only=("tool",))

@@ -4,12 +4,12 @@ useful actions per dollar, and Claude's 5-hour usage windows."""
 import bisect
 from datetime import datetime, timedelta, timezone
 
-from costhook.timeframe import Period, utc_iso
+from costhook.timeframe import Period, Window, utc_iso
 from costhook.usage import NANO
 from costhook.views import report
 from costhook.views.calls import sequence
 from costhook.views.report import NO_TOOL, usd
-from costhook.views.rollup import fill_projects, project_name, rollup_by_key, rollup_total, share
+from costhook.views.rollup import fill_projects, of_cli, project_name, rollup_by_key, rollup_total, share
 
 ACK_OUTPUT_TOKENS = 300  # an answer this short (or none) is an acknowledgement
 BLOCK_HOURS = 5
@@ -28,15 +28,16 @@ def _session_node(conn, session_id: str, seen: set, depth: int) -> dict:
     seen.add(session_id)
     children = []
     main = None
-    projects = set()
-    for agent_id, agent_type, sidechain, cost, requests, tokens, unpriced, first, last, project in conn.execute(
+    projects, clis = set(), set()
+    for agent_id, agent_type, sidechain, cost, requests, tokens, unpriced, first, last, project, cli in conn.execute(
         """SELECT agent_id, max(agent_type), max(is_sidechain), coalesce(sum(cost_nanousd), 0), count(*),
                   coalesce(sum(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens), 0),
-                  sum(cost_nanousd IS NULL), min(timestamp), max(timestamp), max(project)
+                  sum(cost_nanousd IS NULL), min(timestamp), max(timestamp), max(project), max(agent)
            FROM requests WHERE session_id = ? GROUP BY agent_id, agent_id IS NULL AND is_sidechain = 1""",
         (session_id,),
     ):
         projects.add(project)
+        clis.add(cli)
         sums = {"cost_nanousd": cost, "requests": requests, "tokens": tokens, "unpriced_requests": unpriced,
                 "first": first, "last": last, "children": []}
         if agent_id is None and not sidechain:
@@ -57,7 +58,7 @@ def _session_node(conn, session_id: str, seen: set, depth: int) -> dict:
     project = info[0] if info and info[0] else next((p for p in sorted(projects, key=str) if p), None)
     return {
         "kind": "session", "id": session_id, "label": project_name(project) if project else session_id,
-        "project": project,
+        "project": project, "cli": min((c for c in clis if c), default=None),  # the agent CLI that ran it
         "cost_nanousd": sum(c["cost_nanousd"] for c in children),
         "requests": sum(c["requests"] for c in children),
         "tokens": sum(c["tokens"] for c in children),
@@ -239,12 +240,15 @@ BLOCK_RULE = ("Claude's usage limits reset in 5-hour windows. A window starts at
 
 def blocks(conn, now: datetime, p: Period) -> dict:
     """5-hour usage windows (like ccusage `blocks`), built from the rollup's quarter hours
-    plus the exact first and last call times; the active one with burn rate and projection."""
+    plus the exact first and last call times; the active one with burn rate and projection.
+    A period narrowed to one agent CLI (`Period.only`) has the windows of its calls."""
     first, last = p.buckets()
+    narrow, more = of_cli(p.cli)
     buckets = conn.execute(
-        """SELECT bucket, cost_nanousd, tokens, requests, unpriced FROM spend
-           WHERE dim = 'global' AND bucket >= ? AND bucket < ? AND requests > 0 ORDER BY bucket""",
-        (first, last),
+        f"""SELECT bucket, sum(cost_nanousd), sum(tokens), sum(requests), sum(unpriced) FROM spend
+            WHERE dim = 'global' AND bucket >= ? AND bucket < ?{narrow} GROUP BY bucket HAVING sum(requests) > 0
+            ORDER BY bucket""",
+        (first, last, *more),
     ).fetchall()
     out, current = [], None
     prev_bucket = None
@@ -253,8 +257,8 @@ def blocks(conn, now: datetime, p: Period) -> dict:
         new = current is None or start >= current["start"] + timedelta(hours=BLOCK_HOURS)
         if not new and prev_bucket is not None and start - prev_bucket > timedelta(hours=BLOCK_HOURS) - timedelta(minutes=15):
             # The gap between two calls may exceed 5 h: compare the exact times.
-            last_call = _edge(conn, prev_bucket, "DESC")
-            first_call = _edge(conn, start, "ASC")
+            last_call = _edge(conn, prev_bucket, "DESC", cli=p.cli)
+            first_call = _edge(conn, start, "ASC", cli=p.cli)
             new = first_call - last_call > timedelta(hours=BLOCK_HOURS)
         if new:
             current = {"start": start.replace(minute=0), "cost": 0, "tokens": 0, "requests": 0, "unpriced": 0}
@@ -268,8 +272,8 @@ def blocks(conn, now: datetime, p: Period) -> dict:
     rows = []
     for b in out:
         end = b["start"] + timedelta(hours=BLOCK_HOURS)
-        first_call = _edge(conn, b["start"], "ASC", end=end)
-        last_call = _edge(conn, b["last_bucket"], "DESC")
+        first_call = _edge(conn, b["start"], "ASC", end=end, cli=p.cli)
+        last_call = _edge(conn, b["last_bucket"], "DESC", cli=p.cli)
         active = b is out[-1] and now < end and now - last_call < timedelta(hours=BLOCK_HOURS)
         row = {"start": utc_iso(b["start"]), "end": utc_iso(end), "first_call": utc_iso(first_call), "last_call": utc_iso(last_call),
                "active": active, "cost_usd": usd(b["cost"]), "tokens": b["tokens"], "requests": b["requests"],
@@ -285,13 +289,11 @@ def blocks(conn, now: datetime, p: Period) -> dict:
     return {"period": p.to_json(), "rule": BLOCK_RULE, "blocks": rows}
 
 
-def _edge(conn, bucket_start: datetime, order: str, end: datetime | None = None) -> datetime:
-    """The first (ASC) or last (DESC) call time in a quarter hour (or up to `end`)."""
-    lo = utc_iso(bucket_start)
-    hi = utc_iso(end if end is not None else bucket_start + timedelta(minutes=15))
-    row = conn.execute(
-        f"SELECT timestamp FROM requests WHERE timestamp >= ? AND timestamp < ? ORDER BY timestamp {order} LIMIT 1", (lo, hi)
-    ).fetchone()
+def _edge(conn, bucket_start: datetime, order: str, end: datetime | None = None, cli: str | None = None) -> datetime:
+    """The first (ASC) or last (DESC) call time in a quarter hour (or up to `end`), of one agent CLI's calls or all."""
+    where, args = Window(utc_iso(bucket_start), utc_iso(end if end is not None else bucket_start + timedelta(minutes=15)),
+                         cli).where()
+    row = conn.execute(f"SELECT timestamp FROM requests WHERE {where} ORDER BY timestamp {order} LIMIT 1", args).fetchone()
     if not row:
         return bucket_start
     return datetime.fromisoformat(row[0].replace("Z", "+00:00")).astimezone(timezone.utc)

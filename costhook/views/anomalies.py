@@ -6,18 +6,19 @@ from datetime import datetime, timedelta, timezone
 from costhook.timeframe import bucket_on_boundary, floor_bucket, utc_iso
 from costhook.views.anomaly_rule import ANOMALY_MIN_BASELINE, ANOMALY_RULE, is_anomaly
 from costhook.views.report import usd
-from costhook.views.rollup import daily_costs
+from costhook.views.rollup import daily_costs, of_cli
 
 
-def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
+def anomalies(conn, now: datetime, tz, days: int = 30, cli: str | None = None) -> dict:
     """Days, sessions and cron runs of the last `days` days that cost >= 2x the rolling
-    7-day average of their kind. No configuration."""
+    7-day average of their kind. No configuration. With `cli`, of that agent CLI's calls
+    only: its days, its sessions against its sessions, its cron runs (OpenClaw's)."""
     today = now.astimezone(tz).date()
     first_day = today - timedelta(days=days - 1)
     found = []
     # Days, in the user's zone, from the rollup.
     history_start = datetime.combine(first_day - timedelta(days=7), datetime.min.time(), tz)
-    costs = daily_costs(conn, history_start, None, tz)
+    costs = daily_costs(conn, history_start, None, tz, cli)
     day = first_day
     while day <= today:
         previous = [costs.get((day - timedelta(days=i)).isoformat(), {}).get("cost", 0) for i in range(1, 8)]
@@ -28,10 +29,11 @@ def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
     # Sessions: whole-session cost against sessions that started in the 7 days before.
     window_start = datetime.combine(first_day, datetime.min.time(), tz).astimezone(timezone.utc)
     sessions = []
+    narrow, more = of_cli(cli)
     for key, first, last, cost in conn.execute(
-        """SELECT key, min(bucket), max(bucket), sum(cost_nanousd) FROM spend WHERE dim = 'session'
-           GROUP BY key HAVING max(bucket) >= ?""",
-        (bucket_on_boundary(floor_bucket(window_start - timedelta(days=7)), ""),),
+        f"""SELECT key, min(bucket), max(bucket), sum(cost_nanousd) FROM spend WHERE dim = 'session'{narrow}
+            GROUP BY key HAVING max(bucket) >= ?""",
+        (*more, bucket_on_boundary(floor_bucket(window_start - timedelta(days=7)), "")),
     ):
         sessions.append((first, key, cost, last))
     sessions.sort()
@@ -39,11 +41,12 @@ def anomalies(conn, now: datetime, tz, days: int = 30) -> dict:
     # Cron runs (OpenClaw): views/cron.py owns what a run is and costs, and flags them with the same rule.
     # An isolated cron run is a session of its own, costing what the session costs: when both
     # are flagged it is one event, listed once, as the cron run (which names the job).
-    runs = _cron_anomalies(conn, window_start)
+    runs = _cron_anomalies(conn, window_start) if cli in (None, "openclaw") else []
     run_sessions = {run["session_id"] for run in runs if run.get("session_id")}
     found = [x for x in found if not (x["kind"] == "session" and x["key"] in run_sessions)] + runs
     found.sort(key=lambda a: (a["at"], a["kind"]), reverse=True)
-    return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), "anomalies": found}
+    return {"rule": ANOMALY_RULE, "days": days, "now": utc_iso(now), **({"cli": cli} if cli else {}),
+            "anomalies": found}
 
 
 def _cron_anomalies(conn, window_start: datetime) -> list:

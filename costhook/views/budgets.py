@@ -14,12 +14,18 @@ DASHBOARD_FIELDS = ("id", "scope", "period", "period_key", "action", "unit", "sp
                     "state", "message", "alerts")
 
 
-def latest_session(conn, now=None) -> str | None:
-    """The session session budgets are judged on by default: that of the latest call,
-    unless that call is more than RUNNING_FOR_S before `now` (then None: a session that
-    ran months ago is not shown as blocking today). A `claude -p` run that just ended is
-    still the one a user asks about."""
-    row = conn.execute("SELECT session_id, timestamp FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()
+def latest_session(conn, now=None, cli: str | None = None) -> str | None:
+    """The session session budgets are judged on by default: that of the latest call (of
+    agent CLI `cli`, if given), unless that call is more than RUNNING_FOR_S before `now`
+    (then None: a session that ran months ago is not shown as blocking today). A `claude -p`
+    run that just ended is still the one a user asks about."""
+    if cli:  # the rollup's session rows know their CLI; the session's own rows its last call
+        found = conn.execute("SELECT key FROM spend WHERE dim = 'session' AND cli = ? AND requests > 0 "
+                             "ORDER BY bucket DESC LIMIT 1", (cli,)).fetchone()
+        row = found and conn.execute("SELECT session_id, max(timestamp) FROM requests WHERE session_id = ?",
+                                     (found[0],)).fetchone()
+    else:
+        row = conn.execute("SELECT session_id, timestamp FROM requests ORDER BY timestamp DESC LIMIT 1").fetchone()
     if row is None or row[0] is None:
         return None
     if now is not None and row[1] and row[1] < utc_iso(now - timedelta(seconds=RUNNING_FOR_S)):
@@ -27,13 +33,19 @@ def latest_session(conn, now=None) -> str | None:
     return row[0]
 
 
-def judged(conn, budgets: list, session_id: str | None) -> tuple[list, list]:
+def judged(conn, budgets: list, session_id: str | None, now=None) -> tuple[list, list]:
     """(the budgets as the engine judges them, the context of each): a `cron:<job>` budget
     by its job's id (its name or a unique prefix resolved), a `run`/`session` one on that
-    job's latest run; every other budget on `session_id`."""
+    job's latest run; a `cli:<name>` `session` one on `session_id` if that CLI ran it, else
+    on that CLI's latest session; every other budget on `session_id`."""
     resolved, contexts = [], []
     for b in budgets:
         kind, _, target = b["scope"].partition(":")
+        if kind == "cli" and b["period"] in ("run", "session"):
+            own = session_id and engine.session_context(conn, session_id).cli == target
+            resolved.append(b)
+            contexts.append(engine.Context(session_id=session_id if own else latest_session(conn, now, target), cli=target))
+            continue
         if kind != "cron":
             resolved.append(b)
             contexts.append(engine.Context(session_id=session_id))
@@ -59,7 +71,7 @@ def budget_rows(conn, budgets: list, now, tz, *, session_id: str | None = None, 
     in the session `session_id`), or each in its own `contexts[i]`; `alerts` adds the alerts
     fired this period."""
     rows = []
-    judged_as = (budgets, contexts) if contexts is not None else judged(conn, budgets, session_id)
+    judged_as = (budgets, contexts) if contexts is not None else judged(conn, budgets, session_id, now)
     for b, (as_judged, ctx) in zip(budgets, zip(*judged_as)):
         status = engine.spend(conn, as_judged, ctx, now, tz)
         per_session = b["period"] in ("session", "run") or b["scope"] == "session"

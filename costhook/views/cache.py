@@ -89,14 +89,14 @@ def _cache_out(s: dict) -> dict:
     }
 
 
-WHATIF_BY = ("project", "skill", "agent", "model")
-_SCOPE_SQL = {"project": "project", "skill": "skill", "agent": "agent_type", "model": "model"}
+WHATIF_BY = ("project", "skill", "agent", "model", "cli")
+_SCOPE_SQL = {"project": "project", "skill": "skill", "agent": "agent_type", "model": "model", "cli": "agent"}
 
 
 def whatif(conn, p: Period, now: datetime, *, by=("project",), to_model: str | None = None,
            from_model: str | None = None, only: str | None = None, table=None, source: str = "auto") -> dict:
     """What the period's calls would have cost on another model, from their real token
-    counts: per scope value (project, skill, sub-agent type) and model actually used.
+    counts: per scope value (project, skill, sub-agent type, agent CLI) and model actually used.
     From the price_groups rollup where it prices exactly (`rollup_prices`), else from the
     call rows; `source` ("rollup", "requests") forces one."""
     table = table or prices.load_table()
@@ -143,6 +143,9 @@ def _whatif_rollup(conn, p: Period, shape: rates.PriceShape, wanted: list, scope
     where, args = "bucket >= ? AND bucket < ?", [first, last]
     where += f" AND model IN ({', '.join('?' * len(wanted))}) AND nulls & {1 << PRICE_KEYS.index('model')} = 0"
     args += wanted
+    if p.cli:  # one agent CLI's calls (Period.only)
+        where += f" AND agent = ? AND nulls & {1 << PRICE_KEYS.index('agent')} = 0"
+        args.append(p.cli)
     if only_scope is not None:
         column = _SCOPE_SQL[only_scope]
         bit = 1 << PRICE_KEYS.index(column)

@@ -74,7 +74,7 @@ def sequence(conn, p: Period, now: datetime, table=None, session_id: str | None 
         end_key = None
     else:
         # The next call may fall after the window's end: read an hour past it, count only inside.
-        look = Window(start=p.window().start, end=utc_iso(p.end + TTL["1h"]) if p.end else None)
+        look = Window(start=p.window().start, end=utc_iso(p.end + TTL["1h"]) if p.end else None, cli=p.cli)
         where, args = look.where()
         end_key = utc_iso(p.end) if p.end else None
     cut5, cut1 = utc_iso(now - TTL["5m"]), utc_iso(now - TTL["1h"])

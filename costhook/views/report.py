@@ -14,7 +14,8 @@ from costhook.budgets import like_prefix, project_filter
 from costhook.timeframe import NO_TIME_BUCKET, Window, bucket_time, local_zone
 from costhook.usage import NANO, NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
 
-GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message")
+GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "cli", "hour",
+          "message")
 TIME_GROUPS = ("day", "week", "month", "hour")
 TOKEN_MEASURES = TOKEN_FIELDS
 MEASURES = ("requests", *TOKEN_MEASURES, "total_tokens", "cost_usd", "unpriced_requests")
@@ -30,6 +31,7 @@ _COLUMN = {
     "agent": "agent_type",
     "skill": "skill",
     "cron": "cron_job",
+    "cli": "agent",  # the agent CLI (claude, openclaw, codex); "agent" is the sub-agent type
 }
 
 _SUMS = """count(*) AS requests,
@@ -58,8 +60,9 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
         where, args = _where(win, filters or {})
         totals_row = conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone()
         return {"group_by": by, "rows": message_rows(conn, where, args, table), "totals": _measures(dict(totals_row))}
-    if source == "rollup" or (source == "auto" and not filters):
-        raw, totals = _from_rollup(conn, by, win, tz)
+    cli = (filters or {}).get("agent")  # one agent CLI's calls: the rollup rows carry it
+    if source == "rollup" or (source == "auto" and set(filters or {}) <= {"agent"}):
+        raw, totals = _from_rollup(conn, by, win, tz, cli)
     else:
         raw, totals = _from_requests(conn, by, win, tz, filters or {})
     rows = [dict(key=key, **_measures(sums)) for key, sums in raw.items()]
@@ -67,6 +70,10 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
         names = job_names(conn)
         for row in rows:
             row["name"] = names.get(row["key"], {}).get("name")
+    if by == "session":  # which agent CLI ran each session (the rollup's session rows say)
+        clis = dict(conn.execute("SELECT key, min(cli) FROM spend WHERE dim = 'session' GROUP BY key").fetchall())
+        for row in rows:
+            row["cli"] = clis.get(row["key"])
     if by in TIME_GROUPS:
         rows.sort(key=lambda r: r["key"])
     else:
@@ -176,7 +183,9 @@ _ROLLUP_SUMS = """sum(requests) AS requests, sum(input_tokens) AS input_tokens, 
 _ROLLUP_NAMES = ("requests", *TOKEN_MEASURES, "cost_nanousd", "unpriced_requests")
 
 
-def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
+def _from_rollup(conn, by, win, tz, cli: str | None = None) -> tuple[dict, dict]:
+    """The grouped sums and the totals from the rollup: of every call, or (`cli`) of one
+    agent CLI's calls."""
     where, args = "dim = ?", []
     if win.start:
         where += " AND bucket >= ?"
@@ -184,6 +193,9 @@ def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
     if win.end:
         where += " AND bucket < ?"
         args.append(win.end[:16])
+    if cli:
+        where += " AND cli = ?"
+        args.append(cli)
     if by in TIME_GROUPS:
         # One scan for the periods and the totals: calls without a time have the bucket
         # '0000-00-00T00:00', which is no date, so their period is None.
@@ -193,8 +205,9 @@ def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
         return out, totals
     totals = dict(conn.execute(f"SELECT {_ROLLUP_SUMS} FROM spend WHERE {where}", ["global", *args]).fetchone())
     out = {}
-    sql = f"SELECT key, {_ROLLUP_SUMS} FROM spend WHERE {where} GROUP BY key"
-    for row in conn.execute(sql, [_ROLLUP_DIM[by], *args]):
+    key = "cli" if by == "cli" else "key"  # the CLIs: the global rows by their cli
+    sql = f"SELECT {key} AS key, {_ROLLUP_SUMS} FROM spend WHERE {where} GROUP BY {key}"
+    for row in conn.execute(sql, ["global" if by == "cli" else _ROLLUP_DIM[by], *args]):
         row = dict(row)
         _add(out, row.pop("key"), row)
     if by != "tool":  # calls without a value for this grouping: what the grouped rows leave of the totals

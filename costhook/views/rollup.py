@@ -13,39 +13,52 @@ def share(part: int, whole: int) -> float | None:
     return round(part / whole, 6) if whole else None
 
 
+def of_cli(cli: str | None) -> tuple[str, list]:
+    """SQL narrowing `spend` rows to one agent CLI's ("" and no argument: every CLI's)."""
+    return (" AND cli = ?", [cli]) if cli else ("", [])
+
+
 def rollup_total(conn, p: Period, dim: str = "global", key: str = "") -> dict:
-    """Cost, tokens, calls and unpriced calls of one rollup key over the period."""
+    """Cost, tokens, calls and unpriced calls of one rollup key over the period (of the
+    period's agent CLI when it names one)."""
     first, last = p.buckets()
+    narrow, more = of_cli(p.cli)
     row = conn.execute(
-        """SELECT coalesce(sum(cost_nanousd), 0), coalesce(sum(tokens), 0), coalesce(sum(requests), 0),
-                  coalesce(sum(unpriced), 0)
-           FROM spend WHERE dim = ? AND key = ? AND bucket >= ? AND bucket < ?""",
-        (dim, key, first, last),
+        f"""SELECT coalesce(sum(cost_nanousd), 0), coalesce(sum(tokens), 0), coalesce(sum(requests), 0),
+                   coalesce(sum(unpriced), 0)
+            FROM spend WHERE dim = ? AND key = ? AND bucket >= ? AND bucket < ?{narrow}""",
+        (dim, key, first, last, *more),
     ).fetchone()
     return {"cost": int(row[0]), "tokens": int(row[1]), "requests": int(row[2]), "unpriced": int(row[3])}
 
 
 def rollup_by_key(conn, p: Period, dim: str) -> dict:
-    """Key -> cost, tokens, calls and unpriced calls of a rollup dimension over the period."""
+    """Key -> cost, tokens, calls and unpriced calls of a rollup dimension over the period
+    (of the period's agent CLI when it names one). `cli`: the agent CLIs themselves."""
     first, last = p.buckets()
+    narrow, more = of_cli(p.cli)
+    key = "cli" if dim == "cli" else "key"
     out = {}
     for key, cost, tokens, requests, unpriced in conn.execute(
-        """SELECT key, sum(cost_nanousd), sum(tokens), sum(requests), sum(unpriced)
-           FROM spend WHERE dim = ? AND bucket >= ? AND bucket < ? GROUP BY key""",
-        (dim, first, last),
+        f"""SELECT {key}, sum(cost_nanousd), sum(tokens), sum(requests), sum(unpriced)
+            FROM spend WHERE dim = ? AND bucket >= ? AND bucket < ?{narrow} GROUP BY {key}""",
+        ("global" if dim == "cli" else dim, first, last, *more),
     ):
         if requests:
             out[key] = {"cost": int(cost), "tokens": int(tokens), "requests": int(requests), "unpriced": int(unpriced)}
     return out
 
 
-def daily_costs(conn, start: datetime, end: datetime | None, tz) -> dict:
-    """Local day -> {cost, tokens, requests, unpriced} from the rollup (15-minute buckets)."""
+def daily_costs(conn, start: datetime, end: datetime | None, tz, cli: str | None = None) -> dict:
+    """Local day -> {cost, tokens, requests, unpriced} from the rollup (15-minute buckets),
+    of every call or of one agent CLI's."""
     out, hours = {}, {}
     first, last = bucket_on_boundary(start, ""), bucket_on_boundary(end, "9999")
+    narrow, more = of_cli(cli)
     for bucket, cost, tokens, requests, unpriced in conn.execute(
-        "SELECT bucket, cost_nanousd, tokens, requests, unpriced FROM spend WHERE dim = 'global' AND bucket >= ? AND bucket < ?",
-        (first, last),
+        f"""SELECT bucket, cost_nanousd, tokens, requests, unpriced FROM spend
+            WHERE dim = 'global' AND key = '' AND bucket >= ? AND bucket < ?{narrow}""",
+        (first, last, *more),
     ):
         hour = hours.get(bucket[:13])
         if hour is None:
@@ -75,9 +88,10 @@ def fill_projects(conn, items: list, session_ids: list) -> None:
 def unpriced_models(conn, p: Period) -> list:
     """Models with unpriced calls in the period (from the rollup): [{model, requests}]."""
     first, last = p.buckets()
+    narrow, more = of_cli(p.cli)
     return [{"model": key, "requests": int(n)} for key, n in conn.execute(
-        """SELECT key, sum(unpriced) FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?
-           GROUP BY key HAVING sum(unpriced) > 0 ORDER BY 2 DESC, key""", (first, last))]
+        f"""SELECT key, sum(unpriced) FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?{narrow}
+            GROUP BY key HAVING sum(unpriced) > 0 ORDER BY 2 DESC, key""", (first, last, *more))]
 
 
 def window_models(conn, p: Period) -> list:

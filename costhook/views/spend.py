@@ -9,21 +9,21 @@ from costhook.timeframe import Period, calendar_months, period, this_year, utc_i
 from costhook.usage import NANO
 from costhook.views import report
 from costhook.views.report import MAIN_AGENT, NONE_KEY, usd
-from costhook.views.rollup import daily_costs, project_name, rollup_by_key, rollup_total, share
+from costhook.views.rollup import daily_costs, of_cli, project_name, rollup_by_key, rollup_total, share
 
 
-def summary(conn, now: datetime, tz) -> dict:
+def summary(conn, now: datetime, tz, cli: str | None = None) -> dict:
     """Spend today, yesterday, this week, this month, last month, this year and all time; the month's projection
-    from the last 7 days; today's burn rate per hour."""
+    from the last 7 days; today's burn rate per hour. Of every agent CLI, or of `cli` only."""
     periods = {}
     for name in ("today", "yesterday", "week", "month", "last-month", "year", "all"):
-        p = this_year(now, tz) if name == "year" else period(name, now, tz)
+        p = (this_year(now, tz) if name == "year" else period(name, now, tz)).only(cli)
         total = rollup_total(conn, p)
         periods[name.replace("-", "_")] = {
             **p.to_json(), "cost_usd": usd(total["cost"]), "requests": total["requests"],
             "tokens": total["tokens"], "unpriced_requests": total["unpriced"],
         }
-    last7 = period("7d", now, tz)
+    last7 = period("7d", now, tz).only(cli)
     recent = rollup_total(conn, last7)["cost"]
     span_days = (now - last7.start).total_seconds() / 86400
     daily_nano = round(recent / span_days) if span_days > 0 else 0
@@ -38,6 +38,7 @@ def summary(conn, now: datetime, tz) -> dict:
     return {
         "now": utc_iso(now),
         "timezone": str(tz),
+        **({"cli": cli} if cli else {}),
         "periods": periods,
         "projection": {
             "basis": "average daily spend over the last 7 days, for the rest of the month",
@@ -58,13 +59,15 @@ def summary(conn, now: datetime, tz) -> dict:
 # ----------------------------------------------------------------------- 2 leaderboards
 
 
-TOP_BY = ("session", "project", "model", "tool", "skill", "agent", "branch", "cron")
-_ROLLUP_DIM = {"session": "session", "project": "project", "model": "model", "agent": "agent", "skill": "skill", "cron": "cron"}
+TOP_BY = ("session", "project", "model", "tool", "skill", "agent", "branch", "cron", "cli")
+_ROLLUP_DIM = {"session": "session", "project": "project", "model": "model", "agent": "agent", "skill": "skill", "cron": "cron",
+               "cli": "cli"}
 
 
 def top(conn, by: str, p: Period, limit: int = 5) -> dict:
     """The most expensive sessions (projects, models, tools, …) in the period, with their
-    share of the period's total. Tools follow the rule of `costhook report --by tool`."""
+    share of the period's total. Tools follow the rule of `costhook report --by tool`. A period
+    narrowed to one agent CLI (`Period.only`) ranks that CLI's calls."""
     if by not in TOP_BY:
         raise ValueError(f"unknown leaderboard {by!r}; choose one of {', '.join(TOP_BY)}")
     total = rollup_total(conn, p)
@@ -122,10 +125,11 @@ def top(conn, by: str, p: Period, limit: int = 5) -> dict:
 
 
 def _describe_sessions(conn, rows: list) -> None:
-    """Add project, branch, start time and models to session rows (one indexed query each)."""
+    """Add project, branch, start time, agent CLI and models to session rows (one indexed query each)."""
     for row in rows:
         first = conn.execute(
-            "SELECT project, git_branch, timestamp FROM requests WHERE session_id = ? ORDER BY timestamp LIMIT 1", (row["key"],)
+            "SELECT project, git_branch, timestamp, agent FROM requests WHERE session_id = ? ORDER BY timestamp LIMIT 1",
+            (row["key"],)
         ).fetchone()
         models = [m for (m,) in conn.execute(
             "SELECT model FROM requests WHERE session_id = ? GROUP BY model ORDER BY sum(cost_nanousd) DESC", (row["key"],)
@@ -133,16 +137,17 @@ def _describe_sessions(conn, rows: list) -> None:
         row["project"] = first[0] if first else None
         row["branch"] = first[1] if first else None
         row["started_at"] = first[2] if first else None
+        row["cli"] = first[3] if first else None
         row["models"] = models
 
 
-def trends(conn, now: datetime, tz, days: int = 30) -> dict:
+def trends(conn, now: datetime, tz, days: int = 30, cli: str | None = None) -> dict:
     """Spend per local day for the last `days` days, with a sparkline and the change
-    between the last 7 days and the 7 before."""
+    between the last 7 days and the 7 before; of every agent CLI, or of `cli` only."""
     today = now.astimezone(tz).date()
     first = today - timedelta(days=days - 1)
     start = datetime.combine(first, datetime.min.time(), tz)
-    costs = daily_costs(conn, start, None, tz)
+    costs = daily_costs(conn, start, None, tz, cli)
     rows = []
     for i in range(days):
         day = (first + timedelta(days=i)).isoformat()
@@ -154,7 +159,7 @@ def trends(conn, now: datetime, tz, days: int = 30) -> dict:
     last7, prev7 = sum(nanos[-7:]), sum(nanos[-14:-7])
     peak = max(range(len(rows)), key=lambda i: nanos[i]) if rows else None
     return {
-        "days": days, "timezone": str(tz), "rows": rows, "sparkline": text.sparkline(nanos),
+        "days": days, "timezone": str(tz), **({"cli": cli} if cli else {}), "rows": rows, "sparkline": text.sparkline(nanos),
         "total_usd": usd(total), "daily_average_usd": usd(round(total / days)) if days else 0,
         "peak": {"day": rows[peak]["day"], "cost_usd": rows[peak]["cost_usd"]} if peak is not None and total else None,
         "last_7_days_usd": usd(last7), "previous_7_days_usd": usd(prev7),
@@ -162,16 +167,17 @@ def trends(conn, now: datetime, tz, days: int = 30) -> dict:
     }
 
 
-def models_by_month(conn, now: datetime, tz, months: int = 6, top_models: int = 4) -> dict:
+def models_by_month(conn, now: datetime, tz, months: int = 6, top_models: int = 4, cli: str | None = None) -> dict:
     """Spend per model in each of the last `months` calendar months (from the first with
     spend): the `top_models` costliest models of those months by name, the rest as `other`.
-    One pass over the rollup's model rows of those months."""
+    One pass over the rollup's model rows of those months (of agent CLI `cli`'s calls, if given)."""
     periods = calendar_months(now, tz, months)
     edges = [p.buckets()[0] for p in periods]  # each month's first bucket, ascending
     sums = [{} for _ in periods]
+    narrow, more = of_cli(cli)
     for key, bucket, cost, requests in conn.execute(
-        "SELECT key, bucket, cost_nanousd, requests FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?",
-        (edges[0], periods[-1].buckets()[1]),
+        f"SELECT key, bucket, cost_nanousd, requests FROM spend WHERE dim = 'model' AND bucket >= ? AND bucket < ?{narrow}",
+        (edges[0], periods[-1].buckets()[1], *more),
     ):
         month = sums[bisect_right(edges, bucket) - 1]
         g = month.setdefault(key, {"cost": 0, "requests": 0})

@@ -375,7 +375,7 @@ def budget_verdict(event: Event, record: bool = True):
 
     def context(conn):
         ctx = budgets.session_context(conn, event.session_id, project=project_of(event),
-                                      agent_type=agent_type_of(event), skill=skill_of(event))
+                                      agent_type=agent_type_of(event), skill=skill_of(event), cli="claude")
         return ctx, user_config()["budgets"]
 
     return runtime.decide(event.text("hook_event_name") or "budget", context, record=record)

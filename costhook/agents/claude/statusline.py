@@ -156,7 +156,8 @@ def budget_part(conn, payload: dict, session_id: str | None, style: Style) -> st
         from costhook import budgets, timeframe
 
         model = payload.get("model")
-        ctx = budgets.session_context(conn, session_id, project=text(payload.get("cwd")) or workspace_dir(payload))
+        ctx = budgets.session_context(conn, session_id, project=text(payload.get("cwd")) or workspace_dir(payload),
+                                      cli="claude")
         ctx.model = ctx.model or text(model.get("id") if isinstance(model, dict) else model)
         verdict = budgets.check(conn, cfg["budgets"], ctx, tz=timeframe.local_zone(cfg.get("timezone")), record=False)
     except Exception as exc:

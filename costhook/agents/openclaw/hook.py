@@ -351,7 +351,7 @@ def gate_verdict(p: Payload):
     def context(conn):
         att = p.attribution()
         ctx = budgets.session_context(conn, p.session_id, project=p.c("workspaceDir"),
-                                      agent_type=att.get("agent_type"), cron_job=att.get("cron_job"))
+                                      agent_type=att.get("agent_type"), cron_job=att.get("cron_job"), cli=events.AGENT)
         return ctx, resolve_cron_names(conn, runtime.user_config()["budgets"], ctx.cron_job)
 
     return runtime.decide(p.hook, context, notify_on_block=True)
