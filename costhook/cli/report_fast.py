@@ -45,7 +45,8 @@ class Option:
 
 
 OPTIONS = (
-    Option("--by", "by", "What each row is: a time period, a project, session, model, tool, agent, skill, cron, or one call.",
+    Option("--by", "by", "What each row is: a time period, a project, session, model, tool, agent, skill, cron, one call, "
+           "or the machine or user that recorded it (sync folder).",
            choices=report.GROUPS, default="day"),
     Option("--since", "since", "First day (inclusive, in --tz).", kind="date"),
     Option("--until", "until", "Last day (inclusive, in --tz).", kind="date"),

@@ -249,6 +249,41 @@ def _doctor_database(db_path):
     return conn, 1
 
 
+def _doctor_sync(conn, cfg) -> int:
+    """The sync folder, when configured: each machine's newest segment, and the files the
+    last `costhook sync` skipped, with why. 1 when the folder cannot be used."""
+    from costhook.sync import folder
+
+    found = folder.status(conn, cfg)
+    if found is None:
+        return 0
+    problem = found["problem"]
+    click.echo(term_text(f"sync       {found['folder']} (this machine: {found['machine']}, user: {found['user']})"))
+    if problem:
+        click.echo(term_text(f"           PROBLEM: {problem}"))
+    now = time.time()
+    for machine in found["machines"]:
+        last = machine["last"]
+        age = f"last segment {last} ({_age(now, last)} ago)" if last else "no segment yet"
+        this = " (this machine)" if machine["this"] else ""
+        click.echo(term_text(f"           {machine['machine']}{this}: {machine['segments']:,} segments, {age}"))
+    for item in found["skipped"]:
+        click.echo(term_text(f"           skipped {item['path']}: {item['reason']}"))
+    if found["duplicates"]:
+        click.echo(f"           {found['duplicates']:,} copies of imported segments (conflicted or duplicated) left out")
+    return int(bool(problem))
+
+
+def _age(now: float, iso: str) -> str:
+    from datetime import datetime
+
+    seconds = max(0, now - datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
+
+
 def _doctor_prices(conn, table, info) -> int:
     """A rebuilt table set aside; unpriced models; calls the table now prices but that were
     stored before their price was there (unpriced, or at the agent's reported cost)."""
@@ -292,6 +327,7 @@ def doctor(db_path):
 
     conn, problems = _doctor_database(db_path)
     click.echo(f"config     {paths.config_path()}" + ("" if paths.config_path().exists() else " (none; defaults in use)"))
+    cfg = {}
     try:
         cfg = load_config()
         table = price_table(cfg)
@@ -327,5 +363,6 @@ def doctor(db_path):
         lines = log.read_text(errors="replace").splitlines()
         click.echo(f"errors     {len(lines)} lines in {log}; last: {term_text(lines[-1])}")
     problems += _doctor_prices(conn, table, info)
+    problems += _doctor_sync(conn, cfg)
     if problems:
         sys.exit(1)

@@ -14,13 +14,16 @@ from costhook.budgets import like_prefix, project_filter
 from costhook.timeframe import NO_TIME_BUCKET, Window, bucket_time, local_zone
 from costhook.usage import NANO, NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
 
-GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message")
+GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message",
+          "machine", "user")
+ORIGIN_GROUPS = ("machine", "user")  # where a call was first seen: only the call rows know it
 TIME_GROUPS = ("day", "week", "month", "hour")
 TOKEN_MEASURES = TOKEN_FIELDS
 MEASURES = ("requests", *TOKEN_MEASURES, "total_tokens", "cost_usd", "unpriced_requests")
 
 MAIN_AGENT = "(main)"
 NONE_KEY = "(none)"
+LOCAL_ORIGIN = "(this machine)"  # a call recorded here, not synced in from another machine
 
 # Column expressions for the plain (non-time, non-tool) groupings.
 _COLUMN = {
@@ -30,6 +33,8 @@ _COLUMN = {
     "agent": "agent_type",
     "skill": "skill",
     "cron": "cron_job",
+    "machine": "origin_machine",
+    "user": "origin_user",
 }
 
 _SUMS = """count(*) AS requests,
@@ -58,7 +63,7 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
         where, args = _where(win, filters or {})
         totals_row = conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone()
         return {"group_by": by, "rows": message_rows(conn, where, args, table), "totals": _measures(dict(totals_row))}
-    if source == "rollup" or (source == "auto" and not filters):
+    if source == "rollup" or (source == "auto" and not filters and by not in ORIGIN_GROUPS):
         raw, totals = _from_rollup(conn, by, win, tz)
     else:
         raw, totals = _from_requests(conn, by, win, tz, filters or {})
@@ -212,7 +217,7 @@ def _by_column(conn, by, where, args) -> dict:
         row = dict(row)
         key = row.pop("key")
         if key is None:
-            key = MAIN_AGENT if by == "agent" else NONE_KEY
+            key = MAIN_AGENT if by == "agent" else LOCAL_ORIGIN if by in ORIGIN_GROUPS else NONE_KEY
         _add(out, key, row)
     return out
 
