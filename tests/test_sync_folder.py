@@ -313,3 +313,30 @@ def test_session_end_starts_a_detached_sync_throttled(world):
     time.sleep(1.5)
     assert (laptop.home / "sync.stamp").stat().st_mtime_ns == stamp
     assert not (laptop.home / "errors.log").exists(), (laptop.home / "errors.log").read_text()
+
+
+def test_a_long_history_goes_out_in_bounded_segments(world, monkeypatch):
+    """Export reads a segment's worth of calls at a time, in key order: every call in
+    exactly one segment, the sessions and tool calls with the last one."""
+    from costhook.config import load
+    from costhook.pricing import prices
+    from costhook.store import db
+    from costhook.sync import folder as sync_folder
+
+    laptop, server, folder = world
+    monkeypatch.setattr(sync_folder, "CALLS_PER_SEGMENT", 5)
+    for name, value in laptop.env.items():
+        monkeypatch.setenv(name, value)
+    conn = db.connect()
+    summary = sync_folder.sync(conn, load.load(), prices.pricer())
+    assert summary["exported"] == {"calls": 16, "updated": 0, "segments": 4}
+    keys = []
+    for path in segments(folder, "laptop"):
+        lines = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+        keys += [line["call"]["key"] for line in lines if "call" in line]
+        assert lines[-1] == {"end": {"records": len(lines) - 2}}
+    assert sorted(keys) == sorted(r["key"] for r in laptop.rows("SELECT key FROM requests"))
+    assert len(keys) == len(set(keys)) == 16
+    conn.close()
+    server.sync()
+    assert server.sums()["calls"] == 16 + 6

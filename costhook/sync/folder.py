@@ -156,49 +156,71 @@ def sync(conn, cfg: dict, price) -> dict:
 
 
 def export(conn, found: dict) -> dict:
-    """Write this machine's calls not yet exported, or changed since, as new segments."""
-    rows = [dict(r) for r in conn.execute(
-        f"""SELECT r.*, {CALL_VERSION} AS sync_version, e.version IS NOT NULL AS sync_again FROM requests r
-            LEFT JOIN sync_exports e ON e.kind = 'call' AND e.id = r.key
-            WHERE r.origin_machine IS NULL AND (e.version IS NULL OR e.version != {CALL_VERSION})
-            ORDER BY r.timestamp, r.key""")]
-    sessions = changed_rows(conn, "session", f"SELECT * FROM sessions WHERE session_id IN ({LOCAL_SESSIONS})")
-    tools = [dict(r) for r in conn.execute(
-        f"""SELECT t.* FROM tool_calls t LEFT JOIN sync_exports e ON e.kind = 'tool_call' AND e.id = t.tool_use_id
-            WHERE e.id IS NULL AND t.session_id IN ({LOCAL_SESSIONS})""")]
-    crons = changed_rows(conn, "cron_run", f"SELECT * FROM cron_runs WHERE session_id IN ({LOCAL_SESSIONS})")
-    summary = {"calls": len(rows), "updated": sum(bool(r["sync_again"]) for r in rows), "segments": 0}
-    if not (rows or sessions or tools or crons):
+    """Write this machine's calls not yet exported, or changed since, as new segments of
+    at most CALLS_PER_SEGMENT calls, read a segment's worth at a time (in key order: the
+    calls just exported leave the query, so memory stays bounded whatever the history)."""
+    columns = ", ".join(f"r.{name}" for name in CALL_TEXT + CALL_INT + ("tools",))
+    sql = f"""SELECT {columns}, {CALL_VERSION} AS sync_version, e.version IS NOT NULL AS sync_again
+              FROM requests r LEFT JOIN sync_exports e ON e.kind = 'call' AND e.id = r.key
+              WHERE r.key > ? AND r.origin_machine IS NULL AND (e.version IS NULL OR e.version != {CALL_VERSION})
+              ORDER BY r.key LIMIT {CALLS_PER_SEGMENT}"""
+    summary = {"calls": 0, "updated": 0, "segments": 0}
+    labels, after = {}, ""
+    while True:
+        chunk = plain_rows(conn, sql, (after,))
+        summary["calls"] += len(chunk)
+        summary["updated"] += sum(r["sync_again"] for r in chunk)
+        if len(chunk) == CALLS_PER_SEGMENT:
+            write_calls(conn, found, labels, chunk, ([], [], []))
+            summary["segments"] += 1
+            after = chunk[-1]["key"]
+            continue
+        # the sessions, tool calls and cron runs of this machine's sessions ride with the last segment
+        sessions = changed_rows(conn, "session", f"SELECT * FROM sessions WHERE session_id IN ({LOCAL_SESSIONS})")
+        tools = plain_rows(conn, f"""SELECT t.* FROM tool_calls t
+            LEFT JOIN sync_exports e ON e.kind = 'tool_call' AND e.id = t.tool_use_id
+            WHERE e.id IS NULL AND t.session_id IN ({LOCAL_SESSIONS})""", ())
+        crons = changed_rows(conn, "cron_run", f"SELECT * FROM cron_runs WHERE session_id IN ({LOCAL_SESSIONS})")
+        if chunk or sessions or tools or crons:
+            write_calls(conn, found, labels, chunk, (sessions, tools, crons))
+            summary["segments"] += 1
         return summary
+
+
+def plain_rows(conn, sql: str, args) -> list[dict]:
+    """The rows of a query as dicts (without sqlite3.Row: an export reads every call)."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    cursor.execute(sql, args)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, values)) for values in cursor]
+
+
+def write_calls(conn, found: dict, labels: dict, chunk: list, extras: tuple) -> None:
+    """One segment of `chunk` (call rows) and `extras` (sessions, tool calls, cron runs),
+    then, once it is renamed into place, the versions exported and the file recorded."""
+    sessions, tools, crons = extras
     own = os.path.join(found["folder"], found["machine"])
     if os.path.lexists(own) and not stat.S_ISDIR(os.lstat(own).st_mode):
         raise SyncError(f"{own} is not a folder; costhook does not follow it")
     paths.ensure_private_dir(own)
-    labels = {}
-    chunks = [rows[i:i + CALLS_PER_SEGMENT] for i in range(0, len(rows), CALLS_PER_SEGMENT)] or [[]]
-    for index, chunk in enumerate(chunks):
-        last = index == len(chunks) - 1  # sessions, tool calls and cron runs ride with the last one
-        records = [("call", shared_call(r, found, labels)) for r in chunk]
-        if last:
-            records += [("session", shared_session(r, found, labels)) for r, _ in sessions]
-            records += [("tool_call", {k: r[k] for k in TOOL_TEXT + TOOL_INT}) for r in tools]
-            records += [("cron_run", {k: r.get(k) for k in CRON_TEXT + CRON_INT}) for r, _ in crons]
-        name, digest = write_segment(own, found, records)
-        with transaction(conn):
-            writes.record_exports(conn, "call", [(r["key"], r["sync_version"]) for r in chunk])
-            if last:
-                writes.record_exports(conn, "session", [(r["session_id"], v) for r, v in sessions])
-                writes.record_exports(conn, "tool_call", [(r["tool_use_id"], "1") for r in tools])
-                writes.record_exports(conn, "cron_run", [(r["run_id"], v) for r, v in crons])
-            writes.record_segment(conn, {"hash": digest, "machine": found["machine"], "user": found["user"],
-                                         "path": f"{found['machine']}/{name}", "calls": len(chunk),
-                                         "created_at": now_iso(), "imported_at": None})
-            st = os.lstat(os.path.join(own, name))
-            writes.record_sync_file(conn, {"path": f"{found['machine']}/{name}", "machine": found["machine"],
-                                           "size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": digest,
-                                           "status": "exported", "seen_at": now_iso()})
-        summary["segments"] += 1
-    return summary
+    records = [("call", shared_call(r, found, labels)) for r in chunk]
+    records += [("session", shared_session(r, found, labels)) for r, _ in sessions]
+    records += [("tool_call", {k: r[k] for k in TOOL_TEXT + TOOL_INT}) for r in tools]
+    records += [("cron_run", {k: r.get(k) for k in CRON_TEXT + CRON_INT}) for r, _ in crons]
+    name, digest = write_segment(own, found, records)
+    rel = f"{found['machine']}/{name}"
+    st = os.lstat(os.path.join(own, name))
+    with transaction(conn):
+        writes.record_exports(conn, "call", [(r["key"], r["sync_version"]) for r in chunk])
+        writes.record_exports(conn, "session", [(r["session_id"], v) for r, v in sessions])
+        writes.record_exports(conn, "tool_call", [(r["tool_use_id"], "1") for r in tools])
+        writes.record_exports(conn, "cron_run", [(r["run_id"], v) for r, v in crons])
+        writes.record_segment(conn, {"hash": digest, "machine": found["machine"], "user": found["user"], "path": rel,
+                                     "calls": len(chunk), "created_at": now_iso(), "imported_at": None})
+        writes.record_sync_file(conn, {"path": rel, "machine": found["machine"], "size": st.st_size,
+                                       "mtime_ns": st.st_mtime_ns, "hash": digest, "status": "exported",
+                                       "seen_at": now_iso()})
 
 
 def changed_rows(conn, kind: str, sql: str) -> list:
@@ -218,8 +240,8 @@ def changed_rows(conn, kind: str, sql: str) -> list:
 def shared_call(row: dict, found: dict, labels: dict) -> dict:
     """A call as it leaves the machine: no transcript path, the project as `project_name`
     says, no cost (each machine prices with its own table, as `reprice` would)."""
-    record = {k: row.get(k) for k in CALL_TEXT + CALL_INT}
-    record["tools"] = json.loads(row["tools"]) if row.get("tools") else []
+    record = {k: row[k] for k in CALL_TEXT + CALL_INT}
+    record["tools"] = json.loads(row["tools"]) if row["tools"] else []
     record["project"] = project_label(row.get("project"), found["project_name"], labels)
     return record
 
@@ -550,8 +572,9 @@ def import_segment(conn, segment: dict, rel: str, st, price) -> int | None:
             writes.record_sync_file(conn, {**file_row, "status": "duplicate",
                                            "reason": f"same content as {original[0]}"})
             return None
+        known, _ = writes.stored_ids(conn, list(calls), [])
         segment["changed"] = writes.merge_requests(conn, calls, price)
-        writes.fill_empty_columns(conn, calls)
+        writes.fill_empty_columns(conn, {key: calls[key] for key in known})  # a new row has them all already
         for session in records["session"]:
             facts = {k: v for k, v in session.items() if k != "session_id" and v is not None}
             writes.fill_session(conn, session["session_id"], **facts)
