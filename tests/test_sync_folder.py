@@ -340,3 +340,19 @@ def test_a_long_history_goes_out_in_bounded_segments(world, monkeypatch):
     conn.close()
     server.sync()
     assert server.sums()["calls"] == 16 + 6
+
+
+def test_a_new_database_gets_its_own_machines_calls_back_from_the_folder(world, tmp_path):
+    """A machine whose database was lost (or two machines given one name) reads the
+    segments in its own folder that its database did not write — and nothing twice."""
+    laptop, server, folder = world
+    laptop.sync(), server.sync(), laptop.sync()
+    expected = laptop.sums()
+    shutil.rmtree(laptop.home)
+    again = laptop.run("sync").stdout
+    assert "that this database did not write" in again
+    assert laptop.sums() == expected
+    laptop.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")  # its transcripts are still there
+    laptop.sync(), laptop.sync()
+    assert laptop.sums() == expected
+    assert len(segments(folder, "laptop")) == 1  # nothing exported again: those calls came from the folder

@@ -41,6 +41,9 @@ def render(summary: dict) -> str:
     if got["segments"]:
         out.append(term_text(f"imported {got['segments']} segment{'s' if got['segments'] != 1 else ''} from {', '.join(got['machines'])}: "
                              f"{got['calls']:,} calls, {got['changed']:,} rows new or updated"))
+        if summary["machine"] in got["machines"]:
+            out.append(term_text(f"(segments in {summary['machine']}/ that this database did not write: an earlier "
+                                 f"database of this machine, or another machine also named {summary['machine']!r})"))
     else:
         out.append("imported nothing new")
     if summary["duplicates"]:

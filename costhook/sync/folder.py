@@ -373,7 +373,7 @@ def normalise_remote(url: str) -> str | None:
 
 
 def import_all(conn, found: dict, price) -> dict:
-    """Read every other machine's segments not read before. Long: one pass over the
+    """Read every segment this database has not read or written. Long: one pass over the
     folder — each entry checked (a symlink, a foreign owner, a folder others can write to
     are refused), each file classified, read, deduplicated by content and imported."""
     folder = found["folder"]
@@ -385,8 +385,9 @@ def import_all(conn, found: dict, price) -> dict:
     machines = set()
     for machine in sorted(os.listdir(folder)):
         where = os.path.join(folder, machine)
-        if machine == found["machine"] or machine.startswith("."):
-            continue
+        if machine.startswith("."):
+            continue  # the sync tool's own (.stfolder, .dropbox.cache): this machine's folder is read too, for
+            # segments this database did not write (an earlier database, or two machines given one name)
         problem = unsafe_entry(where, folder=True)
         if problem == "not a folder":
             continue  # a note the user keeps there, the sync tool's own files
