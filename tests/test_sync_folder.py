@@ -356,3 +356,19 @@ def test_a_new_database_gets_its_own_machines_calls_back_from_the_folder(world, 
     laptop.sync(), laptop.sync()
     assert laptop.sums() == expected
     assert len(segments(folder, "laptop")) == 1  # nothing exported again: those calls came from the folder
+
+
+def test_an_export_killed_before_its_rename_leaves_nothing_for_ever(world):
+    """The temporary file of an export killed mid-write is never read by the other machine,
+    and this machine removes it once it is an hour old (a fresh one may be a live sync's)."""
+    laptop, server, folder = world
+    laptop.sync()
+    own = folder / "laptop"
+    stale, fresh = own / ".20261122T000000Z-0000000a.ndjson.gz.4242.tmp", own / ".20261122T000000Z-0000000b.ndjson.gz.4243.tmp"
+    for path in (stale, fresh):
+        write_segment(path, "laptop", [call("half-written")])
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    server.sync()
+    assert server.rows("SELECT count(*) AS n FROM requests WHERE key = 'half-written'") == [{"n": 0}]
+    laptop.sync()
+    assert not stale.exists() and fresh.exists()

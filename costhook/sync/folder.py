@@ -145,6 +145,7 @@ def sync(conn, cfg: dict, price) -> dict:
     fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        remove_stale_temporaries(os.path.join(folder, found["machine"]))
         exported = export(conn, found)
         imported = import_all(conn, found, price)
     finally:
@@ -153,6 +154,26 @@ def sync(conn, cfg: dict, price) -> dict:
 
 
 # ------------------------------------------------------------------ export --------
+
+TEMPORARY = re.compile(r"^\.\d{8}T\d{6}Z-[0-9a-f]{8}\.ndjson\.gz\.\d+\.tmp$")  # write_segment's
+STALE_TEMPORARY_S = 3600
+
+
+def remove_stale_temporaries(own: str) -> None:
+    """Temporary segment files of an export that was killed before its rename: the sync
+    tool would carry them to every machine for ever. Only ours, only old ones (a sync
+    holding the lock writes its own for a second or two)."""
+    try:
+        names = os.listdir(own)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(own, name)
+        try:
+            if TEMPORARY.match(name) and time.time() - os.lstat(path).st_mtime > STALE_TEMPORARY_S:
+                os.unlink(path)
+        except OSError:
+            pass  # gone already
 
 
 def export(conn, found: dict) -> dict:
