@@ -372,3 +372,22 @@ def test_an_export_killed_before_its_rename_leaves_nothing_for_ever(world):
     assert server.rows("SELECT count(*) AS n FROM requests WHERE key = 'half-written'") == [{"n": 0}]
     laptop.sync()
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_session_seen_on_both_machines_is_counted_once(world, tmp_path):
+    """A cloud-synced ~/.claude: both machines recorded the same session. After syncs both
+    ways, still one row per call, the same totals on both as one direct import."""
+    laptop, server, folder = world
+    shared = tmp_path / "shared-claude" / "projects" / "-home-dev-acme-api"
+    shared.mkdir(parents=True)
+    acme = EXAMPLES / "claude" / "projects" / "-home-dev-acme-api"
+    shutil.copy(acme / "7c1e2d3a-4b5c-4d6e-8f90-a1b2c3d4e5f6.jsonl", shared)
+    shutil.copytree(acme / "7c1e2d3a-4b5c-4d6e-8f90-a1b2c3d4e5f6", shared / "7c1e2d3a-4b5c-4d6e-8f90-a1b2c3d4e5f6")
+    server.run("import", "--claude-dir", str(tmp_path / "shared-claude"), "-q")
+    for machine in (server, laptop, server, laptop):
+        machine.sync()
+    reference = Machine(tmp_path, "reference", None)
+    reference.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
+    reference.run("import", "--claude-dir", str(tmp_path / "server-claude"), "-q")
+    expected = reference.sums()
+    assert laptop.sums() == server.sums() == expected and expected["calls"] == expected["keys"] == 22

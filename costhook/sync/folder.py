@@ -374,7 +374,7 @@ def remote_url(config: str) -> str | None:
 def normalise_remote(url: str) -> str | None:
     """`git@github.com:acme/api.git`, `https://user:token@github.com/acme/api` →
     `github.com/acme/api`; a local path → None."""
-    url = url.strip()
+    url = re.split(r"[?#]", url.strip(), maxsplit=1)[0]  # no query string (a token may hide there)
     scp = re.match(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$", url)
     if "://" in url:
         rest = url.split("://", 1)[1]
