@@ -391,3 +391,13 @@ def test_a_session_seen_on_both_machines_is_counted_once(world, tmp_path):
     reference.run("import", "--claude-dir", str(tmp_path / "server-claude"), "-q")
     expected = reference.sums()
     assert laptop.sums() == server.sums() == expected and expected["calls"] == expected["keys"] == 22
+
+
+def test_an_openclaw_session_end_starts_the_sync_too(world, tmp_path):
+    laptop, _, folder = world
+    event = {"sessionId": "s-oc", "sessionKey": "agent:main:main", "reason": "idle"}
+    data = {"hook": "session_end", "hook_event_name": "session_end", "plugin": "costhook", "event": event,
+            "ctx": {"agentId": "main", "sessionKey": "agent:main:main", "sessionId": "s-oc"}}
+    proc = run_hook(data, args=("--agent", "openclaw"), env={**laptop.env, "OPENCLAW_STATE_DIR": str(tmp_path / "oc")})
+    assert proc.returncode == 0 and proc.stdout == b""
+    assert wait_for(lambda: len(segments(folder, "laptop")) == 1), "the detached sync wrote no segment"

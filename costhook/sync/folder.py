@@ -148,6 +148,8 @@ def sync(conn, cfg: dict, price) -> dict:
         remove_stale_temporaries(os.path.join(folder, found["machine"]))
         exported = export(conn, found)
         imported = import_all(conn, found, price)
+    except OSError as exc:  # a full disk, a folder we may not read: one line, what was done stays done
+        raise SyncError(f"sync folder {folder}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
     return {"folder": folder, "machine": found["machine"], "user": found["user"], "exported": exported, **imported}
@@ -404,11 +406,12 @@ def import_all(conn, found: dict, price) -> dict:
         writes.forget_sync_skips(conn)
     summary = {"imported": {"segments": 0, "calls": 0, "changed": 0, "machines": []}, "duplicates": 0, "skipped": []}
     machines = set()
+    # This machine's own folder is read too: for segments this database did not write (an
+    # earlier database of this machine, or two machines given one name). Its own are known.
     for machine in sorted(os.listdir(folder)):
         where = os.path.join(folder, machine)
         if machine.startswith("."):
-            continue  # the sync tool's own (.stfolder, .dropbox.cache): this machine's folder is read too, for
-            # segments this database did not write (an earlier database, or two machines given one name)
+            continue  # the sync tool's own: .stfolder, .dropbox.cache
         problem = unsafe_entry(where, folder=True)
         if problem == "not a folder":
             continue  # a note the user keeps there, the sync tool's own files
@@ -417,7 +420,12 @@ def import_all(conn, found: dict, price) -> dict:
         if problem:
             skip(conn, summary, machine, machine, problem)
             continue
-        for name in sorted(os.listdir(where)):
+        try:
+            names = sorted(os.listdir(where))
+        except OSError as exc:
+            skip(conn, summary, machine, machine, f"cannot read ({exc.strerror})")
+            continue
+        for name in names:
             rel = f"{machine}/{name}"
             path = os.path.join(where, name)
             if name.startswith(".") or not name.endswith(SUFFIX):
@@ -626,11 +634,20 @@ def status(conn, cfg: dict) -> dict | None:
         out["problem"] = "does not exist"
         return out
     out["problem"] = paths.insecurity(folder, kind="sync folder")
-    for machine in sorted(os.listdir(folder)):
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError as exc:
+        out["problem"] = f"cannot read it ({exc.strerror})"
+        entries = []
+    for machine in entries:
         where = os.path.join(folder, machine)
         if machine.startswith(".") or unsafe_entry(where, folder=True):
             continue
-        stamps = sorted(m.group(1) for m in map(SEGMENT_NAME.match, os.listdir(where)) if m)
+        try:
+            names = os.listdir(where)
+        except OSError:
+            continue  # the next sync says why
+        stamps = sorted(m.group(1) for m in map(SEGMENT_NAME.match, names) if m)
         out["machines"].append({"machine": machine, "segments": len(stamps), "this": machine == found["machine"],
                                 "last": stamp_iso(stamps[-1]) if stamps else None})
     if conn is None:  # no database yet: nothing synced
