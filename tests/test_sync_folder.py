@@ -401,3 +401,36 @@ def test_an_openclaw_session_end_starts_the_sync_too(world, tmp_path):
     proc = run_hook(data, args=("--agent", "openclaw"), env={**laptop.env, "OPENCLAW_STATE_DIR": str(tmp_path / "oc")})
     assert proc.returncode == 0 and proc.stdout == b""
     assert wait_for(lambda: len(segments(folder, "laptop")) == 1), "the detached sync wrote no segment"
+
+
+def test_a_sync_killed_mid_import_leaves_no_partial_state(tmp_path):
+    """`kill -9` of an import between segments (each segment is one transaction): the next
+    sync completes it exactly — the same database as one uninterrupted sync — nothing
+    counted twice. (The generator's costs are its own: each machine prices what it imports.)"""
+    import sys
+
+    folder = private_folder(tmp_path)
+    laptop, server = Machine(tmp_path, "laptop", folder), Machine(tmp_path, "server", folder)
+    clean = Machine(tmp_path, "clean", folder)
+    laptop.home.mkdir(mode=0o700)
+    subprocess.run([sys.executable, "-m", "tests.benchmarks.generate", "db", str(laptop.home / "costhook.db"),
+                    "--rows", "45000"], cwd=Path(__file__).parent.parent, check=True, capture_output=True, timeout=300)
+    assert laptop.sync()["exported"]["segments"] == 3
+    clean.sync()
+    expected = clean.sums()
+    assert {k: v for k, v in expected.items() if k != "cost"} == {k: v for k, v in laptop.sums().items() if k != "cost"}
+    proc = subprocess.Popen([COSTHOOK, "sync"], env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def one_segment_in() -> bool:
+        try:
+            return server.rows("SELECT count(*) AS n FROM sync_files WHERE status = 'imported'")[0]["n"] >= 1
+        except sqlite3.OperationalError:
+            return False  # not made (or migrated) yet
+
+    assert wait_for(lambda: proc.poll() is None and (server.home / "costhook.db").exists() and one_segment_in(),
+                    timeout=120)
+    proc.kill()
+    proc.wait()
+    partial = server.sums()
+    assert partial["calls"] < expected["calls"] and partial["calls"] % 20_000 == 0  # whole segments only
+    server.sync()
+    assert server.sums() == expected
