@@ -107,6 +107,7 @@ def test_two_machines_one_folder_totals_exact_despite_copies_truncation_and_grow
     assert first == laptop.sums() and first["calls"] == first["keys"] == 16 + 6
 
     server.run("import", "--claude-dir", str(server_history(tmp_path, grown=True)), "-q")  # msg_grow streamed on
+    assert "1 call of this machine waiting for the next `costhook sync`" in server.run("doctor", ok=False).stdout
     summary = server.sync()
     assert summary["exported"] == {"calls": 1, "updated": 1, "segments": 1}
     grown = segments(folder, "server")[-1]

@@ -267,6 +267,9 @@ def _doctor_sync(conn, cfg) -> int:
         age = f"last segment {last} ({_age(now, last)} ago)" if last else "no segment yet"
         this = " (this machine)" if machine["this"] else ""
         click.echo(term_text(f"           {machine['machine']}{this}: {machine['segments']:,} segments, {age}"))
+    if found["waiting"]:
+        plural = "s" if found["waiting"] != 1 else ""
+        click.echo(f"           {found['waiting']:,} call{plural} of this machine waiting for the next `costhook sync`")
     for item in found["skipped"]:
         click.echo(term_text(f"           skipped {item['path']}: {item['reason']}"))
     if found["duplicates"]:

@@ -623,13 +623,14 @@ def import_segment(conn, segment: dict, rel: str, st, price) -> int | None:
 
 def status(conn, cfg: dict) -> dict | None:
     """For `costhook doctor`: the folder, its machines with their newest segment (from the
-    names: no file is read), and the files the last sync skipped, with why."""
+    names: no file is read), this machine's calls waiting for the next export, and the
+    files the last sync skipped, with why."""
     found = settings(cfg)
     if found is None:
         return None
     folder = found["folder"]
     out = {"folder": folder, "machine": found["machine"], "user": found["user"], "problem": None, "machines": [],
-           "skipped": [], "duplicates": 0}
+           "skipped": [], "duplicates": 0, "waiting": 0}
     if not os.path.isdir(folder):
         out["problem"] = "does not exist"
         return out
@@ -652,6 +653,9 @@ def status(conn, cfg: dict) -> dict | None:
                                 "last": stamp_iso(stamps[-1]) if stamps else None})
     if conn is None:  # no database yet: nothing synced
         return out
+    out["waiting"] = conn.execute(f"""SELECT count(*) FROM requests r
+        LEFT JOIN sync_exports e ON e.kind = 'call' AND e.id = r.key
+        WHERE r.origin_machine IS NULL AND (e.version IS NULL OR e.version != {CALL_VERSION})""").fetchone()[0]
     out["skipped"] = [dict(r) for r in conn.execute(
         "SELECT path, reason FROM sync_files WHERE status = 'skipped' ORDER BY path")]
     out["duplicates"] = conn.execute("SELECT count(*) FROM sync_files WHERE status = 'duplicate'").fetchone()[0]
