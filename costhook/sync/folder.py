@@ -70,11 +70,12 @@ KINDS = {  # record kind → (text fields, integer fields, its key)
 MAX_INT = 10**15  # counts and nano-dollar amounts; plausible() bounds a call's tokens further
 
 # A call's version: what, when it changed, sends the call out again (its usage grew, a tool
-# or a sub-agent's type was learnt, a reprice).
-CALL_VERSION = ("printf('%d|%d|%d|%d|%d|%d|%s|%s|%s|%s', coalesce(input_tokens, 0), coalesce(output_tokens, 0), "
-                "coalesce(cache_write_5m_tokens, 0), coalesce(cache_write_1h_tokens, 0), "
+# or a sub-agent's type was learnt, the main thread's copy of a sidechain replay arrived).
+CALL_VERSION = ("printf('%d|%d|%d|%d|%d|%d|%s|%s|%s|%s|%s|%s|%s|%d', coalesce(input_tokens, 0), "
+                "coalesce(output_tokens, 0), coalesce(cache_write_5m_tokens, 0), coalesce(cache_write_1h_tokens, 0), "
                 "coalesce(cache_read_tokens, 0), coalesce(web_search_requests, 0), coalesce(tools, ''), "
-                "coalesce(agent_type, ''), coalesce(iterations, ''), coalesce(skill, ''))")
+                "coalesce(agent_type, ''), coalesce(iterations, ''), coalesce(skill, ''), coalesce(session_id, ''), "
+                "coalesce(agent_id, ''), coalesce(project, ''), coalesce(is_sidechain, 0))")
 LOCAL_SESSIONS = "SELECT DISTINCT session_id FROM requests WHERE origin_machine IS NULL AND session_id IS NOT NULL"
 
 
