@@ -404,10 +404,11 @@ def test_an_openclaw_session_end_starts_the_sync_too(world, tmp_path):
     assert wait_for(lambda: len(segments(folder, "laptop")) == 1), "the detached sync wrote no segment"
 
 
-def test_a_sync_killed_mid_import_leaves_no_partial_state(tmp_path):
-    """`kill -9` of an import between segments (each segment is one transaction): the next
-    sync completes it exactly — the same database as one uninterrupted sync — nothing
-    counted twice. (The generator's costs are its own: each machine prices what it imports.)"""
+def test_a_sync_killed_mid_import_is_completed_exactly_by_the_next(tmp_path):
+    """`kill -9` of a sync mid-import: the next sync completes it exactly — the same
+    database as one uninterrupted sync — nothing counted twice, though the killed one had
+    committed some batches of a segment it had not finished. (The generator's costs are its
+    own: each machine prices what it imports.)"""
     import sys
 
     folder = private_folder(tmp_path)
@@ -432,6 +433,6 @@ def test_a_sync_killed_mid_import_leaves_no_partial_state(tmp_path):
     proc.kill()
     proc.wait()
     partial = server.sums()
-    assert partial["calls"] < expected["calls"] and partial["calls"] % 20_000 == 0  # whole segments only
+    assert 20_000 <= partial["calls"] < expected["calls"]
     server.sync()
     assert server.sums() == expected

@@ -585,27 +585,33 @@ def checked(kind: str, raw) -> dict | None:
     return out
 
 
+IMPORT_BATCH = 2_000  # calls per write transaction: a hook waiting for the lock waits a fraction of a second
+
+
 def import_segment(conn, segment: dict, rel: str, st, price) -> int | None:
-    """One segment into the database, in one transaction; the number of calls it holds,
-    or None when the same content was imported before (a copy)."""
+    """One segment into the database; the number of calls it holds, or None when the same
+    content was imported before (a copy). Its calls go in batches of IMPORT_BATCH, each in
+    its own transaction, so a hook never waits long for the write lock; the segment counts
+    as read only with the last one. A sync killed in between leaves calls merged by key:
+    the next sync reads the segment again, and merging them again changes nothing."""
     header, records = segment["header"], segment["records"]
     origin = {"origin_user": header["user"], "origin_machine": header["machine"]}
     calls = {r["key"]: {**r, **origin} for r in records["call"]}
     file_row = {"path": rel, "machine": header["machine"], "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                 "hash": segment["hash"], "seen_at": now_iso()}
+    original = conn.execute("SELECT path FROM sync_segments WHERE hash = ?", (segment["hash"],)).fetchone()
+    if original is not None:
+        with transaction(conn):
+            writes.record_sync_file(conn, {**file_row, "status": "duplicate", "reason": f"same content as {original[0]}"})
+        return None
+    keys = list(calls)
+    for start in range(0, len(keys), IMPORT_BATCH):
+        batch = {key: calls[key] for key in keys[start:start + IMPORT_BATCH]}
+        with transaction(conn):
+            known, _ = writes.stored_ids(conn, list(batch), [])
+            segment["changed"] += writes.merge_requests(conn, batch, price)
+            writes.fill_empty_columns(conn, {key: batch[key] for key in known})  # a new row has them all already
     with transaction(conn):
-        first = writes.record_segment(conn, {"hash": segment["hash"], "machine": header["machine"],
-                                             "user": header["user"], "path": rel, "calls": len(calls),
-                                             "created_at": str(header.get("created_at"))[:40],
-                                             "imported_at": now_iso()})
-        if not first:
-            original = conn.execute("SELECT path FROM sync_segments WHERE hash = ?", (segment["hash"],)).fetchone()
-            writes.record_sync_file(conn, {**file_row, "status": "duplicate",
-                                           "reason": f"same content as {original[0]}"})
-            return None
-        known, _ = writes.stored_ids(conn, list(calls), [])
-        segment["changed"] = writes.merge_requests(conn, calls, price)
-        writes.fill_empty_columns(conn, {key: calls[key] for key in known})  # a new row has them all already
         for session in records["session"]:
             facts = {k: v for k, v in session.items() if k != "session_id" and v is not None}
             writes.fill_session(conn, session["session_id"], **facts)
@@ -613,6 +619,9 @@ def import_segment(conn, segment: dict, rel: str, st, price) -> int | None:
             writes.record_tool_call(conn, {k: v for k, v in tool_call.items() if v is not None})
         for run in records["cron_run"]:
             writes.record_cron_run(conn, {k: v for k, v in run.items() if v is not None})
+        writes.record_segment(conn, {"hash": segment["hash"], "machine": header["machine"], "user": header["user"],
+                                     "path": rel, "calls": len(calls), "created_at": str(header.get("created_at"))[:40],
+                                     "imported_at": now_iso()})
         writes.record_sync_file(conn, {**file_row, "status": "imported",
                                        "reason": f"{segment['invalid']} invalid records left out"
                                        if segment["invalid"] else None})
