@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from costhook import paths
+from costhook import paths, text
 from costhook.agents.runtime import AGENT_HOOKS
 from costhook.cli.common import NoStore, db_option, load_config, open_store, price_table
 from costhook.text import term_text
@@ -264,27 +264,19 @@ def _doctor_sync(conn, cfg) -> int:
     now = time.time()
     for machine in found["machines"]:
         last = machine["last"]
-        age = f"last segment {last} ({_age(now, last)} ago)" if last else "no segment yet"
+        age = f"last segment {last} ({text.age(now - machine['last_ts'])} ago)" if last else "no segment yet"
         this = " (this machine)" if machine["this"] else ""
-        click.echo(term_text(f"           {machine['machine']}{this}: {machine['segments']:,} segments, {age}"))
+        count = f"{machine['segments']:,} segment" + ("s" if machine["segments"] != 1 else "")
+        click.echo(term_text(f"           {machine['machine']}{this}: {count}, {age}"))
     if found["waiting"]:
         plural = "s" if found["waiting"] != 1 else ""
         click.echo(f"           {found['waiting']:,} call{plural} of this machine waiting for the next `costhook sync`")
     for item in found["skipped"]:
         click.echo(term_text(f"           skipped {item['path']}: {item['reason']}"))
     if found["duplicates"]:
-        click.echo(f"           {found['duplicates']:,} copies of imported segments (conflicted or duplicated) left out")
+        copies = "1 copy" if found["duplicates"] == 1 else f"{found['duplicates']:,} copies"
+        click.echo(f"           {copies} of imported segments (conflicted or duplicated) left out")
     return int(bool(problem))
-
-
-def _age(now: float, iso: str) -> str:
-    from datetime import datetime
-
-    seconds = max(0, now - datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit}"
-    return f"{int(seconds)} s"
 
 
 def _doctor_prices(conn, table, info) -> int:

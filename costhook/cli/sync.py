@@ -39,7 +39,8 @@ def render(summary: dict) -> str:
         out.append("exported nothing: no new calls")
     got = summary["imported"]
     if got["segments"]:
-        out.append(term_text(f"imported {got['segments']} segment{'s' if got['segments'] != 1 else ''} from {', '.join(got['machines'])}: "
+        plural = "s" if got["segments"] != 1 else ""
+        out.append(term_text(f"imported {got['segments']} segment{plural} from {', '.join(got['machines'])}: "
                              f"{got['calls']:,} calls, {got['changed']:,} rows new or updated"))
         if summary["machine"] in got["machines"]:
             out.append(term_text(f"(segments in {summary['machine']}/ that this database did not write: an earlier "
@@ -47,7 +48,8 @@ def render(summary: dict) -> str:
     else:
         out.append("imported nothing new")
     if summary["duplicates"]:
-        out.append(f"{summary['duplicates']} copies of segments already imported, skipped")
+        copies = "1 copy" if summary["duplicates"] == 1 else f"{summary['duplicates']} copies"
+        out.append(f"{copies} of segments already imported, skipped")
     for item in summary["skipped"]:
         out.append(term_text(f"skipped {item['path']}: {item['reason']}"))
     return "\n".join(out)

@@ -15,6 +15,7 @@ Everything read from the folder is untrusted: every field is checked, files and 
 others can write to are refused, symlinks are never followed.
 """
 
+import calendar
 import gzip
 import hashlib
 import json
@@ -659,8 +660,10 @@ def status(conn, cfg: dict) -> dict | None:
         except OSError:
             continue  # the next sync says why
         stamps = sorted(m.group(1) for m in map(SEGMENT_NAME.match, names) if m)
+        last = stamps[-1] if stamps else None
         out["machines"].append({"machine": machine, "segments": len(stamps), "this": machine == found["machine"],
-                                "last": stamp_iso(stamps[-1]) if stamps else None})
+                                "last": stamp_iso(last) if last else None,
+                                "last_ts": calendar.timegm(time.strptime(last, "%Y%m%dT%H%M%SZ")) if last else None})
     if conn is None:  # no database yet: nothing synced
         return out
     out["waiting"] = conn.execute(f"""SELECT count(*) FROM requests r
