@@ -33,15 +33,13 @@ def render(summary: dict) -> str:
     sent = summary["exported"]
     if sent["segments"]:
         again = f" ({sent['updated']:,} updated)" if sent["updated"] else ""
-        plural = "s" if sent["segments"] != 1 else ""
-        out.append(f"exported {sent['calls']:,} calls{again} in {sent['segments']} segment{plural}")
+        out.append(f"exported {count(sent['calls'], 'call')}{again} in {count(sent['segments'], 'segment')}")
     else:
         out.append("exported nothing: no new calls")
     got = summary["imported"]
     if got["segments"]:
-        plural = "s" if got["segments"] != 1 else ""
-        out.append(term_text(f"imported {got['segments']} segment{plural} from {', '.join(got['machines'])}: "
-                             f"{got['calls']:,} calls, {got['changed']:,} rows new or updated"))
+        out.append(term_text(f"imported {count(got['segments'], 'segment')} from {', '.join(got['machines'])}: "
+                             f"{count(got['calls'], 'call')}, {count(got['changed'], 'row')} new or updated"))
         if summary["machine"] in got["machines"]:
             out.append(term_text(f"(segments in {summary['machine']}/ that this database did not write: an earlier "
                                  f"database of this machine, or another machine also named {summary['machine']!r})"))
@@ -53,3 +51,7 @@ def render(summary: dict) -> str:
     for item in summary["skipped"]:
         out.append(term_text(f"skipped {item['path']}: {item['reason']}"))
     return "\n".join(out)
+
+
+def count(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("s" if n != 1 else "")
