@@ -257,6 +257,9 @@ def test_a_machine_name_that_is_not_a_folder_name_is_a_config_error(tmp_path):
     bad.config.write_text(f'[team]\nfolder = "{tmp_path}"\nmachine = "../etc"\n')
     proc = bad.run("sync", ok=False)
     assert proc.returncode == 1 and "team.machine: not a name: '../etc'" in proc.stderr
+    bad.config.write_text('[team]\nfolder = "Sync/costhook"\n')
+    proc = bad.run("sync", ok=False)
+    assert proc.returncode == 1 and "team.folder: the sync folder must be an absolute path" in proc.stderr
 
 
 def test_project_names_leave_the_machine_as_configured(tmp_path):

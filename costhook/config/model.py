@@ -143,6 +143,14 @@ class Team(Strict):
     project_name: Literal["git-remote", "basename", "path"] = "git-remote"  # git-remote: else the basename
     folder: str | None = None
 
+    @field_validator("folder")
+    @classmethod
+    def absolute_folder(cls, value):
+        # the detached sync runs from /: a relative folder would be another folder there
+        if value is not None and not value.startswith(("/", "~")):
+            raise ValueError(f"the sync folder must be an absolute path or start with ~, not {value!r}")
+        return value
+
 
 class Config(Strict):
     timezone: str | None = None
