@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import COSTHOOK, EXAMPLES, payload, run_hook
+from test_openclaw_views import history  # noqa: F401  (fixture)
 from transcript_lines import assistant, tool_use
 
 SUMS = """SELECT count(*) AS calls, count(DISTINCT key) AS keys, sum(cost_nanousd) AS cost,
@@ -439,3 +440,18 @@ def test_a_sync_killed_mid_import_is_completed_exactly_by_the_next(tmp_path):
     assert 20_000 <= partial["calls"] < expected["calls"]
     server.sync()
     assert server.sums() == expected
+
+
+def test_openclaw_cron_history_reads_the_same_on_both_machines(world, history):  # noqa: F811
+    """Calls, cron runs (a pruned one too) and jobs travel: `cron` and `report` agree."""
+    laptop, server, _ = world
+    server.run("import", "--openclaw-dir", str(history))
+    for machine in (server, laptop, server, laptop):
+        machine.sync()
+    views = [("cron", "--format", "json", "--tz", "UTC"), ("report", "--by", "cron", "--format", "json", "--tz", "UTC")]
+    for view in views:
+        assert json.loads(laptop.run(*view).stdout) == json.loads(server.run(*view).stdout), view
+    runs = "SELECT run_id, job_name, status, duration_ms, transcript_missing FROM cron_runs ORDER BY run_id"
+    assert laptop.rows(runs) == server.rows(runs) and len(laptop.rows(runs)) >= 7
+    assert laptop.rows("SELECT job_id, name, schedule FROM cron_jobs ORDER BY job_id") == \
+        server.rows("SELECT job_id, name, schedule FROM cron_jobs ORDER BY job_id")

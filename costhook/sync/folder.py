@@ -5,7 +5,7 @@ Each machine appends immutable segments under `<folder>/<machine>/`: gzip-compre
 JSON Lines, written under a temporary name and renamed, so a sync tool only ever sees a
 whole file (or a half-transferred one, which is skipped and read again next time). A
 segment holds this machine's calls that are new or whose usage grew since the last
-export, with the sessions, tool calls and cron runs of their sessions. Each machine
+export, with the sessions, tool calls and OpenClaw cron runs and jobs. Each machine
 reads the other machines' segments into its own database: calls merge by their key with
 `usage.merge_call`'s rule (the final usage wins), so a segment read twice, a duplicated
 or conflicted copy, or a call exported again after it grew, is never counted twice; a
@@ -62,11 +62,14 @@ CRON_TEXT = ("run_id", "agent", "host_agent", "job_id", "job_name", "session_id"
              "completion_status", "started_at", "model", "provider", "cron_run_id", "error", "session_target")
 CRON_INT = ("duration_ms", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
             "total_tokens", "is_heartbeat")
+JOB_TEXT = ("job_id", "agent", "host_agent", "name", "kind", "session_target", "schedule", "updated_at")
+JOB_INT = ("enabled",)
 KINDS = {  # record kind → (text fields, integer fields, its key)
     "call": (CALL_TEXT, CALL_INT, "key"),
     "session": (SESSION_TEXT, SESSION_INT, "session_id"),
     "tool_call": (TOOL_TEXT, TOOL_INT, "tool_use_id"),
     "cron_run": (CRON_TEXT, CRON_INT, "run_id"),
+    "cron_job": (JOB_TEXT, JOB_INT, "job_id"),
 }
 MAX_INT = 10**15  # counts and nano-dollar amounts; plausible() bounds a call's tokens further
 
@@ -78,6 +81,7 @@ CALL_VERSION = ("printf('%d|%d|%d|%d|%d|%d|%s|%s|%s|%s|%s|%s|%s|%d', coalesce(in
                 "coalesce(agent_type, ''), coalesce(iterations, ''), coalesce(skill, ''), coalesce(session_id, ''), "
                 "coalesce(agent_id, ''), coalesce(project, ''), coalesce(is_sidechain, 0))")
 LOCAL_SESSIONS = "SELECT DISTINCT session_id FROM requests WHERE origin_machine IS NULL AND session_id IS NOT NULL"
+SYNCED_SESSIONS = "SELECT DISTINCT session_id FROM requests WHERE origin_machine IS NOT NULL AND session_id IS NOT NULL"
 
 
 INCOMPLETE = "incomplete (still syncing?): read again next time"
@@ -196,18 +200,22 @@ def export(conn, found: dict) -> dict:
         summary["calls"] += len(chunk)
         summary["updated"] += sum(r["sync_again"] for r in chunk)
         if len(chunk) == CALLS_PER_SEGMENT:
-            write_calls(conn, found, labels, chunk, ([], [], []))
+            write_calls(conn, found, labels, chunk, ([], [], [], []))
             summary["segments"] += 1
             after = chunk[-1]["key"]
             continue
-        # the sessions, tool calls and cron runs of this machine's sessions ride with the last segment
+        # the sessions, tool calls, cron runs and jobs of this machine ride with the last segment
         sessions = changed_rows(conn, "session", f"SELECT * FROM sessions WHERE session_id IN ({LOCAL_SESSIONS})")
         tools = plain_rows(conn, f"""SELECT t.* FROM tool_calls t
             LEFT JOIN sync_exports e ON e.kind = 'tool_call' AND e.id = t.tool_use_id
             WHERE e.id IS NULL AND t.session_id IN ({LOCAL_SESSIONS})""", ())
-        crons = changed_rows(conn, "cron_run", f"SELECT * FROM cron_runs WHERE session_id IN ({LOCAL_SESSIONS})")
-        if chunk or sessions or tools or crons:
-            write_calls(conn, found, labels, chunk, (sessions, tools, crons))
+        # a cron run whose transcript was pruned has no calls, but is this machine's unless its
+        # session's calls came from elsewhere
+        crons = changed_rows(conn, "cron_run", f"""SELECT * FROM cron_runs WHERE session_id IS NULL
+            OR session_id IN ({LOCAL_SESSIONS}) OR session_id NOT IN ({SYNCED_SESSIONS})""")
+        jobs = changed_rows(conn, "cron_job", "SELECT * FROM cron_jobs")
+        if chunk or sessions or tools or crons or jobs:
+            write_calls(conn, found, labels, chunk, (sessions, tools, crons, jobs))
             summary["segments"] += 1
         return summary
 
@@ -222,9 +230,9 @@ def plain_rows(conn, sql: str, args) -> list[dict]:
 
 
 def write_calls(conn, found: dict, labels: dict, chunk: list, extras: tuple) -> None:
-    """One segment of `chunk` (call rows) and `extras` (sessions, tool calls, cron runs),
-    then, once it is renamed into place, the versions exported and the file recorded."""
-    sessions, tools, crons = extras
+    """One segment of `chunk` (call rows) and `extras` (sessions, tool calls, cron runs and
+    jobs), then, once it is renamed into place, the versions exported and the file recorded."""
+    sessions, tools, crons, jobs = extras
     own = os.path.join(found["folder"], found["machine"])
     if os.path.lexists(own) and not stat.S_ISDIR(os.lstat(own).st_mode):
         raise SyncError(f"{own} is not a folder; costhook does not follow it")
@@ -233,6 +241,7 @@ def write_calls(conn, found: dict, labels: dict, chunk: list, extras: tuple) -> 
     records += [("session", shared_session(r, found, labels)) for r, _ in sessions]
     records += [("tool_call", {k: r[k] for k in TOOL_TEXT + TOOL_INT}) for r in tools]
     records += [("cron_run", {k: r.get(k) for k in CRON_TEXT + CRON_INT}) for r, _ in crons]
+    records += [("cron_job", {k: r.get(k) for k in JOB_TEXT + JOB_INT}) for r, _ in jobs]
     name, digest = write_segment(own, found, records)
     rel = f"{found['machine']}/{name}"
     st = os.lstat(os.path.join(own, name))
@@ -241,6 +250,7 @@ def write_calls(conn, found: dict, labels: dict, chunk: list, extras: tuple) -> 
         writes.record_exports(conn, "session", [(r["session_id"], v) for r, v in sessions])
         writes.record_exports(conn, "tool_call", [(r["tool_use_id"], "1") for r in tools])
         writes.record_exports(conn, "cron_run", [(r["run_id"], v) for r, v in crons])
+        writes.record_exports(conn, "cron_job", [(r["job_id"], v) for r, v in jobs])
         writes.record_segment(conn, {"hash": digest, "machine": found["machine"], "user": found["user"], "path": rel,
                                      "calls": len(chunk), "created_at": now_iso(), "imported_at": None})
         writes.record_sync_file(conn, {"path": rel, "machine": found["machine"], "size": st.st_size,
@@ -620,6 +630,10 @@ def import_segment(conn, segment: dict, rel: str, st, price) -> int | None:
             writes.record_tool_call(conn, {k: v for k, v in tool_call.items() if v is not None})
         for run in records["cron_run"]:
             writes.record_cron_run(conn, {k: v for k, v in run.items() if v is not None})
+        for job in records["cron_job"]:
+            writes.record_cron_job(conn, job, only_fill=True)
+        if records["cron_run"]:  # which runs' transcripts are missing, job names learnt since
+            writes.refresh_cron_runs(conn, [run["run_id"] for run in records["cron_run"]])
         writes.record_segment(conn, {"hash": segment["hash"], "machine": header["machine"], "user": header["user"],
                                      "path": rel, "calls": len(calls), "created_at": str(header.get("created_at"))[:40],
                                      "imported_at": now_iso()})
