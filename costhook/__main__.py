@@ -89,7 +89,7 @@ def sync_job(_args: list) -> None:
     if not runtime.sync_due(cfg.get("team") or {}):
         return
     paths.touch_private(runtime.sync_stamp_file())
-    os.utime(runtime.sync_stamp_file())
+    os.utime(runtime.sync_stamp_file(), follow_symlinks=False)  # a planted symlink's target keeps its time
     folder.sync(runtime.open_db(), cfg, runtime.pricer())
 
 

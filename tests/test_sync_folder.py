@@ -455,3 +455,13 @@ def test_openclaw_cron_history_reads_the_same_on_both_machines(world, history): 
     assert laptop.rows(runs) == server.rows(runs) and len(laptop.rows(runs)) >= 7
     assert laptop.rows("SELECT job_id, name, schedule FROM cron_jobs ORDER BY job_id") == \
         server.rows("SELECT job_id, name, schedule FROM cron_jobs ORDER BY job_id")
+
+
+def test_a_symlink_planted_at_the_lock_file_is_not_followed(world, tmp_path):
+    laptop, _, _ = world
+    target = tmp_path / "precious"
+    target.write_text("keep")
+    (laptop.home / "sync.lock").symlink_to(target)
+    proc = laptop.run("sync", ok=False)
+    assert proc.returncode == 1 and "sync.lock" in proc.stderr and "Traceback" not in proc.stderr
+    assert target.read_text() == "keep"

@@ -147,8 +147,11 @@ def sync(conn, cfg: dict, price) -> dict:
         raise SyncError(problem)
     import fcntl
 
-    lock = paths.touch_private(os.path.join(paths.home_dir(), "sync.lock"))
-    fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
+    lock = os.path.join(paths.home_dir(), "sync.lock")
+    try:
+        fd = os.open(paths.touch_private(lock), os.O_RDWR | os.O_NOFOLLOW)  # a planted symlink is not followed
+    except OSError as exc:
+        raise SyncError(f"cannot use the lock file {lock}: {exc.strerror or exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         remove_stale_temporaries(os.path.join(folder, found["machine"]))
