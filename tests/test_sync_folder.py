@@ -197,6 +197,7 @@ def test_hostile_folder_content_is_validated_and_refused(world, tmp_path):
         call("huge", input_tokens=10**10),
         call("long", model="x" * 5000),
         call("notools", tools="Bash"),
+        call("badtime", timestamp="garbage-timestamp-xx"),
         {"call": "not an object"},
         {"session": {"session_id": "sess-x", "project": 7}},
         {"mystery": {"key": "m"}},
@@ -231,7 +232,7 @@ def test_hostile_folder_content_is_validated_and_refused(world, tmp_path):
     assert keys == {"ok-1"}
     assert laptop.sums()["calls"] == before["calls"] + 1
     assert laptop.rows("SELECT reason FROM sync_files WHERE path = ?", (f"mallory/{good.name}",)) == \
-        [{"reason": "9 invalid records left out"}]
+        [{"reason": "10 invalid records left out"}]
     assert "mallory" in laptop.run("doctor", ok=False).stdout
 
 

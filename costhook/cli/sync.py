@@ -1,5 +1,7 @@
 """`costhook sync`: share calls with your other machines through a sync folder."""
 
+import sqlite3
+
 import click
 
 from costhook.cli.common import db_option, emit, load_config, open_store, price_table
@@ -24,6 +26,8 @@ def sync(db_path, fmt):
         summary = folder.sync(conn, cfg, prices.pricer(price_table(cfg)))
     except folder.SyncError as exc:
         raise click.ClickException(str(exc))
+    except sqlite3.Error as exc:  # busy past the timeout, a full disk: what was committed stays, run it again
+        raise click.ClickException(f"sync stopped: database: {exc}; what it wrote stays, run `costhook sync` again")
     emit(fmt, summary, render)
 
 

@@ -71,6 +71,8 @@ KINDS = {  # record kind → (text fields, integer fields, its key)
     "cron_run": (CRON_TEXT, CRON_INT, "run_id"),
     "cron_job": (JOB_TEXT, JOB_INT, "job_id"),
 }
+TIME_FIELDS = ("timestamp", "started_at", "ended_at", "updated_at")
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:\d\d)?$", re.ASCII)
 MAX_INT = 10**15  # counts and nano-dollar amounts; plausible() bounds a call's tokens further
 
 # A call's version: what, when it changed, sends the call out again (its usage grew, a tool
@@ -458,7 +460,13 @@ def import_all(conn, found: dict, price) -> dict:
             if isinstance(result, str):
                 skip(conn, summary, rel, machine, result)
                 continue
-            done = import_segment(conn, result, rel, st, price)
+            try:
+                done = import_segment(conn, result, rel, st, price)
+            except (ValueError, TypeError, KeyError, OverflowError) as exc:
+                # a value the checks let through and a write refused: that segment waits (its
+                # batches already in are merged again next time), the others go on
+                skip(conn, summary, rel, machine, f"could not be imported ({type(exc).__name__}: {str(exc)[:100]})")
+                continue
             if done is None:
                 summary["duplicates"] += 1
                 continue
@@ -575,6 +583,8 @@ def checked(kind: str, raw) -> dict | None:
         value = raw.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
             return None
+        if value is not None and name in TIME_FIELDS and not TIME.match(value):
+            return None  # the rollup buckets calls by their time: only a UTC time is one
         out[name] = value
     for name in ints:
         value = raw.get(name)
