@@ -202,6 +202,10 @@ def test_hostile_folder_content_is_validated_and_refused(world, tmp_path):
         {"session": {"session_id": "sess-x", "project": 7}},
         {"mystery": {"key": "m"}},
     ])
+    lines = gzip.decompress(good.read_bytes()).split(b"\n")
+    lines.insert(2, b"[" * 100_000)  # nested past the JSON parser's recursion limit
+    lines[-2] = json.dumps({"end": {"records": 12}}).encode()
+    good.write_bytes(gzip.compress(b"\n".join(lines)))
     outside = tmp_path / "outside"
     outside.mkdir()
     write_segment(outside / "20261122T000000Z-00000002.ndjson.gz", "eve", [call("via-symlink-dir")])
@@ -232,7 +236,7 @@ def test_hostile_folder_content_is_validated_and_refused(world, tmp_path):
     assert keys == {"ok-1"}
     assert laptop.sums()["calls"] == before["calls"] + 1
     assert laptop.rows("SELECT reason FROM sync_files WHERE path = ?", (f"mallory/{good.name}",)) == \
-        [{"reason": "10 invalid records left out"}]
+        [{"reason": "11 invalid records left out"}]
     assert "mallory" in laptop.run("doctor", ok=False).stdout
 
 

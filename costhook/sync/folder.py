@@ -546,7 +546,7 @@ def parse_segment(lines: list, digest: str, machine: str) -> dict | str:
     try:
         header = json.loads(lines[0]) if lines else None
         end = json.loads(lines[-1]) if len(lines) > 1 else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a line of 100,000 "["
         return "damaged: not JSON"
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         return "not a costhook segment"
@@ -560,7 +560,7 @@ def parse_segment(lines: list, digest: str, machine: str) -> dict | str:
     for line in lines[1:-1]:
         try:
             item = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             invalid += 1
             continue
         kind = next(iter(item), None) if isinstance(item, dict) and len(item) == 1 else None
@@ -604,7 +604,7 @@ def checked(kind: str, raw) -> dict | None:
         if out.get("iterations") is not None:
             try:
                 json.loads(out["iterations"])
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
     return out
 
