@@ -142,6 +142,12 @@ def test_two_machines_one_folder_totals_exact_despite_copies_truncation_and_grow
         assert report == json.loads(reference.run("report", "--format", "json").stdout)["totals"]
         spend = machine.rows("SELECT sum(cost_nanousd) AS c, sum(requests) AS n FROM spend WHERE dim = 'global'")[0]
         assert (spend["c"], spend["n"]) == (expected["cost"], expected["calls"])  # the rollup moved with the rows
+    for dim, column in (("machine", "origin_machine"), ("user", "origin_user")):  # the rollup's origin rows
+        for machine in (laptop, server):
+            rolled = machine.rows("SELECT key AS k, sum(cost_nanousd) AS c, sum(requests) AS n FROM spend WHERE dim = ? "
+                                  "GROUP BY k ORDER BY k", (dim,))
+            assert rolled == machine.rows(f"SELECT {column} AS k, sum(cost_nanousd) AS c, count(*) AS n FROM requests "
+                                          f"WHERE {column} IS NOT NULL GROUP BY k ORDER BY k") and rolled
     origins = {m.name: dict((r["o"], r["n"]) for r in m.rows(
         "SELECT coalesce(origin_machine, '-') AS o, count(*) AS n FROM requests GROUP BY 1")) for m in (laptop, server)}
     assert origins == {"laptop": {"-": 16, "server": 6}, "server": {"-": 6, "laptop": 16}}

@@ -18,6 +18,8 @@ SPEND_DIMENSIONS = (
     ("agent", "agent_type"),
     ("skill", "skill"),
     ("cron", "cron_job"),
+    ("machine", "origin_machine"),  # a call a sync brought in (this machine's own have none)
+    ("user", "origin_user"),
 )
 SPEND_MEASURES = ("cost_nanousd", *TOKEN_FIELDS, "tokens", "requests", "unpriced")
 
@@ -136,7 +138,10 @@ def rebuild_spend(conn: sqlite3.Connection) -> None:
     measures = ", ".join(SPEND_MEASURES)
     token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
     all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
+    present = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
     for dim, column in SPEND_DIMENSIONS:
+        if column in ("origin_machine", "origin_user") and column not in present:
+            continue  # an early schema step rebuilding before m008_team added these columns
         key = "''" if column is None else _DIMENSION_SQL.get(column, column)
         conn.execute(
             f"""INSERT INTO spend (dim, key, bucket, {measures})

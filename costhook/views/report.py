@@ -16,7 +16,7 @@ from costhook.usage import NANO, NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
 
 GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "hour", "message",
           "machine", "user")
-ORIGIN_GROUPS = ("machine", "user")  # where a call was first seen: only the call rows know it
+ORIGIN_GROUPS = ("machine", "user")  # where a call was first seen (this machine's own calls: none)
 TIME_GROUPS = ("day", "week", "month", "hour")
 TOKEN_MEASURES = TOKEN_FIELDS
 MEASURES = ("requests", *TOKEN_MEASURES, "total_tokens", "cost_usd", "unpriced_requests")
@@ -63,7 +63,7 @@ def report(conn: sqlite3.Connection, by: str = "day", *, win: Window | None = No
         where, args = _where(win, filters or {})
         totals_row = conn.execute(f"SELECT {_SUMS} FROM requests WHERE {where}", args).fetchone()
         return {"group_by": by, "rows": message_rows(conn, where, args, table), "totals": _measures(dict(totals_row))}
-    if source == "rollup" or (source == "auto" and not filters and by not in ORIGIN_GROUPS):
+    if source == "rollup" or (source == "auto" and not filters):
         raw, totals = _from_rollup(conn, by, win, tz)
     else:
         raw, totals = _from_requests(conn, by, win, tz, filters or {})
@@ -174,7 +174,7 @@ def _from_requests(conn, by, win, tz, filters) -> tuple[dict, dict]:
 
 
 _ROLLUP_DIM = {"project": "project", "session": "session", "model": "model", "agent": "agent",
-               "skill": "skill", "cron": "cron", "tool": "tool"}
+               "skill": "skill", "cron": "cron", "tool": "tool", "machine": "machine", "user": "user"}
 _ROLLUP_SUMS = """sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
     sum(cache_write_5m_tokens) AS cache_write_5m_tokens, sum(cache_write_1h_tokens) AS cache_write_1h_tokens,
     sum(cache_read_tokens) AS cache_read_tokens, sum(cost_nanousd) AS cost_nanousd, sum(unpriced) AS unpriced_requests"""
@@ -205,7 +205,7 @@ def _from_rollup(conn, by, win, tz) -> tuple[dict, dict]:
     if by != "tool":  # calls without a value for this grouping: what the grouped rows leave of the totals
         rest = {name: (totals[name] or 0) - sum(r[name] for r in out.values()) for name in totals}
         if rest["requests"]:
-            out[MAIN_AGENT if by == "agent" else NONE_KEY] = rest
+            out[MAIN_AGENT if by == "agent" else LOCAL_ORIGIN if by in ORIGIN_GROUPS else NONE_KEY] = rest
     return {k: v for k, v in out.items() if v["requests"]}, totals
 
 
