@@ -79,7 +79,22 @@ def notify_job(_args: list) -> None:
     notify.send_pending(runtime.open_db(), runtime.user_config().get("notify") or [])
 
 
-DETACHED_JOBS = {"--catch-up": catch_up_job, "--dashboard": dashboard_job, "--upgrade": upgrade_job, "--notify": notify_job}
+def sync_job(_args: list) -> None:
+    """`costhook sync` with the sync folder, after a session (when due: asked again here)."""
+    from costhook import paths
+    from costhook.agents import runtime
+    from costhook.sync import folder
+
+    cfg = runtime.user_config()
+    if not runtime.sync_due(cfg.get("team") or {}):
+        return
+    paths.touch_private(runtime.sync_stamp_file())
+    os.utime(runtime.sync_stamp_file(), follow_symlinks=False)  # a planted symlink's target keeps its time
+    folder.sync(runtime.open_db(), cfg, runtime.pricer())
+
+
+DETACHED_JOBS = {"--catch-up": catch_up_job, "--dashboard": dashboard_job, "--upgrade": upgrade_job, "--notify": notify_job,
+                 "--sync": sync_job}
 
 
 def exit_at_once(code: int) -> None:

@@ -93,6 +93,15 @@ def tokens_short(value: int) -> str:
     return str(value)
 
 
+def age(seconds: float) -> str:
+    """How long ago, in its largest whole unit: `42 s`, `3 min`, `2 h`, `5 d`."""
+    seconds = max(0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
+
+
 def run_line(run: dict) -> str:
     """A cron run in one line: `Took 74 s · 12,400 tokens · $0.04` (cost unknown: `cost unknown`).
     Part of the run's data (its `line`), so here rather than beside the cron command."""

@@ -408,6 +408,26 @@ def dashboard_due(settings: dict, now_ts: float | None = None) -> bool:
     return age >= float(settings.get("min_interval_seconds", DASHBOARD_MIN_INTERVAL_S))
 
 
+SYNC_MIN_INTERVAL_S = 300  # SessionEnd starts a `costhook sync` at most this often
+
+
+def sync_stamp_file() -> str:
+    """Its modification time is the time the last detached sync started."""
+    return os.path.join(paths.home_dir(), "sync.stamp")
+
+
+def sync_due(team: dict, now_ts: float | None = None) -> bool:
+    """Is a sync folder configured (the [team] table), and did the last detached sync start
+    at least SYNC_MIN_INTERVAL_S ago? One stat; the detached sync asks again."""
+    if not team.get("folder"):
+        return False
+    try:
+        age = (now_ts or time.time()) - os.stat(sync_stamp_file()).st_mtime
+    except OSError:
+        return True
+    return age >= SYNC_MIN_INTERVAL_S
+
+
 def log_error(event: str, exc: BaseException) -> None:
     """One line per failure, never the payload's content; rotated at 1 MB (paths.log_error)."""
     paths.log_error(f"hook {event}", exc)

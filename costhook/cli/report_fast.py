@@ -47,7 +47,8 @@ class Option:
 
 OPTIONS = (
     Option("--by", "by", "What each row is: a time period, a project, session, model, tool, sub-agent type (agent), "
-           "skill, cron, agent CLI (cli), or one call.", choices=report.GROUPS, default="day"),
+           "skill, cron, agent CLI (cli), one call, or the machine or user that recorded it (sync).",
+           choices=report.GROUPS, default="day"),
     Option("--since", "since", "First day (inclusive, in --tz).", kind="date"),
     Option("--until", "until", "Last day (inclusive, in --tz).", kind="date"),
     Option("--period", "period_name", "A named period, as the views take it: " + timeframe.PERIOD_HELP),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from costhook import paths
+from costhook import paths, text
 from costhook.agents.runtime import AGENT_HOOKS
 from costhook.cli.common import NoStore, db_option, load_config, open_store, price_table
 from costhook.text import term_text
@@ -305,6 +305,36 @@ def _doctor_database(db_path):
     return conn, 1
 
 
+def _doctor_sync(conn, cfg) -> int:
+    """The sync folder, when configured: each machine's newest segment, and the files the
+    last `costhook sync` skipped, with why. 1 when the folder cannot be used."""
+    from costhook.sync import folder
+
+    found = folder.status(conn, cfg)
+    if found is None:
+        return 0
+    problem = found["problem"]
+    click.echo(term_text(f"sync       {found['folder']} (this machine: {found['machine']}, user: {found['user']})"))
+    if problem:
+        click.echo(term_text(f"           PROBLEM: {problem}"))
+    now = time.time()
+    for machine in found["machines"]:
+        last = machine["last"]
+        age = f"last segment {last} ({text.age(now - machine['last_ts'])} ago)" if last else "no segment yet"
+        this = " (this machine)" if machine["this"] else ""
+        count = f"{machine['segments']:,} segment" + ("s" if machine["segments"] != 1 else "")
+        click.echo(term_text(f"           {machine['machine']}{this}: {count}, {age}"))
+    if found["waiting"]:
+        plural = "s" if found["waiting"] != 1 else ""
+        click.echo(f"           {found['waiting']:,} call{plural} of this machine waiting for the next `costhook sync`")
+    for item in found["skipped"]:
+        click.echo(term_text(f"           skipped {item['path']}: {item['reason']}"))
+    if found["duplicates"]:
+        copies = "1 copy" if found["duplicates"] == 1 else f"{found['duplicates']:,} copies"
+        click.echo(f"           {copies} of imported segments (conflicted or duplicated) left out")
+    return int(bool(problem))
+
+
 def _doctor_prices(conn, table, info) -> int:
     """A rebuilt table set aside; unpriced models; calls the table now prices but that were
     stored before their price was there (unpriced, or at the agent's reported cost)."""
@@ -395,6 +425,7 @@ def doctor(db_path):
 
     conn, problems = _doctor_database(db_path)
     click.echo(f"config     {paths.config_path()}" + ("" if paths.config_path().exists() else " (none; defaults in use)"))
+    cfg = {}
     try:
         cfg = load_config()
         table = price_table(cfg)
@@ -431,5 +462,6 @@ def doctor(db_path):
         lines = log.read_text(errors="replace").splitlines()
         click.echo(f"errors     {len(lines)} lines in {log}; last: {term_text(lines[-1])}")
     problems += _doctor_prices(conn, table, info)
+    problems += _doctor_sync(conn, cfg)
     if problems:
         sys.exit(1)

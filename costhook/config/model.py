@@ -135,12 +135,34 @@ class Dashboard(Strict):
     cli: Literal[AGENT_CLIS] | None = None  # a note of one agent CLI's calls only (claude, openclaw, codex)
 
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a user or machine name: also a folder name
+
+
+class Team(Strict):
+    """Beyond one machine: a shared ledger (`url`) or a sync folder (`folder`)."""
+
+    url: str | None = None
+    user: str | None = Field(default=None, pattern=NAME_PATTERN)  # default: the login name
+    machine: str | None = Field(default=None, pattern=NAME_PATTERN)  # default: the host name
+    project_name: Literal["git-remote", "basename", "path"] = "git-remote"  # git-remote: else the basename
+    folder: str | None = None
+
+    @field_validator("folder")
+    @classmethod
+    def absolute_folder(cls, value):
+        # the detached sync runs from /: a relative folder would be another folder there
+        if value is not None and not value.startswith(("/", "~")):
+            raise ValueError(f"the sync folder must be an absolute path or start with ~, not {value!r}")
+        return value
+
+
 class Config(Strict):
     timezone: str | None = None
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     budgets: list[Budget] = Field(default_factory=list)
     notify: list[Notify] = Field(default_factory=list)
     dashboard: Dashboard = Field(default_factory=Dashboard)
+    team: Team | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -215,6 +237,8 @@ def describe(error: dict) -> str:
         return f"not true or false: {found}"
     if kind == "literal_error":
         return f"{found} is not one of {ctx.get('expected', 'the allowed values')}"
+    if kind == "string_pattern_mismatch":
+        return f"not a name: {found} (letters, digits, '.', '_' and '-', at most 64)"
     if kind == "missing":
         return "missing"
     if kind == "extra_forbidden":

@@ -263,6 +263,41 @@ def m007_subagent_names(db: sqlite_utils.Database) -> None:
             SELECT DISTINCT session_id FROM requests WHERE agent_type = '(sub-agent)'))""")
 
 
+def m008_team(db: sqlite_utils.Database) -> None:
+    """Where a call was first seen: the user and machine of a call synced in from elsewhere
+    (NULL: this machine)."""
+    columns = db["requests"].columns_dict
+    for name in ("origin_user", "origin_machine"):
+        if name not in columns:
+            db["requests"].add_column(name, str)
+
+
+def m009_sync_folder(db: sqlite_utils.Database) -> None:
+    """The sync folder (costhook.sync.folder): which segments were imported (by content
+    hash, so a copy under another name is read once), what happened to each file seen, and
+    the version of each local row last exported (a call whose usage grew goes out again)."""
+    db["sync_segments"].create(
+        {"hash": str, "machine": str, "user": str, "path": str, "calls": int, "created_at": str, "imported_at": str},
+        pk="hash",
+        if_not_exists=True,
+    )
+    db["sync_files"].create(
+        {
+            "path": str,  # relative to the folder: "<machine>/<name>"
+            "machine": str,
+            "size": int,
+            "mtime_ns": int,
+            "hash": str,
+            "status": str,  # exported | imported | duplicate | skipped
+            "reason": str,  # why a file was skipped, or which segment a duplicate repeats
+            "seen_at": str,
+        },
+        pk="path",
+        if_not_exists=True,
+    )
+    db["sync_exports"].create({"kind": str, "id": str, "version": str}, pk=("kind", "id"), if_not_exists=True)
+
+
 def m010_codex(db: sqlite_utils.Database) -> None:
     """Codex (OpenAI): the reasoning part of a call's output tokens (OpenAI bills it as
     output, and `output_tokens` includes it for every agent); NULL where the agent does
@@ -313,7 +348,8 @@ def m012_price_groups(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
-              m006_call_iterations, m007_subagent_names, m010_codex, m011_agent_cli, m012_price_groups]
+              m006_call_iterations, m007_subagent_names, m008_team, m009_sync_folder, m010_codex, m011_agent_cli,
+              m012_price_groups]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -23,6 +23,8 @@ SPEND_DIMENSIONS = (
     ("agent", "agent_type"),
     ("skill", "skill"),
     ("cron", "cron_job"),
+    ("machine", "origin_machine"),  # a call a sync brought in (this machine's own have none)
+    ("user", "origin_user"),
 )
 SPEND_MEASURES = ("cost_nanousd", *TOKEN_FIELDS, "tokens", "requests", "unpriced")
 

@@ -476,3 +476,34 @@ def refresh_cron_runs(conn: sqlite3.Connection, run_ids=None) -> None:
             WHERE 1 {where}""",
         args,
     )
+
+
+# ----------------------------------------------------------------------- sync folder -
+
+
+def record_exports(conn: sqlite3.Connection, kind: str, versions: list) -> None:
+    """Remember the version of each local row (kind: call | session | tool_call | cron_run)
+    just written to a segment: `versions` is [(id, version)]. Inside a transaction."""
+    conn.executemany("INSERT OR REPLACE INTO sync_exports (kind, id, version) VALUES (?, ?, ?)",
+                     [(kind, storable(i), storable(v)) for i, v in versions])
+
+
+def record_segment(conn: sqlite3.Connection, segment: dict) -> bool:
+    """A segment read into this database (or written by it), by content hash; False when
+    that content was recorded already (a copy under another name). Inside a transaction."""
+    columns = ("hash", "machine", "user", "path", "calls", "created_at", "imported_at")
+    cursor = conn.execute(f"INSERT OR IGNORE INTO sync_segments ({', '.join(columns)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [storable(segment.get(c)) for c in columns])
+    return bool(cursor.rowcount)
+
+
+def record_sync_file(conn: sqlite3.Connection, row: dict) -> None:
+    """What happened to one file of the sync folder (sync_files)."""
+    columns = ("path", "machine", "size", "mtime_ns", "hash", "status", "reason", "seen_at")
+    conn.execute(f"INSERT OR REPLACE INTO sync_files ({', '.join(columns)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 [storable(row.get(c)) for c in columns])
+
+
+def forget_sync_skips(conn: sqlite3.Connection) -> None:
+    """Files skipped by the last sync are looked at again by this one."""
+    conn.execute("DELETE FROM sync_files WHERE status = 'skipped'")

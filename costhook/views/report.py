@@ -15,13 +15,15 @@ from costhook.timeframe import NO_TIME_BUCKET, Window, bucket_time, local_zone
 from costhook.usage import NANO, NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
 
 GROUPS = ("day", "week", "month", "project", "session", "model", "tool", "agent", "skill", "cron", "cli", "hour",
-          "message")
+          "message", "machine", "user")
+ORIGIN_GROUPS = ("machine", "user")  # where a call was first seen (this machine's own calls: none)
 TIME_GROUPS = ("day", "week", "month", "hour")
 TOKEN_MEASURES = TOKEN_FIELDS
 MEASURES = ("requests", *TOKEN_MEASURES, "total_tokens", "cost_usd", "unpriced_requests")
 
 MAIN_AGENT = "(main)"
 NONE_KEY = "(none)"
+LOCAL_ORIGIN = "(this machine)"  # a call recorded here, not synced in from another machine
 
 # Column expressions for the plain (non-time, non-tool) groupings.
 _COLUMN = {
@@ -32,6 +34,8 @@ _COLUMN = {
     "skill": "skill",
     "cron": "cron_job",
     "cli": "agent",  # the agent CLI (claude, openclaw, codex); "agent" is the sub-agent type
+    "machine": "origin_machine",
+    "user": "origin_user",
 }
 
 _SUMS = """count(*) AS requests,
@@ -176,7 +180,7 @@ def _from_requests(conn, by, win, tz, filters) -> tuple[dict, dict]:
 
 
 _ROLLUP_DIM = {"project": "project", "session": "session", "model": "model", "agent": "agent",
-               "skill": "skill", "cron": "cron", "tool": "tool"}
+               "skill": "skill", "cron": "cron", "tool": "tool", "machine": "machine", "user": "user"}
 _ROLLUP_SUMS = """sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
     sum(cache_write_5m_tokens) AS cache_write_5m_tokens, sum(cache_write_1h_tokens) AS cache_write_1h_tokens,
     sum(cache_read_tokens) AS cache_read_tokens, sum(cost_nanousd) AS cost_nanousd, sum(unpriced) AS unpriced_requests"""
@@ -213,7 +217,7 @@ def _from_rollup(conn, by, win, tz, cli: str | None = None) -> tuple[dict, dict]
     if by != "tool":  # calls without a value for this grouping: what the grouped rows leave of the totals
         rest = {name: (totals[name] or 0) - sum(r[name] for r in out.values()) for name in totals}
         if rest["requests"]:
-            out[MAIN_AGENT if by == "agent" else NONE_KEY] = rest
+            out[MAIN_AGENT if by == "agent" else LOCAL_ORIGIN if by in ORIGIN_GROUPS else NONE_KEY] = rest
     return {k: v for k, v in out.items() if v["requests"]}, totals
 
 
@@ -225,7 +229,7 @@ def _by_column(conn, by, where, args) -> dict:
         row = dict(row)
         key = row.pop("key")
         if key is None:
-            key = MAIN_AGENT if by == "agent" else NONE_KEY
+            key = MAIN_AGENT if by == "agent" else LOCAL_ORIGIN if by in ORIGIN_GROUPS else NONE_KEY
         _add(out, key, row)
     return out
 
