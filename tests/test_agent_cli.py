@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from conftest import COSTHOOK
 
-from costhook.store import db, rollup, writes
+from costhook.store import db, migrations, rollup, writes
 
 NOW = "2026-11-21T12:00:00Z"
 
@@ -112,7 +112,7 @@ def test_the_migration_gives_an_existing_rollup_its_cli(tmp_path):
                             PRIMARY KEY (dim, key, bucket));
         INSERT INTO spend (dim, key, bucket, {measures}) SELECT dim, key, bucket, {measures} FROM old;
         DROP TABLE old;
-        PRAGMA user_version = {db.SCHEMA_VERSION - 1};""")
+        PRAGMA user_version = {migrations.MIGRATIONS.index(migrations.m011_agent_cli)};""")
     conn.close()
     conn = db.connect(path)
     assert all_spend(conn) == expected
