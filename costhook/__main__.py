@@ -10,6 +10,12 @@ command goes through click (cli/app.py).
 import os
 import sys
 
+if __name__ == "__main__" and not __package__:
+    # Started as a file by a hook command (`python -IS …/costhook/__main__.py hook`: no
+    # site, nothing of the working directory on the path, see agents/settings.hook_launcher):
+    # the package is imported from the folder that holds it, and only from there.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
