@@ -10,10 +10,13 @@ import stat
 import subprocess
 import sys
 import tomllib
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from e2e import harness
+
+import costhook
 
 from costhook.agents.claude.install import (
     HOOK_EVENTS,
@@ -127,9 +130,12 @@ def is_ours(handler) -> bool:
     if not isinstance(handler, dict) or not isinstance(handler.get("command"), str):
         return False
     words = shlex.split(handler["command"])
-    if words[:2] == ["setsid", "-f"] and words[4:] == ["--background", ">/dev/null", "2>&1"]:
-        words = words[2:4]
-    return len(words) == 2 and os.path.basename(words[0]) == "costhook" and words[1] == "hook"
+    if words[:2] == ["setsid", "-f"] and words[-3:] == ["--background", ">/dev/null", "2>&1"]:
+        words = words[2:-3]
+    if len(words) == 4 and os.path.basename(words[0]).startswith("python") and words[1] == "-IS" \
+            and words[2].endswith("/costhook/__main__.py"):
+        words = words[2:]  # how an install with its interpreter beside the script starts the hook
+    return len(words) == 2 and os.path.basename(words[0]) in ("costhook", "__main__.py") and words[1] == "hook"
 
 
 def ours(data: dict) -> dict[str, list[tuple[dict, dict]]]:
@@ -502,6 +508,34 @@ def test_hook_command_falls_back_to_path(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "nowhere" / "python"))
     monkeypatch.setenv("PATH", str(exe.parent))
     assert hook_command() == f"{exe} hook"
+
+
+def test_the_hook_starts_without_site_when_the_interpreter_is_beside_the_script(config_dir, home, tmp_path, monkeypatch):
+    """A venv install (the interpreter beside the console script) gets `<python> -IS
+    <package>/__main__.py hook`: no pip script (which imports `re`), no `site`, nothing of
+    the environment or the working directory on the path — and that command is a working
+    hook: with a spent blocking budget it denies the tool."""
+    python = Path(sys.executable).parent / "python"  # this venv's: its console script runs the install
+    monkeypatch.setattr(sys, "argv", [str(python.parent / "costhook"), "install"])
+    install_claude()
+    entry = Path(costhook.__file__).resolve().parent / "__main__.py"
+    gate = f"{shlex.quote(str(python))} -IS {shlex.quote(str(entry))} hook"
+    found = ours(json.loads((config_dir / "settings.json").read_text()))
+    assert found["PreToolUse"][0][1]["command"] == gate
+    assert found["Stop"][0][1]["command"] == f"setsid -f {gate} --background >/dev/null 2>&1"
+    assert install_claude().changed is False
+
+    Path(os.environ["COSTHOOK_CONFIG"]).write_text(
+        '[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = "0.000001"\naction = "block"\n')
+    transcript = tmp_path / "t.jsonl"
+    transcript.write_text(json.dumps({"type": "assistant", "requestId": "r1", "sessionId": "s1", "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                                      "message": {"id": "m1", "model": "claude-sonnet-4-5-20250929",
+                                                  "usage": {"input_tokens": 500, "output_tokens": 7}}}) + "\n")
+    event = {"hook_event_name": "PreToolUse", "session_id": "s1", "transcript_path": str(transcript), "tool_name": "Bash"}
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "elsewhere")}  # ignored (-I)
+    done = subprocess.run(["sh", "-c", gate], input=json.dumps(event), capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
 def test_hook_command_missing_is_an_install_error(tmp_path, monkeypatch):

@@ -59,16 +59,24 @@ def is_costhook_hook(handler) -> bool:
         words = shlex.split(handler["command"])
     except ValueError:
         return False
-    if words[:2] == ["setsid", "-f"] and words[4:] == ["--background", ">/dev/null", "2>&1"]:
-        words = words[2:4]  # a hook that runs in the background
-    return len(words) == 2 and os.path.basename(words[0]) == "costhook" and words[1] == "hook"
+    if words[:2] == ["setsid", "-f"] and words[-3:] == ["--background", ">/dev/null", "2>&1"]:
+        words = words[2:-3]  # a hook that runs in the background
+    return starts_costhook(words, "hook")
+
+
+def starts_costhook(words: list, subcommand: str) -> bool:
+    """`<dir>/costhook SUB`, or `<dir>/python -IS <dir>/costhook/__main__.py SUB` (an install
+    with its interpreter beside the script)."""
+    if len(words) == 4 and os.path.basename(words[0]).startswith("python") and words[1] == "-IS" \
+            and words[2].endswith("/costhook/__main__.py"):
+        words = words[2:]
+    return len(words) == 2 and os.path.basename(words[0]) in ("costhook", "__main__.py") and words[1] == subcommand
 
 
 def is_costhook_statusline(value) -> bool:
     if not isinstance(value, dict) or not isinstance(value.get("command"), str):
         return False
-    words = shlex.split(value["command"])
-    return len(words) == 2 and os.path.basename(words[0]) == "costhook" and words[1] == "statusline"
+    return starts_costhook(shlex.split(value["command"]), "statusline")
 
 
 def foreign(settings: dict) -> dict:

@@ -9,11 +9,11 @@ not be written are not lost: a transcript's cursor did not advance, so the next 
 `costhook import`) picks them up.
 """
 
-import json
 import os
 import sys
 import time
 
+from costhook import jsontext
 from costhook import paths
 
 AGENT_HOOKS = {  # `costhook hook --agent NAME` → the module whose handle(payload) answers its events
@@ -52,7 +52,7 @@ def run_hook(agent: str, background: bool = False) -> int:
             go_background()
         output = handler(agent)(payload)
         if output and not BACKGROUND:
-            sys.stdout.write(json.dumps(output))
+            sys.stdout.write(jsontext.dumps(output))
             sys.stdout.flush()
     except Exception as exc:  # fail-open: the agent must never see our bugs
         log_error(event, exc)
@@ -225,7 +225,7 @@ def read_payload(stream) -> dict:
     if not data.strip():
         raise bad_payload("empty stdin")
     try:
-        payload = json.loads(data)
+        payload = jsontext.loads(data)
     except ValueError as exc:
         raise bad_payload(f"stdin is not JSON ({exc.msg} at char {exc.pos})") from None
     if not isinstance(payload, dict):

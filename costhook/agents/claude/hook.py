@@ -6,10 +6,10 @@ stdlib-only modules only, each imported by the handler that needs it (a hook pay
 every module it loads, and most events need few).
 """
 
-import json
 import os
 import time
 
+from costhook import jsontext
 from costhook.agents import runtime
 from costhook.agents.runtime import log_error, open_db, spawn_detached, user_config
 
@@ -459,7 +459,7 @@ def wait_for_text(path: str | None, text: str | None, timeout: float = STOP_WAIT
     """
     if not path or not text:
         return False
-    return wait_for_bytes(path, json.dumps(text[:200], ensure_ascii=False)[1:-1].encode(), timeout)
+    return wait_for_bytes(path, jsontext.dumps(text[:200], ensure_ascii=False)[1:-1].encode(), timeout)
 
 
 def tail_contains(path: str, needle: bytes, size: int = 256 << 10) -> bool:
@@ -504,7 +504,7 @@ def json_size(value) -> int | None:
     if value is None:
         return None
     try:
-        return len(json.dumps(value, ensure_ascii=False).encode())
+        return len(jsontext.dumps(value, ensure_ascii=False).encode())
     except (TypeError, ValueError):
         return None
 

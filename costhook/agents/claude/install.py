@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from costhook.agents.settings import (
     InstallResult,
     apply,
-    costhook_executable,
+    hook_launcher,
     json_object,
     mentions_costhook,
     read_settings,
@@ -106,11 +105,11 @@ OTHER_TOOLS_MATCHER = f"^(?!(?:{SPENDING_MATCHER})$).*"
 
 
 def hook_command(event: str = "PreToolUse", in_turn: bool | None = None) -> str:
-    """`<absolute costhook> hook` for a gate (or `in_turn`); for any other event the same
+    """`<launcher> hook` for a gate (or `in_turn`: settings.hook_launcher); for any other event the same
     hook started in its own session with `setsid -f` (it survives the CLI's exit, and the
     shell returns at once), or, without setsid, `hook --background`, which detaches itself
     after reading the event. Shell-quoted where the path needs it."""
-    exe = shlex.quote(str(costhook_executable()))
+    exe = hook_launcher()
     if event in GATE_EVENTS if in_turn is None else in_turn:
         return f"{exe} hook"
     if shutil.which("setsid"):
@@ -119,7 +118,7 @@ def hook_command(event: str = "PreToolUse", in_turn: bool | None = None) -> str:
 
 
 def statusline_command() -> str:
-    return f"{shlex.quote(str(costhook_executable()))} statusline"
+    return f"{hook_launcher()} statusline"
 
 
 def claude_cli_version(timeout: float = 10) -> tuple[int, ...] | None:
