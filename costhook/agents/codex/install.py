@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from costhook.agents import settings
-from costhook.agents.settings import InstallResult, costhook_executable, mentions_costhook, runs_costhook
+from costhook.agents.settings import InstallResult, hook_launcher, mentions_costhook, runs_costhook
 from costhook.errors import InstallError
 from costhook.text import term_text
 
@@ -96,10 +96,10 @@ def codex_cli() -> list[str] | None:
 
 
 def hook_command(event: str) -> str:
-    """`<abs costhook> hook --agent codex` for a gate; for any other event the same hook
+    """`<launcher> hook --agent codex` for a gate (settings.hook_launcher); for any other event the same hook
     in its own session (`setsid -f`, output dropped: the shell returns at once and the
     work survives Codex's exit), or, without setsid, `--background` (it detaches itself)."""
-    exe = shlex.quote(str(costhook_executable()))
+    exe = hook_launcher()
     if event in GATE_EVENTS:
         return f"{exe} hook --agent {AGENT}"
     if shutil.which("setsid"):
