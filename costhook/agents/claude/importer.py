@@ -11,7 +11,7 @@ from pathlib import Path
 from costhook.agents import jsonl
 from costhook.agents.claude import ingest
 from costhook.pricing import prices
-from costhook.store import db
+from costhook.store import db, writes
 
 
 @dataclass
@@ -74,8 +74,46 @@ WINDOW_BYTES = 2 * BATCH_BYTES  # transcript bytes handed to the workers ahead o
 WINDOW_FILES = 256
 
 
+def first_import(db_path, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
+                 files: list | None = None) -> ImportSummary:
+    """`costhook import`: import_claude, into a file of its own when the database holds
+    no calls and no cursors yet (a first import), renamed into place at the end.
+
+    That file is written without a journal on disk or syncs, `requests` without its
+    secondary indexes (built once at the end), the rows known to be new found in memory
+    rather than looked up, the rollup of the rows inserted as they are summed in memory and
+    written once: the same rows, the same commit steps, as the incremental import.
+    What hooks wrote to the database meanwhile is merged in under the open lock, which
+    keeps every connection off the file while it is replaced (db.replace_database)."""
+    price = price or prices.pricer()
+    conn = db.connect(db_path)
+    try:
+        used = conn.execute("SELECT EXISTS (SELECT 1 FROM requests) OR EXISTS (SELECT 1 FROM cursors)").fetchone()[0]
+        if used:
+            return import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files)
+        path = db.path_of(conn)
+    finally:
+        conn.close()
+    tmp, conn, indexes = db.new_bulk_file(path)
+    try:
+        bulk = ingest.Bulk()
+        summary = import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk)
+        with db.transaction(conn):
+            bulk.spend.write(conn)
+        for sql in indexes:
+            conn.execute(sql)
+        db.replace_database(path, tmp, conn, lambda c: writes.merge_attached(c, price))
+    except BaseException:
+        conn.close()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            if os.path.exists(tmp + suffix):
+                os.unlink(tmp + suffix)
+        raise
+    return summary
+
+
 def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
-                  files: list | None = None) -> ImportSummary:
+                  files: list | None = None, bulk: "ingest.Bulk | None" = None) -> ImportSummary:
     """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file.
 
     Large imports parse, and price into rows (ingest.prepare), in worker processes while
@@ -108,17 +146,17 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
             batch_bytes += sum(chunk.nbytes for chunk in parsed)
             batch_sizes += size
             if batch_bytes >= BATCH_BYTES:
-                _commit(conn, batch, price, result, progress, batch_sizes)
+                _commit(conn, batch, price, result, progress, batch_sizes, bulk)
                 batch, batch_bytes, batch_sizes = [], 0, 0
-        _commit(conn, batch, price, result, progress, batch_sizes)
+        _commit(conn, batch, price, result, progress, batch_sizes, bulk)
     _add_result(summary, result)
     return summary
 
 
-def _commit(conn, batch: list, price, result, progress, sizes: int) -> None:
+def _commit(conn, batch: list, price, result, progress, sizes: int, bulk=None) -> None:
     """One transaction for a batch of files (about BATCH_BYTES of new lines)."""
     if batch:
-        ingest.commit(conn, batch, price, result)
+        ingest.commit(conn, batch, price, result, bulk)
     if progress and sizes:
         progress(sizes)
 

@@ -182,7 +182,19 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes, f) -> tu
     return cursor["offset"], cursor.get("state") or "", before
 
 
-def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) -> None:
+class Bulk:
+    """What a first import into a new file of its own (importer.first_import) keeps in
+    memory instead of asking the database: the call keys and message ids written so far
+    (the file holds nothing else), and the rollup delta of the rows inserted as they are,
+    written once at the end (sums: the order does not matter)."""
+
+    __slots__ = ("keys", "messages", "spend")
+
+    def __init__(self):
+        self.keys, self.messages, self.spend = set(), set(), rollup.SpendDelta()
+
+
+def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, bulk: Bulk | None = None) -> None:
     """Write the chunks' calls, and the offset after each chunk, in one transaction.
 
     The hook commits one chunk at a time; an import batches many files' chunks, so it
@@ -198,10 +210,12 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
         _session_facts(chunk.prepared.sessions if chunk.prepared else _chunk_session_facts(chunk.parsed), sessions)
     with db.transaction(conn):
         # Under the write lock: what is stored cannot change between the lookups and the writes.
-        new_rows, spend, calls = _lanes(conn, chunks)
+        new_rows, spend, calls = _lanes(conn, chunks, bulk)
         if new_rows:
             try:
-                result.changed += writes.insert_new_requests(conn, new_rows, spend)
+                result.changed += writes.insert_new_requests(conn, new_rows, rollup.SpendDelta() if bulk else spend)
+                if bulk:
+                    bulk.spend.add_groups(spend.groups)
             except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
                 for columns, rows in new_rows.items():
                     key_at = columns.index("key")
@@ -223,7 +237,7 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
         result.synthetic += parsed.synthetic
 
 
-def _lanes(conn: sqlite3.Connection, chunks: list) -> tuple[dict, "rollup.SpendDelta", dict]:
+def _lanes(conn: sqlite3.Connection, chunks: list, bulk: Bulk | None = None) -> tuple[dict, "rollup.SpendDelta", dict]:
     """(prepared rows to insert as they are, their rollup delta, records to merge).
 
     A prepared row goes to the merge lane when its key or message.id appears twice in the
@@ -231,7 +245,7 @@ def _lanes(conn: sqlite3.Connection, chunks: list) -> tuple[dict, "rollup.SpendD
     replay). Records to merge keep the order they were read in."""
     new_rows, spend, calls = {}, rollup.SpendDelta(), {}
     prepared = any(chunk.prepared for chunk in chunks)
-    new_keys, new_messages = _unique_and_unstored(conn, chunks) if prepared else (set(), set())
+    new_keys, new_messages = _unique_and_unstored(conn, chunks, bulk) if prepared else (set(), set())
     for chunk in chunks:
         if chunk.prepared is None:
             records = chunk.parsed.calls.items()
@@ -251,8 +265,9 @@ def _lanes(conn: sqlite3.Connection, chunks: list) -> tuple[dict, "rollup.SpendD
     return new_rows, spend, calls
 
 
-def _unique_and_unstored(conn: sqlite3.Connection, chunks: list) -> tuple[set, set]:
-    """The call keys, and the message ids, seen once in `chunks` and not in the database."""
+def _unique_and_unstored(conn: sqlite3.Connection, chunks: list, bulk: Bulk | None = None) -> tuple[set, set]:
+    """The call keys, and the message ids, seen once in `chunks` and not in the database
+    (with `bulk`: not among those written so far, which then include these)."""
     keys, message_ids = {}, {}
     for chunk in chunks:
         if chunk.prepared:
@@ -263,6 +278,12 @@ def _unique_and_unstored(conn: sqlite3.Connection, chunks: list) -> tuple[set, s
             keys[key] = keys.get(key, 0) + 1
             if message_id is not None:
                 message_ids[message_id] = message_ids.get(message_id, 0) + 1
+    if bulk is not None:
+        once_keys = {key for key, count in keys.items() if count == 1} - bulk.keys
+        once_messages = {message_id for message_id, count in message_ids.items() if count == 1} - bulk.messages
+        bulk.keys.update(keys)
+        bulk.messages.update(message_ids)
+        return once_keys, once_messages
     keys = [key for key, count in keys.items() if count == 1]
     message_ids = [message_id for message_id, count in message_ids.items() if count == 1]
     stored_keys, stored_messages = writes.stored_ids(conn, keys, message_ids)
