@@ -264,14 +264,14 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
     paths.touch_private(tmp)
     conn = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    for pragma in ("journal_mode = MEMORY", "synchronous = OFF", "foreign_keys = ON", "cache_size = -65536"):
+    for pragma in ("journal_mode = MEMORY", "synchronous = OFF", "foreign_keys = ON", "cache_size = -16384"):
         conn.execute(f"PRAGMA {pragma}")
     from costhook.store import migrations
 
     migrations.migrate(conn)
-    deferred = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL"
-        " AND sql NOT LIKE '%(message_id)%' ORDER BY name").fetchall()
+    deferred = [(index, sql) for index, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL ORDER BY name")
+        if [row[2] for row in conn.execute(f'PRAGMA index_info("{index}")')] != ["message_id"]]
     for name_, _ in deferred:
         conn.execute(f'DROP INDEX "{name_}"')
     return tmp, conn, [sql for _, sql in deferred]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costhook.agents import jsonl
-from costhook.agents.claude import ingest
+from costhook.agents.claude import fastparse, ingest, transcript
 from costhook.pricing import prices
 from costhook.store import db, writes
 
@@ -68,6 +68,8 @@ def transcript_files(folders: list[Path]) -> list[tuple[str, int]]:
     return [(path, size) for path, (_, size) in ordered]
 
 
+BULK_MAX_STORED = 5_000  # calls stored: below this an import is a first one, and builds a new file (first_import)
+BULK_MIN_BYTES = 32 << 20  # ...if it has this much to read: below, the incremental path is as quick
 PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it saves
 BATCH_BYTES = 32 << 20  # new transcript bytes per transaction: fewer, larger commits touch each rollup row less often
 WINDOW_BYTES = 2 * BATCH_BYTES  # transcript bytes handed to the workers ahead of the writer
@@ -76,8 +78,9 @@ WINDOW_FILES = 256
 
 def first_import(db_path, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
                  files: list | None = None) -> ImportSummary:
-    """`costhook import`: import_claude, into a file of its own when the database holds
-    no calls and no cursors yet (a first import), renamed into place at the end.
+    """`costhook import`: import_claude; into a file of its own, renamed into place at the
+    end, when this is a first import: the database holds no more than what hooks saw before
+    it (under BULK_MAX_STORED calls) and over BULK_MIN_BYTES of transcripts are unread.
 
     That file is written without a journal on disk or syncs, `requests` without its
     secondary indexes (built once at the end), the rows known to be new found in memory
@@ -86,10 +89,13 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
     What hooks wrote to the database meanwhile is merged in under the open lock, which
     keeps every connection off the file while it is replaced (db.replace_database)."""
     price = price or prices.pricer()
+    if files is None:
+        files = transcript_files([f for f in folders if f.is_dir()])
     conn = db.connect(db_path)
     try:
-        used = conn.execute("SELECT EXISTS (SELECT 1 FROM requests) OR EXISTS (SELECT 1 FROM cursors)").fetchone()[0]
-        if used:
+        stored = conn.execute("SELECT count(*) FROM (SELECT 1 FROM requests LIMIT ?)", (BULK_MAX_STORED,)).fetchone()[0]
+        unread = sum(size for _, size in files) - conn.execute("SELECT coalesce(sum(offset), 0) FROM cursors").fetchone()[0]
+        if stored >= BULK_MAX_STORED or unread <= BULK_MIN_BYTES:
             return import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files)
         path = db.path_of(conn)
     finally:
@@ -124,6 +130,7 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     summary = ImportSummary()
     price = price or prices.pricer()
     jsonl.use_fast_parser()
+    transcript.use_assistant_reader(fastparse.assistant_line)
     if files is None:  # (path, size) as transcript_files gives them, if the caller has them
         files = transcript_files([f for f in folders if f.is_dir()])
     starts = ((ingest.plan(conn, path), size) for path, size in files)

@@ -214,12 +214,13 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
         if new_rows:
             try:
                 result.changed += writes.insert_new_requests(conn, new_rows, rollup.SpendDelta() if bulk else spend)
-                if bulk:
-                    bulk.spend.add_groups(spend.groups)
             except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
                 for columns, rows in new_rows.items():
                     key_at = columns.index("key")
                     calls.update((values[key_at], writes.record_of(dict(zip(columns, values)))) for values in rows)
+                    if bulk:  # no longer inserted as they are: their rollup comes with the merge
+                        for values in rows:
+                            spend.add(dict(zip(columns, values)), -1)
         result.changed += writes.merge_requests(conn, calls, price)
         for sid, facts in sessions.items():
             writes.fill_session(conn, sid, agent="claude", **facts)
@@ -243,7 +244,8 @@ def _lanes(conn: sqlite3.Connection, chunks: list, bulk: Bulk | None = None) -> 
     A prepared row goes to the merge lane when its key or message.id appears twice in the
     batch or is already stored (a streamed call across chunks, a resumed session's copy, a
     replay). Records to merge keep the order they were read in."""
-    new_rows, spend, calls = {}, rollup.SpendDelta(), {}
+    # A first import sums the rollup of all its batches at once (bulk.spend).
+    new_rows, spend, calls = {}, bulk.spend if bulk else rollup.SpendDelta(), {}
     prepared = any(chunk.prepared for chunk in chunks)
     new_keys, new_messages = _unique_and_unstored(conn, chunks, bulk) if prepared else (set(), set())
     for chunk in chunks:
