@@ -104,8 +104,7 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
     try:
         bulk = ingest.Bulk()
         summary = import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk)
-        with db.transaction(conn):
-            bulk.spend.write(conn)
+        bulk.finish(conn)
         for sql in indexes:
             conn.execute(sql)
         db.replace_database(path, tmp, conn, lambda c: writes.merge_attached(c, price))

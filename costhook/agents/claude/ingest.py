@@ -14,6 +14,7 @@ from costhook.agents import jsonl
 from costhook.agents.claude import transcript
 from costhook.pricing import prices
 from costhook.store import db, rollup, writes
+from costhook.timeframe import now_iso
 from costhook.usage import NANO, merge_call
 
 HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
@@ -185,13 +186,25 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes, f) -> tu
 class Bulk:
     """What a first import into a new file of its own (importer.first_import) keeps in
     memory instead of asking the database: the call keys and message ids written so far
-    (the file holds nothing else), and the rollup delta of the rows inserted as they are,
-    written once at the end (sums: the order does not matter)."""
+    (the file holds nothing else); and what it writes once at the end (finish), rather than
+    batch after batch: the rollup delta of the rows inserted as they are (sums: the order
+    does not matter) and the session facts (the first learnt stays, the earliest start:
+    as fill_session keeps them, batch after batch)."""
 
-    __slots__ = ("keys", "messages", "spend")
+    __slots__ = ("keys", "messages", "spend", "sessions", "cost_states")
 
     def __init__(self):
-        self.keys, self.messages, self.spend = set(), set(), rollup.SpendDelta()
+        self.keys, self.messages, self.spend, self.sessions = set(), set(), rollup.SpendDelta(), {}
+        self.cost_states = {}  # session id -> the last cost-state line's ParseResult.cost_state
+
+    def finish(self, conn: sqlite3.Connection) -> None:
+        with db.transaction(conn):
+            self.spend.write(conn)
+            for sid, facts in self.sessions.items():
+                writes.fill_session(conn, sid, agent="claude", **facts)
+            for cost_state in self.cost_states.values():
+                _note_cost_state(conn, cost_state)
+        self.sessions, self.cost_states = {}, {}
 
 
 def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, bulk: Bulk | None = None) -> None:
@@ -205,7 +218,7 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
     """
     if hasattr(price, "prepare") and any(chunk.prepared or chunk.parsed.calls for chunk in chunks):
         price.prepare()
-    sessions = {}
+    sessions = {} if bulk is None else bulk.sessions
     for chunk in chunks:
         _session_facts(chunk.prepared.sessions if chunk.prepared else _chunk_session_facts(chunk.parsed), sessions)
     with db.transaction(conn):
@@ -222,13 +235,21 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
                         for values in rows:
                             spend.add(dict(zip(columns, values)), -1)
         result.changed += writes.merge_requests(conn, calls, price)
-        for sid, facts in sessions.items():
+        for sid, facts in sessions.items() if bulk is None else ():
             writes.fill_session(conn, sid, agent="claude", **facts)
         for chunk in chunks:
-            _note_cost_state(conn, chunk.parsed)
+            if bulk is None:
+                _note_cost_state(conn, chunk.parsed.cost_state)
+            elif chunk.parsed.cost_state and chunk.parsed.cost_state.get("session_id"):
+                bulk.cost_states.pop(chunk.parsed.cost_state["session_id"], None)  # the last one read wins
+                bulk.cost_states[chunk.parsed.cost_state["session_id"]] = chunk.parsed.cost_state
             start = chunk.start
-            writes.advance_cursor(conn, start.path, chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
-                                 head=f"{start.head}|{chunk.mark}", state=chunk.state)
+            cursor = dict(path=start.path, offset=chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
+                          head=f"{start.head}|{chunk.mark}", state=chunk.state)
+            if bulk is None:
+                writes.advance_cursor(conn, **cursor)
+            else:  # no other process writes to a first import's file: nothing to compare with
+                writes.set_cursor(conn, {**cursor, "updated_at": now_iso()})
     for chunk in chunks:
         parsed = chunk.parsed
         result.bytes_read += chunk.nbytes
@@ -321,11 +342,7 @@ def _chunk_session_facts(parsed: transcript.ParseResult) -> dict:
     return sessions
 
 
-def _note_cost_state(conn, parsed: transcript.ParseResult) -> None:
+def _note_cost_state(conn, cost_state: dict | None) -> None:
     """The CLI's own running total for the session (kept beside ours, never as usage)."""
-    if parsed.cost_state and parsed.cost_state.get("session_id"):
-        writes.upsert_session(
-            conn,
-            parsed.cost_state["session_id"],
-            reported_cost_nanousd=round(parsed.cost_state["total_cost_usd"] * NANO),
-        )
+    if cost_state and cost_state.get("session_id"):
+        writes.upsert_session(conn, cost_state["session_id"], reported_cost_nanousd=round(cost_state["total_cost_usd"] * NANO))
