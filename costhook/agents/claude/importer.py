@@ -74,6 +74,8 @@ PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it 
 BATCH_BYTES = 32 << 20  # new transcript bytes per transaction: fewer, larger commits touch each rollup row less often
 WINDOW_BYTES = 2 * BATCH_BYTES  # transcript bytes handed to the workers ahead of the writer
 WINDOW_FILES = 256
+TASK_BYTES = 4 << 20  # transcript bytes per task sent to a worker: small files go in groups
+TASK_FILES = 32
 
 
 def first_import(db_path, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
@@ -132,7 +134,10 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     transcript.use_assistant_reader(fastparse.assistant_line)
     if files is None:  # (path, size) as transcript_files gives them, if the caller has them
         files = transcript_files([f for f in folders if f.is_dir()])
-    starts = ((ingest.plan(conn, path), size) for path, size in files)
+    if bulk is None:
+        starts = ((ingest.plan(conn, path), size) for path, size in files)
+    else:  # a new file has no cursors: the workers plan too
+        starts = ((path, size) for path, size in files)
     workers = (os.cpu_count() or 1) if workers is None else workers
     pending_bytes = sum(size for _, size in files)
     global _price
@@ -180,36 +185,57 @@ _price = None  # set by import_claude
 
 
 def _parse_file(start):
-    """The file's new lines, parsed and prepared as rows (ingest.prepare)."""
+    """The file's new lines, parsed and prepared as rows (ingest.prepare). `start`: an
+    ingest.Start, or the path of a file to read whole."""
+    if isinstance(start, str):
+        start = ingest.plan(None, start)
     return [ingest.prepare(chunk, _price) for chunk in ingest.read_chunks(start)] if start else []
 
 
 def _parse_in_workers(starts, workers: int):
     """(start, size, chunks) in input order, parsed by a process pool; at most WINDOW_BYTES
-    (or WINDOW_FILES) in flight, so memory stays flat however big the tree is."""
+    (or WINDOW_FILES) in flight, so memory stays flat however big the tree is. Small files
+    travel in groups of about TASK_BYTES (one message each way per group, not per file)."""
     import multiprocessing
     from collections import deque
 
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
-        window, window_bytes = deque(), 0
+        window, window_bytes, window_files = deque(), 0, 0
+        group, group_bytes = [], 0
         for start, size in starts:
-            if start is not None and start.offset >= start.size:
-                window.append((start, size, None))  # nothing new: no need to ship it to a worker
+            if start is not None and (size == 0 if isinstance(start, str) else start.offset >= start.size):
+                if group:  # (the files stay in order)
+                    window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
+                    group, group_bytes = [], 0
+                window.append(([(start, size)], None))  # nothing new: no need to ship it to a worker
             else:
-                window.append((start, size, pool.apply_async(_parse_file, (start,))))
+                group.append((start, size))
+                group_bytes += size
                 window_bytes += size
+                if group_bytes >= TASK_BYTES or len(group) >= TASK_FILES:
+                    window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
+                    group, group_bytes = [], 0
+            window_files += 1
             # The writer commits about BATCH_BYTES at a time; meanwhile the workers
             # keep parsing what the window holds: two batches' worth.
-            while window_bytes > WINDOW_BYTES or len(window) > WINDOW_FILES:
-                item = window.popleft()
-                if item[2] is not None:
-                    window_bytes -= item[1]
-                yield _resolved(item)
+            while window and (window_bytes > WINDOW_BYTES or window_files > WINDOW_FILES):
+                items, future = window.popleft()
+                window_files -= len(items)
+                if future is not None:
+                    window_bytes -= sum(size for _, size in items)
+                yield from _resolved(items, future)
+        if group:
+            window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
         while window:
-            yield _resolved(window.popleft())
+            yield from _resolved(*window.popleft())
 
 
-def _resolved(item):
-    start, size, future = item
-    return start, size, [] if future is None else future.get()
+def _parse_files(starts: list) -> list:
+    return [_parse_file(start) for start in starts]
+
+
+def _resolved(items, future):
+    results = [[] for _ in items] if future is None else future.get()
+    for (start, size), parsed in zip(items, results):
+        yield start, size, parsed

@@ -19,6 +19,7 @@ from costhook.usage import NANO, merge_call
 
 HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
 COMMIT_EVERY = 8 << 20  # bytes parsed per transaction during a long catch-up
+BULK_SPEND_GROUPS = 20_000  # rollup groups a first import sums in memory before writing them
 
 
 class IngestResult:
@@ -131,8 +132,9 @@ def prepare(chunk: Chunk, price) -> Chunk:
     return chunk
 
 
-def plan(conn: sqlite3.Connection, path: str) -> Start | None:
-    """The resume point for `path` (None if it is not a regular file)."""
+def plan(conn: sqlite3.Connection | None, path: str) -> Start | None:
+    """The resume point for `path` (None if it is not a regular file); with no `conn`, its
+    beginning (a first import's new file holds no cursor)."""
     try:
         f = paths.open_regular(path)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, paths.NotRegularFile):
@@ -140,7 +142,8 @@ def plan(conn: sqlite3.Connection, path: str) -> Start | None:
     with f:
         st = os.fstat(f.fileno())
         head = f.read(HEAD_BYTES)
-        offset, state, before = _resume_point(writes.get_cursor(conn, path), st, head, f)
+        cursor = writes.get_cursor(conn, path) if conn is not None else None  # None: a new file, no cursors
+        offset, state, before = _resume_point(cursor, st, head, f)
     return Start(path, offset, state, st.st_size, st.st_ino, head.hex(), before)
 
 
@@ -235,6 +238,8 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
                         for values in rows:
                             spend.add(dict(zip(columns, values)), -1)
         result.changed += writes.merge_requests(conn, calls, price)
+        if bulk and len(bulk.spend.groups) > BULK_SPEND_GROUPS:  # sums: written in parts, memory stays flat
+            bulk.spend.write(conn)
         for sid, facts in sessions.items() if bulk is None else ():
             writes.fill_session(conn, sid, agent="claude", **facts)
         for chunk in chunks:
