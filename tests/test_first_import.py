@@ -238,3 +238,31 @@ def test_hooks_that_fire_during_a_first_import_lose_nothing(home, tmp_path):
     spend = db_rows("SELECT sum(requests) AS n FROM spend WHERE dim = 'global'")
     assert spend == [{"n": expected["calls"] + n_live}]
     assert [n for n in os.listdir(home) if ".import-" in n] == []
+
+
+def test_a_first_import_killed_leaves_the_database_as_it_was(home, tmp_path):
+    """kill -9 during the bulk load: the database is untouched (and usable), the new file is
+    left behind; the next import removes it, and ends with every call once."""
+    tree = tmp_path / "claude"
+    expected = generate.generate_tree(tree, 3_000, seed=7, session_calls=15, replays=0.02)
+    live = tree / "projects" / "-work-live" / "live-1.jsonl"
+    live.parent.mkdir(parents=True)
+    live.write_text(assistant("live_0", session_id="live-1"))
+    payload = {"hook_event_name": "Stop", "session_id": "live-1", "transcript_path": str(live), "cwd": "/w", "stop_hook_active": False}
+    assert subprocess.run([COSTHOOK, "hook"], input=json.dumps(payload).encode(), timeout=60).returncode == 0
+    proc = subprocess.Popen([COSTHOOK, "import", "--claude-dir", str(tree), "-q"], stderr=subprocess.DEVNULL)
+    while not any(".import-" in name for name in os.listdir(home)):
+        assert proc.poll() is None, "the import ended before its new file appeared"
+        time.sleep(0.005)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert [n for n in os.listdir(home) if ".import-" in n and n.endswith(".tmp")]  # killed before the rename
+    conn = db.connect()
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert [tuple(r) for r in conn.execute("SELECT key FROM requests")] == [("live_0:req_live_0",)]
+    conn.close()
+    assert subprocess.run([COSTHOOK, "import", "--claude-dir", str(tree), "-q"], timeout=600).returncode == 0
+    assert [n for n in os.listdir(home) if ".import-" in n] == []
+    assert db_rows("SELECT count(*) AS n FROM requests") == [{"n": expected["calls"] + 1}]
+    assert db_rows("SELECT sum(requests) AS n FROM spend WHERE dim = 'global'") == [{"n": expected["calls"] + 1}]

@@ -248,7 +248,7 @@ def path_of(conn: sqlite3.Connection) -> str:
 
 def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
     """(path, connection, index SQL) of a new, migrated database file beside `path` for a
-    first import to fill: journal in memory, no syncs (a crash loses only this file, which
+    first import to fill: no syncs (a crash loses only this file, which
     nothing else uses), and `requests` without the secondary indexes an insert would keep
     up to date row by row (the SQL returned builds them, at the end) — except message_id's,
     which the merge of calls seen twice looks rows up by."""
@@ -264,7 +264,7 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
     paths.touch_private(tmp)
     conn = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    for pragma in ("journal_mode = MEMORY", "synchronous = OFF", "foreign_keys = ON", "cache_size = -16384"):
+    for pragma in ("journal_mode = TRUNCATE", "synchronous = OFF", "foreign_keys = ON", "cache_size = -16384"):
         conn.execute(f"PRAGMA {pragma}")
     from costhook.store import migrations
 
@@ -309,7 +309,7 @@ def replace_database(path: str, tmp: str, conn: sqlite3.Connection, merge, *, wa
                     merge(conn)
             finally:
                 conn.execute("DETACH DATABASE old")
-            old = sqlite3.connect(path, isolation_level=None)
+            old = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)  # a reader (statusline) may finish first
             try:
                 if old.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
                     old.execute("PRAGMA wal_checkpoint(TRUNCATE)")

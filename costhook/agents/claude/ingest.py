@@ -19,7 +19,7 @@ from costhook.usage import NANO, merge_call
 
 HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
 COMMIT_EVERY = 8 << 20  # bytes parsed per transaction during a long catch-up
-BULK_SPEND_GROUPS = 20_000  # rollup groups a first import sums in memory before writing them
+BULK_SPEND_GROUPS = 5_000  # rollup groups a first import sums in memory before writing them
 
 
 class IngestResult:
@@ -188,8 +188,8 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes, f) -> tu
 
 class Bulk:
     """What a first import into a new file of its own (importer.first_import) keeps in
-    memory instead of asking the database: the call keys and message ids written so far
-    (the file holds nothing else); and what it writes once at the end (finish), rather than
+    memory instead of asking the database: the hashes of the call keys and message ids
+    written so far (the file holds nothing else); and what it writes once at the end (finish), rather than
     batch after batch: the rollup delta of the rows inserted as they are (sums: the order
     does not matter) and the session facts (the first learnt stays, the earliest start:
     as fill_session keeps them, batch after batch)."""
@@ -306,11 +306,11 @@ def _unique_and_unstored(conn: sqlite3.Connection, chunks: list, bulk: Bulk | No
             keys[key] = keys.get(key, 0) + 1
             if message_id is not None:
                 message_ids[message_id] = message_ids.get(message_id, 0) + 1
-    if bulk is not None:
-        once_keys = {key for key, count in keys.items() if count == 1} - bulk.keys
-        once_messages = {message_id for message_id, count in message_ids.items() if count == 1} - bulk.messages
-        bulk.keys.update(keys)
-        bulk.messages.update(message_ids)
+    if bulk is not None:  # (hashes: a collision only sends a new call through the merge, which is always right)
+        once_keys = {key for key, count in keys.items() if count == 1 and hash(key) not in bulk.keys}
+        once_messages = {m for m, count in message_ids.items() if count == 1 and hash(m) not in bulk.messages}
+        bulk.keys.update(map(hash, keys))
+        bulk.messages.update(map(hash, message_ids))
         return once_keys, once_messages
     keys = [key for key, count in keys.items() if count == 1]
     message_ids = [message_id for message_id, count in message_ids.items() if count == 1]
