@@ -159,7 +159,7 @@ import os, time
 from costhook.store import db, writes
 path = os.environ["COSTHOOK_DB"]
 conn = db.connect()
-inode, deadline = os.fstat(os.open(path, os.O_RDONLY)).st_ino, time.monotonic() + 5
+inode, deadline = os.fstat(os.open(path, os.O_RDONLY)).st_ino, time.monotonic() + 10
 while os.stat(path).st_ino == inode and time.monotonic() < deadline:
     time.sleep(0.01)
 with db.transaction(conn):
@@ -209,7 +209,7 @@ def test_hooks_that_fire_during_a_first_import_lose_nothing(home, tmp_path):
         while not any(".import-" in name for name in os.listdir(home)) and proc.poll() is None:
             time.sleep(0.01)
         # A slow writer: connected while the import fills its own file, it writes only once
-        # that file has replaced the database (or after 5 s): it must be made to wait, or
+        # that file has replaced the database (or after 10 s): it must be made to wait, or
         # its write would go to the file being replaced.
         slow = subprocess.run([sys.executable, "-c", SLOW_WRITER], env=env, timeout=120, capture_output=True, text=True)
         _, stderr = proc.communicate(timeout=600)
@@ -266,3 +266,24 @@ def test_a_first_import_killed_leaves_the_database_as_it_was(home, tmp_path):
     assert [n for n in os.listdir(home) if ".import-" in n] == []
     assert db_rows("SELECT count(*) AS n FROM requests") == [{"n": expected["calls"] + 1}]
     assert db_rows("SELECT sum(requests) AS n FROM spend WHERE dim = 'global'") == [{"n": expected["calls"] + 1}]
+
+
+def test_a_hook_fails_open_when_a_first_import_holds_the_database_too_long(home, tmp_path):
+    """An import stopped while it puts its file in place (holding the open lock): a hook
+    waits only its busy timeout, then exits 0 in silence with one line in errors.log."""
+    import fcntl
+
+    db.connect().close()
+    fd = os.open(db.open_lock_file(str(home / "costhook.db")), os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        payload = {"hook_event_name": "PostToolUse", "session_id": "s", "transcript_path": "", "cwd": "/w",
+                   "tool_name": "Bash", "tool_use_id": "toolu_1", "tool_input": {}, "tool_response": {}}
+        started = time.monotonic()
+        proc = subprocess.run([COSTHOOK, "hook"], input=json.dumps(payload).encode(), capture_output=True, timeout=60)
+        took = time.monotonic() - started
+    finally:
+        os.close(fd)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    assert took < 15
+    assert "first import" in (home / "errors.log").read_text()

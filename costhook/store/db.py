@@ -33,7 +33,7 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
     try:
         if not os.path.exists(path):
             paths.touch_private(path)
-        held = _hold_open_lock(path)
+        held = _hold_open_lock(path, busy_timeout_ms)
         try:
             conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False,
                                    factory=Connection)
@@ -88,24 +88,35 @@ def open_lock_file(path: str) -> str:
     return path + ".lock"
 
 
-def _hold_open_lock(path: str) -> int:
+def _hold_open_lock(path: str, busy_timeout_ms: int) -> int:
     """A shared flock on `<db>.lock`, held while the connection is open, or -1 when the
     lock file cannot be made (a read-only folder: nothing can replace the file there).
 
     A first import builds the database in a file of its own and renames it into place
     (replace_database); it takes this lock exclusively for that, so no connection is open
     on the file it replaces: what a hook wrote before is merged into the new file, and a
-    hook that connects meanwhile waits (a second or so) and opens the new one."""
+    hook that connects meanwhile waits (well under a second) and opens the new one — or,
+    after the busy timeout (an import stopped mid-rename), fails like a busy database."""
     try:
         fd = os.open(open_lock_file(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError:
         return -1
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    except OSError:
-        os.close(fd)
-        return -1
-    return fd
+    deadline = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            import time
+
+            deadline = deadline or time.monotonic() + busy_timeout_ms / 1000
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise sqlite3.OperationalError("database is locked: a first import is putting its new file in place") from None
+            time.sleep(0.005)
+        except OSError:
+            os.close(fd)
+            return -1
 
 
 def _unusable(path: str, exc: Exception):
