@@ -268,11 +268,19 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
     for stale in os.listdir(folder):  # left by an import that was killed
         if stale.startswith(prefix) and stale.endswith(".tmp") and not _pid_alive(stale[len(prefix):-4]):
             for suffix in ("", "-journal", "-wal", "-shm"):
-                _remove(os.path.join(folder, stale) + suffix)
+                try:
+                    _remove(os.path.join(folder, stale) + suffix)
+                except OSError:
+                    pass  # not ours to remove (a shared folder)
     tmp = os.path.join(folder, f"{prefix}{os.getpid()}.tmp")
     for suffix in ("", "-journal", "-wal", "-shm"):
         _remove(tmp + suffix)
     paths.touch_private(tmp)
+    problem = paths.insecurity(tmp, kind="database")  # (planted in a shared folder between the two calls above)
+    if problem:
+        from costhook.errors import StoreError
+
+        raise StoreError(problem)
     conn = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     for pragma in ("journal_mode = TRUNCATE", "synchronous = OFF", "foreign_keys = ON", "cache_size = -16384"):
@@ -369,3 +377,6 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    except OSError:
+        if os.path.lexists(path) and not os.path.islink(path):
+            raise
