@@ -98,7 +98,7 @@ class SpendDelta:
     def _add(self, attributes: tuple, values: list, sign: int) -> None:
         current = self.groups.get(attributes)
         if current is None:
-            self.groups[attributes] = [sign * v for v in values]
+            self.groups[attributes] = list(values) if sign == 1 else [sign * v for v in values]
         else:
             for i, v in enumerate(values):
                 current[i] += sign * v
