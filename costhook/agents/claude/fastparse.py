@@ -15,11 +15,13 @@ import msgspec
 class _Input(msgspec.Struct):
     skill: Any = None
     command: Any = None
+    subagent_type: Any = None  # a Task/Agent call's (transcript._note_spawn)
 
 
 class _Block(msgspec.Struct):
     type: Any = None
     name: Any = None
+    id: Any = None
     input: _Input | None = None
 
 
@@ -61,8 +63,9 @@ def assistant_line(raw: bytes) -> dict | None:
     if m is not None:
         content = None
         if m.content is not None:
-            content = [{"type": b.type, "name": b.name,
-                        "input": None if b.input is None else {"skill": b.input.skill, "command": b.input.command}}
+            content = [{"type": b.type, "name": b.name, "id": b.id,
+                        "input": None if b.input is None else {"skill": b.input.skill, "command": b.input.command,
+                                                               "subagent_type": b.input.subagent_type}}
                        for b in m.content]
         message = {"id": m.id, "model": m.model, "usage": m.usage, "content": content}
     return {"type": line.type, "message": message, "requestId": line.requestId, "sessionId": line.sessionId,
