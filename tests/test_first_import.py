@@ -16,7 +16,9 @@ from conftest import COSTHOOK, db_rows, run_hook, wait_for_background
 from transcript_lines import assistant
 
 from costhook.agents.claude import fastparse, importer, ingest, transcript
+from costhook.pricing import prices
 from costhook.store import db
+from costhook.usage import UNKNOWN_SUBAGENT
 from tests.benchmarks import generate
 
 
@@ -35,6 +37,7 @@ def tables(path) -> dict:
             "requests": rows("SELECT * FROM requests ORDER BY key"),
             "spend": rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket"),
             "sessions": rows("SELECT * FROM sessions ORDER BY session_id"),
+            "subagents": rows("SELECT * FROM subagents ORDER BY session_id, agent_id"),
             "cursors": cursors,
             "schema": rows("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"),
         }
@@ -99,6 +102,77 @@ def test_first_import_gives_what_the_hooks_and_the_incremental_import_give(home,
     second = importer.first_import(None, [tree], price=free_price)  # nothing new: the incremental path
     assert second.bytes_read == 0 and second.changed == 0
     assert os.stat(tmp_path / "bulk.db").st_ino == inode
+
+
+def iteration_lines(folder):
+    """Calls that bill `usage.iterations` (a compaction pass, an advisor's sampling at
+    another model), one streamed as two lines whose last brings the iterations, one seen
+    again in a resumed session: each must be priced per sampling on every path."""
+    folder.mkdir(parents=True)
+
+    def line(message_id, iterations, session_id, **counts):
+        data = json.loads(assistant(message_id, session_id=session_id, timestamp="2026-09-03T10:00:00.000Z", **counts))
+        if iterations is not None:
+            data["message"]["usage"]["iterations"] = iterations
+        return json.dumps(data) + "\n"
+
+    compacted = [{"type": "compaction", "input_tokens": 180000, "output_tokens": 3500},
+                 {"type": "message", "input_tokens": 23000, "output_tokens": 1000}]
+    advised = [{"type": "message", "input_tokens": 2, "output_tokens": 40, "cache_creation_input_tokens": 3496},
+               {"type": "advisor_message", "model": "claude-opus-4-6", "input_tokens": 125169, "output_tokens": 1600},
+               {"type": "message", "input_tokens": 2, "output_tokens": 60, "cache_read_input_tokens": 123520}]
+    first = (line("it_1", compacted, "s-it", input_tokens=23000, output_tokens=1000)
+             + line("it_2", None, "s-it", input_tokens=4, output_tokens=1, cache_write=3496, cache_read=123520)
+             + line("it_2", advised, "s-it", input_tokens=4, output_tokens=100, cache_write=3496, cache_read=123520))
+    (folder / "s-it.jsonl").write_text(first)
+    (folder / "s-it-resumed.jsonl").write_text(line("it_1", compacted, "s-it-resumed", input_tokens=23000, output_tokens=1000)
+                                               + line("it_3", compacted[:1], "s-it-resumed", input_tokens=5, output_tokens=5))
+    for mtime, name in enumerate(("s-it.jsonl", "s-it-resumed.jsonl"), start=1):
+        os.utime(folder / name, (2_000_000_100 + mtime, 2_000_000_100 + mtime))
+
+
+@pytest.mark.parametrize("layout", ["2.0.x", "iterations"])
+def test_first_import_names_2_0_sub_agents_and_prices_iterations_as_the_other_paths(home, tmp_path, monkeypatch, layout):
+    """A Claude Code 2.0.x tree (no agent-*.meta.json: a sub-agent takes the type its
+    parent's Task call asked for, whichever file is read first) with resumed sessions; and
+    calls that bill usage.iterations, priced with costhook's price table: the bulk path
+    gives what the hooks and the incremental import give, `subagents` table included."""
+    tree = tmp_path / "claude"
+    generate.generate_tree(tree, 600, seed=11, session_calls=15, replays=0.05, meta=layout != "2.0.x")
+    if layout == "iterations":
+        iteration_lines(tree / "projects" / "-work-iter")
+    price = prices.pricer()
+    listed = importer.transcript_files([tree])
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "hooks.db"))
+    conn = db.connect()
+    for path, _ in listed:
+        ingest.ingest_file(conn, path, price=price)
+    conn.close()
+    one_by_one = tables(tmp_path / "hooks.db")
+    rows = one_by_one["requests"]
+    if layout == "2.0.x":
+        named = [r for r in rows if r["agent_id"] and r["agent_type"] != UNKNOWN_SUBAGENT]
+        assert len(named) > 20 and len(one_by_one["subagents"]) > 5
+    else:
+        billed = {r["key"]: r for r in rows if r["iterations"]}
+        assert set(billed) == {"it_1:req_it_1", "it_2:req_it_2", "it_3:req_it_3"}
+        assert billed["it_1:req_it_1"]["cost_nanousd"] == 676_500_000  # both samplings (test_iterations)
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "incremental.db"))
+    conn = db.connect()
+    importer.import_claude(conn, [tree], price=price, workers=1)
+    conn.close()
+    assert tables(tmp_path / "incremental.db") == one_by_one
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "bulk.db"))
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "BATCH_BYTES", 256 << 10)  # many batches: a sub-agent's name often comes later
+    db.connect().close()
+    before = os.stat(tmp_path / "bulk.db").st_ino
+    importer.first_import(None, [tree], price=price, workers=2)
+    assert os.stat(tmp_path / "bulk.db").st_ino != before  # the bulk path
+    assert tables(tmp_path / "bulk.db") == one_by_one
 
 
 READER_CASES = [
