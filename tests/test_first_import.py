@@ -5,6 +5,7 @@ lines reads them as json does."""
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -173,6 +174,45 @@ def test_first_import_names_2_0_sub_agents_and_prices_iterations_as_the_other_pa
     importer.first_import(None, [tree], price=price, workers=2)
     assert os.stat(tmp_path / "bulk.db").st_ino != before  # the bulk path
     assert tables(tmp_path / "bulk.db") == one_by_one
+
+
+def test_a_first_import_over_what_hooks_saw_gives_what_the_incremental_import_gives(home, tmp_path, monkeypatch):
+    """The database already holds what hooks recorded (some files of the tree; and a 2.0.x
+    sub-agent's calls from a transcript the import does not read, unnamed there, whose
+    parent's Task call is in the tree): the first import merges them into its new file as
+    an incremental import into that database would, the sub-agent named."""
+    tree = tmp_path / "claude"
+    generate.generate_tree(tree, 600, seed=12, session_calls=15, replays=0.05, meta=False)
+    agent_files = sorted((tree / "projects").glob("*/*/subagents/agent-*.jsonl"))
+    moved = tmp_path / "elsewhere" / agent_files[0].relative_to(tree)
+    moved.parent.mkdir(parents=True)
+    agent_files[0].rename(moved)
+    listed = importer.transcript_files([tree])
+    price = prices.pricer()
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "bulk.db"))
+    conn = db.connect()
+    for path in [str(moved)] + [path for path, _ in listed[::7]]:
+        ingest.ingest_file(conn, path, price=price)
+    conn.close()
+    hooks_saw = db_rows("SELECT agent_type FROM requests WHERE source_path = ?", (str(moved),))
+    assert hooks_saw and {r["agent_type"] for r in hooks_saw} == {UNKNOWN_SUBAGENT}
+    shutil.copy(tmp_path / "bulk.db", tmp_path / "incremental.db")
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "incremental.db"))
+    conn = db.connect()
+    importer.import_claude(conn, [tree], price=price, workers=1)
+    conn.close()
+    incremental = tables(tmp_path / "incremental.db")
+    names = {r["agent_type"] for r in incremental["requests"] if r["source_path"] == str(moved)}
+    assert len(names) == 1 and names != {UNKNOWN_SUBAGENT}
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "bulk.db"))
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
+    before = os.stat(tmp_path / "bulk.db").st_ino
+    importer.first_import(None, [tree], price=price, workers=2)
+    assert os.stat(tmp_path / "bulk.db").st_ino != before  # the bulk path
+    assert tables(tmp_path / "bulk.db") == incremental
 
 
 READER_CASES = [

@@ -486,8 +486,9 @@ def merge_attached(conn: sqlite3.Connection, price, schema: str = "old") -> int:
     import filled this one) into this one, as those writes would have met the import's
     rows in one database: calls through merge_requests (a call only the hooks saw goes in
     as it is, with its rollup), session facts over the transcript's, the further cursor,
-    tool calls, alerts and cron rows as they are. Returns the calls merged. Inside a
-    transaction."""
+    tool calls, alerts, cron rows and sub-agent names as they are (then every call of a
+    named sub-agent takes its name, as name_subagents does). Returns the calls merged.
+    Inside a transaction."""
     rows = [dict(row) for row in conn.execute(f"SELECT * FROM {schema}.requests")]
     stored_keys, stored_messages = stored_ids(conn, [r["key"] for r in rows], [r["message_id"] for r in rows if r["message_id"]])
     new, spend, records = {}, SpendDelta(), {}
@@ -513,4 +514,9 @@ def merge_attached(conn: sqlite3.Connection, price, schema: str = "old") -> int:
         columns = ", ".join(f'"{r[1]}"' for r in conn.execute(f'PRAGMA {schema}.table_info("{table}")') if r[1] in ours)
         if columns:
             conn.execute(f'INSERT OR REPLACE INTO main."{table}" ({columns}) SELECT {columns} FROM {schema}."{table}"')
+    # Sub-agents the hooks saw unnamed, or named, meet the import's names and calls.
+    pairs = {(r["session_id"], r["agent_id"]) for r in rows if r["agent_type"] == UNKNOWN_SUBAGENT}
+    pairs.update(tuple(r) for r in conn.execute(f"SELECT session_id, agent_id FROM {schema}.subagents"))
+    if pairs:
+        name_subagents(conn, {}, pairs)
     return len(rows)
