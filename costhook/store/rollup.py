@@ -131,29 +131,56 @@ _BUCKET_SQL = "coalesce(substr(timestamp, 1, 14) || printf('%02d', CAST(substr(t
 
 
 def rebuild_spend(conn: sqlite3.Connection) -> None:
-    """Recompute the whole rollup from `requests` (migration, repair)."""
+    """Recompute the whole rollup from `requests` (migration, repair, a first import).
+
+    The calls are summed once by bucket and every dimension's column together (a few
+    calls per group), and each dimension's rows are summed from those groups."""
     conn.execute("DELETE FROM spend")
     measures = ", ".join(SPEND_MEASURES)
-    token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
+    columns = [column for _, column in SPEND_DIMENSIONS if column is not None and column not in _DIMENSION_SQL]
+    token_sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in TOKEN_FIELDS)
     all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
-    for dim, column in SPEND_DIMENSIONS:
-        key = "''" if column is None else _DIMENSION_SQL.get(column, column)
-        conn.execute(
-            f"""INSERT INTO spend (dim, key, bucket, {measures})
-                SELECT '{dim}', {key}, {_BUCKET_SQL}, coalesce(sum(cost_nanousd), 0), {token_sums},
-                       coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
-                FROM requests WHERE {key} IS NOT NULL
-                GROUP BY {key}, {_BUCKET_SQL}"""
-        )
+    conn.execute("DROP TABLE IF EXISTS temp.spend_groups")
+    conn.execute(
+        f"""CREATE TEMP TABLE spend_groups AS
+            SELECT {_BUCKET_SQL} AS bucket, {', '.join(columns)}, coalesce(sum(cost_nanousd), 0) AS cost_nanousd,
+                   {token_sums}, coalesce(sum({all_tokens}), 0) AS tokens, count(*) AS requests,
+                   sum(cost_nanousd IS NULL) AS unpriced
+            FROM requests GROUP BY 1, {', '.join(columns)}"""
+    )
+    sums = ", ".join(f"sum({m})" for m in SPEND_MEASURES)
+    try:
+        for dim, column in SPEND_DIMENSIONS:
+            key = "''" if column is None else _DIMENSION_SQL.get(column, column)
+            conn.execute(
+                f"""INSERT INTO spend (dim, key, bucket, {measures})
+                    SELECT '{dim}', {key}, bucket, {sums} FROM temp.spend_groups
+                    WHERE {key} IS NOT NULL GROUP BY {key}, bucket"""
+            )
+    finally:
+        conn.execute("DROP TABLE temp.spend_groups")
     _rebuild_tool_spend(conn)
 
 
 def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
-    """The tool rows of the rollup, from the same split rule the hook uses (one code path)."""
+    """The tool rows of the rollup, from the same split rule the hook uses (one code path).
+    A call with one tool or none counts whole under it, so those calls are summed in SQL
+    by minute and tool list first; a call with several (its JSON list has a comma) is split
+    call by call."""
     delta = SpendDelta()
     names = ("cost_nanousd", "timestamp", "tools", *TOKEN_FIELDS)
-    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests"):
+    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests WHERE tools LIKE '%,%'"):
         delta.add(dict(zip(names, row)), +1)
+    token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
+    all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
+    # Grouped by the bucket where the minute is two digits (bucket_of gives a bucket back
+    # unchanged), else by the first 16 characters (all bucket_of reads of a time).
+    when = "CASE WHEN substr(timestamp, 15, 2) GLOB '[0-9][0-9]' AND length(timestamp) >= 16"
+    for time, tools, *values in conn.execute(
+        f"""SELECT {when} THEN {_BUCKET_SQL} ELSE substr(timestamp, 1, 16) END, tools,
+                   coalesce(sum(cost_nanousd), 0), {token_sums}, coalesce(sum({all_tokens}), 0), count(*),
+                   sum(cost_nanousd IS NULL)
+            FROM requests WHERE coalesce(tools, '') NOT LIKE '%,%' GROUP BY 1, 2"""
+    ):
+        delta.add_groups({(bucket_of(time), (), tuple(tool_names(tools))): values})
     delta.write(conn, only=("tool",))
-
-
