@@ -85,7 +85,6 @@ def test_first_import_gives_what_the_hooks_and_the_incremental_import_give(home,
     monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "bulk.db"))
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
-    monkeypatch.setattr(ingest, "BULK_SPEND_GROUPS", 5)  # the rollup written in parts
     monkeypatch.setattr(importer, "BATCH_BYTES", 1 << 20)  # several batches: calls seen twice across them
     db.connect().close()
     before = os.stat(tmp_path / "bulk.db").st_ino

@@ -367,8 +367,8 @@ def replace_database(path: str, tmp: str, conn: sqlite3.Connection, merge, *, wa
 
                     raise StoreError(f"{path}{suffix} is still in use; nothing was changed: run the import again")
                 _remove(path + suffix)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode = WAL").fetchall()  # (a statement left unfinished blocks the checkpoint)
+        conn.execute("PRAGMA main.wal_checkpoint(TRUNCATE)").fetchall()
         conn.close()
         for suffix in ("-wal", "-shm", "-journal"):
             _remove(tmp + suffix)

@@ -140,8 +140,9 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
         starts = ((path, size) for path, size in files)
     workers = (os.cpu_count() or 1) if workers is None else workers
     pending_bytes = sum(size for _, size in files)
-    global _price
+    global _price, _with_rollup
     _price = price  # what _parse_file prices with, in this process or the forked workers
+    _with_rollup = bulk is None  # a first import builds the rollup at the end (ingest.Bulk)
     if hasattr(price, "prepare"):
         price.prepare()  # load the table once, before the workers fork
     if workers > 1 and pending_bytes >= PARALLEL_MIN_BYTES:
@@ -182,6 +183,7 @@ def _add_result(summary: ImportSummary, result) -> None:
 
 
 _price = None  # set by import_claude
+_with_rollup = True
 
 
 def _parse_file(start):
@@ -189,7 +191,7 @@ def _parse_file(start):
     ingest.Start, or the path of a file to read whole."""
     if isinstance(start, str):
         start = ingest.plan(None, start)
-    return [ingest.prepare(chunk, _price) for chunk in ingest.read_chunks(start)] if start else []
+    return [ingest.prepare(chunk, _price, _with_rollup) for chunk in ingest.read_chunks(start)] if start else []
 
 
 def _parse_in_workers(starts, workers: int):

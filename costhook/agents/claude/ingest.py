@@ -19,7 +19,6 @@ from costhook.usage import NANO, merge_call
 
 HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
 COMMIT_EVERY = 8 << 20  # bytes parsed per transaction during a long catch-up
-BULK_SPEND_GROUPS = 5_000  # rollup groups a first import sums in memory before writing them
 
 
 class IngestResult:
@@ -118,15 +117,17 @@ class Prepared:
                 yield values[key_at], values[message_at], values, columns
 
 
-def prepare(chunk: Chunk, price) -> Chunk:
+def prepare(chunk: Chunk, price, with_rollup: bool = True) -> Chunk:
     """Price the chunk's calls into rows now (see Prepared); commit() inserts them as they
     are when nothing else in the database or the batch is a sighting of the same call, and
-    merges them like any other record otherwise."""
+    merges them like any other record otherwise. Without `with_rollup` (a first import,
+    which builds the rollup from its rows at the end: Bulk.finish), no rollup delta."""
     shapes, spend = {}, rollup.SpendDelta()
     for record in chunk.parsed.calls.values():
         row, tools = writes.stored_row(record, price)
         shapes.setdefault(tuple(row), []).append(tuple(row.values()))
-        spend.add(row, +1, tools)
+        if with_rollup:
+            spend.add(row, +1, tools)
     chunk.prepared = Prepared(shapes, spend.groups, _chunk_session_facts(chunk.parsed))
     chunk.parsed.calls = {}
     return chunk
@@ -190,16 +191,17 @@ class Bulk:
     """What a first import into a new file of its own (importer.first_import) keeps in
     memory instead of asking the database: the hashes of the call keys and message ids
     written so far (the file holds nothing else); and what it writes once at the end
-    (finish), rather than batch after batch: the rollup delta of the rows inserted as they
-    are (sums: the order does not matter), the session facts (the first learnt stays, the
-    earliest start: as fill_session keeps them, batch after batch) and the sub-agents'
+    (finish), rather than batch after batch: the session facts (the first learnt stays,
+    the earliest start: as fill_session keeps them, batch after batch), the sub-agents'
     names (the first stored stays, as name_subagents keeps them; every call of a named
-    sub-agent ends with the name, whichever was read first)."""
+    sub-agent ends with the name, whichever was read first) and the rollup, built from
+    the rows in SQL (rollup.rebuild_spend, the sums the deltas of every write add up to)
+    rather than kept up to date row by row."""
 
-    __slots__ = ("keys", "messages", "spend", "sessions", "cost_states", "names", "unnamed")
+    __slots__ = ("keys", "messages", "sessions", "cost_states", "names", "unnamed")
 
     def __init__(self):
-        self.keys, self.messages, self.spend, self.sessions = set(), set(), rollup.SpendDelta(), {}
+        self.keys, self.messages, self.sessions = set(), set(), {}
         self.cost_states = {}  # session id -> the last cost-state line's ParseResult.cost_state
         self.names, self.unnamed = {}, set()  # as ParseResult.subagents / .unnamed, over the whole import
 
@@ -207,8 +209,8 @@ class Bulk:
         """Write what was kept for the end; returns the rows renamed. After the indexes
         are built: name_subagents looks a sub-agent's rows up by session."""
         with db.transaction(conn):
-            self.spend.write(conn)
             renamed = writes.name_subagents(conn, self.names, self.unnamed) if self.names or self.unnamed else 0
+            rollup.rebuild_spend(conn)  # (what merges and renames wrote to it so far is replaced)
             for sid, facts in self.sessions.items():
                 writes.fill_session(conn, sid, agent="claude", **facts)
             for cost_state in self.cost_states.values():
@@ -236,14 +238,11 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
         new_rows, spend, calls = _lanes(conn, chunks, bulk)
         if new_rows:
             try:
-                result.changed += writes.insert_new_requests(conn, new_rows, rollup.SpendDelta() if bulk else spend)
+                result.changed += writes.insert_new_requests(conn, new_rows, spend)
             except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
                 for columns, rows in new_rows.items():
                     key_at = columns.index("key")
                     calls.update((values[key_at], writes.record_of(dict(zip(columns, values)))) for values in rows)
-                    if bulk:  # no longer inserted as they are: their rollup comes with the merge
-                        for values in rows:
-                            spend.add(dict(zip(columns, values)), -1)
         result.changed += writes.merge_requests(conn, calls, price)
         names, unnamed = {}, set()
         for chunk in chunks:
@@ -255,8 +254,6 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
             bulk.unnamed |= unnamed
         elif names or unnamed:
             result.changed += writes.name_subagents(conn, names, unnamed)
-        if bulk and len(bulk.spend.groups) > BULK_SPEND_GROUPS:  # sums: written in parts, memory stays flat
-            bulk.spend.write(conn)
         for sid, facts in sessions.items() if bulk is None else ():
             writes.fill_session(conn, sid, agent="claude", **facts)
         for chunk in chunks:
@@ -287,8 +284,7 @@ def _lanes(conn: sqlite3.Connection, chunks: list, bulk: Bulk | None = None) -> 
     A prepared row goes to the merge lane when its key or message.id appears twice in the
     batch or is already stored (a streamed call across chunks, a resumed session's copy, a
     replay). Records to merge keep the order they were read in."""
-    # A first import sums the rollup of all its batches at once (bulk.spend).
-    new_rows, spend, calls = {}, bulk.spend if bulk else rollup.SpendDelta(), {}
+    new_rows, spend, calls = {}, rollup.SpendDelta(), {}  # (a first import's rows carry no rollup delta)
     prepared = any(chunk.prepared for chunk in chunks)
     new_keys, new_messages = _unique_and_unstored(conn, chunks, bulk) if prepared else (set(), set())
     for chunk in chunks:
@@ -302,7 +298,8 @@ def _lanes(conn: sqlite3.Connection, chunks: list, bulk: Bulk | None = None) -> 
                     new_rows.setdefault(columns, []).append(values)
                 else:
                     row = dict(zip(columns, values))
-                    spend.add(row, -1)
+                    if bulk is None:
+                        spend.add(row, -1)
                     records.append((key, writes.record_of(row)))
         for key, record in records:
             previous = calls.get(key)
