@@ -84,10 +84,10 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
     end, when this is a first import: the database holds no more than what hooks saw before
     it (under BULK_MAX_STORED calls) and over BULK_MIN_BYTES of transcripts are unread.
 
-    That file is written without a journal on disk or syncs, `requests` without its
-    secondary indexes (built once at the end), the rows known to be new found in memory
-    rather than looked up, the rollup of the rows inserted as they are summed in memory and
-    written once: the same rows, the same commit steps, as the incremental import.
+    That file is written without syncs, `requests` without its secondary indexes (built
+    once at the end), the rows known to be new found in memory rather than looked up,
+    sub-agents named and the rollup built from the rows once at the end (ingest.Bulk):
+    the same rows, the same commit steps, as the incremental import.
     What hooks wrote to the database meanwhile is merged in under the open lock, which
     keeps every connection off the file while it is replaced (db.replace_database)."""
     price = price or prices.pricer()
