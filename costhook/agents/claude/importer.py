@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costhook.agents import jsonl
-from costhook.agents.claude import fastparse, ingest, transcript
+from costhook.agents.claude import ingest, transcript
 from costhook.pricing import prices
 from costhook.store import db, writes
 
@@ -71,6 +71,7 @@ def transcript_files(folders: list[Path]) -> list[tuple[str, int]]:
 BULK_MAX_STORED = 5_000  # calls stored: below this an import is a first one, and builds a new file (first_import)
 BULK_MIN_BYTES = 32 << 20  # ...if it has this much to read: below, the incremental path is as quick
 PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it saves
+FAST_READERS_MIN_BYTES = 1 << 20  # below this, importing msgspec and pydantic-core costs more than they save
 BATCH_BYTES = 32 << 20  # new transcript bytes per transaction: fewer, larger commits touch each rollup row less often
 WINDOW_BYTES = 2 * BATCH_BYTES  # transcript bytes handed to the workers ahead of the writer
 WINDOW_FILES = 256
@@ -130,16 +131,20 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     """
     summary = ImportSummary()
     price = price or prices.pricer()
-    jsonl.use_fast_parser()
-    transcript.use_assistant_reader(fastparse.assistant_line)
     if files is None:  # (path, size) as transcript_files gives them, if the caller has them
         files = transcript_files([f for f in folders if f.is_dir()])
-    if bulk is None:
-        starts = ((ingest.plan(conn, path), size) for path, size in files)
+    if bulk is None:  # planned first: what is left to read decides whether workers pay
+        starts = [(ingest.plan(conn, path), size) for path, size in files]
+        pending_bytes = sum(start.size - start.offset for start, _ in starts if start is not None)
     else:  # a new file has no cursors: the workers plan too
         starts = ((path, size) for path, size in files)
+        pending_bytes = sum(size for _, size in files)
     workers = (os.cpu_count() or 1) if workers is None else workers
-    pending_bytes = sum(size for _, size in files)
+    if pending_bytes >= FAST_READERS_MIN_BYTES:  # (the same rows either way; below, their imports cost more)
+        from costhook.agents.claude import fastparse
+
+        jsonl.use_fast_parser()
+        transcript.use_assistant_reader(fastparse.assistant_line)
     global _price, _with_rollup
     _price = price  # what _parse_file prices with, in this process or the forked workers
     _with_rollup = bulk is None  # a first import builds the rollup at the end (ingest.Bulk)
@@ -191,7 +196,9 @@ def _parse_file(start):
     ingest.Start, or the path of a file to read whole."""
     if isinstance(start, str):
         start = ingest.plan(None, start)
-    return [ingest.prepare(chunk, _price, _with_rollup) for chunk in ingest.read_chunks(start)] if start else []
+    if start is None or start.offset >= start.size:
+        return []  # nothing new (as planned): not opened again
+    return [ingest.prepare(chunk, _price, _with_rollup) for chunk in ingest.read_chunks(start)]
 
 
 def _parse_in_workers(starts, workers: int):
