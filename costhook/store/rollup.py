@@ -131,45 +131,55 @@ _BUCKET_SQL = "coalesce(substr(timestamp, 1, 14) || printf('%02d', CAST(substr(t
 
 
 def rebuild_spend(conn: sqlite3.Connection) -> None:
-    """Recompute the whole rollup from `requests` (migration, repair, a first import).
+    """Recompute the whole rollup from `requests` (migration, repair)."""
+    conn.execute("DELETE FROM spend")
+    add_rows(conn)
+
+
+def add_rows(conn: sqlite3.Connection, after_rowid: int | None = None) -> None:
+    """Add the stored calls (those past `after_rowid`: rows just inserted) to the rollup,
+    in SQL: what SpendDelta.add of each would add (a first import's batches, rebuild_spend).
 
     The calls are summed once by bucket and every dimension's column together (a few
     calls per group), and each dimension's rows are summed from those groups."""
-    conn.execute("DELETE FROM spend")
     measures = ", ".join(SPEND_MEASURES)
     columns = [column for _, column in SPEND_DIMENSIONS if column is not None and column not in _DIMENSION_SQL]
     token_sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in TOKEN_FIELDS)
     all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
-    conn.execute("DROP TABLE IF EXISTS temp.spend_groups")
+    where, args = ("WHERE rowid > ?", (after_rowid,)) if after_rowid is not None else ("", ())
+    # (a temporary table emptied, never dropped: DROP fails while a statement is open)
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS spend_groups (bucket, {', '.join(columns)}, {measures})")
     conn.execute(
-        f"""CREATE TEMP TABLE spend_groups AS
-            SELECT {_BUCKET_SQL} AS bucket, {', '.join(columns)}, coalesce(sum(cost_nanousd), 0) AS cost_nanousd,
-                   {token_sums}, coalesce(sum({all_tokens}), 0) AS tokens, count(*) AS requests,
-                   sum(cost_nanousd IS NULL) AS unpriced
-            FROM requests GROUP BY 1, {', '.join(columns)}"""
+        f"""INSERT INTO temp.spend_groups
+            SELECT {_BUCKET_SQL}, {', '.join(columns)}, coalesce(sum(cost_nanousd), 0), {token_sums},
+                   coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
+            FROM requests {where} GROUP BY 1, {', '.join(columns)}""", args
     )
     sums = ", ".join(f"sum({m})" for m in SPEND_MEASURES)
+    updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
     try:
         for dim, column in SPEND_DIMENSIONS:
             key = "''" if column is None else _DIMENSION_SQL.get(column, column)
             conn.execute(
                 f"""INSERT INTO spend (dim, key, bucket, {measures})
                     SELECT '{dim}', {key}, bucket, {sums} FROM temp.spend_groups
-                    WHERE {key} IS NOT NULL GROUP BY {key}, bucket"""
+                    WHERE {key} IS NOT NULL GROUP BY {key}, bucket
+                    ON CONFLICT(dim, key, bucket) DO UPDATE SET {updates}"""
             )
     finally:
-        conn.execute("DROP TABLE temp.spend_groups")
-    _rebuild_tool_spend(conn)
+        conn.execute("DELETE FROM temp.spend_groups")
+    _add_tool_rows(conn, where, args)
 
 
-def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
+def _add_tool_rows(conn: sqlite3.Connection, where: str, args: tuple) -> None:
     """The tool rows of the rollup, from the same split rule the hook uses (one code path).
     A call with one tool or none counts whole under it, so those calls are summed in SQL
-    by minute and tool list first; a call with several (its JSON list has a comma) is split
+    by bucket and tool list first; a call with several (its JSON list has a comma) is split
     call by call."""
     delta = SpendDelta()
     names = ("cost_nanousd", "timestamp", "tools", *TOKEN_FIELDS)
-    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests WHERE tools LIKE '%,%'"):
+    where = f"{where} AND" if where else "WHERE"
+    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests {where} tools LIKE '%,%'", args):
         delta.add(dict(zip(names, row)), +1)
     token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
     all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
@@ -180,7 +190,7 @@ def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
         f"""SELECT {when} THEN {_BUCKET_SQL} ELSE substr(timestamp, 1, 16) END, tools,
                    coalesce(sum(cost_nanousd), 0), {token_sums}, coalesce(sum({all_tokens}), 0), count(*),
                    sum(cost_nanousd IS NULL)
-            FROM requests WHERE coalesce(tools, '') NOT LIKE '%,%' GROUP BY 1, 2"""
+            FROM requests {where} coalesce(tools, '') NOT LIKE '%,%' GROUP BY 1, 2""", args
     ):
         delta.add_groups({(bucket_of(time), (), tuple(tool_names(tools))): values})
     delta.write(conn, only=("tool",))

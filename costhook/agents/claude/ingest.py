@@ -194,9 +194,9 @@ class Bulk:
     (finish), rather than batch after batch: the session facts (the first learnt stays,
     the earliest start: as fill_session keeps them, batch after batch), the sub-agents'
     names (the first stored stays, as name_subagents keeps them; every call of a named
-    sub-agent ends with the name, whichever was read first) and the rollup, built from
-    the rows in SQL (rollup.rebuild_spend, the sums the deltas of every write add up to)
-    rather than kept up to date row by row."""
+    sub-agent ends with the name, whichever was read first). Its rows inserted as they
+    are go into the rollup in SQL, batch by batch (rollup.add_rows: what the deltas of
+    the hook's inserts add up to), not through deltas summed in Python."""
 
     __slots__ = ("keys", "messages", "sessions", "cost_states", "names", "unnamed")
 
@@ -210,7 +210,6 @@ class Bulk:
         are built: name_subagents looks a sub-agent's rows up by session."""
         with db.transaction(conn):
             renamed = writes.name_subagents(conn, self.names, self.unnamed) if self.names or self.unnamed else 0
-            rollup.rebuild_spend(conn)  # (what merges and renames wrote to it so far is replaced)
             for sid, facts in self.sessions.items():
                 writes.fill_session(conn, sid, agent="claude", **facts)
             for cost_state in self.cost_states.values():
@@ -237,12 +236,16 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
         # Under the write lock: what is stored cannot change between the lookups and the writes.
         new_rows, spend, calls = _lanes(conn, chunks, bulk)
         if new_rows:
+            last = conn.execute("SELECT max(rowid) FROM requests").fetchone()[0] or 0 if bulk else None
             try:
                 result.changed += writes.insert_new_requests(conn, new_rows, spend)
             except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
                 for columns, rows in new_rows.items():
                     key_at = columns.index("key")
                     calls.update((values[key_at], writes.record_of(dict(zip(columns, values)))) for values in rows)
+            else:
+                if bulk:  # the rows just inserted (appended: past the last rowid), into the rollup
+                    rollup.add_rows(conn, last)
         result.changed += writes.merge_requests(conn, calls, price)
         names, unnamed = {}, set()
         for chunk in chunks:
