@@ -239,13 +239,12 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
             last = conn.execute("SELECT max(rowid) FROM requests").fetchone()[0] or 0 if bulk else None
             try:
                 result.changed += writes.insert_new_requests(conn, new_rows, spend)
+                if bulk:  # the rows just inserted (appended: past the last rowid), into the rollup
+                    rollup.add_rows(conn, last)
             except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
                 for columns, rows in new_rows.items():
                     key_at = columns.index("key")
                     calls.update((values[key_at], writes.record_of(dict(zip(columns, values)))) for values in rows)
-            else:
-                if bulk:  # the rows just inserted (appended: past the last rowid), into the rollup
-                    rollup.add_rows(conn, last)
         result.changed += writes.merge_requests(conn, calls, price)
         names, unnamed = {}, set()
         for chunk in chunks:

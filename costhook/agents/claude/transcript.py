@@ -158,9 +158,7 @@ def use_assistant_reader(reader) -> None:
 
 
 def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: ParseResult) -> None:
-    line = _fast_assistant(raw) if _fast_assistant is not None else None
-    if line is None:
-        line = load_line(raw)
+    line = (_fast_assistant(raw) if _fast_assistant is not None else None) or load_line(raw)
     if not isinstance(line, dict):
         result.malformed += 1
         return
