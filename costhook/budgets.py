@@ -293,6 +293,28 @@ def session_context(conn, session_id: str | None, **known) -> Context:
     return ctx
 
 
+def may_be_crossed(conn, verdict: Verdict, recent: int = 200) -> bool:
+    """Whether one more call could cross a threshold (a `warn_at` fraction or the limit) of
+    a budget in `verdict`: the distance to it is at most twice the costliest of the last
+    `recent` calls (in money or tokens, as the budget counts), or no call is recorded yet.
+    A PreToolUse waits for the line of the call that asked for its tool only then
+    (agents/claude/hook.py): elsewhere that call changes nothing before the next gate
+    counts it."""
+    gaps = [(s.in_tokens, t * s.limit - s.spent) for s in verdict.statuses
+            for t in thresholds(s.budget) if s.fraction < t]
+    if not gaps:
+        return False
+    row = conn.execute(
+        f"SELECT max(cost_nanousd), max(tokens) FROM"
+        f" (SELECT cost_nanousd, {TOKEN_SUM} AS tokens FROM requests ORDER BY timestamp DESC LIMIT ?)",
+        (recent,),
+    ).fetchone()
+    if row is None or row[0] is None:
+        return True
+    cost, tokens = row[0] or 0, row[1] or 0
+    return any(gap <= 2 * (tokens if in_tokens else cost) for in_tokens, gap in gaps)
+
+
 def projection(status: Status, now: datetime) -> int | None:
     """Linear end-of-period projection from the spend so far (calendar periods only)."""
     if status.start is None or now <= status.start:

@@ -216,3 +216,16 @@ def read_regular(path, limit: int) -> bytes:
     """At most `limit` bytes from the start of the regular file `path` (open_regular)."""
     with open_regular(path) as f:
         return f.read(limit)
+
+
+def enable_site() -> None:
+    """Put the install's site-packages on the path, for the rare moment a hook needs a
+    package from there (pydantic, to validate a changed config). A hook command starts
+    Python without `site` (agents/settings.hook_launcher: it would cost every hook ~2.5 ms,
+    and more in an editable install), so this does what startup skipped; otherwise nothing."""
+    import sys
+
+    if sys.flags.no_site and "site" not in sys.modules:
+        import site
+
+        site.main()

@@ -4,8 +4,6 @@ Money has one format (`usd`, the money rule) wherever it is shown. Standard libr
 and of costhook only the usage words: the statusline and the hooks use it.
 """
 
-import re
-
 from costhook.usage import NANO
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -160,6 +158,8 @@ def term_text(value) -> str:
     """Outside text on a terminal: every control character (ESC, BEL, DEL, CR, LF, C1, bidi
     overrides) shown as a visible escape such as `\\x1b`, so a name cannot move the cursor,
     retitle the window, clear the screen or break a table row."""
+    import re  # here: a hook formats money with this module and must not pay for `re`
+
     return re.sub(_CONTROL, _visible, str(value))
 
 
@@ -168,6 +168,8 @@ def md_text(value) -> str:
     backticks, brackets (links, wikilinks, embeds), `$` (math) and `%` (Obsidian comments) are
     backslash-escaped; `<` and `>` become entities (no HTML tag, no `<!--` comment, no
     autolink); line breaks become spaces and other control characters visible escapes."""
+    import re  # here: a hook formats money with this module and must not pay for `re`
+
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     text = re.sub(_MD_SPECIAL, lambda m: _MD_ENTITY.get(m[0]) or "\\" + m[0], text)
     return re.sub(_CONTROL, _visible, text)
@@ -177,6 +179,8 @@ def md_code(value) -> str:
     """Outside text as an inline code span (`` `name` ``); text a code span should not hold
     (a backtick, `|`, `<`, `>`, a backslash, a control character, nothing at all) is written
     with md_text instead."""
+    import re  # here: a hook formats money with this module and must not pay for `re`
+
     text = str(value)
     if not text or re.search(_MD_NOT_CODE, text) or re.search(_CONTROL, text):
         return md_text(text)
@@ -211,6 +215,8 @@ def grid(rows: list, right: set = frozenset()) -> str:
 def md_cell(value) -> str:
     """Any value as one markdown table cell: a `|` or a line break would break the row.
     Backslash pairs are left as they are (md_text's escapes are already safe in a cell)."""
+    import re  # here: a hook formats money with this module and must not pay for `re`
+
     return re.sub(_MD_CELL, lambda m: m[0] if len(m[0]) == 2 else ("\\|" if m[0] == "|" else " "), str(value))
 
 

@@ -7,7 +7,6 @@ Standard library only: the hook and the statusline use it.
 """
 
 import os
-import re
 import time
 
 try:  # the C classes alone: datetime.py first builds its pure-Python fallback (~2 ms of the statusline)
@@ -231,9 +230,9 @@ def period(name: str, now: datetime, tz) -> Period:
     ones (`7d`, `30d`, any `<N>d`: the last N×24 h, from the quarter hour)."""
     if name == "all":
         return Period(name, "all time", None, None)
-    rolling = re.fullmatch(r"(\d{1,4})d", name)
-    if rolling:
-        days = int(rolling.group(1))
+    count = name[:-1]
+    if name.endswith("d") and 1 <= len(count) <= 4 and count.isascii() and count.isdigit():
+        days = int(count)
         if days < 1:
             raise ValueError("a rolling period needs at least 1 day")
         return Period(name, f"last {days} days", floor_bucket(now) - timedelta(days=days), None)

@@ -110,10 +110,10 @@ def tool_share(value: int, index: int, parts: int) -> int:
 def tool_names(tools) -> list:
     """The tool names of a call, from its list or its stored JSON text."""
     if isinstance(tools, str) and tools:
-        import json
+        from costhook import jsontext
 
         try:
-            tools = json.loads(tools)
+            tools = jsontext.loads(tools)
         except ValueError:
             return []
     return [t for t in tools if isinstance(t, str)] if isinstance(tools, list) else []

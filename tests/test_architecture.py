@@ -5,7 +5,9 @@ no import seams, short functions."""
 import ast
 import json
 import os
+import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -35,10 +37,16 @@ def test_import_contracts_hold():
     assert "0 broken" in proc.stdout and "4 kept" in proc.stdout, proc.stdout[-2000:]
 
 
-def imported_modules(stdin: bytes, *args: str, env: dict) -> set:
-    """What a real `costhook …` process imports (python -X importtime lists every module)."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", COSTHOOK, *args], input=stdin, env=env,
-                          capture_output=True, timeout=60)
+def imported_modules(stdin: bytes, *args: str, env: dict, launcher: bool = False) -> set:
+    """What a real `costhook …` process imports (python -X importtime lists every module):
+    the console script, or with `launcher` the way an installed hook command starts it."""
+    from costhook.agents.settings import hook_launcher
+
+    start = [sys.executable, "-X", "importtime", COSTHOOK]
+    if launcher:
+        python, *flags = shlex.split(hook_launcher())
+        start = [python, "-X", "importtime", *flags]
+    proc = subprocess.run([*start, *args], input=stdin, env=env, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")
             and "|" in line}
@@ -72,6 +80,38 @@ def test_the_hook_imports_only_light_modules(home, tmp_path, agent, payload):
     assert not {m for m in costhook_modules if m.split(".")[1] in ("cli", "views", "dashboard")}, costhook_modules
     other_agent = "openclaw" if agent == "claude" else "claude"
     assert not {m for m in costhook_modules if m.startswith(f"costhook.agents.{other_agent}")}, costhook_modules
+
+
+@pytest.mark.parametrize("payload", [
+    {"hook_event_name": "UserPromptSubmit", "session_id": "s1", "prompt": "hi"},
+    {"hook_event_name": "PreToolUse", "session_id": "s1", "tool_name": "Bash", "tool_use_id": "toolu_2"},
+    {"hook_event_name": "PostToolUse", "session_id": "s1", "tool_name": "Agent", "tool_use_id": "toolu_1",
+     "tool_input": {"prompt": "x"}, "tool_response": {"content": []}},
+])
+def test_a_claude_hook_loads_neither_json_nor_re(home, tmp_path, payload):
+    """A gate started as `costhook install` writes it (settings.hook_launcher) that ingests
+    and prices a new call and checks a budget imports no `json`, `re` or `enum`: ~30
+    million instructions, as many as the interpreter's own start (costhook/jsontext.py).
+    Looked at after a second call is appended, so it is priced."""
+    transcript = tmp_path / "t.jsonl"
+
+    def call(n: int) -> str:
+        return json.dumps({"type": "assistant", "requestId": f"r{n}", "sessionId": "s1", "timestamp":
+                           f"2026-11-20T10:00:0{n}.000Z", "message": {"id": f"m{n}", "model": "claude-sonnet-4-5-20250929",
+                           "usage": {"input_tokens": 5, "output_tokens": 7}, "content": []}}) + "\n"
+
+    transcript.write_text(call(1))
+    payload = {**payload, "transcript_path": str(transcript), "cwd": str(tmp_path)}
+    Path(os.environ["COSTHOOK_CONFIG"]).write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 100\n')
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    imported_modules(json.dumps(payload).encode(), "hook", env=env, launcher=True)  # creates the DB and the config cache
+    with transcript.open("a") as f:
+        f.write(call(2))
+    modules = imported_modules(json.dumps(payload).encode(), "hook", env=env, launcher=True)
+    assert {"costhook.budgets", "costhook.pricing.prices"} <= modules  # it priced a call and checked the budget
+    assert modules & {"json", "re", "enum"} == set()
+    rows = sqlite3.connect(os.environ["COSTHOOK_DB"]).execute("SELECT count(*) FROM requests").fetchone()[0]
+    assert rows == 2
 
 
 def test_every_init_is_empty():

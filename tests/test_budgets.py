@@ -288,6 +288,27 @@ def test_pre_tool_use_counts_the_call_that_asked_for_the_tool(session):
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
+def test_pre_tool_use_waits_for_the_call_only_when_it_could_spend_the_budget(session):
+    """The line of the call that asked for the tool is waited for only when that call could
+    spend a blocking budget (headroom ≤ twice the costliest recent call): far from every
+    limit the tool goes ahead at once (issue 14: the wait was ~50 ms of each tool call)."""
+    import time
+
+    transcript, configure = session
+
+    def took(tool_use_id: str) -> float:
+        start = time.monotonic()
+        decision(run_hook(event(transcript, "PreToolUse", tool_use_id=tool_use_id)))
+        return time.monotonic() - start
+
+    configure({"scope": "global", "period": "daily", "limit": "10", "action": "block"})
+    on_disk = min(took("toolu_m1") for _ in range(3))
+    never_written = min(took("toolu_never") for _ in range(3))
+    assert never_written < on_disk + 0.3  # the old code waited its whole 0.5 s here
+    configure({"scope": "global", "period": "daily", "limit": "0.005", "action": "block"})  # $0.002 left, calls cost $0.003
+    assert min(took("toolu_never") for _ in range(2)) > on_disk + 0.4
+
+
 def skill_shell(transcript, skill="costly", **extra):
     """A PreSkillShellCommand payload as Claude Code 2.1.332 sends it (measured)."""
     return event(transcript, "PreSkillShellCommand", tool_name="Bash", tool_input={"command": "make deploy"},

@@ -9,6 +9,7 @@ import stat
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from conftest import ACME_SESSION, ACME_SUBAGENT, acme_transcript, db_rows, payload, run_hook, totals
@@ -126,6 +127,33 @@ def test_stop_wait_is_bounded(home, tmp_path):
     assert_silent_success(proc)
     assert totals()["calls"] == 1
     assert 0.5 <= elapsed < 2.5
+
+
+def test_background_work_yields_the_cpu_to_the_agent(home, tmp_path):
+    """A hook that goes on in the background runs at a lower CPU priority (nice +10): on a
+    small machine its work competes with the agent's own turn (issue 14)."""
+    transcript = tmp_path / "s-1.jsonl"
+    transcript.write_text(assistant("msg_1"))
+    event = {"hook_event_name": "Stop", "session_id": "s-1", "transcript_path": str(transcript),
+             "last_assistant_message": "a message that never arrives"}  # keeps it at work ~0.5 s
+    proc = run_hook(event, args=("--background",), wait=False)
+    assert_silent_success(proc)
+    ours = f"COSTHOOK_HOME={home}".encode()
+    deadline = time.monotonic() + 10
+    seen = None
+    while seen is None and time.monotonic() < deadline:
+        for proc_dir in Path("/proc").iterdir():
+            try:
+                if not proc_dir.name.isdigit() or ours not in (proc_dir / "environ").read_bytes().split(b"\0") \
+                        or b"--background" not in (proc_dir / "cmdline").read_bytes():
+                    continue
+                stat_line = (proc_dir / "stat").read_text()
+            except OSError:
+                continue
+            seen = int(stat_line.rsplit(")", 1)[1].split()[16])  # field 19: nice
+        time.sleep(0.01)
+    run_hook({"hook_event_name": "Stop"}, wait=True)  # and let it finish
+    assert seen == min(19, os.nice(0) + 10)
 
 
 def test_session_start_and_end(home, tmp_path, claude_dir):

@@ -10,10 +10,13 @@ import stat
 import subprocess
 import sys
 import tomllib
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from e2e import harness
+
+import costhook
 
 from costhook.agents.claude.install import (
     HOOK_EVENTS,
@@ -107,15 +110,32 @@ def expected_command(exe, event: str) -> str:
     return f"{quoted} hook" if event in GATES else f"setsid -f {quoted} hook --background >/dev/null 2>&1"
 
 
+# After a tool, only Agent/Task (a sub-agent spent while it ran) can lead to a decision: those
+# events get the gate for them and a background hook for every other tool.
+SPLIT = {"PostToolUse", "PostToolUseFailure"}
+SPENDING, OTHER_TOOLS = "Agent|Task", "^(?!(?:Agent|Task)$).*"
+
+
+def expected_groups(exe, event: str) -> list[tuple[str | None, str]]:
+    """(matcher, command) of each of our groups on `event`, in order, independent of install.py."""
+    if event in SPLIT:
+        background = f"setsid -f {shlex.quote(str(exe))} hook --background >/dev/null 2>&1"
+        return [(SPENDING, expected_command(exe, event)), (OTHER_TOOLS, background)]
+    return [("*" if event in TOOL_EVENTS else None, expected_command(exe, event))]
+
+
 def is_ours(handler) -> bool:
     """Independent of install.py: `<dir>/costhook hook`, or `setsid -f <dir>/costhook hook
     --background >/dev/null 2>&1`."""
     if not isinstance(handler, dict) or not isinstance(handler.get("command"), str):
         return False
     words = shlex.split(handler["command"])
-    if words[:2] == ["setsid", "-f"] and words[4:] == ["--background", ">/dev/null", "2>&1"]:
-        words = words[2:4]
-    return len(words) == 2 and os.path.basename(words[0]) == "costhook" and words[1] == "hook"
+    if words[:2] == ["setsid", "-f"] and words[-3:] == ["--background", ">/dev/null", "2>&1"]:
+        words = words[2:-3]
+    if len(words) == 4 and os.path.basename(words[0]).startswith("python") and words[1] == "-IS" \
+            and words[2].endswith("/costhook/__main__.py"):
+        words = words[2:]  # how an install with its interpreter beside the script starts the hook
+    return len(words) == 2 and os.path.basename(words[0]) in ("costhook", "__main__.py") and words[1] == "hook"
 
 
 def ours(data: dict) -> dict[str, list[tuple[dict, dict]]]:
@@ -162,14 +182,11 @@ def test_install_merges_and_keeps_everything_foreign(config_dir, costhook_exe):
     found = ours(data)
     assert set(found) == set(HOOK_EVENTS)
     for event in HOOK_EVENTS:
-        [(group, handler)] = found[event]
-        assert handler == {"type": "command", "command": expected_command(costhook_exe, event),
-                           "timeout": HOOK_TIMEOUTS[event]}
-        if event in TOOL_EVENTS:
-            assert group["matcher"] == "*"
-        else:
-            assert "matcher" not in group
-        assert group["hooks"] == [handler]  # never mixed into a foreign group
+        assert [(group.get("matcher"), handler["command"]) for group, handler in found[event]] == \
+            expected_groups(costhook_exe, event)
+        for group, handler in found[event]:
+            assert handler == {"type": "command", "command": handler["command"], "timeout": HOOK_TIMEOUTS[event]}
+            assert group["hooks"] == [handler]  # never mixed into a foreign group
     text = path.read_text()
     assert text.endswith("}\n") and text.startswith('{\n  "')
 
@@ -493,6 +510,34 @@ def test_hook_command_falls_back_to_path(tmp_path, monkeypatch):
     assert hook_command() == f"{exe} hook"
 
 
+def test_the_hook_starts_without_site_when_the_interpreter_is_beside_the_script(config_dir, home, tmp_path, monkeypatch):
+    """A venv install (the interpreter beside the console script) gets `<python> -IS
+    <package>/__main__.py hook`: no pip script (which imports `re`), no `site`, nothing of
+    the environment or the working directory on the path — and that command is a working
+    hook: with a spent blocking budget it denies the tool."""
+    python = Path(sys.executable).parent / "python"  # this venv's: its console script runs the install
+    monkeypatch.setattr(sys, "argv", [str(python.parent / "costhook"), "install"])
+    install_claude()
+    entry = Path(costhook.__file__).resolve().parent / "__main__.py"
+    gate = f"{shlex.quote(str(python))} -IS {shlex.quote(str(entry))} hook"
+    found = ours(json.loads((config_dir / "settings.json").read_text()))
+    assert found["PreToolUse"][0][1]["command"] == gate
+    assert found["Stop"][0][1]["command"] == f"setsid -f {gate} --background >/dev/null 2>&1"
+    assert install_claude().changed is False
+
+    Path(os.environ["COSTHOOK_CONFIG"]).write_text(
+        '[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = "0.000001"\naction = "block"\n')
+    transcript = tmp_path / "t.jsonl"
+    transcript.write_text(json.dumps({"type": "assistant", "requestId": "r1", "sessionId": "s1", "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                                      "message": {"id": "m1", "model": "claude-sonnet-4-5-20250929",
+                                                  "usage": {"input_tokens": 500, "output_tokens": 7}}}) + "\n")
+    event = {"hook_event_name": "PreToolUse", "session_id": "s1", "transcript_path": str(transcript), "tool_name": "Bash"}
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "elsewhere")}  # ignored (-I)
+    done = subprocess.run(["sh", "-c", gate], input=json.dumps(event), capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
 def test_hook_command_missing_is_an_install_error(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["-c"])
     monkeypatch.setattr(sys, "executable", str(tmp_path / "nowhere" / "python"))
@@ -501,7 +546,7 @@ def test_hook_command_missing_is_an_install_error(tmp_path, monkeypatch):
         hook_command()
 
 
-def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, tmp_path, monkeypatch):
+def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, costhook_exe, tmp_path, monkeypatch):
     path = config_dir / "settings.json"
     old = "'/old venv/bin/costhook' hook"
     settings = copy.deepcopy(FOREIGN)
@@ -519,8 +564,7 @@ def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, tmp_path, mo
     found = ours(data)
     assert set(found) == set(HOOK_EVENTS)  # the stray Notification one is gone
     for event, entries in found.items():
-        assert len(entries) == 1, event
-        assert entries[0][1]["command"] == hook_command(event)
+        assert [(g.get("matcher"), h["command"]) for g, h in entries] == expected_groups(costhook_exe, event), event
     # Replaced in place: the shared PreToolUse group keeps its foreign handler and position.
     pre = data["hooks"]["PreToolUse"]
     assert pre[1]["hooks"] == [{"type": "command", "command": "echo before"},
@@ -532,7 +576,8 @@ def test_stale_costhook_path_is_replaced_not_duplicated(config_dir, tmp_path, mo
     monkeypatch.setattr(sys, "argv", [str(moved)])
     assert install_claude().changed
     found = ours(json.loads(path.read_text()))
-    assert all(len(v) == 1 and v[0][1]["command"] == expected_command(moved, event) for event, v in found.items())
+    assert all([(g.get("matcher"), h["command"]) for g, h in v] == expected_groups(moved, event)
+               for event, v in found.items())
 
     uninstall_claude()
     data = json.loads(path.read_text())

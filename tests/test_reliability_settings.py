@@ -59,16 +59,24 @@ def is_costhook_hook(handler) -> bool:
         words = shlex.split(handler["command"])
     except ValueError:
         return False
-    if words[:2] == ["setsid", "-f"] and words[4:] == ["--background", ">/dev/null", "2>&1"]:
-        words = words[2:4]  # a hook that runs in the background
-    return len(words) == 2 and os.path.basename(words[0]) == "costhook" and words[1] == "hook"
+    if words[:2] == ["setsid", "-f"] and words[-3:] == ["--background", ">/dev/null", "2>&1"]:
+        words = words[2:-3]  # a hook that runs in the background
+    return starts_costhook(words, "hook")
+
+
+def starts_costhook(words: list, subcommand: str) -> bool:
+    """`<dir>/costhook SUB`, or `<dir>/python -IS <dir>/costhook/__main__.py SUB` (an install
+    with its interpreter beside the script)."""
+    if len(words) == 4 and os.path.basename(words[0]).startswith("python") and words[1] == "-IS" \
+            and words[2].endswith("/costhook/__main__.py"):
+        words = words[2:]
+    return len(words) == 2 and os.path.basename(words[0]) in ("costhook", "__main__.py") and words[1] == subcommand
 
 
 def is_costhook_statusline(value) -> bool:
     if not isinstance(value, dict) or not isinstance(value.get("command"), str):
         return False
-    words = shlex.split(value["command"])
-    return len(words) == 2 and os.path.basename(words[0]) == "costhook" and words[1] == "statusline"
+    return starts_costhook(shlex.split(value["command"]), "statusline")
 
 
 def foreign(settings: dict) -> dict:
@@ -119,6 +127,12 @@ def assert_installed(original: dict, result: dict, command) -> None:
     found = ours(result)
     assert set(found) == set(HOOK_EVENTS), found.keys()
     for event, entries in found.items():
+        if callable(command) and event in ("PostToolUse", "PostToolUseFailure"):
+            # after a tool: the gate for the tools a sub-agent spends in, a background hook for the rest
+            assert [(g.get("matcher"), h["command"]) for g, h in entries] == [
+                ("Agent|Task", command(event, in_turn=True)),
+                ("^(?!(?:Agent|Task)$).*", command(event, in_turn=False))], (event, entries)
+            continue
         assert len(entries) == 1, (event, entries)  # stale copies replaced, never duplicated
         group, handler = entries[0]
         expected = command(event) if callable(command) else command

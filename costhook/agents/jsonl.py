@@ -1,32 +1,32 @@
 """JSON Lines transcripts, as both agents write them: one event per line, appended.
 
-Standard library only, and nothing but json (and re, which json loads anyway) on the
-hook's path: an import may switch to a faster parser (use_fast_parser).
+Standard library only, and no `json` or `re` on the hook's path (costhook.jsontext says
+why): an import may switch to a faster parser (use_fast_parser).
 """
 
-import json
 import os
-import re
 
-_parsers = (json.loads,)
+from costhook import jsontext
+
+_parsers = (jsontext.loads,)
 
 
 def use_fast_parser() -> None:
     """Parse lines with pydantic-core's JSON parser (jiter, ~2x json.loads) first.
 
     For `costhook import`, never the hook (importing it costs ~70 ms). Anything it does
-    not accept (lone surrogates, deep nesting, NUL padding, ...) still goes to json.loads,
-    so rows are the same either way: where both accept a line, they read it alike."""
+    not accept (lone surrogates, deep nesting, NUL padding, ...) still goes to jsontext.loads
+    (json.loads' own C scanner), so rows are the same either way: where both accept a line, they read it alike."""
     global _parsers
     try:
         from pydantic_core import from_json
     except ImportError:
         return
-    _parsers = (from_json, json.loads)
+    _parsers = (from_json, jsontext.loads)
 
 
 def load_line(raw: bytes):
-    """json.loads that tolerates NUL padding and reports anything else as None.
+    """jsontext.loads that tolerates NUL padding and reports anything else as None.
 
     RecursionError too: a line nested deeper than Python's recursion limit is malformed,
     and it must not stop the lines after it from being read."""
@@ -38,7 +38,7 @@ def load_line(raw: bytes):
     stripped = raw.strip(b"\x00 \t\r\n")
     if stripped and stripped != raw:
         try:
-            return json.loads(stripped)
+            return jsontext.loads(stripped)
         except (ValueError, RecursionError):
             pass
     return None
@@ -146,7 +146,13 @@ def mark(tail: bytes) -> str:
 _PRIME = (1 << 61) - 1
 
 
-_UTC_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.ASCII)
+def utc_millis(value: str) -> bool:
+    """Whether `value` is exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` (ASCII digits; no `re` here)."""
+    if len(value) != 24 or value[4] != "-" or value[7] != "-" or value[10] != "T" or value[13] != ":" \
+            or value[16] != ":" or value[19] != "." or value[23] != "Z":
+        return False
+    digits = value[:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19] + value[20:23]
+    return digits.isascii() and digits.isdigit()
 
 
 def utc_timestamp(value) -> str | None:
@@ -156,7 +162,7 @@ def utc_timestamp(value) -> str | None:
     surrogate, other digits, a 3-digit year) reaches the price lookup as a date."""
     if not isinstance(value, str) or not 19 <= len(value) <= 40 or value[4:5] != "-" or value[10:11] != "T":
         return None
-    if _UTC_MILLIS.fullmatch(value):
+    if utc_millis(value):
         return value
     from datetime import datetime, timezone
 
@@ -167,7 +173,7 @@ def utc_timestamp(value) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     text = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return text if _UTC_MILLIS.fullmatch(text) else None
+    return text if utc_millis(text) else None
 
 
 def resumable(cursor, st) -> bool:

@@ -71,6 +71,52 @@ def costhook_executable() -> Path:
     )
 
 
+def hook_launcher() -> str:
+    """The start of a hook command, shell-quoted: `<python> -IS <package>/__main__.py`, the
+    install's interpreter beside its console script running costhook's entry file with no
+    `site` and isolated (no PYTHON* variables, no script or working directory on the path:
+    __main__ puts only the package's own folder there). Pip's console script imports `re`
+    (and so `enum`) before costhook runs, and `site` reads the venv: together ~33 million
+    instructions of a hook's ~99 (callgrind), paid by every hook process (issue 14). Where
+    no interpreter sits beside the script (a `pip install --user`), the script itself."""
+    exe = costhook_executable()
+    python = exe.parent / "python"
+    entry = installed_entry(python) if os.access(python, os.X_OK) else None
+    if entry:
+        return f"{shlex.quote(str(python))} -IS {shlex.quote(entry)}"
+    return shlex.quote(str(exe))
+
+
+_entries: dict = {}
+
+
+def installed_entry(python: Path) -> str | None:
+    """`<package>/__main__.py` of the costhook that `python` imports (asked in isolated mode:
+    not the code running now, which `python -m costhook` in a checkout takes from the
+    working directory), or None when it has none. Asked once per interpreter and process."""
+    if str(python) not in _entries:
+        _entries[str(python)] = ask_entry(python)
+    return _entries[str(python)]
+
+
+def ask_entry(python: Path) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run([str(python), "-I", "-c", "import costhook.__main__ as m; print(m.__file__)"],
+                             capture_output=True, text=True, timeout=60, cwd="/", stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    entry = out.stdout.strip()
+    return entry if out.returncode == 0 and os.path.isabs(entry) and os.path.isfile(entry) else None
+
+
+def is_launcher(words: list[str]) -> bool:
+    """`<…/python*> -IS <…/costhook/__main__.py>`: hook_launcher's own form."""
+    return (len(words) == 3 and os.path.basename(words[0]).startswith("python") and words[1] == "-IS"
+            and words[2].replace("\\", "/").endswith("/costhook/__main__.py"))
+
+
 def is_costhook_name(name: str) -> bool:
     """A file name of costhook's console script."""
     return name in (EXECUTABLE, EXECUTABLE + ".exe")
@@ -80,7 +126,7 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _PREFIX_WORDS = ("exec", "command", "env", "nohup", "setsid")
 # costhook's executable followed by one of its agent subcommands, anywhere in a command line
 # (also inside `sh -c '...'`): what uninstall must not leave behind unannounced.
-_MENTION = re.compile(r"costhook(?:\.exe)?[\"']?\s+[\"']?(?:hook|statusline)\b")
+_MENTION = re.compile(r"costhook(?:\.exe|/__main__\.py)?[\"']?\s+[\"']?(?:hook|statusline)\b")
 
 
 def runs_costhook(command: object, subcommand: str) -> bool:
@@ -103,11 +149,11 @@ def runs_costhook(command: object, subcommand: str) -> bool:
     while start < len(words) and (_ASSIGNMENT.match(words[start]) or words[start] in _PREFIX_WORDS
                                   or (words[start] == "-f" and start and words[start - 1] == "setsid")):
         start += 1
-    if not (
-        len(words) >= start + 2
-        and is_costhook_name(os.path.basename(words[start]))
-        and words[start + 1] == subcommand
-    ):
+    if is_launcher(words[start : start + 3]):
+        start += 2  # as if the entry file were the executable
+    elif not (len(words) >= start + 2 and is_costhook_name(os.path.basename(words[start]))):
+        return False
+    if words[start + 1 : start + 2] != [subcommand]:
         return False
     rest = words[start + 2 :]
     if subcommand == "hook" and rest[:1] == ["--background"]:

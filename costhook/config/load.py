@@ -5,10 +5,10 @@ import. So the validated result is cached as JSON next to the database, keyed by
 file's size and mtime: the hook pays for pydantic only on the first call after an edit.
 """
 
-import json
 import os
 import stat
 
+from costhook import jsontext
 from costhook import paths
 
 MAX_CONFIG_BYTES = 4 << 20  # a config (or its cache) larger than this is not one
@@ -92,7 +92,7 @@ def cache_file() -> str:
 def read_cache(cache: str) -> dict | None:
     """The cache's content (a regular file, bounded), or None."""
     try:
-        cached = json.loads(paths.read_regular(cache, MAX_CONFIG_BYTES))
+        cached = jsontext.loads(paths.read_regular(cache, MAX_CONFIG_BYTES))
     except (OSError, ValueError):
         return None
     return cached if isinstance(cached, dict) else None
@@ -129,6 +129,7 @@ def validate(path) -> dict:
         raise config_error(f"{path}: cannot read config ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise config_error(f"{path}: not valid TOML: {exc}") from None
+    paths.enable_site()  # pydantic lives in site-packages
     from costhook.config.model import validate_data
 
     return validate_data(raw, source=str(path))
@@ -143,7 +144,7 @@ def _write_cache(cache: str, data: dict) -> None:
         tmp = f"{cache}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
+            f.write(jsontext.dumps(data))
         os.replace(tmp, cache)
     except OSError:
         pass  # the cache is an optimisation only

@@ -127,12 +127,12 @@ def choose_table(user_path: str) -> PriceTable:
     a genai-prices at least as new as the bundled table's; else the bundled table. A broken
     user table never breaks pricing: it is logged to errors.log and set aside (`costhook
     prices` and `costhook doctor` say why)."""
-    import json
+    from costhook import jsontext
 
     with open(PRICES_PATH, "rb") as f:
-        bundled = json.load(f)
+        bundled = jsontext.loads(f.read())
     with open(CORRECTIONS_PATH, "rb") as f:
-        corrections = json.load(f)
+        corrections = jsontext.loads(f.read())
     if not os.path.lexists(user_path):
         return build_table(bundled, corrections, PRICES_PATH)
     try:
@@ -142,7 +142,7 @@ def choose_table(user_path: str) -> PriceTable:
         raw = paths.read_regular(user_path, USER_TABLE_MAX_BYTES + 1)
         if len(raw) > USER_TABLE_MAX_BYTES:
             raise ValueError(f"larger than {USER_TABLE_MAX_BYTES >> 20} MB")
-        data = json.loads(raw)
+        data = jsontext.loads(raw)
         if not isinstance(data, dict) or data.get("format") != 1:
             raise ValueError("not a costhook price table (format 1)")
         newer = version_key(data["source"]["version"]) >= version_key(bundled["source"]["version"])
@@ -599,10 +599,10 @@ def iterations_of(record: dict) -> list | None:
     if not value:
         return None
     if isinstance(value, str):
-        import json
+        from costhook import jsontext
 
         try:
-            value = json.loads(value)
+            value = jsontext.loads(value)
         except ValueError:
             return None
     if not isinstance(value, list) or not value or not all(isinstance(i, dict) for i in value):

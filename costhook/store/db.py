@@ -178,6 +178,7 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             return
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
+        paths.enable_site()  # sqlite-utils lives in site-packages
         from costhook.store import migrations
 
         try:

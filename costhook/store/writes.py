@@ -4,9 +4,9 @@ Each write is idempotent (stable unique keys) and runs inside the caller's
 `db.transaction`. Standard library only (the hook writes through this module).
 """
 
-import json
 import sqlite3
 
+from costhook import jsontext
 from costhook.store.db import in_lists, savepoint, storable, transaction
 from costhook.store.rollup import SpendDelta
 from costhook.timeframe import now_iso
@@ -58,7 +58,7 @@ def stored_row(record: dict, price) -> tuple[dict, list]:
     Returns the row and the tool list."""
     row = dict(record)
     tools = row.get("tools") or []
-    row["tools"] = json.dumps(tools) if tools else "[]"
+    row["tools"] = jsontext.dumps(tools) if tools else "[]"
     row["cost_nanousd"], row["cost_source"] = price(row)
     return row, tools
 

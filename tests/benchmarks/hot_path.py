@@ -38,6 +38,19 @@ REPO = Path(__file__).resolve().parents[2]
 WARM_UP_ROUNDS = 3
 
 
+# The console script pip writes for `costhook = "costhook.__main__:main"` (distlib's template),
+# imports and all: what a user's `costhook` runs.
+PIP_SCRIPT = """#!{python}
+# -*- coding: utf-8 -*-
+import re
+import sys
+from costhook.__main__ import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
+
+
 def regular_install(checkout: Path, venv: Path) -> tuple[str, str]:
     """(python, costhook script) of a venv holding a plain copy of `checkout`'s package."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -48,7 +61,7 @@ def regular_install(checkout: Path, venv: Path) -> tuple[str, str]:
     (site / "dev-venv-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "compileall", "-q", str(site / "costhook")], check=True)
     script = venv / "bin" / "costhook"
-    script.write_text(f"#!{python}\nimport sys\nfrom costhook.__main__ import main\nsys.exit(main())\n")
+    script.write_text(PIP_SCRIPT.format(python=python))
     script.chmod(0o755)
     return str(python), str(script)
 

@@ -1,6 +1,6 @@
 """Benchmark: what costhook's hooks add to a real agent turn (issue 14, target 1).
 
-    python -m tests.benchmarks.turn [--runs 9] [--checkout DIR] [--no-budget] [--trace] [--work DIR] [--json]
+    python -m tests.benchmarks.turn [--runs 9] [--checkout DIR] [--before DIR] [--no-budget] [--trace] [--work DIR] [--json]
 
 One `claude -p "run echo hi"` turn of the real Claude Code (the end-to-end harness: offline,
 against tests/e2e/fake_anthropic.py, in a private network namespace): two API calls and
@@ -43,8 +43,8 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def layout_with_hooks(work: Path, costhook: str, budget: bool) -> tuple[h.Layout, dict]:
-    layout = h.make_layout(work / "hooks")
+def layout_with_hooks(work: Path, costhook: str, budget: bool, name: str = "hooks") -> tuple[h.Layout, dict]:
+    layout = h.make_layout(work / name)
     env = {**h.base_env(layout), "PATH": f"{Path(costhook).parent}:/usr/local/bin:/usr/bin:/bin"}
     steps = [[costhook, "install", "--scope", "user"]]
     if budget:
@@ -113,15 +113,19 @@ def run_turn(layout: h.Layout, claude) -> float:
     return run.wall_s
 
 
-def measure(claude, costhook: str, work: Path, runs: int, budget: bool, trace: bool = False) -> dict:
+def measure(claude, costhook: str, work: Path, runs: int, budget: bool, trace: bool = False,
+            before: str | None = None) -> dict:
     hooked, _ = layout_with_hooks(work, costhook, budget)
     trace_log = trace_hooks(hooked) if trace else None
     bare = layout_without_hooks(work)
-    run_turn(hooked, claude), run_turn(bare, claude)  # warm-up: the CLI binary, the venv, the page cache
-    walls = {"hooks": [], "none": []}
+    order = [("hooks", hooked), ("none", bare)]
+    if before:
+        order.append(("before", layout_with_hooks(work, before, budget, "before")[0]))
+    for _, layout in order:
+        run_turn(layout, claude)  # warm-up: the CLI binary, the venv, the page cache
+    walls = {name: [] for name, _ in order}
     loads = []
     for i in range(runs):
-        order = [("hooks", hooked), ("none", bare)]
         for name, layout in order if i % 2 == 0 else order[::-1]:
             loads.append(load())
             walls[name].append(run_turn(layout, claude))
@@ -131,7 +135,13 @@ def measure(claude, costhook: str, work: Path, runs: int, budget: bool, trace: b
         time.sleep(0.1)
     got = recorded(hooked)
     with_hooks, without = statistics.median(walls["hooks"]), statistics.median(walls["none"])
+    compared = None
+    if before:
+        old = statistics.median(walls["before"])
+        compared = {"median_s": round(old, 3), "overhead_ms": round((old - without) * 1000, 1),
+                    "overhead_pct": round((old / without - 1) * 100, 1)}
     return {
+        "before": compared,
         "runs": runs, "budget": budget,
         "median_with_hooks_s": round(with_hooks, 3), "median_without_s": round(without, 3),
         "overhead_ms": round((with_hooks - without) * 1000, 1),
@@ -148,6 +158,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9, help="Turns each way (median reported).")
     parser.add_argument("--checkout", type=Path, default=REPO, help="The costhook checkout to measure.")
+    parser.add_argument("--before", type=Path, help="A second checkout, timed in the same run, interleaved (before/after).")
     parser.add_argument("--no-budget", action="store_true", help="No budget configured (the gates decide nothing).")
     parser.add_argument("--work", type=Path, help="Keep the layouts here (default: a temporary folder, removed).")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON only.")
@@ -162,7 +173,8 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         _, costhook = regular_install(args.checkout.resolve(), work / "venv")
-        result = measure(claude, costhook, work, args.runs, not args.no_budget, args.trace)
+        before = regular_install(args.before.resolve(), work / "venv-before")[1] if args.before else None
+        result = measure(claude, costhook, work, args.runs, not args.no_budget, args.trace, before)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -176,6 +188,9 @@ def main(argv=None) -> int:
         print(f"  with costhook  {result['median_with_hooks_s'] * 1000:7.1f} ms (median), "
               f"{'one budget' if result['budget'] else 'no budget'}")
         print(f"  overhead       {result['overhead_ms']:+7.1f} ms = {result['overhead_pct']:+.1f} %  (target <= +10 %)")
+        if result["before"]:
+            b = result["before"]
+            print(f"  --before       {b['median_s'] * 1000:7.1f} ms (median): {b['overhead_ms']:+.1f} ms = {b['overhead_pct']:+.1f} %")
         rec = result["recorded"]
         print(f"  recorded       {rec['calls']} calls, {rec['nanousd']} nano-USD; expected {rec['expected_calls']}, "
               f"{rec['expected_nanousd']}: {'exact' if rec['exact'] else 'MISMATCH'}")

@@ -6,10 +6,10 @@ stdlib-only modules only, each imported by the handler that needs it (a hook pay
 every module it loads, and most events need few).
 """
 
-import json
 import os
 import time
 
+from costhook import jsontext
 from costhook.agents import runtime
 from costhook.agents.runtime import log_error, open_db, spawn_detached, user_config
 
@@ -44,8 +44,8 @@ SPENDING_TOOLS = ("Agent", "Task")  # a sub-agent spends while its tool runs
 def decides(event: "Event") -> bool:
     """Whether this event's answer can change what the agent does: a gate with budgets
     configured, or — after a tool during which a sub-agent spent — PostToolUse, which stops
-    the main agent before its next call. After any other tool the spend is what the tool's
-    PreToolUse judged (it counted the call that asked for the tool)."""
+    the main agent before its next call. After any other tool nothing was spent since the
+    tool's PreToolUse (install gives those a background hook; this covers older installs)."""
     name = event.text("hook_event_name")
     if name not in GATES and not (name in ("PostToolUse", "PostToolUseFailure")
                                   and event.text("tool_name") in SPENDING_TOOLS):
@@ -166,22 +166,51 @@ def first_prompt(event: Event) -> bool:
 
 
 def on_pre_tool_use(event: Event):
-    """Deny the tool and stop the agent when a blocking budget is spent. The call that asked
-    for this tool is counted first: the transcript lags, so wait (bounded) for its line."""
+    """Deny the tool and stop the agent when a blocking budget is spent.
+
+    The call that asked for this tool is often not on disk yet (Claude Code writes its line
+    a few to ~50 ms after this hook starts). It is waited for (bounded) only when it could
+    cross a budget's threshold (budgets.may_be_crossed): otherwise the tool runs at once,
+    and the next gate counts that call before any further one is made."""
     if not user_config().get("budgets"):
         return None
     own_transcript = event.subagent_transcript() or event.transcript
     tool_use_id = event.text("tool_use_id")
-    if tool_use_id:
-        wait_for_bytes(own_transcript, f'"id":"{tool_use_id}"'.encode())
-    return refuse_when_spent(event)
+    pending = f'"id":"{tool_use_id}"'.encode() if tool_use_id else None
+    if pending is None or tail_contains(own_transcript, pending):
+        return refuse_when_spent(event)
+    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
+    verdict = budget_verdict(event)
+    if verdict is None or verdict.stops or not pending_call_matters(event, verdict):
+        return verdict_output(event, verdict)
+    wait_for_bytes(own_transcript, pending)
+    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
+    second = budget_verdict(event)
+    if second is not None:
+        second.warnings = verdict.warnings + [s for s in second.warnings if s not in verdict.warnings]
+    return verdict_output(event, second)
+
+
+def pending_call_matters(event: Event, verdict) -> bool:
+    """budgets.may_be_crossed on this hook's database; if it cannot tell, it matters."""
+    from costhook import budgets
+
+    try:
+        return budgets.may_be_crossed(open_db(), verdict)
+    except Exception as exc:
+        log_error(event.text("hook_event_name") or "budget", exc)
+        return True
 
 
 def refuse_when_spent(event: Event):
     """Catch up, then refuse what is about to run and stop the agent if a blocking budget is
     spent; else show the thresholds newly crossed."""
     ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
-    verdict = budget_verdict(event)
+    return verdict_output(event, budget_verdict(event))
+
+
+def verdict_output(event: Event, verdict):
+    """A gate's answer: deny and stop when a budget says stop, else the new warnings."""
     if verdict is None:
         return None
     if verdict.stops:
@@ -428,7 +457,7 @@ def wait_for_text(path: str | None, text: str | None, timeout: float = STOP_WAIT
     """
     if not path or not text:
         return False
-    return wait_for_bytes(path, json.dumps(text[:200], ensure_ascii=False)[1:-1].encode(), timeout)
+    return wait_for_bytes(path, jsontext.dumps(text[:200], ensure_ascii=False)[1:-1].encode(), timeout)
 
 
 def tail_contains(path: str, needle: bytes, size: int = 256 << 10) -> bool:
@@ -473,7 +502,7 @@ def json_size(value) -> int | None:
     if value is None:
         return None
     try:
-        return len(json.dumps(value, ensure_ascii=False).encode())
+        return len(jsontext.dumps(value, ensure_ascii=False).encode())
     except (TypeError, ValueError):
         return None
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,12 +19,13 @@ from pathlib import Path
 from costhook.agents.settings import (
     InstallResult,
     apply,
-    costhook_executable,
+    hook_launcher,
     json_object,
     mentions_costhook,
     read_settings,
     runs_costhook,
 )
+from costhook.agents.claude.hook import SPENDING_TOOLS
 from costhook.errors import InstallError
 
 HOOK_EVENTS = (
@@ -94,14 +94,23 @@ def claude_settings_path(scope: str, project_dir: Path | None = None) -> Path:
 # turn when all of them held it.
 GATE_EVENTS = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand", "PostToolUse", "PostToolUseFailure")
 
+# After a tool, the hook can decide only when a sub-agent spent while the tool ran
+# (hook.decides): these events get two matcher groups, the gate for the spending tools
+# and a background hook for every other tool, so an ordinary tool call waits for no
+# interpreter (issue 14: ~20 ms of each tool call). Both Claude Code versions honour the
+# JavaScript regex (measured).
+SPLIT_EVENTS = ("PostToolUse", "PostToolUseFailure")
+SPENDING_MATCHER = "|".join(SPENDING_TOOLS)
+OTHER_TOOLS_MATCHER = f"^(?!(?:{SPENDING_MATCHER})$).*"
 
-def hook_command(event: str = "PreToolUse") -> str:
-    """`<absolute costhook> hook` for a gate; for any other event the same hook started in
-    its own session with `setsid -f` (it survives the CLI's exit, and the shell returns at
-    once), or, without setsid, `hook --background`, which detaches itself after reading
-    the event. Shell-quoted where the path needs it."""
-    exe = shlex.quote(str(costhook_executable()))
-    if event in GATE_EVENTS:
+
+def hook_command(event: str = "PreToolUse", in_turn: bool | None = None) -> str:
+    """`<launcher> hook` for a gate (or `in_turn`: settings.hook_launcher); for any other event the same
+    hook started in its own session with `setsid -f` (it survives the CLI's exit, and the
+    shell returns at once), or, without setsid, `hook --background`, which detaches itself
+    after reading the event. Shell-quoted where the path needs it."""
+    exe = hook_launcher()
+    if event in GATE_EVENTS if in_turn is None else in_turn:
         return f"{exe} hook"
     if shutil.which("setsid"):
         return f"setsid -f {exe} hook --background >/dev/null 2>&1"
@@ -109,7 +118,7 @@ def hook_command(event: str = "PreToolUse") -> str:
 
 
 def statusline_command() -> str:
-    return f"{shlex.quote(str(costhook_executable()))} statusline"
+    return f"{hook_launcher()} statusline"
 
 
 def claude_cli_version(timeout: float = 10) -> tuple[int, ...] | None:
@@ -225,7 +234,24 @@ def _remove_ours(hooks: dict, event: str, keep: int | None = None) -> None:
         del hooks[event]
 
 
-def _install_event(hooks: dict, event: str, command: str) -> None:
+def _install_split(hooks: dict, event: str, pairs: list) -> None:
+    """Our hooks on `event` as one matcher group per (matcher, command) pair, in order.
+    Already so: nothing changes; else ours go and the groups are appended."""
+    desired = [{"matcher": matcher, "hooks": [_desired_handler(event, command)]} for matcher, command in pairs]
+    if event in hooks:
+        groups = _groups(hooks, event)
+        mine = [g for g in groups if isinstance(g, dict) and isinstance(g.get("hooks"), list)
+                and any(is_costhook_hook(h) for h in g["hooks"])]
+        if mine == desired:
+            return
+        _remove_ours(hooks, event)
+    hooks.setdefault(event, []).extend(desired)
+
+
+def _install_event(hooks: dict, event: str, command) -> None:
+    if not isinstance(command, str):
+        _install_split(hooks, event, command)
+        return
     if event not in hooks:
         hooks[event] = [_desired_group(event, command)]
         return
@@ -251,7 +277,8 @@ def _install_event(hooks: dict, event: str, command: str) -> None:
 def merge_install(settings: dict, command, statusline: str | None = None,
                   force_statusline: bool = False, events: tuple[str, ...] = HOOK_EVENTS) -> dict:
     """Return a copy of `settings` with costhook's hooks on `events` (and statusLine) in
-    place; `command(event)` is each event's hook command (or one string for all)."""
+    place; `command(event)` is each event's hook command, or a list of (matcher, command)
+    for an event split by tool (or one string for all)."""
     settings = json.loads(json.dumps(settings))
     hooks = _hooks_table(settings, create=True)
     for event in list(hooks):
@@ -341,6 +368,9 @@ def install_claude(scope: str = "user", project_dir: Path | None = None, dry_run
     """Merge costhook's hooks (and optionally its statusLine) into Claude Code's settings."""
     path = claude_settings_path(scope, project_dir)
     commands = {event: hook_command(event) for event in HOOK_EVENTS}
+    for event in SPLIT_EVENTS:
+        commands[event] = [(SPENDING_MATCHER, hook_command(event, in_turn=True)),
+                           (OTHER_TOOLS_MATCHER, hook_command(event, in_turn=False))]
     status = statusline_command() if statusline else None
     events = hook_events(claude_cli_version())
 

@@ -8,10 +8,9 @@ into one row, here and again in the database (a call can span two reads).
 Standard library only: this runs inside the hook.
 """
 
-import json
 import os
-import re
 
+from costhook import jsontext
 from costhook.agents.jsonl import load_line, utc_timestamp
 from costhook.paths import read_regular
 from costhook.usage import (
@@ -35,7 +34,8 @@ _AGENT_ID = b"agentId"
 SPAWN_TOOLS = ("Task", "Agent")
 MAX_PENDING_SPAWNS = 64  # spawns awaiting their result, carried between reads (bounded)
 # Where a spawn's result names the sub-agent in its text (the structured field is preferred).
-_AGENT_ID_TEXT = re.compile(r"agentId: ([A-Za-z0-9_-]{1,100})")
+AGENT_ID_LABEL = "agentId: "
+AGENT_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 class FileContext:
@@ -68,14 +68,14 @@ class ReadState:
 
     def to_json(self) -> str:
         data = {name: getattr(self, name) for name in self.__slots__ if getattr(self, name)}
-        return json.dumps(data) if data else ""
+        return jsontext.dumps(data) if data else ""
 
     @classmethod
     def from_json(cls, text: str | None) -> "ReadState":
         if not text:
             return cls()
         try:
-            data = json.loads(text)
+            data = jsontext.loads(text)
         except ValueError:
             return cls()
         if not isinstance(data, dict):
@@ -121,7 +121,7 @@ def context_for(path: str) -> FileContext:
 
 def _read_agent_type(meta_path: str) -> str | None:
     try:
-        meta = json.loads(read_regular(meta_path, 65536))
+        meta = jsontext.loads(read_regular(meta_path, 65536))
     except (OSError, ValueError):
         return None
     value = meta.get("agentType") if isinstance(meta, dict) else None
@@ -304,7 +304,7 @@ def _iterations(value, top: dict, top_1h: int) -> str | None:
     if len(out) == 1 and out[0]["type"] == "message" and "model" not in out[0] \
             and all(out[0][name] == top[name] for name in TOKEN_FIELDS):
         return None
-    return json.dumps(out, separators=(",", ":"))
+    return jsontext.dumps(out, separators=(",", ":"))
 
 
 def _tools_requested(content, state: ReadState) -> tuple[list, str | None]:
@@ -370,9 +370,22 @@ def _agent_id_in_text(content) -> str | None:
         b.get("text") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
     ] if isinstance(content, list) else []
     for text in texts:
-        found = _AGENT_ID_TEXT.search(text)
+        found = agent_id_in(text)
         if found:
-            return found.group(1)
+            return found
+    return None
+
+
+def agent_id_in(text: str) -> str | None:
+    """The first `agentId: <id>` in `text` (1–100 of [A-Za-z0-9_-]); no `re` on the hook path."""
+    start = text.find(AGENT_ID_LABEL)
+    while start >= 0:
+        begin = end = start + len(AGENT_ID_LABEL)
+        while end < len(text) and end - begin < 100 and text[end] in AGENT_ID_CHARS:
+            end += 1
+        if end > begin:
+            return text[begin:end]
+        start = text.find(AGENT_ID_LABEL, begin)
     return None
 
 
