@@ -179,7 +179,7 @@ def test_everything_costhook_creates_is_private(tmp_path):
     run(["statusline"], env, json.dumps({"session_id": session, "transcript_path": str(transcript),
                                          "model": {"id": "claude-sonnet-4-5-20250929"}, "cwd": "/work/perm"}).encode())
     names = set(modes(home))
-    assert {"costhook.db", "costhook.db.migrate.lock", "errors.log", "errors.log.1"} <= names, names
+    assert {"costhook.db", "costhook.db.migrate.lock", "costhook.db.lock", "errors.log", "errors.log.1"} <= names, names
     assert {"config.toml", "config.toml.lock"} <= set(modes(config_dir(env))), modes(config_dir(env))
     assert_private(home)
     assert_private(config_dir(env))
@@ -219,12 +219,14 @@ def test_migration_lock_and_error_log_are_not_followed(tmp_path):
     env = fresh_env(tmp_path)
     home = costhook_home(env)
     lock_victim = plant(home / "costhook.db.migrate.lock", tmp_path)
+    open_lock_victim = plant(home / "costhook.db.lock", tmp_path)
     log_victim = plant(home / "errors.log", tmp_path)
     payload = {"hook_event_name": "SessionStart", "session_id": "s", "transcript_path": "", "cwd": "/"}
     proc = run(["hook"], env, json.dumps(payload).encode())
     assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b""  # fails open
     assert run(["hook"], env, b"not json").returncode == 0
     assert_untouched(lock_victim)
+    assert_untouched(open_lock_victim)
     assert_untouched(log_victim)
     assert (home / "costhook.db.migrate.lock").is_symlink() and (home / "errors.log").is_symlink()
 

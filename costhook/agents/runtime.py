@@ -246,13 +246,20 @@ def bad_payload(message: str) -> Exception:
 _conn = None
 _config = None
 _upgrade_spawned = False
+_open_failed = None  # why the database could not be opened: not tried again by this hook
 
 
 def open_db():
     """The database connection, opened on first use: a hook with nothing to write never
     touches (or creates) the database. A large database that needs schema steps is
-    upgraded by a detached process; until then this raises UpgradePending."""
-    global _conn, _upgrade_spawned
+    upgraded by a detached process; until then this raises UpgradePending.
+
+    Once opening failed, later calls raise the same error at once: it may have waited its
+    busy timeout (a first import putting its file in place holds the open lock), and a
+    gate that waited once per step would outlast the agent's hook timeout."""
+    global _conn, _upgrade_spawned, _open_failed
+    if _open_failed is not None:
+        raise _open_failed
     if _conn is None:
         from costhook.store import db
 
@@ -264,6 +271,7 @@ def open_db():
             if isinstance(exc, UpgradePending) and not _upgrade_spawned:  # the cursors wait: the next hook catches up
                 _upgrade_spawned = True
                 spawn_detached(["--upgrade"])
+            _open_failed = exc
             raise
     return _conn
 
@@ -316,10 +324,10 @@ class deciding:
 
 def forget() -> None:
     """Close the connection and forget the config: what a new hook process starts from."""
-    global _conn, _config, BACKGROUND
+    global _conn, _config, BACKGROUND, _open_failed
     if _conn is not None:
         _conn.close()
-    _conn, _config, BACKGROUND = None, None, False
+    _conn, _config, BACKGROUND, _open_failed = None, None, False, None
 
 
 def price_table():

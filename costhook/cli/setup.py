@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from costhook import paths, text
+from costhook import errors, paths, text
 from costhook.agents.runtime import AGENT_HOOKS
 from costhook.cli.common import NoStore, db_option, load_config, open_store, price_table
 from costhook.text import term_text
@@ -171,12 +171,15 @@ def import_(claude_dirs, openclaw_dirs, codex_dirs, quiet, db_path):
             _import_codex(list(codex_dirs), quiet, db_path)
         return
     folders = _existing_dirs(list(claude_dirs) or importer.default_claude_dirs())
-    conn = open_store(db_path, create=True)
+    open_store(db_path, create=True).close()  # its checks and messages; first_import opens it again
     price = prices.pricer(price_table(load_config()))
     files = importer.transcript_files(folders)
     started = time.monotonic()
     with _progress(lambda: sum(size for _, size in files), "Importing", quiet) as bar:
-        summary = importer.import_claude(conn, folders, price=price, progress=bar.update, files=files)
+        try:
+            summary = importer.first_import(db_path, folders, price=price, progress=bar.update, files=files)
+        except errors.StoreError as exc:
+            raise click.ClickException(str(exc))
     elapsed = time.monotonic() - started
     if not quiet and not folders:
         click.echo("No Claude Code transcripts to import yet (no projects/ folder in $CLAUDE_CONFIG_DIR, "

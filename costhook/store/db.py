@@ -42,12 +42,19 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
     try:
         if create and not os.path.exists(path):
             paths.touch_private(path)
-        # mode=rw: a file removed since the check above is not made again
-        location = path if create else "file:" + quote_uri(os.path.abspath(path)) + "?mode=rw"
-        conn = sqlite3.connect(location, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False,
-                               uri=not create)
+        held = _hold_open_lock(path, busy_timeout_ms)
+        try:
+            # mode=rw: a file removed since the check above is not made again
+            location = path if create else "file:" + quote_uri(os.path.abspath(path)) + "?mode=rw"
+            conn = sqlite3.connect(location, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False,
+                                   uri=not create, factory=Connection)
+        except sqlite3.Error:
+            if held >= 0:
+                os.close(held)
+            raise
     except (OSError, sqlite3.Error) as exc:
         raise _unusable(path, exc) from exc
+    conn.open_lock = held
     conn.row_factory = sqlite3.Row
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -85,6 +92,58 @@ def empty() -> sqlite3.Connection:
 def quote_uri(path: str) -> str:
     """`path` as the path part of an SQLite `file:` URI."""
     return path.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+
+
+class Connection(sqlite3.Connection):
+    """A connection that holds its database's open lock (see _hold_open_lock) until closed."""
+
+    open_lock = -1
+
+    def close(self):
+        super().close()
+        fd, self.open_lock = self.open_lock, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self):
+        if self.open_lock >= 0:
+            os.close(self.open_lock)
+            self.open_lock = -1
+
+
+def open_lock_file(path: str) -> str:
+    return path + ".lock"
+
+
+def _hold_open_lock(path: str, busy_timeout_ms: int) -> int:
+    """A shared flock on `<db>.lock`, held while the connection is open, or -1 when the
+    lock file cannot be made (a read-only folder: nothing can replace the file there).
+
+    A first import builds the database in a file of its own and renames it into place
+    (replace_database); it takes this lock exclusively for that, so no connection is open
+    on the file it replaces: what a hook wrote before is merged into the new file, and a
+    hook that connects meanwhile waits (well under a second) and opens the new one — or,
+    after the busy timeout (an import stopped mid-rename), fails like a busy database."""
+    try:
+        fd = os.open(open_lock_file(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return -1
+    deadline = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            import time
+
+            deadline = deadline or time.monotonic() + busy_timeout_ms / 1000
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise sqlite3.OperationalError("database is locked: a first import is putting its new file in place") from None
+            time.sleep(0.005)
+        except OSError:
+            os.close(fd)
+            return -1
 
 
 def _unusable(path: str, exc: Exception):
@@ -214,3 +273,138 @@ def storable(value):
         except UnicodeEncodeError:
             return value.encode("utf-8", "replace").decode("utf-8")
     return value
+
+
+# ------------------------------------------------------------- first import -------
+
+SWAP_WAIT_S = 120  # how long a first import waits for other connections to close before giving up
+
+
+def path_of(conn: sqlite3.Connection) -> str:
+    """The file `conn` has open as its main database."""
+    return next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
+
+
+def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
+    """(path, connection, index SQL) of a new, migrated database file beside `path` for a
+    first import to fill: no syncs (a crash loses only this file, which
+    nothing else uses), and `requests` without the secondary indexes an insert would keep
+    up to date row by row (the SQL returned builds them, at the end) — except message_id's,
+    which the merge of calls seen twice looks rows up by."""
+    folder, name = os.path.split(os.path.abspath(path))
+    prefix = name + ".import-"
+    for stale in os.listdir(folder):  # left by an import that was killed
+        if stale.startswith(prefix) and stale.endswith(".tmp") and not _pid_alive(stale[len(prefix):-4]):
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                try:
+                    _remove(os.path.join(folder, stale) + suffix)
+                except OSError:
+                    pass  # not ours to remove (a shared folder)
+    tmp = os.path.join(folder, f"{prefix}{os.getpid()}.tmp")
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        _remove(tmp + suffix)
+    paths.touch_private(tmp)
+    problem = paths.insecurity(tmp, kind="database")  # (planted in a shared folder between the two calls above)
+    if problem:
+        from costhook.errors import StoreError
+
+        raise StoreError(problem)
+    conn = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    for pragma in ("journal_mode = TRUNCATE", "synchronous = OFF", "foreign_keys = ON", "cache_size = -16384"):
+        conn.execute(f"PRAGMA {pragma}")
+    from costhook.store import migrations
+
+    migrations.migrate(conn)
+    deferred = [(index, sql) for index, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL ORDER BY name")
+        if [row[2] for row in conn.execute(f'PRAGMA index_info("{index}")')] != ["message_id"]]
+    for name_, _ in deferred:
+        conn.execute(f'DROP INDEX "{name_}"')
+    return tmp, conn, [sql for _, sql in deferred]
+
+
+def replace_database(path: str, tmp: str, conn: sqlite3.Connection, merge, *, wait_s: float = SWAP_WAIT_S) -> None:
+    """Put the bulk-loaded file `tmp` (`conn`) in the place of the database at `path`.
+
+    Long: the steps are one protocol. Under the exclusive open lock (so no connection is
+    open on `path`: hooks that connect meanwhile wait for the rename), `merge(conn)` copies
+    into `tmp` what was written to `path` since the import began (attached as `old`); the
+    old file is checkpointed and closed (so no WAL of it is left beside the new one), `tmp`
+    switches to WAL, is synced and renamed over `path`. Raises StoreError when other
+    connections stay open longer than `wait_s`, leaving `path` as it was."""
+    import time
+
+    fd = os.open(open_lock_file(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    from costhook.errors import StoreError
+
+                    raise StoreError(f"other costhook processes kept {path} open for {wait_s:.0f} s; "
+                                     "nothing was changed: run the import again") from None
+                time.sleep(0.02)
+        if os.path.exists(path):
+            conn.execute("ATTACH DATABASE ? AS old", (path,))
+            try:
+                with transaction(conn):
+                    merge(conn)
+            finally:
+                conn.execute("DETACH DATABASE old")
+            old = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)  # a reader (statusline) may finish first
+            try:
+                if old.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                    old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                old.close()  # the last connection: SQLite removes the WAL and shared-memory files
+            for suffix in ("-wal", "-shm"):
+                if os.path.exists(path + suffix) and os.path.getsize(path + suffix):
+                    from costhook.errors import StoreError
+
+                    raise StoreError(f"{path}{suffix} is still in use; nothing was changed: run the import again")
+                _remove(path + suffix)
+        conn.execute("PRAGMA journal_mode = WAL").fetchall()  # (a statement left unfinished blocks the checkpoint)
+        conn.execute("PRAGMA main.wal_checkpoint(TRUNCATE)").fetchall()
+        conn.close()
+        for suffix in ("-wal", "-shm", "-journal"):
+            _remove(tmp + suffix)
+        f = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(f)
+        finally:
+            os.close(f)
+        os.replace(tmp, path)
+        d = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(d)
+        finally:
+            os.close(d)
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(text: str) -> bool:
+    if not text.isdigit():
+        return True
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        if os.path.lexists(path) and not os.path.islink(path):
+            raise

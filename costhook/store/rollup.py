@@ -145,7 +145,7 @@ class SpendDelta:
     def _add(self, attributes: tuple, values: list, sign: int) -> None:
         current = self.groups.get(attributes)
         if current is None:
-            self.groups[attributes] = [sign * v for v in values]
+            self.groups[attributes] = list(values) if sign == 1 else [sign * v for v in values]
         else:
             for i, v in enumerate(values):
                 current[i] += sign * v
@@ -197,48 +197,89 @@ def rebuild_spend(conn: sqlite3.Connection) -> None:
     if "cli" not in {row[1] for row in conn.execute("PRAGMA table_info(spend)")}:
         return
     conn.execute("DELETE FROM spend")
-    for dim, _ in SPEND_DIMENSIONS:
-        _insert_dimension(conn, dim)
-    _rebuild_tool_spend(conn)
+    add_rows(conn)
 
 
-def _insert_dimension(conn: sqlite3.Connection, dim: str) -> None:
-    column = dict(SPEND_DIMENSIONS)[dim]
+def add_rows(conn: sqlite3.Connection, after_rowid: int | None = None) -> None:
+    """Add the stored calls (those past `after_rowid`: rows just inserted) to the rollup,
+    in SQL: what SpendDelta.add of each would add (a first import's batches, rebuild_spend).
+
+    The calls are summed once by bucket, agent CLI and every dimension's column together
+    (a few calls per group), and each dimension's rows are summed from those groups."""
     measures = ", ".join(SPEND_MEASURES)
-    token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
+    columns = [column for _, column in SPEND_DIMENSIONS if column is not None and column not in _DIMENSION_SQL]
+    token_sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in TOKEN_FIELDS)
     all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
-    key = "''" if column is None else _DIMENSION_SQL.get(column, column)
+    where, args = ("WHERE rowid > ?", (after_rowid,)) if after_rowid is not None else ("", ())
+    # (a temporary table emptied, never dropped: DROP fails while a statement is open)
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS spend_groups (bucket, cli, {', '.join(columns)}, {measures})")
     conn.execute(
-        f"""INSERT INTO spend (dim, key, bucket, cli, {measures})
-            SELECT '{dim}', {key}, {_BUCKET_SQL}, coalesce(agent, ''), coalesce(sum(cost_nanousd), 0), {token_sums},
+        f"""INSERT INTO temp.spend_groups
+            SELECT {_BUCKET_SQL}, coalesce(agent, ''), {', '.join(columns)}, coalesce(sum(cost_nanousd), 0), {token_sums},
                    coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
-            FROM requests WHERE {key} IS NOT NULL
-            GROUP BY {key}, {_BUCKET_SQL}, coalesce(agent, '')"""
+            FROM requests {where} GROUP BY 1, 2, {', '.join(columns)}""", args
     )
+    sums = ", ".join(f"sum({m})" for m in SPEND_MEASURES)
+    updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
+    try:
+        for dim, column in SPEND_DIMENSIONS:
+            key = "''" if column is None else _DIMENSION_SQL.get(column, column)
+            conn.execute(
+                f"""INSERT INTO spend (dim, key, bucket, cli, {measures})
+                    SELECT '{dim}', {key}, bucket, cli, {sums} FROM temp.spend_groups
+                    WHERE {key} IS NOT NULL GROUP BY {key}, bucket, cli
+                    ON CONFLICT(dim, key, bucket, cli) DO UPDATE SET {updates}"""
+            )
+    finally:
+        conn.execute("DELETE FROM temp.spend_groups")
+    _add_tool_rows(conn, where, args)
 
 
-def _rebuild_tool_spend(conn: sqlite3.Connection) -> None:
-    """The tool rows of the rollup, from the same split rule the hook uses (one code path)."""
+def _add_tool_rows(conn: sqlite3.Connection, where: str, args: tuple) -> None:
+    """The tool rows of the rollup, from the same split rule the hook uses (one code path).
+    A call with one tool or none counts whole under it, so those calls are summed in SQL
+    by bucket, agent CLI and tool list first; a call with several (its JSON list has a
+    comma) is split call by call."""
     delta = SpendDelta()
     names = ("cost_nanousd", "timestamp", "tools", "agent", *TOKEN_FIELDS)
-    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests"):
+    where = f"{where} AND" if where else "WHERE"
+    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests {where} tools LIKE '%,%'", args):
         delta.add(dict(zip(names, row)), +1)
+    token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
+    all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
+    # Grouped by the bucket where the minute is two digits (bucket_of gives a bucket back
+    # unchanged), else by the first 16 characters (all bucket_of reads of a time).
+    when = "CASE WHEN substr(timestamp, 15, 2) GLOB '[0-9][0-9]' AND length(timestamp) >= 16"
+    for time, tools, cli, *values in conn.execute(
+        f"""SELECT {when} THEN {_BUCKET_SQL} ELSE substr(timestamp, 1, 16) END, tools, coalesce(agent, ''),
+                   coalesce(sum(cost_nanousd), 0), {token_sums}, coalesce(sum({all_tokens}), 0), count(*),
+                   sum(cost_nanousd IS NULL)
+            FROM requests {where} coalesce(tools, '') NOT LIKE '%,%' GROUP BY 1, 2, 3""", args
+    ):
+        delta.add_groups({(bucket_of(time), (), tuple(tool_names(tools)), cli): values})
     delta.write(conn, only=("tool",))
-
-
 
 
 def rebuild_prices(conn: sqlite3.Connection) -> None:
     """Recompute the whole price_groups rollup from `requests` (migration, repair)."""
     conn.execute("DELETE FROM price_groups")
+    add_prices(conn)
+
+
+def add_prices(conn: sqlite3.Connection, after_rowid: int | None = None) -> None:
+    """Add the stored calls (those past `after_rowid`) to price_groups, in SQL: what
+    SpendDelta.add of each would add there (a first import's batches, rebuild_prices)."""
     parts = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
     prompt = f"({' + '.join(parts)})"
     band = f"coalesce({' + '.join(f'({prompt} > {int(b)})' for b in PRICE_BANDS)}, 0)"
     nulls = " | ".join(f"(({column} IS NULL) << {i})" for i, column in enumerate(PRICE_KEYS))
     keys = ", ".join(f"coalesce({column}, '')" for column in PRICE_KEYS)
     sums = ", ".join(f"coalesce(sum({c}), 0)" for c in (*TOKEN_FIELDS, "web_search_requests", "cost_nanousd"))
+    where, args = ("WHERE rowid > ?", (after_rowid,)) if after_rowid is not None else ("", ())
+    updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in PRICE_MEASURES)
     conn.execute(
         f"""INSERT INTO price_groups ({', '.join(_PRICE_COLUMNS + PRICE_MEASURES)})
             SELECT {_BUCKET_SQL}, {keys}, {band}, {nulls}, count(*), {sums}, sum(cost_nanousd IS NULL)
-            FROM requests GROUP BY {', '.join(str(i) for i in range(1, len(_PRICE_COLUMNS) + 1))}"""
+            FROM requests {where} GROUP BY {', '.join(str(i) for i in range(1, len(_PRICE_COLUMNS) + 1))} HAVING 1
+            ON CONFLICT({', '.join(_PRICE_COLUMNS)}) DO UPDATE SET {updates}""", args
     )

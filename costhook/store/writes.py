@@ -507,3 +507,47 @@ def record_sync_file(conn: sqlite3.Connection, row: dict) -> None:
 def forget_sync_skips(conn: sqlite3.Connection) -> None:
     """Files skipped by the last sync are looked at again by this one."""
     conn.execute("DELETE FROM sync_files WHERE status = 'skipped'")
+
+
+# ----------------------------------------------------------------------- first import --
+
+
+def merge_attached(conn: sqlite3.Connection, price, schema: str = "old") -> int:
+    """Merge what was written to the attached database `schema` (by hooks, while a first
+    import filled this one) into this one, as those writes would have met the import's
+    rows in one database: calls through merge_requests (a call only the hooks saw goes in
+    as it is, with its rollup), session facts over the transcript's, the further cursor,
+    tool calls, alerts, cron rows and sub-agent names as they are (then every call of a
+    named sub-agent takes its name, as name_subagents does). Returns the calls merged.
+    Inside a transaction."""
+    rows = [dict(row) for row in conn.execute(f"SELECT * FROM {schema}.requests")]
+    stored_keys, stored_messages = stored_ids(conn, [r["key"] for r in rows], [r["message_id"] for r in rows if r["message_id"]])
+    new, spend, records = {}, SpendDelta(), {}
+    for row in rows:
+        if row["key"] not in stored_keys and row["message_id"] not in stored_messages:
+            new.setdefault(tuple(row), []).append(tuple(row.values()))
+            spend.add(row, +1)
+        else:
+            records[row["key"]] = record_of(row)
+    _insert_rows(conn, new, "INSERT")
+    spend.write(conn)
+    merge_requests(conn, records, price)
+    for row in conn.execute(f"SELECT * FROM {schema}.sessions").fetchall():
+        facts = {name: value for name, value in dict(row).items() if value is not None and name != "session_id"}
+        upsert_session(conn, row["session_id"], **facts)
+    for row in conn.execute(f"SELECT * FROM {schema}.cursors").fetchall():
+        advance_cursor(conn, row["path"], row["offset"], size=row["size"], inode=row["inode"], head=row["head"], state=row["state"])
+    tables = [r[0] for r in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        if table in ("requests", "spend", "sessions", "cursors") or table.startswith("sqlite_"):
+            continue
+        ours = {r[1] for r in conn.execute(f'PRAGMA main.table_info("{table}")')}
+        columns = ", ".join(f'"{r[1]}"' for r in conn.execute(f'PRAGMA {schema}.table_info("{table}")') if r[1] in ours)
+        if columns:
+            conn.execute(f'INSERT OR REPLACE INTO main."{table}" ({columns}) SELECT {columns} FROM {schema}."{table}"')
+    # Sub-agents the hooks saw unnamed, or named, meet the import's names and calls.
+    pairs = {(r["session_id"], r["agent_id"]) for r in rows if r["agent_type"] == UNKNOWN_SUBAGENT}
+    pairs.update(tuple(r) for r in conn.execute(f"SELECT session_id, agent_id FROM {schema}.subagents"))
+    if pairs:
+        name_subagents(conn, {}, pairs)
+    return len(rows)

@@ -160,6 +160,7 @@ class Sink:
         self.f = open(path, mode, buffering=1 << 20)
         self.lines = 0
         self.bytes = 0
+        self.calls = []  # the lines of the last calls written (Thread.call), for a resumed session to copy
 
     def line(self, obj) -> bytes:
         data = (_dumps(obj) + "\n").encode()
@@ -477,6 +478,7 @@ class Thread:
         request_id = f"req_011C{n_id:08d}{g.hexid(40)}"
         stop = "tool_use" if uses else "end_turn"
         tool_line = None
+        written = []
         for i, block in enumerate(blocks):
             final = i == n - 1
             partial = out if final else max(1, out * (i + 1) // (n + 1))
@@ -498,7 +500,8 @@ class Thread:
             )
             if block["type"] == "tool_use":
                 tool_line = uuid
-            self.sink.line(self._tail(line, uuid))
+            written.append(self.sink.line(self._tail(line, uuid)))
+        self.sink.calls = [*self.sink.calls[-(REPLAY_CALLS - 1):], written]
         self.last_call = first
         self.g.totals.add(first, self.model, inp, out, w5, w1, read, web_n, self.agent_type, self.speed, self.geo or None)
         mu = self.model_usage.setdefault(self.model, {
@@ -655,7 +658,12 @@ def run_thread(t: Thread, n_calls: int, *, agent_at: dict | None = None, spawn=N
                     t.user_prompt(t.g.text(t.g.logu(20, 1_500)))
 
 
-def write_session(gen: Gen, projects: Path, cwd: str, n_calls: int, start_ms: int, *, force: bool = False, last: bool = False) -> None:
+def write_session(gen: Gen, projects: Path, cwd: str, n_calls: int, start_ms: int, *, force: bool = False, last: bool = False,
+                  replay: list | None = None) -> tuple[list, int]:
+    """One session file (and its sub-agents' files); returns the lines of its last calls and
+    when it ended.
+    `replay`: such lines of an earlier session, copied at the start as a resumed session's
+    transcript carries them (same message.id and requestId: one call seen twice)."""
     rng = gen.rng
     sid = gen.uuid()
     folder = projects / encode_cwd(cwd)
@@ -698,6 +706,8 @@ def write_session(gen: Gen, projects: Path, cwd: str, n_calls: int, start_ms: in
         return gen.text(gen.logu(500, 4_000)), agent_id
 
     t.session_start(gen.text(gen.logu(20, 1_500)))
+    for data in (line for call in replay or () for line in call):
+        sink.raw(data)
     if force and main_calls > 1:  # the first session has one of every rare thing
         t.call([], web=2)
         t.turn_end(1_000)
@@ -715,12 +725,13 @@ def write_session(gen: Gen, projects: Path, cwd: str, n_calls: int, start_ms: in
         t.truncated(tail=True)
     sink.close(gen.totals)
     os.utime(path, ns=(t.clock * 1_000_000,) * 2)
+    return sink.calls, t.clock
 
 
-def session_sizes(rng, calls: int) -> list:
+def session_sizes(rng, calls: int, median: int = 80) -> list:
     sizes, remaining = [], calls
     while remaining > 0:
-        n = int(min(3_000, max(3, rng.lognormvariate(math.log(80), 1.0))))
+        n = int(min(3_000, max(3, rng.lognormvariate(math.log(median), 1.0))))
         n = min(n, remaining)
         if remaining - n < 3:
             n = remaining
@@ -729,11 +740,19 @@ def session_sizes(rng, calls: int) -> list:
     return sizes
 
 
-def generate_tree(out_dir, calls: int, seed: int = 1, *, meta: bool = True, cost: bool = False, days: int = SPAN_DAYS) -> dict:
+REPLAY_CALLS = 8  # calls a resumed session copies from the one it resumes
+
+
+def generate_tree(out_dir, calls: int, seed: int = 1, *, meta: bool = True, cost: bool = False, days: int = SPAN_DAYS,
+                  session_calls: int = 80, replays: float = 0.0) -> dict:
     """A Claude config dir with `calls` billed calls under out_dir/projects; returns the totals.
     `meta=False`: Claude Code 2.0.x's layout (see the module doc). `cost`: price every call
     with costhook's price table, into the totals' cost_nanousd. `days`: sessions start in the
-    first `days` - 2 days (at least one) from 2026-09-01."""
+    first `days` - 2 days (at least one) from 2026-09-01.
+
+    `session_calls`: the median calls per session (smaller: more, smaller files).
+    `replays`: the share of calls seen twice, as resumed sessions that begin with a copy of
+    the last REPLAY_CALLS calls of an earlier one (billed once; ccusage dedups them too)."""
     out = Path(out_dir)
     projects = out / "projects"
     projects.mkdir(parents=True, exist_ok=True)
@@ -744,13 +763,20 @@ def generate_tree(out_dir, calls: int, seed: int = 1, *, meta: bool = True, cost
     n_projects = max(3, min(len(PROJECT_NAMES), calls // 3_000))
     cwds = [f"/home/dev/{name}" for name in PROJECT_NAMES[:n_projects]]
     weights = [1 / (k + 1) for k in range(n_projects)]
-    sizes = session_sizes(rng, calls)
+    sizes = session_sizes(rng, calls, session_calls)
+    done = replayed = 0
+    previous, ended = None, 0
     for index, n in enumerate(sizes):
         cwd = rng.choices(cwds, weights)[0]
         start = START_MS + rng.randrange(max(1, days - 2) * DAY_MS)
-        write_session(gen, projects, cwd, n, start, force=index == 0, last=index == len(sizes) - 1)
+        replay = previous if previous and replayed < replays * done else None
+        if replay:  # resumed after the session it copies ended, so an import reads it later
+            start = max(start, ended + 60_000)
+            replayed += len(replay)
+        previous, ended = write_session(gen, projects, cwd, n, start, force=index == 0, last=index == len(sizes) - 1, replay=replay)
+        done += n
     expected = gen.totals.to_json()
-    expected.update(generator="tests.benchmarks.generate", seed=seed, requested_calls=calls)
+    expected.update(generator="tests.benchmarks.generate", seed=seed, requested_calls=calls, replayed_calls=replayed)
     (out / "expected.json").write_text(json.dumps(expected, indent=1))
     return expected
 
@@ -1003,6 +1029,8 @@ def main(argv=None) -> int:
     p.add_argument("--days", type=int, default=SPAN_DAYS, help="the span sessions start in (days)")
     p.add_argument("--no-meta", action="store_true", help="Claude Code 2.0.x: no agent-*.meta.json, the tool is Task")
     p.add_argument("--cost", action="store_true", help="ground-truth cost per agent type, priced by costhook")
+    p.add_argument("--session-calls", type=int, default=80, help="median calls per session (15: ~4,000 files for 84,000 calls)")
+    p.add_argument("--replays", type=float, default=0.0, help="share of calls a resumed session copies (0.015: 1.5%%)")
     p = sub.add_parser("transcript", help="one big session file")
     p.add_argument("out_file")
     p.add_argument("--mb", type=float, default=50)
@@ -1014,7 +1042,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     if args.command == "tree":
-        expected = generate_tree(args.out_dir, args.calls, args.seed, meta=not args.no_meta, cost=args.cost, days=args.days)
+        expected = generate_tree(args.out_dir, args.calls, args.seed, meta=not args.no_meta, cost=args.cost, days=args.days,
+                                 session_calls=args.session_calls, replays=args.replays)
     elif args.command == "transcript":
         expected = generate_transcript(args.out_file, args.mb, args.seed)
     else:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costhook.agents import jsonl
-from costhook.agents.claude import ingest
+from costhook.agents.claude import ingest, transcript
 from costhook.pricing import prices
-from costhook.store import db
+from costhook.store import db, writes
 
 
 @dataclass
@@ -68,14 +68,60 @@ def transcript_files(folders: list[Path]) -> list[tuple[str, int]]:
     return [(path, size) for path, (_, size) in ordered]
 
 
+BULK_MAX_STORED = 5_000  # calls stored: below this an import is a first one, and builds a new file (first_import)
+BULK_MIN_BYTES = 32 << 20  # ...if it has this much to read: below, the incremental path is as quick
 PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it saves
+FAST_READERS_MIN_BYTES = 1 << 20  # below this, importing msgspec and pydantic-core costs more than they save
 BATCH_BYTES = 32 << 20  # new transcript bytes per transaction: fewer, larger commits touch each rollup row less often
 WINDOW_BYTES = 2 * BATCH_BYTES  # transcript bytes handed to the workers ahead of the writer
 WINDOW_FILES = 256
+TASK_BYTES = 4 << 20  # transcript bytes per task sent to a worker: small files go in groups
+TASK_FILES = 32
+
+
+def first_import(db_path, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
+                 files: list | None = None) -> ImportSummary:
+    """`costhook import`: import_claude; into a file of its own, renamed into place at the
+    end, when this is a first import: the database holds no more than what hooks saw before
+    it (under BULK_MAX_STORED calls) and over BULK_MIN_BYTES of transcripts are unread.
+
+    That file is written without syncs, `requests` without its secondary indexes (built
+    once at the end), the rows known to be new found in memory rather than looked up,
+    sub-agents named and the rollup built from the rows once at the end (ingest.Bulk):
+    the same rows, the same commit steps, as the incremental import.
+    What hooks wrote to the database meanwhile is merged in under the open lock, which
+    keeps every connection off the file while it is replaced (db.replace_database)."""
+    price = price or prices.pricer()
+    if files is None:
+        files = transcript_files([f for f in folders if f.is_dir()])
+    conn = db.connect(db_path)
+    try:
+        stored = conn.execute("SELECT count(*) FROM (SELECT 1 FROM requests LIMIT ?)", (BULK_MAX_STORED,)).fetchone()[0]
+        unread = sum(size for _, size in files) - conn.execute("SELECT coalesce(sum(offset), 0) FROM cursors").fetchone()[0]
+        if stored >= BULK_MAX_STORED or unread <= BULK_MIN_BYTES:
+            return import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files)
+        path = db.path_of(conn)
+    finally:
+        conn.close()
+    tmp, conn, indexes = db.new_bulk_file(path)
+    try:
+        bulk = ingest.Bulk()
+        summary = import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk)
+        for sql in indexes:
+            conn.execute(sql)
+        summary.changed += bulk.finish(conn)
+        db.replace_database(path, tmp, conn, lambda c: writes.merge_attached(c, price))
+    except BaseException:
+        conn.close()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            if os.path.exists(tmp + suffix):
+                os.unlink(tmp + suffix)
+        raise
+    return summary
 
 
 def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
-                  files: list | None = None) -> ImportSummary:
+                  files: list | None = None, bulk: "ingest.Bulk | None" = None) -> ImportSummary:
     """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file.
 
     Large imports parse, and price into rows (ingest.prepare), in worker processes while
@@ -85,14 +131,23 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     """
     summary = ImportSummary()
     price = price or prices.pricer()
-    jsonl.use_fast_parser()
     if files is None:  # (path, size) as transcript_files gives them, if the caller has them
         files = transcript_files([f for f in folders if f.is_dir()])
-    starts = ((ingest.plan(conn, path), size) for path, size in files)
+    if bulk is None:  # planned first: what is left to read decides whether workers pay
+        starts = [(ingest.plan(conn, path), size) for path, size in files]
+        pending_bytes = sum(start.size - start.offset for start, _ in starts if start is not None)
+    else:  # a new file has no cursors: the workers plan too
+        starts = ((path, size) for path, size in files)
+        pending_bytes = sum(size for _, size in files)
     workers = (os.cpu_count() or 1) if workers is None else workers
-    pending_bytes = sum(size for _, size in files)
-    global _price
+    if pending_bytes >= FAST_READERS_MIN_BYTES:  # (the same rows either way; below, their imports cost more)
+        from costhook.agents.claude import fastparse
+
+        jsonl.use_fast_parser()
+        transcript.use_assistant_reader(fastparse.assistant_line)
+    global _price, _with_rollup
     _price = price  # what _parse_file prices with, in this process or the forked workers
+    _with_rollup = bulk is None  # a first import builds the rollup at the end (ingest.Bulk)
     if hasattr(price, "prepare"):
         price.prepare()  # load the table once, before the workers fork
     if workers > 1 and pending_bytes >= PARALLEL_MIN_BYTES:
@@ -108,17 +163,17 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
             batch_bytes += sum(chunk.nbytes for chunk in parsed)
             batch_sizes += size
             if batch_bytes >= BATCH_BYTES:
-                _commit(conn, batch, price, result, progress, batch_sizes)
+                _commit(conn, batch, price, result, progress, batch_sizes, bulk)
                 batch, batch_bytes, batch_sizes = [], 0, 0
-        _commit(conn, batch, price, result, progress, batch_sizes)
+        _commit(conn, batch, price, result, progress, batch_sizes, bulk)
     _add_result(summary, result)
     return summary
 
 
-def _commit(conn, batch: list, price, result, progress, sizes: int) -> None:
+def _commit(conn, batch: list, price, result, progress, sizes: int, bulk=None) -> None:
     """One transaction for a batch of files (about BATCH_BYTES of new lines)."""
     if batch:
-        ingest.commit(conn, batch, price, result)
+        ingest.commit(conn, batch, price, result, bulk)
     if progress and sizes:
         progress(sizes)
 
@@ -133,39 +188,63 @@ def _add_result(summary: ImportSummary, result) -> None:
 
 
 _price = None  # set by import_claude
+_with_rollup = True
 
 
 def _parse_file(start):
-    """The file's new lines, parsed and prepared as rows (ingest.prepare)."""
-    return [ingest.prepare(chunk, _price) for chunk in ingest.read_chunks(start)] if start else []
+    """The file's new lines, parsed and prepared as rows (ingest.prepare). `start`: an
+    ingest.Start, or the path of a file to read whole."""
+    if isinstance(start, str):
+        start = ingest.plan(None, start)
+    if start is None or start.offset >= start.size:
+        return []  # nothing new (as planned): not opened again
+    return [ingest.prepare(chunk, _price, _with_rollup) for chunk in ingest.read_chunks(start)]
 
 
 def _parse_in_workers(starts, workers: int):
     """(start, size, chunks) in input order, parsed by a process pool; at most WINDOW_BYTES
-    (or WINDOW_FILES) in flight, so memory stays flat however big the tree is."""
+    (or WINDOW_FILES) in flight, so memory stays flat however big the tree is. Small files
+    travel in groups of about TASK_BYTES (one message each way per group, not per file)."""
     import multiprocessing
     from collections import deque
 
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
-        window, window_bytes = deque(), 0
+        window, window_bytes, window_files = deque(), 0, 0
+        group, group_bytes = [], 0
         for start, size in starts:
-            if start is not None and start.offset >= start.size:
-                window.append((start, size, None))  # nothing new: no need to ship it to a worker
+            if start is not None and (size == 0 if isinstance(start, str) else start.offset >= start.size):
+                if group:  # (the files stay in order)
+                    window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
+                    group, group_bytes = [], 0
+                window.append(([(start, size)], None))  # nothing new: no need to ship it to a worker
             else:
-                window.append((start, size, pool.apply_async(_parse_file, (start,))))
+                group.append((start, size))
+                group_bytes += size
                 window_bytes += size
+                if group_bytes >= TASK_BYTES or len(group) >= TASK_FILES:
+                    window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
+                    group, group_bytes = [], 0
+            window_files += 1
             # The writer commits about BATCH_BYTES at a time; meanwhile the workers
             # keep parsing what the window holds: two batches' worth.
-            while window_bytes > WINDOW_BYTES or len(window) > WINDOW_FILES:
-                item = window.popleft()
-                if item[2] is not None:
-                    window_bytes -= item[1]
-                yield _resolved(item)
+            while window and (window_bytes > WINDOW_BYTES or window_files > WINDOW_FILES):
+                items, future = window.popleft()
+                window_files -= len(items)
+                if future is not None:
+                    window_bytes -= sum(size for _, size in items)
+                yield from _resolved(items, future)
+        if group:
+            window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
         while window:
-            yield _resolved(window.popleft())
+            yield from _resolved(*window.popleft())
 
 
-def _resolved(item):
-    start, size, future = item
-    return start, size, [] if future is None else future.get()
+def _parse_files(starts: list) -> list:
+    return [_parse_file(start) for start in starts]
+
+
+def _resolved(items, future):
+    results = [[] for _ in items] if future is None else future.get()
+    for (start, size), parsed in zip(items, results):
+        yield start, size, parsed

@@ -14,6 +14,7 @@ from costhook.agents import jsonl
 from costhook.agents.claude import transcript
 from costhook.pricing import prices
 from costhook.store import db, rollup, writes
+from costhook.timeframe import now_iso
 from costhook.usage import NANO, merge_call
 
 HEAD_BYTES = 128  # identifies a file: a replaced transcript has a different beginning
@@ -116,22 +117,25 @@ class Prepared:
                 yield values[key_at], values[message_at], values, columns
 
 
-def prepare(chunk: Chunk, price) -> Chunk:
+def prepare(chunk: Chunk, price, with_rollup: bool = True) -> Chunk:
     """Price the chunk's calls into rows now (see Prepared); commit() inserts them as they
     are when nothing else in the database or the batch is a sighting of the same call, and
-    merges them like any other record otherwise."""
+    merges them like any other record otherwise. Without `with_rollup` (a first import,
+    which builds the rollup from its rows at the end: Bulk.finish), no rollup delta."""
     shapes, spend = {}, rollup.SpendDelta()
     for record in chunk.parsed.calls.values():
         row, tools = writes.stored_row(record, price)
         shapes.setdefault(tuple(row), []).append(tuple(row.values()))
-        spend.add(row, +1, tools)
+        if with_rollup:
+            spend.add(row, +1, tools)
     chunk.prepared = Prepared(shapes, spend.groups, _chunk_session_facts(chunk.parsed))
     chunk.parsed.calls = {}
     return chunk
 
 
-def plan(conn: sqlite3.Connection, path: str) -> Start | None:
-    """The resume point for `path` (None if it is not a regular file)."""
+def plan(conn: sqlite3.Connection | None, path: str) -> Start | None:
+    """The resume point for `path` (None if it is not a regular file); with no `conn`, its
+    beginning (a first import's new file holds no cursor)."""
     try:
         f = paths.open_regular(path)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, paths.NotRegularFile):
@@ -139,7 +143,8 @@ def plan(conn: sqlite3.Connection, path: str) -> Start | None:
     with f:
         st = os.fstat(f.fileno())
         head = f.read(HEAD_BYTES)
-        offset, state, before = _resume_point(writes.get_cursor(conn, path), st, head, f)
+        cursor = writes.get_cursor(conn, path) if conn is not None else None  # None: a new file, no cursors
+        offset, state, before = _resume_point(cursor, st, head, f)
     return Start(path, offset, state, st.st_size, st.st_ino, head.hex(), before)
 
 
@@ -182,7 +187,38 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes, f) -> tu
     return cursor["offset"], cursor.get("state") or "", before
 
 
-def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) -> None:
+class Bulk:
+    """What a first import into a new file of its own (importer.first_import) keeps in
+    memory instead of asking the database: the hashes of the call keys and message ids
+    written so far (the file holds nothing else); and what it writes once at the end
+    (finish), rather than batch after batch: the session facts (the first learnt stays,
+    the earliest start: as fill_session keeps them, batch after batch), the sub-agents'
+    names (the first stored stays, as name_subagents keeps them; every call of a named
+    sub-agent ends with the name, whichever was read first). Its rows inserted as they
+    are go into the rollup in SQL, batch by batch (rollup.add_rows: what the deltas of
+    the hook's inserts add up to), not through deltas summed in Python."""
+
+    __slots__ = ("keys", "messages", "sessions", "cost_states", "names", "unnamed")
+
+    def __init__(self):
+        self.keys, self.messages, self.sessions = set(), set(), {}
+        self.cost_states = {}  # session id -> the last cost-state line's ParseResult.cost_state
+        self.names, self.unnamed = {}, set()  # as ParseResult.subagents / .unnamed, over the whole import
+
+    def finish(self, conn: sqlite3.Connection) -> int:
+        """Write what was kept for the end; returns the rows renamed. After the indexes
+        are built: name_subagents looks a sub-agent's rows up by session."""
+        with db.transaction(conn):
+            renamed = writes.name_subagents(conn, self.names, self.unnamed) if self.names or self.unnamed else 0
+            for sid, facts in self.sessions.items():
+                writes.fill_session(conn, sid, agent="claude", **facts)
+            for cost_state in self.cost_states.values():
+                _note_cost_state(conn, cost_state)
+        self.sessions, self.cost_states, self.names, self.unnamed = {}, {}, {}, set()
+        return renamed
+
+
+def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, bulk: Bulk | None = None) -> None:
     """Write the chunks' calls, and the offset after each chunk, in one transaction.
 
     The hook commits one chunk at a time; an import batches many files' chunks, so it
@@ -193,15 +229,19 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
     """
     if hasattr(price, "prepare") and any(chunk.prepared or chunk.parsed.calls for chunk in chunks):
         price.prepare()
-    sessions = {}
+    sessions = {} if bulk is None else bulk.sessions
     for chunk in chunks:
         _session_facts(chunk.prepared.sessions if chunk.prepared else _chunk_session_facts(chunk.parsed), sessions)
     with db.transaction(conn):
         # Under the write lock: what is stored cannot change between the lookups and the writes.
-        new_rows, spend, calls = _lanes(conn, chunks)
+        new_rows, spend, calls = _lanes(conn, chunks, bulk)
         if new_rows:
+            last = conn.execute("SELECT max(rowid) FROM requests").fetchone()[0] or 0 if bulk else None
             try:
                 result.changed += writes.insert_new_requests(conn, new_rows, spend)
+                if bulk:  # the rows just inserted (appended: past the last rowid), into the rollups
+                    rollup.add_rows(conn, last)
+                    rollup.add_prices(conn, last)
             except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
                 for columns, rows in new_rows.items():
                     key_at = columns.index("key")
@@ -211,15 +251,27 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
         for chunk in chunks:
             names.update(chunk.parsed.subagents)
             unnamed |= chunk.parsed.unnamed
-        if names or unnamed:
+        if bulk is not None:  # named once at the end (Bulk.finish), as these steps would leave them
+            for pair, agent_type in names.items():
+                bulk.names.setdefault(pair, agent_type)  # (the first name stored stays)
+            bulk.unnamed |= unnamed
+        elif names or unnamed:
             result.changed += writes.name_subagents(conn, names, unnamed)
-        for sid, facts in sessions.items():
+        for sid, facts in sessions.items() if bulk is None else ():
             writes.fill_session(conn, sid, agent="claude", **facts)
         for chunk in chunks:
-            _note_cost_state(conn, chunk.parsed)
+            if bulk is None:
+                _note_cost_state(conn, chunk.parsed.cost_state)
+            elif chunk.parsed.cost_state and chunk.parsed.cost_state.get("session_id"):
+                bulk.cost_states.pop(chunk.parsed.cost_state["session_id"], None)  # the last one read wins
+                bulk.cost_states[chunk.parsed.cost_state["session_id"]] = chunk.parsed.cost_state
             start = chunk.start
-            writes.advance_cursor(conn, start.path, chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
-                                 head=f"{start.head}|{chunk.mark}", state=chunk.state)
+            cursor = dict(path=start.path, offset=chunk.offset + chunk.nbytes, size=start.size, inode=start.inode,
+                          head=f"{start.head}|{chunk.mark}", state=chunk.state)
+            if bulk is None:
+                writes.advance_cursor(conn, **cursor)
+            else:  # no other process writes to a first import's file: nothing to compare with
+                writes.set_cursor(conn, {**cursor, "updated_at": now_iso()})
     for chunk in chunks:
         parsed = chunk.parsed
         result.bytes_read += chunk.nbytes
@@ -229,15 +281,15 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult) 
         result.synthetic += parsed.synthetic
 
 
-def _lanes(conn: sqlite3.Connection, chunks: list) -> tuple[dict, "rollup.SpendDelta", dict]:
+def _lanes(conn: sqlite3.Connection, chunks: list, bulk: Bulk | None = None) -> tuple[dict, "rollup.SpendDelta", dict]:
     """(prepared rows to insert as they are, their rollup delta, records to merge).
 
     A prepared row goes to the merge lane when its key or message.id appears twice in the
     batch or is already stored (a streamed call across chunks, a resumed session's copy, a
     replay). Records to merge keep the order they were read in."""
-    new_rows, spend, calls = {}, rollup.SpendDelta(), {}
+    new_rows, spend, calls = {}, rollup.SpendDelta(), {}  # (a first import's rows carry no rollup delta)
     prepared = any(chunk.prepared for chunk in chunks)
-    new_keys, new_messages = _unique_and_unstored(conn, chunks) if prepared else (set(), set())
+    new_keys, new_messages = _unique_and_unstored(conn, chunks, bulk) if prepared else (set(), set())
     for chunk in chunks:
         if chunk.prepared is None:
             records = chunk.parsed.calls.items()
@@ -249,7 +301,8 @@ def _lanes(conn: sqlite3.Connection, chunks: list) -> tuple[dict, "rollup.SpendD
                     new_rows.setdefault(columns, []).append(values)
                 else:
                     row = dict(zip(columns, values))
-                    spend.add(row, -1)
+                    if bulk is None:
+                        spend.add(row, -1)
                     records.append((key, writes.record_of(row)))
         for key, record in records:
             previous = calls.get(key)
@@ -257,8 +310,9 @@ def _lanes(conn: sqlite3.Connection, chunks: list) -> tuple[dict, "rollup.SpendD
     return new_rows, spend, calls
 
 
-def _unique_and_unstored(conn: sqlite3.Connection, chunks: list) -> tuple[set, set]:
-    """The call keys, and the message ids, seen once in `chunks` and not in the database."""
+def _unique_and_unstored(conn: sqlite3.Connection, chunks: list, bulk: Bulk | None = None) -> tuple[set, set]:
+    """The call keys, and the message ids, seen once in `chunks` and not in the database
+    (with `bulk`: not among those written so far, which then include these)."""
     keys, message_ids = {}, {}
     for chunk in chunks:
         if chunk.prepared:
@@ -269,6 +323,12 @@ def _unique_and_unstored(conn: sqlite3.Connection, chunks: list) -> tuple[set, s
             keys[key] = keys.get(key, 0) + 1
             if message_id is not None:
                 message_ids[message_id] = message_ids.get(message_id, 0) + 1
+    if bulk is not None:  # (hashes: a collision only sends a new call through the merge, which is always right)
+        once_keys = {key for key, count in keys.items() if count == 1 and hash(key) not in bulk.keys}
+        once_messages = {m for m, count in message_ids.items() if count == 1 and hash(m) not in bulk.messages}
+        bulk.keys.update(map(hash, keys))
+        bulk.messages.update(map(hash, message_ids))
+        return once_keys, once_messages
     keys = [key for key, count in keys.items() if count == 1]
     message_ids = [message_id for message_id, count in message_ids.items() if count == 1]
     stored_keys, stored_messages = writes.stored_ids(conn, keys, message_ids)
@@ -304,11 +364,7 @@ def _chunk_session_facts(parsed: transcript.ParseResult) -> dict:
     return sessions
 
 
-def _note_cost_state(conn, parsed: transcript.ParseResult) -> None:
+def _note_cost_state(conn, cost_state: dict | None) -> None:
     """The CLI's own running total for the session (kept beside ours, never as usage)."""
-    if parsed.cost_state and parsed.cost_state.get("session_id"):
-        writes.upsert_session(
-            conn,
-            parsed.cost_state["session_id"],
-            reported_cost_nanousd=round(parsed.cost_state["total_cost_usd"] * NANO),
-        )
+    if cost_state and cost_state.get("session_id"):
+        writes.upsert_session(conn, cost_state["session_id"], reported_cost_nanousd=round(cost_state["total_cost_usd"] * NANO))

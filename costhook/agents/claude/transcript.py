@@ -147,8 +147,18 @@ def parse_lines(lines, ctx: FileContext, state: ReadState, result: ParseResult |
     return result
 
 
+_fast_assistant = None  # a faster reader of assistant lines (use_assistant_reader), for imports
+
+
+def use_assistant_reader(reader) -> None:
+    """Read assistant lines with `reader(raw) -> dict | None` first (fastparse.assistant_line:
+    `costhook import` only); None from it means: read the line the standard way."""
+    global _fast_assistant
+    _fast_assistant = reader
+
+
 def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: ParseResult) -> None:
-    line = load_line(raw)
+    line = (_fast_assistant(raw) if _fast_assistant is not None else None) or load_line(raw)
     if not isinstance(line, dict):
         result.malformed += 1
         return

@@ -1,0 +1,406 @@
+"""The first import (importer.first_import): bulk-loaded into a file of its own and renamed
+into place. Same rows, rollup, sessions and cursors as the incremental path; hooks that fire
+meanwhile (real `costhook hook` processes) lose nothing; the msgspec reader of assistant
+lines reads them as json does."""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import COSTHOOK, db_rows, run_hook, wait_for_background
+from transcript_lines import assistant
+
+from costhook.agents.claude import fastparse, importer, ingest, transcript
+from costhook.pricing import prices
+from costhook.store import db
+from costhook.usage import UNKNOWN_SUBAGENT
+from tests.benchmarks import generate
+
+
+def free_price(record):
+    return 0, "computed"
+
+
+def tables(path) -> dict:
+    """Everything an import writes, in a comparable form."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = lambda sql: [dict(r) for r in conn.execute(sql)]  # noqa: E731
+        cursors = [{k: v for k, v in r.items() if k != "updated_at"} for r in rows("SELECT * FROM cursors ORDER BY path")]
+        return {
+            "requests": rows("SELECT * FROM requests ORDER BY key"),
+            "spend": rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket"),
+            "sessions": rows("SELECT * FROM sessions ORDER BY session_id"),
+            "subagents": rows("SELECT * FROM subagents ORDER BY session_id, agent_id"),
+            "cursors": cursors,
+            "schema": rows("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"),
+        }
+    finally:
+        conn.close()
+
+
+def a_tree(tmp_path):
+    """A generated tree (sub-agents, resumed sessions copying calls) plus the odd cases: a
+    response replayed under another requestId, text SQLite refuses."""
+    tree = tmp_path / "claude"
+    generate.generate_tree(tree, 600, seed=3, session_calls=15, replays=0.05)
+    extra = tree / "projects" / "-work-odd"
+    extra.mkdir()
+    usage = dict(input_tokens=100, output_tokens=7, session_id="s-9")
+    files = [
+        ("s-9.jsonl", assistant("msg_x", request_id="req_b", isSidechain=True, **usage)),
+        ("s-9-fork.jsonl", assistant("msg_x", request_id="req_a", isSidechain=True, **usage)),
+        ("s-odd.jsonl", assistant("odd_1", cwd="/work/\udc80proj", session_id="s-odd") + assistant("odd_2", session_id="s-odd")),
+    ]
+    for mtime, (name, text) in enumerate(files, start=1):
+        (extra / name).write_text(text, errors="surrogatepass")
+        os.utime(extra / name, (2_000_000_000 + mtime, 2_000_000_000 + mtime))
+    return tree
+
+
+def test_first_import_gives_what_the_hooks_and_the_incremental_import_give(home, tmp_path, monkeypatch):
+    tree = a_tree(tmp_path)
+    listed = importer.transcript_files([tree])
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "hooks.db"))
+    conn = db.connect()
+    for path, _ in listed:
+        ingest.ingest_file(conn, path, price=free_price)
+    conn.close()
+    one_by_one = tables(tmp_path / "hooks.db")
+    assert len(one_by_one["requests"]) > 600 and any(r["agent_id"] for r in one_by_one["requests"])
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "incremental.db"))
+    conn = db.connect()
+    importer.import_claude(conn, [tree], price=free_price, workers=1)
+    conn.close()
+    assert tables(tmp_path / "incremental.db") == one_by_one
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "bulk.db"))
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "BATCH_BYTES", 1 << 20)  # several batches: calls seen twice across them
+    db.connect().close()
+    before = os.stat(tmp_path / "bulk.db").st_ino
+    summary = importer.first_import(None, [tree], price=free_price, workers=2)
+    inode = os.stat(tmp_path / "bulk.db").st_ino
+    assert inode != before  # built in a file of its own, renamed into place
+    assert summary.files == len(listed)
+    assert tables(tmp_path / "bulk.db") == one_by_one
+    leftovers = [n for n in os.listdir(tmp_path) if ".import-" in n or n.endswith(("-wal", "-shm", "-journal"))]
+    assert leftovers == []
+    conn = db.connect()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    monkeypatch.setattr(importer, "BULK_MIN_BYTES", 32 << 20)
+    second = importer.first_import(None, [tree], price=free_price)  # nothing new: the incremental path
+    assert second.bytes_read == 0 and second.changed == 0
+    assert os.stat(tmp_path / "bulk.db").st_ino == inode
+
+
+def iteration_lines(folder):
+    """Calls that bill `usage.iterations` (a compaction pass, an advisor's sampling at
+    another model), one streamed as two lines whose last brings the iterations, one seen
+    again in a resumed session: each must be priced per sampling on every path."""
+    folder.mkdir(parents=True)
+
+    def line(message_id, iterations, session_id, **counts):
+        data = json.loads(assistant(message_id, session_id=session_id, timestamp="2026-09-03T10:00:00.000Z", **counts))
+        if iterations is not None:
+            data["message"]["usage"]["iterations"] = iterations
+        return json.dumps(data) + "\n"
+
+    compacted = [{"type": "compaction", "input_tokens": 180000, "output_tokens": 3500},
+                 {"type": "message", "input_tokens": 23000, "output_tokens": 1000}]
+    advised = [{"type": "message", "input_tokens": 2, "output_tokens": 40, "cache_creation_input_tokens": 3496},
+               {"type": "advisor_message", "model": "claude-opus-4-6", "input_tokens": 125169, "output_tokens": 1600},
+               {"type": "message", "input_tokens": 2, "output_tokens": 60, "cache_read_input_tokens": 123520}]
+    first = (line("it_1", compacted, "s-it", input_tokens=23000, output_tokens=1000)
+             + line("it_2", None, "s-it", input_tokens=4, output_tokens=1, cache_write=3496, cache_read=123520)
+             + line("it_2", advised, "s-it", input_tokens=4, output_tokens=100, cache_write=3496, cache_read=123520))
+    (folder / "s-it.jsonl").write_text(first)
+    (folder / "s-it-resumed.jsonl").write_text(line("it_1", compacted, "s-it-resumed", input_tokens=23000, output_tokens=1000)
+                                               + line("it_3", compacted[:1], "s-it-resumed", input_tokens=5, output_tokens=5))
+    for mtime, name in enumerate(("s-it.jsonl", "s-it-resumed.jsonl"), start=1):
+        os.utime(folder / name, (2_000_000_100 + mtime, 2_000_000_100 + mtime))
+
+
+@pytest.mark.parametrize("layout", ["2.0.x", "iterations"])
+def test_first_import_names_2_0_sub_agents_and_prices_iterations_as_the_other_paths(home, tmp_path, monkeypatch, layout):
+    """A Claude Code 2.0.x tree (no agent-*.meta.json: a sub-agent takes the type its
+    parent's Task call asked for, whichever file is read first) with resumed sessions; and
+    calls that bill usage.iterations, priced with costhook's price table: the bulk path
+    gives what the hooks and the incremental import give, `subagents` table included."""
+    tree = tmp_path / "claude"
+    generate.generate_tree(tree, 600, seed=11, session_calls=15, replays=0.05, meta=layout != "2.0.x")
+    if layout == "iterations":
+        iteration_lines(tree / "projects" / "-work-iter")
+    price = prices.pricer()
+    listed = importer.transcript_files([tree])
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "hooks.db"))
+    conn = db.connect()
+    for path, _ in listed:
+        ingest.ingest_file(conn, path, price=price)
+    conn.close()
+    one_by_one = tables(tmp_path / "hooks.db")
+    rows = one_by_one["requests"]
+    if layout == "2.0.x":
+        named = [r for r in rows if r["agent_id"] and r["agent_type"] != UNKNOWN_SUBAGENT]
+        assert len(named) > 20 and len(one_by_one["subagents"]) > 5
+    else:
+        billed = {r["key"]: r for r in rows if r["iterations"]}
+        assert set(billed) == {"it_1:req_it_1", "it_2:req_it_2", "it_3:req_it_3"}
+        assert billed["it_1:req_it_1"]["cost_nanousd"] == 676_500_000  # both samplings (test_iterations)
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "incremental.db"))
+    conn = db.connect()
+    importer.import_claude(conn, [tree], price=price, workers=1)
+    conn.close()
+    assert tables(tmp_path / "incremental.db") == one_by_one
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "bulk.db"))
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "BATCH_BYTES", 256 << 10)  # many batches: a sub-agent's name often comes later
+    db.connect().close()
+    before = os.stat(tmp_path / "bulk.db").st_ino
+    importer.first_import(None, [tree], price=price, workers=2)
+    assert os.stat(tmp_path / "bulk.db").st_ino != before  # the bulk path
+    assert tables(tmp_path / "bulk.db") == one_by_one
+
+
+def test_a_first_import_over_what_hooks_saw_gives_what_the_incremental_import_gives(home, tmp_path, monkeypatch):
+    """The database already holds what hooks recorded (some files of the tree; and a 2.0.x
+    sub-agent's calls from a transcript the import does not read, unnamed there, whose
+    parent's Task call is in the tree): the first import merges them into its new file as
+    an incremental import into that database would, the sub-agent named."""
+    tree = tmp_path / "claude"
+    generate.generate_tree(tree, 600, seed=12, session_calls=15, replays=0.05, meta=False)
+    agent_files = sorted((tree / "projects").glob("*/*/subagents/agent-*.jsonl"))
+    moved = tmp_path / "elsewhere" / agent_files[0].relative_to(tree)
+    moved.parent.mkdir(parents=True)
+    agent_files[0].rename(moved)
+    listed = importer.transcript_files([tree])
+    price = prices.pricer()
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "bulk.db"))
+    conn = db.connect()
+    for path in [str(moved)] + [path for path, _ in listed[::7]]:
+        ingest.ingest_file(conn, path, price=price)
+    conn.close()
+    hooks_saw = db_rows("SELECT agent_type FROM requests WHERE source_path = ?", (str(moved),))
+    assert hooks_saw and {r["agent_type"] for r in hooks_saw} == {UNKNOWN_SUBAGENT}
+    shutil.copy(tmp_path / "bulk.db", tmp_path / "incremental.db")
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "incremental.db"))
+    conn = db.connect()
+    importer.import_claude(conn, [tree], price=price, workers=1)
+    conn.close()
+    incremental = tables(tmp_path / "incremental.db")
+    names = {r["agent_type"] for r in incremental["requests"] if r["source_path"] == str(moved)}
+    assert len(names) == 1 and names != {UNKNOWN_SUBAGENT}
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "bulk.db"))
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
+    before = os.stat(tmp_path / "bulk.db").st_ino
+    importer.first_import(None, [tree], price=price, workers=2)
+    assert os.stat(tmp_path / "bulk.db").st_ino != before  # the bulk path
+    assert tables(tmp_path / "bulk.db") == incremental
+
+
+READER_CASES = [
+    assistant("m1", content=[{"type": "tool_use", "name": "Skill", "input": {"skill": "deploy"}, "id": "t1"}]),
+    assistant("m2", content="just text"),
+    assistant("m3", content=["not a block", {"type": "tool_use", "name": "Bash", "input": {}}]),
+    assistant("m4", content=[{"type": "tool_use", "name": "Bash", "input": "not an object"}]),
+    assistant("m5", input_tokens=123456789012345678901234567890),
+    assistant("m6", cwd="/w/\udc80"),
+    assistant("m7", request_id=None, session_id=None),
+    assistant("m8", isSidechain="yes", gitBranch=["x"], entrypoint=7),
+    assistant("m9", timestamp="not a time"),
+    assistant("m10", model="<synthetic>"),
+    json.dumps({"type": "assistant", "message": None, "requestId": "r"}) + "\n",
+    json.dumps({"type": "assistant", "message": {"id": "m11", "model": "claude-x", "usage": {"input_tokens": 5},
+                                                "content": [{"type": "tool_use", "name": "Skill", "input": {"command": "/x"}}]},
+                "type2": "user"}) + "\n",
+    '{"type": "assistant", "type": "user", "message": {"role": "user", "content": "<command-name>/go</command-name>"}}\n',
+    '{"type":"assistant","message":{"id":"m12","model":"claude-x","usage":{"input_tokens":NaN,"output_tokens":1}}}\n',
+    '{"type":"assistant","message":{"id":"m13","model":"claude-x","usage":{"input_tokens":1,"output_tokens":2}}}\x00\x00\n',
+    '{"type":"assistant","message":{"id":"m14","id":"m15","model":"claude-x","usage":{"output_tokens":3}}}\n',
+    '{"type":"assistant","message":{"id":"m16","model":"claude-x","usage":{"output_tokens":1e400}}}\n',
+    '{"type":"user","message":{"role":"user","content":"mentions \\"assistant\\" here"}}\n',
+    assistant("m17", speed="fast", service_tier=5),
+]
+
+
+def test_the_msgspec_reader_reads_assistant_lines_as_json_does(tmp_path):
+    """Each case through parse_lines with and without fastparse: the same records, counts
+    and reader state (a case it cannot read goes to json, as in the hook)."""
+    tree = tmp_path / "claude"
+    generate.generate_tree(tree, 200, seed=4, session_calls=15, replays=0.05)
+    generated = [line for path, _ in importer.transcript_files([tree]) for line in open(path, "rb").read().split(b"\n") if line]
+    lines = [case.encode("utf-8", "surrogatepass").rstrip(b"\n") for case in READER_CASES] + generated
+
+    def parse(reader):
+        transcript.use_assistant_reader(reader)
+        try:
+            state = transcript.ReadState()
+            out = []
+            for line in lines:  # one at a time, so one case's error cannot hide another's
+                result = transcript.parse_lines([line], transcript.FileContext("/x/s.jsonl", session_id="s"), state)
+                out.append((result.calls, result.malformed, result.synthetic, result.cost_state, state.to_json()))
+            return out
+        finally:
+            transcript.use_assistant_reader(None)
+
+    plain, fast = parse(None), parse(fastparse.assistant_line)
+    assert len(plain) == len(lines) and sum(1 for calls, *_ in plain if calls) > 200
+    for case, a, b in zip(lines, plain, fast):
+        assert a == b, case[:200]
+    taken = sum(1 for line in lines if fastparse.assistant_line(line) is not None)
+    assert taken > 200  # the fast path did read most assistant lines
+
+
+SLOW_WRITER = """
+import os, time
+from costhook.store import db, writes
+path = os.environ["COSTHOOK_DB"]
+conn = db.connect()
+inode, deadline = os.fstat(os.open(path, os.O_RDONLY)).st_ino, time.monotonic() + 10
+while os.stat(path).st_ino == inode and time.monotonic() < deadline:
+    time.sleep(0.01)
+with db.transaction(conn):
+    writes.record_tool_call(conn, {"tool_use_id": "toolu_slow", "agent": "claude", "session_id": "live-1", "tool_name": "Slow"})
+"""
+
+
+def test_hooks_that_fire_during_a_first_import_lose_nothing(home, tmp_path):
+    """A real `costhook import` into a new database while real `costhook hook` processes keep
+    firing (a session whose transcript, inside the imported tree, keeps growing; each call
+    followed by PostToolUse): every tool call they recorded, the session facts and every
+    call of the growing transcript end up in the database the import put in place, once."""
+    tree = tmp_path / "claude"
+    generate.generate_tree(tree, 3_000, seed=5, session_calls=15)
+    live = tree / "projects" / "-work-live" / "live-1.jsonl"
+    live.parent.mkdir(parents=True)
+    live.write_text(assistant("live_0", session_id="live-1", output_tokens=1))
+    env = {**os.environ}
+
+    def hook(payload: dict) -> int:
+        """A hook, and the work it leaves in the background (SessionStart, PostToolUse after
+        Bash and Stop answer at once and go on detached: still during the import)."""
+        base = {"session_id": "live-1", "transcript_path": str(live), "cwd": "/work/live"}
+        return run_hook({**base, **payload}, timeout=60).returncode
+
+    assert hook({"hook_event_name": "SessionStart", "source": "startup", "model": "claude-sonnet-4-5-20250929"}) == 0
+    db_file = home / "costhook.db"
+    inode = os.stat(db_file).st_ino
+    assert db_rows("SELECT count(*) AS n FROM requests") == [{"n": 1}]  # the hook read the live transcript
+
+    fired, stop = [], threading.Event()
+
+    def keep_firing():
+        n = 0
+        while not stop.is_set() or n < len(fired) + 3 and len(fired) < 3:
+            n += 1
+            with open(live, "a") as f:
+                f.write(assistant(f"live_{n}", session_id="live-1", output_tokens=n + 1))
+            code = hook({"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_input": {"command": "ls"},
+                         "tool_response": {"stdout": "x"}, "tool_use_id": f"toolu_{n}", "duration_ms": n})
+            fired.append((n, code, time.monotonic()))
+
+    thread = threading.Thread(target=keep_firing)
+    thread.start()
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen([COSTHOOK, "import", "--claude-dir", str(tree), "-q"], stderr=subprocess.PIPE, env=env)
+        while not any(".import-" in name for name in os.listdir(home)) and proc.poll() is None:
+            time.sleep(0.01)
+        # A slow writer: connected while the import fills its own file, it writes only once
+        # that file has replaced the database (or after 10 s): it must be made to wait, or
+        # its write would go to the file being replaced.
+        slow = subprocess.run([sys.executable, "-c", SLOW_WRITER], env=env, timeout=120, capture_output=True, text=True)
+        _, stderr = proc.communicate(timeout=600)
+    finally:
+        ended = time.monotonic()
+        stop.set()
+        thread.join(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert slow.returncode == 0, slow.stderr
+    assert db_rows("SELECT tool_name FROM tool_calls WHERE tool_use_id = 'toolu_slow'") == [{"tool_name": "Slow"}]
+    assert all(code == 0 for _, code, _ in fired)
+    during = [n for n, _, at in fired if started < at < ended]
+    assert len(during) >= 3, "the hooks must overlap the import"
+    assert os.stat(db_file).st_ino != inode  # the bulk path: a new file, renamed into place
+
+    assert hook({"hook_event_name": "Stop", "stop_hook_active": False}) == 0  # reads what is left of the transcript
+    n_live = len(fired) + 1
+    tools = db_rows("SELECT tool_use_id, duration_ms FROM tool_calls WHERE tool_use_id != 'toolu_slow' ORDER BY duration_ms")
+    assert tools == [{"tool_use_id": f"toolu_{n}", "duration_ms": n} for n, _, _ in fired]
+    assert db_rows("SELECT source, model FROM sessions WHERE session_id = 'live-1'") == [
+        {"source": "startup", "model": "claude-sonnet-4-5-20250929"}]
+    live_rows = db_rows("SELECT key, output_tokens FROM requests WHERE session_id = 'live-1' ORDER BY output_tokens")
+    assert live_rows == [{"key": f"live_{n}:req_live_{n}", "output_tokens": n + 1} for n in range(n_live)]
+    expected = json.loads((tree / "expected.json").read_text())
+    assert db_rows("SELECT count(*) AS n FROM requests WHERE session_id != 'live-1'") == [{"n": expected["calls"]}]
+    spend = db_rows("SELECT sum(requests) AS n FROM spend WHERE dim = 'global'")
+    assert spend == [{"n": expected["calls"] + n_live}]
+    assert [n for n in os.listdir(home) if ".import-" in n] == []
+
+
+def test_a_first_import_killed_leaves_the_database_as_it_was(home, tmp_path):
+    """kill -9 during the bulk load: the database is untouched (and usable), the new file is
+    left behind; the next import removes it, and ends with every call once."""
+    tree = tmp_path / "claude"
+    expected = generate.generate_tree(tree, 3_000, seed=7, session_calls=15, replays=0.02)
+    live = tree / "projects" / "-work-live" / "live-1.jsonl"
+    live.parent.mkdir(parents=True)
+    live.write_text(assistant("live_0", session_id="live-1"))
+    payload = {"hook_event_name": "Stop", "session_id": "live-1", "transcript_path": str(live), "cwd": "/w", "stop_hook_active": False}
+    assert run_hook(payload, timeout=60).returncode == 0
+    proc = subprocess.Popen([COSTHOOK, "import", "--claude-dir", str(tree), "-q"], stderr=subprocess.DEVNULL)
+    while not any(".import-" in name for name in os.listdir(home)):
+        assert proc.poll() is None, "the import ended before its new file appeared"
+        time.sleep(0.005)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert [n for n in os.listdir(home) if ".import-" in n and n.endswith(".tmp")]  # killed before the rename
+    conn = db.connect()
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert [tuple(r) for r in conn.execute("SELECT key FROM requests")] == [("live_0:req_live_0",)]
+    conn.close()
+    assert subprocess.run([COSTHOOK, "import", "--claude-dir", str(tree), "-q"], timeout=600).returncode == 0
+    assert [n for n in os.listdir(home) if ".import-" in n] == []
+    assert db_rows("SELECT count(*) AS n FROM requests") == [{"n": expected["calls"] + 1}]
+    assert db_rows("SELECT sum(requests) AS n FROM spend WHERE dim = 'global'") == [{"n": expected["calls"] + 1}]
+
+
+def test_a_hook_fails_open_when_a_first_import_holds_the_database_too_long(home, tmp_path):
+    """An import stopped while it puts its file in place (holding the open lock): a gate
+    (PostToolUse after Agent, with a budget to judge: the agent waits for it) waits only
+    its busy timeout, then exits 0 in silence with one line in errors.log."""
+    import fcntl
+
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 1000\n')
+    db.connect().close()
+    fd = os.open(db.open_lock_file(str(home / "costhook.db")), os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        payload = {"hook_event_name": "PostToolUse", "session_id": "s", "transcript_path": "", "cwd": "/w",
+                   "tool_name": "Agent", "tool_use_id": "toolu_1", "tool_input": {}, "tool_response": {}}
+        started = time.monotonic()
+        proc = run_hook(payload, timeout=60, wait=False)
+        took = time.monotonic() - started
+    finally:
+        os.close(fd)
+    wait_for_background()
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    assert took < 6
+    assert "first import" in (home / "errors.log").read_text()
