@@ -31,6 +31,7 @@ COMMANDS = {  # name → "module:click command"; a new command is one line here
     "cron": "costhook.cli.cron:cron",
     "reprice": "costhook.cli.prices:reprice",
     "prices": "costhook.cli.prices:prices",
+    "sync": "costhook.cli.team:sync",
 }
 
 

@@ -291,6 +291,7 @@ def doctor(db_path):
     from costhook.pricing import prices
 
     conn, problems = _doctor_database(db_path)
+    cfg = None
     click.echo(f"config     {paths.config_path()}" + ("" if paths.config_path().exists() else " (none; defaults in use)"))
     try:
         cfg = load_config()
@@ -327,5 +328,8 @@ def doctor(db_path):
         lines = log.read_text(errors="replace").splitlines()
         click.echo(f"errors     {len(lines)} lines in {log}; last: {term_text(lines[-1])}")
     problems += _doctor_prices(conn, table, info)
+    from costhook.cli.team import doctor_team
+
+    problems += doctor_team(conn, cfg)
     if problems:
         sys.exit(1)

@@ -131,12 +131,44 @@ class Dashboard(Strict):
     min_interval_seconds: float = Field(default=60, ge=0)  # SessionEnd refreshes at most this often
 
 
+class Team(Strict):
+    """The shared team ledger (PostgreSQL). The password is never here: libpq reads it from
+    PGPASSWORD, ~/.pgpass or a service file."""
+
+    url: str | None = None  # libpq URL or "key=value" string; COSTHOOK_TEAM_URL wins
+    user: str | None = None  # default: the login name
+    machine: str | None = None  # default: the host name
+    project_name: Literal["git-remote", "basename", "path"] = "git-remote"
+    min_interval_seconds: float = Field(default=60, ge=0)  # detached syncs after SessionEnd, at most this often
+
+    @field_validator("url")
+    @classmethod
+    def no_password(cls, value):
+        if value is not None:
+            from urllib.parse import urlsplit
+
+            if value.startswith(("postgresql://", "postgres://")):
+                if urlsplit(value).password is not None:
+                    raise ValueError("holds a password; put it in ~/.pgpass or PGPASSWORD, not in the config")
+            elif "password=" in value.replace(" ", ""):
+                raise ValueError("holds a password; put it in ~/.pgpass or PGPASSWORD, not in the config")
+        return value
+
+    @field_validator("user", "machine")
+    @classmethod
+    def a_name(cls, value):
+        if value is not None and (not value.strip() or len(value) > 200 or not value.isprintable()):
+            raise ValueError("must be a short printable name")
+        return value
+
+
 class Config(Strict):
     timezone: str | None = None
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     budgets: list[Budget] = Field(default_factory=list)
     notify: list[Notify] = Field(default_factory=list)
     dashboard: Dashboard = Field(default_factory=Dashboard)
+    team: Team = Field(default_factory=Team)
 
     @field_validator("timezone")
     @classmethod

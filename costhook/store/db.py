@@ -10,7 +10,7 @@ import sqlite3
 
 from costhook import paths
 
-SCHEMA_VERSION = 7  # == len(migrations.MIGRATIONS); a test keeps them equal
+SCHEMA_VERSION = 8  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
 INLINE_UPGRADE_BYTES = 4 << 20  # a database this small is upgraded at once, even by a hook
 BULK_WAL_PAGES = 65536  # 256 MB of 4 KB pages: how far the WAL may grow during bulk_writes
