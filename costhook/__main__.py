@@ -79,7 +79,16 @@ def notify_job(_args: list) -> None:
     notify.send_pending(runtime.open_db(), runtime.user_config().get("notify") or [])
 
 
-DETACHED_JOBS = {"--catch-up": catch_up_job, "--dashboard": dashboard_job, "--upgrade": upgrade_job, "--notify": notify_job}
+def sync_job(_args: list) -> None:
+    """The team ledger after a session (when due): push, pull; a failure is one line in errors.log."""
+    from costhook.agents import runtime
+    from costhook.cli.team import background_sync
+
+    background_sync(runtime.user_config())
+
+
+DETACHED_JOBS = {"--catch-up": catch_up_job, "--dashboard": dashboard_job, "--upgrade": upgrade_job, "--notify": notify_job,
+                 "--sync": sync_job}
 
 
 def exit_at_once(code: int) -> None:

@@ -385,6 +385,20 @@ def dashboard_due(settings: dict, now_ts: float | None = None) -> bool:
     return age >= float(settings.get("min_interval_seconds", DASHBOARD_MIN_INTERVAL_S))
 
 
+def sync_due(cfg: dict, now_ts: float | None = None) -> bool:
+    """Is a team server configured (`[team] url` or COSTHOOK_TEAM_URL), and did the last
+    sync started after a session start at least `[team] min_interval_seconds` ago? One
+    stat; the detached `costhook hook --sync` asks again under its lock."""
+    team = cfg.get("team") or {}
+    if not (os.environ.get("COSTHOOK_TEAM_URL") or team.get("url")):
+        return False
+    try:
+        age = (now_ts or time.time()) - os.stat(paths.sync_stamp_file()).st_mtime
+    except OSError:
+        return True
+    return age >= float(team.get("min_interval_seconds", 60))
+
+
 def log_error(event: str, exc: BaseException) -> None:
     """One line per failure, never the payload's content; rotated at 1 MB (paths.log_error)."""
     paths.log_error(f"hook {event}", exc)

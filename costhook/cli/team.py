@@ -126,3 +126,29 @@ def doctor_team(conn, cfg: dict | None) -> int:
         click.echo(f"           last sync failed ({state.get('last_error_at')}): {term_text(state['last_error'])}")
     return problems
 
+
+
+def background_sync(cfg: dict) -> None:
+    """`costhook hook --sync`, started after SessionEnd: one sync when still due (the stamp
+    is touched first, so sessions ending together start one); another sync running is fine."""
+    import os
+
+    from costhook import paths
+    from costhook.agents import runtime
+    from costhook.store import db
+    from costhook.team import link
+    from costhook.team import sync as team_sync
+
+    settings = link.settings(cfg)
+    if settings is None or not runtime.sync_due(cfg):
+        return
+    stamp = paths.sync_stamp_file()
+    paths.touch_private(stamp)
+    os.utime(stamp)
+    conn = db.connect()
+    try:
+        team_sync.run(conn, settings, wait=False)
+    except team_sync.Busy:
+        pass
+    finally:
+        conn.close()

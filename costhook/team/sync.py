@@ -305,24 +305,20 @@ def lock_file() -> str:
     return os.path.join(paths.home_dir(), "sync.lock")
 
 
-def stamp_file() -> str:
-    """Its modification time is the time of the last sync started after a session."""
-    return os.path.join(paths.home_dir(), "sync.stamp")
-
-
 class Busy(Exception):
     """Another sync of this database is running."""
 
 
-def run(conn, settings: dict, *, progress=None) -> dict:
-    """One sync, serialised with any other of this costhook home by a lock file; the
-    outcome (or the failure, one line) is kept in team_link for `doctor`."""
+def run(conn, settings: dict, *, progress=None, wait: bool = True) -> dict:
+    """One sync, serialised with any other of this costhook home by a lock file (`wait`:
+    for the running one to end; else Busy); the failure, one line, is kept in team_link
+    for `doctor`."""
     lock = lock_file()
     paths.touch_private(lock)
     fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise Busy("another `costhook sync` of this database is running") from None
         try:

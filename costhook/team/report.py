@@ -1,0 +1,77 @@
+"""Team views: the server's rollup (`costhook.spend`), read as the local views read theirs.
+
+`report` returns exactly the `costhook report --format json` object (design.md §7) —
+`{"group_by", "rows": [{"key", measures…}], "totals"}` — with two more groupings, `user`
+and `machine`. Time groupings are computed by PostgreSQL in the asked zone, from
+15-minute UTC buckets, so a report over millions of calls sums a few thousand rows.
+"""
+
+from datetime import timedelta, timezone
+
+from costhook.usage import NANO, TOKEN_FIELDS
+
+TIME_GROUPS = ("day", "week", "month", "hour")
+DIM_GROUPS = {"project": "project", "model": "model", "agent": "agent", "skill": "skill", "cron": "cron", "tool": "tool"}
+WHO_GROUPS = ("user", "machine")
+GROUPS = (*TIME_GROUPS, *DIM_GROUPS, *WHO_GROUPS)
+_FORMAT = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM", "hour": 'YYYY-MM-DD"T"HH24'}
+_SUMS = ", ".join(f"sum({m})" for m in ("requests", *TOKEN_FIELDS, "cost_nanousd", "unpriced"))
+
+
+def local_time_sql(tz) -> tuple[str, list]:
+    """SQL for a bucket's local wall time in `tz`, and its parameters."""
+    key = getattr(tz, "key", None)
+    if key:
+        return "(bucket AT TIME ZONE %s)", [key]
+    offset = tz.utcoffset(None) if tz is not timezone.utc else timedelta(0)
+    return "((bucket + %s::interval) AT TIME ZONE 'UTC')", [f"{int(offset.total_seconds())} seconds"]
+
+
+def report(pg, by: str, *, start: str | None = None, end: str | None = None, tz=timezone.utc,
+           user: str | None = None, machine: str | None = None) -> dict:
+    """The team report grouped `by`, for buckets in [start, end) (UTC ISO; None: open)."""
+    if by not in GROUPS:
+        raise ValueError(f"unknown team grouping {by!r}; choose one of {', '.join(GROUPS)}")
+    where, args = "dim = %s AND bucket > '-infinity'", []
+    if start:
+        where += " AND bucket >= %s::timestamptz"
+        args.append(start)
+    if end:
+        where += " AND bucket < %s::timestamptz"
+        args.append(end)
+    for column, value in (('"user"', user), ("machine", machine)):
+        if value is not None:
+            where += f" AND {column} = %s"
+            args.append(value)
+    all_time = not start and not end
+    total_where = where.replace(" AND bucket > '-infinity'", "") if all_time else where  # timeless calls count in all time
+    totals = pg.execute(f"SELECT {_SUMS} FROM costhook.spend WHERE {total_where}", ["global", *args]).fetchone()
+    if by in TIME_GROUPS:
+        local, local_args = local_time_sql(tz)
+        sql = (f"SELECT to_char({local}, '{_FORMAT[by]}') AS k, {_SUMS} FROM costhook.spend "
+               f"WHERE {where} GROUP BY k ORDER BY k")
+        raw = pg.execute(sql, [*local_args, "global", *args]).fetchall()
+    elif by in WHO_GROUPS:
+        column = '"user"' if by == "user" else "machine"
+        raw = pg.execute(f"SELECT {column}, {_SUMS} FROM costhook.spend WHERE {total_where} GROUP BY {column}",
+                         ["global", *args]).fetchall()
+    else:
+        raw = pg.execute(f"SELECT key, {_SUMS} FROM costhook.spend WHERE {total_where} GROUP BY key",
+                         [DIM_GROUPS[by], *args]).fetchall()
+    rows = [dict(key=r[0], **measures(r[1:])) for r in raw]
+    if by not in (*TIME_GROUPS, *WHO_GROUPS, "tool"):  # calls without a value: what the rows leave of the totals
+        rest = [int(t or 0) - sum(int(r[i + 1] or 0) for r in raw) for i, t in enumerate(totals)]
+        if rest[0]:
+            rows.append(dict(key="(main)" if by == "agent" else "(none)", **measures(rest)))
+    if by not in TIME_GROUPS:
+        rows.sort(key=lambda r: (-r["cost_usd"], str(r["key"])))
+    return {"group_by": by, "rows": [r for r in rows if r["requests"]], "totals": measures(totals)}
+
+
+def measures(sums) -> dict:
+    """(requests, five token kinds, cost, unpriced) sums → the report's measures."""
+    requests, *tokens = (int(v or 0) for v in sums[:6])
+    cost, unpriced = int(sums[6] or 0), int(sums[7] or 0)
+    named = dict(zip(TOKEN_FIELDS, tokens))
+    return {"requests": requests, **named, "total_tokens": sum(tokens), "cost_usd": cost / NANO,
+            "unpriced_requests": unpriced}

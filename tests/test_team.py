@@ -1,0 +1,323 @@
+"""The team ledger against a real PostgreSQL server of the suite's own (tests/pgserver.py):
+sync, team reports, doctor, and the faults of issue 15 — the server stopped while hooks
+run, `kill -9` mid-push, a wrong password or an unreachable host, a newer server schema.
+Every machine is a COSTHOOK_HOME of its own; `costhook` runs as a real process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import pgserver
+from conftest import COSTHOOK, EXAMPLES, run_hook
+from transcript_lines import assistant
+
+psycopg = pytest.importorskip("psycopg", reason="psycopg is a costhook dependency: pip install -e '.[test]'")
+
+
+@pytest.fixture(scope="session")
+def pg():
+    try:
+        server = pgserver.start()
+    except RuntimeError as exc:
+        pytest.skip(f"no PostgreSQL server to test against: {exc}")
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"PostgreSQL would not start here: {exc.stderr.decode(errors='replace')[-500:]}")
+    yield server
+    pgserver.finish(server)
+
+
+_databases = iter(range(10**6))
+
+
+@pytest.fixture
+def team_url(pg):
+    """A fresh database on the server (its name is the test's own)."""
+    if not pg.running():
+        pg.start()
+    return pg.create_database(f"team{next(_databases)}")
+
+
+class Machine:
+    """One machine of the team: its own COSTHOOK_HOME, config ([team] user and machine) and
+    database; commands run as real processes with PGPASSWORD in their environment."""
+
+    def __init__(self, root: Path, url: str, user: str, name: str, *, project_name: str = "basename", extra: str = ""):
+        self.root, self.name, self.user = root, name, user
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.home = root / "home"
+        self.config = root / "config.toml"
+        self.config.write_text(f'[team]\nuser = "{user}"\nmachine = "{name}"\nproject_name = "{project_name}"\n{extra}')
+        self.config.chmod(0o600)
+        self.env = {**os.environ, "COSTHOOK_HOME": str(self.home), "COSTHOOK_DB": str(self.home / "costhook.db"),
+                    "COSTHOOK_CONFIG": str(self.config), "COSTHOOK_TEAM_URL": url, "PGPASSWORD": pgserver.PASSWORD}
+        self.claude = root / "claude"
+
+    def run(self, *args, check=True, timeout=300, env=None) -> subprocess.CompletedProcess:
+        proc = subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=timeout,
+                              env={**self.env, **(env or {})})
+        if check:
+            assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+        return proc
+
+    def transcript(self, session: str, lines: list, project: str = "-work-proj") -> Path:
+        path = self.claude / "projects" / project / f"{session}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(line + "\n" for line in lines))
+        return path
+
+    def import_(self):
+        return self.run("import", "--claude-dir", str(self.claude), "-q")
+
+    def report(self, *args) -> dict:
+        return json.loads(self.run("report", "--format", "json", *args).stdout)
+
+
+def server_rows(url: str, sql: str, args=()) -> list:
+    with psycopg.connect(url, password=pgserver.PASSWORD) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def rollup_matches_calls(url: str) -> None:
+    """No partial state: the server's rollup is exactly the sum of its call rows."""
+    calls = server_rows(url, "SELECT count(*), coalesce(sum(cost_nanousd), 0), coalesce(sum(output_tokens), 0) "
+                             "FROM costhook.calls")[0]
+    rollup = server_rows(url, "SELECT coalesce(sum(requests), 0), coalesce(sum(cost_nanousd), 0), "
+                              "coalesce(sum(output_tokens), 0) FROM costhook.spend WHERE dim = 'global'")[0]
+    assert tuple(map(int, calls)) == tuple(map(int, rollup))
+    tools = server_rows(url, "SELECT coalesce(sum(cost_nanousd), 0) FROM costhook.spend WHERE dim = 'tool'")[0][0]
+    assert int(tools) == int(calls[1])  # a call's cost split between its tools adds up exactly
+
+
+def test_sync_pushes_once_and_the_team_report_is_the_local_report(tmp_path, team_url):
+    """One machine: `report --team` prints what `report` prints, in every grouping both
+    know; a second sync pushes nothing; the server holds no path, prompt or password."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
+    dry = a.run("sync", "--dry-run").stdout
+    assert "Would push 16 calls" in dry and "nothing sent" in dry
+    assert server_rows(team_url, "SELECT to_regclass('costhook.calls')") == [(None,)]  # a dry run creates nothing
+    first = a.run("sync").stdout
+    assert first.startswith("Pushed 16 calls, 0 updated"), first
+    assert a.run("sync").stdout.startswith("Pushed 0 calls, 0 updated")
+    for by in ("day", "month", "week", "model", "tool", "agent", "skill"):
+        mine, team = a.report("--by", by, "--tz", "UTC"), a.report("--team", "--by", by, "--tz", "UTC")
+        assert team == mine, by
+    mine = a.report("--by", "project")
+    for row in mine["rows"]:
+        row["key"] = os.path.basename(row["key"])  # project_name = "basename": paths never leave the machine
+    assert a.report("--team", "--by", "project") == mine
+    by_user = a.report("--team", "--by", "user")
+    assert [r["key"] for r in by_user["rows"]] == ["ann"] and by_user["totals"] == mine["totals"]
+    assert [r["key"] for r in a.report("--team", "--by", "machine")["rows"]] == ["laptop"]
+    rollup_matches_calls(team_url)
+    dump = "\n".join(str(r) for table in ("calls", "sessions") for r in server_rows(team_url, f"SELECT * FROM costhook.{table}"))
+    assert "/home/dev" not in dump and pgserver.PASSWORD not in dump
+    assert a.run("report", "--team", "--session", "7c1e", check=False).returncode == 2
+    assert a.run("report", "--by", "user", check=False).returncode == 2
+
+
+def test_four_machines_converge_exactly(tmp_path, team_url):
+    """Four machines with overlapping history — a session seen on two of them (a synced
+    ~/.claude), a call whose usage grows after its first push — sync concurrently,
+    repeatedly: the team report is the exact total of every distinct call, each call once,
+    with the machine that pushed it first as its origin."""
+    machines = [Machine(tmp_path / n, team_url, u, n) for u, n in
+                (("ann", "laptop"), ("ann", "buildbox"), ("bob", "desk"), ("cy", "mini"))]
+    oracle = Machine(tmp_path / "oracle", team_url, "all", "oracle")  # every transcript in one ledger: the truth
+    shared = [assistant(f"msg_shared{i}", session_id="shared", output_tokens=100 + i,
+                        timestamp=f"2026-11-2{i % 3}T10:0{i}:00.000Z") for i in range(6)]
+    for index, m in enumerate(machines):
+        own = [assistant(f"msg_{m.name}{i}", session_id=f"s-{m.name}", output_tokens=10 * (i + 1) + index,
+                         model=("claude-sonnet-4-5-20250929", "claude-opus-4-6", "claude-haiku-4-5")[i % 3],
+                         timestamp=f"2026-11-{18 + i % 4}T0{i % 10}:15:00.000Z",
+                         content=[{"type": "tool_use", "id": f"t{m.name}{i}", "name": "Bash", "input": {}}] if i % 2 else None)
+               for i in range(20)]
+        m.transcript(f"s-{m.name}", own)
+        oracle.transcript(f"s-{m.name}", own, project=f"-{m.name}")
+    for m in machines[:2]:  # the same session on two machines
+        m.transcript("shared", shared)
+    growing = assistant("msg_grow", session_id="s-growing", output_tokens=5, timestamp="2026-11-21T09:00:00.000Z")
+    machines[2].transcript("s-growing", [growing])
+    for m in machines:
+        m.import_()
+
+    def sync_all():
+        results = [None] * len(machines)
+
+        def one(i):
+            results[i] = machines[i].run("sync", check=False)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(machines))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for proc in results:
+            assert proc.returncode == 0, proc.stderr
+
+    sync_all()
+    # the call grows after its first push (the response streamed on), and syncs again
+    grown = assistant("msg_grow", session_id="s-growing", output_tokens=5000, timestamp="2026-11-21T09:00:01.000Z")
+    machines[2].transcript("s-growing", [growing, grown])
+    machines[2].import_()
+    sync_all()
+    sync_all()
+    oracle.transcript("shared", shared, project="-shared")
+    oracle.transcript("s-growing", [growing, grown], project="-growing")
+    oracle.import_()
+
+    truth = oracle.report("--by", "day", "--tz", "UTC")
+    team = machines[0].report("--team", "--by", "day", "--tz", "UTC")
+    assert team == truth  # to the nano-dollar, day by day
+    assert machines[3].report("--team", "--by", "model")["rows"] == oracle.report("--by", "model")["rows"]
+    calls = server_rows(team_url, "SELECT key, origin_machine, output_tokens FROM costhook.calls")
+    assert len(calls) == truth["totals"]["requests"] == 4 * 20 + 6 + 1  # every call once
+    origin = {key: machine for key, machine, _ in calls}
+    for m in machines:
+        assert all(origin[f"msg_{m.name}{i}:req_msg_{m.name}{i}"] == m.name for i in range(20))
+    assert {origin[f"msg_shared{i}:req_msg_shared{i}"] for i in range(6)} <= {"laptop", "buildbox"}
+    assert [t for k, _, t in calls if k.startswith("msg_grow")] == [5000]
+    by_machine = {r["key"]: r["requests"] for r in machines[1].report("--team", "--by", "machine")["rows"]}
+    assert by_machine["desk"] == 21 and by_machine["mini"] == 20
+    assert by_machine["laptop"] + by_machine["buildbox"] == 46
+    rollup_matches_calls(team_url)
+    # each machine pulled the team's totals for its budgets: team_spend + its unpushed calls
+    import sqlite3
+
+    for m in machines:
+        db = sqlite3.connect(m.home / "costhook.db")
+        assert db.execute("SELECT count(*) FROM team_outbox").fetchone()[0] == 0
+        db.close()
+
+
+def test_the_server_stopped_while_hooks_run(tmp_path, team_url, pg):
+    """Hooks record as ever (exit 0, nothing on stdout, nothing about the team in errors.log,
+    psycopg never imported); sync fails in one line; after the restart everything arrives."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
+    a.run("sync")
+    pg.stop()
+    try:
+        transcript = a.transcript("s-live", [assistant(f"msg_live{i}", session_id="s-live", output_tokens=7 + i)
+                                             for i in range(5)])
+        payload = {"hook_event_name": "PostToolUse", "session_id": "s-live", "transcript_path": str(transcript),
+                   "cwd": str(tmp_path), "tool_name": "Bash", "tool_use_id": "toolu_1", "tool_input": {}, "tool_response": {}}
+        for event in ("PostToolUse", "Stop", "SessionEnd"):
+            proc = run_hook({**payload, "hook_event_name": event}, env=a.env)
+            assert proc.returncode == 0 and proc.stdout == b"", proc.stderr
+        failed = a.run("sync", check=False)
+        assert failed.returncode == 1
+        assert len(failed.stderr.strip().splitlines()) == 1 and "cannot reach the team server" in failed.stderr
+        assert "Traceback" not in failed.stderr
+    finally:
+        pg.start()
+    a.run("sync")
+    local = a.report()["totals"]
+    assert a.report("--team")["totals"] == local and local["requests"] == 21
+    rollup_matches_calls(team_url)
+
+
+def test_the_hook_never_imports_psycopg_with_a_team_configured(tmp_path, team_url):
+    """`costhook hook` with [team] configured and its server up: no psycopg, no team code,
+    in any event, SessionEnd included (it only starts a detached sync, which does push)."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    transcript = a.transcript("s1", [assistant("msg_1", session_id="s1")])
+    env = {**a.env, "PYTHONDONTWRITEBYTECODE": "1"}
+    for event in ("SessionStart", "PreToolUse", "PostToolUse", "Stop", "SessionEnd"):
+        payload = {"hook_event_name": event, "session_id": "s1", "transcript_path": str(transcript), "cwd": str(tmp_path),
+                   "tool_name": "Bash", "tool_use_id": "toolu_1", "tool_input": {}, "tool_response": {}}
+        proc = subprocess.run([sys.executable, "-X", "importtime", COSTHOOK, "hook"], input=json.dumps(payload).encode(),
+                              env=env, capture_output=True, timeout=60)
+        assert proc.returncode == 0
+        modules = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines()
+                   if line.startswith("import time:") and "|" in line}
+        assert "costhook.agents.runtime" in modules  # the hook ran: the test looks where it should
+        assert not {m for m in modules if m.split(".")[0] in ("psycopg", "psycopg_binary")
+                    or m.startswith(("costhook.team", "costhook.cli"))}, event
+    deadline = time.time() + 60  # the detached sync SessionEnd started pushes the call
+    while time.time() < deadline:
+        try:
+            if server_rows(team_url, "SELECT count(*) FROM costhook.calls")[0][0] == 1:
+                break
+        except psycopg.errors.UndefinedTable:
+            pass
+        time.sleep(0.3)
+    else:
+        pytest.fail("the sync started after SessionEnd pushed nothing: " + (a.home / "errors.log").read_text()
+                    if (a.home / "errors.log").exists() else "no errors.log")
+
+
+def test_a_wrong_password_or_an_unreachable_host(tmp_path, team_url):
+    """One line from `sync` and from `doctor` (exit 1, no traceback, no password shown);
+    the hook does not notice."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
+    for env, words in (({"PGPASSWORD": "not-the-password"}, "password authentication failed"),
+                       ({"COSTHOOK_TEAM_URL": "postgresql://costhook@/team?host=/nonexistent/socket-dir"},
+                        "cannot reach the team server")):
+        proc = a.run("sync", check=False, env=env)
+        assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert words in proc.stderr and "not-the-password" not in proc.stderr + proc.stdout
+        doctor = a.run("doctor", check=False, env=env)
+        team_lines = [line for line in doctor.stdout.splitlines() if line.startswith("team ")]
+        assert len(team_lines) == 1 and "PROBLEM" in team_lines[0] and words in team_lines[0], doctor.stdout
+        assert "last sync failed" in doctor.stdout and "not-the-password" not in doctor.stdout
+        hook = run_hook({"hook_event_name": "SessionEnd", "session_id": "s9", "cwd": str(tmp_path)}, env={**a.env, **env})
+        assert hook.returncode == 0 and hook.stdout == b""
+    config_with_password = a.config.read_text() + 'url = "postgresql://costhook:hunter2@/team"\n'
+    a.config.write_text(config_with_password.replace("[team]\n", "[team]\n", 1))
+    proc = a.run("sync", check=False)
+    assert proc.returncode == 1 and "holds a password" in proc.stderr and "hunter2" not in proc.stderr
+
+
+def test_a_newer_server_schema_is_never_written(tmp_path, team_url):
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
+    a.run("sync")
+    with psycopg.connect(team_url, password=pgserver.PASSWORD, autocommit=True) as conn:
+        conn.execute("INSERT INTO costhook.schema_version (version) VALUES (99)")
+    a.transcript("s-new", [assistant("msg_new", session_id="s-new")])
+    a.import_()
+    proc = a.run("sync", check=False)
+    assert proc.returncode == 1 and "schema is v99, newer than this costhook" in proc.stderr
+    assert server_rows(team_url, "SELECT count(*) FROM costhook.calls") == [(16,)]  # nothing written
+    doctor = a.run("doctor", check=False).stdout
+    assert "newer than this costhook" in doctor
+
+
+def test_kill_9_mid_push_leaves_no_partial_state(tmp_path, team_url):
+    """A sync killed while it pushes a large backlog: the server's rollup still matches its
+    rows exactly (each batch is one transaction), and the next sync completes exactly."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    lines = [assistant(f"msg_{i:06d}", session_id=f"s{i // 1000}", output_tokens=1 + i % 97,
+                       timestamp=f"2026-11-{10 + i % 15:02d}T{i % 24:02d}:{i % 60:02d}:00.000Z",
+                       content=[{"type": "tool_use", "id": f"t{i}", "name": ("Bash", "Read")[i % 2], "input": {}}])
+             for i in range(120_000)]
+    a.transcript("big", lines)
+    a.import_()
+    proc = subprocess.Popen([COSTHOOK, "sync"], env=a.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it once the first batch is on the server, the next in flight
+        try:
+            if server_rows(team_url, "SELECT count(*) FROM costhook.calls")[0][0] > 0:
+                break
+        except psycopg.errors.UndefinedTable:
+            pass
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)  # the server notices the dropped connection and rolls its transaction back
+    pushed = server_rows(team_url, "SELECT count(*) FROM costhook.calls")[0][0]
+    assert 0 < pushed < 120_000 and pushed % 50_000 == 0, pushed  # whole batches only
+    rollup_matches_calls(team_url)
+    a.run("sync")
+    assert a.report("--team")["totals"] == a.report()["totals"]
+    assert server_rows(team_url, "SELECT count(*) FROM costhook.calls") == [(120_000,)]
+    rollup_matches_calls(team_url)
