@@ -297,11 +297,13 @@ def m008_team(db: sqlite_utils.Database) -> None:
         base_requests INTEGER NOT NULL DEFAULT 0, {base},
         UNIQUE (tbl, key))""")
     spend_measures = ", ".join(f"{m} INTEGER NOT NULL DEFAULT 0" for m in SPEND_MEASURES)
+    # The team's spend as `spend` keeps ours (dimension, key, 15-minute UTC bucket), over all
+    # machines, with two more dimensions: `user` and `machine` (who made the call first).
     conn.execute(f"""CREATE TABLE IF NOT EXISTS team_spend (
-        dim TEXT NOT NULL, key TEXT NOT NULL, bucket TEXT NOT NULL, user TEXT NOT NULL, machine TEXT NOT NULL,
+        dim TEXT NOT NULL, key TEXT NOT NULL, bucket TEXT NOT NULL,
         {spend_measures},
-        PRIMARY KEY (dim, key, bucket, user, machine))""")
-    conn.execute("CREATE INDEX IF NOT EXISTS team_spend_bucket ON team_spend (dim, bucket)")
+        PRIMARY KEY (dim, key, bucket))""")
+    conn.execute("CREATE INDEX IF NOT EXISTS team_spend_bucket ON team_spend (bucket)")
     enabled = "(SELECT enabled FROM team_link WHERE id = 1)"
     base_values = ", ".join(f"coalesce(r.{m}, 0)" for m in ("cost_nanousd", *TOKEN_FIELDS))
     base_names = ", ".join(f"base_{m}" for m in ("cost_nanousd", *TOKEN_FIELDS))

@@ -65,8 +65,8 @@ def apply_pull(conn: sqlite3.Connection, rows: list, *, rev: int, since: str, se
     measures = ", ".join(SPEND_MEASURES)
     with transaction(conn):
         conn.executemany(
-            f"""INSERT OR REPLACE INTO team_spend (dim, key, bucket, user, machine, {measures})
-                VALUES (?, ?, ?, ?, ?{', ?' * len(SPEND_MEASURES)})""", rows)
+            f"""INSERT OR REPLACE INTO team_spend (dim, key, bucket, {measures})
+                VALUES (?, ?, ?{', ?' * len(SPEND_MEASURES)})""", rows)
         conn.execute("DELETE FROM team_spend WHERE bucket < ?", (since,))
         conn.executemany("DELETE FROM team_outbox WHERE id = ? AND gen = ?", [(i, g) for i, g, _ in sent])
         sets = ", ".join(f"base_{m} = ?" for m in ("requests", *BASE_MEASURES))
@@ -104,14 +104,9 @@ def unpushed_nanousd(conn: sqlite3.Connection, since: str, column: str | None = 
     return conn.execute(sql, args).fetchone()[0]
 
 
-def team_nanousd(conn: sqlite3.Connection, dim: str, key: str, since_bucket: str, *, user: str | None = None,
-                 machine: str | None = None) -> int:
-    """The team's spend in `dim`/`key` from the 15-minute bucket `since_bucket` on, as last
-    pulled (all users and machines unless narrowed)."""
-    where, args = "dim = ? AND key = ? AND bucket >= ?", [dim, key, since_bucket]
-    for column, wanted in (("user", user), ("machine", machine)):
-        if wanted is not None:
-            where += f" AND {column} = ?"
-            args.append(wanted)
-    return conn.execute(f"SELECT coalesce(sum(cost_nanousd), 0) FROM team_spend WHERE {where}", args).fetchone()[0]
+def team_nanousd(conn: sqlite3.Connection, dim: str, key: str, since_bucket: str) -> int:
+    """The team's spend in `dim`/`key` (`global`/'', `model`/an id, `user`/a name,
+    `machine`/a name, …) from the 15-minute bucket `since_bucket` on, as last pulled."""
+    sql = "SELECT coalesce(sum(cost_nanousd), 0) FROM team_spend WHERE dim = ? AND key = ? AND bucket >= ?"
+    return conn.execute(sql, (dim, key, since_bucket)).fetchone()[0]
 

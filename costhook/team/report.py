@@ -11,9 +11,8 @@ from datetime import timedelta, timezone
 from costhook.usage import NANO, TOKEN_FIELDS
 
 TIME_GROUPS = ("day", "week", "month", "hour")
-DIM_GROUPS = {"project": "project", "model": "model", "agent": "agent", "skill": "skill", "cron": "cron", "tool": "tool"}
-WHO_GROUPS = ("user", "machine")
-GROUPS = (*TIME_GROUPS, *DIM_GROUPS, *WHO_GROUPS)
+DIM_GROUPS = ("project", "model", "agent", "skill", "cron", "tool", "user", "machine")
+GROUPS = (*TIME_GROUPS, *DIM_GROUPS)
 _FORMAT = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM", "hour": 'YYYY-MM-DD"T"HH24'}
 _SUMS = ", ".join(f"sum({m})" for m in ("requests", *TOKEN_FIELDS, "cost_nanousd", "unpriced"))
 
@@ -27,8 +26,7 @@ def local_time_sql(tz) -> tuple[str, list]:
     return "((bucket + %s::interval) AT TIME ZONE 'UTC')", [f"{int(offset.total_seconds())} seconds"]
 
 
-def report(pg, by: str, *, start: str | None = None, end: str | None = None, tz=timezone.utc,
-           user: str | None = None, machine: str | None = None) -> dict:
+def report(pg, by: str, *, start: str | None = None, end: str | None = None, tz=timezone.utc) -> dict:
     """The team report grouped `by`, for buckets in [start, end) (UTC ISO; None: open)."""
     if by not in GROUPS:
         raise ValueError(f"unknown team grouping {by!r}; choose one of {', '.join(GROUPS)}")
@@ -39,10 +37,6 @@ def report(pg, by: str, *, start: str | None = None, end: str | None = None, tz=
     if end:
         where += " AND bucket < %s::timestamptz"
         args.append(end)
-    for column, value in (('"user"', user), ("machine", machine)):
-        if value is not None:
-            where += f" AND {column} = %s"
-            args.append(value)
     all_time = not start and not end
     total_where = where.replace(" AND bucket > '-infinity'", "") if all_time else where  # timeless calls count in all time
     totals = pg.execute(f"SELECT {_SUMS} FROM costhook.spend WHERE {total_where}", ["global", *args]).fetchone()
@@ -51,15 +45,11 @@ def report(pg, by: str, *, start: str | None = None, end: str | None = None, tz=
         sql = (f"SELECT to_char({local}, '{_FORMAT[by]}') AS k, {_SUMS} FROM costhook.spend "
                f"WHERE {where} GROUP BY k ORDER BY k")
         raw = pg.execute(sql, [*local_args, "global", *args]).fetchall()
-    elif by in WHO_GROUPS:
-        column = '"user"' if by == "user" else "machine"
-        raw = pg.execute(f"SELECT {column}, {_SUMS} FROM costhook.spend WHERE {total_where} GROUP BY {column}",
-                         ["global", *args]).fetchall()
     else:
         raw = pg.execute(f"SELECT key, {_SUMS} FROM costhook.spend WHERE {total_where} GROUP BY key",
-                         [DIM_GROUPS[by], *args]).fetchall()
+                         [by, *args]).fetchall()
     rows = [dict(key=r[0], **measures(r[1:])) for r in raw]
-    if by not in (*TIME_GROUPS, *WHO_GROUPS, "tool"):  # calls without a value: what the rows leave of the totals
+    if by not in (*TIME_GROUPS, "tool", "user", "machine"):  # calls without a value: what the rows leave of the totals
         rest = [int(t or 0) - sum(int(r[i + 1] or 0) for r in raw) for i, t in enumerate(totals)]
         if rest[0]:
             rows.append(dict(key="(main)" if by == "agent" else "(none)", **measures(rest)))

@@ -6,6 +6,11 @@ Tables (schema `costhook`): `calls` (one row per API call, keyed as locally, wit
 user and machine that pushed it first), `spend` (the rollup reports and budget pulls
 read, kept in step with `calls` in the same transaction), `sessions`, `tool_calls`,
 `cron_runs`, `machines` (who pushed and pulled when).
+
+The rollup is team-wide per dimension (a row per dimension, key and 15-minute bucket,
+whoever spent it), plus the dimensions `user` and `machine` (the call's origin): a
+report sums one row per bucket, however many machines push, and a pull brings what the
+budget scopes `team`, `user:<name>`, `machine:<name>` and `--team` on any scope need.
 """
 
 TOKENS = ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
@@ -34,18 +39,15 @@ STEPS = [
         skill text, cron_job text, is_heartbeat smallint,
         updated_at timestamptz NOT NULL DEFAULT now()
     );
-    CREATE INDEX calls_ts ON costhook.calls (ts);
-    CREATE INDEX calls_origin ON costhook.calls (origin_user, origin_machine);
     CREATE SEQUENCE costhook.spend_rev;
     CREATE TABLE costhook.spend (
-        dim text NOT NULL, key text NOT NULL, bucket timestamptz NOT NULL,
-        "user" text NOT NULL, machine text NOT NULL,
+        dim text NOT NULL,                    -- global project model agent skill cron tool, user machine
+        key text NOT NULL, bucket timestamptz NOT NULL,
         {", ".join(f"{m} bigint NOT NULL DEFAULT 0" for m in MEASURES)},
         rev bigint NOT NULL,                  -- the push that changed it last: pulls fetch rev > theirs
-        PRIMARY KEY (dim, key, bucket, "user", machine)
+        PRIMARY KEY (dim, key, bucket)
     );
     CREATE INDEX spend_by_rev ON costhook.spend (rev);
-    CREATE INDEX spend_dim_bucket ON costhook.spend (dim, bucket);
     CREATE TABLE costhook.sessions (
         session_id text PRIMARY KEY, agent text, origin_user text NOT NULL, origin_machine text NOT NULL,
         project text, git_branch text, started_at timestamptz, ended_at timestamptz, end_reason text,

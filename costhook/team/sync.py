@@ -119,8 +119,11 @@ class Sync:
         name = self.name_project
         ts_at = CALL_COLUMNS.index("timestamp")
         project_at = CALL_COLUMNS.index("project")
+        counts = [CALL_COLUMNS.index(c) for c in (*TOKEN_FIELDS, "web_search_requests")]
         for _, _, row in rows:
             row = list(row)
+            for i in counts:
+                row[i] = row[i] or 0  # a kind the agent did not report: none
             row[2] = row[2] or user
             row[3] = row[3] or machine
             row[project_at] = name(row[project_at])
@@ -136,14 +139,15 @@ class Sync:
         cols = ", ".join(SERVER_CALL_COLUMNS)
         with pg.transaction():
             pg.execute("SELECT pg_advisory_xact_lock(%s)", (server.LOCK_ID,))
+            pg.execute("SET LOCAL work_mem = '256MB'")  # the batch's rollup sums in memory, not in temp files
             rev = pg.execute("SELECT nextval('costhook.spend_rev')").fetchone()[0]
             types = ", ".join(f"{c} {CALL_TYPES.get(c, 'text')}" for c in SERVER_CALL_COLUMNS)
             pg.execute(f"CREATE TEMP TABLE stage_calls ({types}) ON COMMIT DROP")
             with pg.cursor().copy(f"COPY stage_calls ({cols}) FROM STDIN") as copy:
                 for row in self.call_rows(rows):
                     copy.write_row(row)
-            pg.execute("CREATE TEMP TABLE old_calls ON COMMIT DROP AS "
-                       "SELECT c.* FROM costhook.calls c JOIN stage_calls s USING (key)")
+            pg.execute(f"CREATE TEMP TABLE old_calls ON COMMIT DROP AS "
+                       f"SELECT {ROLLUP_INPUT} FROM costhook.calls c JOIN stage_calls s USING (key)")
             pg.execute(UPSERT_CALLS, {"rev": rev})
             existing, changed = pg.execute(COUNT_CHANGED).fetchone()
         self.counts["new"] += len(rows) - existing
@@ -203,8 +207,7 @@ def pull_rows(pg, rev: int, since: str) -> tuple[list, int]:
     team_spend rows; and the highest revision seen."""
     measures = ", ".join(server.MEASURES)
     cur = pg.execute(
-        f"""SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'), "user", machine,
-                   {measures}, rev
+        f"""SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'), {measures}, rev
             FROM costhook.spend WHERE rev > %s AND bucket >= %s::timestamptz""", (rev, since + "Z"))
     rows, top = [], rev
     for row in cur:
@@ -244,6 +247,9 @@ _ATTRIBUTION = ("agent", "session_id", "parent_session_id", "agent_id", "agent_t
                 "model", "skill", "cron_job", "is_heartbeat")
 _BUCKET = "coalesce(to_timestamp(floor(extract(epoch FROM {0}) / 900) * 900), '-infinity')"
 _SHARE = "({v} / x.n + CASE WHEN x.idx - 1 < {v} %% x.n THEN 1 ELSE 0 END)"
+# What the rollup needs of a call (the delta of a push: new rows minus old rows)
+ROLLUP_INPUT = ", ".join(f"c.{c}" for c in ("key", "bucket", "origin_user", "origin_machine", "project", "model", "agent_type",
+                                             "skill", "cron_job", "tools", "cost_nanousd", *TOKEN_FIELDS))
 _VALUES = ["coalesce(x.cost_nanousd, 0)", *(f"x.{t}" for t in TOKEN_FIELDS), "(" + " + ".join(f"x.{t}" for t in TOKEN_FIELDS) + ")"]
 
 UPSERT_CALLS = f"""
@@ -263,19 +269,20 @@ WITH up AS (
         {", ".join(f"{a} = CASE WHEN {_OWN} THEN coalesce(excluded.{a}, c.{a}) ELSE coalesce(c.{a}, excluded.{a}) END"
                    for a in _ATTRIBUTION)},
         updated_at = now()
-    RETURNING c.*
+    RETURNING {ROLLUP_INPUT}
 ), delta AS (
     SELECT 1 AS sign, u.* FROM up u
     UNION ALL SELECT -1 AS sign, o.* FROM old_calls o
 ), rows AS (
-    SELECT d.dim, d.k AS key, x.bucket, x.origin_user AS "user", x.origin_machine AS machine,
+    SELECT d.dim, d.k AS key, x.bucket,
            {", ".join(f"x.sign * {v} AS {m}" for v, m in zip(_VALUES, server.MEASURES))},
            x.sign AS requests, x.sign * (x.cost_nanousd IS NULL)::int AS unpriced
     FROM delta x CROSS JOIN LATERAL (VALUES ('global', ''), ('project', x.project), ('model', x.model),
-        ('agent', x.agent_type), ('skill', x.skill), ('cron', x.cron_job)) d(dim, k)
+        ('agent', x.agent_type), ('skill', x.skill), ('cron', x.cron_job), ('user', x.origin_user),
+        ('machine', x.origin_machine)) d(dim, k)
     WHERE d.k IS NOT NULL
     UNION ALL
-    SELECT 'tool', x.name, x.bucket, x.origin_user, x.origin_machine,
+    SELECT 'tool', x.name, x.bucket,
            {", ".join(f"x.sign * {_SHARE.format(v=v)} AS {m}" for v, m in zip(_VALUES, server.MEASURES))},
            x.sign, x.sign * (x.cost_nanousd IS NULL)::int
     FROM (SELECT y.*, e.name, e.idx, greatest(jsonb_array_length(y.tools), 1) AS n
@@ -283,18 +290,18 @@ WITH up AS (
               CASE WHEN jsonb_array_length(y.tools) = 0 THEN '["{NO_TOOL}"]'::jsonb ELSE y.tools END)
               WITH ORDINALITY e(name, idx)) x
 )
-INSERT INTO costhook.spend AS s (dim, key, bucket, "user", machine, {", ".join(server.MEASURES)}, rev)
-SELECT dim, key, bucket, "user", machine, {", ".join(f"sum({m})" for m in server.MEASURES)}, %(rev)s
-FROM rows GROUP BY dim, key, bucket, "user", machine
+INSERT INTO costhook.spend AS s (dim, key, bucket, {", ".join(server.MEASURES)}, rev)
+SELECT dim, key, bucket, {", ".join(f"sum({m})" for m in server.MEASURES)}, %(rev)s
+FROM rows GROUP BY dim, key, bucket
 HAVING {" OR ".join(f"sum({m}) <> 0" for m in server.MEASURES)}
-ON CONFLICT (dim, key, bucket, "user", machine) DO UPDATE SET
+ON CONFLICT (dim, key, bucket) DO UPDATE SET
     {", ".join(f"{m} = s.{m} + excluded.{m}" for m in server.MEASURES)}, rev = excluded.rev
 """
 
 COUNT_CHANGED = f"""
 SELECT count(*), count(*) FILTER (WHERE
-    ({", ".join(f"o.{c}" for c in (*TOKEN_FIELDS, "cost_nanousd", "ts", "tools"))})
-    IS DISTINCT FROM ({", ".join(f"c.{c}" for c in (*TOKEN_FIELDS, "cost_nanousd", "ts", "tools"))}))
+    ({", ".join(f"o.{c}" for c in (*TOKEN_FIELDS, "cost_nanousd", "bucket", "tools"))})
+    IS DISTINCT FROM ({", ".join(f"c.{c}" for c in (*TOKEN_FIELDS, "cost_nanousd", "bucket", "tools"))}))
 FROM old_calls o JOIN costhook.calls c USING (key)
 """
 
