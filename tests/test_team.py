@@ -12,9 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import pgserver
+import pytest
 from conftest import COSTHOOK, EXAMPLES, run_hook
 from transcript_lines import assistant
 
@@ -60,7 +59,7 @@ class Machine:
         self.claude = root / "claude"
 
     def run(self, *args, check=True, timeout=300, env=None) -> subprocess.CompletedProcess:
-        proc = subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run([COSTHOOK, *args], check=False, capture_output=True, text=True, timeout=timeout,
                               env={**self.env, **(env or {})})
         if check:
             assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
@@ -233,7 +232,7 @@ def test_the_hook_never_imports_psycopg_with_a_team_configured(tmp_path, team_ur
     for event in ("SessionStart", "PreToolUse", "PostToolUse", "Stop", "SessionEnd"):
         payload = {"hook_event_name": event, "session_id": "s1", "transcript_path": str(transcript), "cwd": str(tmp_path),
                    "tool_name": "Bash", "tool_use_id": "toolu_1", "tool_input": {}, "tool_response": {}}
-        proc = subprocess.run([sys.executable, "-X", "importtime", COSTHOOK, "hook"], input=json.dumps(payload).encode(),
+        proc = subprocess.run([sys.executable, "-X", "importtime", COSTHOOK, "hook"], check=False, input=json.dumps(payload).encode(),
                               env=env, capture_output=True, timeout=60)
         assert proc.returncode == 0
         modules = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines()
@@ -321,3 +320,74 @@ def test_kill_9_mid_push_leaves_no_partial_state(tmp_path, team_url):
     assert a.report("--team")["totals"] == a.report()["totals"]
     assert server_rows(team_url, "SELECT count(*) FROM costhook.calls") == [(120_000,)]
     rollup_matches_calls(team_url)
+
+
+def test_the_budget_contract_team_spend_plus_unpushed_calls(tmp_path, team_url):
+    """What a team budget check reads without the network (docs/team.md): the team's spend
+    as last pulled plus this machine's calls not yet pushed — new calls whole, a pushed
+    call that grew by its growth only — is the team's exact spend (other machines: up to
+    their last push)."""
+    import datetime
+    import sqlite3
+
+    from costhook.store import team as local
+
+    day = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    b = Machine(tmp_path / "b", team_url, "bob", "desk")
+    a.transcript("sa", [assistant(f"msg_a{i}", session_id="sa", output_tokens=100 * (i + 1),
+                                  timestamp=f"{day}T0{i}:00:00.000Z") for i in range(5)])
+    a.import_()
+    a.run("sync")
+    b_calls = [assistant(f"msg_b{i}", session_id="sb", output_tokens=50 * (i + 1), timestamp=f"{day}T1{i}:00:00.000Z")
+               for i in range(3)]
+    b.transcript("sb", b_calls)
+    b.import_()
+    b.run("sync")
+    # after the pull: A's five and B's three calls; then B records more without syncing:
+    # a new call, and its first call grows (the same message streamed on)
+    grown = assistant("msg_b0", session_id="sb", output_tokens=9000, timestamp=f"{day}T10:00:00.000Z")
+    new = assistant("msg_b9", session_id="sb", output_tokens=777, timestamp=f"{day}T18:00:00.000Z")
+    b.transcript("sb", [*b_calls, grown, new])
+    b.import_()
+    a.transcript("sa2", [assistant("msg_a9", session_id="sa2", timestamp=f"{day}T20:00:00.000Z")])
+    a.import_()  # A's unpushed call: not in B's view (the stated bound)
+    conn = sqlite3.connect(b.home / "costhook.db")
+    since = f"{day}T00:00"
+    seen_by_b = local.team_nanousd(conn, "global", "", since) + local.unpushed_nanousd(conn, f"{day}T00:00:00Z")
+    conn.close()
+    a.run("sync")
+    b.run("sync")
+    everything = a.report("--team", "--since", day, "--until", day, "--tz", "UTC")["totals"]
+    a_unpushed = a.report("--session", "sa2", "--tz", "UTC")["totals"]["cost_usd"]
+    assert seen_by_b == round((everything["cost_usd"] - a_unpushed) * 10**9)
+    conn = sqlite3.connect(b.home / "costhook.db")
+    assert local.unpushed_nanousd(conn, f"{day}T00:00:00Z") == 0  # all pushed and pulled back
+    assert local.team_nanousd(conn, "global", "", since) == round(everything["cost_usd"] * 10**9)
+    per_user = {u: local.team_nanousd(conn, "user", u, since) for u in ("ann", "bob")}
+    assert sum(per_user.values()) == round(everything["cost_usd"] * 10**9) and all(per_user.values())
+    conn.close()
+
+
+def test_summary_and_top_for_the_team(tmp_path, team_url):
+    """`summary --team` and `top --team` are the local views over the team's rollup: two
+    machines' calls together, the same JSON shape."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    b = Machine(tmp_path / "b", team_url, "bob", "desk")
+    a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
+    b.transcript("sb", [assistant(f"msg_b{i}", session_id="sb", output_tokens=1000, model="claude-opus-4-6",
+                                  timestamp=f"2026-11-19T1{i}:00:00.000Z") for i in range(4)])
+    b.import_()
+    a.run("sync")
+    b.run("sync")
+    now = ["--now", "2026-11-19T18:00:00Z", "--tz", "UTC", "--format", "json"]
+    mine_a, mine_b = (json.loads(m.run("summary", *now).stdout) for m in (a, b))
+    team = json.loads(a.run("summary", "--team", *now).stdout)
+    for name in ("today", "month", "all"):
+        assert team["periods"][name]["requests"] == mine_a["periods"][name]["requests"] + mine_b["periods"][name]["requests"]
+        assert round(team["periods"][name]["cost_usd"] * 10**9) == round(
+            (mine_a["periods"][name]["cost_usd"] + mine_b["periods"][name]["cost_usd"]) * 10**9)
+    top = json.loads(b.run("top", "--team", "--by", "model", "--period", "month", *now).stdout)
+    models = {r["key"]: r["requests"] for r in top["rows"]}
+    assert models["claude-opus-4-6"] == 4 and sum(models.values()) + top["others"].get("count", 0) >= 5
+    assert b.run("top", "--team", "--by", "session", check=False).returncode == 2

@@ -67,6 +67,31 @@ def sync(watch, dry_run, quiet, db_path):
     click.echo(summary(conn, counts, cfg))
 
 
+def team_store(cfg: dict, dims: list, first: str | None = None, last: str | None = None):
+    """For `summary --team`, `top --team`: an in-memory database whose `spend` rollup is the
+    team's (from the server), so the local view answers for the whole team."""
+    from costhook.store import team as local
+    from costhook.team import link
+    from costhook.team import report as team
+
+    settings = team_settings(cfg)
+    try:
+        pg = link.connect(settings["url"])
+    except errors.TeamError as exc:
+        raise click.ClickException(str(exc))
+    try:
+        rows = team.rollup_rows(pg, dims, first, last)
+    except Exception as exc:
+        import psycopg
+
+        if isinstance(exc, psycopg.Error):
+            raise click.ClickException(f"team server {link.shown(settings['url'])}: {link.first_line(exc)}")
+        raise
+    finally:
+        pg.close()
+    return local.scratch_spend(rows)
+
+
 def _progress(text: str) -> None:
     click.echo(f"\r{text}\x1b[K", nl=False, err=True)
 

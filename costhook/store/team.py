@@ -110,3 +110,16 @@ def team_nanousd(conn: sqlite3.Connection, dim: str, key: str, since_bucket: str
     sql = "SELECT coalesce(sum(cost_nanousd), 0) FROM team_spend WHERE dim = ? AND key = ? AND bucket >= ?"
     return conn.execute(sql, (dim, key, since_bucket)).fetchone()[0]
 
+
+
+def scratch_spend(rows: list) -> sqlite3.Connection:
+    """An empty database in memory whose `spend` rollup holds `rows` (the team's, from the
+    server): the local views then answer for the whole team, by the same code."""
+    from costhook.store import db
+
+    conn = db.empty()
+    measures = ", ".join(SPEND_MEASURES)
+    with transaction(conn):
+        conn.executemany(f"INSERT INTO spend (dim, key, bucket, {measures}) VALUES (?, ?, ?{', ?' * len(SPEND_MEASURES)})",
+                         rows)
+    return conn

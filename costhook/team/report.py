@@ -6,7 +6,7 @@ and `machine`. Time groupings are computed by PostgreSQL in the asked zone, from
 15-minute UTC buckets, so a report over millions of calls sums a few thousand rows.
 """
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from costhook.usage import NANO, TOKEN_FIELDS
 
@@ -22,11 +22,11 @@ def local_time_sql(tz) -> tuple[str, list]:
     key = getattr(tz, "key", None)
     if key:
         return "(bucket AT TIME ZONE %s)", [key]
-    offset = tz.utcoffset(None) if tz is not timezone.utc else timedelta(0)
+    offset = tz.utcoffset(None) if tz is not UTC else timedelta(0)
     return "((bucket + %s::interval) AT TIME ZONE 'UTC')", [f"{int(offset.total_seconds())} seconds"]
 
 
-def report(pg, by: str, *, start: str | None = None, end: str | None = None, tz=timezone.utc) -> dict:
+def report(pg, by: str, *, start: str | None = None, end: str | None = None, tz=UTC) -> dict:
     """The team report grouped `by`, for buckets in [start, end) (UTC ISO; None: open)."""
     if by not in GROUPS:
         raise ValueError(f"unknown team grouping {by!r}; choose one of {', '.join(GROUPS)}")
@@ -65,3 +65,24 @@ def measures(sums) -> dict:
     named = dict(zip(TOKEN_FIELDS, tokens))
     return {"requests": requests, **named, "total_tokens": sum(tokens), "cost_usd": cost / NANO,
             "unpriced_requests": unpriced}
+
+
+def rollup_rows(pg, dims: list, first: str | None = None, last: str | None = None) -> list:
+    """The server rollup's rows of `dims` with buckets in [first, last) ("YYYY-MM-DDTHH:MM"
+    UTC, None: open), shaped as the local `spend` rollup's: (dim, key, bucket, measures…)."""
+    where, args = "dim = ANY(%s)", [list(dims)]
+    first = first if first and first[:4] != "0000" else None  # timeframe's open ends: no bound
+    last = last if last and len(last) == 16 else None
+    if first:
+        where += " AND bucket >= %s::timestamptz"
+        args.append(first + "Z")
+    if last:
+        where += " AND bucket < %s::timestamptz"
+        args.append(last + "Z")
+    bucket = """CASE WHEN bucket = '-infinity' THEN '0000-00-00T00:00'
+                ELSE to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') END"""
+    measures = ", ".join(MEASURES)
+    return pg.execute(f"SELECT dim, key, {bucket}, {measures} FROM costhook.spend WHERE {where}", args).fetchall()
+
+
+MEASURES = ("cost_nanousd", *TOKEN_FIELDS, "tokens", "requests", "unpriced")

@@ -184,7 +184,7 @@ class Sync:
     # -------------------------------------------------------------- pull ----
     def pull(self) -> None:
         state = local.link(self.conn)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         since = bucket_text(now - datetime.timedelta(days=local.TEAM_WINDOW_DAYS))
         rev = state.get("pull_rev") or 0
         if state.get("pull_since") is None:
