@@ -391,3 +391,23 @@ def test_summary_and_top_for_the_team(tmp_path, team_url):
     models = {r["key"]: r["requests"] for r in top["rows"]}
     assert models["claude-opus-4-6"] == 4 and sum(models.values()) + top["others"].get("count", 0) >= 5
     assert b.run("top", "--team", "--by", "session", check=False).returncode == 2
+
+
+def test_a_call_folded_into_another_row_leaves_the_server_too(tmp_path, team_url):
+    """A sidechain's replay of a call is pushed first; then the main-thread copy arrives
+    and the ledger folds the two into one row (store.writes): the server drops the
+    replay's row and its spend, so the team counts the response once."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    replay = assistant("msg_fold", request_id="req_side", session_id="sf", output_tokens=300, isSidechain=True)
+    main = assistant("msg_fold", request_id="req_main", session_id="sf", output_tokens=300)
+    a.transcript("sf", [replay])
+    a.import_()
+    a.run("sync")
+    assert server_rows(team_url, "SELECT key FROM costhook.calls") == [("msg_fold:req_side",)]
+    a.transcript("sf", [replay, main])
+    a.import_()
+    assert a.report()["totals"]["requests"] == 1
+    a.run("sync")
+    assert server_rows(team_url, "SELECT key FROM costhook.calls") == [("msg_fold:req_main",)]
+    assert a.report("--team")["totals"] == a.report()["totals"]
+    rollup_matches_calls(team_url)

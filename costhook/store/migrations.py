@@ -321,6 +321,13 @@ def m008_team(db: sqlite_utils.Database) -> None:
             VALUES ('requests', NEW.key, 1, {", ".join(f"coalesce(OLD.{m}, 0)" for m in ("cost_nanousd", *TOKEN_FIELDS))})
             ON CONFLICT (tbl, key) DO UPDATE SET gen = gen + 1;
         END""")
+    # A call folded into another one's row (store.writes._fold_replays) leaves: the server's copy must go too.
+    conn.execute(f"""CREATE TRIGGER IF NOT EXISTS team_outbox_requests_delete AFTER DELETE ON requests
+        WHEN {enabled} BEGIN
+            INSERT INTO team_outbox (tbl, key, base_requests, {base_names})
+            VALUES ('requests', OLD.key, 1, {", ".join(f"coalesce(OLD.{m}, 0)" for m in ("cost_nanousd", *TOKEN_FIELDS))})
+            ON CONFLICT (tbl, key) DO UPDATE SET gen = gen + 1;
+        END""")
     for table, key in (("sessions", "session_id"), ("tool_calls", "tool_use_id"), ("cron_runs", "run_id")):
         for when in ("INSERT", "UPDATE"):
             conn.execute(f"""CREATE TRIGGER IF NOT EXISTS team_outbox_{table}_{when.lower()} AFTER {when} ON {table}

@@ -46,13 +46,13 @@ def enable(conn: sqlite3.Connection, server: str, user: str, machine: str) -> bo
 
 def outbox_batch(conn: sqlite3.Connection, table: str, after_id: int, limit: int, columns: list) -> list:
     """Up to `limit` queued rows of `table` after outbox id `after_id`, in id order:
-    (outbox id, gen, row as a tuple of `columns` — None when the row is gone locally)."""
+    (outbox id, gen, key, row as a tuple of `columns` — None when the row is gone here)."""
     key = dict(TABLES)[table]
     picked = ", ".join(f"t.{c}" for c in columns)
-    sql = f"""SELECT o.id, o.gen, t.{key} IS NOT NULL, {picked} FROM team_outbox o
+    sql = f"""SELECT o.id, o.gen, o.key, t.{key} IS NOT NULL, {picked} FROM team_outbox o
               LEFT JOIN {table} t ON t.{key} = o.key
               WHERE o.tbl = ? AND o.id > ? ORDER BY o.id LIMIT ?"""
-    return [(r[0], r[1], tuple(r[3:]) if r[2] else None) for r in conn.execute(sql, (table, after_id, limit))]
+    return [(r[0], r[1], r[2], tuple(r[4:]) if r[3] else None) for r in conn.execute(sql, (table, after_id, limit))]
 
 
 def apply_pull(conn: sqlite3.Connection, rows: list, *, rev: int, since: str, sent: list, pushed: bool) -> None:

@@ -100,14 +100,15 @@ class Sync:
             if not batch:
                 return
             after = batch[-1][0]
-            present = [(i, g, row) for i, g, row in batch if row is not None]
+            present = [(i, g, row) for i, g, _, row in batch if row is not None]
+            gone = [(i, g, key) for i, g, key, row in batch if row is None]
             if table == "requests":
-                self.push_calls(present)
+                self.push_calls(present, [key for _, _, key in gone])
                 self.sent += [(i, g, _base(row)) for i, g, row in present]
             else:
-                self.push_rows(table, present)
+                self.push_rows(table, present)  # a session or tool call gone here stays on the server
                 self.sent += [(i, g, None) for i, g, _ in present]
-            self.sent += [(i, g, None) for i, g, row in batch if row is None]  # gone here: nothing to send
+            self.sent += [(i, g, None) for i, g, _ in gone]
             self.pushed = True
             done += len(batch)
             self.progress(f"pushed {done:,} of {total:,} {table.replace('_', ' ')}")
@@ -132,8 +133,8 @@ class Sync:
                 row[CALL_COLUMNS.index("tools")] = "[]"
             yield [_text(v) for v in row]
 
-    def push_calls(self, rows: list) -> None:
-        if not rows:
+    def push_calls(self, rows: list, gone: list) -> None:
+        if not rows and not gone:
             return
         pg = self.pg
         cols = ", ".join(SERVER_CALL_COLUMNS)
@@ -150,6 +151,8 @@ class Sync:
                        f"SELECT {ROLLUP_INPUT} FROM costhook.calls c JOIN stage_calls s USING (key)")
             pg.execute(UPSERT_CALLS, {"rev": rev})
             existing, changed = pg.execute(COUNT_CHANGED).fetchone()
+            if gone:
+                pg.execute(DELETE_CALLS, {"rev": rev, "keys": gone})
         self.counts["new"] += len(rows) - existing
         self.counts["updated"] += changed
 
@@ -252,7 +255,7 @@ ROLLUP_INPUT = ", ".join(f"c.{c}" for c in ("key", "bucket", "origin_user", "ori
                                              "skill", "cron_job", "tools", "cost_nanousd", *TOKEN_FIELDS))
 _VALUES = ["coalesce(x.cost_nanousd, 0)", *(f"x.{t}" for t in TOKEN_FIELDS), "(" + " + ".join(f"x.{t}" for t in TOKEN_FIELDS) + ")"]
 
-UPSERT_CALLS = f"""
+UPSERT_HEAD = f"""
 WITH up AS (
     INSERT INTO costhook.calls AS c ({", ".join(SERVER_CALL_COLUMNS)}, bucket)
     SELECT {", ".join(SERVER_CALL_COLUMNS)}, {_BUCKET.format("ts")} FROM stage_calls
@@ -273,6 +276,9 @@ WITH up AS (
 ), delta AS (
     SELECT 1 AS sign, u.* FROM up u
     UNION ALL SELECT -1 AS sign, o.* FROM old_calls o
+"""
+
+ROLLUP_TAIL = f"""
 ), rows AS (
     SELECT d.dim, d.k AS key, x.bucket,
            {", ".join(f"x.sign * {v} AS {m}" for v, m in zip(_VALUES, server.MEASURES))},
@@ -297,6 +303,15 @@ HAVING {" OR ".join(f"sum({m}) <> 0" for m in server.MEASURES)}
 ON CONFLICT (dim, key, bucket) DO UPDATE SET
     {", ".join(f"{m} = s.{m} + excluded.{m}" for m in server.MEASURES)}, rev = excluded.rev
 """
+UPSERT_CALLS = UPSERT_HEAD + ROLLUP_TAIL
+# Calls removed here (store.writes folds a replayed call's rows into one): out of the
+# server and its rollup too, or the team would count a response twice.
+DELETE_CALLS = f"""
+WITH gone AS (
+    DELETE FROM costhook.calls c WHERE c.key = ANY(%(keys)s) RETURNING {ROLLUP_INPUT}
+), delta AS (
+    SELECT -1 AS sign, g.* FROM gone g
+""" + ROLLUP_TAIL
 
 COUNT_CHANGED = f"""
 SELECT count(*), count(*) FILTER (WHERE
