@@ -47,7 +47,8 @@ STEPS = [
         rev bigint NOT NULL,                  -- the push that changed it last: pulls fetch rev > theirs
         PRIMARY KEY (dim, key, bucket)
     );
-    CREATE INDEX spend_by_rev ON costhook.spend (rev);
+    CREATE INDEX spend_bucket ON costhook.spend (bucket);  -- pulls: rev is not indexed, so a push updates in place (HOT)
+    ALTER TABLE costhook.spend SET (fillfactor = 70);
     CREATE TABLE costhook.sessions (
         session_id text PRIMARY KEY, agent text, origin_user text NOT NULL, origin_machine text NOT NULL,
         project text, git_branch text, started_at timestamptz, ended_at timestamptz, end_reason text,

@@ -59,24 +59,56 @@ def timed_process(args: list, env: dict) -> float:
 
 
 def grow_server(url: str, copies: int) -> None:
-    """Copies of every call (and of the rollup) under other keys and machine names."""
+    """Copies of every call under other keys and machine names, and the rollup to match:
+    each dimension's sums times (copies + 1), the copies' machines as rows of their own."""
     import psycopg
+
+    from costhook.team import server
 
     with psycopg.connect(url, password=pgserver.PASSWORD, autocommit=True) as pg:
         columns = [r[0] for r in pg.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
                                             "'costhook' AND table_name = 'calls' ORDER BY ordinal_position")]
-        spend = [f'"{r[0]}"' for r in pg.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
-                                          "'costhook' AND table_name = 'spend' ORDER BY ordinal_position")]
         for n in range(1, copies + 1):
             picked = ", ".join(f"key || '#{n}'" if c == "key" else f"origin_machine || '-copy{n}'"
                                if c == "origin_machine" else c for c in columns)
             pg.execute(f"INSERT INTO costhook.calls ({', '.join(columns)}) SELECT {picked} FROM costhook.calls "
                        "WHERE position('#' in key) = 0")
-            picked = ", ".join(f"machine || '-copy{n}'" if c == '"machine"' else c for c in spend)
-            pg.execute(f"INSERT INTO costhook.spend ({', '.join(spend)}) SELECT {picked} FROM costhook.spend "
-                       "WHERE position('-copy' in machine) = 0")
+            measures = ", ".join(server.MEASURES)
+            pg.execute(f"INSERT INTO costhook.spend (dim, key, bucket, {measures}, rev) "
+                       f"SELECT dim, key || '-copy{n}', bucket, {measures}, rev FROM costhook.spend "
+                       "WHERE dim = 'machine' AND position('-copy' in key) = 0")
+        sets = ", ".join(f"{m} = {m} * {copies + 1}" for m in server.MEASURES)
+        pg.execute(f"UPDATE costhook.spend SET {sets} WHERE dim <> 'machine'")
         pg.execute("VACUUM ANALYZE costhook.calls")
         pg.execute("VACUUM ANALYZE costhook.spend")
+
+
+def server_cpu_s(server) -> float:
+    """CPU seconds (user + system) used so far by the server's processes: the postmaster and
+    its children (the backends serving the syncs included, while they live)."""
+    with open(os.path.join(server.data, "postmaster.pid")) as f:
+        root = int(f.readline())
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        if pid == root or ppid == root:
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])  # utime stime cutime cstime
+    return total / tick
+
+
+def pg_count(url: str, table: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, password=pgserver.PASSWORD) as pg:
+        return pg.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 def add_call(env: dict, n: int) -> None:
@@ -112,6 +144,10 @@ def pull_times(env: dict, url: str, runs: int, other_env: dict) -> dict:
         os.environ["COSTHOOK_TEAM_URL"] = url
         settings = link.settings(load.load())
         conn = db.connect()
+        warm = team_sync.Sync(conn, settings)  # catch up first with what the other machines pushed meanwhile
+        warm.open(migrate=False)
+        warm.pull()
+        warm.pg.close()
         incremental, connected = [], []
         for n in range(runs):
             add_call(other_env, n)
@@ -206,10 +242,22 @@ def main(argv=None) -> int:
                 os.environ.update(saved)
             envs.append(env)
         out["generated_s"] = round(time.perf_counter() - started, 1)
-        push = [timed_process([COSTHOOK, "sync", "-q"], env) for env in envs]
+        import resource
+
+        client_before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), server_cpu_s(server)
+        push = []
+        for env in envs:  # the backend of each sync ends with it: its CPU is counted by the postmaster (cutime)
+            push.append(timed_process([COSTHOOK, "sync", "-q"], env))
+        client_after, server_after = resource.getrusage(resource.RUSAGE_CHILDREN), server_cpu_s(server)
         total = sum(push)
-        out["push"] = {"total_s": round(total, 2), "calls_per_s": round(per_machine * args.machines / total),
-                       "per_machine_median_s": round(statistics.median(push), 2)}
+        calls = per_machine * args.machines
+        client_cpu = (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime)
+        server_cpu = server_after - server_before
+        out["push"] = {"total_s": round(total, 2), "calls_per_s": round(calls / total),
+                       "per_machine_median_s": round(statistics.median(push), 2),
+                       "client_cpu_s": round(client_cpu, 2), "server_cpu_s": round(server_cpu, 2),
+                       # what the wall rate would be with the CPU to ourselves, client and server one after the other
+                       "calls_per_cpu_s": round(calls / (client_cpu + server_cpu))}
         import psycopg
 
         with psycopg.connect(url, password=pgserver.PASSWORD) as pg:
@@ -218,6 +266,7 @@ def main(argv=None) -> int:
             rolled = pg.execute("SELECT sum(cost_nanousd), sum(requests) FROM costhook.spend WHERE dim = 'global'").fetchone()
         out["push"]["server_calls"] = count
         out["push"]["rollup_matches_calls"] = (int(rolled[0]), int(rolled[1])) == (int(cost), count)
+        out["push"]["server_rollup_rows"] = pg_count(url, "costhook.spend")
         copies = max(0, args.server_calls // max(count, 1) - 1)
         started = time.perf_counter()
         grow_server(url, copies)
@@ -225,6 +274,9 @@ def main(argv=None) -> int:
         with psycopg.connect(url, password=pgserver.PASSWORD) as pg:
             out["server_calls"] = pg.execute("SELECT count(*) FROM costhook.calls").fetchone()[0]
             out["server_rollup_rows"] = pg.execute("SELECT count(*) FROM costhook.spend").fetchone()[0]
+            cost = pg.execute("SELECT sum(cost_nanousd) FROM costhook.calls").fetchone()[0]
+            rolled = pg.execute("SELECT sum(cost_nanousd) FROM costhook.spend WHERE dim = 'global'").fetchone()[0]
+            out["server_rollup_matches_calls"] = int(cost) == int(rolled)
         reports = {}
         for by in ("day", "model", "user"):
             cmd = [COSTHOOK, "report", "--team", "--by", by, "--format", "json", "--tz", "Europe/Berlin"]
