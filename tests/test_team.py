@@ -411,3 +411,50 @@ def test_a_call_folded_into_another_row_leaves_the_server_too(tmp_path, team_url
     assert server_rows(team_url, "SELECT key FROM costhook.calls") == [("msg_fold:req_main",)]
     assert a.report("--team")["totals"] == a.report()["totals"]
     rollup_matches_calls(team_url)
+
+
+def test_projects_leave_the_machine_as_their_git_remote_without_credentials(tmp_path, team_url):
+    """project_name = "git-remote" (the default): the origin remote, normalised, with the
+    token in its URL dropped; a folder without a repository goes by its name."""
+    repo = tmp_path / "src" / "api"
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".git" / "config").write_text('[core]\n\tbare = false\n[remote "origin"]\n'
+                                          '\turl = https://ann:ghp_SECRET@github.com/Acme/api.git\n')
+    plain = tmp_path / "src" / "notes"
+    plain.mkdir()
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop", project_name="git-remote")
+    a.transcript("s1", [assistant("msg_r1", session_id="s1", cwd=str(repo / "sub"))])
+    a.transcript("s2", [assistant("msg_r2", session_id="s2", cwd=str(plain))])
+    a.import_()
+    a.run("sync")
+    assert sorted(server_rows(team_url, "SELECT project FROM costhook.calls")) == [("github.com/Acme/api",), ("notes",)]
+    dump = str(server_rows(team_url, "SELECT * FROM costhook.calls")) + str(server_rows(team_url, "SELECT * FROM costhook.sessions"))
+    assert "SECRET" not in dump and str(tmp_path) not in dump
+
+
+def test_sync_watch_keeps_pushing(tmp_path, team_url):
+    """`costhook sync --watch` (a systemd or launchd unit's command) pushes what arrives."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop", extra="min_interval_seconds = 0.5\n")
+    a.transcript("s1", [assistant("msg_w1", session_id="s1")])
+    a.import_()
+    proc = subprocess.Popen([COSTHOOK, "sync", "--watch"], env=a.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        def server_calls():
+            try:
+                return server_rows(team_url, "SELECT count(*) FROM costhook.calls")[0][0]
+            except psycopg.errors.UndefinedTable:
+                return 0
+
+        for expected in (1, 2):
+            if expected == 2:
+                a.transcript("s2", [assistant("msg_w2", session_id="s2")])
+                a.import_()
+            deadline = time.time() + 60
+            while server_calls() < expected and time.time() < deadline:
+                time.sleep(0.2)
+            assert server_calls() == expected
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert "Pushed 1 call, 0 updated (and 1 session)" in out and "Traceback" not in err

@@ -107,10 +107,15 @@ def summary(conn, counts: dict, cfg: dict) -> str:
     team_today = conn.execute("SELECT coalesce(sum(cost_nanousd), 0) FROM team_spend WHERE dim = 'global' AND bucket >= ?",
                               (start,)).fetchone()[0]
     unpushed = local.unpushed_nanousd(conn, today.window().start)
-    others = [f"{counts[k]:,} {k.replace('_', ' ')}" for k in ("sessions", "tool_calls", "cron_runs") if counts.get(k)]
-    text = f"Pushed {counts['new']:,} calls, {counts['updated']:,} updated"
+    names = {"sessions": "session", "tool_calls": "tool call", "cron_runs": "cron run"}
+    others = [count(counts[k], names[k]) for k in names if counts.get(k)]
+    text = f"Pushed {count(counts['new'], 'call')}, {counts['updated']:,} updated"
     text += (" (and " + ", ".join(others) + ")" if others else "") + f"; team today {money(team_today + unpushed)}."
     return text
+
+
+def count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def doctor_team(conn, cfg: dict | None) -> int:
