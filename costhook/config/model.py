@@ -147,10 +147,8 @@ class Team(Strict):
         if value is not None:
             from urllib.parse import urlsplit
 
-            if value.startswith(("postgresql://", "postgres://")):
-                if urlsplit(value).password is not None:
-                    raise ValueError("holds a password; put it in ~/.pgpass or PGPASSWORD, not in the config")
-            elif "password=" in value.replace(" ", ""):
+            url = value.startswith(("postgresql://", "postgres://"))
+            if (url and urlsplit(value).password is not None) or "password=" in value.replace(" ", "").lower():
                 raise ValueError("holds a password; put it in ~/.pgpass or PGPASSWORD, not in the config")
         return value
 
