@@ -47,8 +47,7 @@ STEPS = [
         rev bigint NOT NULL,                  -- the push that changed it last: pulls fetch rev > theirs
         PRIMARY KEY (dim, key, bucket)
     );
-    CREATE INDEX spend_bucket ON costhook.spend (bucket);  -- pulls: rev is not indexed, so a push updates in place (HOT)
-    ALTER TABLE costhook.spend SET (fillfactor = 70);
+    CREATE INDEX spend_by_rev ON costhook.spend (rev);    -- a pull reads only what changed since the last one
     CREATE TABLE costhook.sessions (
         session_id text PRIMARY KEY, agent text, origin_user text NOT NULL, origin_machine text NOT NULL,
         project text, git_branch text, started_at timestamptz, ended_at timestamptz, end_reason text,

@@ -17,6 +17,7 @@ the server now counts.
 import datetime
 import fcntl
 import os
+import threading
 import time
 
 from costhook import paths
@@ -92,49 +93,63 @@ class Sync:
         return self.counts
 
     def push_table(self, table: str) -> None:
+        """Push the outbox of `table` batch by batch. The next batch is read from SQLite
+        (and its rows made ready) while the server works on this one: on two cores the
+        client and the server then run side by side."""
         columns = CALL_COLUMNS if table == "requests" else OTHER_TABLES[table][0]
-        after, total = 0, local.link(self.conn)["waiting"].get(table, 0)
+        total = local.link(self.conn)["waiting"].get(table, 0)
         done = 0
-        while True:
-            batch = local.outbox_batch(self.conn, table, after, BATCH, columns)
-            if not batch:
-                return
+        batch = self.read_batch(table, 0, columns)
+        while batch:
             after = batch[-1][0]
+            ahead = {}
+
+            def read_ahead(after=after, ahead=ahead):
+                ahead["batch"] = self.read_batch(table, after, columns)
+
             present = [(i, g, row) for i, g, _, row in batch if row is not None]
             gone = [(i, g, key) for i, g, key, row in batch if row is None]
             if table == "requests":
-                self.push_calls(present, [key for _, _, key in gone])
+                self.push_calls(present, [key for _, _, key in gone], meanwhile=read_ahead)
                 self.sent += [(i, g, _base(row)) for i, g, row in present]
             else:
                 self.push_rows(table, present)  # a session or tool call gone here stays on the server
                 self.sent += [(i, g, None) for i, g, _ in present]
+                read_ahead()
             self.sent += [(i, g, None) for i, g, _ in gone]
             self.pushed = True
             done += len(batch)
             self.progress(f"pushed {done:,} of {total:,} {table.replace('_', ' ')}")
             self.pull()  # after each batch: a kill loses at most one batch of bookkeeping
+            batch = ahead["batch"]
+
+    def read_batch(self, table: str, after: int, columns: list) -> list:
+        """The next outbox batch; a call's row is made ready for COPY here (`ready`)."""
+        batch = local.outbox_batch(self.conn, table, after, BATCH, columns)
+        if table == "requests":
+            batch = [(i, g, key, None if row is None else Ready(row, self.copy_row(row))) for i, g, key, row in batch]
+        return batch
 
     # ------------------------------------------------------------- calls ----
-    def call_rows(self, rows: list):
+    def copy_row(self, row: tuple) -> list:
+        """A local call row as the server's staging table takes it."""
         user, machine = self.me
-        name = self.name_project
-        ts_at = CALL_COLUMNS.index("timestamp")
-        project_at = CALL_COLUMNS.index("project")
-        counts = [CALL_COLUMNS.index(c) for c in (*TOKEN_FIELDS, "web_search_requests")]
-        for _, _, row in rows:
-            row = list(row)
-            for i in counts:
-                row[i] = row[i] or 0  # a kind the agent did not report: none
-            row[2] = row[2] or user
-            row[3] = row[3] or machine
-            row[project_at] = name(row[project_at])
-            row[ts_at] = _timestamp(row[ts_at])
-            if not row[CALL_COLUMNS.index("tools")]:
-                row[CALL_COLUMNS.index("tools")] = "[]"
-            yield [_text(v) for v in row]
+        row = list(row)
+        for i in _COUNTS:
+            row[i] = row[i] or 0  # a kind the agent did not report: none
+        row[2] = row[2] or user
+        row[3] = row[3] or machine
+        row[_PROJECT_AT] = self.name_project(row[_PROJECT_AT])
+        row[_TS_AT] = _timestamp(row[_TS_AT])
+        if not row[_TOOLS_AT]:
+            row[_TOOLS_AT] = "[]"
+        return [_text(v) for v in row]
 
-    def push_calls(self, rows: list, gone: list) -> None:
+    def push_calls(self, rows: list, gone: list, meanwhile=lambda: None) -> None:
+        """One batch in one server transaction; `meanwhile()` runs in a thread while the
+        server merges (it must not touch the server connection)."""
         if not rows and not gone:
+            meanwhile()
             return
         pg = self.pg
         cols = ", ".join(SERVER_CALL_COLUMNS)
@@ -145,11 +160,16 @@ class Sync:
             types = ", ".join(f"{c} {CALL_TYPES.get(c, 'text')}" for c in SERVER_CALL_COLUMNS)
             pg.execute(f"CREATE TEMP TABLE stage_calls ({types}) ON COMMIT DROP")
             with pg.cursor().copy(f"COPY stage_calls ({cols}) FROM STDIN") as copy:
-                for row in self.call_rows(rows):
-                    copy.write_row(row)
+                for _, _, row in rows:
+                    copy.write_row(row.ready)
             pg.execute(f"CREATE TEMP TABLE old_calls ON COMMIT DROP AS "
                        f"SELECT {ROLLUP_INPUT} FROM costhook.calls c JOIN stage_calls s USING (key)")
-            pg.execute(UPSERT_CALLS, {"rev": rev})
+            helper = threading.Thread(target=meanwhile)
+            helper.start()
+            try:
+                pg.execute(UPSERT_CALLS, {"rev": rev})
+            finally:
+                helper.join()
             existing, changed = pg.execute(COUNT_CHANGED).fetchone()
             if gone:
                 pg.execute(DELETE_CALLS, {"rev": rev, "keys": gone})
@@ -217,6 +237,19 @@ def pull_rows(pg, rev: int, since: str) -> tuple[list, int]:
         rows.append(row[:-1])
         top = max(top, row[-1])
     return rows, top
+
+
+class Ready(tuple):
+    """A local call row (a tuple of CALL_COLUMNS) with `.ready`: its staging-table form."""
+
+    def __new__(cls, row: tuple, ready: list):
+        made = super().__new__(cls, row)
+        made.ready = ready
+        return made
+
+
+_COUNTS = [CALL_COLUMNS.index(c) for c in (*TOKEN_FIELDS, "web_search_requests")]
+_PROJECT_AT, _TS_AT, _TOOLS_AT = (CALL_COLUMNS.index(c) for c in ("project", "timestamp", "tools"))
 
 
 def _base(row: tuple) -> tuple:

@@ -104,6 +104,28 @@ def server_cpu_s(server) -> float:
     return total / tick
 
 
+def report_in_process(url: str, runs: int) -> dict:
+    """The team report's own work, connection open (what a process adds is Python, click
+    and psycopg starting): by day in a zone with DST, by model, by user."""
+    from zoneinfo import ZoneInfo
+
+    import psycopg
+
+    from costhook.team import report
+
+    out = {}
+    with psycopg.connect(url, password=pgserver.PASSWORD, autocommit=True) as pg:
+        pg.execute("SET jit = off")
+        for by in ("day", "model", "user"):
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                report.report(pg, by, tz=ZoneInfo("Europe/Berlin"))
+                times.append(time.perf_counter() - start)
+            out[by + "_median_s"] = round(statistics.median(times), 4)
+    return out
+
+
 def pg_count(url: str, table: str) -> int:
     import psycopg
 
@@ -282,6 +304,7 @@ def main(argv=None) -> int:
             cmd = [COSTHOOK, "report", "--team", "--by", by, "--format", "json", "--tz", "Europe/Berlin"]
             times = [timed_process(cmd, envs[0]) for _ in range(args.runs)]
             reports[by] = {"median_s": round(statistics.median(times), 3), "best_s": round(min(times), 3)}
+        reports["in_process"] = report_in_process(url, args.runs)
         data = json.loads(subprocess.run([COSTHOOK, "report", "--team", "--format", "json"], env=envs[0],
                                          capture_output=True, check=True).stdout)
         reports["totals_requests"] = data["totals"]["requests"]
