@@ -406,6 +406,6 @@ def watch(conn, settings: dict, *, interval: float, report, stop=lambda: False) 
     while not stop():
         try:
             report(run(conn, settings), None)
-        except (TeamError, Busy) as exc:
+        except Exception as exc:  # a busy or broken local database too: said, and tried again next round
             report(None, exc)
         time.sleep(interval)
