@@ -332,7 +332,7 @@ def test_the_budget_contract_team_spend_plus_unpushed_calls(tmp_path, team_url):
 
     from costhook.store import team as local
 
-    day = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+    day = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
     a = Machine(tmp_path / "a", team_url, "ann", "laptop")
     b = Machine(tmp_path / "b", team_url, "bob", "desk")
     a.transcript("sa", [assistant(f"msg_a{i}", session_id="sa", output_tokens=100 * (i + 1),
@@ -369,11 +369,13 @@ def test_the_budget_contract_team_spend_plus_unpushed_calls(tmp_path, team_url):
     conn.close()
 
 
-def test_summary_and_top_for_the_team(tmp_path, team_url):
-    """`summary --team` and `top --team` are the local views over the team's rollup: two
-    machines' calls together, the same JSON shape."""
+def test_summary_top_and_budget_status_for_the_team(tmp_path, team_url):
+    """`summary --team`, `top --team` and `budget status --team` are the local views over
+    the team's rollup: two machines' calls together, the same JSON shape."""
     a = Machine(tmp_path / "a", team_url, "ann", "laptop")
-    b = Machine(tmp_path / "b", team_url, "bob", "desk")
+    budgets = ('[[budgets]]\nscope = "global"\nperiod = "monthly"\nlimit = 100\n'
+               '[[budgets]]\nscope = "model:claude-opus-4-6"\nperiod = "monthly"\nlimit = 100\n')
+    b = Machine(tmp_path / "b", team_url, "bob", "desk", extra=budgets)
     a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
     b.transcript("sb", [assistant(f"msg_b{i}", session_id="sb", output_tokens=1000, model="claude-opus-4-6",
                                   timestamp=f"2026-11-19T1{i}:00:00.000Z") for i in range(4)])
@@ -391,6 +393,11 @@ def test_summary_and_top_for_the_team(tmp_path, team_url):
     models = {r["key"]: r["requests"] for r in top["rows"]}
     assert models["claude-opus-4-6"] == 4 and sum(models.values()) + top["others"].get("count", 0) >= 5
     assert b.run("top", "--team", "--by", "session", check=False).returncode == 2
+    status = {r["id"]: r for r in json.loads(b.run("budget", "status", "--team", *now).stdout)}
+    assert status["monthly-global"]["spent"] == team["periods"]["month"]["cost_usd"]
+    mine = {r["id"]: r for r in json.loads(b.run("budget", "status", *now).stdout)}
+    assert status["monthly-model-claude-opus-4-6"]["spent"] == mine["monthly-model-claude-opus-4-6"]["spent"] > 0
+    assert mine["monthly-global"]["spent"] < status["monthly-global"]["spent"]
 
 
 def test_a_call_folded_into_another_row_leaves_the_server_too(tmp_path, team_url):

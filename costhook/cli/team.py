@@ -92,6 +92,22 @@ def team_store(cfg: dict, dims: list, first: str | None = None, last: str | None
     return local.scratch_spend(rows)
 
 
+def team_budget_store(cfg: dict, now):
+    """For `budget status --team`: the team's rollup of the last 62 days (any calendar
+    month and week), with each exported project name also as a `project_name` key, so
+    `project:<name>` budgets find it."""
+    import datetime
+
+    from costhook.timeframe import bucket
+
+    conn = team_store(cfg, ["global", "project", "model", "agent", "skill", "cron"],
+                      bucket(now - datetime.timedelta(days=62)), None)
+    from costhook.store import team as local
+
+    local.copy_dimension(conn, "project", "project_name")
+    return conn
+
+
 def _progress(text: str) -> None:
     click.echo(f"\r{text}\x1b[K", nl=False, err=True)
 

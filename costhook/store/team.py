@@ -123,3 +123,11 @@ def scratch_spend(rows: list) -> sqlite3.Connection:
         conn.executemany(f"INSERT INTO spend (dim, key, bucket, {measures}) VALUES (?, ?, ?{', ?' * len(SPEND_MEASURES)})",
                          rows)
     return conn
+
+
+def copy_dimension(conn: sqlite3.Connection, source: str, target: str) -> None:
+    """In a scratch database (scratch_spend): the `source` dimension's rows also as `target`'s."""
+    measures = ", ".join(SPEND_MEASURES)
+    with transaction(conn):
+        conn.execute(f"INSERT OR REPLACE INTO spend (dim, key, bucket, {measures}) "
+                     f"SELECT ?, key, bucket, {measures} FROM spend WHERE dim = ?", (target, source))
