@@ -25,10 +25,9 @@ from costhook.errors import TeamError
 from costhook.store import team as local
 from costhook.team import link, server
 from costhook.timeframe import bucket as bucket_text
-from costhook.usage import TOKEN_FIELDS
+from costhook.usage import NO_TOOL, TOKEN_FIELDS
 
 BATCH = 50_000
-NO_TOOL = "(reasoning/answer)"
 
 # Local columns read per table, and the server columns they become (same order).
 CALL_COLUMNS = ["key", "agent", "origin_user", "origin_machine", "session_id", "parent_session_id", "agent_id",
@@ -37,7 +36,7 @@ CALL_COLUMNS = ["key", "agent", "origin_user", "origin_machine", "session_id", "
 SERVER_CALL_COLUMNS = [("ts" if c == "timestamp" else c) for c in CALL_COLUMNS]
 CALL_TYPES = {"ts": "timestamptz", "tools": "jsonb", "is_heartbeat": "smallint",
               **{c: "bigint" for c in (*TOKEN_FIELDS, "web_search_requests", "cost_nanousd")}}
-OTHER_TABLES = {  # table: (local columns, server columns, their types, timestamp columns)
+OTHER_TABLES = {  # table: (local columns, key first; the server's type of each that is not text)
     "sessions": (["session_id", "agent", "project", "git_branch", "started_at", "ended_at", "end_reason",
                   "parent_session_id", "source", "entrypoint", "model", "reported_cost_nanousd"],
                  {"started_at": "timestamptz", "ended_at": "timestamptz", "reported_cost_nanousd": "bigint"}),
@@ -78,7 +77,7 @@ class Sync:
             raise TeamError(str(exc)) from None
 
     def run(self) -> dict:
-        """Push all, pull, and return {"new", "updated", "sessions", …, "team_today_nanousd"}."""
+        """Push all, pull; returns the counts pushed: {"new", "updated", "sessions", "tool_calls", "cron_runs"}."""
         version = self.open()
         try:
             local.note_server(self.conn, version)
@@ -105,7 +104,10 @@ class Sync:
             ahead = {}
 
             def read_ahead(after=after, ahead=ahead):
-                ahead["batch"] = self.read_batch(table, after, columns)
+                try:
+                    ahead["batch"] = self.read_batch(table, after, columns)
+                except Exception as exc:  # raised again below, in this thread
+                    ahead["error"] = exc
 
             present = [(i, g, row) for i, g, _, row in batch if row is not None]
             gone = [(i, g, key) for i, g, key, row in batch if row is None]
@@ -121,6 +123,8 @@ class Sync:
             done += len(batch)
             self.progress(f"pushed {done:,} of {total:,} {table.replace('_', ' ')}")
             self.pull()  # after each batch: a kill loses at most one batch of bookkeeping
+            if "error" in ahead:
+                raise ahead["error"]
             batch = ahead["batch"]
 
     def read_batch(self, table: str, after: int, columns: list) -> list:
