@@ -302,8 +302,7 @@ def m008_team(db: sqlite_utils.Database) -> None:
     conn.execute(f"""CREATE TABLE IF NOT EXISTS team_spend (
         dim TEXT NOT NULL, key TEXT NOT NULL, bucket TEXT NOT NULL,
         {spend_measures},
-        PRIMARY KEY (dim, key, bucket))""")
-    conn.execute("CREATE INDEX IF NOT EXISTS team_spend_bucket ON team_spend (bucket)")
+        PRIMARY KEY (dim, key, bucket)) WITHOUT ROWID""")
     enabled = "(SELECT enabled FROM team_link WHERE id = 1)"
     base_values = ", ".join(f"coalesce(r.{m}, 0)" for m in ("cost_nanousd", *TOKEN_FIELDS))
     base_names = ", ".join(f"base_{m}" for m in ("cost_nanousd", *TOKEN_FIELDS))

@@ -63,11 +63,15 @@ def apply_pull(conn: sqlite3.Connection, rows: list, *, rev: int, since: str, se
     again meanwhile (its gen moved on) stays queued, its base now what was sent. Clearing
     only together with the pull that counts them keeps `team_spend + outbox` whole."""
     measures = ", ".join(SPEND_MEASURES)
+    updates = ", ".join(f"{m} = excluded.{m}" for m in SPEND_MEASURES)
+    rows.sort()  # the primary key's order: each row lands next to the last one
     with transaction(conn):
         conn.executemany(
-            f"""INSERT OR REPLACE INTO team_spend (dim, key, bucket, {measures})
-                VALUES (?, ?, ?{', ?' * len(SPEND_MEASURES)})""", rows)
-        conn.execute("DELETE FROM team_spend WHERE bucket < ?", (since,))
+            f"""INSERT INTO team_spend (dim, key, bucket, {measures}) VALUES (?, ?, ?{', ?' * len(SPEND_MEASURES)})
+                ON CONFLICT (dim, key, bucket) DO UPDATE SET {updates}""", rows)
+        before = conn.execute("SELECT pull_since FROM team_link WHERE id = 1").fetchone()[0]
+        if before is None or before[:10] != since[:10]:  # the window moved on a day: drop what left it
+            conn.execute("DELETE FROM team_spend WHERE bucket < ?", (since,))
         conn.executemany("DELETE FROM team_outbox WHERE id = ? AND gen = ?", [(i, g) for i, g, _ in sent])
         sets = ", ".join(f"base_{m} = ?" for m in ("requests", *BASE_MEASURES))
         conn.executemany(f"UPDATE team_outbox SET {sets} WHERE id = ?",

@@ -236,11 +236,8 @@ def pull_rows(pg, rev: int, since: str) -> tuple[list, int]:
     cur = pg.execute(
         f"""SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'), {measures}, rev
             FROM costhook.spend WHERE rev > %s AND bucket >= %s::timestamptz""", (rev, since + "Z"))
-    rows, top = [], rev
-    for row in cur:
-        rows.append(row[:-1])
-        top = max(top, row[-1])
-    return rows, top
+    fetched = cur.fetchall()
+    return [row[:-1] for row in fetched], max((row[-1] for row in fetched), default=rev)
 
 
 class Ready(tuple):
