@@ -465,3 +465,17 @@ def test_sync_watch_keeps_pushing(tmp_path, team_url):
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert "Pushed 1 call, 0 updated (and 1 session)" in out and "Traceback" not in err
+
+
+def test_hostile_text_reaches_the_server_without_breaking_a_batch(tmp_path, team_url):
+    """A NUL character (valid in JSON and SQLite, refused by PostgreSQL's text) in one call
+    must not stall the whole batch: the call arrives, cleaned."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.transcript("s1", [assistant("msg_nul", session_id="s1", gitBranch="evil\u0000branch", model="claude-\u0000x"),
+                        assistant("msg_ok", session_id="s1")])
+    a.import_()
+    proc = a.run("sync", check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows = dict(server_rows(team_url, "SELECT key, git_branch FROM costhook.calls"))
+    assert rows["msg_nul:req_msg_nul"] == "evilbranch" and len(rows) == 2
+    assert a.report("--team")["totals"] == a.report()["totals"]
