@@ -479,3 +479,26 @@ def test_hostile_text_reaches_the_server_without_breaking_a_batch(tmp_path, team
     rows = dict(server_rows(team_url, "SELECT key, git_branch FROM costhook.calls"))
     assert rows["msg_nul:req_msg_nul"] == "evilbranch" and len(rows) == 2
     assert a.report("--team")["totals"] == a.report()["totals"]
+
+
+def test_an_openclaw_session_end_starts_a_sync_too(tmp_path, team_url):
+    """OpenClaw's session_end, like Claude Code's SessionEnd, hands the team sync to a
+    detached process (the hook itself answers at once, without psycopg)."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
+    event = {"hook": "session_end", "hook_event_name": "session_end", "plugin": "costhook",
+             "ctx": {"agentId": "main", "sessionKey": "agent:main:main", "sessionId": "oc-s1"},
+             "event": {"sessionId": "oc-s1", "sessionKey": "agent:main:main", "reason": "idle"}}
+    env = {**a.env, "OPENCLAW_STATE_DIR": str(tmp_path / "oc")}
+    proc = run_hook(event, args=("--agent", "openclaw"), env=env)
+    assert proc.returncode == 0 and proc.stdout == b""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if server_rows(team_url, "SELECT count(*) FROM costhook.calls")[0][0] == 16:
+                break
+        except psycopg.errors.UndefinedTable:
+            pass
+        time.sleep(0.3)
+    else:
+        pytest.fail("no sync after OpenClaw's session_end")
