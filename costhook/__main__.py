@@ -92,17 +92,27 @@ def notify_job(_args: list) -> None:
 
 
 def sync_job(_args: list) -> None:
-    """`costhook sync` with the sync folder, after a session (when due: asked again here)."""
+    """After a session, when due (asked again here; the stamp is touched first, so sessions
+    ending together start one): the sync folder, then the team ledger (push, pull). A
+    failure is one line in errors.log."""
     from costhook import paths
     from costhook.agents import runtime
-    from costhook.sync import folder
 
     cfg = runtime.user_config()
-    if not runtime.sync_due(cfg.get("team") or {}):
+    if not runtime.sync_due(cfg):
         return
-    paths.touch_private(runtime.sync_stamp_file())
-    os.utime(runtime.sync_stamp_file(), follow_symlinks=False)  # a planted symlink's target keeps its time
-    folder.sync(runtime.open_db(), cfg, runtime.pricer())
+    stamp = paths.sync_stamp_file()
+    paths.touch_private(stamp)
+    os.utime(stamp, follow_symlinks=False)  # a planted symlink's target keeps its time
+    team = cfg.get("team") or {}
+    if team.get("folder"):
+        from costhook.sync import folder
+
+        folder.sync(runtime.open_db(), cfg, runtime.pricer())
+    if os.environ.get("COSTHOOK_TEAM_URL") or team.get("url"):
+        from costhook.cli.team import background_sync
+
+        background_sync(cfg)
 
 
 DETACHED_JOBS = {"--catch-up": catch_up_job, "--dashboard": dashboard_job, "--upgrade": upgrade_job, "--notify": notify_job,

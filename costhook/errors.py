@@ -32,3 +32,7 @@ class BadPayload(ValueError):
 
 class DashboardError(Exception):
     """The dashboard note cannot be written."""
+
+
+class TeamError(Exception):
+    """The team server cannot be used (unreachable, refused, newer schema); one line, no password."""

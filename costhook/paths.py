@@ -63,6 +63,11 @@ def dashboard_stamp_file() -> str:
     return os.path.join(home_dir(), "dashboard.stamp")
 
 
+def sync_stamp_file() -> str:
+    """Its modification time is the time of the last team sync started after a session."""
+    return os.path.join(home_dir(), "sync.stamp")
+
+
 ERRORS_LOG_MAX = 1 << 20  # errors.log is rotated to errors.log.1 past this size
 
 

@@ -416,24 +416,18 @@ def dashboard_due(settings: dict, now_ts: float | None = None) -> bool:
     return age >= float(settings.get("min_interval_seconds", DASHBOARD_MIN_INTERVAL_S))
 
 
-SYNC_MIN_INTERVAL_S = 300  # SessionEnd starts a `costhook sync` at most this often
-
-
-def sync_stamp_file() -> str:
-    """Its modification time is the time the last detached sync started."""
-    return os.path.join(paths.home_dir(), "sync.stamp")
-
-
-def sync_due(team: dict, now_ts: float | None = None) -> bool:
-    """Is a sync folder configured (the [team] table), and did the last detached sync start
-    at least SYNC_MIN_INTERVAL_S ago? One stat; the detached sync asks again."""
-    if not team.get("folder"):
+def sync_due(cfg: dict, now_ts: float | None = None) -> bool:
+    """Is a sync folder (`[team] folder`) or a team server (`[team] url` or COSTHOOK_TEAM_URL)
+    configured, and did the last sync started after a session start at least `[team]
+    min_interval_seconds` ago? One stat; the detached `costhook hook --sync` asks again."""
+    team = cfg.get("team") or {}
+    if not (team.get("folder") or os.environ.get("COSTHOOK_TEAM_URL") or team.get("url")):
         return False
     try:
-        age = (now_ts or time.time()) - os.stat(sync_stamp_file()).st_mtime
+        age = (now_ts or time.time()) - os.stat(paths.sync_stamp_file()).st_mtime
     except OSError:
         return True
-    return age >= SYNC_MIN_INTERVAL_S
+    return age >= float(team.get("min_interval_seconds", 60))
 
 
 def log_error(event: str, exc: BaseException) -> None:

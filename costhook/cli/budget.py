@@ -105,13 +105,20 @@ def budget_list(fmt):
 
 @budget.command(name="status")
 @click.option("--session", "session_id", help="Session for session-scoped budgets (default: the running one, if any).")
+@click.option("--team", is_flag=True, help="Each budget against the whole team's spend, from the team server "
+              "(session budgets: no session).")
 @view_options
-def budget_status(session_id, fmt, tz_name, now_text, db_path):
+def budget_status(session_id, team, fmt, tz_name, now_text, db_path):
     """Spent / limit / % / remaining / projected end-of-period spend, per budget."""
     from costhook.views import budgets as standing
 
     cfg, tz, now = setup(tz_name, now_text)
-    conn = open_store(db_path)
+    if team:
+        from costhook.cli.team import team_budget_store
+
+        conn = team_budget_store(cfg, now)
+    else:
+        conn = open_store(db_path)
     if session_id is None:
         session_id = standing.latest_session(conn, now)
     data = standing.pick(standing.budget_rows(conn, cfg.get("budgets", []), now, tz, session_id=session_id),

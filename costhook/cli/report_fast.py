@@ -139,6 +139,20 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
     return text
 
 
+def render(data: dict, fmt: str, label: str) -> str:
+    """A report's data as `fmt` prints it (the team report's too; `output` adds the
+    unpriced models it can name)."""
+    if not data["rows"] and fmt in ("table", "markdown"):
+        return no_spend(label) + "\n"
+    if fmt == "json":
+        import json
+
+        return json.dumps(data, indent=2) + "\n"
+    if fmt == "csv":
+        return _csv(data)
+    return render_table(data, markdown=(fmt == "markdown")) + "\n"
+
+
 def zone(name: str | None):
     """timeframe.local_zone, or BadOption for a name it does not know."""
     try:

@@ -427,6 +427,7 @@ def doctor(db_path):
     from costhook.pricing import prices
 
     conn, problems = _doctor_database(db_path)
+    cfg = None
     click.echo(f"config     {paths.config_path()}" + ("" if paths.config_path().exists() else " (none; defaults in use)"))
     cfg = {}
     try:
@@ -466,5 +467,8 @@ def doctor(db_path):
         click.echo(f"errors     {len(lines)} lines in {log}; last: {term_text(lines[-1])}")
     problems += _doctor_prices(conn, table, info)
     problems += _doctor_sync(conn, cfg)
+    from costhook.cli.team import doctor_team
+
+    problems += doctor_team(conn, cfg)
     if problems:
         sys.exit(1)

@@ -9,18 +9,39 @@ from costhook.text import term_text
 
 
 @click.command()
+@click.option("--watch", is_flag=True, help="Keep syncing with the team server every [team] min_interval_seconds "
+              "(for a systemd or launchd unit).")
+@click.option("--dry-run", is_flag=True, help="Say what would be pushed to the team server; send and change nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress, only the summary.")
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="A summary for people, or JSON for programs.")
-def sync(db_path, fmt):
-    """Export this machine's new calls to the [team] folder and import your other machines' (idempotent)."""
+              help="The sync folder's summary for people, or JSON for programs.")
+def sync(watch, dry_run, quiet, db_path, fmt):
+    """Share calls beyond this machine: export and import through the [team] folder, push to
+    and pull from the team server ([team] url), whichever is configured (both: the folder first)."""
+    from costhook.cli.team import server_sync
+    from costhook.sync import folder
+    from costhook.team import link
+
+    cfg = load_config()
+    with_folder, with_server = folder.settings(cfg) is not None, link.settings(cfg) is not None
+    if not with_folder and not with_server:
+        raise click.ClickException("nothing to sync with: under [team] in the config, add `folder = \"~/Sync/costhook\"` "
+                                   "(a folder Syncthing, Dropbox or iCloud keeps in step) or `url = ...` (a team "
+                                   "server; or COSTHOOK_TEAM_URL): see docs/team.md")
+    if with_folder and not dry_run:
+        folder_sync(cfg, db_path, fmt)
+    if with_server:
+        server_sync(cfg, watch, dry_run, quiet, db_path)
+    elif watch or dry_run:
+        raise click.UsageError("--watch and --dry-run are for a team server ([team] url)")
+
+
+def folder_sync(cfg: dict, db_path, fmt: str) -> None:
+    """The sync folder's part: this machine's new calls out, the other machines' in (idempotent)."""
     from costhook.pricing import prices
     from costhook.sync import folder
 
-    cfg = load_config()
-    if folder.settings(cfg) is None:
-        raise click.ClickException("nothing to sync with: add `folder = \"~/Sync/costhook\"` under [team] in "
-                                   "the config (a folder Syncthing, Dropbox or iCloud keeps in step)")
     conn = open_store(db_path, create=True)
     try:
         summary = folder.sync(conn, cfg, prices.pricer(price_table(cfg)))

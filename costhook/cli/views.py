@@ -23,13 +23,25 @@ from costhook.views import anomalies as anomaly_views
 from costhook.views import cache as cache_views
 
 
+TEAM_OPTION = click.option("--team", is_flag=True, help="The whole team's spend, from the team server ([team] in the config).")
+
+
 @click.command()
+@TEAM_OPTION
 @cli_option
 @view_options
-def summary(cli, fmt, tz_name, now_text, db_path):
+def summary(team, cli, fmt, tz_name, now_text, db_path):
     """Spend today, yesterday, this week and month, last month, all time; projection and burn rate."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = spend.summary(open_store(db_path), now, tz, cli)
+    if team:
+        from costhook.cli.team import team_store
+
+        if cli:
+            raise click.BadParameter("the team's spend is not kept per agent CLI; leave out --cli", param_hint="--cli")
+        conn = team_store(cfg, ["global"])
+    else:
+        conn = open_store(db_path)
+    data = spend.summary(conn, now, tz, cli)
 
     def render(d):
         p = d["periods"]
@@ -54,12 +66,23 @@ def summary(cli, fmt, tz_name, now_text, db_path):
               help="What to rank.")
 @period_option("week")
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000), help="Rows shown.")
+@TEAM_OPTION
 @cli_option
 @view_options
-def top(by, period_name, limit, cli, fmt, tz_name, now_text, db_path):
+def top(by, period_name, limit, team, cli, fmt, tz_name, now_text, db_path):
     """Leaderboards: the most expensive sessions, projects, models, tools, agent CLIs… with their share."""
     cfg, tz, now = setup(tz_name, now_text)
-    data = spend.top(open_store(db_path), by, period(period_name, now, tz).only(cli), limit)
+    chosen = period(period_name, now, tz).only(cli)
+    if team:
+        from costhook.cli.team import team_store
+
+        if by not in ("project", "model", "agent", "skill", "cron") or cli:
+            raise click.BadParameter(f"{by}{' with --cli' if cli else ''} is not a team leaderboard; use project, model, "
+                                     "agent, skill or cron (or `report --team --by tool|user|machine`)", param_hint="--by")
+        conn = team_store(cfg, ["global", by], *chosen.buckets())
+    else:
+        conn = open_store(db_path)
+    data = spend.top(conn, by, chosen, limit)
 
     def render(d):
         if not d["rows"]:

@@ -139,13 +139,26 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a user or machine name: a
 
 
 class Team(Strict):
-    """Beyond one machine: a shared ledger (`url`) or a sync folder (`folder`)."""
+    """Beyond one machine: a shared ledger (`url`, PostgreSQL) or a sync folder (`folder`).
+    The password is never here: libpq reads it from PGPASSWORD, ~/.pgpass or a service file."""
 
-    url: str | None = None
+    url: str | None = None  # libpq URL or "key=value" string; COSTHOOK_TEAM_URL wins
     user: str | None = Field(default=None, pattern=NAME_PATTERN)  # default: the login name
-    machine: str | None = Field(default=None, pattern=NAME_PATTERN)  # default: the host name
+    machine: str | None = Field(default=None, pattern=NAME_PATTERN)  # default: the host name (a folder name too)
     project_name: Literal["git-remote", "basename", "path"] = "git-remote"  # git-remote: else the basename
     folder: str | None = None
+    min_interval_seconds: float = Field(default=60, ge=0)  # detached syncs after SessionEnd, at most this often
+
+    @field_validator("url")
+    @classmethod
+    def no_password(cls, value):
+        if value is not None:
+            from urllib.parse import urlsplit
+
+            url = value.startswith(("postgresql://", "postgres://"))
+            if (url and urlsplit(value).password is not None) or "password=" in value.replace(" ", "").lower():
+                raise ValueError("holds a password; put it in ~/.pgpass or PGPASSWORD, not in the config")
+        return value
 
     @field_validator("folder")
     @classmethod
@@ -162,7 +175,7 @@ class Config(Strict):
     budgets: list[Budget] = Field(default_factory=list)
     notify: list[Notify] = Field(default_factory=list)
     dashboard: Dashboard = Field(default_factory=Dashboard)
-    team: Team | None = None
+    team: Team = Field(default_factory=Team)
 
     @field_validator("timezone")
     @classmethod

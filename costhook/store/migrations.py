@@ -9,6 +9,9 @@ import sqlite3
 
 import sqlite_utils
 
+from costhook.store.rollup import SPEND_MEASURES
+from costhook.usage import TOKEN_FIELDS
+
 REQUEST_COLUMNS = {
     "key": str,  # the agent's own id of the call: "<message.id>:<requestId>" for Claude Code
     "agent": str,  # claude | openclaw
@@ -264,12 +267,73 @@ def m007_subagent_names(db: sqlite_utils.Database) -> None:
 
 
 def m008_team(db: sqlite_utils.Database) -> None:
-    """Where a call was first seen: the user and machine of a call synced in from elsewhere
-    (NULL: this machine)."""
+    """The team ledger's local side (docs/team.md): whose call it was first (NULL = this
+    machine), the link's state, the outbox of rows not yet on the server, and the team's
+    spend as last pulled. Long: the outbox triggers are written out whole."""
     columns = db["requests"].columns_dict
     for name in ("origin_user", "origin_machine"):
         if name not in columns:
             db["requests"].add_column(name, str)
+    conn = db.conn
+    conn.execute("""CREATE TABLE IF NOT EXISTS team_link (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        enabled INTEGER NOT NULL DEFAULT 0,   -- 1 once a sync has seeded the outbox: the triggers record
+        server TEXT,                          -- where it syncs to, without any password
+        team_user TEXT, machine TEXT,
+        schema_version INTEGER,               -- the server's, at the last contact
+        last_push TEXT, last_pull TEXT,       -- UTC ISO 8601
+        pull_rev INTEGER NOT NULL DEFAULT 0,  -- the server rollup's revision pulled up to
+        pull_since TEXT,                      -- the oldest bucket team_spend covers
+        last_error TEXT, last_error_at TEXT)""")
+    conn.execute("INSERT OR IGNORE INTO team_link (id) VALUES (1)")
+    # One row per local row changed since it was last pushed and pulled back. base_*: what
+    # the server had of it at the last pull (0 for a call it did not have), so a budget adds
+    # only the growth: team_spend + sum(current - base).
+    base = ", ".join(f"base_{m} INTEGER NOT NULL DEFAULT 0" for m in ("cost_nanousd", *TOKEN_FIELDS))
+    conn.execute(f"""CREATE TABLE IF NOT EXISTS team_outbox (
+        id INTEGER PRIMARY KEY,
+        tbl TEXT NOT NULL, key TEXT NOT NULL,
+        gen INTEGER NOT NULL DEFAULT 1,       -- bumped at every change: a push clears only what it sent
+        base_requests INTEGER NOT NULL DEFAULT 0, {base},
+        UNIQUE (tbl, key))""")
+    spend_measures = ", ".join(f"{m} INTEGER NOT NULL DEFAULT 0" for m in SPEND_MEASURES)
+    # The team's spend as `spend` keeps ours (dimension, key, 15-minute UTC bucket), over all
+    # machines, with two more dimensions: `user` and `machine` (who made the call first).
+    conn.execute(f"""CREATE TABLE IF NOT EXISTS team_spend (
+        dim TEXT NOT NULL, key TEXT NOT NULL, bucket TEXT NOT NULL,
+        {spend_measures},
+        PRIMARY KEY (dim, key, bucket)) WITHOUT ROWID""")
+    enabled = "(SELECT enabled FROM team_link WHERE id = 1)"
+    base_values = ", ".join(f"coalesce(r.{m}, 0)" for m in ("cost_nanousd", *TOKEN_FIELDS))
+    base_names = ", ".join(f"base_{m}" for m in ("cost_nanousd", *TOKEN_FIELDS))
+    # BEFORE INSERT: an INSERT OR REPLACE (store.merge_requests) still sees the stored row.
+    conn.execute(f"""CREATE TRIGGER IF NOT EXISTS team_outbox_requests_insert BEFORE INSERT ON requests
+        WHEN {enabled} BEGIN
+            INSERT INTO team_outbox (tbl, key, base_requests, {base_names})
+            SELECT 'requests', NEW.key, r.key IS NOT NULL, {base_values}
+            FROM (SELECT 1) LEFT JOIN requests r ON r.key = NEW.key WHERE 1
+            ON CONFLICT (tbl, key) DO UPDATE SET gen = gen + 1;
+        END""")
+    conn.execute(f"""CREATE TRIGGER IF NOT EXISTS team_outbox_requests_update AFTER UPDATE ON requests
+        WHEN {enabled} BEGIN
+            INSERT INTO team_outbox (tbl, key, base_requests, {base_names})
+            VALUES ('requests', NEW.key, 1, {", ".join(f"coalesce(OLD.{m}, 0)" for m in ("cost_nanousd", *TOKEN_FIELDS))})
+            ON CONFLICT (tbl, key) DO UPDATE SET gen = gen + 1;
+        END""")
+    # A call folded into another one's row (store.writes._fold_replays) leaves: the server's copy must go too.
+    conn.execute(f"""CREATE TRIGGER IF NOT EXISTS team_outbox_requests_delete AFTER DELETE ON requests
+        WHEN {enabled} BEGIN
+            INSERT INTO team_outbox (tbl, key, base_requests, {base_names})
+            VALUES ('requests', OLD.key, 1, {", ".join(f"coalesce(OLD.{m}, 0)" for m in ("cost_nanousd", *TOKEN_FIELDS))})
+            ON CONFLICT (tbl, key) DO UPDATE SET gen = gen + 1;
+        END""")
+    for table, key in (("sessions", "session_id"), ("tool_calls", "tool_use_id"), ("cron_runs", "run_id")):
+        for when in ("INSERT", "UPDATE"):
+            conn.execute(f"""CREATE TRIGGER IF NOT EXISTS team_outbox_{table}_{when.lower()} AFTER {when} ON {table}
+                WHEN {enabled} BEGIN
+                    INSERT INTO team_outbox (tbl, key) VALUES ('{table}', NEW.{key})
+                    ON CONFLICT (tbl, key) DO UPDATE SET gen = gen + 1;
+                END""")
 
 
 def m009_sync_folder(db: sqlite_utils.Database) -> None:

@@ -292,8 +292,8 @@ def on_session_end(event: Event):
     if runtime.BACKGROUND and user_config().get("budgets"):
         budget_verdict(event)  # the session's last word: thresholds its last calls crossed fire (and notify) now
     refresh_dashboard_if_due()
-    if runtime.sync_due(user_config().get("team") or {}):
-        spawn_detached(["--sync"])  # the sync folder: the hook itself never touches it
+    if runtime.sync_due(user_config()):
+        spawn_detached(["--sync"])  # the sync folder, the team ledger: a detached process, never the network here
 
 
 def refresh_dashboard_if_due() -> None:
