@@ -260,6 +260,12 @@ def _add_tool_rows(conn: sqlite3.Connection, where: str, args: tuple) -> None:
     delta.write(conn, only=("tool",))
 
 
+def add_inserted(conn: sqlite3.Connection, after_rowid: int) -> None:
+    """Calls just inserted (past `after_rowid`) into both rollups, spend and price_groups."""
+    add_rows(conn, after_rowid)
+    add_prices(conn, after_rowid)
+
+
 def rebuild_prices(conn: sqlite3.Connection) -> None:
     """Recompute the whole price_groups rollup from `requests` (migration, repair)."""
     conn.execute("DELETE FROM price_groups")

@@ -240,8 +240,7 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
             try:
                 result.changed += writes.insert_new_requests(conn, new_rows, spend)
                 if bulk:  # the rows just inserted (appended: past the last rowid), into the rollups
-                    rollup.add_rows(conn, last)
-                    rollup.add_prices(conn, last)
+                    rollup.add_inserted(conn, last)
             except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
                 for columns, rows in new_rows.items():
                     key_at = columns.index("key")
