@@ -109,13 +109,14 @@ def test_two_machines_one_folder_totals_exact_despite_copies_truncation_and_grow
 
     server.run("import", "--claude-dir", str(server_history(tmp_path, grown=True)), "-q")  # msg_grow streamed on
     assert "1 call of this machine waiting for the next `costhook sync`" in server.run("doctor", ok=False).stdout
+    before = set(segments(folder, "server"))
     summary = server.sync()
     assert summary["exported"] == {"calls": 1, "updated": 1, "segments": 1}
-    grown = segments(folder, "server")[-1]
+    [grown] = set(segments(folder, "server")) - before  # (names sort by second: two may share one)
     whole = grown.read_bytes()
     grown.write_bytes(whole[: len(whole) // 2])  # still arriving at the laptop
-    shutil.copy(segments(folder, "server")[0], folder / "server" / "20261121T100000Z-0badc0de.ndjson.gz")
-    first_segment = segments(folder, "server")[0]
+    [first_segment] = before
+    shutil.copy(first_segment, folder / "server" / "20261121T100000Z-0badc0de.ndjson.gz")
     shutil.copy(first_segment, folder / "server" / f"{first_segment.name[:-len('.ndjson.gz')]} (conflicted copy 2026-12-06).ndjson.gz")
     shutil.copy(first_segment, folder / "server" / f"{first_segment.name[:-len('.ndjson.gz')]}.sync-conflict-20261206-150102-ABCDEFG.ndjson.gz")
 
