@@ -131,3 +131,51 @@ def test_team_scopes_without_a_team(tmp_path):
                "cwd": "/work/proj", "tool_name": "Bash", "tool_use_id": "toolu_1", "tool_input": {}}
     proc = run_hook(payload, env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == b"", proc.stdout
+
+
+def test_a_turn_end_pushes_and_the_next_tool_pulls(tmp_path, team_url):  # noqa: F811
+    """No `costhook sync` by hand: A's Stop hook pushes (a detached sync), B's PostToolUse
+    pulls (likewise), and B's next PreToolUse is denied by the team budget A spent — the
+    bound in practice is the sync interval (`min_interval_seconds`, 0 here) plus the turn
+    in flight."""
+    import sqlite3
+    import time
+
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop", extra="min_interval_seconds = 0\n")
+    b = Machine(tmp_path / "b", team_url, "bob", "desk", extra="min_interval_seconds = 0\n"
+                '\n[[budgets]]\nscope = "team"\nperiod = "daily"\nlimit = 1\naction = "block"\n')
+    b_transcript = b.transcript("sb", [assistant("msg_b0", session_id="sb", output_tokens=1000, timestamp=recent(30))])
+    a_transcript = a.transcript("sa", [assistant("msg_a1", session_id="sa", output_tokens=OUTPUT_TOKENS,
+                                                 timestamp=recent(10))])
+    stop = {"hook_event_name": "Stop", "session_id": "sa", "transcript_path": str(a_transcript), "cwd": "/work/proj"}
+    assert run_hook(stop, env=a.env).returncode == 0
+
+    def waited(what, probe, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if probe():
+                return
+            time.sleep(0.3)
+        log = b.home / "errors.log"
+        raise AssertionError(f"{what}; errors.log: {log.read_text() if log.exists() else '-'}")
+
+    waited("A's Stop pushed nothing", lambda: a.run("report", "--team", "--format", "json", check=False).returncode == 0
+           and json.loads(a.run("report", "--team", "--format", "json").stdout)["totals"]["requests"] == 1)
+    post = {"hook_event_name": "PostToolUse", "session_id": "sb", "transcript_path": str(b_transcript),
+            "cwd": "/work/proj", "tool_name": "Bash", "tool_use_id": "toolu_0", "tool_input": {}, "tool_response": {}}
+    assert run_hook(post, env=b.env).returncode == 0
+
+    def pulled():
+        if not (b.home / "costhook.db").exists():
+            return False
+        conn = sqlite3.connect(b.home / "costhook.db")
+        try:
+            return conn.execute("SELECT count(*) FROM team_spend WHERE dim = 'user' AND key = 'ann'").fetchone()[0] > 0
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+
+    waited("B's PostToolUse pulled nothing", pulled)
+    reason = denied(pre_tool_use(b, b_transcript, 1))
+    assert reason and "Team budget daily/team" in reason and "most by ann" in reason, reason
