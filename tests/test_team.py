@@ -465,3 +465,40 @@ def test_sync_watch_keeps_pushing(tmp_path, team_url):
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert "Pushed 1 call, 0 updated (and 1 session)" in out and "Traceback" not in err
+
+
+def test_hostile_text_reaches_the_server_without_breaking_a_batch(tmp_path, team_url):
+    """A NUL character (valid in JSON and SQLite, refused by PostgreSQL's text) in one call
+    must not stall the whole batch: the call arrives, cleaned."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.transcript("s1", [assistant("msg_nul", session_id="s1", gitBranch="evil\u0000branch", model="claude-\u0000x"),
+                        assistant("msg_ok", session_id="s1")])
+    a.import_()
+    proc = a.run("sync", check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows = dict(server_rows(team_url, "SELECT key, git_branch FROM costhook.calls"))
+    assert rows["msg_nul:req_msg_nul"] == "evilbranch" and len(rows) == 2
+    assert a.report("--team")["totals"] == a.report()["totals"]
+
+
+def test_an_openclaw_session_end_starts_a_sync_too(tmp_path, team_url):
+    """OpenClaw's session_end, like Claude Code's SessionEnd, hands the team sync to a
+    detached process (the hook itself answers at once, without psycopg)."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
+    event = {"hook": "session_end", "hook_event_name": "session_end", "plugin": "costhook",
+             "ctx": {"agentId": "main", "sessionKey": "agent:main:main", "sessionId": "oc-s1"},
+             "event": {"sessionId": "oc-s1", "sessionKey": "agent:main:main", "reason": "idle"}}
+    env = {**a.env, "OPENCLAW_STATE_DIR": str(tmp_path / "oc")}
+    proc = run_hook(event, args=("--agent", "openclaw"), env=env)
+    assert proc.returncode == 0 and proc.stdout == b""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if server_rows(team_url, "SELECT count(*) FROM costhook.calls")[0][0] == 16:
+                break
+        except psycopg.errors.UndefinedTable:
+            pass
+        time.sleep(0.3)
+    else:
+        pytest.fail("no sync after OpenClaw's session_end")

@@ -44,15 +44,26 @@ def enable(conn: sqlite3.Connection, server: str, user: str, machine: str) -> bo
         return True
 
 
-def outbox_batch(conn: sqlite3.Connection, table: str, after_id: int, limit: int, columns: list) -> list:
+def outbox_batch(conn: sqlite3.Connection, table: str, after_id: int, limit: int, columns: list,
+                 text: tuple = ()) -> list:
     """Up to `limit` queued rows of `table` after outbox id `after_id`, in id order:
-    (outbox id, gen, key, row as a tuple of `columns` — None when the row is gone here)."""
+    (outbox id, gen, key, row as a tuple of `columns` — None when the row is gone here).
+    The `text` columns come without NUL characters (PostgreSQL's text holds none)."""
     key = dict(TABLES)[table]
     picked = ", ".join(f"t.{c}" for c in columns)
-    sql = f"""SELECT o.id, o.gen, o.key, t.{key} IS NOT NULL, {picked} FROM team_outbox o
+    # SQLite finds a NUL (instr) but its replace() stops at one: flagged rows are cleaned here
+    nul = " OR ".join(f"instr(t.{c}, char(0)) > 0" for c in text) or "0"
+    sql = f"""SELECT o.id, o.gen, o.key, t.{key} IS NOT NULL, {nul}, {picked} FROM team_outbox o
               LEFT JOIN {table} t ON t.{key} = o.key
               WHERE o.tbl = ? AND o.id > ? ORDER BY o.id LIMIT ?"""
-    return [(r[0], r[1], r[2], tuple(r[4:]) if r[3] else None) for r in conn.execute(sql, (table, after_id, limit))]
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: a batch is 50,000 rows
+    return [(r[0], r[1], r[2], (_without_nul(r[5:]) if r[4] else r[5:]) if r[3] else None)
+            for r in cursor.execute(sql, (table, after_id, limit))]
+
+
+def _without_nul(row: tuple) -> tuple:
+    return tuple(v.replace("\x00", "") if isinstance(v, str) else v for v in row)
 
 
 def apply_pull(conn: sqlite3.Connection, rows: list, *, rev: int, since: str, sent: list, pushed: bool) -> None:

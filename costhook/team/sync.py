@@ -36,6 +36,8 @@ CALL_COLUMNS = ["key", "agent", "origin_user", "origin_machine", "session_id", "
 SERVER_CALL_COLUMNS = [("ts" if c == "timestamp" else c) for c in CALL_COLUMNS]
 CALL_TYPES = {"ts": "timestamptz", "tools": "jsonb", "is_heartbeat": "smallint",
               **{c: "bigint" for c in (*TOKEN_FIELDS, "web_search_requests", "cost_nanousd")}}
+NUMERIC = {*TOKEN_FIELDS, "web_search_requests", "cost_nanousd", "reported_cost_nanousd", "is_heartbeat", "success",
+           "duration_ms", "input_bytes", "output_bytes"}  # the rest is text, read without NUL characters
 OTHER_TABLES = {  # table: (local columns, key first; the server's type of each that is not text)
     "sessions": (["session_id", "agent", "project", "git_branch", "started_at", "ended_at", "end_reason",
                   "parent_session_id", "source", "entrypoint", "model", "reported_cost_nanousd"],
@@ -129,7 +131,8 @@ class Sync:
 
     def read_batch(self, table: str, after: int, columns: list) -> list:
         """The next outbox batch; a call's row is made ready for COPY here (`ready`)."""
-        batch = local.outbox_batch(self.conn, table, after, BATCH, columns)
+        text = [c for c in columns if c not in NUMERIC]
+        batch = local.outbox_batch(self.conn, table, after, BATCH, columns, text=text)
         if table == "requests":
             batch = [(i, g, key, None if row is None else Ready(row, self.copy_row(row))) for i, g, key, row in batch]
         return batch
@@ -147,7 +150,7 @@ class Sync:
         row[_TS_AT] = _timestamp(row[_TS_AT])
         if not row[_TOOLS_AT]:
             row[_TOOLS_AT] = "[]"
-        return [_text(v) for v in row]
+        return row
 
     def push_calls(self, rows: list, gone: list, meanwhile=lambda: None) -> None:
         """One batch in one server transaction; `meanwhile()` runs in a thread while the
@@ -201,7 +204,7 @@ class Sync:
                         row[i] = _timestamp(row[i])
                     if project_at is not None:
                         row[project_at] = self.name_project(row[project_at])
-                    copy.write_row([_text(v) for v in row])
+                    copy.write_row(row)
             updates = ", ".join(f"{n} = coalesce(excluded.{n}, t.{n})" for n in names[1:])
             pg.execute(f"""INSERT INTO costhook.{table} AS t ({', '.join(names)}, origin_user, origin_machine)
                            SELECT {', '.join(names)}, %s, %s FROM stage_rows
@@ -253,10 +256,12 @@ _COUNTS = [CALL_COLUMNS.index(c) for c in (*TOKEN_FIELDS, "web_search_requests")
 _PROJECT_AT, _TS_AT, _TOOLS_AT = (CALL_COLUMNS.index(c) for c in ("project", "timestamp", "tools"))
 
 
+_BASE_AT = [CALL_COLUMNS.index(c) for c in ("cost_nanousd", *TOKEN_FIELDS)]
+
+
 def _base(row: tuple) -> tuple:
     """What the server will count of a pushed call: (1, cost, tokens…), in BASE_MEASURES order."""
-    get = dict(zip(CALL_COLUMNS, row))
-    return (1, get["cost_nanousd"] or 0, *(get[t] or 0 for t in TOKEN_FIELDS))
+    return (1, *(row[i] or 0 for i in _BASE_AT))
 
 
 def _timestamp(value):
@@ -267,13 +272,6 @@ def _timestamp(value):
         datetime.datetime.fromisoformat(value)
     except ValueError:
         return None
-    return value
-
-
-def _text(value):
-    """PostgreSQL text holds no NUL character."""
-    if isinstance(value, str) and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
     return value
 
 
