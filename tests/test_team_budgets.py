@@ -179,3 +179,29 @@ def test_a_turn_end_pushes_and_the_next_tool_pulls(tmp_path, team_url):  # noqa:
     waited("B's PostToolUse pulled nothing", pulled)
     reason = denied(pre_tool_use(b, b_transcript, 1))
     assert reason and "Team budget daily/team" in reason and "most by ann" in reason, reason
+
+
+def test_the_dashboard_has_a_team_section_from_the_last_pull(tmp_path, team_url):  # noqa: F811
+    """`costhook dashboard` on a linked machine shows the team's spend per user and machine
+    from its local team rollup (no network at render time: the server is not asked —
+    the URL is made unreachable for the render); an unlinked machine has no team section."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    b = Machine(tmp_path / "b", team_url, "bob", "desk")
+    a.transcript("sa", [assistant("msg_a1", session_id="sa", output_tokens=OUTPUT_TOKENS, timestamp=recent(10))])
+    a.import_()
+    a.run("sync")
+    b.transcript("sb", [assistant("msg_b0", session_id="sb", output_tokens=1000, timestamp=recent(30))])
+    b.import_()
+    b.run("sync")
+    b.transcript("sb", [assistant("msg_b0", session_id="sb", output_tokens=1000, timestamp=recent(30)),
+                        assistant("msg_b1", session_id="sb", output_tokens=2000, timestamp=recent(5))])
+    b.import_()  # one call not pushed yet: counted for bob
+    offline = {"COSTHOOK_TEAM_URL": "postgresql://nobody@/x?host=/nonexistent"}
+    note = b.run("dashboard", "--stdout", env=offline).stdout
+    team = note[note.index("## Team"):]
+    assert "| ann | $1.50 | $1.50 |" in team and "| bob | $0.0451 | $0.0451 |" in team, team
+    assert "| laptop |" in team and "| desk |" in team and "Team today $1.55" in team, team
+    lone = Machine(tmp_path / "c", team_url, "cy", "lone")
+    lone.transcript("sc", [assistant("msg_c1", session_id="sc", timestamp=recent(5))])
+    lone.import_()
+    assert "## Team" not in lone.run("dashboard", "--stdout").stdout
