@@ -194,8 +194,8 @@ def spend(conn, budget: dict, ctx: Context, now: datetime, tz, me: dict | None =
     if period in CALENDAR:
         key, start, end = period_bounds(period, now, tz)
         if budget.get("team"):
-            spent, unpriced, top = _sum_team(conn, budget, start, end, tokens, me or team_identity(conn))
-            return Status(budget, key, spent, limit, unpriced, start, end, top)
+            spent, unpriced = _sum_team(conn, budget, start, end, tokens, me or team_identity(conn))
+            return Status(budget, key, spent, limit, unpriced, start, end)
         if kind == "session":
             where, args = "session_id = ? AND timestamp >= ? AND timestamp < ?", [ctx.session_id, utc_iso(start), utc_iso(end)]
             spent, unpriced = _sum_requests(conn, where, args, tokens)
@@ -250,7 +250,7 @@ def team_identity(conn) -> dict | None:
 
 
 def _sum_team(conn, budget: dict, start: datetime, end: datetime, tokens: bool, me: dict | None):
-    """(spent, unpriced, (top user, their spend) or None) of a team budget in [start, end):
+    """(spent, unpriced) of a team budget in [start, end):
     the team's spend as last pulled (`team_spend`) plus what this machine's calls not yet
     pushed add — new calls whole, grown calls their growth (docs/team.md, the budget
     contract). No network: other machines count up to their last push."""
@@ -259,14 +259,26 @@ def _sum_team(conn, budget: dict, start: datetime, end: datetime, tokens: bool, 
     kind, _, target = budget["scope"].partition(":")
     mine = me is not None and (kind not in ("user", "machine") or me[kind] == target)
     unpushed = _unpushed(conn, budget, start, end, tokens) if mine else 0
+    return pulled + unpushed, unpriced
+
+
+def name_top_spender(conn, status: Status, me: dict | None) -> None:
+    """Set `status.top_user`: the user who spent most of the team in the budget's period
+    (team_spend's user dimension, plus this machine's unpushed calls for its own user).
+    Only for a message someone will read (a block, a warning): the user dimension of a
+    month is thousands of rows."""
+    if not status.budget.get("team") or status.start is None:
+        return
+    tokens = status.in_tokens
+    first, last = bucket(status.start), bucket(status.end)
     measure = "tokens" if tokens else "cost_nanousd"
     users = {u: int(v) for u, v in conn.execute(
         f"SELECT key, sum({measure}) FROM team_spend WHERE dim = 'user' AND bucket >= ? AND bucket < ? GROUP BY key",
         (first, last))}
     if me is not None and me["user"]:
-        users[me["user"]] = users.get(me["user"], 0) + _unpushed(conn, {"scope": "global"}, start, end, tokens)
+        users[me["user"]] = users.get(me["user"], 0) + _unpushed(conn, {"scope": "global"}, status.start, status.end, tokens)
     top = max(users.items(), key=lambda kv: (kv[1], kv[0])) if users else None
-    return pulled + unpushed, unpriced, top if top and top[1] > 0 else None
+    status.top_user = top if top and top[1] > 0 else None
 
 
 def _unpushed(conn, budget: dict, start: datetime, end: datetime, tokens: bool) -> int:
@@ -307,6 +319,10 @@ def check(conn, budgets: list, ctx: Context, *, now: datetime | None = None, tz=
     statuses = [spend(conn, b, ctx, now, tz, me) for b in budgets if applies(b, ctx, me)]
     blocking = [s for s in statuses if s.blocking]
     block = max(blocking, key=lambda s: s.fraction) if blocking else None
+    if me is not None:  # who spent most of a team budget, for the messages shown now
+        for status in statuses:
+            if status is block or (status.budget.get("team") and status.fraction >= min(thresholds(status.budget))):
+                name_top_spender(conn, status, me)
     warnings, unrecorded = [], None
     if record:
         try:
