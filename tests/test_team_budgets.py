@@ -79,6 +79,9 @@ def test_machine_b_is_denied_after_its_pull_and_the_overshoot_is_within_the_boun
     assert 0 <= overshoot <= blocked_at - seen_before == step  # within one step of A's spend between B's pulls
     status = json.loads(b.run("budget", "status", "--format", "json").stdout)
     assert [s["state"] for s in status] == ["blocking"] and round(status[0]["spent"] * 10**9) == b_spent + 6 * step
+    assert "most by ann" in status[0]["message"]
+    on_server = json.loads(b.run("budget", "status", "--team", "--format", "json").stdout)  # asks the server now
+    assert [round(s["spent"] * 10**9) for s in on_server] == [b_spent + 6 * step]
 
 
 def test_this_machines_unpushed_calls_count_at_once(tmp_path, team_url):  # noqa: F811
