@@ -125,6 +125,13 @@ def test_team_scopes_without_a_team(tmp_path):
     proc = subprocess.run([COSTHOOK, "budget", "set", "--scope", "team", "--period", "session", "--limit", "1"],
                           capture_output=True, text=True, env={**env, "COSTHOOK_TEAM_URL": "postgresql:///x"})
     assert proc.returncode == 2 and "daily, weekly or monthly" in proc.stderr, proc.stderr
+    linked = {**env, "COSTHOOK_TEAM_URL": "postgresql:///x"}
+    proc = subprocess.run([COSTHOOK, "budget", "set", "--scope", "model:claude-opus-4-6", "--team", "--period", "monthly",
+                           "--limit", "2000", "--action", "block"], capture_output=True, text=True, env=linked)
+    assert proc.returncode == 0 and proc.stdout.strip() == "monthly-team-model-claude-opus-4-6", proc.stderr
+    assert "team = true" in config.read_text()
+    listed = subprocess.run([COSTHOOK, "budget", "list"], capture_output=True, text=True, env=linked).stdout
+    assert "model:claude-opus-4-6 (team)" in listed, listed
     config.write_text('[[budgets]]\nscope = "team"\nperiod = "daily"\nlimit = 0.000001\naction = "block"\n')
     claude = tmp_path / "claude" / "projects" / "-work-proj"
     claude.mkdir(parents=True)
