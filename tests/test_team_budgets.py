@@ -215,3 +215,36 @@ def test_the_dashboard_has_a_team_section_from_the_last_pull(tmp_path, team_url)
     lone.transcript("sc", [assistant("msg_c1", session_id="sc", timestamp=recent(5))])
     lone.import_()
     assert "## Team" not in lone.run("dashboard", "--stdout").stdout
+
+
+def test_openclaw_tool_and_turn_ends_start_a_sync(tmp_path, team_url):  # noqa: F811
+    """OpenClaw's after_tool_call and agent_end, like Claude Code's PostToolUse and Stop,
+    start the detached team sync when due, so its sessions push while they run."""
+    import time
+
+    from conftest import EXAMPLES
+    from test_team import server_rows
+
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop", extra="min_interval_seconds = 0\n")
+    a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")  # 16 calls
+    steps = (("after_tool_call", {"toolName": "exec", "toolCallId": "c1", "durationMs": 5}, 16),
+             ("agent_end", {"success": True, "messages": []}, 17))
+    for hook, event, expected in steps:
+        if expected == 17:
+            a.transcript("s-more", [assistant("msg_more", session_id="s-more", timestamp=recent(5))])
+            a.import_()
+        payload = {"hook": hook, "hook_event_name": hook, "plugin": "costhook",
+                   "ctx": {"agentId": "main", "sessionKey": "agent:main:main", "sessionId": "oc-s1"},
+                   "event": {"sessionId": "oc-s1", "sessionKey": "agent:main:main", **event}}
+        proc = run_hook(payload, args=("--agent", "openclaw"), env={**a.env, "OPENCLAW_STATE_DIR": str(tmp_path / "oc")})
+        assert proc.returncode == 0 and proc.stdout == b""
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if server_rows(team_url, "SELECT count(*) FROM costhook.calls")[0][0] == expected:
+                    break
+            except Exception:  # the schema is created by the first sync
+                pass
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"no sync after OpenClaw's {hook}")

@@ -219,7 +219,7 @@ def on_post_tool_use(event: Event):
     ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
     if event.text("tool_use_id") and event.session_id:
         record_tool_call(event)
-    sync_if_due()
+    runtime.sync_soon()  # Stop and PostToolUse: a long turn has no Stop
     if runtime.BACKGROUND or not user_config().get("budgets"):
         return None  # the next gate (a prompt, a tool) decides on what this recorded
     verdict = budget_verdict(event)
@@ -233,17 +233,8 @@ def on_post_tool_use(event: Event):
 def on_stop(event: Event):
     wait_for_text(event.transcript, event.text("last_assistant_message"))
     ingest_paths([event.transcript, *subagent_files(event.subagent_dir())])
-    sync_if_due()
+    runtime.sync_soon()  # Stop and PostToolUse: a long turn has no Stop
     return warn_only(event)
-
-
-def sync_if_due() -> None:
-    """Push and pull the team ledger at most every `[team] min_interval_seconds` while
-    sessions run (Stop, PostToolUse: a long turn has no Stop), so a team budget sees the
-    other machines' spend within about that much (docs/team.md, the bound). One stat here;
-    the sync itself is a detached process started after the answer."""
-    if runtime.sync_due(user_config()):
-        runtime.after_answer(lambda: spawn_detached(["--sync"]))
 
 
 def warn_only(event: Event):
