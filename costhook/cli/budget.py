@@ -11,11 +11,12 @@ TEAM_KINDS = ("team", "user", "machine")  # scopes that are always the team's (c
 
 
 def team_configured(cfg: dict) -> bool:
-    """Is a team server or folder configured (`[team] url`/`folder` or COSTHOOK_TEAM_URL)?"""
+    """Is a team server configured (`[team] url` or COSTHOOK_TEAM_URL)? A sync folder
+    alone needs no team budgets: every machine's calls are in the local ledger."""
     import os
 
     team = cfg.get("team") or {}
-    return bool(os.environ.get("COSTHOOK_TEAM_URL") or team.get("url") or team.get("folder"))
+    return bool(os.environ.get("COSTHOOK_TEAM_URL") or team.get("url"))
 
 
 @click.group()
