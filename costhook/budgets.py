@@ -34,9 +34,9 @@ class Context:
 class Status:
     """One budget's standing in its current period."""
 
-    __slots__ = ("budget", "period_key", "spent", "limit", "unpriced", "start", "end")
+    __slots__ = ("budget", "period_key", "spent", "limit", "unpriced", "start", "end", "top_user")
 
-    def __init__(self, budget, period_key, spent, limit, unpriced, start, end):
+    def __init__(self, budget, period_key, spent, limit, unpriced, start, end, top_user=None):
         self.budget = budget
         self.period_key = period_key
         self.spent = spent  # nano-USD or tokens
@@ -44,6 +44,7 @@ class Status:
         self.unpriced = unpriced  # calls in the period that have no price (not in `spent`)
         self.start = start  # datetime (UTC) or None for session periods
         self.end = end
+        self.top_user = top_user  # team budgets: (name, spent) of the user who spent most in the period
 
     @property
     def in_tokens(self) -> bool:
@@ -61,10 +62,14 @@ class Status:
         return f"{self.budget['period']}/{self.budget['scope']}"
 
     def message(self) -> str:
-        """`Budget daily/global: $8.12 of $10.00 (81%) — $1.88 left`"""
+        """`Budget daily/global: $8.12 of $10.00 (81%) — $1.88 left`; a team budget says so
+        and who spent most of it: `Team budget daily/team: … — most by ann ($6.10)`."""
         left = self.limit - self.spent
         tail = f"{self.amount(left)} left" if left >= 0 else f"{self.amount(-left)} over"
-        text = f"Budget {self.label()}: {self.amount(self.spent)} of {self.amount(self.limit)} ({int(self.fraction * 100)}%) — {tail}"
+        kind = "Team budget" if self.budget.get("team") else "Budget"
+        text = f"{kind} {self.label()}: {self.amount(self.spent)} of {self.amount(self.limit)} ({int(self.fraction * 100)}%) — {tail}"
+        if self.top_user is not None:
+            text += f" — most by {self.top_user[0]} ({self.amount(self.top_user[1])})"
         if self.unpriced:
             text += f" (+{self.unpriced} unpriced calls not counted)"
         return text
@@ -107,9 +112,18 @@ class Verdict:
 # ------------------------------------------------------------------- scopes -------
 
 
-def applies(budget: dict, ctx: Context) -> bool:
-    """Does this budget govern the agent work described by `ctx`?"""
+def applies(budget: dict, ctx: Context, me: dict | None = None) -> bool:
+    """Does this budget govern the agent work described by `ctx`? A team budget only where
+    this machine is linked to the team (`me`: team_identity), a `user:`/`machine:` one only
+    on that user's or machine's work."""
     kind, _, target = budget["scope"].partition(":")
+    if budget.get("team"):
+        if me is None:
+            return False
+        if kind in ("team", "user", "machine"):
+            return kind == "team" or me[kind] == target
+        if kind == "project":
+            return project_matches(target.rpartition("/")[2], ctx.project)
     if kind in ("global", "session"):
         return kind == "global" or bool(ctx.session_id)
     if kind == "project":
@@ -173,14 +187,18 @@ def like_prefix(text: str) -> str:
 # ------------------------------------------------------------------- spend --------
 
 
-def spend(conn, budget: dict, ctx: Context, now: datetime, tz) -> Status:
-    """The budget's spend in its current period (nano-USD, or tokens for token budgets)."""
+def spend(conn, budget: dict, ctx: Context, now: datetime, tz, me: dict | None = None) -> Status:
+    """The budget's spend in its current period (nano-USD, or tokens for token budgets);
+    a team budget's from the last pull plus this machine's unpushed calls (`_sum_team`)."""
     tokens = "limit_nanousd" not in budget
     limit = budget["tokens"] if tokens else budget["limit_nanousd"]
     period = budget["period"]
     kind = budget["scope"].partition(":")[0]
     if period in CALENDAR:
         key, start, end = period_bounds(period, now, tz)
+        if budget.get("team"):
+            spent, unpriced = _sum_team(conn, budget, start, end, tokens, me or team_identity(conn))
+            return Status(budget, key, spent, limit, unpriced, start, end)
         if kind == "session":
             where, args = "session_id = ? AND timestamp >= ? AND timestamp < ?", [ctx.session_id, utc_iso(start), utc_iso(end)]
             spent, unpriced = _sum_requests(conn, where, args, tokens)
@@ -199,10 +217,13 @@ def _sum_requests(conn, where: str, args: list, tokens: bool) -> tuple[int, int]
     return int(row[0]), 0 if tokens else int(row[1])
 
 
-def _sum_rollup(conn, budget: dict, first: str, last: str, tokens: bool) -> tuple[int, int]:
+def _sum_rollup(conn, budget: dict, first: str, last: str, tokens: bool, table: str = "spend") -> tuple[int, int]:
     kind, _, target = budget["scope"].partition(":")
     measure = "coalesce(sum(tokens), 0)" if tokens else "coalesce(sum(cost_nanousd), 0)"
-    if kind == "global":
+    if table == "team_spend" and kind in ("team", "project"):
+        # the team's rollup: `global` for the team, projects by the name they leave with
+        kind, keys, args = ("global", "key = ''", []) if kind == "team" else ("project", "key = ?", [target])
+    elif kind == "global":
         keys, args = "key = ''", []
     elif kind == "cli":  # the rollup's rows carry their agent CLI
         kind, keys, args = "global", "key = '' AND cli = ?", [target]
@@ -218,10 +239,72 @@ def _sum_rollup(conn, budget: dict, first: str, last: str, tokens: bool) -> tupl
     else:
         keys, args = "key = ?", [target]
     row = conn.execute(
-        f"SELECT {measure}, coalesce(sum(unpriced), 0) FROM spend WHERE dim = ? AND {keys} AND bucket >= ? AND bucket < ?",
+        f"SELECT {measure}, coalesce(sum(unpriced), 0) FROM {table} WHERE dim = ? AND {keys} AND bucket >= ? AND bucket < ?",
         [kind, *args, first, last],
     ).fetchone()
     return int(row[0]), 0 if tokens else int(row[1])
+
+
+def team_identity(conn) -> dict | None:
+    """This machine's team user and machine name, or None while it is not linked to a team
+    (no `[team]`, or no sync yet): then team budgets never apply (docs/team.md)."""
+    row = conn.execute("SELECT enabled, team_user, machine FROM team_link WHERE id = 1").fetchone()
+    if row is None or not row[0]:
+        return None
+    return {"user": row[1], "machine": row[2]}
+
+
+def _sum_team(conn, budget: dict, start: datetime, end: datetime, tokens: bool, me: dict | None):
+    """(spent, unpriced) of a team budget in [start, end):
+    the team's spend as last pulled (`team_spend`) plus what this machine's calls not yet
+    pushed add — new calls whole, grown calls their growth (docs/team.md, the budget
+    contract). No network: other machines count up to their last push."""
+    first, last = bucket(start), bucket(end)
+    pulled, unpriced = _sum_rollup(conn, budget, first, last, tokens, table="team_spend")
+    kind, _, target = budget["scope"].partition(":")
+    mine = me is not None and (kind not in ("user", "machine") or me[kind] == target)
+    unpushed = _unpushed(conn, budget, start, end, tokens) if mine else 0
+    return pulled + unpushed, unpriced
+
+
+def name_top_spender(conn, status: Status, me: dict | None) -> None:
+    """Set `status.top_user`: the user who spent most of the team in the budget's period
+    (team_spend's user dimension, plus this machine's unpushed calls for its own user).
+    Only for a message someone will read (a block, a warning): the user dimension of a
+    month is thousands of rows."""
+    if not status.budget.get("team") or status.start is None:
+        return
+    tokens = status.in_tokens
+    first, last = bucket(status.start), bucket(status.end)
+    measure = "tokens" if tokens else "cost_nanousd"
+    users = {u: int(v) for u, v in conn.execute(
+        f"SELECT key, sum({measure}) FROM team_spend WHERE dim = 'user' AND bucket >= ? AND bucket < ? GROUP BY key",
+        (first, last))}
+    if me is not None and me["user"]:
+        users[me["user"]] = users.get(me["user"], 0) + _unpushed(conn, {"scope": "global"}, status.start, status.end, tokens)
+    top = max(users.items(), key=lambda kv: (kv[1], kv[0])) if users else None
+    status.top_user = top if top and top[1] > 0 else None
+
+
+def _unpushed(conn, budget: dict, start: datetime, end: datetime, tokens: bool) -> int:
+    """What this machine's calls in the budget's scope and period add beyond the last pull."""
+    kind, _, target = budget["scope"].partition(":")
+    if kind in ("team", "user", "machine"):
+        where, args = "1", []
+    elif kind == "project":
+        where, args = project_filter(target.rpartition("/")[2])
+    else:
+        where, args = _scope_filter(budget)
+    if tokens:
+        base = " + ".join(f"o.base_{f}" for f in TOKEN_SUM.split(" + "))
+        measure = f"coalesce(sum(({TOKEN_SUM}) - ({base})), 0)"
+    else:
+        measure = "coalesce(sum(coalesce(cost_nanousd, 0) - o.base_cost_nanousd), 0)"
+    row = conn.execute(
+        f"""SELECT {measure} FROM team_outbox o JOIN requests r ON r.key = o.key
+            WHERE o.tbl = 'requests' AND r.timestamp >= ? AND r.timestamp < ? AND {where}""",
+        [utc_iso(start), utc_iso(end), *args]).fetchone()
+    return int(row[0])
 
 
 # ------------------------------------------------------------------- decisions ----
@@ -237,9 +320,14 @@ def check(conn, budgets: list, ctx: Context, *, now: datetime | None = None, tz=
     timeout), the decision stands, without warnings this time: a threshold not recorded
     fires on a later check."""
     now = now or datetime.now(timezone.utc)
-    statuses = [spend(conn, b, ctx, now, tz) for b in budgets if applies(b, ctx)]
+    me = team_identity(conn) if any(b.get("team") for b in budgets) else None
+    statuses = [spend(conn, b, ctx, now, tz, me) for b in budgets if applies(b, ctx, me)]
     blocking = [s for s in statuses if s.blocking]
     block = max(blocking, key=lambda s: s.fraction) if blocking else None
+    if me is not None:  # who spent most of a team budget, for the messages shown now
+        for status in statuses:
+            if status is block or (status.budget.get("team") and status.fraction >= min(thresholds(status.budget))):
+                name_top_spender(conn, status, me)
     warnings, unrecorded = [], None
     if record:
         try:

@@ -430,6 +430,14 @@ def sync_due(cfg: dict, now_ts: float | None = None) -> bool:
     return age >= float(team.get("min_interval_seconds", 60))
 
 
+def sync_soon() -> None:
+    """While sessions run (a turn's end, a tool's end): start the detached team sync after
+    the answer when due — one stat here — so team budgets see the other machines' spend
+    within about `[team] min_interval_seconds` (docs/team.md, the bound)."""
+    if sync_due(user_config()):
+        after_answer(lambda: spawn_detached(["--sync"]))
+
+
 def log_error(event: str, exc: BaseException) -> None:
     """One line per failure, never the payload's content; rotated at 1 MB (paths.log_error)."""
     paths.log_error(f"hook {event}", exc)

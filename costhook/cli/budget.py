@@ -7,6 +7,17 @@ import click
 from costhook import errors, text
 from costhook.cli.common import format_option, load_config, open_store, setup, view_options
 
+TEAM_KINDS = ("team", "user", "machine")  # scopes that are always the team's (config.model)
+
+
+def team_configured(cfg: dict) -> bool:
+    """Is a team server configured (`[team] url` or COSTHOOK_TEAM_URL)? A sync folder
+    alone needs no team budgets: every machine's calls are in the local ledger."""
+    import os
+
+    team = cfg.get("team") or {}
+    return bool(os.environ.get("COSTHOOK_TEAM_URL") or team.get("url"))
+
 
 @click.group()
 def budget():
@@ -14,7 +25,8 @@ def budget():
 
 
 @budget.command(name="set")
-@click.option("--scope", required=True, help="global | session | project:<path or name> | model:<id> | agent:<type> | skill:<name> | cron:<job> | cli:claude|openclaw|codex")
+@click.option("--scope", required=True, help="global | session | project:<path or name> | model:<id> | agent:<type> | skill:<name> | cron:<job>"
+              " | cli:claude|openclaw|codex | team | user:<name> | machine:<name> (the last three: the team's spend).")
 @click.option("--period", required=True, type=click.Choice(["session", "run", "daily", "weekly", "monthly"]),
               help="The span the limit applies to: one session or run, or a calendar day, week or month (config timezone).")
 @click.option("--limit", "limit_usd", help="Limit in USD, e.g. 10 or 0.50.")
@@ -25,7 +37,9 @@ def budget():
 @click.option("--on-error", type=click.Choice(["allow", "block"]), default="allow", show_default=True,
               help="What to do when costhook cannot read its own data.")
 @click.option("--id", "budget_id", help="Name for the budget (default: <period>-<scope>). An existing id is replaced.")
-def budget_set(scope, period, limit_usd, tokens, warn_at, action, on_error, budget_id):
+@click.option("--team", "team", is_flag=True, help="Against the whole team's spend (needs [team]; see docs/team.md), "
+              "e.g. a team-wide model:<id> cap.")
+def budget_set(scope, period, limit_usd, tokens, warn_at, action, on_error, budget_id, team):
     """Add or replace a budget in the config file; prints its id."""
     from costhook.config import edit
     from costhook.config.model import Budget, describe
@@ -34,7 +48,7 @@ def budget_set(scope, period, limit_usd, tokens, warn_at, action, on_error, budg
         fractions = [float(part) for part in warn_at.split(",") if part.strip()]
     except ValueError:
         raise click.BadParameter(f"{warn_at!r} is not a comma-separated list of fractions", param_hint="--warn-at")
-    fields = {"scope": scope, "period": period, "warn_at": fractions, "action": action, "on_error": on_error}
+    fields = {"scope": scope, "period": period, "warn_at": fractions, "action": action, "on_error": on_error, "team": team}
     if budget_id:
         fields["id"] = budget_id
     if limit_usd is not None:
@@ -50,7 +64,11 @@ def budget_set(scope, period, limit_usd, tokens, warn_at, action, on_error, budg
         problems = "; ".join(f"{'--' + str(e['loc'][0]).replace('_', '-') if e['loc'] else 'budget'}: {describe(e)}"
                              for e in exc.errors())
         raise click.UsageError(problems)
+    if entry.team and not team_configured(load_config()):
+        raise click.UsageError("a team budget needs a team: set [team] url (or COSTHOOK_TEAM_URL) first (docs/team.md)")
     stored = {"id": entry.id, "scope": entry.scope, "period": entry.period}
+    if entry.team and entry.scope.partition(":")[0] not in TEAM_KINDS:
+        stored["team"] = True
     if entry.limit is not None:
         # TOML has no decimals: whole dollars as integers, others as floats (at most 9
         # decimals, which read back exactly).
@@ -99,7 +117,8 @@ def budget_list(fmt):
     rows = [["id", "scope", "period", "limit", "warn at", "action"]]
     for b in budgets:
         limit = text.money(float(b["limit"])) if "limit" in b else f"{b['tokens']:,} tokens"
-        rows.append([b["id"], b["scope"], b["period"], limit, ",".join(f"{f:g}" for f in b["warn_at"]), b["action"]])
+        scope = f"{b['scope']} (team)" if b.get("team") and b["scope"].partition(":")[0] not in TEAM_KINDS else b["scope"]
+        rows.append([b["id"], scope, b["period"], limit, ",".join(f"{f:g}" for f in b["warn_at"]), b["action"]])
     click.echo(text.grid(rows))
 
 
@@ -121,7 +140,10 @@ def budget_status(session_id, team, fmt, tz_name, now_text, db_path):
         conn = open_store(db_path)
     if session_id is None:
         session_id = standing.latest_session(conn, now)
-    data = standing.pick(standing.budget_rows(conn, cfg.get("budgets", []), now, tz, session_id=session_id),
+    budgets = cfg.get("budgets", [])
+    if team:  # the server's rollup is the team's: a team budget is its plain scope there
+        budgets = [{**b, "team": False, "scope": "global" if b["scope"] == "team" else b["scope"]} for b in budgets]
+    data = standing.pick(standing.budget_rows(conn, budgets, now, tz, session_id=session_id),
                          standing.STATUS_FIELDS)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))

@@ -94,7 +94,7 @@ def team_budget_store(cfg: dict, now):
 
     from costhook.timeframe import bucket
 
-    conn = team_store(cfg, ["global", "project", "model", "agent", "skill", "cron"],
+    conn = team_store(cfg, ["global", "project", "model", "agent", "skill", "cron", "user", "machine"],
                       bucket(now - datetime.timedelta(days=62)), None)
     from costhook.store import team as local
 

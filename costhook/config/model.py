@@ -35,7 +35,8 @@ class ModelPrice(Strict):
 
 
 MAX_LIMIT_USD = 10**12  # a bigger limit is a typo, and 1e999 would not quantize to nano-dollars
-SCOPE_KINDS = ("global", "session", "project", "model", "agent", "skill", "cron", "cli")
+SCOPE_KINDS = ("global", "session", "project", "model", "agent", "skill", "cron", "cli", "team", "user", "machine")
+TEAM_KINDS = ("team", "user", "machine")  # always the team's spend (docs/team.md, team budgets)
 PERIODS = ("session", "run", "daily", "weekly", "monthly")
 
 
@@ -50,6 +51,7 @@ class Budget(Strict):
     warn_at: list[float] = Field(default_factory=lambda: [0.8])
     action: Literal["warn", "block"] = "warn"
     on_error: Literal["allow", "block"] = "allow"
+    team: bool = False  # the whole team's spend (last pull + this machine's unpushed calls)
 
     @field_validator("scope")
     @classmethod
@@ -57,10 +59,11 @@ class Budget(Strict):
         kind, _, target = value.partition(":")
         if kind not in SCOPE_KINDS:
             raise ValueError(f"unknown scope {value!r}; use one of global, session, project:<path or name>, "
-                             "model:<id>, agent:<type>, skill:<name>, cron:<job>, cli:<agent CLI>")
-        if kind in ("global", "session") and target:
+                             "model:<id>, agent:<type>, skill:<name>, cron:<job>, cli:<agent CLI>, team, user:<name>, "
+                             "machine:<name>")
+        if kind in ("global", "session", "team") and target:
             raise ValueError(f"scope {kind!r} takes no target")
-        if kind not in ("global", "session") and not target.strip():
+        if kind not in ("global", "session", "team") and not target.strip():
             raise ValueError(f"scope {kind!r} needs a target, e.g. {kind}:<name>")
         if kind == "cli" and target.strip() not in AGENT_CLIS:
             raise ValueError(f"unknown agent CLI {target.strip()!r} in scope {value!r}; use one of "
@@ -98,8 +101,14 @@ class Budget(Strict):
             raise ValueError("give exactly one of `limit` (USD) or `tokens`")
         if self.period == "run" and not self.scope.startswith(("cron:", "session")):
             raise ValueError("period 'run' applies to cron:<job> and session scopes")
+        kind = self.scope.partition(":")[0]
+        self.team = self.team or kind in TEAM_KINDS
+        if self.team and (kind == "session" or self.period in ("session", "run")):
+            raise ValueError("team budgets are daily, weekly or monthly (sessions stay on their machine)")
+        if self.team and kind == "project" and self.scope.startswith("project:/"):
+            raise ValueError("a team project budget names the project as the team sees it (paths never leave the machine)")
         if self.id is None:
-            self.id = budget_id(self.period, self.scope)
+            self.id = budget_id(self.period, self.scope if kind in TEAM_KINDS or not self.team else f"team-{self.scope}")
         return self
 
 

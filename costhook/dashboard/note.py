@@ -24,6 +24,7 @@ from costhook.pricing import prices
 from costhook.store import db
 from costhook.views import activity, anomalies, cache, calls, cron, report, rollup, spend
 from costhook.views import budgets as views_budgets
+from costhook.views import team_local
 
 DEFAULT_NOTE = "costhook/Cost dashboard.md"
 SECTIONS = tuple(sections.SECTIONS)
@@ -73,6 +74,7 @@ def collect(conn, cfg: dict, now: datetime, tz, table=None, db_path=None) -> dic
         data["trees"] = [activity.tree(conn, s) for s in activity.sessions_with_subagents(conn, week)[:2]]
         data["unpriced"] = rollup.unpriced_models(conn, timeframe.period("month", now, tz).only(cli))
         data["cron"] = _cron_data(conn, now, tz) if cli in (None, "openclaw") else None
+        data["team"] = team_local.team_rollup(conn, now, tz) if cli is None else None
         data.update(week_pass(conn) if future is None else future.result())
     # Projects only for the sessions the note names.
     worst = [r for r in data["efficiency"]["sessions"] if r["grade"] == "C"]

@@ -372,6 +372,23 @@ def unpriced(data: dict) -> str:
                       "> Add prices under `[prices]` in the config (see `costhook doctor`)."])
 
 
+def team(data: dict) -> str:
+    """The team's spend per user and machine, today and this month, as of the last pull
+    (plus this machine's unpushed calls); empty when this machine is not linked to a team."""
+    t = data.get("team")
+    if not t:
+        return ""
+    lines = ["## Team", "",
+             f"Team today {money(t['today_usd'])}, this month {money(t['month_usd'])} "
+             f"(as of the last pull, {_when(t['last_pull'], data['tz']) if t['last_pull'] else 'none yet'}; "
+             "this machine's unpushed calls included).", ""]
+    for label, rows in (("User", t["users"]), ("Machine", t["machines"])):
+        if rows:
+            lines += [md_table([label, "Today", "This month"],
+                               [[md_text(r["key"]), money(r["today_usd"]), money(r["month_usd"])] for r in rows[:10]], "lrr"), ""]
+    return "\n".join(lines).strip()
+
+
 def _calendar(rows: list) -> str:
     """The days as a plain table, one row per week (Monday first), with week totals."""
     from datetime import date
@@ -433,7 +450,7 @@ def _tree_lines(data: dict, node: dict, depth: int) -> list:
 SECTIONS = {
     "summary": summary, "budgets": budgets, "daily": daily, "models": models, "leaderboards": leaderboards, "subagents": subagents,
     "tools": tools, "cache": cache, "anomalies": anomalies, "idle": idle, "efficiency": efficiency,
-    "whatif": whatif, "cron": cron, "unpriced": unpriced,
+    "whatif": whatif, "cron": cron, "unpriced": unpriced, "team": team,
 }
 
 

@@ -74,6 +74,8 @@ def budget_rows(conn, budgets: list, now, tz, *, session_id: str | None = None, 
     judged_as = (budgets, contexts) if contexts is not None else judged(conn, budgets, session_id, now)
     for b, (as_judged, ctx) in zip(budgets, zip(*judged_as)):
         status = engine.spend(conn, as_judged, ctx, now, tz)
+        if as_judged.get("team"):
+            engine.name_top_spender(conn, status, engine.team_identity(conn))
         per_session = b["period"] in ("session", "run") or b["scope"] == "session"
         projected = engine.projection(status, now)
         in_usd = not status.in_tokens

@@ -248,6 +248,7 @@ def on_post_tool_use(event: Event):
     ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
     if event.text("tool_use_id") and event.session_id:
         record_tool_call(event)
+    runtime.sync_soon()  # Stop and PostToolUse: a long turn has no Stop
     if runtime.BACKGROUND or not user_config().get("budgets"):
         return None  # the next gate (a prompt, a tool) decides on what this recorded
     verdict = budget_verdict(event)
@@ -261,6 +262,7 @@ def on_post_tool_use(event: Event):
 def on_stop(event: Event):
     wait_for_text(event.transcript, event.text("last_assistant_message"))
     ingest_paths([event.transcript, *subagent_files(event.subagent_dir())])
+    runtime.sync_soon()  # Stop and PostToolUse: a long turn has no Stop
     return warn_only(event)
 
 

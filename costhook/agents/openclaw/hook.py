@@ -206,6 +206,7 @@ def on_message(p: Payload):
 def on_agent_end(p: Payload):
     catch_up(p, INGEST_S)
     record_messages(p, slim_messages(p.event.get("messages")))
+    runtime.sync_soon()
     return None
 
 
@@ -236,6 +237,7 @@ def on_after_tool_call(p: Payload):
         with db.transaction(conn):
             writes.record_tool_call(conn, row)
     catch_up(p, INGEST_S)
+    runtime.sync_soon()
     return None
 
 
