@@ -198,6 +198,36 @@ def test_cron_budget_by_job_name(home, state, tmp_path):
     silent(hook(payload("before_tool_call", {"toolName": "exec"})))  # the main session is not that cron
 
 
+def test_a_gate_records_the_held_records_before_it_decides(home, tmp_path, monkeypatch):
+    """The plugin holds a session's `message` / `after_tool_call` / `session_start` and
+    hands them to the next gate in `records` (no process of their own): the gate records
+    them, then decides — the call that asked for the tool counts, with no store to catch
+    up from. (The old hook ignored `records`: under budget, nothing recorded.)"""
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "no-store"))
+    budget(home, tmp_path, '[[budgets]]\nscope = "session"\nperiod = "session"\nlimit = 0.0001\naction = "block"\n')
+    held = [payload("session_start", {"sessionId": MAIN, "sessionKey": "agent:main:main"}),
+            payload("message", {"message": assistant(0)}),
+            payload("after_tool_call", {"toolName": "exec", "toolCallId": "held-1", "durationMs": 5, "paramsBytes": 9}),
+            {"hook": "before_tool_call", "ctx": {}, "event": {}},  # not a held hook: ignored
+            "junk"]
+    gate = hook({**payload("before_tool_call", {"toolName": "exec", "toolCallId": "held-2"}), "records": held})
+    assert gate.returncode == 0 and json.loads(gate.stdout)["block"] is True, gate
+    assert [r["key"] for r in db_rows("SELECT key FROM requests")] == [
+        f"openclaw:{assistant(0)['responseId']}@{assistant(0)['timestamp']}"]
+    assert [(r["tool_use_id"], r["input_bytes"]) for r in db_rows("SELECT tool_use_id, input_bytes FROM tool_calls")] == [
+        ("openclaw:held-1", 9)]
+    assert db_rows("SELECT started_at IS NOT NULL AS started FROM sessions WHERE session_id = ?", (MAIN,)) == [{"started": 1}]
+    assert errors(home) == []
+
+
+def test_without_budgets_a_gate_records_its_held_records_in_the_background(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "no-store"))
+    held = [payload("message", {"message": assistant(0)}), payload("message", {"message": assistant(1)})]
+    silent(hook({**payload("before_agent_run"), "records": held}))  # waits for the background work, as a test does
+    assert len(db_rows("SELECT key FROM requests")) == 2
+    assert errors(home) == []
+
+
 def test_gate_fails_open_fast_when_the_store_is_locked(home, tmp_path, monkeypatch):
     root = tmp_path / "oc"
     db = build_agent_store(root / "agents" / "main" / "agent" / "openclaw-agent.sqlite",
