@@ -42,6 +42,8 @@ def hook(argv: list[str], own_process: bool = False) -> int:
         if flag in argv:
             return runtime.run_job(flag[2:], lambda: job(argv[argv.index(flag) + 1 :]))
     agent = argv[argv.index("--agent") + 1] if "--agent" in argv[:-1] else "claude"
+    if "--serve" in argv and own_process:
+        return runtime.serve(agent)
     return runtime.run_hook(agent, background="--background" in argv)
 
 

@@ -255,3 +255,46 @@ def test_bad_input_fails_open(home, stdin, tmp_path, monkeypatch):
 def test_unknown_hook_is_ignored(home):
     silent(hook(payload("llm_input", {"prompt": SECRET})))
     assert not (home / "costhook.db").exists()
+
+
+def test_a_served_hook_answers_gates_line_by_line_and_follows_changes(home, state, tmp_path):
+    """`costhook hook --agent openclaw --serve` (the plugin's resident for gates): says it
+    is ready, answers one line per request, sees a budget added to the config file, and
+    writes into a new database file once the old one is replaced (a first import renames
+    its new file into place) — never into the file that is gone."""
+    import os
+    import select
+    import subprocess
+
+    from conftest import COSTHOOK
+
+    proc = subprocess.Popen([COSTHOOK, "hook", "--agent", "openclaw", "--serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+
+    def line():
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "no answer from the served hook"
+        return json.loads(proc.stdout.readline())
+
+    def ask(rid, data):
+        proc.stdin.write(json.dumps({"id": rid, "payload": data}).encode() + b"\n")
+        proc.stdin.flush()
+        return line()
+
+    try:
+        assert line() == {"serve": 1}
+        assert ask(1, payload("before_tool_call", {"toolName": "exec"})) == {"id": 1, "answer": None}  # no budgets
+        budget(home, tmp_path, '[[budgets]]\nscope = "session"\nperiod = "session"\nlimit = 0.05\naction = "block"\n')
+        assert ask(2, payload("before_tool_call", {"toolName": "exec"}))["answer"]["block"] is True
+        assert len(db_rows("SELECT key FROM requests")) > 0
+        for suffix in ("", "-wal", "-shm"):  # the database is replaced by a new, empty one
+            if os.path.exists(str(home / "costhook.db") + suffix):
+                os.unlink(str(home / "costhook.db") + suffix)
+        assert ask(3, payload("before_agent_run"))["answer"]["outcome"] == "block"  # caught up into the new file
+        assert len(db_rows("SELECT key FROM requests")) > 0, errors(home)
+        assert ask(4, {"hook": "before_tool_call", "ctx": "junk"}) == {"id": 4, "answer": None}  # fails open
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()

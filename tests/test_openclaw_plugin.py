@@ -64,6 +64,7 @@ def recorder(tmp_path, reply: str = "", sleep: float = 0.0) -> list:
     script = tmp_path / "fake_costhook.py"
     script.write_text(
         "import sys, time\n"
+        "if '--serve' in sys.argv: sys.exit(0)  # no resident: one process per event\n"
         f"data = sys.stdin.read()\nopen({str(tmp_path / 'received.jsonl')!r}, 'a').write(data + '\\n')\n"
         f"time.sleep({sleep})\nsys.stdout.write({reply!r})\n"
     )
@@ -205,6 +206,7 @@ def test_a_burst_is_bounded_and_never_holds_the_event_loop(tmp_path):
     fake = tmp_path / "slow_costhook.py"
     fake.write_text(
         "import os, sys, time\n"
+        "if '--serve' in sys.argv: sys.exit(0)  # no resident: one process per event\n"
         f"log = open({str(spans)!r}, 'a', buffering=1)\n"
         "log.write(f'start {time.monotonic()}\\n')\n"
         "data = sys.stdin.read()\n"
@@ -310,3 +312,49 @@ def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, hom
     assert recorded() == (len(messages), [{"tool_use_id": "openclaw:exit-1"}]), (
         db_rows("SELECT key FROM requests") if (home / "costhook.db").exists() else "no database")
     assert not (home / "errors.log").exists() or (home / "errors.log").read_text() == ""
+
+
+RESIDENT_DRIVER = r"""
+import plugin from %(plugin)s;
+const handlers = {};
+const api = { pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } };
+plugin.register(api);
+const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: %(session)s, runId: "r1" };
+handlers.before_model_resolve({}, ctx);  // a run is starting: the resident gets ready
+await new Promise((r) => setTimeout(r, %(warm)d));
+const results = [];
+for (let i = 0; i < 4; i++) {
+  const t0 = Date.now();
+  const value = await handlers.before_tool_call({ toolName: "exec", toolCallId: "c" + i }, ctx);
+  results.push({ value: value ?? null, ms: Date.now() - t0 });
+}
+console.log(JSON.stringify(results));
+"""
+
+
+def test_gates_are_answered_by_one_resident_costhook(tmp_path, home, monkeypatch):
+    """The gates go to one long-lived `costhook hook … --serve` started when a run begins:
+    four decisions (a spent budget: block), one costhook process. (The old plugin started
+    a costhook process per gate: an interpreter and its imports on the turn each time.)"""
+    from test_openclaw_source import MAIN, build_agent_store, events_of
+
+    node = node_binary()
+    if node is None:
+        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    root = tmp_path / "oc"
+    build_agent_store(root / "agents" / "main" / "agent" / "openclaw-agent.sqlite", {MAIN: ("agent:main:main", events_of(MAIN))})
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(root))
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "session"\nperiod = "session"\nlimit = 0.05\naction = "block"\n')
+    log = tmp_path / "started.log"
+    wrapper = tmp_path / "costhook.sh"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {Path(sys.executable).parent / "costhook"} "$@"\n')
+    wrapper.chmod(0o755)
+    script = tmp_path / "resident.mjs"
+    script.write_text(RESIDENT_DRIVER % {"plugin": json.dumps(str(PLUGIN)), "session": json.dumps(MAIN), "warm": 8000,
+                                         "config": json.dumps({"command": [str(wrapper), "hook", "--agent", "openclaw"]})})
+    proc = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [r["value"]["block"] for r in results] == [True] * 4, results
+    assert "$0.1137 of $0.05" in results[0]["value"]["blockReason"]
+    assert log.read_text().splitlines() == ["hook --agent openclaw --serve"]

@@ -274,6 +274,133 @@ function runDetached(command, payload, onExit) {
   }
 }
 
+// One long-lived `costhook hook … --serve` for the gates: no interpreter start and no
+// imports per decision. Never needed: when it is absent, slow, broken or gone, the gate
+// runs one costhook process as before (and the next gate starts a new one). It dies with
+// stdin: when this process exits, or after IDLE_MS without a gate.
+// It says `{"serve": 1}` when ready; until then gates do not wait for it.
+const RESIDENT_IDLE_MS = 300000;
+const RESIDENT_HELLO_MS = 10000;
+const RESIDENT_RETRY_MS = 60000; // after a failure, per-process gates for this long
+
+class Resident {
+  constructor(command) {
+    this.command = command;
+    this.child = undefined;
+    this.ready = false;
+    this.waiting = new Map(); // id -> resolve
+    this.nextId = 1;
+    this.buffer = "";
+    this.brokenUntil = 0;
+    this.idle = undefined;
+  }
+
+  start() {
+    if (this.child || Date.now() < this.brokenUntil) return;
+    try {
+      const child = spawn(this.command[0], [...this.command.slice(1), "--serve"], { stdio: ["pipe", "pipe", "ignore"], windowsHide: true });
+      this.child = child;
+      child.on("error", () => this.fail(child));
+      child.on("exit", () => this.fail(child, false));
+      child.stdin.on("error", () => this.fail(child));
+      child.stdout.on("error", () => this.fail(child));
+      child.stdout.on("data", (chunk) => this.read(child, chunk));
+      child.unref();
+      child.stdout.unref?.();
+      child.stdin.unref?.();
+      this.ready = false;
+      this.buffer = "";
+      this.touch();
+      const hello = setTimeout(() => {
+        if (this.child === child && !this.ready) this.fail(child);
+      }, RESIDENT_HELLO_MS);
+      hello.unref?.();
+    } catch {
+      this.fail(this.child);
+    }
+  }
+
+  touch() {
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => this.stop(), RESIDENT_IDLE_MS);
+    this.idle.unref?.();
+  }
+
+  stop() {
+    const child = this.child;
+    this.child = undefined;
+    this.ready = false;
+    clearTimeout(this.idle);
+    try {
+      child?.stdin.end();
+    } catch {}
+    for (const resolve of this.waiting.values()) resolve(undefined);
+    this.waiting.clear();
+  }
+
+  fail(child, broken = true) {
+    if (child && child !== this.child) return;
+    if (broken || !this.ready) this.brokenUntil = Date.now() + RESIDENT_RETRY_MS;
+    try {
+      child?.kill("SIGKILL");
+    } catch {}
+    this.stop();
+  }
+
+  read(child, chunk) {
+    if (child !== this.child) return;
+    this.buffer += chunk.toString("utf8");
+    if (this.buffer.length > MAX_STDOUT) return this.fail(child);
+    let nl;
+    while ((nl = this.buffer.indexOf("\n")) >= 0) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 1);
+      let reply;
+      try {
+        reply = JSON.parse(line);
+      } catch {
+        return this.fail(child);
+      }
+      if (!this.ready) {
+        if (!reply || reply.serve !== 1) return this.fail(child);
+        this.ready = true;
+        continue;
+      }
+      const resolve = reply && this.waiting.get(reply.id);
+      if (!resolve) continue;
+      this.waiting.delete(reply.id);
+      resolve(reply.answer && typeof reply.answer === "object" ? JSON.stringify(reply.answer) : "");
+    }
+  }
+
+  // costhook's answer as text ("" for none), or undefined when the resident could not
+  // answer in time: then the caller asks a costhook process instead.
+  ask(payload, timeoutMs) {
+    this.start();
+    const child = this.child;
+    if (!child || !this.ready) return Promise.resolve(undefined);
+    this.touch();
+    return new Promise((resolve) => {
+      const id = this.nextId++;
+      const timer = setTimeout(() => {
+        if (this.waiting.delete(id)) {
+          resolve(undefined);
+          this.fail(child); // stuck: never again behind it
+        }
+      }, Math.max(1, timeoutMs));
+      this.waiting.set(id, (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      });
+      try {
+        child.stdin.write(JSON.stringify({ id, payload }) + "\n");
+      } catch {
+        this.fail(child);
+      }
+    });
+  }
+}
+
 function lastJson(text) {
   const lines = (text || "").trim().split("\n").filter((l) => l.trim());
   if (!lines.length) return undefined;
@@ -305,6 +432,7 @@ function register(api) {
   let detachedAlive = 0;
   const records = new Lane(command, MAX_RECORDING, MAX_QUEUED);
   const gates = new Lane(command, MAX_GATING, MAX_QUEUED);
+  const resident = new Resident(command);
 
   let stateDir = str(process.env.OPENCLAW_STATE_DIR, 4096);
   if (!stateDir) {
@@ -342,6 +470,8 @@ function register(api) {
 
   function note(ctx) {
     // Remember what agent hooks know (jobId only reaches the early ones) for later hooks.
+    // A run is about to start: the resident gets ready for its gates.
+    resident.start();
     if (!ctx) return;
     const key = str(ctx.sessionKey);
     if (ctx.runId && (ctx.jobId || ctx.trigger)) {
@@ -365,10 +495,8 @@ function register(api) {
     return { hook, hook_event_name: hook, plugin: PLUGIN_ID, ctx: context(ctx), event: event || {} };
   }
 
-  function send(lane, hook, event, ctx, timeoutMs = observeTimeoutMs, records = undefined) {
-    const payload = payloadOf(hook, event, ctx);
-    if (records && records.length) payload.records = records;
-    return lane.run(payload, Date.now() + timeoutMs, DROPPABLE.has(hook));
+  function send(lane, hook, event, ctx, timeoutMs = observeTimeoutMs) {
+    return lane.run(payloadOf(hook, event, ctx), Date.now() + timeoutMs, DROPPABLE.has(hook));
   }
 
   function observe(hook, event, ctx, timeoutMs) {
@@ -431,7 +559,16 @@ function register(api) {
 
   async function gate(hook, event, ctx) {
     // The session's held records ride with the gate: costhook records them, then decides.
-    return lastJson(await send(gates, hook, event, ctx, gateTimeoutMs, take(str(ctx?.sessionKey))));
+    // The resident answers first; if it cannot, a costhook process of its own.
+    const started = Date.now();
+    const payload = payloadOf(hook, event, ctx);
+    const batch = take(payload.ctx.sessionKey);
+    if (batch.length) payload.records = batch;
+    const answer = await resident.ask(payload, Math.floor(gateTimeoutMs / 2));
+    if (answer !== undefined) return lastJson(answer);
+    const left = gateTimeoutMs - (Date.now() - started);
+    if (left < 50) return undefined;
+    return lastJson(await gates.run(payload, Date.now() + left));
   }
 
   function on(hook, handler, opts) {

@@ -62,7 +62,12 @@ def handle(payload: dict) -> dict | None:
     records = held_records(payload)
     if records:
         if hook in GATES and not runtime.user_config().get("budgets"):
-            runtime.go_background()  # nothing to decide: the tool or run goes on while we record
+            # nothing to decide: the tool or run goes on while we record
+            if runtime.SERVING:
+                runtime.after_answer(lambda: record_held(records))
+                records = []
+            else:
+                runtime.go_background()
         record_held(records)
     handler = HANDLERS.get(hook)
     if handler is None:
