@@ -15,7 +15,9 @@
 // asked for a tool is counted without waiting for a separate recording process — or with
 // its `agent_end` / `session_end`, or after HOLD_MS on their own. agent_end and
 // session_end start costhook detached (a session of its own, not waited for, not killed)
-// and answer at once: the record survives the Gateway's or a one-shot CLI's exit.
+// and answer at once: the record survives the Gateway's or a one-shot CLI's exit. The
+// gates go to one resident costhook (`--serve`, see Resident) when it is ready, else to a
+// costhook process of their own.
 //
 // Bounded: records go to costhook in batches (at most MAX_HELD per session); what does not
 // ride with a gate, agent_end or session_end goes through a lane of at most MAX_RECORDING
