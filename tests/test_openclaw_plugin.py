@@ -328,14 +328,18 @@ for (let i = 0; i < 4; i++) {
   const value = await handlers.before_tool_call({ toolName: "exec", toolCallId: "c" + i }, ctx);
   results.push({ value: value ?? null, ms: Date.now() - t0 });
 }
+handlers.session_start({ sessionId: "s-late", sessionKey: "agent:main:late" },  // fired late by OpenClaw
+                       { agentId: "main", sessionKey: "agent:main:late", sessionId: "s-late" });
+await new Promise((r) => setTimeout(r, 2000));
 console.log(JSON.stringify(results));
 """
 
 
 def test_gates_are_answered_by_one_resident_costhook(tmp_path, home, monkeypatch):
     """The gates go to one long-lived `costhook hook … --serve` started when a run begins:
-    four decisions (a spent budget: block), one costhook process. (The old plugin started
-    a costhook process per gate: an interpreter and its imports on the turn each time.)"""
+    four decisions (a spent budget: block), one costhook process; a late session_start goes
+    to it too instead of waiting 5 s for a process of its own. (The old plugin started a
+    costhook process per gate: an interpreter and its imports on the turn each time.)"""
     from test_openclaw_source import MAIN, build_agent_store, events_of
 
     node = node_binary()
@@ -358,3 +362,6 @@ def test_gates_are_answered_by_one_resident_costhook(tmp_path, home, monkeypatch
     assert [r["value"]["block"] for r in results] == [True] * 4, results
     assert "$0.1137 of $0.05" in results[0]["value"]["blockReason"]
     assert log.read_text().splitlines() == ["hook --agent openclaw --serve"]
+    from conftest import db_rows
+
+    assert db_rows("SELECT session_key FROM sessions WHERE session_id = 's-late'") == [{"session_key": "agent:main:late"}]

@@ -375,6 +375,20 @@ class Resident {
     }
   }
 
+  // Hand it a record and wait for nothing; false when it is not ready (then hold it).
+  post(payload) {
+    const child = this.child;
+    if (!child || !this.ready) return false;
+    this.touch();
+    try {
+      child.stdin.write(JSON.stringify({ id: 0, payload }) + "\n");
+      return true;
+    } catch {
+      this.fail(child);
+      return false;
+    }
+  }
+
   // costhook's answer as text ("" for none), or undefined when the resident could not
   // answer in time: then the caller asks a costhook process instead.
   ask(payload, timeoutMs) {
@@ -661,8 +675,11 @@ function register(api) {
   });
 
   on("session_start", (event, ctx) => {
-    hold("session_start", { sessionId: str(event.sessionId, 300), sessionKey: str(event.sessionKey), resumedFrom: str(event.resumedFrom, 300) },
-      { ...ctx, sessionKey: ctx.sessionKey || event.sessionKey, sessionId: ctx.sessionId || event.sessionId });
+    // OpenClaw fires it after the run's first gate, often after agent_end: held, it would
+    // wait 5 s for a process of its own. The warm resident takes it at once instead.
+    const sessionEvent = { sessionId: str(event.sessionId, 300), sessionKey: str(event.sessionKey), resumedFrom: str(event.resumedFrom, 300) };
+    const sessionCtx = { ...ctx, sessionKey: ctx.sessionKey || event.sessionKey, sessionId: ctx.sessionId || event.sessionId };
+    if (!resident.post(payloadOf("session_start", sessionEvent, sessionCtx))) hold("session_start", sessionEvent, sessionCtx);
     return undefined;
   });
 
