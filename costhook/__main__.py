@@ -47,13 +47,15 @@ def hook(argv: list[str], own_process: bool = False) -> int:
     for flag, job in DETACHED_JOBS.items():
         if flag in argv:
             return runtime.run_job(flag[2:], lambda: job(argv[argv.index(flag) + 1 :]))
-    if own_process:
+    if own_process and "--serve" not in argv:
         # One event, a short-lived process that makes few reference cycles: the cyclic
         # collector only burns ~5 % of a hook's instructions walking what its imports made.
         import gc
 
         gc.disable()
     agent = argv[argv.index("--agent") + 1] if "--agent" in argv[:-1] else "claude"
+    if "--serve" in argv and own_process:
+        return runtime.serve(agent)
     return runtime.run_hook(agent, background="--background" in argv)
 
 

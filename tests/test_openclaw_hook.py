@@ -198,6 +198,36 @@ def test_cron_budget_by_job_name(home, state, tmp_path):
     silent(hook(payload("before_tool_call", {"toolName": "exec"})))  # the main session is not that cron
 
 
+def test_a_gate_records_the_held_records_before_it_decides(home, tmp_path, monkeypatch):
+    """The plugin holds a session's `message` / `after_tool_call` / `session_start` and
+    hands them to the next gate in `records` (no process of their own): the gate records
+    them, then decides — the call that asked for the tool counts, with no store to catch
+    up from. (The old hook ignored `records`: under budget, nothing recorded.)"""
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "no-store"))
+    budget(home, tmp_path, '[[budgets]]\nscope = "session"\nperiod = "session"\nlimit = 0.0001\naction = "block"\n')
+    held = [payload("session_start", {"sessionId": MAIN, "sessionKey": "agent:main:main"}),
+            payload("message", {"message": assistant(0)}),
+            payload("after_tool_call", {"toolName": "exec", "toolCallId": "held-1", "durationMs": 5, "paramsBytes": 9}),
+            {"hook": "before_tool_call", "ctx": {}, "event": {}},  # not a held hook: ignored
+            "junk"]
+    gate = hook({**payload("before_tool_call", {"toolName": "exec", "toolCallId": "held-2"}), "records": held})
+    assert gate.returncode == 0 and json.loads(gate.stdout)["block"] is True, gate
+    assert [r["key"] for r in db_rows("SELECT key FROM requests")] == [
+        f"openclaw:{assistant(0)['responseId']}@{assistant(0)['timestamp']}"]
+    assert [(r["tool_use_id"], r["input_bytes"]) for r in db_rows("SELECT tool_use_id, input_bytes FROM tool_calls")] == [
+        ("openclaw:held-1", 9)]
+    assert db_rows("SELECT started_at IS NOT NULL AS started FROM sessions WHERE session_id = ?", (MAIN,)) == [{"started": 1}]
+    assert errors(home) == []
+
+
+def test_without_budgets_a_gate_records_its_held_records_in_the_background(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "no-store"))
+    held = [payload("message", {"message": assistant(0)}), payload("message", {"message": assistant(1)})]
+    silent(hook({**payload("before_agent_run"), "records": held}))  # waits for the background work, as a test does
+    assert len(db_rows("SELECT key FROM requests")) == 2
+    assert errors(home) == []
+
+
 def test_gate_fails_open_fast_when_the_store_is_locked(home, tmp_path, monkeypatch):
     root = tmp_path / "oc"
     db = build_agent_store(root / "agents" / "main" / "agent" / "openclaw-agent.sqlite",
@@ -225,3 +255,46 @@ def test_bad_input_fails_open(home, stdin, tmp_path, monkeypatch):
 def test_unknown_hook_is_ignored(home):
     silent(hook(payload("llm_input", {"prompt": SECRET})))
     assert not (home / "costhook.db").exists()
+
+
+def test_a_served_hook_answers_gates_line_by_line_and_follows_changes(home, state, tmp_path):
+    """`costhook hook --agent openclaw --serve` (the plugin's resident for gates): says it
+    is ready, answers one line per request, sees a budget added to the config file, and
+    writes into a new database file once the old one is replaced (a first import renames
+    its new file into place) — never into the file that is gone."""
+    import os
+    import select
+    import subprocess
+
+    from conftest import COSTHOOK
+
+    proc = subprocess.Popen([COSTHOOK, "hook", "--agent", "openclaw", "--serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+
+    def line():
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "no answer from the served hook"
+        return json.loads(proc.stdout.readline())
+
+    def ask(rid, data):
+        proc.stdin.write(json.dumps({"id": rid, "payload": data}).encode() + b"\n")
+        proc.stdin.flush()
+        return line()
+
+    try:
+        assert line() == {"serve": 1}
+        assert ask(1, payload("before_tool_call", {"toolName": "exec"})) == {"id": 1, "answer": None}  # no budgets
+        budget(home, tmp_path, '[[budgets]]\nscope = "session"\nperiod = "session"\nlimit = 0.05\naction = "block"\n')
+        assert ask(2, payload("before_tool_call", {"toolName": "exec"}))["answer"]["block"] is True
+        assert len(db_rows("SELECT key FROM requests")) > 0
+        for suffix in ("", "-wal", "-shm"):  # the database is replaced by a new, empty one
+            if os.path.exists(str(home / "costhook.db") + suffix):
+                os.unlink(str(home / "costhook.db") + suffix)
+        assert ask(3, payload("before_agent_run"))["answer"]["outcome"] == "block"  # caught up into the new file
+        assert len(db_rows("SELECT key FROM requests")) > 0, errors(home)
+        assert ask(4, {"hook": "before_tool_call", "ctx": "junk"}) == {"id": 4, "answer": None}  # fails open
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()

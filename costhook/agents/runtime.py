@@ -61,6 +61,70 @@ def run_hook(agent: str, background: bool = False) -> int:
     return 0
 
 
+def serve(agent: str, idle_s: float = 600.0) -> int:
+    """`costhook hook --agent NAME --serve`: answer events read one per line from stdin,
+    `{"id": N, "payload": {...}}`, each with one line `{"id": N, "answer": ... | null}`
+    (the first line out, `{"serve": 1}`, says it is ready),
+    until stdin closes or nothing comes for `idle_s`. For a plugin that lives in the agent
+    (OpenClaw's): its gates skip the interpreter's start and the imports. It is never
+    needed: the plugin falls back to one `costhook hook` per event whenever this is absent,
+    slow or gone. The connection and config are dropped whenever the config file or the
+    database file changes (a first import replaces the database by a rename)."""
+    global SERVING, BACKGROUND, _open_failed
+    import select
+
+    SERVING = True
+    handle = handler(agent)
+    sys.stdout.write('{"serve": 1}\n')  # warm: the plugin may send its gates now
+    sys.stdout.flush()
+    stdin = sys.stdin.buffer
+    while True:
+        ready, _, _ = select.select([stdin], [], [], idle_s)
+        line = stdin.readline(MAX_STDIN + 1) if ready else b""
+        if not line:
+            return 0
+        BACKGROUND, _open_failed = False, None
+        event, rid, answer = "?", None, None
+        try:
+            request = jsontext.loads(line)
+            rid = request.get("id") if type(request.get("id")) is int else None
+            payload = request.get("payload")
+            if not isinstance(payload, dict):
+                raise bad_payload("a request without a payload object")
+            event = str(payload.get("hook_event_name") or payload.get("hook") or "?")[:40]
+            if stale():
+                forget()
+            answer = handle(payload)
+        except Exception as exc:  # fail-open, as run_hook
+            log_error(event, exc)
+        sys.stdout.write(jsontext.dumps({"id": rid, "answer": answer}) + "\n")
+        sys.stdout.flush()
+        run_after_answer(event)
+
+
+def file_identity(path: str, changes: bool = False):
+    """(device, inode[, change time, size]) of a file, or None when it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size) if changes else (st.st_dev, st.st_ino)
+
+
+def stale() -> bool:
+    """Has the config file changed, or the database file been replaced, since this served
+    hook cached them?"""
+    global _config_seen
+    seen = file_identity(paths.config_file(), changes=True)
+    changed = seen != _config_seen
+    _config_seen = seen
+    return changed or (_conn is not None and file_identity(paths.db_file()) != _conn_identity)
+
+
+_config_seen = None
+
+
+SERVING = False  # `--serve`: one process answers many events; it never forks or exits for one
 BACKGROUND = False  # this hook runs detached: nobody reads its answer
 AGENT = None  # the agent CLI whose hook this process runs (`costhook hook --agent NAME`)
 MAY_DETACH = False  # this process was started for the hook (__main__.hook): it may fork and exit
@@ -72,7 +136,7 @@ def go_background() -> None:
     fork and exit its caller, so there the work simply goes on in the foreground."""
     global BACKGROUND
     BACKGROUND = True
-    if MAY_DETACH:
+    if MAY_DETACH and not SERVING:
         mark_pending()  # before the parent exits: whoever waits for us sees us at once
         detach()
         yield_cpu()
@@ -244,6 +308,7 @@ def bad_payload(message: str) -> Exception:
 # ------------------------------------------------------------- lazy state ---------
 
 _conn = None
+_conn_identity = None  # the database file's identity when _conn was opened (see stale)
 _config = None
 _upgrade_spawned = False
 _open_failed = None  # why the database could not be opened: not tried again by this hook
@@ -256,15 +321,19 @@ def open_db():
 
     Once opening failed, later calls raise the same error at once: it may have waited its
     busy timeout (a first import putting its file in place holds the open lock), and a
-    gate that waited once per step would outlast the agent's hook timeout."""
-    global _conn, _upgrade_spawned, _open_failed
+    gate that waited once per step would outlast the agent's hook timeout. (A served hook
+    tries again for each event.)"""
+    global _conn, _conn_identity, _upgrade_spawned, _open_failed
     if _open_failed is not None:
         raise _open_failed
     if _conn is None:
         from costhook.store import db
 
         try:
+            # taken before connecting: a file replaced meanwhile is seen as stale (a new one, after)
+            before = file_identity(paths.db_file())
             _conn = db.connect(busy_timeout_ms=busy_timeout_ms(), upgrade=False)
+            _conn_identity = before or file_identity(paths.db_file())
         except Exception as exc:
             from costhook.errors import UpgradePending  # imported when raised: the hook pays for each module
 

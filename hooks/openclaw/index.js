@@ -5,18 +5,26 @@
 // tool names, durations and sizes. Prompts, message text, tool arguments and tool
 // output are never sent to costhook.
 //
-// Never in OpenClaw's way: recording is fire-and-forget (bounded by observeTimeoutMs);
-// the gates (before_tool_call, before_agent_run) wait at most gateTimeoutMs (3 s) and
-// let the tool or run go on if costhook is slow, missing or fails. OpenClaw fails
-// CLOSED when a gate handler throws or exceeds its own 15 s budget, so every handler
-// here catches everything and resolves to undefined unless costhook said "block".
+// Never in OpenClaw's way: the gates (before_tool_call, before_agent_run) wait at most
+// gateTimeoutMs (3 s) and let the tool or run go on if costhook is slow, missing or
+// fails. OpenClaw fails CLOSED when a gate handler throws or exceeds its own 15 s budget,
+// so every handler here catches everything and resolves to undefined unless costhook
+// said "block". Nothing else holds the turn or starts a process of its own: each
+// session's records (its model calls, tool calls, start) are held here and handed over
+// with the session's next gate — which records them before it decides, so the call that
+// asked for a tool is counted without waiting for a separate recording process — or with
+// its `agent_end` / `session_end`, or after HOLD_MS on their own. agent_end and
+// session_end start costhook detached (a session of its own, not waited for, not killed)
+// and answer at once: the record survives the Gateway's or a one-shot CLI's exit. The
+// gates go to one resident costhook (`--serve`, see Resident) when it is ready, else to a
+// costhook process of their own.
 //
-// Bounded: a handler only queues its record; at most MAX_RECORDING costhook processes
-// record at once (MAX_GATING more for the gates, which never wait behind records), each
-// started on a later turn of the event loop, one per turn. A burst (hundreds of messages
-// while costhook is slow) keeps at most MAX_QUEUED records waiting; beyond that the
-// oldest per-message record (`message`, `after_tool_call`) is dropped and counted (the
-// next payload says how many): `agent_end` carries the run's messages again, and
+// Bounded: records go to costhook in batches (at most MAX_HELD per session); what does not
+// ride with a gate, agent_end or session_end goes through a lane of at most MAX_RECORDING
+// costhook processes at once (MAX_GATING more for the gates, which never wait behind
+// records), each started on a later turn of the event loop, one per turn, at most
+// MAX_QUEUED waiting; beyond that the oldest per-message record is dropped and counted
+// (the next payload says how many): `agent_end` carries the run's messages again, and
 // `costhook import` reads them from OpenClaw's own store.
 
 import { spawn } from "node:child_process";
@@ -25,13 +33,15 @@ const PLUGIN_ID = "costhook";
 const DEFAULT_COMMAND = ["costhook", "hook", "--agent", "openclaw"];
 const DEFAULT_GATE_TIMEOUT_MS = 3000;
 const DEFAULT_OBSERVE_TIMEOUT_MS = 20000;
-const SESSION_END_BUDGET_MS = 1800; // OpenClaw drains all session_end handlers in 2 s at shutdown
 const MAX_STDOUT = 64 * 1024;
 const MAX_TRACKED = 512;
 const MAX_RECORDING = 4; // costhook processes recording at once
 const MAX_GATING = 2; // and deciding a gate at once (a gate never waits behind records)
 const MAX_QUEUED = 64; // records waiting for a slot; more drops the oldest droppable one
 const DROPPABLE = new Set(["message", "after_tool_call"]); // agent_end carries them again
+const HOLD_MS = 5000; // a session's records wait this long for its next gate or agent_end
+const MAX_HELD = 256; // records held per session; more go on their own at once
+const MAX_DETACHED = 8; // detached costhook processes alive at once; more wait in the records lane
 const ACK_TOKENS = ["HEARTBEAT_OK", "NO_REPLY"];
 const ACK_MAX_EXTRA = 300;
 
@@ -58,13 +68,6 @@ function remember(map, key, value) {
   map.delete(key);
   map.set(key, value);
   while (map.size > MAX_TRACKED) map.delete(map.keys().next().value);
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, Math.max(0, ms));
-    timer.unref?.();
-  });
 }
 
 // --- message metadata (no text leaves this function) -----------------------------
@@ -254,6 +257,166 @@ class Lane {
   }
 }
 
+// Start costhook in a session of its own and do not wait for it: it outlives this process
+// (a one-shot CLI, a Gateway shutting down). The payload is written before this returns
+// (into the pipe's buffer), nothing keeps the event loop alive, and it is never killed:
+// costhook bounds its own work. `onExit` runs when it ends, if this process is still there.
+function runDetached(command, payload, onExit) {
+  try {
+    const child = spawn(command[0], command.slice(1), { stdio: ["pipe", "ignore", "ignore"], detached: true, windowsHide: true });
+    child.on("error", () => {});
+    child.on("exit", () => onExit());
+    child.stdin.on("error", () => {});
+    child.stdin.end(JSON.stringify(payload));
+    child.unref();
+    child.stdin.unref?.();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// One long-lived `costhook hook … --serve` for the gates: no interpreter start and no
+// imports per decision. Never needed: when it is absent, slow, broken or gone, the gate
+// runs one costhook process as before (and the next gate starts a new one). It dies with
+// stdin: when this process exits, or after IDLE_MS without a gate.
+// It says `{"serve": 1}` when ready; until then gates do not wait for it.
+const RESIDENT_IDLE_MS = 300000;
+const RESIDENT_HELLO_MS = 10000;
+const RESIDENT_RETRY_MS = 60000; // after a failure, per-process gates for this long
+
+class Resident {
+  constructor(command) {
+    this.command = command;
+    this.child = undefined;
+    this.ready = false;
+    this.waiting = new Map(); // id -> resolve
+    this.nextId = 1;
+    this.buffer = "";
+    this.brokenUntil = 0;
+    this.idle = undefined;
+  }
+
+  start() {
+    if (this.child || Date.now() < this.brokenUntil) return;
+    try {
+      const child = spawn(this.command[0], [...this.command.slice(1), "--serve"], { stdio: ["pipe", "pipe", "ignore"], windowsHide: true });
+      this.child = child;
+      child.on("error", () => this.fail(child));
+      child.on("exit", () => this.fail(child, false));
+      child.stdin.on("error", () => this.fail(child));
+      child.stdout.on("error", () => this.fail(child));
+      child.stdout.on("data", (chunk) => this.read(child, chunk));
+      child.unref();
+      child.stdout.unref?.();
+      child.stdin.unref?.();
+      this.ready = false;
+      this.buffer = "";
+      this.touch();
+      const hello = setTimeout(() => {
+        if (this.child === child && !this.ready) this.fail(child);
+      }, RESIDENT_HELLO_MS);
+      hello.unref?.();
+    } catch {
+      this.fail(this.child);
+    }
+  }
+
+  touch() {
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => this.stop(), RESIDENT_IDLE_MS);
+    this.idle.unref?.();
+  }
+
+  stop() {
+    const child = this.child;
+    this.child = undefined;
+    this.ready = false;
+    clearTimeout(this.idle);
+    try {
+      child?.stdin.end();
+    } catch {}
+    for (const resolve of this.waiting.values()) resolve(undefined);
+    this.waiting.clear();
+  }
+
+  fail(child, broken = true) {
+    if (child && child !== this.child) return;
+    if (broken || !this.ready) this.brokenUntil = Date.now() + RESIDENT_RETRY_MS;
+    try {
+      child?.kill("SIGKILL");
+    } catch {}
+    this.stop();
+  }
+
+  read(child, chunk) {
+    if (child !== this.child) return;
+    this.buffer += chunk.toString("utf8");
+    if (this.buffer.length > MAX_STDOUT) return this.fail(child);
+    let nl;
+    while ((nl = this.buffer.indexOf("\n")) >= 0) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 1);
+      let reply;
+      try {
+        reply = JSON.parse(line);
+      } catch {
+        return this.fail(child);
+      }
+      if (!this.ready) {
+        if (!reply || reply.serve !== 1) return this.fail(child);
+        this.ready = true;
+        continue;
+      }
+      const resolve = reply && this.waiting.get(reply.id);
+      if (!resolve) continue;
+      this.waiting.delete(reply.id);
+      resolve(reply.answer && typeof reply.answer === "object" ? JSON.stringify(reply.answer) : "");
+    }
+  }
+
+  // Hand it a record and wait for nothing; false when it is not ready (then hold it).
+  post(payload) {
+    const child = this.child;
+    if (!child || !this.ready) return false;
+    this.touch();
+    try {
+      child.stdin.write(JSON.stringify({ id: 0, payload }) + "\n");
+      return true;
+    } catch {
+      this.fail(child);
+      return false;
+    }
+  }
+
+  // costhook's answer as text ("" for none), or undefined when the resident could not
+  // answer in time: then the caller asks a costhook process instead.
+  ask(payload, timeoutMs) {
+    this.start();
+    const child = this.child;
+    if (!child || !this.ready) return Promise.resolve(undefined);
+    this.touch();
+    return new Promise((resolve) => {
+      const id = this.nextId++;
+      const timer = setTimeout(() => {
+        if (this.waiting.delete(id)) {
+          resolve(undefined);
+          this.fail(child); // stuck: never again behind it
+        }
+      }, Math.max(1, timeoutMs));
+      this.waiting.set(id, (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      });
+      try {
+        child.stdin.write(JSON.stringify({ id, payload }) + "\n");
+      } catch {
+        this.fail(child);
+      }
+    });
+  }
+}
+
 function lastJson(text) {
   const lines = (text || "").trim().split("\n").filter((l) => l.trim());
   if (!lines.length) return undefined;
@@ -281,9 +444,11 @@ function register(api) {
   const runs = new Map(); // runId -> {jobId, trigger}
   const sessions = new Map(); // sessionKey -> what the agent hooks told us about the session
   const parents = new Map(); // child sessionKey -> {parentSessionKey, parentSessionId, label}
-  const pending = new Map(); // sessionKey -> promise of the last recording process
+  const held = new Map(); // sessionKey -> {records: [payload], timer}: not yet handed to costhook
+  let detachedAlive = 0;
   const records = new Lane(command, MAX_RECORDING, MAX_QUEUED);
   const gates = new Lane(command, MAX_GATING, MAX_QUEUED);
+  const resident = new Resident(command);
 
   let stateDir = str(process.env.OPENCLAW_STATE_DIR, 4096);
   if (!stateDir) {
@@ -321,6 +486,8 @@ function register(api) {
 
   function note(ctx) {
     // Remember what agent hooks know (jobId only reaches the early ones) for later hooks.
+    // A run is about to start: the resident gets ready for its gates.
+    resident.start();
     if (!ctx) return;
     const key = str(ctx.sessionKey);
     if (ctx.runId && (ctx.jobId || ctx.trigger)) {
@@ -340,33 +507,84 @@ function register(api) {
     }
   }
 
+  function payloadOf(hook, event, ctx) {
+    return { hook, hook_event_name: hook, plugin: PLUGIN_ID, ctx: context(ctx), event: event || {} };
+  }
+
   function send(lane, hook, event, ctx, timeoutMs = observeTimeoutMs) {
-    const payload = { hook, hook_event_name: hook, plugin: PLUGIN_ID, ctx: context(ctx), event: event || {} };
-    return lane.run(payload, Date.now() + timeoutMs, DROPPABLE.has(hook));
+    return lane.run(payloadOf(hook, event, ctx), Date.now() + timeoutMs, DROPPABLE.has(hook));
   }
 
   function observe(hook, event, ctx, timeoutMs) {
-    // Fire-and-forget for OpenClaw; the returned promise lets awaiting emitters (agent_end
-    // in one-shot runs) wait until the record is written. It never rejects.
+    // Fire-and-forget through the bounded records lane (rare events: cron changes,
+    // records no gate or agent_end came for). Never rejects.
+    return send(records, hook, event, ctx, timeoutMs).then(() => undefined, () => undefined);
+  }
+
+  function hold(hook, event, ctx) {
+    // Keep the record (its context as of now) for the session's next gate or agent_end.
     const key = str(ctx?.sessionKey);
-    const promise = send(records, hook, event, ctx, timeoutMs).then(() => undefined, () => undefined);
-    if (key) {
-      remember(pending, key, promise);
-      promise.then(() => {
-        if (pending.get(key) === promise) pending.delete(key);
-      });
+    if (!key) return observe(hook, event, ctx);
+    let entry = held.get(key);
+    if (!entry) {
+      entry = { records: [] };
+      remember(held, key, entry);
+      entry.timer = setTimeout(() => release(key, entry), HOLD_MS);
+      entry.timer.unref?.();
     }
-    return promise;
+    entry.records.push(payloadOf(hook, event, ctx));
+    if (entry.records.length >= MAX_HELD) release(key, entry);
+    return undefined;
+  }
+
+  function take(key) {
+    const entry = key && held.get(key);
+    if (!entry) return [];
+    held.delete(key);
+    clearTimeout(entry.timer);
+    return entry.records;
+  }
+
+  function release(key, entry) {
+    // Records that waited long enough (or too many): on their own, through the lane.
+    if (held.get(key) === entry) held.delete(key);
+    clearTimeout(entry.timer);
+    const batch = entry.records.splice(0);
+    if (batch.length) {
+      records.run({ hook: "records", hook_event_name: "records", plugin: PLUGIN_ID, ctx: batch[0].ctx, event: {}, records: batch },
+        Date.now() + observeTimeoutMs).then(() => undefined, () => undefined);
+    }
+  }
+
+  function detached(hook, event, ctx) {
+    // The session's held records and this event, to a costhook that nobody waits for.
+    const payload = payloadOf(hook, event, ctx);
+    const batch = take(payload.ctx.sessionKey);
+    if (batch.length) payload.records = batch;
+    if (records.dropped) {
+      payload.dropped = records.dropped;
+      records.dropped = 0;
+    }
+    if (detachedAlive < MAX_DETACHED && runDetached(command, payload, () => (detachedAlive -= 1))) {
+      detachedAlive += 1;
+      return undefined;
+    }
+    records.run(payload, Date.now() + observeTimeoutMs).then(() => undefined, () => undefined);
+    return undefined;
   }
 
   async function gate(hook, event, ctx) {
+    // The session's held records ride with the gate: costhook records them, then decides.
+    // The resident answers first; if it cannot, a costhook process of its own.
     const started = Date.now();
-    const key = str(ctx?.sessionKey);
-    const inFlight = key && pending.get(key);
-    if (inFlight) await Promise.race([inFlight, sleep(Math.floor(gateTimeoutMs / 3))]);
+    const payload = payloadOf(hook, event, ctx);
+    const batch = take(payload.ctx.sessionKey);
+    if (batch.length) payload.records = batch;
+    const answer = await resident.ask(payload, Math.floor(gateTimeoutMs / 2));
+    if (answer !== undefined) return lastJson(answer);
     const left = gateTimeoutMs - (Date.now() - started);
     if (left < 50) return undefined;
-    return lastJson(await send(gates, hook, event, ctx, left));
+    return lastJson(await gates.run(payload, Date.now() + left));
   }
 
   function on(hook, handler, opts) {
@@ -428,12 +646,12 @@ function register(api) {
   // Synchronous hook: each assistant message with usage is one billed model call.
   on("before_message_write", (event, ctx) => {
     const message = slimAssistant(event.message);
-    if (message) observe("message", { message }, { ...ctx, agentId: ctx.agentId || event.agentId, sessionKey: ctx.sessionKey || event.sessionKey });
+    if (message) hold("message", { message }, { ...ctx, agentId: ctx.agentId || event.agentId, sessionKey: ctx.sessionKey || event.sessionKey });
     return undefined;
   });
 
   on("after_tool_call", (event, ctx) => {
-    observe("after_tool_call", {
+    hold("after_tool_call", {
       toolName: str(event.toolName, 200),
       toolCallId: str(event.toolCallId, 300),
       durationMs: num(event.durationMs),
@@ -453,17 +671,20 @@ function register(api) {
       .filter((m) => !m.__openclaw?.runId || m.__openclaw.runId === runId)
       .map(slimAssistant)
       .filter(Boolean);
-    return observe("agent_end", { success: event.success === true, durationMs: num(event.durationMs), messages }, { ...ctx, runId });
+    return detached("agent_end", { success: event.success === true, durationMs: num(event.durationMs), messages }, { ...ctx, runId });
   });
 
   on("session_start", (event, ctx) => {
-    observe("session_start", { sessionId: str(event.sessionId, 300), sessionKey: str(event.sessionKey), resumedFrom: str(event.resumedFrom, 300) },
-      { ...ctx, sessionKey: ctx.sessionKey || event.sessionKey, sessionId: ctx.sessionId || event.sessionId });
+    // OpenClaw fires it after the run's first gate, often after agent_end: held, it would
+    // wait 5 s for a process of its own. The warm resident takes it at once instead.
+    const sessionEvent = { sessionId: str(event.sessionId, 300), sessionKey: str(event.sessionKey), resumedFrom: str(event.resumedFrom, 300) };
+    const sessionCtx = { ...ctx, sessionKey: ctx.sessionKey || event.sessionKey, sessionId: ctx.sessionId || event.sessionId };
+    if (!resident.post(payloadOf("session_start", sessionEvent, sessionCtx))) hold("session_start", sessionEvent, sessionCtx);
     return undefined;
   });
 
   on("session_end", (event, ctx) => {
-    return observe(
+    return detached(
       "session_end",
       {
         sessionId: str(event.sessionId, 300),
@@ -474,8 +695,20 @@ function register(api) {
         durationMs: num(event.durationMs),
       },
       { ...ctx, sessionKey: ctx.sessionKey || event.sessionKey, sessionId: ctx.sessionId || event.sessionId },
-      SESSION_END_BUDGET_MS,
     );
+  });
+
+  on("gateway_stop", () => {
+    // Held records of sessions that will see no gate, agent_end or session_end any more.
+    for (const [key, entry] of [...held]) {
+      held.delete(key);
+      clearTimeout(entry.timer);
+      if (entry.records.length && detachedAlive < 4 * MAX_DETACHED) {
+        const payload = { hook: "records", hook_event_name: "records", plugin: PLUGIN_ID, ctx: entry.records[0].ctx, event: {}, records: entry.records };
+        if (runDetached(command, payload, () => (detachedAlive -= 1))) detachedAlive += 1;
+      }
+    }
+    return undefined;
   });
 
   on("subagent_spawned", (event, ctx) => {

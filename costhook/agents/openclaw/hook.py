@@ -19,10 +19,18 @@ Hooks and what they do:
     message           one assistant message with usage (from before_message_write): record the call
     agent_end         catch up the session from OpenClaw's SQLite store, record the run's calls
     after_tool_call   record the tool call (name, id, duration, sizes, success); catch up
+    records           only held records (below) that waited too long: catch up
     before_tool_call  budgets → block the tool
     before_agent_run  budgets → block the run before any model call
     session_start / session_end   the session's row; a final catch-up, archives of deleted sessions
     cron_changed      cron jobs and finished runs (status, duration, session)
+
+The plugin holds `message`, `after_tool_call` and `session_start` and hands them over in
+the `records` list of the session's next event it sends (a gate, agent_end, session_end):
+they are recorded first — at a gate, before the budgets decide, so the call that asked
+for the tool is counted; without budgets a gate goes to the background at once and
+records them there. agent_end and session_end run detached (the plugin waits for
+neither), so they work in the background (agents.runtime.go_background).
 Standard library only.
 """
 
@@ -49,22 +57,62 @@ def handle(payload: dict) -> dict | None:
         runtime.log_error(f"openclaw {hook}", RuntimeError(
             f"the plugin dropped {dropped} event(s) while costhook was busy; agent_end and `costhook import` "
             "recover the calls from OpenClaw's own store"))
+    if hook in DETACHED:
+        runtime.go_background()  # the plugin waits for nobody here: the long busy timeout, the pending lock
+    records = held_records(payload)
+    if records:
+        if hook in GATES and not runtime.user_config().get("budgets"):
+            # nothing to decide: the tool or run goes on while we record
+            if runtime.SERVING:
+                runtime.after_answer(lambda: record_held(records))
+                records = []
+            else:
+                runtime.go_background()
+        record_held(records)
     handler = HANDLERS.get(hook)
     if handler is None:
         return None
     return handler(Payload(payload))
 
 
+GATES = ("before_tool_call", "before_agent_run")
+DETACHED = ("agent_end", "session_end")  # started detached by the plugin, which does not wait for them
+HELD = ("message", "after_tool_call", "session_start")  # what the plugin holds for a gate or agent_end
+MAX_RECORDS = 1024
+
+
+def held_records(payload: dict) -> list:
+    """The records the plugin held for this event (`records`: payloads of HELD hooks), in order."""
+    records = payload.get("records")
+    if not isinstance(records, list):
+        return []
+    return [Payload(r, batched=True) for r in records[:MAX_RECORDS]
+            if isinstance(r, dict) and (r.get("hook") or r.get("hook_event_name")) in HELD]
+
+
+def record_held(records: list) -> None:
+    """Record each held record; one failing does not stop the others. Before a budget
+    decision the writes wait only briefly for the lock (runtime.deciding): what could not
+    be written comes again with agent_end or from OpenClaw's store."""
+    with runtime.deciding():
+        for p in records:
+            try:
+                HANDLERS[p.hook](p)
+            except Exception as exc:
+                runtime.log_error(f"openclaw {p.hook}", exc)
+
+
 class Payload:
     """Typed, tolerant access to the plugin's payload."""
 
-    def __init__(self, payload: dict):
+    def __init__(self, payload: dict, batched: bool = False):
         self.payload = payload
+        self.batched = batched  # one of several records handed over together: the event after them catches up
         ctx = payload.get("ctx")
         event = payload.get("event")
         self.ctx = ctx if isinstance(ctx, dict) else {}
         self.event = event if isinstance(event, dict) else {}
-        self.hook = str(payload.get("hook") or "?")
+        self.hook = str(payload.get("hook") or payload.get("hook_event_name") or "?")
 
     def c(self, name: str, limit: int = 1000) -> str | None:
         value = self.ctx.get(name)
@@ -236,13 +284,21 @@ def on_after_tool_call(p: Payload):
         conn = runtime.open_db()
         with db.transaction(conn):
             writes.record_tool_call(conn, row)
-    catch_up(p, INGEST_S)
+    if not p.batched:
+        catch_up(p, INGEST_S)
     runtime.sync_soon()
     return None
 
 
 def _count(value):
     return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def on_records(p: Payload):
+    """Records the plugin held and no gate or agent_end came for (handle recorded them):
+    catch the session up once."""
+    catch_up(p, INGEST_S)
+    return None
 
 
 def on_before_tool_call(p: Payload):
@@ -388,4 +444,5 @@ HANDLERS = {
     "session_start": on_session_start,
     "session_end": on_session_end,
     "cron_changed": on_cron_changed,
+    "records": on_records,
 }
