@@ -288,9 +288,9 @@ def record_tool_call(event: Event) -> None:
 def json_size(value) -> int | None:
     if value is None:
         return None
-    import json
+    from costhook import jsontext
 
     try:
-        return len(json.dumps(value, ensure_ascii=False).encode())
+        return len(jsontext.dumps(value, ensure_ascii=False).encode())
     except (TypeError, ValueError):
         return None

@@ -24,8 +24,7 @@ agent as `agent_type`.
 Standard library only: this runs inside the hook.
 """
 
-import json
-
+from costhook import jsontext
 from costhook.agents.jsonl import load_line, utc_timestamp
 from costhook.usage import as_count, plausible
 
@@ -60,12 +59,12 @@ class ReadState:
         self.searches = as_count(self.searches)
 
     def to_json(self) -> str:
-        return json.dumps({name: getattr(self, name) for name in self.__slots__ if getattr(self, name)})
+        return jsontext.dumps({name: getattr(self, name) for name in self.__slots__ if getattr(self, name)})
 
     @classmethod
     def from_json(cls, value: str | None) -> "ReadState":
         try:
-            data = json.loads(value) if value else {}
+            data = jsontext.loads(value) if value else {}
         except ValueError:
             data = {}
         return cls(**data) if isinstance(data, dict) else cls()
