@@ -66,3 +66,14 @@ def dumps(value, *, ensure_ascii: bool = True, separators: tuple[str, str] = (",
     encoder = _json.make_encoder({}, not_serialisable, encode_string, None, key_separator, item_separator,
                                  sort_keys, False, True)
     return "".join(encoder(value, 0))
+
+
+def size(value) -> int | None:
+    """Bytes of `value` as UTF-8 JSON (a tool's input or output: the only thing about it a
+    hook keeps), or None for None or what JSON cannot hold."""
+    if value is None:
+        return None
+    try:
+        return len(dumps(value, ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        return None

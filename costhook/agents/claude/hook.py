@@ -496,19 +496,9 @@ def tool_call_row(event: Event) -> dict:
         "timestamp": now_iso(),
         "success": 0 if failed else 1,
         "duration_ms": duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
-        "input_bytes": json_size(payload.get("tool_input")),
-        "output_bytes": json_size(payload.get("tool_response", payload.get("error"))),
+        "input_bytes": jsontext.size(payload.get("tool_input")),
+        "output_bytes": jsontext.size(payload.get("tool_response", payload.get("error"))),
     }
-
-
-def json_size(value) -> int | None:
-    """Size of a tool's input or output, the only thing about it we keep."""
-    if value is None:
-        return None
-    try:
-        return len(jsontext.dumps(value, ensure_ascii=False).encode())
-    except (TypeError, ValueError):
-        return None
 
 
 def git_branch(cwd: str | None) -> str | None:

@@ -36,6 +36,7 @@ sizes, never the input or output).
 import os
 import time
 
+from costhook import jsontext
 from costhook.agents import runtime
 from costhook.agents.runtime import log_error, open_db, user_config
 
@@ -274,8 +275,8 @@ def record_tool_call(event: Event) -> None:
         "timestamp": now_iso(),
         "success": 1,
         "duration_ms": None,
-        "input_bytes": json_size(payload.get("tool_input")),
-        "output_bytes": json_size(payload.get("tool_response")),
+        "input_bytes": jsontext.size(payload.get("tool_input")),
+        "output_bytes": jsontext.size(payload.get("tool_response")),
     }
     try:
         conn = open_db()
@@ -283,14 +284,3 @@ def record_tool_call(event: Event) -> None:
             writes.record_tool_call(conn, row)
     except Exception as exc:
         log_error(event.name or "tool", exc)
-
-
-def json_size(value) -> int | None:
-    if value is None:
-        return None
-    from costhook import jsontext
-
-    try:
-        return len(jsontext.dumps(value, ensure_ascii=False).encode())
-    except (TypeError, ValueError):
-        return None
