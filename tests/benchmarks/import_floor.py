@@ -60,7 +60,8 @@ def measure(tree: Path, db: Path) -> dict:
 def _inserts(db: Path) -> tuple[float, float, int]:
     source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     schema = [sql for (sql,) in source.execute(
-        "SELECT sql FROM sqlite_master WHERE tbl_name = 'requests' AND sql IS NOT NULL ORDER BY type DESC")]
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'requests' AND type IN ('table', 'index') AND sql IS NOT NULL"
+        " ORDER BY type DESC")]  # the table, then its indexes (not the team outbox's triggers)
     columns = [d[0] for d in source.execute("SELECT * FROM requests LIMIT 0").description]
     rows = source.execute("SELECT * FROM requests ORDER BY rowid").fetchall()
     source.close()
