@@ -1,0 +1,127 @@
+"""Benchmark: what costhook's hooks add to a real Codex turn (issue 14, target 2).
+
+    python -m tests.benchmarks.codex_turn [--runs 9] [--checkout DIR] [--no-budget] [--work DIR] [--json]
+
+One `codex exec "please TOOLS:1 now"` turn of the real Codex CLI 0.171.0 (the end-to-end
+harness: offline, in a private network namespace, against tests/e2e/fake_responses.py): two
+billed responses and one shell tool call. Two sandboxes, alternated run after run (which
+goes first alternates too): one with costhook's hooks as `costhook install --agent codex`
+writes them and one budget configured (a global daily block far from its limit, so every
+gate decides), one with no hooks at all. costhook runs from a regular install of the
+checkout (hot_path.regular_install). Each run's wall time includes the harness's own start
+in the namespace, the same for both sandboxes.
+
+Prints the medians with and without hooks and the overhead, and checks that every billed
+response of the hooked sandbox was recorded once its background work settled (exit 1 if
+not).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.benchmarks.hot_path import regular_install
+from tests.e2e import codex_harness as cx
+
+REPO = Path(__file__).resolve().parents[2]
+PROMPT = "please TOOLS:1 now"
+BUDGET = '[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 100000\naction = "block"\n'
+
+
+def hooked_sandbox(root: Path, codex: Path, costhook: str, budget: bool) -> cx.Sandbox:
+    box = cx.Sandbox.make(root, codex)
+    env = {**box.env(), "PATH": f"{Path(costhook).parent}:/usr/local/bin:/usr/bin:/bin"}
+    done = subprocess.run([costhook, "install", "--agent", "codex"], env=env, cwd=box.work,
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise SystemExit(f"install failed: {done.stdout}{done.stderr}")
+    if budget:
+        box.costhook_config.write_text(BUDGET)
+    return box
+
+
+def recorded(box: cx.Sandbox) -> int:
+    if not box.db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{box.db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute("SELECT count(*) FROM requests WHERE agent = 'codex'").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def turn(box: cx.Sandbox) -> float:
+    run = box.run(PROMPT)
+    if run.rc != 0:
+        raise SystemExit(f"the turn failed: {run.stderr[-2000:]}")
+    return run.wall_s
+
+
+def measure(codex: Path, costhook: str, work: Path, runs: int, budget: bool) -> dict:
+    hooked = hooked_sandbox(work / "hooks", codex, costhook, budget)
+    bare = cx.Sandbox.make(work / "bare", codex)
+    order = [("hooks", hooked), ("none", bare)]
+    for _, box in order:
+        turn(box)  # warm-up: the CLI binary, the venv, the page cache
+    walls = {name: [] for name, _ in order}
+    loads = []
+    for i in range(runs):
+        for name, box in order if i % 2 == 0 else order[::-1]:
+            loads.append(os.getloadavg()[0])
+            walls[name].append(turn(box))
+    hooked.wait_for_hooks(60)
+    billed = sum(len(run.billed) for run in hooked.runs)
+    with_hooks, without = statistics.median(walls["hooks"]), statistics.median(walls["none"])
+    return {
+        "runs": runs, "budget": budget, "median_with_hooks_s": round(with_hooks, 3),
+        "median_without_s": round(without, 3), "overhead_ms": round((with_hooks - without) * 1000, 1),
+        "overhead_pct": round((with_hooks / without - 1) * 100, 1), "walls": walls,
+        "load_1min": {"min": round(min(loads), 2), "max": round(max(loads), 2)},
+        "recorded": {"rows": recorded(hooked), "billed": billed, "exact": recorded(hooked) == billed},
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=9, help="Turns each way (median reported).")
+    parser.add_argument("--checkout", type=Path, default=REPO, help="The costhook checkout to measure.")
+    parser.add_argument("--no-budget", action="store_true", help="No budget configured (the gates decide nothing).")
+    parser.add_argument("--work", type=Path, help="Keep the sandboxes here (default: a temporary folder, removed).")
+    parser.add_argument("--json", action="store_true", help="Print the result as JSON only.")
+    args = parser.parse_args(argv)
+    codex, reason = cx.codex_binary(install=False)
+    if codex is None:
+        print(f"codex turn benchmark: {reason} (python3 tests/e2e/codex_harness.py --install)", file=sys.stderr)
+        return 2
+    work = args.work or Path(tempfile.mkdtemp(prefix="costhook-codex-turn-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        _, costhook = regular_install(args.checkout.resolve(), work / "venv")
+        result = measure(codex, costhook, work, args.runs, not args.no_budget)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"Codex 0.171.0, `codex exec {PROMPT!r}`, {args.runs} turns each way, "
+              f"1-minute load {result['load_1min']['min']}–{result['load_1min']['max']}")
+        print(f"  without hooks  {result['median_without_s'] * 1000:7.1f} ms (median)")
+        print(f"  with costhook  {result['median_with_hooks_s'] * 1000:7.1f} ms (median), "
+              f"{'one budget' if result['budget'] else 'no budget'}")
+        print(f"  overhead       {result['overhead_ms']:+7.1f} ms = {result['overhead_pct']:+.1f} %  (target <= +10 %)")
+        rec = result["recorded"]
+        print(f"  recorded       {rec['rows']} rows for {rec['billed']} billed responses: "
+              f"{'exact' if rec['exact'] else 'MISMATCH'}")
+    return 0 if result["recorded"]["exact"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
