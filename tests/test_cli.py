@@ -57,6 +57,21 @@ def test_doctor_reports_hooks_and_unpriced_models(home, tmp_path, monkeypatch):
     assert "integrity: ok" in proc.stdout
 
 
+def test_doctor_says_when_the_hooks_entry_file_is_gone(home, tmp_path, monkeypatch):
+    """A hook command `<python> -IS <package>/__main__.py hook` (a venv install) whose
+    package is gone (a venv rebuilt elsewhere) runs nothing: doctor checks both files."""
+    monkeypatch.delenv("COSTHOOK_DB")
+    claude = tmp_path / "claude-config"
+    env = {"CLAUDE_CONFIG_DIR": str(claude)}
+    assert cli("install", env=env).returncode == 0
+    settings = claude / "settings.json"
+    text = settings.read_text()
+    assert " -IS " in text and "/costhook/__main__.py" in text  # this venv has its interpreter beside the script
+    settings.write_text(text.replace("/costhook/__main__.py", "/gone/costhook/__main__.py"))
+    proc = cli("doctor", env=env)
+    assert proc.returncode == 1 and "/gone/costhook/__main__.py does not exist" in proc.stdout, proc.stdout
+
+
 def test_doctor_asks_for_the_event_an_upgraded_claude_code_knows(home, tmp_path, monkeypatch):
     """Installed for Claude Code 2.1.330 (no PreSkillShellCommand), then the CLI is upgraded
     to 2.1.332: doctor names the missing event until `costhook install` runs again."""

@@ -456,8 +456,8 @@ def doctor(db_path):
         problems += 1
     else:
         commands = sorted(set(events.values()))
-        executable = shlex.split(commands[0])[0]  # maybe edited: `... hook 2>/dev/null`
-        state = "" if Path(executable).exists() else f" — but {executable} does not exist (run `costhook install` again)"
+        gone = [p for p in installer.command_files(commands[0]) if not Path(p).exists()]
+        state = f" — but {gone[0]} does not exist (run `costhook install` again)" if gone else ""
         problems += bool(state)
         click.echo(term_text(f"hooks      {settings}: {len(events)} events → {commands[0]}{state}"))
     problems += _doctor_codex()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +21,7 @@ from costhook.agents.settings import (
     InstallResult,
     apply,
     hook_launcher,
+    is_launcher,
     json_object,
     mentions_costhook,
     read_settings,
@@ -342,6 +344,18 @@ def _done_message(verb: str, path: Path, backup: Path | None, data: dict) -> str
             "hooks (costhook's included) until that is removed."
         )
     return message
+
+
+def command_files(command: str) -> list[str]:
+    """The files a hook command of ours runs: the executable, or the interpreter and
+    costhook's entry file (settings.hook_launcher); maybe edited since (`... 2>/dev/null`)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return []
+    if words[:2] == ["setsid", "-f"]:
+        words = words[2:]
+    return [words[0], words[2]] if is_launcher(words[:3]) else words[:1]
 
 
 def claude_hook_commands(scope: str = "user", project_dir: Path | None = None) -> dict[str, str]:
