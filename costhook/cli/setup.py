@@ -59,9 +59,9 @@ def install(agent, scope, project_dir, dry_run, verbose, statusline, force):
     from costhook.agents.claude import install as installer
 
     if agent in ("openclaw", "all"):
-        _openclaw_install("install", dry_run, verbose)
+        _agent_install("openclaw", "install", dry_run, verbose)
     if agent in ("codex", "all"):
-        _codex_install("install", dry_run, verbose)
+        _agent_install("codex", "install", dry_run, verbose)
     if agent in ("openclaw", "codex"):
         return
     try:
@@ -81,9 +81,9 @@ def uninstall(agent, scope, project_dir, dry_run, verbose):
 
     results = []
     if agent in ("openclaw", "all"):
-        results.append(_openclaw_install("uninstall", dry_run, verbose))
+        results.append(_agent_install("openclaw", "uninstall", dry_run, verbose))
     if agent in ("codex", "all"):
-        results.append(_codex_install("uninstall", dry_run, verbose))
+        results.append(_agent_install("codex", "uninstall", dry_run, verbose))
     if agent in ("claude", "all"):
         try:
             results.append(installer.uninstall_claude(scope=scope, project_dir=project_dir, dry_run=dry_run))
@@ -94,34 +94,26 @@ def uninstall(agent, scope, project_dir, dry_run, verbose):
         sys.exit(1)  # not uninstalled: entries that still run costhook are named above
 
 
-def _openclaw_install(action: str, dry_run: bool, verbose: bool):
-    """costhook's OpenClaw plugin (see install.py)."""
-    from costhook.agents.openclaw import install
+# The agents whose setup lives in their own files: label, module, its install / uninstall.
+AGENT_INSTALLS = {
+    "openclaw": ("OpenClaw", "costhook.agents.openclaw.install", "install_openclaw", "uninstall_openclaw"),
+    "codex": ("Codex", "costhook.agents.codex.install", "install_codex", "uninstall_codex"),
+}
+
+
+def _agent_install(agent: str, action: str, dry_run: bool, verbose: bool):
+    """Install or uninstall one agent's part (OpenClaw's plugin; Codex's hooks, trusted
+    through `codex app-server`): see that agent's install.py."""
+    import importlib
+
     from costhook.errors import InstallError
 
+    label, module, install, uninstall = AGENT_INSTALLS[agent]
+    step = getattr(importlib.import_module(module), install if action == "install" else uninstall)
     try:
-        if action == "install":
-            result = install.install_openclaw(dry_run=dry_run)
-        else:
-            result = install.uninstall_openclaw(dry_run=dry_run)
+        result = step(dry_run=dry_run)
     except InstallError as exc:
-        raise click.ClickException(f"OpenClaw: {exc}")
-    _print_install(result, dry_run, verbose)
-    return result
-
-
-def _codex_install(action: str, dry_run: bool, verbose: bool):
-    """costhook's hooks in Codex's hooks.json, trusted through `codex app-server` (see install.py)."""
-    from costhook.agents.codex import install
-    from costhook.errors import InstallError
-
-    try:
-        if action == "install":
-            result = install.install_codex(dry_run=dry_run)
-        else:
-            result = install.uninstall_codex(dry_run=dry_run)
-    except InstallError as exc:
-        raise click.ClickException(f"Codex: {exc}")
+        raise click.ClickException(f"{label}: {exc}")
     _print_install(result, dry_run, verbose)
     return result
 
