@@ -18,7 +18,6 @@ not).
 
 import argparse
 import json
-import os
 import shutil
 import sqlite3
 import statistics
@@ -28,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from tests.benchmarks.hot_path import regular_install
+from tests.benchmarks.turn import alternate
 from tests.e2e import codex_harness as cx
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,15 +67,7 @@ def turn(box: cx.Sandbox) -> float:
 def measure(codex: Path, costhook: str, work: Path, runs: int, budget: bool) -> dict:
     hooked = hooked_sandbox(work / "hooks", codex, costhook, budget)
     bare = cx.Sandbox.make(work / "bare", codex)
-    order = [("hooks", hooked), ("none", bare)]
-    for _, box in order:
-        turn(box)  # warm-up: the CLI binary, the venv, the page cache
-    walls = {name: [] for name, _ in order}
-    loads = []
-    for i in range(runs):
-        for name, box in order if i % 2 == 0 else order[::-1]:
-            loads.append(os.getloadavg()[0])
-            walls[name].append(turn(box))
+    walls, loads = alternate([("hooks", hooked), ("none", bare)], runs, turn)
     hooked.wait_for_hooks(60)
     billed = sum(len(run.billed) for run in hooked.runs)
     with_hooks, without = statistics.median(walls["hooks"]), statistics.median(walls["none"])

@@ -113,6 +113,21 @@ def run_turn(layout: h.Layout, claude) -> float:
     return run.wall_s
 
 
+def alternate(order: list, runs: int, turn) -> tuple[dict, list]:
+    """One warm-up turn in each layout (the CLI binary, the venv, the page cache), then
+    `runs` rounds, the order reversed every other round: ({name: [wall s]}, 1-minute loads).
+    `order`: [(name, layout)]; `turn(layout)` runs one turn and returns its wall time."""
+    for _, layout in order:
+        turn(layout)
+    walls = {name: [] for name, _ in order}
+    loads = []
+    for i in range(runs):
+        for name, layout in order if i % 2 == 0 else order[::-1]:
+            loads.append(load())
+            walls[name].append(turn(layout))
+    return walls, loads
+
+
 def measure(claude, costhook: str, work: Path, runs: int, budget: bool, trace: bool = False,
             before: str | None = None) -> dict:
     hooked, _ = layout_with_hooks(work, costhook, budget)
@@ -121,14 +136,7 @@ def measure(claude, costhook: str, work: Path, runs: int, budget: bool, trace: b
     order = [("hooks", hooked), ("none", bare)]
     if before:
         order.append(("before", layout_with_hooks(work, before, budget, "before")[0]))
-    for _, layout in order:
-        run_turn(layout, claude)  # warm-up: the CLI binary, the venv, the page cache
-    walls = {name: [] for name, _ in order}
-    loads = []
-    for i in range(runs):
-        for name, layout in order if i % 2 == 0 else order[::-1]:
-            loads.append(load())
-            walls[name].append(run_turn(layout, claude))
+    walls, loads = alternate(order, runs, lambda layout: run_turn(layout, claude))
     expected = (2 * (runs + 1), TURN_NANOUSD * (runs + 1))
     deadline = time.monotonic() + SETTLE_S
     while recorded(hooked) != expected and time.monotonic() < deadline:
