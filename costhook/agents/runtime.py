@@ -500,9 +500,10 @@ def sync_due(cfg: dict, now_ts: float | None = None) -> bool:
 
 
 def sync_soon() -> None:
-    """While sessions run (a turn's end, a tool's end): start the detached team sync after
-    the answer when due — one stat here — so team budgets see the other machines' spend
-    within about `[team] min_interval_seconds` (docs/team.md, the bound)."""
+    """At a session's end, and while sessions run (a turn's end, a tool's end): start the
+    detached sync (folder, team server) after the answer when due — one stat here — so
+    team budgets see the other machines' spend within about `[team] min_interval_seconds`
+    (docs/team.md, the bound)."""
     if sync_due(user_config()):
         after_answer(lambda: spawn_detached(["--sync"]))
 

@@ -357,8 +357,7 @@ def on_session_end(p: Payload):
             runtime.log_error(p.hook, exc)
     else:
         catch_up(p, SESSION_END_INGEST_S)
-    if runtime.sync_due(runtime.user_config()):
-        runtime.spawn_detached(["--sync"])  # the sync folder, the team ledger: a detached process, never the network here
+    runtime.sync_soon()  # the sync folder, the team ledger: a detached process, never the network here
     return None
 
 
