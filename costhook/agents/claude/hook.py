@@ -179,13 +179,11 @@ def on_pre_tool_use(event: Event):
     pending = f'"id":"{tool_use_id}"'.encode() if tool_use_id else None
     if pending is None or tail_contains(own_transcript, pending):
         return refuse_when_spent(event)
-    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
-    verdict = budget_verdict(event)
+    verdict = caught_up_verdict(event)
     if verdict is None or verdict.stops or not pending_call_matters(event, verdict):
         return verdict_output(event, verdict)
     wait_for_bytes(own_transcript, pending)
-    ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
-    second = budget_verdict(event)
+    second = caught_up_verdict(event)
     if second is not None:
         second.warnings = verdict.warnings + [s for s in second.warnings if s not in verdict.warnings]
     return verdict_output(event, second)
@@ -205,8 +203,13 @@ def pending_call_matters(event: Event, verdict) -> bool:
 def refuse_when_spent(event: Event):
     """Catch up, then refuse what is about to run and stop the agent if a blocking budget is
     spent; else show the thresholds newly crossed."""
+    return verdict_output(event, caught_up_verdict(event))
+
+
+def caught_up_verdict(event: Event):
+    """The budgets' verdict once this hook's transcripts (its own, the session's) are read."""
     ingest_before_deciding(event, [event.transcript, event.subagent_transcript()])
-    return verdict_output(event, budget_verdict(event))
+    return budget_verdict(event)
 
 
 def verdict_output(event: Event, verdict):
@@ -294,8 +297,7 @@ def on_session_end(event: Event):
     if runtime.BACKGROUND and user_config().get("budgets"):
         budget_verdict(event)  # the session's last word: thresholds its last calls crossed fire (and notify) now
     refresh_dashboard_if_due()
-    if runtime.sync_due(user_config()):
-        spawn_detached(["--sync"])  # the sync folder, the team ledger: a detached process, never the network here
+    runtime.sync_soon()  # the sync folder, the team ledger: a detached process, never the network here
 
 
 def refresh_dashboard_if_due() -> None:
