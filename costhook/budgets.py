@@ -359,7 +359,7 @@ def fire_alerts(conn, statuses: list, now: datetime, ctx: Context) -> list:
     from costhook.store import db, writes
 
     stamp = utc_iso(now)
-    with db.transaction(conn):
+    with db.transaction(conn, spend=False):
         for status, threshold in crossed:
             row = {"budget_id": status.budget["id"], "period": status.period_key, "threshold": threshold,
                    "action": status.budget.get("action", "warn"), "spent_nanousd": status.spent,
@@ -389,6 +389,19 @@ def session_context(conn, session_id: str | None, **known) -> Context:
     return ctx
 
 
+def costliest_recent(conn, recent: int = 200) -> tuple[int, int] | None:
+    """(cost in nano-USD, tokens) of the costliest of the last `recent` calls, each measure
+    on its own; None while no call is recorded."""
+    row = conn.execute(
+        f"SELECT max(cost_nanousd), max(tokens) FROM"
+        f" (SELECT cost_nanousd, {TOKEN_SUM} AS tokens FROM requests ORDER BY timestamp DESC LIMIT ?)",
+        (recent,),
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return row[0] or 0, row[1] or 0
+
+
 def may_be_crossed(conn, verdict: Verdict, recent: int = 200) -> bool:
     """Whether one more call could cross a threshold (a `warn_at` fraction or the limit) of
     a budget in `verdict`: the distance to it is at most twice the costliest of the last
@@ -400,15 +413,56 @@ def may_be_crossed(conn, verdict: Verdict, recent: int = 200) -> bool:
             for t in thresholds(s.budget) if s.fraction < t]
     if not gaps:
         return False
-    row = conn.execute(
-        f"SELECT max(cost_nanousd), max(tokens) FROM"
-        f" (SELECT cost_nanousd, {TOKEN_SUM} AS tokens FROM requests ORDER BY timestamp DESC LIMIT ?)",
-        (recent,),
-    ).fetchone()
-    if row is None or row[0] is None:
+    costliest = costliest_recent(conn, recent)
+    if costliest is None:
         return True
-    cost, tokens = row[0] or 0, row[1] or 0
+    cost, tokens = costliest
     return any(gap <= 2 * (tokens if in_tokens else cost) for in_tokens, gap in gaps)
+
+
+CLEARANCE_MAX = 100  # gates one clearance may let through (a new one comes with each recording)
+
+
+def clearance(conn, budgets: list, *, now: datetime | None = None, tz=None, recent: int = 200) -> int:
+    """How many gates may let the agent go on, without asking, before costhook looks
+    again (agents/clearance.py, agents/gate.sh); 0 when every gate must decide in full.
+
+    Every budget counts, whatever work it governs (a gate that does not read its input
+    cannot tell), and each gate stands for one more call: with every threshold of every
+    budget further than `tickets × 2 ×` the costliest of the last `recent` calls, no
+    threshold is crossed before the tickets run out — the margin `may_be_crossed` gives
+    one call, per gate. None when a threshold is already reached (the gate says so, or
+    blocks), no call is recorded yet, or a budget's spend is not a calendar total: a
+    session's (its own calls, any session), or one that blocks when costhook cannot read
+    its data (`on_error = "block"`: the gate must try to read it)."""
+    if not budgets:
+        return CLEARANCE_MAX
+    if any(b["period"] not in CALENDAR or b["scope"] == "session" or b.get("on_error") == "block" for b in budgets):
+        return 0
+    now = now or datetime.now(timezone.utc)
+    me = team_identity(conn) if any(b.get("team") for b in budgets) else None
+    everywhere = Context()
+    statuses = [spend(conn, b, everywhere, now, tz, me) for b in budgets if not b.get("team") or _team_applies(b, me)]
+    gaps = [(s.in_tokens, t * s.limit - s.spent) for s in statuses for t in thresholds(s.budget)]
+    if not gaps:
+        return CLEARANCE_MAX
+    costliest = costliest_recent(conn, recent)
+    if costliest is None or any(gap <= 0 for _, gap in gaps):
+        return 0
+    tickets = CLEARANCE_MAX
+    for in_tokens, gap in gaps:
+        step = 2 * (costliest[1] if in_tokens else costliest[0])
+        if step > 0:
+            tickets = min(tickets, int(gap // step))
+    return max(tickets, 0)
+
+
+def _team_applies(budget: dict, me: dict | None) -> bool:
+    """Whether a team budget can govern any work of this machine (applies, for every work)."""
+    if me is None:
+        return False
+    kind, _, target = budget["scope"].partition(":")
+    return kind not in ("user", "machine") or me[kind] == target
 
 
 def projection(status: Status, now: datetime) -> int | None:

@@ -68,6 +68,26 @@ def sync_stamp_file() -> str:
     return os.path.join(home_dir(), "sync.stamp")
 
 
+def gate_dir() -> str:
+    """What the shell gate reads (agents/gate.sh, agents/clearance.py): the clearance and its tickets."""
+    return os.path.join(home_dir(), "gate")
+
+
+def clearance_file() -> str:
+    return os.path.join(gate_dir(), "clearance")
+
+
+def drop_clearance() -> None:
+    """After a write that may move spend: the shell gate must ask Python again until a
+    new clearance is computed from what is stored now."""
+    try:
+        os.unlink(clearance_file())
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log_error("clearance", exc)
+
+
 ERRORS_LOG_MAX = 1 << 20  # errors.log is rotated to errors.log.1 past this size
 
 

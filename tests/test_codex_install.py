@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from costhook.agents.settings import hook_launcher
+from costhook.agents.settings import gate_launcher
 
 from costhook.agents.codex import install as codex
 
@@ -123,7 +123,7 @@ def test_reinstall_with_a_new_path_replaces_ours_in_place(codex_home):
     assert cli("install", "--agent", "codex").returncode == 0
     groups = hooks_of(codex_home)["PreToolUse"]
     assert len(groups) == 2 and groups[1] == {"matcher": "Bash", "hooks": [FOREIGN]}
-    assert groups[0]["hooks"][0]["command"] == f"{hook_launcher()} hook --agent codex"  # this install's
+    assert groups[0]["hooks"][0]["command"] == f"{gate_launcher()} hook --agent codex"  # this install's
 
 
 def test_a_claude_hook_in_hooks_json_is_not_ours(codex_home):

@@ -132,6 +132,8 @@ def is_ours(handler) -> bool:
     words = shlex.split(handler["command"])
     if words[:2] == ["setsid", "-f"] and words[-3:] == ["--background", ">/dev/null", "2>&1"]:
         words = words[2:-3]
+    if words[:1] == ["/bin/sh"] and words[1:2] and words[1].endswith("/costhook/agents/gate.sh"):
+        words = words[2:]  # a gate: the shell script that runs the hook unless its clearance holds
     if len(words) == 4 and os.path.basename(words[0]).startswith("python") and words[1] == "-IS" \
             and words[2].endswith("/costhook/__main__.py"):
         words = words[2:]  # how an install with its interpreter beside the script starts the hook
@@ -519,10 +521,12 @@ def test_the_hook_starts_without_site_when_the_interpreter_is_beside_the_script(
     monkeypatch.setattr(sys, "argv", [str(python.parent / "costhook"), "install"])
     install_claude()
     entry = Path(costhook.__file__).resolve().parent / "__main__.py"
-    gate = f"{shlex.quote(str(python))} -IS {shlex.quote(str(entry))} hook"
+    hook = f"{shlex.quote(str(python))} -IS {shlex.quote(str(entry))} hook"
+    gate = f"/bin/sh {shlex.quote(str(entry.parent / 'agents' / 'gate.sh'))} {hook}"
     found = ours(json.loads((config_dir / "settings.json").read_text()))
     assert found["PreToolUse"][0][1]["command"] == gate
-    assert found["Stop"][0][1]["command"] == f"setsid -f {gate} --background >/dev/null 2>&1"
+    assert found["PostToolUse"][0][1]["command"] == hook  # after a sub-agent: the gate that records, in Python
+    assert found["Stop"][0][1]["command"] == f"setsid -f {hook} --background >/dev/null 2>&1"
     assert install_claude().changed is False
 
     Path(os.environ["COSTHOOK_CONFIG"]).write_text(
@@ -865,7 +869,7 @@ def test_reinstalling_every_way_writes_the_same_command_and_no_backup(installed)
     installed_bytes = settings.read_bytes()
     assert backups(settings) == []
     commands = {handler["command"] for entries in ours(json.loads(installed_bytes)).values() for _, handler in entries}
-    assert len(commands) == 2  # the gates' and the background hooks', of one executable
+    assert len(commands) == 3  # the shell gates', the other gates' and the background hooks', of one executable
 
     link = home / ".local" / "bin" / "costhook"
     venv_python = home / ".local" / "share" / "costhook" / "venv" / "bin" / "python"

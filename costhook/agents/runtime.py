@@ -15,6 +15,7 @@ import time
 
 from costhook import jsontext
 from costhook import paths
+from costhook.agents.clearance import SHELL_GATED
 
 AGENT_HOOKS = {  # `costhook hook --agent NAME` → the module whose handle(payload) answers its events
     "claude": "costhook.agents.claude.hook",
@@ -57,8 +58,23 @@ def run_hook(agent: str, background: bool = False) -> int:
     except Exception as exc:  # fail-open: the agent must never see our bugs
         log_error(event, exc)
     run_after_answer(event)
+    if BACKGROUND and agent in SHELL_GATED and not FAILED:
+        refresh_clearance(event)
     unmark_pending()
     return 0
+
+
+def refresh_clearance(event: str) -> None:
+    """After a background hook's recording (agents/clearance.py): only there, since it may
+    wait for the write lock, which a gate must not."""
+    try:
+        from costhook import timeframe
+        from costhook.agents import clearance
+
+        cfg = user_config()
+        clearance.refresh(open_db, cfg, tz=timeframe.local_zone(cfg.get("timezone")), config_read_ns=CONFIG_READ_NS)
+    except Exception as exc:
+        log_error(event, exc)
 
 
 def serve(agent: str, idle_s: float = 600.0) -> int:
@@ -349,9 +365,10 @@ def user_config() -> dict:
     """The validated config ({} without a file). A broken config must not stop the agent,
     the capture or the budgets: it is logged once, and the hook goes on with the config
     as it last validated (config.load.last_valid), or none."""
-    global _config
+    global _config, CONFIG_READ_NS
     if _config is None:
         _config = {}
+        CONFIG_READ_NS = time.time_ns()
         if paths.config_named() or os.path.exists(paths.config_file()):
             from costhook.config import load as config
 
@@ -508,6 +525,12 @@ def sync_soon() -> None:
         after_answer(lambda: spawn_detached(["--sync"]))
 
 
+CONFIG_READ_NS = 0  # when user_config() read the config file (time.time_ns())
+FAILED = False  # this process logged an error: it writes no clearance (and no second line)
+
+
 def log_error(event: str, exc: BaseException) -> None:
     """One line per failure, never the payload's content; rotated at 1 MB (paths.log_error)."""
+    global FAILED
+    FAILED = True
     paths.log_error(f"hook {event}", exc)

@@ -87,6 +87,25 @@ def hook_launcher() -> str:
     return shlex.quote(str(exe))
 
 
+def gate_launcher() -> str:
+    """The start of a gate's command: `/bin/sh <package>/agents/gate.sh <launcher>`, which
+    answers at once while costhook's clearance holds and runs the launcher otherwise
+    (agents/clearance.py); the launcher alone where the install has no entry file or the
+    system no /bin/sh."""
+    from costhook.agents.clearance import gate_script
+
+    launcher = hook_launcher()
+    words = shlex.split(launcher)
+    script = gate_script(words[2]) if is_launcher(words) and os.access("/bin/sh", os.X_OK) else None
+    return f"/bin/sh {shlex.quote(script)} {launcher}" if script else launcher
+
+
+def gate_words(words: list[str]) -> int:
+    """2 for `/bin/sh <…/costhook/agents/gate.sh>`, gate_launcher's prefix; else 0."""
+    return 2 if (len(words) >= 2 and os.path.basename(words[0]) == "sh"
+                 and words[1].replace("\\", "/").endswith("/costhook/agents/gate.sh")) else 0
+
+
 _entries: dict = {}
 
 
@@ -151,6 +170,7 @@ def runs_costhook(command: object, subcommand: str, agent: str | None = None) ->
     while start < len(words) and (_ASSIGNMENT.match(words[start]) or words[start] in _PREFIX_WORDS
                                   or (words[start] == "-f" and start and words[start - 1] == "setsid")):
         start += 1
+    start += gate_words(words[start:])
     if is_launcher(words[start : start + 3]):
         start += 2  # as if the entry file were the executable
     elif not (len(words) >= start + 2 and is_costhook_name(os.path.basename(words[start]))):

@@ -196,18 +196,25 @@ class transaction:
 
     IMMEDIATE takes the write lock up front, so a read-merge-write inside cannot race
     another process doing the same (the busy timeout makes the second one wait).
+    A commit that changed rows removes the shell gate's clearance (paths.drop_clearance)
+    unless the caller says its writes cannot move spend (`spend=False`: sessions, tool
+    calls, alerts), so no clearance outlives the totals it was computed from.
     """
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, spend: bool = True):
         self.conn = conn
+        self.spend = spend
 
     def __enter__(self):
         self.conn.execute("BEGIN IMMEDIATE")
+        self.changes = self.conn.total_changes
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.conn.execute("COMMIT")
+            if self.spend and self.conn.total_changes != self.changes:
+                paths.drop_clearance()
         else:
             self.conn.execute("ROLLBACK")
         return False
@@ -379,6 +386,7 @@ def replace_database(path: str, tmp: str, conn: sqlite3.Connection, merge, *, wa
         finally:
             os.close(f)
         os.replace(tmp, path)
+        paths.drop_clearance()
         d = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
         try:
             os.fsync(d)

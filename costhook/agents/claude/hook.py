@@ -346,7 +346,7 @@ def record_session(event: Event, **facts) -> None:
     from costhook.store import db, writes
 
     conn = open_db()
-    with db.transaction(conn):
+    with db.transaction(conn, spend=False):
         writes.upsert_session(conn, event.session_id or "unknown", agent="claude", **facts)
 
 
@@ -358,7 +358,7 @@ def record_tool_call(event: Event) -> None:
     try:
         with runtime.deciding():
             conn = open_db()
-            with db.transaction(conn):
+            with db.transaction(conn, spend=False):
                 writes.record_tool_call(conn, tool_call_row(event))
     except Exception as exc:
         log_error(event.text("hook_event_name") or "tool", exc)

@@ -20,6 +20,8 @@ from pathlib import Path
 from costhook.agents.settings import (
     InstallResult,
     apply,
+    gate_launcher,
+    gate_words,
     hook_launcher,
     is_launcher,
     json_object,
@@ -102,6 +104,10 @@ GATE_EVENTS = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand", "PostTo
 # interpreter (issue 14: ~20 ms of each tool call). Both Claude Code versions honour the
 # JavaScript regex (measured).
 SPLIT_EVENTS = ("PostToolUse", "PostToolUseFailure")
+
+# The gates that say "go on" most of the time, through agents/gate.sh: a clearance written
+# after each recording answers them without starting Python (agents/clearance.py).
+SHELL_GATES = ("UserPromptSubmit", "PreToolUse", "PreSkillShellCommand")
 SPENDING_MATCHER = "|".join(SPENDING_TOOLS)
 OTHER_TOOLS_MATCHER = f"^(?!(?:{SPENDING_MATCHER})$).*"
 
@@ -113,7 +119,7 @@ def hook_command(event: str = "PreToolUse", in_turn: bool | None = None) -> str:
     after reading the event. Shell-quoted where the path needs it."""
     exe = hook_launcher()
     if event in GATE_EVENTS if in_turn is None else in_turn:
-        return f"{exe} hook"
+        return f"{gate_launcher() if event in SHELL_GATES else exe} hook"
     if shutil.which("setsid"):
         return f"setsid -f {exe} hook --background >/dev/null 2>&1"
     return f"{exe} hook --background"
@@ -355,7 +361,9 @@ def command_files(command: str) -> list[str]:
         return []
     if words[:2] == ["setsid", "-f"]:
         words = words[2:]
-    return [words[0], words[2]] if is_launcher(words[:3]) else words[:1]
+    gate = words[1:2] if gate_words(words) else []
+    words = words[gate_words(words):]
+    return gate + ([words[0], words[2]] if is_launcher(words[:3]) else words[:1])
 
 
 def claude_hook_commands(scope: str = "user", project_dir: Path | None = None) -> dict[str, str]:

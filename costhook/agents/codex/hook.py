@@ -255,7 +255,7 @@ def record_session(event: Event, started: bool = False, **facts) -> None:
         facts.update(started_at=now_iso(), source=event.text("source", 40), model=event.text("model", 200),
                      project=event.text("cwd"), transcript_path=event.rollout())
     conn = open_db()
-    with db.transaction(conn):
+    with db.transaction(conn, spend=False):
         writes.upsert_session(conn, event.session_id, agent="codex", **facts)
 
 
@@ -280,7 +280,7 @@ def record_tool_call(event: Event) -> None:
     }
     try:
         conn = open_db()
-        with db.transaction(conn):
+        with db.transaction(conn, spend=False):
             writes.record_tool_call(conn, row)
     except Exception as exc:
         log_error(event.name or "tool", exc)

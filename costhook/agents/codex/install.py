@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from costhook.agents import settings
-from costhook.agents.settings import InstallResult, hook_launcher, mentions_costhook, runs_costhook
+from costhook.agents.settings import InstallResult, gate_launcher, hook_launcher, mentions_costhook, runs_costhook
 from costhook.errors import InstallError
 from costhook.text import term_text
 
@@ -49,6 +49,9 @@ TOOL_EVENTS = ("PreToolUse", "PermissionRequest", "PostToolUse")  # their matche
 # holds Codex until it answers, or goes on in the background at once when it finds
 # nothing to decide. Every other event records only, detached from the start.
 GATE_EVENTS = ("UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse")
+# The gates that say "go on" most of the time answer through agents/gate.sh while a
+# clearance holds (agents/clearance.py), without starting Python.
+SHELL_GATES = ("UserPromptSubmit", "PreToolUse")
 # Seconds. Codex's default is 600 s, but 1 s for SessionEnd (which it clamps to 3 s at
 # most); a timed-out hook is killed and Codex goes on (fail-open), so these only bound a
 # stuck hook. The detached events return at once whatever they do.
@@ -101,7 +104,7 @@ def hook_command(event: str) -> str:
     work survives Codex's exit), or, without setsid, `--background` (it detaches itself)."""
     exe = hook_launcher()
     if event in GATE_EVENTS:
-        return f"{exe} hook --agent {AGENT}"
+        return f"{gate_launcher() if event in SHELL_GATES else exe} hook --agent {AGENT}"
     if shutil.which("setsid"):
         return f"setsid -f {exe} hook --agent {AGENT} --background >/dev/null 2>&1"
     return f"{exe} hook --agent {AGENT} --background"
