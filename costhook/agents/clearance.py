@@ -10,10 +10,12 @@ spend (store/db.transaction), so it never outlives the totals it stands on.
 """
 
 import os
+import time
 
 from costhook import paths
 
-SHELL_GATED = ("claude", "codex")  # the agents whose gates go through agents/gate.sh
+SHELL_GATED = ("claude", "codex")
+ABANDONED_S = 60  # a temporary clearance file this old was left by a process that died  # the agents whose gates go through agents/gate.sh
 
 
 def gate_script(entry: str) -> str | None:
@@ -74,8 +76,11 @@ def write(tickets: int, where: list) -> None:
         os.close(fd)
     os.replace(temporary, paths.clearance_file())
     for name in os.listdir(folder):
-        if name.startswith(("used.", "clearance.")) and generation not in name:
-            try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass
+        if generation in name or not name.startswith(("used.", "clearance.")):
+            continue
+        path = os.path.join(folder, name)
+        try:  # another writer's temporary file is its own until it is clearly abandoned
+            if name.startswith("used.") or os.lstat(path).st_mtime < time.time() - ABANDONED_S:
+                os.unlink(path)
+        except OSError:
+            pass
