@@ -70,6 +70,9 @@ def test_doctor_says_when_the_hooks_entry_file_is_gone(home, tmp_path, monkeypat
     settings.write_text(text.replace("/costhook/__main__.py", "/gone/costhook/__main__.py"))
     proc = cli("doctor", env=env)
     assert proc.returncode == 1 and "/gone/costhook/__main__.py does not exist" in proc.stdout, proc.stdout
+    settings.write_text(text.replace("/costhook/agents/gate.sh", "/gone/costhook/agents/gate.sh"))
+    proc = cli("doctor", env=env)  # the gates' script: the gates' command runs nothing without it
+    assert proc.returncode == 1 and "/gone/costhook/agents/gate.sh does not exist" in proc.stdout, proc.stdout
 
 
 def test_doctor_asks_for_the_event_an_upgraded_claude_code_knows(home, tmp_path, monkeypatch):

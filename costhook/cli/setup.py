@@ -448,7 +448,8 @@ def doctor(db_path):
         problems += 1
     else:
         commands = sorted(set(events.values()))
-        gone = [p for p in installer.command_files(commands[0]) if not Path(p).exists()]
+        files = dict.fromkeys(p for command in commands for p in installer.command_files(command))
+        gone = [p for p in files if not Path(p).exists()]
         state = f" — but {gone[0]} does not exist (run `costhook install` again)" if gone else ""
         problems += bool(state)
         click.echo(term_text(f"hooks      {settings}: {len(events)} events → {commands[0]}{state}"))
