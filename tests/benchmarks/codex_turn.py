@@ -1,13 +1,14 @@
 """Benchmark: what costhook's hooks add to a real Codex turn (issue 14, target 2).
 
-    python -m tests.benchmarks.codex_turn [--runs 9] [--checkout DIR] [--no-budget] [--work DIR] [--json]
+    python -m tests.benchmarks.codex_turn [--runs 9] [--checkout DIR] [--before DIR] [--no-budget] [--work DIR] [--json]
 
 One `codex exec "please TOOLS:1 now"` turn of the real Codex CLI 0.171.0 (the end-to-end
 harness: offline, in a private network namespace, against tests/e2e/fake_responses.py): two
 billed responses and one shell tool call. Two sandboxes, alternated run after run (which
 goes first alternates too): one with costhook's hooks as `costhook install --agent codex`
 writes them and one budget configured (a global daily block far from its limit, so every
-gate decides), one with no hooks at all. costhook runs from a regular install of the
+gate decides), one with no hooks at all (and, with `--before`, a third with another
+checkout's hooks, for a before/after in one run). costhook runs from a regular install of the
 checkout (hot_path.regular_install). Each run's wall time includes the harness's own start
 in the namespace, the same for both sandboxes.
 
@@ -64,14 +65,23 @@ def turn(box: cx.Sandbox) -> float:
     return run.wall_s
 
 
-def measure(codex: Path, costhook: str, work: Path, runs: int, budget: bool) -> dict:
+def measure(codex: Path, costhook: str, work: Path, runs: int, budget: bool, before: str | None = None) -> dict:
     hooked = hooked_sandbox(work / "hooks", codex, costhook, budget)
     bare = cx.Sandbox.make(work / "bare", codex)
-    walls, loads = alternate([("hooks", hooked), ("none", bare)], runs, turn)
+    order = [("hooks", hooked), ("none", bare)]
+    if before:
+        order.append(("before", hooked_sandbox(work / "before", codex, before, budget)))
+    walls, loads = alternate(order, runs, turn)
     hooked.wait_for_hooks(60)
     billed = sum(len(run.billed) for run in hooked.runs)
     with_hooks, without = statistics.median(walls["hooks"]), statistics.median(walls["none"])
+    compared = None
+    if before:
+        old = statistics.median(walls["before"])
+        compared = {"median_s": round(old, 3), "overhead_ms": round((old - without) * 1000, 1),
+                    "overhead_pct": round((old / without - 1) * 100, 1)}
     return {
+        "before": compared,
         "runs": runs, "budget": budget, "median_with_hooks_s": round(with_hooks, 3),
         "median_without_s": round(without, 3), "overhead_ms": round((with_hooks - without) * 1000, 1),
         "overhead_pct": round((with_hooks / without - 1) * 100, 1), "walls": walls,
@@ -84,6 +94,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9, help="Turns each way (median reported).")
     parser.add_argument("--checkout", type=Path, default=REPO, help="The costhook checkout to measure.")
+    parser.add_argument("--before", type=Path, help="A second checkout, timed in the same run, interleaved (before/after).")
     parser.add_argument("--no-budget", action="store_true", help="No budget configured (the gates decide nothing).")
     parser.add_argument("--work", type=Path, help="Keep the sandboxes here (default: a temporary folder, removed).")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON only.")
@@ -96,7 +107,8 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         _, costhook = regular_install(args.checkout.resolve(), work / "venv")
-        result = measure(codex, costhook, work, args.runs, not args.no_budget)
+        before = regular_install(args.before.resolve(), work / "venv-before")[1] if args.before else None
+        result = measure(codex, costhook, work, args.runs, not args.no_budget, before)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -109,6 +121,9 @@ def main(argv=None) -> int:
         print(f"  with costhook  {result['median_with_hooks_s'] * 1000:7.1f} ms (median), "
               f"{'one budget' if result['budget'] else 'no budget'}")
         print(f"  overhead       {result['overhead_ms']:+7.1f} ms = {result['overhead_pct']:+.1f} %  (target <= +10 %)")
+        if result["before"]:
+            b = result["before"]
+            print(f"  --before       {b['median_s'] * 1000:7.1f} ms (median): {b['overhead_ms']:+.1f} ms = {b['overhead_pct']:+.1f} %")
         rec = result["recorded"]
         print(f"  recorded       {rec['rows']} rows for {rec['billed']} billed responses: "
               f"{'exact' if rec['exact'] else 'MISMATCH'}")
