@@ -67,6 +67,11 @@ def test_install_merges_keeps_foreign_hooks_and_backs_up(codex_home):
     assert hooks["PreToolUse"][0] == {"matcher": "Bash", "hooks": [FOREIGN]}  # first: its trust key stays
     assert hooks["Interrupt"] == [{"hooks": [FOREIGN]}]
     for event in codex.HOOK_EVENTS:
+        if event == "PostToolUse":  # the gate after the sub-agent tools, in the background after the others
+            gate, other = ours(hooks, event)
+            assert [g["matcher"] for g in hooks[event]] == [codex.SPENDING_MATCHER, codex.OTHER_TOOLS_MATCHER]
+            assert "setsid -f" not in gate["command"] and "setsid -f" in other["command"]
+            continue
         (handler,) = ours(hooks, event)
         assert handler["timeout"] == codex.HOOK_TIMEOUTS[event]
         assert "--agent codex" in handler["command"]
@@ -77,6 +82,21 @@ def test_install_merges_keeps_foreign_hooks_and_backs_up(codex_home):
     assert backup.read_bytes() == old and stat.S_IMODE(backup.stat().st_mode) == 0o600
     # No codex to ask: the user is told exactly what to do, and that nothing runs until then.
     assert "/hooks" in proc.stdout and "silently" in proc.stdout and "COSTHOOK_CODEX_CLI" in proc.stdout
+
+
+def test_the_split_keeps_the_place_of_our_group_and_moves_no_other_hook(codex_home):
+    """An install from before the PostToolUse split (one group of ours, a user's hook after
+    it): our first group keeps its place, so the user's keeps its trust key
+    (`<file>:<event>:<group>:<handler>`); the second of ours goes to the end."""
+    older = {"type": "command", "command": "/old/venv/bin/costhook hook --agent codex", "timeout": 10}
+    write(codex_home, {"hooks": {"PostToolUse": [{"matcher": "*", "hooks": [older]},
+                                                 {"matcher": "Bash", "hooks": [FOREIGN]}]}})
+    assert cli("install", "--agent", "codex").returncode == 0
+    groups = hooks_of(codex_home)["PostToolUse"]
+    assert [g["matcher"] for g in groups] == [codex.SPENDING_MATCHER, "Bash", codex.OTHER_TOOLS_MATCHER]
+    assert groups[1] == {"matcher": "Bash", "hooks": [FOREIGN]}
+    proc = cli("install", "--agent", "codex")
+    assert "nothing changed" in proc.stdout
 
 
 def test_install_is_idempotent_and_a_new_file_is_private(codex_home):

@@ -61,18 +61,18 @@ def test_installed_hooks_run_only_once_trusted_and_install_trusts_them(tmp_path,
     run = box.run("hello", hook_trust=False)
     assert run.rc == 0 and len(run.billed) == 1
     doctor = costhook(box, "doctor", codex=codex_bin)
-    assert "PROBLEM: Codex skips 11 costhook hooks silently" in doctor.stdout, doctor.stdout
+    assert "PROBLEM: Codex skips 12 costhook hooks silently" in doctor.stdout, doctor.stdout
     assert doctor.returncode == 1
 
     # Installing with Codex at hand trusts them (Codex computes the hashes, not costhook).
     second = costhook(box, "install", "--agent", "codex", codex=codex_bin)
     assert second.returncode == 0, second.stderr
-    assert "nothing changed" in second.stdout and "Codex trusts all 11 costhook hooks" in second.stdout
+    assert "nothing changed" in second.stdout and "Codex trusts all 12 costhook hooks" in second.stdout
     assert list(box.codex_home.glob("config.toml.costhook-backup-*")) == []  # there was no config.toml yet
     config = (box.codex_home / "config.toml").read_text()
-    assert config.count("trusted_hash") == 11
+    assert config.count("trusted_hash") == 12
     doctor = costhook(box, "doctor", codex=codex_bin)
-    assert "Codex trusts all 11 of them" in doctor.stdout, doctor.stdout
+    assert "Codex trusts all 12 of them" in doctor.stdout, doctor.stdout
 
     # Now the hooks run without any bypass flag: the spent budget stops the prompt, 0 API calls.
     run = box.run("hello again", hook_trust=False)
@@ -137,3 +137,27 @@ def test_costhook_hooks_in_config_toml_too_are_named(tmp_path, codex_bin):
     note = f"Note: Codex also runs costhook's hook from {box.codex_home / 'config.toml'} (1 entries)"
     assert note in proc.stdout, proc.stdout
     assert note in costhook(box, "doctor", codex=codex_bin).stdout
+
+
+def test_after_every_tool_exactly_one_costhook_hook_runs(tmp_path, codex_bin):
+    """PostToolUse has two groups of ours (install.SPLIT_EVENTS): the gate for the sub-agent
+    tools, a background hook for every other one. Their matchers (Rust regexes, no
+    lookaround) must split the tools between them: each tool call is recorded once — none
+    missed, none twice — a shell command and the sub-agent tools alike."""
+    import sqlite3
+
+    box = codex_harness.Sandbox.make(tmp_path, codex_bin)
+    assert costhook(box, "install", "--agent", "codex").returncode == 0
+    groups = json.loads((box.codex_home / "hooks.json").read_text())["hooks"]["PostToolUse"]
+    assert len(groups) == 2 and "--background" in groups[1]["hooks"][0]["command"]
+    run = box.run("please SPAWN[TOOLS:2]", "--enable", "multi_agent_v2")
+    assert run.rc == 0, run.stderr[-2000:]
+    box.wait_for_hooks()
+    conn = sqlite3.connect(box.db)
+    counts = dict(conn.execute("SELECT tool_name, count(*) FROM tool_calls GROUP BY tool_name"))
+    ids = conn.execute("SELECT count(*), count(DISTINCT tool_use_id) FROM tool_calls").fetchone()
+    conn.close()
+    asked = [r["tool"] for r in run.requests if r["kind"] == "call"]
+    assert sum(counts.values()) == len(asked) == ids[1], (counts, asked)
+    assert {"collaborationspawn_agent", "collaborationwait_agent"} <= set(counts), counts
+    assert any(not name.startswith("collaboration") for name in counts), counts

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from costhook.agents import settings
+from costhook.agents.codex.hook import SPENDING_TOOL_PREFIX
 from costhook.agents.settings import InstallResult, gate_launcher, hook_launcher, mentions_costhook, runs_costhook
 from costhook.errors import InstallError
 from costhook.text import term_text
@@ -98,12 +99,36 @@ def codex_cli() -> list[str] | None:
 # -- our entries -----------------------------------------------------------------
 
 
-def hook_command(event: str) -> str:
+def not_prefixed(prefix: str) -> str:
+    """A regex matching every whole tool name that does not start with `prefix`, without
+    lookaround (Codex's matcher is a Rust regex, which has none: a `(?!...)` matcher never
+    matches, measured on 0.171.0)."""
+    differs = "|".join(f"{prefix[:i]}[^{prefix[i]}]" for i in range(len(prefix)))
+    shorter = "|".join(prefix[:i] for i in range(1, len(prefix)))
+    return f"^(?:{differs}).*$|^(?:{shorter})?$"
+
+
+# After a tool, the hook can decide only when a sub-agent spent while it ran (hook.decides):
+# PostToolUse gets two matcher groups, the gate for the sub-agent tools and a background
+# hook for every other tool, so an ordinary tool call waits for no interpreter.
+SPLIT_EVENTS = ("PostToolUse",)
+SPENDING_MATCHER = f"^{SPENDING_TOOL_PREFIX}.*$"
+OTHER_TOOLS_MATCHER = not_prefixed(SPENDING_TOOL_PREFIX)
+
+
+def hook_commands(event: str) -> str | list:
+    """hook_command, or for a split event (matcher, command) pairs: the gate, then the rest."""
+    if event in SPLIT_EVENTS:
+        return [(SPENDING_MATCHER, hook_command(event)), (OTHER_TOOLS_MATCHER, hook_command(event, gate=False))]
+    return hook_command(event)
+
+
+def hook_command(event: str, gate: bool | None = None) -> str:
     """`<launcher> hook --agent codex` for a gate (settings.hook_launcher); for any other event the same hook
     in its own session (`setsid -f`, output dropped: the shell returns at once and the
     work survives Codex's exit), or, without setsid, `--background` (it detaches itself)."""
     exe = hook_launcher()
-    if event in GATE_EVENTS:
+    if event in GATE_EVENTS if gate is None else gate:
         return f"{gate_launcher() if event in SHELL_GATES else exe} hook --agent {AGENT}"
     if shutil.which("setsid"):
         return f"setsid -f {exe} hook --agent {AGENT} --background >/dev/null 2>&1"
@@ -183,9 +208,38 @@ def _remove_ours(hooks: dict, event: str) -> None:
         del hooks[event]
 
 
-def _install_event(hooks: dict, event: str, command: str) -> None:
+def _install_split(hooks: dict, event: str, pairs: list) -> None:
+    """Our groups on `event`, one per (matcher, command): already so, nothing changes; else
+    the first takes the place of our first group (the trust keys of the hooks after it
+    stay), our others go, and the rest are appended (no other hook moves)."""
+    desired = [{"matcher": matcher, "hooks": [{"type": "command", "command": command, "timeout": HOOK_TIMEOUTS[event]}]}
+               for matcher, command in pairs]
+    groups = _groups(hooks, event) if event in hooks else []
+    mine = [i for i, g in enumerate(groups) if isinstance(g, dict) and isinstance(g.get("hooks"), list)
+            and g["hooks"] and all(is_costhook_hook(h) for h in g["hooks"])]
+    ours = sum(1 for _, _, h in _handlers(hooks, event) if is_costhook_hook(h))
+    if [groups[i] for i in mine] == desired and ours == len(desired):
+        return
+    kept, placed = [], False
+    for index, group in enumerate(groups):
+        if index in mine:
+            if not placed:
+                kept.append(desired[0])
+                placed = True
+            continue
+        handlers = group.get("hooks") if isinstance(group, dict) else None
+        if isinstance(handlers, list) and any(is_costhook_hook(h) for h in handlers):
+            group = {**group, "hooks": [h for h in handlers if not is_costhook_hook(h)]}
+        kept.append(group)
+    hooks[event] = kept + (desired[1:] if placed else desired)
+
+
+def _install_event(hooks: dict, event: str, command) -> None:
     """Our group on `event`: an existing group of ours only (same place: the trust keys of
     the hooks after it stay), else a new group at the end (no other hook moves)."""
+    if not isinstance(command, str):
+        _install_split(hooks, event, command)
+        return
     desired = _desired_group(event, command)
     if event not in hooks:
         hooks[event] = [desired]
@@ -422,7 +476,7 @@ def _before(path: Path, command: list[str] | None) -> list[dict] | None:
 def install_codex(dry_run: bool = False) -> InstallResult:
     """Merge costhook's hooks into `$CODEX_HOME/hooks.json` and have Codex trust them."""
     path = hooks_path()
-    commands = {event: hook_command(event) for event in HOOK_EVENTS}
+    commands = {event: hook_commands(event) for event in HOOK_EVENTS}
     command = codex_cli()
     before = None if dry_run else _before(path, command)
     nothing = f"costhook's Codex hooks are already in {path}; nothing changed."
