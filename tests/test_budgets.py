@@ -232,13 +232,18 @@ def session(home, tmp_path):
     config = tmp_path / "config.toml"
 
     def configure(*entries):
-        lines = []
-        for entry in entries:
-            lines.append("[[budgets]]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in entry.items()]
-        config.write_text("\n".join(lines) + "\n")
+        write_budgets(config, *entries)
 
     return transcript, configure
+
+
+def write_budgets(config, *entries) -> None:
+    """The config file `config` with these budgets (dicts of TOML keys) and nothing else."""
+    lines = []
+    for entry in entries:
+        lines.append("[[budgets]]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in entry.items()]
+    config.write_text("\n".join(lines) + "\n")
 
 
 def event(transcript, name, **extra):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_hook
-from test_budgets import write_calls
+from test_budgets import write_budgets, write_calls
 
 from costhook import budgets, paths
 from costhook.agents import clearance
@@ -48,11 +48,7 @@ def setup(home, tmp_path):
     config = Path(os.environ["COSTHOOK_CONFIG"])
 
     def configure(*entries):
-        lines = []
-        for entry in entries:
-            lines.append("[[budgets]]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in entry.items()]
-        config.write_text("\n".join(lines) + "\n")
+        write_budgets(config, *entries)
         past = time.time() - 5  # written before the hooks that follow read it
         os.utime(config, (past, past))
 
