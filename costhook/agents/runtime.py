@@ -15,7 +15,6 @@ import time
 
 from costhook import jsontext
 from costhook import paths
-from costhook.agents.clearance import SHELL_GATED
 
 AGENT_HOOKS = {  # `costhook hook --agent NAME` → the module whose handle(payload) answers its events
     "claude": "costhook.agents.claude.hook",
@@ -58,15 +57,16 @@ def run_hook(agent: str, background: bool = False) -> int:
     except Exception as exc:  # fail-open: the agent must never see our bugs
         log_error(event, exc)
     run_after_answer(event)
-    if BACKGROUND and agent in SHELL_GATED and not FAILED:
+    if BACKGROUND and not FAILED:
         refresh_clearance(event)
     unmark_pending()
     return 0
 
 
 def refresh_clearance(event: str) -> None:
-    """After a background hook's recording (agents/clearance.py): only there, since it may
-    wait for the write lock, which a gate must not."""
+    """After a background hook's recording (agents/clearance.py), whichever agent's: a write
+    of any agent removes the clearance the Claude Code and Codex gates read. Only in the
+    background, since it may wait for the write lock, which a gate must not."""
     try:
         from costhook import timeframe
         from costhook.agents import clearance
