@@ -21,14 +21,13 @@ import argparse
 import json
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from tests.benchmarks.hot_path import regular_install
-from tests.benchmarks.turn import alternate
+from tests.benchmarks.turn import alternate, overheads, print_overheads
 from tests.e2e import codex_harness as cx
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,18 +73,8 @@ def measure(codex: Path, costhook: str, work: Path, runs: int, budget: bool, bef
     walls, loads = alternate(order, runs, turn)
     hooked.wait_for_hooks(60)
     billed = sum(len(run.billed) for run in hooked.runs)
-    with_hooks, without = statistics.median(walls["hooks"]), statistics.median(walls["none"])
-    compared = None
-    if before:
-        old = statistics.median(walls["before"])
-        compared = {"median_s": round(old, 3), "overhead_ms": round((old - without) * 1000, 1),
-                    "overhead_pct": round((old / without - 1) * 100, 1)}
     return {
-        "before": compared,
-        "runs": runs, "budget": budget, "median_with_hooks_s": round(with_hooks, 3),
-        "median_without_s": round(without, 3), "overhead_ms": round((with_hooks - without) * 1000, 1),
-        "overhead_pct": round((with_hooks / without - 1) * 100, 1), "walls": walls,
-        "load_1min": {"min": round(min(loads), 2), "max": round(max(loads), 2)},
+        **overheads(walls, loads), "runs": runs, "budget": budget,
         "recorded": {"rows": recorded(hooked), "billed": billed, "exact": recorded(hooked) == billed},
     }
 
@@ -115,15 +104,7 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"Codex 0.171.0, `codex exec {PROMPT!r}`, {args.runs} turns each way, "
-              f"1-minute load {result['load_1min']['min']}–{result['load_1min']['max']}")
-        print(f"  without hooks  {result['median_without_s'] * 1000:7.1f} ms (median)")
-        print(f"  with costhook  {result['median_with_hooks_s'] * 1000:7.1f} ms (median), "
-              f"{'one budget' if result['budget'] else 'no budget'}")
-        print(f"  overhead       {result['overhead_ms']:+7.1f} ms = {result['overhead_pct']:+.1f} %  (target <= +10 %)")
-        if result["before"]:
-            b = result["before"]
-            print(f"  --before       {b['median_s'] * 1000:7.1f} ms (median): {b['overhead_ms']:+.1f} ms = {b['overhead_pct']:+.1f} %")
+        print_overheads(f"Codex 0.171.0, `codex exec {PROMPT!r}`", result)
         rec = result["recorded"]
         print(f"  recorded       {rec['rows']} rows for {rec['billed']} billed responses: "
               f"{'exact' if rec['exact'] else 'MISMATCH'}")

@@ -128,6 +128,34 @@ def alternate(order: list, runs: int, turn) -> tuple[dict, list]:
     return walls, loads
 
 
+def overheads(walls: dict, loads: list) -> dict:
+    """Medians of the `hooks`, `none` (and `before`) turns, and what the hooks add."""
+    with_hooks, without = statistics.median(walls["hooks"]), statistics.median(walls["none"])
+    compared = None
+    if "before" in walls:
+        old = statistics.median(walls["before"])
+        compared = {"median_s": round(old, 3), "overhead_ms": round((old - without) * 1000, 1),
+                    "overhead_pct": round((old / without - 1) * 100, 1)}
+    return {
+        "before": compared, "median_with_hooks_s": round(with_hooks, 3), "median_without_s": round(without, 3),
+        "overhead_ms": round((with_hooks - without) * 1000, 1), "overhead_pct": round((with_hooks / without - 1) * 100, 1),
+        "walls": walls, "load_1min": {"min": round(min(loads), 2), "max": round(max(loads), 2)},
+    }
+
+
+def print_overheads(title: str, result: dict) -> None:
+    """The lines every turn benchmark prints: the medians, the overhead, the other checkout's."""
+    print(f"{title}, {result['runs']} turns each way, "
+          f"1-minute load {result['load_1min']['min']}–{result['load_1min']['max']}")
+    print(f"  without hooks  {result['median_without_s'] * 1000:7.1f} ms (median)")
+    print(f"  with costhook  {result['median_with_hooks_s'] * 1000:7.1f} ms (median), "
+          f"{'one budget' if result['budget'] else 'no budget'}")
+    print(f"  overhead       {result['overhead_ms']:+7.1f} ms = {result['overhead_pct']:+.1f} %  (target <= +10 %)")
+    if result["before"]:
+        b = result["before"]
+        print(f"  --before       {b['median_s'] * 1000:7.1f} ms (median): {b['overhead_ms']:+.1f} ms = {b['overhead_pct']:+.1f} %")
+
+
 def measure(claude, costhook: str, work: Path, runs: int, budget: bool, trace: bool = False,
             before: str | None = None) -> dict:
     hooked, _ = layout_with_hooks(work, costhook, budget)
@@ -142,19 +170,8 @@ def measure(claude, costhook: str, work: Path, runs: int, budget: bool, trace: b
     while recorded(hooked) != expected and time.monotonic() < deadline:
         time.sleep(0.1)
     got = recorded(hooked)
-    with_hooks, without = statistics.median(walls["hooks"]), statistics.median(walls["none"])
-    compared = None
-    if before:
-        old = statistics.median(walls["before"])
-        compared = {"median_s": round(old, 3), "overhead_ms": round((old - without) * 1000, 1),
-                    "overhead_pct": round((old / without - 1) * 100, 1)}
     return {
-        "before": compared,
-        "runs": runs, "budget": budget,
-        "median_with_hooks_s": round(with_hooks, 3), "median_without_s": round(without, 3),
-        "overhead_ms": round((with_hooks - without) * 1000, 1),
-        "overhead_pct": round((with_hooks / without - 1) * 100, 1),
-        "walls": walls, "load_1min": {"min": round(min(loads), 2), "max": round(max(loads), 2)},
+        **overheads(walls, loads), "runs": runs, "budget": budget,
         "recorded": {"calls": got[0], "nanousd": got[1], "expected_calls": expected[0], "expected_nanousd": expected[1],
                      "exact": got == expected},
         "hooks_ms": traced(trace_log) if trace else None,
@@ -190,15 +207,7 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"Claude Code {result['claude_code']}, `claude -p {PROMPT!r}`, {args.runs} turns each way, "
-              f"1-minute load {result['load_1min']['min']}–{result['load_1min']['max']}")
-        print(f"  without hooks  {result['median_without_s'] * 1000:7.1f} ms (median)")
-        print(f"  with costhook  {result['median_with_hooks_s'] * 1000:7.1f} ms (median), "
-              f"{'one budget' if result['budget'] else 'no budget'}")
-        print(f"  overhead       {result['overhead_ms']:+7.1f} ms = {result['overhead_pct']:+.1f} %  (target <= +10 %)")
-        if result["before"]:
-            b = result["before"]
-            print(f"  --before       {b['median_s'] * 1000:7.1f} ms (median): {b['overhead_ms']:+.1f} ms = {b['overhead_pct']:+.1f} %")
+        print_overheads(f"Claude Code {result['claude_code']}, `claude -p {PROMPT!r}`", result)
         rec = result["recorded"]
         print(f"  recorded       {rec['calls']} calls, {rec['nanousd']} nano-USD; expected {rec['expected_calls']}, "
               f"{rec['expected_nanousd']}: {'exact' if rec['exact'] else 'MISMATCH'}")
