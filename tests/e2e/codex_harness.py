@@ -29,15 +29,11 @@ Environment knobs
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import glob
 import json
 import os
 import shlex
-import shutil
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -54,6 +50,9 @@ TOOL_EVENTS = ("PreToolUse", "PermissionRequest", "PostToolUse")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))  # offline.py and the fake server, also when run as a script in the namespace
+from offline import loopback_up, netns_prefix, npm_install
+
 NPM_TIMEOUT = float(os.environ.get("COSTHOOK_E2E_NPM_TIMEOUT", "600"))
 
 
@@ -77,66 +76,13 @@ def _installed(base: Path) -> Path | None:
 @functools.cache
 def codex_binary(install: bool = True) -> tuple[Path | None, str]:
     """(path of `codex`, "") when Codex CODEX_VERSION is usable, else (None, why not).
-    Installs it with npm into cache_dir() the first time (a lock keeps parallel workers
-    from installing twice). The package brings its native binary as an optional
-    dependency: no postinstall script, nothing downloaded outside the registry."""
-    base = cache_dir()
-    found = _installed(base)
-    if found:
-        return found, ""
-    if not install or os.environ.get("COSTHOOK_E2E_NO_INSTALL") == "1":
-        return None, f"Codex {CODEX_VERSION} not installed in {base} (npm install disabled)"
-    npm = shutil.which("npm")
-    if not npm:
-        return None, "npm not found: cannot install Codex from the npm registry"
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base.parent / f".{base.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        found = _installed(base)
-        if found:
-            return found, ""
-        cmd = [npm, "install", "--prefix", str(base), "--no-audit", "--no-fund", "--loglevel=error",
-               "--ignore-scripts", "--fetch-retries=1", "--fetch-timeout=60000", PACKAGE]
-        try:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=NPM_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            return None, f"`{' '.join(cmd)}` timed out after {NPM_TIMEOUT:.0f} s"
-        if p.returncode != 0:
-            tail = " | ".join((p.stderr or p.stdout).strip().splitlines()[-4:])
-            return None, f"npm could not install {PACKAGE} (registry unavailable?): rc={p.returncode}: {tail}"
-        found = _installed(base)
-    return (found, "") if found else (None, f"npm installed {PACKAGE} into {base} but `codex --version` fails")
-
-
-# ------------------------------------------------------------------ network ---------
-@functools.cache
-def netns_prefix() -> tuple[str, ...]:
-    """The `unshare` command that gives a private network namespace, or ()."""
-    if os.environ.get("COSTHOOK_E2E_NETNS", "1") == "0" or not shutil.which("unshare"):
-        return ()
-    for prefix in (("unshare", "-n"), ("unshare", "-rn")):
-        try:
-            p = subprocess.run([*prefix, sys.executable, str(Path(__file__)), "--loopback"],
-                               stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if p.returncode == 0:
-            return prefix
-    return ()
-
-
-def loopback_up() -> None:
-    """`ip link set lo up` without iproute2 (SIOCGIFFLAGS / SIOCSIFFLAGS), then prove it."""
-    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifreq = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq))[1]
-        if not flags & IFF_UP:
-            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(1)
-        socket.create_connection(s.getsockname(), timeout=5).close()
+    Installs it with npm into cache_dir() the first time (offline.npm_install). The package
+    brings its native binary as an optional dependency: no install script, nothing
+    downloaded outside the registry."""
+    if not install:
+        found = _installed(cache_dir())
+        return (found, "") if found else (None, f"Codex {CODEX_VERSION} not installed in {cache_dir()}")
+    return npm_install(cache_dir(), [PACKAGE], _installed, timeout=NPM_TIMEOUT)
 
 
 # ------------------------------------------------------------------ sandbox ---------
@@ -275,8 +221,7 @@ class Sandbox:
 def inner(job_path: str) -> None:
     """Inside the namespace: loopback up, a fake server, one codex run; the result as JSON."""
     job = json.loads(Path(job_path).read_text())
-    loopback_up()  # in a fresh namespace loopback is down; elsewhere it is up already
-    sys.path.insert(0, str(HERE))
+    loopback_up()
     import fake_responses
 
     server = fake_responses.serve(job["log"], job.get("service_tier"))
@@ -305,9 +250,6 @@ def main(argv: list) -> int:
         path, why = codex_binary()
         print(f"codex {CODEX_VERSION}: {path}" if path else f"codex {CODEX_VERSION} not installed: {why}")
         return 0 if path else 1
-    if argv[:1] == ["--loopback"]:
-        loopback_up()
-        return 0
     if argv[:1] == ["--inner"] and len(argv) == 2:
         inner(argv[1])
         return 0

@@ -26,7 +26,6 @@ Environment knobs
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import glob
 import json
@@ -34,8 +33,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -50,6 +47,8 @@ FAKE_API_KEY = "sk-ant-e2e-fake-key"
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))  # offline.py, also when run as a script in the namespace
+from offline import loopback_up, netns_prefix, npm_install, wait_for  # noqa: F401 (wait_for: the tests use h.wait_for)
 FAKE_SERVER = HERE / "fake_anthropic.py"
 NPM_TIMEOUT = float(os.environ.get("COSTHOOK_E2E_NPM_TIMEOUT", "300"))
 DEFAULT_RUN_TIMEOUT = 90
@@ -124,35 +123,11 @@ def claude_binary(version: str = CLAUDE_VERSION, install: bool = True) -> tuple[
         return None, f"COSTHOOK_E2E_CLAUDE={explicit} does not answer `--version`"
     package = f"@anthropic-ai/claude-code@{version}"
     base = cache_dir(version)
-    found = _find_installed(base, version)
-    if found:
-        return found, ""
-    if not install or os.environ.get("COSTHOOK_E2E_NO_INSTALL") == "1":
-        return None, f"Claude Code {version} not installed in {base} (npm install disabled)"
-    npm = shutil.which("npm")
-    if not npm:
-        return None, f"npm not found: cannot install {package}"
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base.parent / f".{base.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    if not install:
         found = _find_installed(base, version)
-        if found:
-            return found, ""
-        # Few retries: without a registry npm fails in ~10 s instead of minutes.
-        cmd = [npm, "install", "--prefix", str(base), "--no-audit", "--no-fund",
-               "--loglevel=error", "--fetch-retries=1", "--fetch-timeout=60000", package]
-        try:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                               text=True, timeout=NPM_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            return None, f"`{shlex.join(cmd)}` timed out after {NPM_TIMEOUT}s"
-        if p.returncode != 0:
-            tail = (p.stderr or p.stdout).strip().splitlines()[-5:]
-            return None, f"`{shlex.join(cmd)}` failed (rc={p.returncode}): " + " | ".join(tail)
-        found = _find_installed(base, version)
-    if not found:
-        return None, f"npm installed {package} into {base} but no working claude binary was found"
-    return found, ""
+        return (found, "") if found else (None, f"Claude Code {version} not installed in {base}")
+    # Its install script fetches the native binary (the stub bin/claude.exe otherwise).
+    return npm_install(base, [package], lambda b: _find_installed(b, version), timeout=NPM_TIMEOUT, scripts=True)
 
 
 # ----------------------------------------------------------- the sandbox ----
@@ -251,38 +226,6 @@ def claude_env(layout: Layout, port: int) -> dict[str, str]:
 
 
 # ---------------------------------------------------- network namespace -----
-@functools.cache
-def netns_prefix() -> tuple[str, ...]:
-    """The `unshare` command that gives a private network namespace, or ()."""
-    if os.environ.get("COSTHOOK_E2E_NETNS", "1") == "0" or not shutil.which("unshare"):
-        return ()
-    for prefix in (("unshare", "-n"), ("unshare", "-rn")):
-        try:
-            p = subprocess.run([*prefix, sys.executable, "-c",
-                                "import sys; sys.path.insert(0, sys.argv[1]); import harness; harness.loopback_up()",
-                                str(HERE)],
-                               stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if p.returncode == 0:
-            return prefix
-    return ()
-
-
-def loopback_up() -> None:
-    """`ip link set lo up`, without needing iproute2 (SIOCGIFFLAGS/SIOCSIFFLAGS)."""
-    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifreq = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq))[1]
-        if not flags & IFF_UP:
-            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # prove it works
-        s.bind(("127.0.0.1", 0))
-        s.listen(1)
-        socket.create_connection(s.getsockname(), timeout=5).close()
-
-
 # ------------------------------------------------------------------ runs ----
 @dataclass
 class Run:
@@ -519,17 +462,6 @@ def logging_hook_settings(layout: Layout) -> tuple[dict, Path]:
             entry["matcher"] = "*"
         hooks[event] = [entry]
     return {"hooks": hooks}, log
-
-
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.1):
-    """Poll `predicate()` until it returns something truthy (returned) or the
-    timeout passes (then the last value is returned)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 if __name__ == "__main__":
