@@ -14,8 +14,7 @@ import time
 
 from costhook import paths
 
-SHELL_GATED = ("claude", "codex")
-ABANDONED_S = 60  # a temporary clearance file this old was left by a process that died  # the agents whose gates go through agents/gate.sh
+ABANDONED_S = 60  # a temporary clearance file this old was left by a process that died
 
 
 def gate_script(entry: str) -> str | None:
