@@ -77,7 +77,13 @@ def test_each_gate_takes_a_ticket_and_the_last_one_sends_it_to_python(setup):
     assert [gate() for _ in range(4)] == ["", "", "", "FULL"]
     record("m2")  # spent $0.006: $0.0156 to the warning, 2 tickets, a new generation
     assert [gate() for _ in range(3)] == ["", "", "FULL"]
-    assert len([n for n in os.listdir(paths.gate_dir()) if n.startswith("used.")]) == 1
+    used = sorted(n for n in os.listdir(paths.gate_dir()) if n.startswith("used."))
+    assert len(used) == 2  # the earlier generation's, read by no gate now, goes once a minute old
+    past = time.time() - clearance.ABANDONED_S - 1
+    for name in used:
+        os.utime(os.path.join(paths.gate_dir(), name), (past, past))
+    record("m3")
+    assert [n for n in os.listdir(paths.gate_dir()) if n.startswith("used.")] == []
 
 
 def test_near_a_threshold_or_past_it_there_is_no_clearance(setup):

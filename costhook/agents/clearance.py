@@ -14,7 +14,7 @@ import time
 
 from costhook import paths
 
-ABANDONED_S = 60  # a temporary clearance file this old was left by a process that died
+ABANDONED_S = 60  # a temporary file this old was left by a process that died; old tickets go too
 
 
 def gate_script(entry: str) -> str | None:
@@ -64,7 +64,8 @@ def config_changed_since(config: str, read_ns: int) -> bool:
 
 def write(tickets: int, where: list) -> None:
     """The clearance file, atomically (a temporary file renamed over it), 0600 in a 0700
-    folder; the tickets of every earlier generation are removed."""
+    folder; the ticket files of earlier generations (which no gate reads any more) are
+    removed once a minute old."""
     folder = paths.ensure_private_dir(paths.gate_dir())
     generation = os.urandom(8).hex()
     temporary = os.path.join(folder, f"clearance.{generation}.tmp")
@@ -78,8 +79,8 @@ def write(tickets: int, where: list) -> None:
         if generation in name or not name.startswith(("used.", "clearance.")):
             continue
         path = os.path.join(folder, name)
-        try:  # another writer's temporary file is its own until it is clearly abandoned
-            if name.startswith("used.") or os.lstat(path).st_mtime < time.time() - ABANDONED_S:
+        try:  # another writer's temporary file is its own until it is clearly abandoned; old tickets can wait too
+            if os.lstat(path).st_mtime < time.time() - ABANDONED_S:
                 os.unlink(path)
         except OSError:
             pass

@@ -152,6 +152,21 @@ def finish(run: h.Run) -> list[dict]:
     return query(run.layout.db, "SELECT * FROM requests WHERE session_id = ? ORDER BY timestamp, key", (sid,))
 
 
+def settled(layout: h.Layout, timeout: float = 30.0) -> None:
+    """Wait until no background hook of the layout's costhook home is at work."""
+    from costhook.agents import runtime
+
+    saved = os.environ.get("COSTHOOK_HOME")
+    os.environ["COSTHOOK_HOME"] = str(layout.costhook_home)
+    try:
+        assert runtime.wait_for_background(timeout), "a background hook is still at work"
+    finally:
+        if saved is None:
+            del os.environ["COSTHOOK_HOME"]
+        else:
+            os.environ["COSTHOOK_HOME"] = saved
+
+
 def context(run: h.Run) -> str:
     return f"{run.describe()}\nerrors.log:\n{errors_log(run.layout)[-3000:]}"
 
@@ -239,6 +254,28 @@ def test_spent_daily_budget_blocks_the_prompt(tmp_path_factory, claude_bin, cost
     # Both thresholds (0.8 and 1.0) fired at once, each recorded once.
     assert [(a["budget_id"], a["threshold"], a["spent_nanousd"], a["limit_value"]) for a in alerts(layout)] == [
         ("daily-global", 0.8, spent, limit), ("daily-global", 1.0, spent, limit)]
+    assert errors_log(layout) == ""
+
+
+def test_far_from_its_limit_the_gates_answer_without_python(tmp_path_factory, claude_bin, costhook_exe):
+    """With a budget far from its limit, after a first turn has recorded calls, the next
+    turn's UserPromptSubmit and PreToolUse go through the shell gate's clearance (each takes
+    a ticket: one byte in gate/used.<generation>) and start no Python; every call is still
+    recorded exactly."""
+    layout = new_layout(tmp_path_factory, "shell_gate")
+    set_budget(layout, "--scope", "global", "--period", "daily", "--limit", "1000", "--action", "block")
+    first = h.run_claude(layout, "run echo hi", {"FAKE_TOOL": "Bash"}, claude=claude_bin)
+    finish(first)
+    settled(layout)  # the first turn's background hooks are done: none writes during the second
+    gate = layout.costhook_home / "gate"
+    assert (gate / "clearance").exists(), context(first)
+    before = {p.name for p in gate.glob("used.*")}
+    second = h.run_claude(layout, "run echo hi again", {"FAKE_TOOL": "Bash"}, claude=claude_bin)
+    assert second.rc == 0 and second.out["terminal_reason"] == "completed", context(second)
+    rows = finish(second)
+    assert sum(r["cost_nanousd"] for r in rows) == MAIN_TOOL[0] + MAIN_FINAL, context(second)
+    taken = {p.name: p.read_text() for p in gate.glob("used.*") if p.name not in before}
+    assert list(taken.values()) == [".."], (taken, context(second))  # the prompt's and the tool's
     assert errors_log(layout) == ""
 
 
