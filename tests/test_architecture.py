@@ -132,6 +132,21 @@ def test_every_init_is_empty():
     assert [str(p.relative_to(ROOT)) for p in MODULES if p.name == "__init__.py" and p.read_text().strip()] == []
 
 
+def test_every_package_ships():
+    """A regular install (`pip install .`, what install.sh does) holds only the packages
+    pyproject names: a package left out is an ImportError on the user's machine alone (the
+    tests run on the editable install). Also the files the code opens: the gates' script
+    and the bundled prices."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {str(p.parent.relative_to(ROOT)).replace("/", ".") for p in PACKAGE.rglob("__init__.py")}
+    assert folders - set(setup["packages"]) == set()
+    data = setup["package-data"]
+    assert "gate.sh" in data["costhook.agents"] and (PACKAGE / "agents" / "gate.sh").is_file()
+    assert "data/*.json" in data["costhook.pricing"]
+
+
 def parsed():
     for path in MODULES:
         yield path, ast.parse(path.read_text(), str(path))
