@@ -66,7 +66,10 @@ def is_costhook_hook(handler) -> bool:
 
 def starts_costhook(words: list, subcommand: str) -> bool:
     """`<dir>/costhook SUB`, or `<dir>/python -IS <dir>/costhook/__main__.py SUB` (an install
-    with its interpreter beside the script)."""
+    with its interpreter beside the script), maybe after `/bin/sh <dir>/costhook/agents/gate.sh`
+    (a gate: the shell script that runs the hook unless its clearance holds)."""
+    if words[:1] == ["/bin/sh"] and words[1:2] and words[1].endswith("/costhook/agents/gate.sh"):
+        words = words[2:]
     if len(words) == 4 and os.path.basename(words[0]).startswith("python") and words[1] == "-IS" \
             and words[2].endswith("/costhook/__main__.py"):
         words = words[2:]
