@@ -165,8 +165,8 @@ def read_chunks(start: Start, ctx: transcript.FileContext | None = None):
             return  # replaced since planned; the next ingest starts over
         f.seek(offset)
         reader = jsonl.LineReader(f, COMMIT_EVERY, before=start.before)
-        for batch, nbytes, skipped in reader:
-            parsed = transcript.parse_lines(batch, ctx, state)
+        for block, nbytes, skipped in reader.blocks():
+            parsed = transcript.parse_block(block, ctx, state)
             parsed.malformed += skipped  # over-long lines, never buffered whole
             yield Chunk(start, offset, nbytes, parsed, state.to_json(), jsonl.mark(reader.tail))
             offset += nbytes
