@@ -86,6 +86,7 @@ def test_first_import_gives_what_the_hooks_and_the_incremental_import_give(home,
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
     monkeypatch.setattr(importer, "BATCH_BYTES", 1 << 20)  # several batches: calls seen twice across them
+    monkeypatch.setattr(importer, "BULK_BATCH_BYTES", 1 << 20)
     db.connect().close()
     before = os.stat(tmp_path / "bulk.db").st_ino
     summary = importer.first_import(None, [tree], price=free_price, workers=2)
@@ -168,6 +169,7 @@ def test_first_import_names_2_0_sub_agents_and_prices_iterations_as_the_other_pa
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
     monkeypatch.setattr(importer, "BATCH_BYTES", 256 << 10)  # many batches: a sub-agent's name often comes later
+    monkeypatch.setattr(importer, "BULK_BATCH_BYTES", 256 << 10)
     db.connect().close()
     before = os.stat(tmp_path / "bulk.db").st_ino
     importer.first_import(None, [tree], price=price, workers=2)
