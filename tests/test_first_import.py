@@ -86,6 +86,7 @@ def test_first_import_gives_what_the_hooks_and_the_incremental_import_give(home,
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
     monkeypatch.setattr(importer, "BATCH_BYTES", 1 << 20)  # several batches: calls seen twice across them
+    monkeypatch.setattr(importer, "BULK_BATCH_BYTES", 1 << 20)
     db.connect().close()
     before = os.stat(tmp_path / "bulk.db").st_ino
     summary = importer.first_import(None, [tree], price=free_price, workers=2)
@@ -168,6 +169,7 @@ def test_first_import_names_2_0_sub_agents_and_prices_iterations_as_the_other_pa
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
     monkeypatch.setattr(importer, "BATCH_BYTES", 256 << 10)  # many batches: a sub-agent's name often comes later
+    monkeypatch.setattr(importer, "BULK_BATCH_BYTES", 256 << 10)
     db.connect().close()
     before = os.stat(tmp_path / "bulk.db").st_ino
     importer.first_import(None, [tree], price=price, workers=2)
@@ -236,6 +238,17 @@ READER_CASES = [
     '{"type":"assistant","message":{"id":"m16","model":"claude-x","usage":{"output_tokens":1e400}}}\n',
     '{"type":"user","message":{"role":"user","content":"mentions \\"assistant\\" here"}}\n',
     assistant("m17", speed="fast", service_tier=5),
+    # Counts the typed reader leaves to json: each read as usage.as_count reads it, or malformed.
+    *('{"type":"assistant","message":{"id":"c%d","model":"claude-x","usage":{%s}}}\n' % (i, usage) for i, usage in enumerate((
+        '"input_tokens":5.0', '"input_tokens":true', '"input_tokens":null', '"input_tokens":-3', '"input_tokens":2000000000',
+        '"input_tokens":500000000000', '"output_tokens":"7"', '"cache_creation_input_tokens":9,"cache_creation":[]',
+        '"cache_creation_input_tokens":9,"cache_creation":{"ephemeral_1h_input_tokens":20}',
+        '"cache_creation_input_tokens":9,"cache_creation":{"ephemeral_1h_input_tokens":null}',
+        '"cache_creation_input_tokens":9,"cache_creation":null', '"server_tool_use":{"web_search_requests":3}',
+        '"server_tool_use":{"web_search_requests":2000000}', '"server_tool_use":{"web_search_requests":"x"}',
+        '"server_tool_use":[]', '"speed":"","inference_geo":"us","service_tier":null',
+        '"input_tokens":4,"iterations":[{"type":"message","input_tokens":4,"model":"claude-y"}]', '"iterations":"no"',
+    ))),
 ]
 
 
@@ -265,6 +278,63 @@ def test_the_msgspec_reader_reads_assistant_lines_as_json_does(tmp_path):
         assert a == b, case[:200]
     taken = sum(1 for line in lines if fastparse.assistant_line(line) is not None)
     assert taken > 200  # the fast path did read most assistant lines
+
+
+def block_lines(tmp_path) -> list:
+    """Lines that exercise every branch of the line tests: a 2.0.x tree (sub-agents named
+    by their spawn's result, slash commands, cost-state lines), the reader cases, and a
+    slash command and a spawn whose following lines are user lines of every kind."""
+    tree = tmp_path / "claude20"
+    generate.generate_tree(tree, 300, seed=5, meta=False, session_calls=15, replays=0.05)
+    lines = [line for path, _ in importer.transcript_files([tree]) for line in open(path, "rb").read().split(b"\n") if line]
+    task = [{"type": "tool_use", "name": "Task", "id": "toolu_t1", "input": {"subagent_type": "reviewer"}}]
+    live = [
+        '{"type":"user","message":{"role":"user","content":"<command-name>/ship</command-name>"}}',
+        assistant("b1"),
+        '{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"x","content":"ok"}]}}',
+        '{"type":"attachment","note":"\\"user\\" in passing"}',
+        '{"type":"user","isMeta":true,"message":{"role":"user","content":"meta"}}',
+        '{"type":"user","message":{"role":"user","content":"a new prompt"}}',
+        assistant("b2", content=task),
+        '{"type":"user","sessionId":"s-1","message":{"role":"user","content":[{"type":"tool_result",'
+        '"tool_use_id":"toolu_t1","content":"done agentId: a77"}]}}',
+        assistant("b3", agent_id="a77"),
+        '{"type":"cost-state","sessionId":"s-1","totalCostUSD":1.5}',
+        "", "   ", "not json \"assistant\"", '{"type":"user","message":{"content":"<command-name>/x</command-name>"}}\r',
+    ]
+    cases = [case.rstrip("\n").encode("utf-8", "surrogatepass") for case in READER_CASES]
+    live = [line.rstrip("\n").encode() for line in live]
+    return live + lines[:400] + cases + lines[400:] + live
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_block_is_read_as_its_lines_are(tmp_path, fast):
+    """transcript.parse_block (a find per marker over the whole block, only the lines
+    holding one split out) gives parse_lines' records, counts and reader state, however
+    the lines fall into blocks; a last line without its newline is a line too."""
+    import random
+
+    lines = block_lines(tmp_path)
+    ctx = transcript.FileContext("/x/s.jsonl", session_id="s")
+
+    def outcome(result, state):
+        return (result.calls, result.subagents, result.unnamed, result.cost_state, result.malformed, result.synthetic,
+                result.lines, state.to_json())
+
+    transcript.use_assistant_reader(fastparse.assistant_line if fast else None)
+    try:
+        state = transcript.ReadState()
+        expected = outcome(transcript.parse_lines(lines, ctx, state), state)
+        assert expected[0] and expected[1] and expected[3] and expected[4] and expected[5]  # every kind of line is there
+        rng = random.Random(7)
+        for cuts in ([], [1], [2, 3, 5, 7], sorted(rng.sample(range(1, len(lines)), 40)), list(range(1, len(lines)))):
+            state, result = transcript.ReadState(), transcript.ParseResult()
+            for begin, end in zip([0, *cuts], [*cuts, len(lines)]):
+                block = b"".join(line + b"\n" for line in lines[begin:end])
+                transcript.parse_block(block[:-1] if end == len(lines) else block, ctx, state, result)
+            assert outcome(result, state) == expected, cuts[:5]
+    finally:
+        transcript.use_assistant_reader(None)
 
 
 SLOW_WRITER = """

@@ -82,6 +82,17 @@ class LineReader:
         self.tail = (self.tail + data[-TAIL_BYTES:])[-TAIL_BYTES:]
 
     def __iter__(self):
+        for data, nbytes, skipped in self.blocks():
+            lines = data.split(b"\n")
+            if not lines[-1]:
+                lines.pop()  # the empty string after the last newline
+            yield lines, nbytes, skipped
+
+    def blocks(self):
+        """(data, nbytes, skipped) as __iter__ gives (lines, ...), the lines left joined as
+        they are in the file, each with its newline (a `complete` last line without): a
+        reader that looks for a few markers in the whole block (transcript.parse_block)
+        splits out only the lines holding one."""
         f, limit = self.f, self.max_line
         parts, held = [], 0  # an unfinished line longer than a block spans several reads
         while True:
@@ -90,14 +101,14 @@ class LineReader:
                 if self.complete and parts:
                     data = b"".join(parts)
                     self._keep(data)
-                    yield [data], len(data), 0
+                    yield data, len(data), 0
                 return
             moved = skipped = 0
             if self.skipping:  # inside an over-long line: find its end, keep nothing
                 newline = block.find(b"\n")
                 if newline < 0:
                     self._keep(block)
-                    yield [], len(block), 0
+                    yield b"", len(block), 0
                     continue
                 self.skipping = False
                 moved = newline + 1
@@ -114,18 +125,20 @@ class LineReader:
                     moved, skipped, parts, held = moved + held, 1, [], 0
                     self.skipping = True
                 if moved:
-                    yield [], moved, skipped
+                    yield b"", moved, skipped
                 continue
             data = b"".join((*parts, block[:end])) if parts else block[:end]
-            lines = data.split(b"\n")
-            lines.pop()  # the empty string after the last newline
-            if len(data) > limit:
-                kept = [line for line in lines if len(line) <= limit]
-                skipped, lines = len(lines) - len(kept), kept
             self._keep(data)
+            kept = data
+            if len(data) > limit:  # (rare: only then is the block split here)
+                lines = data.split(b"\n")
+                lines.pop()
+                short = [line for line in lines if len(line) <= limit]
+                skipped = len(lines) - len(short)
+                kept = b"".join(line + b"\n" for line in short) if skipped else data
             parts = [block[end:]] if end < len(block) else []
             held = len(parts[0]) if parts else 0
-            yield lines, moved + len(data), skipped
+            yield kept, moved + len(data), skipped
 
 
 def bytes_before(f, offset: int) -> bytes:

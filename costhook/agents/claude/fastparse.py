@@ -1,15 +1,24 @@
 """A faster reader of assistant lines for `costhook import` (never the hook): msgspec
-decodes only the fields transcript.py reads, skipping the rest of the line unbuilt.
+decodes only the fields transcript.py reads, skipping the rest of the line unbuilt, into
+typed structs whose values need no further checks.
 
 A line it cannot take as expected (not JSON msgspec accepts, or a field of another shape:
-`message` not an object, a content block not an object, a tool input not an object, ...)
-returns None, and transcript.py reads it with the standard parser as the hook does; where
-both read a line, they give the same values, so the rows do not depend on the reader.
+`message` not an object, a content block not an object, a tool input not an object, a
+token count that is not an int in range, ...) returns None, and transcript.py reads it
+with the standard parser as the hook does; where both read a line, they give the same
+values, so the rows do not depend on the reader.
 """
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+from costhook.usage import MAX_CALL_SEARCHES, MAX_CALL_TOKENS
+
+# A count as usage.as_count reads it, and plausible for one call: anything else (null, a
+# float, a bool, negative, too large) is left to the standard path, which judges it.
+_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_CALL_TOKENS)]
+_Searches = Annotated[int, msgspec.Meta(ge=0, le=MAX_CALL_SEARCHES)]
 
 
 class _Input(msgspec.Struct):
@@ -25,10 +34,31 @@ class _Block(msgspec.Struct):
     input: _Input | None = None
 
 
+class _CacheCreation(msgspec.Struct):
+    ephemeral_1h_input_tokens: _Count = 0
+
+
+class _ServerTools(msgspec.Struct):
+    web_search_requests: _Searches = 0
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: _Count = 0
+    output_tokens: _Count = 0
+    cache_creation_input_tokens: _Count = 0
+    cache_read_input_tokens: _Count = 0
+    cache_creation: _CacheCreation | None = None
+    server_tool_use: _ServerTools | None = None
+    speed: Any = None
+    inference_geo: Any = None
+    service_tier: Any = None
+    iterations: Any = None
+
+
 class _Message(msgspec.Struct):
     id: Any = None
     model: Any = None
-    usage: Any = None
+    usage: _Usage | None = None
     content: list[_Block] | None = None
 
 
@@ -49,25 +79,30 @@ _decode = msgspec.json.Decoder(_Line).decode
 _ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError)
 
 
-def assistant_line(raw: bytes) -> dict | None:
-    """The line as transcript._assistant_line reads it (a dict holding only the fields it
-    uses), or None: read it the standard way."""
+def assistant_line(raw: bytes) -> tuple | None:
+    """The fields transcript._assistant_fields reads of an assistant line (content as the
+    tool_use blocks only, as dicts: the others are skipped there), or None: read it the
+    standard way."""
     try:
         line = _decode(raw)
     except _ERRORS:
         return None
-    if line.type != "assistant":
-        return None  # (a user line that mentions "assistant": the standard path handles it)
     m = line.message
-    message = None
-    if m is not None:
-        content = None
-        if m.content is not None:
-            content = [{"type": b.type, "name": b.name, "id": b.id,
-                        "input": None if b.input is None else {"skill": b.input.skill, "command": b.input.command,
-                                                               "subagent_type": b.input.subagent_type}}
-                       for b in m.content]
-        message = {"id": m.id, "model": m.model, "usage": m.usage, "content": content}
-    return {"type": line.type, "message": message, "requestId": line.requestId, "sessionId": line.sessionId,
-            "agentId": line.agentId, "isSidechain": line.isSidechain, "cwd": line.cwd, "gitBranch": line.gitBranch,
-            "timestamp": line.timestamp, "entrypoint": line.entrypoint}
+    if line.type != "assistant" or m is None:
+        return None  # (a user line that mentions "assistant", a line without a message: the standard path)
+    content = None
+    if m.content is not None:
+        content = [{"type": b.type, "name": b.name, "id": b.id,
+                    "input": None if b.input is None else {"skill": b.input.skill, "command": b.input.command,
+                                                           "subagent_type": b.input.subagent_type}}
+                   for b in m.content if b.type == "tool_use"]
+    u = m.usage
+    usage = None
+    if u is not None:
+        split, server = u.cache_creation, u.server_tool_use
+        usage = (u.input_tokens, u.output_tokens, u.cache_creation_input_tokens,
+                 0 if split is None else split.ephemeral_1h_input_tokens, u.cache_read_input_tokens,
+                 0 if server is None else server.web_search_requests, u.speed, u.inference_geo, u.service_tier,
+                 u.iterations)
+    return (content, m.model, m.id, usage, line.requestId, line.agentId, line.sessionId, line.isSidechain, line.cwd,
+            line.gitBranch, line.timestamp, line.entrypoint)

@@ -74,6 +74,9 @@ PARALLEL_MIN_BYTES = 64 << 20  # below this, forking workers costs more than it 
 FAST_READERS_MIN_BYTES = 1 << 20  # below this, importing msgspec and pydantic-core costs more than they save
 BATCH_BYTES = 32 << 20  # new transcript bytes per transaction: fewer, larger commits touch each rollup row less often
 WINDOW_BYTES = 2 * BATCH_BYTES  # transcript bytes handed to the workers ahead of the writer
+# A first import's batches: its file is new, so a batch need not be a short transaction; each
+# batch costs the writer a pass of the rollup's upserts (4x fewer: ~10 % of its CPU; +17 MB RSS).
+BULK_BATCH_BYTES = 4 * BATCH_BYTES
 WINDOW_FILES = 256
 TASK_BYTES = 4 << 20  # transcript bytes per task sent to a worker: small files go in groups
 TASK_FILES = 32
@@ -88,7 +91,7 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
     That file is written without syncs, `requests` without its secondary indexes (built
     once at the end), the rows known to be new found in memory rather than looked up,
     sub-agents named and the rollup built from the rows once at the end (ingest.Bulk):
-    the same rows, the same commit steps, as the incremental import.
+    the same rows as the incremental import, in larger batches (BULK_BATCH_BYTES).
     What hooks wrote to the database meanwhile is merged in under the open lock, which
     keeps every connection off the file while it is replaced (db.replace_database)."""
     price = price or prices.pricer()
@@ -155,6 +158,7 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     else:
         chunks = ((start, size, _parse_file(start)) for start, size in starts)
     result = ingest.IngestResult(path="")
+    batch_limit = BATCH_BYTES if bulk is None else BULK_BATCH_BYTES
     batch, batch_bytes, batch_sizes = [], 0, 0
     with db.bulk_writes(conn):
         for start, size, parsed in chunks:
@@ -162,7 +166,7 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
             batch += parsed
             batch_bytes += sum(chunk.nbytes for chunk in parsed)
             batch_sizes += size
-            if batch_bytes >= BATCH_BYTES:
+            if batch_bytes >= batch_limit:
                 _commit(conn, batch, price, result, progress, batch_sizes, bulk)
                 batch, batch_bytes, batch_sizes = [], 0, 0
         _commit(conn, batch, price, result, progress, batch_sizes, bulk)

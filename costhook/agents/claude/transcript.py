@@ -133,17 +133,60 @@ def parse_lines(lines, ctx: FileContext, state: ReadState, result: ParseResult |
     result = result or ParseResult()
     for raw in lines:
         result.lines += 1
-        if _ASSISTANT in raw:
-            _assistant_line(raw, ctx, state, result)
-        elif _USER in raw:
-            if _COMMAND in raw:
-                _command_line(raw, state, result)
-            elif state.skill is not None:
-                _maybe_new_prompt(raw, state)
-            if state.spawns and _TOOL_RESULT in raw and _AGENT_ID in raw:
-                _spawn_result(raw, ctx, state, result)
-        elif _COST_STATE in raw:
-            _cost_state_line(raw, result)
+        _line(raw, ctx, state, result)
+    return result
+
+
+def _line(raw: bytes, ctx: FileContext, state: ReadState, result: ParseResult) -> None:
+    if _ASSISTANT in raw:
+        _assistant_line(raw, ctx, state, result)
+    elif _USER in raw:
+        if _COMMAND in raw:
+            _command_line(raw, state, result)
+        elif state.skill is not None:
+            _maybe_new_prompt(raw, state)
+        if state.spawns and _TOOL_RESULT in raw and _AGENT_ID in raw:
+            _spawn_result(raw, ctx, state, result)
+    elif _COST_STATE in raw:
+        _cost_state_line(raw, result)
+
+
+def parse_block(data: bytes, ctx: FileContext, state: ReadState, result: ParseResult | None = None) -> ParseResult:
+    """parse_lines of the lines in `data` (each ending with a newline but perhaps the
+    last), without splitting it into lines: one `find` over the whole block per marker.
+
+    A line that holds none of `"assistant"`, `<command-name>` and `"cost-state"` changes
+    nothing while no slash command is active and no sub-agent spawn awaits its result;
+    then `"user"` is a marker too (a prompt ends the command, a tool result names the
+    sub-agent). Each line holding a marker goes through the same tests as in parse_lines."""
+    result = result or ParseResult()
+    size = len(data)
+    result.lines += data.count(b"\n") + (1 if size and data[-1] != 10 else 0)
+    find, rfind = data.find, data.rfind
+    markers = [_ASSISTANT, _COMMAND, _COST_STATE]
+    found = [find(marker) for marker in markers]
+    user = -2  # where the next `"user"` is (-2: not looked for since pos moved past it)
+    pos = 0
+    while pos < size:
+        hit = -1
+        for i, at in enumerate(found):
+            if 0 <= at < pos:
+                at = found[i] = find(markers[i], pos)
+            if at >= 0 and (hit < 0 or at < hit):
+                hit = at
+        if state.skill is not None or state.spawns:
+            if user < pos and user != -1:
+                user = find(_USER, pos)
+            if user >= 0 and (hit < 0 or user < hit):
+                hit = user
+        if hit < 0:
+            break
+        begin = rfind(b"\n", pos, hit) + 1 or pos
+        end = find(b"\n", hit)
+        if end < 0:
+            end = size
+        _line(data[begin:end], ctx, state, result)
+        pos = end + 1
     return result
 
 
@@ -151,45 +194,34 @@ _fast_assistant = None  # a faster reader of assistant lines (use_assistant_read
 
 
 def use_assistant_reader(reader) -> None:
-    """Read assistant lines with `reader(raw) -> dict | None` first (fastparse.assistant_line:
-    `costhook import` only); None from it means: read the line the standard way."""
+    """Read assistant lines with `reader(raw) -> tuple | None` first (fastparse.assistant_line:
+    `costhook import` only): the fields _assistant_fields gives, or None: read the line the
+    standard way."""
     global _fast_assistant
     _fast_assistant = reader
 
 
 def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: ParseResult) -> None:
-    line = (_fast_assistant(raw) if _fast_assistant is not None else None) or load_line(raw)
-    if not isinstance(line, dict):
-        result.malformed += 1
-        return
-    get = line.get
-    if get("type") != "assistant":
-        if get("type") == "user":
-            _user_record(line, state)
-        return
-    message = get("message")
-    if not isinstance(message, dict):
-        return
-    tools, skill_called = _tools_requested(message.get("content"), state)
-    usage = message.get("usage")
-    model = message.get("model")
+    fields = _fast_assistant(raw) if _fast_assistant is not None else None
+    if fields is None:
+        fields = _assistant_fields(raw, state, result)
+        if fields is None:
+            return
+    content, model, message_id, usage, request_id, agent_id, session_id, sidechain, cwd, branch, stamp, entrypoint = fields
+    tools, skill_called = _tools_requested(content, state)
     if model == "<synthetic>":
         result.synthetic += 1
         return
-    if not isinstance(usage, dict) or not isinstance(model, str) or not model:
+    if usage is None or not isinstance(model, str) or not model:
         return
-    message_id = message.get("id")
     if not isinstance(message_id, str) or not message_id:
         return
-    request_id = get("requestId")
     request_id = request_id if isinstance(request_id, str) else ""
-    agent_id = get("agentId")
     agent_id = agent_id if isinstance(agent_id, str) and agent_id else ctx.agent_id
-    record = _usage_record(usage)
+    record = usage_record(*usage)
     if not plausible(record):
         result.malformed += 1
         return
-    session_id = get("sessionId")
     session_id = session_id if isinstance(session_id, str) and session_id else ctx.session_id
     agent_type = _agent_type(ctx, session_id, agent_id, result)
     record.update(
@@ -200,14 +232,14 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
         session_id=session_id,
         agent_id=agent_id,
         agent_type=agent_type,
-        is_sidechain=int(bool(get("isSidechain")) or ctx.agent_id is not None),
-        project=state.project or _first_project(state, get("cwd")),
-        git_branch=_str(get("gitBranch")),
-        timestamp=utc_timestamp(get("timestamp")),
+        is_sidechain=int(bool(sidechain) or ctx.agent_id is not None),
+        project=state.project or _first_project(state, cwd),
+        git_branch=_str(branch),
+        timestamp=utc_timestamp(stamp),
         model=model,
         tools=tools,
         skill=state.skill,
-        entrypoint=_str(get("entrypoint")),
+        entrypoint=_str(entrypoint),
         source_path=ctx.path,
     )
     if record["is_sidechain"] or agent_id:
@@ -219,6 +251,30 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
         state.skill = skill_called
 
 
+def _assistant_fields(raw: bytes, state: ReadState, result: ParseResult) -> tuple | None:
+    """What _assistant_line reads of a line, as read by the standard parser: (content,
+    model, message id, usage values (usage_record's arguments) or None when `usage` is not
+    an object, requestId, agentId, sessionId, isSidechain, cwd, gitBranch, timestamp,
+    entrypoint), unchecked; None when the line is not an assistant message (a user line
+    naming "assistant" is read as a user line; a line that is not JSON is malformed)."""
+    line = load_line(raw)
+    if not isinstance(line, dict):
+        result.malformed += 1
+        return None
+    get = line.get
+    if get("type") != "assistant":
+        if get("type") == "user":
+            _user_record(line, state)
+        return None
+    message = line.get("message")
+    if not isinstance(message, dict):
+        return None
+    usage = message.get("usage")
+    return (message.get("content"), message.get("model"), message.get("id"),
+            _usage_values(usage) if isinstance(usage, dict) else None, get("requestId"), get("agentId"),
+            get("sessionId"), get("isSidechain"), get("cwd"), get("gitBranch"), get("timestamp"), get("entrypoint"))
+
+
 def _agent_type(ctx: FileContext, session_id, agent_id, result: ParseResult) -> str | None:
     """The sub-agent's type from its .meta.json; without one, UNKNOWN_SUBAGENT, noted so that
     a name its parent gave (stored, or read in the same batch) replaces it (ingest.commit)."""
@@ -228,27 +284,36 @@ def _agent_type(ctx: FileContext, session_id, agent_id, result: ParseResult) -> 
     return agent_type
 
 
-def _usage_record(usage: dict) -> dict:
+def _usage_values(usage: dict) -> tuple:
+    """usage_record's arguments, from a `usage` object as JSON gives it."""
     get = usage.get
-    cache_write = as_count(get("cache_creation_input_tokens"))
     split = get("cache_creation")
-    write_1h = as_count(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
+    server = get("server_tool_use")
+    return (as_count(get("input_tokens")), as_count(get("output_tokens")), as_count(get("cache_creation_input_tokens")),
+            as_count(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0,
+            as_count(get("cache_read_input_tokens")),
+            as_count(server.get("web_search_requests")) if isinstance(server, dict) else 0,
+            get("speed"), get("inference_geo"), get("service_tier"), get("iterations"))
+
+
+def usage_record(input_tokens: int, output_tokens: int, cache_write: int, write_1h: int, cache_read: int,
+                 web_searches: int, speed, inference_geo, service_tier, iterations) -> dict:
+    """A call record's usage fields from a line's `usage` (counts as usage.as_count reads
+    them; the other values as the line has them)."""
     # A write without the 5 min / 1 h breakdown is a 5-minute write.
     write_1h = min(write_1h, cache_write)
-    server = get("server_tool_use")
     record = {
-        "input_tokens": as_count(get("input_tokens")),
-        "output_tokens": as_count(get("output_tokens")),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
         "cache_write_5m_tokens": cache_write - write_1h,
         "cache_write_1h_tokens": write_1h,
-        "cache_read_tokens": as_count(get("cache_read_input_tokens")),
-        "web_search_requests": as_count(server.get("web_search_requests")) if isinstance(server, dict) else 0,
-        "speed": _str(get("speed")),
-        "inference_geo": _str(get("inference_geo")),
-        "service_tier": _str(get("service_tier")),
+        "cache_read_tokens": cache_read,
+        "web_search_requests": web_searches,
+        "speed": _str(speed),
+        "inference_geo": _str(inference_geo),
+        "service_tier": _str(service_tier),
         "iterations": None,
     }
-    iterations = get("iterations")
     if iterations:  # most lines: absent, null or []
         record["iterations"] = _iterations(iterations, record, write_1h)
     return record
