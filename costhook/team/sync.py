@@ -143,7 +143,8 @@ class Sync:
         would need escaping or a time needs checking (rare: done here, in Python)."""
         self.conn.create_function("costhook_team_project", 1, self.name_project, deterministic=True)
         user, machine = self.me
-        found = local.outbox_lines(self.conn, after, BATCH, CALL_FIELDS, CALL_BASE, CALL_OK, {"user": user, "machine": machine})
+        found = local.outbox_lines(self.conn, after, BATCH, CALL_FIELDS, CALL_NULLABLE, CALL_BASE, CALL_OK,
+                                   {"user": user, "machine": machine})
         if not _clean([r[4] for r in found if r[4] is not None], sum(r[5] for r in found if r[4] is not None)):
             found = [r if r[4] is None or _clean([r[4]], r[5]) else (*r[:4], None, *r[5:]) for r in found]
         batch = [(r[0], r[1], r[2], (r[4], (1, *r[6:])) if r[3] else None) for r in found]
@@ -253,14 +254,22 @@ class Sync:
 
 
 def pull_rows(pg, rev: int, since: str) -> tuple[list, int]:
-    """The rollup rows with a revision above `rev` and a bucket from `since` on, as local
-    team_spend rows; and the highest revision seen."""
+    """The rollup rows of the buckets that pushes after revision `rev` changed (all of
+    them when `rev` is 0), from the bucket `since` on, as local team_spend rows; and the
+    highest revision seen. One snapshot: the rows and the revision agree."""
     measures = ", ".join(server.MEASURES)
-    cur = pg.execute(
-        f"""SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'), {measures}, rev
-            FROM costhook.spend WHERE rev > %s AND bucket >= %s::timestamptz""", (rev, since + "Z"))
-    fetched = cur.fetchall()
-    return [row[:-1] for row in fetched], max((row[-1] for row in fetched), default=rev)
+    picked = f"""SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'), {measures}
+                 FROM costhook.spend WHERE bucket >= %(since)s::timestamptz"""
+    args = {"rev": rev, "since": since + "Z"}
+    with pg.transaction():
+        pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        top = pg.execute("SELECT max(rev) FROM costhook.spend_revs WHERE rev > %(rev)s", args).fetchone()[0]
+        if top is None:
+            return [], rev
+        if rev:  # only the buckets changed since: a row pulled again unchanged is harmless
+            picked += """ AND bucket = ANY(ARRAY(SELECT DISTINCT b FROM costhook.spend_revs r, unnest(r.buckets) b
+                                                WHERE r.rev > %(rev)s AND b >= %(since)s::timestamptz))"""
+        return pg.execute(picked, args).fetchall(), top
 
 
 _COUNTS = [CALL_COLUMNS.index(c) for c in (*TOKEN_FIELDS, "web_search_requests")]
@@ -283,6 +292,7 @@ def _field(column: str) -> str:
 
 
 CALL_FIELDS = [_field(c) for c in CALL_COLUMNS]
+CALL_NULLABLE = [f"t.{c} IS NULL" for c, f in zip(CALL_COLUMNS, CALL_FIELDS) if not f.startswith(("coalesce(", "CAST(coalesce("))]
 CALL_BASE = [_field(c).replace("CAST(t.cost_nanousd", "CAST(coalesce(t.cost_nanousd, 0)") for c in ("cost_nanousd", *TOKEN_FIELDS)]
 _DIGITS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
 # The times SQLite can vouch for (a real date and time of day, in UTC, as agents write
@@ -367,6 +377,8 @@ ROLLUP_TAIL = f"""
           FROM delta y CROSS JOIN LATERAL jsonb_array_elements_text(
               CASE WHEN jsonb_array_length(y.tools) = 0 THEN '["{NO_TOOL}"]'::jsonb ELSE y.tools END)
               WITH ORDINALITY e(name, idx)) x
+), logged AS (
+    INSERT INTO costhook.spend_revs (rev, buckets) SELECT %(rev)s, array_agg(DISTINCT bucket) FROM delta HAVING count(*) > 0
 )
 INSERT INTO costhook.spend AS s (dim, key, bucket, {", ".join(server.MEASURES)}, rev)
 SELECT dim, key, bucket, {", ".join(f"sum({m})" for m in server.MEASURES)}, %(rev)s
