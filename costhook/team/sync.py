@@ -266,9 +266,10 @@ def pull_rows(pg, rev: int, since: str) -> tuple[list, int]:
         top = pg.execute("SELECT max(rev) FROM costhook.spend_revs WHERE rev > %(rev)s", args).fetchone()[0]
         if top is None:
             return [], rev
-        if rev:  # only the buckets changed since: a row pulled again unchanged is harmless
+        if rev:  # the buckets changed since (found by the log), and in them the rows changed since
             picked += """ AND bucket = ANY(ARRAY(SELECT DISTINCT b FROM costhook.spend_revs r, unnest(r.buckets) b
-                                                WHERE r.rev > %(rev)s AND b >= %(since)s::timestamptz))"""
+                                                WHERE r.rev > %(rev)s AND b >= %(since)s::timestamptz))
+                          AND rev > %(rev)s"""
         return pg.execute(picked, args).fetchall(), top
 
 
