@@ -482,6 +482,87 @@ def test_hostile_text_reaches_the_server_without_breaking_a_batch(tmp_path, team
     assert a.report("--team")["totals"] == a.report()["totals"]
 
 
+def test_text_copy_must_escape_and_odd_times_arrive_as_stored(tmp_path, team_url):
+    """SQLite builds most calls' COPY lines unescaped (team/sync.py calls_batch): a value
+    holding a tab, newline, CR, backslash or a literal \\N, and a time SQLite cannot vouch
+    for, must still reach the server exactly as stored (times: parsed as Python does)."""
+    import sqlite3
+
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.transcript("s1", [assistant(f"msg_{i}", session_id="s1", timestamp=f"2026-11-20T10:0{i}:00.000Z")
+                        for i in range(8)])
+    a.import_()
+    odd = {"msg_0": ("tab\there", "2026-11-20T10:00:00.000Z"), "msg_1": ("new\nline\r", "2026-11-20T12:00:00+02:00"),
+           "msg_2": ("back\\slash", "2026-02-30T10:00:00.000Z"), "msg_3": ("\\N", "2026-11-20T10:03:00.500+00:00"),
+           "msg_4": ("plain", "not a time"), "msg_5": (None, "2026-11-20T10:05:00Z"),
+           "msg_6": ("ünïcode ✓", "2026-11-20T10:06:00.123456Z"), "msg_7": ("", None)}
+    conn = sqlite3.connect(a.home / "costhook.db")
+    with conn:
+        for msg, (branch, ts) in odd.items():
+            conn.execute("UPDATE requests SET git_branch = ?, timestamp = ? WHERE key = ?", (branch, ts, f"{msg}:req_{msg}"))
+    conn.close()
+    a.run("sync")
+    got = {k: (b, ts) for k, b, ts in server_rows(
+        team_url, "SELECT key, git_branch, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM costhook.calls")}
+    want = {"tab\there": "2026-11-20 10:00:00.000000", "new\nline\r": "2026-11-20 10:00:00.000000",
+            "back\\slash": None, "\\N": "2026-11-20 10:03:00.500000", "plain": None, None: "2026-11-20 10:05:00.000000",
+            "ünïcode ✓": "2026-11-20 10:06:00.123456", "": None}
+    assert {got[f"{m}:req_{m}"] for m in odd} == set(want.items())
+    rollup_matches_calls(team_url)
+
+
+def test_a_push_updates_rollup_rows_in_place_and_pulls_find_them(tmp_path, team_url):
+    """Schema v2: the rollup has no index on a column a push changes, so its updates are
+    HOT (in place, no index entries); which buckets each push changed is logged, and an
+    incremental pull — across the migration from v1 too — brings the changed rows."""
+    import sqlite3
+
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    b = Machine(tmp_path / "b", team_url, "bob", "desk")
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+
+    def calls(machine, prefix, n):
+        machine.transcript(prefix, [assistant(f"msg_{prefix}{i}", session_id=prefix, output_tokens=10 + i,
+                                              timestamp=f"{day}T{i % 24:02d}:00:00.000Z") for i in range(n)])
+        machine.import_()
+
+    def team_spend(machine):
+        conn = sqlite3.connect(machine.home / "costhook.db")
+        rows = conn.execute("SELECT dim, key, bucket, cost_nanousd, requests FROM team_spend WHERE requests <> 0").fetchall()
+        conn.close()
+        return sorted(rows)
+
+    def server_spend():
+        return sorted(server_rows(team_url, """SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'),
+                                                      cost_nanousd, requests FROM costhook.spend WHERE requests <> 0"""))
+
+    calls(a, "a", 30)
+    a.run("sync")
+    calls(b, "b", 30)  # the same hours: B's push updates A's global, model, tool rows
+    b.run("sync")
+    hot = 0
+    for _ in range(50):  # statistics reach the view once the backend reports them
+        hot = server_rows(team_url, "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'costhook.spend'::regclass")[0][0]
+        if hot:
+            break
+        time.sleep(0.1)
+    assert hot > 0
+    indexed = server_rows(team_url, "SELECT indexdef FROM pg_indexes WHERE schemaname = 'costhook' AND tablename = 'spend'")
+    assert not any("(rev)" in d for d, in indexed), indexed
+    # the server back at v1 (no log, spend.rev indexed) before A pulled B's push: A's next
+    # sync migrates to v2, whose log is rebuilt from spend.rev, and its pull finds B's rows
+    with psycopg.connect(team_url, password=pgserver.PASSWORD, autocommit=True) as conn:
+        conn.execute("""DROP TABLE costhook.spend_revs; DROP INDEX costhook.spend_by_bucket;
+                        CREATE INDEX spend_by_rev ON costhook.spend (rev); DELETE FROM costhook.schema_version WHERE version > 1""")
+    a.run("sync")
+    assert server_rows(team_url, "SELECT max(version) FROM costhook.schema_version") == [(2,)]
+    assert team_spend(a) == server_spend()
+    calls(b, "c", 5)
+    b.run("sync")
+    a.run("sync")
+    assert team_spend(a) == server_spend()
+
+
 def test_an_openclaw_session_end_starts_a_sync_too(tmp_path, team_url):
     """OpenClaw's session_end, like Claude Code's SessionEnd, hands the team sync to a
     detached process (the hook itself answers at once, without psycopg)."""

@@ -62,6 +62,44 @@ def outbox_batch(conn: sqlite3.Connection, table: str, after_id: int, limit: int
             for r in cursor.execute(sql, (table, after_id, limit))]
 
 
+NULL_TEXT = "'\\N'"  # COPY's text format for NULL, as SQL
+
+
+def outbox_lines(conn: sqlite3.Connection, after_id: int, limit: int, fields: list, nullable: list, base: list,
+                 ok: str, params: dict) -> list:
+    """Like outbox_batch for `requests`, but a row comes as one line of PostgreSQL's COPY
+    text format built by SQLite, without Python per column: (outbox id, gen, key, present,
+    line, NULL fields in it, *base). `fields`: SQL expressions over `t` (the requests row)
+    giving text or NULL, one per COPY column; `nullable`: SQL conditions, one per field that
+    can be NULL, true when it is (cheaper than the field itself); `base`: SQL expressions of the numbers the
+    outbox keeps; `ok`: an SQL condition the row must meet to be sent as built (else its
+    line is NULL); `params`: their named parameters. The text is not escaped: the caller
+    checks the lines (copy_lines_clean) and formats those that need it itself."""
+    # printf, not ||: one pass over the columns, not a longer string copied at each
+    line = f"printf('{chr(9).join(['%s'] * len(fields))}' || char(10), {', '.join(f'coalesce({f}, {NULL_TEXT})' for f in fields)})"
+    nulls = " + ".join(f"({n})" for n in nullable) or "0"
+    sql = f"""SELECT o.id, o.gen, o.key, t.key IS NOT NULL, CASE WHEN t.key IS NOT NULL AND ({ok}) THEN {line} END, {nulls},
+                     {', '.join(base)}
+              FROM team_outbox o LEFT JOIN requests t ON t.key = o.key
+              WHERE o.tbl = 'requests' AND o.id > :after ORDER BY o.id LIMIT :limit"""
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: a batch is 50,000 rows
+    return cursor.execute(sql, {**params, "after": after_id, "limit": limit}).fetchall()
+
+
+def requests_rows(conn: sqlite3.Connection, keys: list, columns: list, text: tuple = ()) -> dict:
+    """{key: row as a tuple of `columns`} of these calls, the `text` columns without NUL."""
+    picked = ", ".join(f"t.{c}" for c in columns)
+    nul = " OR ".join(f"instr(t.{c}, char(0)) > 0" for c in text) or "0"
+    found = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        sql = f"SELECT t.key, {nul}, {picked} FROM requests t WHERE t.key IN ({', '.join('?' * len(chunk))})"
+        for r in conn.execute(sql, chunk):
+            found[r[0]] = _without_nul(tuple(r[2:])) if r[1] else tuple(r[2:])
+    return found
+
+
 def _without_nul(row: tuple) -> tuple:
     return tuple(v.replace("\x00", "") if isinstance(v, str) else v for v in row)
 
@@ -84,9 +122,12 @@ def apply_pull(conn: sqlite3.Connection, rows: list, *, rev: int, since: str, se
         if before is None or before[:10] != since[:10]:  # the window moved on a day: drop what left it
             conn.execute("DELETE FROM team_spend WHERE bucket < ?", (since,))
         conn.executemany("DELETE FROM team_outbox WHERE id = ? AND gen = ?", [(i, g) for i, g, _ in sent])
-        sets = ", ".join(f"base_{m} = ?" for m in ("requests", *BASE_MEASURES))
-        conn.executemany(f"UPDATE team_outbox SET {sets} WHERE id = ?",
-                         [(*base, i) for i, _, base in sent if base is not None])
+        if sent:  # the rows changed again meanwhile are what is left of those sent: few
+            left = {i for i, in conn.execute("SELECT id FROM team_outbox WHERE id BETWEEN ? AND ?",
+                                             (min(i for i, _, _ in sent), max(i for i, _, _ in sent)))}
+            sets = ", ".join(f"base_{m} = ?" for m in ("requests", *BASE_MEASURES))
+            conn.executemany(f"UPDATE team_outbox SET {sets} WHERE id = ?",
+                             [(*base, i) for i, _, base in sent if base is not None and i in left])
         stamp = now_iso()
         conn.execute(f"""UPDATE team_link SET pull_rev = max(pull_rev, ?), pull_since = ?, last_pull = ?,
                          last_error = NULL{', last_push = ?' if pushed else ''} WHERE id = 1""",

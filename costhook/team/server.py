@@ -7,6 +7,10 @@ user and machine that pushed it first), `spend` (the rollup reports and budget p
 read, kept in step with `calls` in the same transaction), `sessions`, `tool_calls`,
 `cron_runs`, `machines` (who pushed and pulled when).
 
+A push updates the rollup rows it changes in place and logs the buckets it touched in
+`spend_revs` (v2; v1 indexed `spend.rev` instead, which made every update write three
+index entries); a pull reads the rows of the buckets logged since its last revision.
+
 The rollup is team-wide per dimension (a row per dimension, key and 15-minute bucket,
 whoever spent it), plus the dimensions `user` and `machine` (the call's origin): a
 report sums one row per bucket, however many machines push, and a pull brings what the
@@ -67,6 +71,20 @@ STEPS = [
         "user" text NOT NULL, machine text NOT NULL, last_push timestamptz, last_pull timestamptz,
         client_schema integer, PRIMARY KEY ("user", machine)
     );
+    """,
+    # v2: a push updates rollup rows in place (HOT: no index on a column it changes, room
+    # left in each page), and logs which buckets it touched; a pull reads that log.
+    """
+    DROP INDEX costhook.spend_by_rev;
+    CREATE INDEX spend_by_bucket ON costhook.spend (bucket);
+    ALTER TABLE costhook.spend SET (fillfactor = 70);
+    CREATE TABLE costhook.spend_revs (
+        rev bigint NOT NULL,                  -- a push (costhook.spend_rev)
+        buckets timestamptz[] NOT NULL        -- the 15-minute buckets whose rollup rows it changed
+    );
+    CREATE INDEX spend_revs_by_rev ON costhook.spend_revs (rev);
+    INSERT INTO costhook.spend_revs (rev, buckets)
+        SELECT rev, array_agg(DISTINCT bucket) FROM costhook.spend GROUP BY rev;
     """,
 ]
 SCHEMA_VERSION = len(STEPS)

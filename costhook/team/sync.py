@@ -115,7 +115,7 @@ class Sync:
             gone = [(i, g, key) for i, g, key, row in batch if row is None]
             if table == "requests":
                 self.push_calls(present, [key for _, _, key in gone], meanwhile=read_ahead)
-                self.sent += [(i, g, _base(row)) for i, g, row in present]
+                self.sent += [(i, g, row[1]) for i, g, row in present]
             else:
                 self.push_rows(table, present)  # a session or tool call gone here stays on the server
                 self.sent += [(i, g, None) for i, g, _ in present]
@@ -130,11 +130,30 @@ class Sync:
             batch = ahead["batch"]
 
     def read_batch(self, table: str, after: int, columns: list) -> list:
-        """The next outbox batch; a call's row is made ready for COPY here (`ready`)."""
-        text = [c for c in columns if c not in NUMERIC]
-        batch = local.outbox_batch(self.conn, table, after, BATCH, columns, text=text)
+        """The next outbox batch. A call's row comes as (COPY line or staging row, base):
+        SQLite builds the line (calls_batch), Python only the rows it cannot."""
         if table == "requests":
-            batch = [(i, g, key, None if row is None else Ready(row, self.copy_row(row))) for i, g, key, row in batch]
+            return self.calls_batch(after)
+        text = [c for c in columns if c not in NUMERIC]
+        return local.outbox_batch(self.conn, table, after, BATCH, columns, text=text)
+
+    def calls_batch(self, after: int) -> list:
+        """Up to BATCH queued calls: (outbox id, gen, key, (line, base) or None when gone
+        here); `line` is COPY text, or the staging row for write_row when SQLite's line
+        would need escaping or a time needs checking (rare: done here, in Python)."""
+        self.conn.create_function("costhook_team_project", 1, self.name_project, deterministic=True)
+        user, machine = self.me
+        found = local.outbox_lines(self.conn, after, BATCH, CALL_FIELDS, CALL_NULLABLE, CALL_BASE, CALL_OK,
+                                   {"user": user, "machine": machine})
+        if not _clean([r[4] for r in found if r[4] is not None], sum(r[5] for r in found if r[4] is not None)):
+            found = [r if r[4] is None or _clean([r[4]], r[5]) else (*r[:4], None, *r[5:]) for r in found]
+        batch = [(r[0], r[1], r[2], (r[4], (1, *r[6:])) if r[3] else None) for r in found]
+        odd = [r[2] for r in found if r[3] and r[4] is None]
+        if odd:
+            text = [c for c in CALL_COLUMNS if c not in NUMERIC]
+            rows = local.requests_rows(self.conn, odd, CALL_COLUMNS, text=text)
+            batch = [(i, g, key, (self.copy_row(rows[key]), row[1]) if row is not None and row[0] is None else row)
+                     for i, g, key, row in batch]
         return batch
 
     # ------------------------------------------------------------- calls ----
@@ -167,8 +186,10 @@ class Sync:
             types = ", ".join(f"{c} {CALL_TYPES.get(c, 'text')}" for c in SERVER_CALL_COLUMNS)
             pg.execute(f"CREATE TEMP TABLE stage_calls ({types}) ON COMMIT DROP")
             with pg.cursor().copy(f"COPY stage_calls ({cols}) FROM STDIN") as copy:
+                copy.write("".join([row[0] for _, _, row in rows if isinstance(row[0], str)]))
                 for _, _, row in rows:
-                    copy.write_row(row.ready)
+                    if not isinstance(row[0], str):
+                        copy.write_row(row[0])
             pg.execute(f"CREATE TEMP TABLE old_calls ON COMMIT DROP AS "
                        f"SELECT {ROLLUP_INPUT} FROM costhook.calls c JOIN stage_calls s USING (key)")
             helper = threading.Thread(target=meanwhile)
@@ -233,35 +254,65 @@ class Sync:
 
 
 def pull_rows(pg, rev: int, since: str) -> tuple[list, int]:
-    """The rollup rows with a revision above `rev` and a bucket from `since` on, as local
-    team_spend rows; and the highest revision seen."""
+    """The rollup rows of the buckets that pushes after revision `rev` changed (all of
+    them when `rev` is 0), from the bucket `since` on, as local team_spend rows; and the
+    highest revision seen. One snapshot: the rows and the revision agree."""
     measures = ", ".join(server.MEASURES)
-    cur = pg.execute(
-        f"""SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'), {measures}, rev
-            FROM costhook.spend WHERE rev > %s AND bucket >= %s::timestamptz""", (rev, since + "Z"))
-    fetched = cur.fetchall()
-    return [row[:-1] for row in fetched], max((row[-1] for row in fetched), default=rev)
-
-
-class Ready(tuple):
-    """A local call row (a tuple of CALL_COLUMNS) with `.ready`: its staging-table form."""
-
-    def __new__(cls, row: tuple, ready: list):
-        made = super().__new__(cls, row)
-        made.ready = ready
-        return made
+    picked = f"""SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'), {measures}
+                 FROM costhook.spend WHERE bucket >= %(since)s::timestamptz"""
+    args = {"rev": rev, "since": since + "Z"}
+    with pg.transaction():
+        pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        top = pg.execute("SELECT max(rev) FROM costhook.spend_revs WHERE rev > %(rev)s", args).fetchone()[0]
+        if top is None:
+            return [], rev
+        if rev:  # the buckets changed since (found by the log), and in them the rows changed since
+            picked += """ AND bucket = ANY(ARRAY(SELECT DISTINCT b FROM costhook.spend_revs r, unnest(r.buckets) b
+                                                WHERE r.rev > %(rev)s AND b >= %(since)s::timestamptz))
+                          AND rev > %(rev)s"""
+        return pg.execute(picked, args).fetchall(), top
 
 
 _COUNTS = [CALL_COLUMNS.index(c) for c in (*TOKEN_FIELDS, "web_search_requests")]
 _PROJECT_AT, _TS_AT, _TOOLS_AT = (CALL_COLUMNS.index(c) for c in ("project", "timestamp", "tools"))
 
 
-_BASE_AT = [CALL_COLUMNS.index(c) for c in ("cost_nanousd", *TOKEN_FIELDS)]
+def _field(column: str) -> str:
+    """The SQL (over the local row `t`) of a call column as its COPY text, as copy_row makes it."""
+    if column in (*TOKEN_FIELDS, "web_search_requests"):
+        return f"CAST(coalesce(t.{column}, 0) AS INTEGER)"
+    if column in ("cost_nanousd", "is_heartbeat"):
+        return f"CAST(t.{column} AS INTEGER)"
+    if column in ("origin_user", "origin_machine"):
+        return f"coalesce(nullif(t.{column}, ''), :{column.removeprefix('origin_')})"
+    if column == "project":
+        return "costhook_team_project(t.project)"
+    if column == "tools":
+        return "coalesce(nullif(t.tools, ''), '[]')"
+    return f"t.{column}"
 
 
-def _base(row: tuple) -> tuple:
-    """What the server will count of a pushed call: (1, cost, tokens…), in BASE_MEASURES order."""
-    return (1, *(row[i] or 0 for i in _BASE_AT))
+CALL_FIELDS = [_field(c) for c in CALL_COLUMNS]
+CALL_NULLABLE = [f"t.{c} IS NULL" for c, f in zip(CALL_COLUMNS, CALL_FIELDS) if not f.startswith(("coalesce(", "CAST(coalesce("))]
+CALL_BASE = [_field(c).replace("CAST(t.cost_nanousd", "CAST(coalesce(t.cost_nanousd, 0)") for c in ("cost_nanousd", *TOKEN_FIELDS)]
+_DIGITS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+# The times SQLite can vouch for (a real date and time of day, in UTC, as agents write
+# them); any other goes through _timestamp.
+CALL_OK = (f"t.timestamp IS NULL OR (typeof(t.timestamp) = 'text' AND (t.timestamp GLOB '{_DIGITS}Z' "
+           f"OR t.timestamp GLOB '{_DIGITS}.[0-9][0-9][0-9]Z' OR t.timestamp GLOB '{_DIGITS}.[0-9][0-9][0-9][0-9][0-9][0-9]Z') "
+           "AND t.timestamp >= '0001' AND date(t.timestamp) = substr(t.timestamp, 1, 10) "
+           "AND time(t.timestamp) = substr(t.timestamp, 12, 8))")
+# SQLite's printf stops at a NUL character: a text holding one goes through Python too
+CALL_OK = (f"({CALL_OK}) AND NOT coalesce("
+           + " OR ".join(f"instr(t.{c}, char(0))" for c in CALL_COLUMNS if c not in NUMERIC) + ", 0)")
+
+
+def _clean(lines: list, nulls: int) -> bool:
+    """Whether these COPY lines need no escaping: their only tabs, newlines and backslashes
+    are the separators, ends and NULL markers SQLite put there (nothing in the values)."""
+    data = "".join(lines)
+    return (data.count("\t") == (len(CALL_COLUMNS) - 1) * len(lines) and data.count("\n") == len(lines)
+            and data.count("\\") == nulls and "\r" not in data and "\x00" not in data)
 
 
 def _timestamp(value):
@@ -327,6 +378,8 @@ ROLLUP_TAIL = f"""
           FROM delta y CROSS JOIN LATERAL jsonb_array_elements_text(
               CASE WHEN jsonb_array_length(y.tools) = 0 THEN '["{NO_TOOL}"]'::jsonb ELSE y.tools END)
               WITH ORDINALITY e(name, idx)) x
+), logged AS (
+    INSERT INTO costhook.spend_revs (rev, buckets) SELECT %(rev)s, array_agg(DISTINCT bucket) FROM delta HAVING count(*) > 0
 )
 INSERT INTO costhook.spend AS s (dim, key, bucket, {", ".join(server.MEASURES)}, rev)
 SELECT dim, key, bucket, {", ".join(f"sum({m})" for m in server.MEASURES)}, %(rev)s

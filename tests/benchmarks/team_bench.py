@@ -1,7 +1,7 @@
 """Benchmark: the team ledger on a real PostgreSQL server (tests/pgserver.py), issue 15's targets.
 
     python -m tests.benchmarks.team_bench [--calls 1000000] [--machines 20] [--server-calls 5000000]
-                                          [--runs 5] [--hook-runs 15] [--keep DIR]
+                                          [--runs 5] [--hook-runs 15] [--keep DIR] [--push-only]
 
 1. push: --machines costhook databases of --calls/--machines synthetic calls each
    (tests/benchmarks/generate.py's `db`, one seed per machine), each pushed by a first
@@ -243,6 +243,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--hook-runs", type=int, default=15)
     parser.add_argument("--keep", type=Path, help="keep the work folder here")
+    parser.add_argument("--push-only", action="store_true", help="stop after 1. (to compare two checkouts' push)")
     args = parser.parse_args(argv)
     from tests.benchmarks import generate
 
@@ -289,6 +290,8 @@ def main(argv=None) -> int:
         out["push"]["server_calls"] = count
         out["push"]["rollup_matches_calls"] = (int(rolled[0]), int(rolled[1])) == (int(cost), count)
         out["push"]["server_rollup_rows"] = pg_count(url, "costhook.spend")
+        if args.push_only:
+            return 0
         copies = max(0, args.server_calls // max(count, 1) - 1)
         started = time.perf_counter()
         grow_server(url, copies)
@@ -316,8 +319,8 @@ def main(argv=None) -> int:
         if args.keep:
             shutil.copytree(root, args.keep, dirs_exist_ok=True)
         shutil.rmtree(root, ignore_errors=True)
-    json.dump(out, sys.stdout, indent=1)
-    sys.stdout.write("\n")
+        json.dump(out, sys.stdout, indent=1)
+        sys.stdout.write("\n")
     return 0
 
 
