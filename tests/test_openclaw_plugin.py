@@ -267,6 +267,10 @@ const api = { pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } };
 plugin.register(api);
 const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: %(session)s, runId: "r1" };
 const messages = %(messages)s;
+if (%(warm)d) {  // a run began long enough ago for the resident to be ready
+  handlers.before_model_resolve({}, ctx);
+  await new Promise((r) => setTimeout(r, %(warm)d));
+}
 for (const message of messages) handlers.before_message_write({ message }, ctx);
 handlers.after_tool_call({ toolName: "exec", toolCallId: "exit-1", durationMs: 3, params: {}, result: "x" }, ctx);
 handlers.agent_end({ success: true, messages }, ctx);  // not awaited: fire-and-forget, as the Gateway does
@@ -274,11 +278,16 @@ process.exit(0);  // the CLI is gone before costhook has even started
 """
 
 
-def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, home, monkeypatch):
+@pytest.mark.parametrize("resident", ["cold", "warm"])
+def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, home, monkeypatch, resident):
     """A one-shot `openclaw agent --local` or a Gateway shutting down may exit as soon as
-    agent_end has fired: the real costhook, started detached with the run's records, still
-    records every call and the tool call. (The old plugin queued agent_end for a later
-    turn of the event loop and killed nothing, but the process was gone before it spawned.)"""
+    agent_end has fired: the real costhook still records every call and the tool call.
+    Cold (no resident ready yet): agent_end starts costhook detached with the run's records.
+    Warm: agent_end is posted to the resident and no process starts for it; the resident
+    outlives the plugin's process, reads what is in its pipe and records it before it exits.
+    (The first plugin queued agent_end for a later turn of the event loop, but the process
+    was gone before it spawned; the one before this started a process per agent_end even
+    with the resident warm.)"""
     from conftest import db_rows, wait_for_background
     from test_openclaw_source import MAIN, events_of
 
@@ -289,9 +298,14 @@ def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, hom
     messages = [e["message"] for e in events_of(MAIN)
                 if e["type"] == "message" and e["message"]["role"] == "assistant" and e["message"].get("usage")]
     script = tmp_path / "exit.mjs"
-    command = [str(Path(sys.executable).parent / "costhook"), "hook", "--agent", "openclaw"]
+    log = tmp_path / "started.log"
+    wrapper = tmp_path / "costhook.sh"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {Path(sys.executable).parent / "costhook"} "$@"\n')
+    wrapper.chmod(0o755)
+    command = [str(wrapper), "hook", "--agent", "openclaw"]
     script.write_text(EXIT_DRIVER % {"plugin": json.dumps(str(PLUGIN)), "config": json.dumps({"command": command}),
-                                     "session": json.dumps(MAIN), "messages": json.dumps(messages)})
+                                     "session": json.dumps(MAIN), "messages": json.dumps(messages),
+                                     "warm": 8000 if resident == "warm" else 0})
     proc = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
@@ -312,6 +326,11 @@ def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, hom
     assert recorded() == (len(messages), [{"tool_use_id": "openclaw:exit-1"}]), (
         db_rows("SELECT key FROM requests") if (home / "costhook.db").exists() else "no database")
     assert not (home / "errors.log").exists() or (home / "errors.log").read_text() == ""
+    started = log.read_text().splitlines()
+    if resident == "warm":  # one costhook process: the resident, which took agent_end too
+        assert started == ["hook --agent openclaw --serve"], started
+    else:
+        assert "hook --agent openclaw" in started, started
 
 
 RESIDENT_DRIVER = r"""
