@@ -335,9 +335,9 @@ def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, hom
 
 RESIDENT_DRIVER = r"""
 import plugin from %(plugin)s;
-const handlers = {};
-const api = { pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } };
-plugin.register(api);
+const handlers = {}, others = {};
+plugin.register({ pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } });
+plugin.register({ pluginConfig: %(config)s, on(name, fn) { others[name] = fn; } });  // as the Gateway does
 const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: %(session)s, runId: "r1" };
 handlers.before_model_resolve({}, ctx);  // a run is starting: the resident gets ready
 await new Promise((r) => setTimeout(r, %(warm)d));
@@ -347,8 +347,8 @@ for (let i = 0; i < 4; i++) {
   const value = await handlers.before_tool_call({ toolName: "exec", toolCallId: "c" + i }, ctx);
   results.push({ value: value ?? null, ms: Date.now() - t0 });
 }
-handlers.session_start({ sessionId: "s-late", sessionKey: "agent:main:late" },  // fired late by OpenClaw
-                       { agentId: "main", sessionKey: "agent:main:late", sessionId: "s-late" });
+others.session_start({ sessionId: "s-late", sessionKey: "agent:main:late" },  // fired late, to another instance
+                     { agentId: "main", sessionKey: "agent:main:late", sessionId: "s-late" });
 await new Promise((r) => setTimeout(r, 2000));
 console.log(JSON.stringify(results));
 """
@@ -357,8 +357,10 @@ console.log(JSON.stringify(results));
 def test_gates_are_answered_by_one_resident_costhook(tmp_path, home, monkeypatch):
     """The gates go to one long-lived `costhook hook … --serve` started when a run begins:
     four decisions (a spent budget: block), one costhook process; a late session_start goes
-    to it too instead of waiting 5 s for a process of its own. (The old plugin started a
-    costhook process per gate: an interpreter and its imports on the turn each time.)"""
+    to it too instead of waiting 5 s for a process of its own, even when another instance
+    of the plugin gets it (the Gateway registers the plugin more than once: the instance
+    that saw session_start had no resident of its own, so it held it and started a process
+    per turn after 5 s). (The old plugin started a costhook process per gate.)"""
     from test_openclaw_source import MAIN, build_agent_store, events_of
 
     node = node_binary()

@@ -442,6 +442,21 @@ class Resident {
   }
 }
 
+// One resident per command for the whole process: the Gateway registers the plugin more
+// than once (the instance that sees a run's gates is not the one that sees session_start
+// or session_end), and each instance with a resident of its own would start one more
+// Python, or none at all where no run begins (then every such event took a process).
+// Shared through globalThis, not module state: an instance may come from another load of
+// this file. The key names the protocol, so a reloaded newer plugin never talks to an old one.
+const RESIDENTS = Symbol.for("costhook.openclaw.residents");
+
+function sharedResident(command) {
+  const all = (globalThis[RESIDENTS] ||= new Map());
+  const key = "serve/2 " + JSON.stringify(command);
+  if (!all.has(key)) all.set(key, new Resident(command));
+  return all.get(key);
+}
+
 function lastJson(text) {
   const lines = (text || "").trim().split("\n").filter((l) => l.trim());
   if (!lines.length) return undefined;
@@ -473,7 +488,7 @@ function register(api) {
   let detachedAlive = 0;
   const records = new Lane(command, MAX_RECORDING, MAX_QUEUED);
   const gates = new Lane(command, MAX_GATING, MAX_QUEUED);
-  const resident = new Resident(command);
+  const resident = sharedResident(command);
 
   let stateDir = str(process.env.OPENCLAW_STATE_DIR, 4096);
   if (!stateDir) {
