@@ -1,6 +1,6 @@
 """Benchmark: what costhook's OpenClaw plugin adds to a real agent turn (issue 14, target 2).
 
-    python -m tests.benchmarks.openclaw_turn [--runs 9] [--checkout DIR] [--baseline DIR] [--cpu] [--no-budget] [--trace]
+    python -m tests.benchmarks.openclaw_turn [--runs 9] [--checkout DIR] [--before DIR] [--cpu] [--no-budget] [--trace]
                                              [--work DIR] [--json]
 
 One turn of the real OpenClaw 2026.9.6 (the end-to-end harness: offline, against
@@ -21,7 +21,7 @@ each, and checks every run's calls were recorded exactly: the 2 calls of each tu
 the fake model's price, once background work has finished — so a faster plugin that
 loses or delays rows past the check fails the benchmark (exit 1).
 
-`--baseline DIR` adds a third sandbox with the plugin of another checkout (a worktree of
+`--before DIR` adds a third sandbox with the plugin of another checkout (a worktree of
 main: before/after in one run), in the same rotation. `--cpu` also reports the CPU time
 (user + system) costhook's processes spend per turn, which the machine's load does not
 move: each short-lived process logs its own at exit (a sitecustomize in the throw-away
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9, help="Turns each way (median reported).")
     parser.add_argument("--checkout", type=Path, default=REPO, help="The costhook checkout to measure.")
-    parser.add_argument("--baseline", type=Path,
+    parser.add_argument("--before", type=Path,
                         help="Also measure this checkout's plugin (e.g. a worktree of main), interleaved with the others.")
     parser.add_argument("--cpu", action="store_true", help="Also report the CPU time costhook's processes spend per turn.")
     parser.add_argument("--no-budget", action="store_true", help="No budget configured (the gates decide nothing).")
@@ -286,8 +286,8 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="costhook-octurn-"))
     work.mkdir(parents=True, exist_ok=True)
     checkouts = {"plugin": args.checkout.resolve()}
-    if args.baseline:
-        checkouts["baseline"] = args.baseline.resolve()
+    if args.before:
+        checkouts["before"] = args.before.resolve()
     try:
         installs = {name: (checkout, *regular_install(checkout, work / f"venv-{name}")) for name, checkout in checkouts.items()}
         result = measure(oc, installs, work, args.runs, not args.no_budget, args.trace, args.cpu)
