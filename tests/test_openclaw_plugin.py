@@ -386,3 +386,55 @@ def test_gates_are_answered_by_one_resident_costhook(tmp_path, home, monkeypatch
     from conftest import db_rows
 
     assert db_rows("SELECT session_key FROM sessions WHERE session_id = 's-late'") == [{"session_key": "agent:main:late"}]
+
+
+SLOW_RESIDENT_DRIVER = r"""
+import plugin from %(plugin)s;
+const handlers = {};
+plugin.register({ pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } });
+const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: "s1", runId: "r1" };
+handlers.before_model_resolve({}, ctx);
+await new Promise((r) => setTimeout(r, 3000));
+handlers.agent_end({ success: true, messages: [] }, ctx);  // posted to the resident
+const t0 = Date.now();
+const value = await handlers.before_tool_call({ toolName: "exec", toolCallId: "c1" }, ctx);
+console.log(JSON.stringify({ value: value ?? null, ms: Date.now() - t0 }));
+"""
+
+
+def test_a_slow_resident_is_let_go_not_killed(tmp_path):
+    """A resident too slow for a gate (half the gate's deadline) is never asked again: the
+    gate runs a costhook process of its own in the time left. The resident is let go (its
+    stdin closed), not killed: what it was posted is still recorded, then it exits. (The
+    plugin before this killed it, and with it whatever it had been posted.)"""
+    node = node_binary()
+    if node is None:
+        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    log = tmp_path / "seen.log"
+    fake = tmp_path / "fake_costhook.py"
+    fake.write_text(
+        "import json, sys, time\n"
+        f"log = open({str(log)!r}, 'a', buffering=1)\n"
+        "if '--serve' not in sys.argv:\n"
+        "    log.write('process ' + json.loads(sys.stdin.read())['hook'] + '\\n')\n"
+        "    sys.exit(0)\n"
+        "print('{\"serve\": 1}', flush=True)\n"
+        "while line := sys.stdin.readline():\n"
+        "    request = json.loads(line)\n"
+        "    if request.get('id'):\n"
+        "        time.sleep(2)  # too slow for the gate\n"
+        "    log.write('resident ' + request['payload']['hook'] + '\\n')\n"
+        "log.write('resident drained\\n')\n"
+    )
+    script = tmp_path / "slow.mjs"
+    script.write_text(SLOW_RESIDENT_DRIVER % {"plugin": json.dumps(str(PLUGIN)),
+                                              "config": json.dumps({"command": [sys.executable, str(fake)], "gateTimeoutMs": 1000})})
+    proc = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["value"] is None and out["ms"] < 1500, out  # the gate's own process answered in time
+    deadline = time.monotonic() + 10
+    while "resident drained" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(log.read_text().splitlines()) == [
+        "process before_tool_call", "resident agent_end", "resident before_tool_call", "resident drained"]
