@@ -196,7 +196,7 @@ def run_turn(box: h.Sandbox, key: str) -> tuple[float, float]:
     run = box.openclaw("agent", "--agent", "main", "--session-key", key, "--message", PROMPT, "--json", timeout=240)
     out = run.json()
     meta = ((out or {}).get("result") or {}).get("meta") or {}
-    # OpenClaw's own heartbeat run may call the model meanwhile (every 30 min of a Gateway's life)
+    # OpenClaw's own heartbeat run may call the model meanwhile: not this turn's
     chats = [c.get("branch") for c in box.chat_requests()[before:] if c.get("branch") != "heartbeat"]
     if run.rc != 0 or run.timed_out or not out or chats != ["tool", "final"] or not isinstance(meta.get("durationMs"), (int, float)):
         raise SystemExit(f"the turn failed (fake API answered {chats}):\n{run.describe()}")
