@@ -257,6 +257,38 @@ def test_unknown_hook_is_ignored(home):
     assert not (home / "costhook.db").exists()
 
 
+def test_a_served_hook_answers_requests_ahead_of_posted_events_and_records_them_before_it_exits(home, tmp_path, monkeypatch):
+    """The plugin posts agent_end (and other events nobody waits for) to the resident: no
+    answer, handled when no request is waiting, so a gate that arrives with it is decided
+    first; and when stdin closes (the Gateway or one-shot CLI exited), the resident still
+    records what it read, then exits. (The resident before this answered lines strictly in
+    order, a gate waiting behind a run's recording, and handled only gates.)"""
+    import subprocess
+
+    from conftest import COSTHOOK
+
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "no-state"))
+    budget(home, tmp_path, '[[budgets]]\nscope = "session"\nperiod = "session"\nlimit = 0.05\naction = "block"\n')
+    proc = subprocess.Popen([COSTHOOK, "hook", "--agent", "openclaw", "--serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    try:
+        assert json.loads(proc.stdout.readline()) == {"serve": 1}
+        posted = {"payload": payload("agent_end", {"success": True, "messages": [assistant(0)]})}  # $0.066: over the limit
+        gate = {"id": 1, "payload": payload("before_tool_call", {"toolName": "exec"})}
+        proc.stdin.write((json.dumps(posted) + "\n" + json.dumps(gate) + "\n").encode())  # one write: read together
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline()) == {"id": 1, "answer": None}  # decided ahead of the run's recording
+        proc.stdin.close()  # the plugin's process is gone
+        assert proc.wait(timeout=30) == 0
+        assert proc.stdout.read() == b""  # nothing answered for the posted event
+    finally:
+        proc.kill()
+        proc.wait()
+    assert [r["key"] for r in db_rows("SELECT key FROM requests")] == ["openclaw:msg_01MainA1@1778749202750"]
+    assert json.loads(hook(payload("before_tool_call", {"toolName": "exec"})).stdout)["block"] is True  # now it counts
+    assert errors(home) == []
+
+
 def test_a_served_hook_answers_gates_line_by_line_and_follows_changes(home, state, tmp_path):
     """`costhook hook --agent openclaw --serve` (the plugin's resident for gates): says it
     is ready, answers one line per request, sees a budget added to the config file, and

@@ -267,6 +267,10 @@ const api = { pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } };
 plugin.register(api);
 const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: %(session)s, runId: "r1" };
 const messages = %(messages)s;
+if (%(warm)d) {  // a run began long enough ago for the resident to be ready
+  handlers.before_model_resolve({}, ctx);
+  await new Promise((r) => setTimeout(r, %(warm)d));
+}
 for (const message of messages) handlers.before_message_write({ message }, ctx);
 handlers.after_tool_call({ toolName: "exec", toolCallId: "exit-1", durationMs: 3, params: {}, result: "x" }, ctx);
 handlers.agent_end({ success: true, messages }, ctx);  // not awaited: fire-and-forget, as the Gateway does
@@ -274,11 +278,16 @@ process.exit(0);  // the CLI is gone before costhook has even started
 """
 
 
-def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, home, monkeypatch):
+@pytest.mark.parametrize("resident", ["cold", "warm"])
+def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, home, monkeypatch, resident):
     """A one-shot `openclaw agent --local` or a Gateway shutting down may exit as soon as
-    agent_end has fired: the real costhook, started detached with the run's records, still
-    records every call and the tool call. (The old plugin queued agent_end for a later
-    turn of the event loop and killed nothing, but the process was gone before it spawned.)"""
+    agent_end has fired: the real costhook still records every call and the tool call.
+    Cold (no resident ready yet): agent_end starts costhook detached with the run's records.
+    Warm: agent_end is posted to the resident and no process starts for it; the resident
+    outlives the plugin's process, reads what is in its pipe and records it before it exits.
+    (The first plugin queued agent_end for a later turn of the event loop, but the process
+    was gone before it spawned; the one before this started a process per agent_end even
+    with the resident warm.)"""
     from conftest import db_rows, wait_for_background
     from test_openclaw_source import MAIN, events_of
 
@@ -289,9 +298,14 @@ def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, hom
     messages = [e["message"] for e in events_of(MAIN)
                 if e["type"] == "message" and e["message"]["role"] == "assistant" and e["message"].get("usage")]
     script = tmp_path / "exit.mjs"
-    command = [str(Path(sys.executable).parent / "costhook"), "hook", "--agent", "openclaw"]
+    log = tmp_path / "started.log"
+    wrapper = tmp_path / "costhook.sh"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {Path(sys.executable).parent / "costhook"} "$@"\n')
+    wrapper.chmod(0o755)
+    command = [str(wrapper), "hook", "--agent", "openclaw"]
     script.write_text(EXIT_DRIVER % {"plugin": json.dumps(str(PLUGIN)), "config": json.dumps({"command": command}),
-                                     "session": json.dumps(MAIN), "messages": json.dumps(messages)})
+                                     "session": json.dumps(MAIN), "messages": json.dumps(messages),
+                                     "warm": 8000 if resident == "warm" else 0})
     proc = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
@@ -312,13 +326,18 @@ def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, hom
     assert recorded() == (len(messages), [{"tool_use_id": "openclaw:exit-1"}]), (
         db_rows("SELECT key FROM requests") if (home / "costhook.db").exists() else "no database")
     assert not (home / "errors.log").exists() or (home / "errors.log").read_text() == ""
+    started = log.read_text().splitlines()
+    if resident == "warm":  # one costhook process: the resident, which took agent_end too
+        assert started == ["hook --agent openclaw --serve"], started
+    else:
+        assert "hook --agent openclaw" in started, started
 
 
 RESIDENT_DRIVER = r"""
 import plugin from %(plugin)s;
-const handlers = {};
-const api = { pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } };
-plugin.register(api);
+const handlers = {}, others = {};
+plugin.register({ pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } });
+plugin.register({ pluginConfig: %(config)s, on(name, fn) { others[name] = fn; } });  // as the Gateway does
 const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: %(session)s, runId: "r1" };
 handlers.before_model_resolve({}, ctx);  // a run is starting: the resident gets ready
 await new Promise((r) => setTimeout(r, %(warm)d));
@@ -328,8 +347,8 @@ for (let i = 0; i < 4; i++) {
   const value = await handlers.before_tool_call({ toolName: "exec", toolCallId: "c" + i }, ctx);
   results.push({ value: value ?? null, ms: Date.now() - t0 });
 }
-handlers.session_start({ sessionId: "s-late", sessionKey: "agent:main:late" },  // fired late by OpenClaw
-                       { agentId: "main", sessionKey: "agent:main:late", sessionId: "s-late" });
+others.session_start({ sessionId: "s-late", sessionKey: "agent:main:late" },  // fired late, to another instance
+                     { agentId: "main", sessionKey: "agent:main:late", sessionId: "s-late" });
 await new Promise((r) => setTimeout(r, 2000));
 console.log(JSON.stringify(results));
 """
@@ -338,8 +357,10 @@ console.log(JSON.stringify(results));
 def test_gates_are_answered_by_one_resident_costhook(tmp_path, home, monkeypatch):
     """The gates go to one long-lived `costhook hook … --serve` started when a run begins:
     four decisions (a spent budget: block), one costhook process; a late session_start goes
-    to it too instead of waiting 5 s for a process of its own. (The old plugin started a
-    costhook process per gate: an interpreter and its imports on the turn each time.)"""
+    to it too instead of waiting 5 s for a process of its own, even when another instance
+    of the plugin gets it (the Gateway registers the plugin more than once: the instance
+    that saw session_start had no resident of its own, so it held it and started a process
+    per turn after 5 s). (The old plugin started a costhook process per gate.)"""
     from test_openclaw_source import MAIN, build_agent_store, events_of
 
     node = node_binary()
@@ -365,3 +386,55 @@ def test_gates_are_answered_by_one_resident_costhook(tmp_path, home, monkeypatch
     from conftest import db_rows
 
     assert db_rows("SELECT session_key FROM sessions WHERE session_id = 's-late'") == [{"session_key": "agent:main:late"}]
+
+
+SLOW_RESIDENT_DRIVER = r"""
+import plugin from %(plugin)s;
+const handlers = {};
+plugin.register({ pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } });
+const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: "s1", runId: "r1" };
+handlers.before_model_resolve({}, ctx);
+await new Promise((r) => setTimeout(r, 3000));
+handlers.agent_end({ success: true, messages: [] }, ctx);  // posted to the resident
+const t0 = Date.now();
+const value = await handlers.before_tool_call({ toolName: "exec", toolCallId: "c1" }, ctx);
+console.log(JSON.stringify({ value: value ?? null, ms: Date.now() - t0 }));
+"""
+
+
+def test_a_slow_resident_is_let_go_not_killed(tmp_path):
+    """A resident too slow for a gate (half the gate's deadline) is never asked again: the
+    gate runs a costhook process of its own in the time left. The resident is let go (its
+    stdin closed), not killed: what it was posted is still recorded, then it exits. (The
+    plugin before this killed it, and with it whatever it had been posted.)"""
+    node = node_binary()
+    if node is None:
+        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    log = tmp_path / "seen.log"
+    fake = tmp_path / "fake_costhook.py"
+    fake.write_text(
+        "import json, sys, time\n"
+        f"log = open({str(log)!r}, 'a', buffering=1)\n"
+        "if '--serve' not in sys.argv:\n"
+        "    log.write('process ' + json.loads(sys.stdin.read())['hook'] + '\\n')\n"
+        "    sys.exit(0)\n"
+        "print('{\"serve\": 1}', flush=True)\n"
+        "while line := sys.stdin.readline():\n"
+        "    request = json.loads(line)\n"
+        "    if request.get('id'):\n"
+        "        time.sleep(2)  # too slow for the gate\n"
+        "    log.write('resident ' + request['payload']['hook'] + '\\n')\n"
+        "log.write('resident drained\\n')\n"
+    )
+    script = tmp_path / "slow.mjs"
+    script.write_text(SLOW_RESIDENT_DRIVER % {"plugin": json.dumps(str(PLUGIN)),
+                                              "config": json.dumps({"command": [sys.executable, str(fake)], "gateTimeoutMs": 1000})})
+    proc = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["value"] is None and out["ms"] < 1500, out  # the gate's own process answered in time
+    deadline = time.monotonic() + 10
+    while "resident drained" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(log.read_text().splitlines()) == [
+        "process before_tool_call", "resident agent_end", "resident before_tool_call", "resident drained"]

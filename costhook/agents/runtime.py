@@ -78,44 +78,119 @@ def refresh_clearance(event: str) -> None:
 
 
 def serve(agent: str, idle_s: float = 600.0) -> int:
-    """`costhook hook --agent NAME --serve`: answer events read one per line from stdin,
-    `{"id": N, "payload": {...}}`, each with one line `{"id": N, "answer": ... | null}`
-    (the first line out, `{"serve": 1}`, says it is ready),
-    until stdin closes or nothing comes for `idle_s`. For a plugin that lives in the agent
-    (OpenClaw's): its gates skip the interpreter's start and the imports. It is never
-    needed: the plugin falls back to one `costhook hook` per event whenever this is absent,
-    slow or gone. The connection and config are dropped whenever the config file or the
-    database file changes (a first import replaces the database by a rename)."""
-    global SERVING, BACKGROUND, _open_failed
+    """`costhook hook --agent NAME --serve`: a resident for a plugin that lives in the agent
+    (OpenClaw's), so its events skip the interpreter's start and the imports. Lines on
+    stdin, `{"id": N, "payload": {...}}`: a request (N > 0) is answered at once with one
+    line `{"id": N, "answer": ... | null}` (the first line out, `{"serve": 1}`, says it is
+    ready); an event without an id is posted — nobody waits for it — and handled, like
+    what the answers queued (`after_answer`), only while no request is waiting: gates go
+    ahead of recording. It runs until stdin closes (the plugin's process is gone, or let
+    it go), then handles what it has read and exits; or after `idle_s` with nothing to do.
+    It is never needed: the plugin falls back to one `costhook hook` per event whenever
+    this is absent, slow or gone. The connection and config are dropped whenever the config
+    file or the database file changes (a first import replaces the database by a rename)."""
+    global SERVING
     import select
+    from collections import deque
 
     SERVING = True
     handle = handler(agent)
-    sys.stdout.write('{"serve": 1}\n')  # warm: the plugin may send its gates now
-    sys.stdout.flush()
-    stdin = sys.stdin.buffer
+    out = Answers()
+    out.line(b'{"serve": 1}')  # warm: the plugin may send its gates now
+    stdin = sys.stdin.buffer.fileno()
+    pending, later = b"", deque()
     while True:
-        ready, _, _ = select.select([stdin], [], [], idle_s)
-        line = stdin.readline(MAX_STDIN + 1) if ready else b""
-        if not line:
+        ready, _, _ = select.select([stdin], [], [], 0 if later else idle_s)
+        if not ready:
+            if not later:
+                return 0  # idle
+            serve_later(later)
+            continue
+        chunk = os.read(stdin, 1 << 16)
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop() if chunk else b""
+        if len(pending) > MAX_STDIN:
+            log_error("serve", bad_payload(f"a line longer than {MAX_STDIN} bytes"))
+            pending = b""  # the rest of that line fails to parse: logged too, and dropped
+        for line in lines:
+            if line.strip():
+                serve_line(handle, line, out, later)
+        if not chunk:  # stdin closed: what was posted is still ours to record
+            while later:
+                serve_later(later)
             return 0
-        BACKGROUND, _open_failed = False, None
-        event, rid, answer = "?", None, None
-        try:
-            request = jsontext.loads(line)
-            rid = request.get("id") if type(request.get("id")) is int else None
-            payload = request.get("payload")
-            if not isinstance(payload, dict):
-                raise bad_payload("a request without a payload object")
-            event = str(payload.get("hook_event_name") or payload.get("hook") or "?")[:40]
-            if stale():
-                forget()
-            answer = handle(payload)
-        except Exception as exc:  # fail-open, as run_hook
-            log_error(event, exc)
-        sys.stdout.write(jsontext.dumps({"id": rid, "answer": answer}) + "\n")
-        sys.stdout.flush()
-        run_after_answer(event)
+
+
+def serve_line(handle, line: bytes, out, later) -> None:
+    """One request: answered now; or one posted event: queued in `later`."""
+    event, rid, answer = "?", None, None
+    try:
+        request = jsontext.loads(line)
+        rid = request.get("id") if type(request.get("id")) is int and request.get("id") > 0 else None
+        payload = request.get("payload")
+        if not isinstance(payload, dict):
+            raise bad_payload("a request without a payload object")
+        event = str(payload.get("hook_event_name") or payload.get("hook") or "?")[:40]
+        if rid is None:
+            defer(later, event, [lambda: handle(payload)])
+            return
+        fresh(background=False)
+        answer = handle(payload)
+    except Exception as exc:  # fail-open, as run_hook
+        log_error(event, exc)
+    if rid is not None:
+        out.line(jsontext.dumps({"id": rid, "answer": answer}).encode())
+    defer(later, event, _after_answer)
+
+
+def defer(later, event: str, jobs: list) -> None:
+    """Queue `jobs` (emptying the list) for when no request waits. While anything is
+    queued the resident holds a pending mark: wait_for_background waits for it too."""
+    if jobs and not later and _pending is None:
+        mark_pending()
+    later.extend((event, job) for job in jobs)
+    jobs.clear()
+
+
+def serve_later(later) -> None:
+    """The oldest posted event (or job an answer queued), as a background hook would run
+    it; what it queues in turn goes to the end of `later`."""
+    event, job = later.popleft()
+    try:
+        fresh(background=True)  # nobody waits: the long busy timeout, as a detached hook
+        job()
+    except Exception as exc:
+        log_error(event, exc)
+    defer(later, event, _after_answer)
+    if not later:
+        unmark_pending()
+
+
+def fresh(background: bool) -> None:
+    """Before each event a resident handles: drop what changed on disk, and wait for the
+    database's lock as this event may (a request briefly, posted work long)."""
+    global BACKGROUND, _open_failed
+    if stale():
+        forget()
+    BACKGROUND, _open_failed = background, None
+    if _conn is not None:
+        _conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
+
+
+class Answers:
+    """The resident's stdout. Once the plugin's process is gone nobody reads it: the
+    resident goes on with what it has read (and stdin says when there is no more)."""
+
+    def __init__(self):
+        self.open = True
+
+    def line(self, data: bytes) -> None:
+        data += b"\n"
+        while self.open and data:
+            try:
+                data = data[os.write(1, data):]
+            except OSError:
+                self.open = False
 
 
 def file_identity(path: str, changes: bool = False):

@@ -9,15 +9,17 @@
 // gateTimeoutMs (3 s) and let the tool or run go on if costhook is slow, missing or
 // fails. OpenClaw fails CLOSED when a gate handler throws or exceeds its own 15 s budget,
 // so every handler here catches everything and resolves to undefined unless costhook
-// said "block". Nothing else holds the turn or starts a process of its own: each
-// session's records (its model calls, tool calls, start) are held here and handed over
-// with the session's next gate — which records them before it decides, so the call that
-// asked for a tool is counted without waiting for a separate recording process — or with
-// its `agent_end` / `session_end`, or after HOLD_MS on their own. agent_end and
-// session_end start costhook detached (a session of its own, not waited for, not killed)
-// and answer at once: the record survives the Gateway's or a one-shot CLI's exit. The
-// gates go to one resident costhook (`--serve`, see Resident) when it is ready, else to a
-// costhook process of their own.
+// said "block". Nothing else holds the turn: each session's records (its model calls,
+// tool calls, start) are held here and handed over with the session's next gate — which
+// records them before it decides, so the call that asked for a tool is counted without
+// waiting for a separate recording process — or with its `agent_end` / `session_end`, or
+// after HOLD_MS on their own. Everything goes to one resident costhook (`--serve`, see
+// Resident) when it is ready: the gates as requests it answers first, the rest posted
+// (nobody waits; it records them when no gate is waiting). It runs in a session of its
+// own and drains what is in its pipe after this process exits, so a one-shot CLI or a
+// Gateway that stops right after agent_end loses nothing. Until it is ready (or when it
+// fails) a gate runs a costhook process of its own, and agent_end / session_end start
+// costhook detached (a session of its own, not waited for, not killed).
 //
 // Bounded: records go to costhook in batches (at most MAX_HELD per session); what does not
 // ride with a gate, agent_end or session_end goes through a lane of at most MAX_RECORDING
@@ -276,14 +278,17 @@ function runDetached(command, payload, onExit) {
   }
 }
 
-// One long-lived `costhook hook … --serve` for the gates: no interpreter start and no
-// imports per decision. Never needed: when it is absent, slow, broken or gone, the gate
-// runs one costhook process as before (and the next gate starts a new one). It dies with
-// stdin: when this process exits, or after IDLE_MS without a gate.
-// It says `{"serve": 1}` when ready; until then gates do not wait for it.
+// One long-lived `costhook hook … --serve` for every event: no interpreter start and no
+// imports per event, no fork of this (large) process per turn. Never needed: when it is
+// absent, slow, broken or gone, a gate runs one costhook process as before (and agent_end
+// a detached one). It is started detached (a session of its own: a signal to this
+// process's group does not stop it mid-record) and ends with its stdin: once this process
+// exits, or IDLE_MS after the last event, or when it was slow, it records what it has
+// read and exits. It says `{"serve": 1}` when ready; until then nothing is sent to it.
 const RESIDENT_IDLE_MS = 300000;
 const RESIDENT_HELLO_MS = 10000;
 const RESIDENT_RETRY_MS = 60000; // after a failure, per-process gates for this long
+const RESIDENT_DRAIN_MS = 600000; // a resident let go that is still there this long after is stuck: killed
 
 class Resident {
   constructor(command) {
@@ -300,7 +305,11 @@ class Resident {
   start() {
     if (this.child || Date.now() < this.brokenUntil) return;
     try {
-      const child = spawn(this.command[0], [...this.command.slice(1), "--serve"], { stdio: ["pipe", "pipe", "ignore"], windowsHide: true });
+      const child = spawn(this.command[0], [...this.command.slice(1), "--serve"], {
+        stdio: ["pipe", "pipe", "ignore"],
+        detached: true,
+        windowsHide: true,
+      });
       this.child = child;
       child.on("error", () => this.fail(child));
       child.on("exit", () => this.fail(child, false));
@@ -328,6 +337,7 @@ class Resident {
     this.idle.unref?.();
   }
 
+  // Let it go: it records what it has read, then exits (its stdin is closed).
   stop() {
     const child = this.child;
     this.child = undefined;
@@ -336,16 +346,29 @@ class Resident {
     try {
       child?.stdin.end();
     } catch {}
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const stuck = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {}
+      }, RESIDENT_DRAIN_MS);
+      stuck.unref?.();
+      child.on("exit", () => clearTimeout(stuck));
+    }
     for (const resolve of this.waiting.values()) resolve(undefined);
     this.waiting.clear();
   }
 
+  // Broken or slow: never again behind it (for RESIDENT_RETRY_MS). One that never said it
+  // was ready holds nothing of ours and is killed; a ready one may hold posted records.
   fail(child, broken = true) {
     if (child && child !== this.child) return;
     if (broken || !this.ready) this.brokenUntil = Date.now() + RESIDENT_RETRY_MS;
-    try {
-      child?.kill("SIGKILL");
-    } catch {}
+    if (!this.ready) {
+      try {
+        child?.kill("SIGKILL");
+      } catch {}
+    }
     this.stop();
   }
 
@@ -375,13 +398,15 @@ class Resident {
     }
   }
 
-  // Hand it a record and wait for nothing; false when it is not ready (then hold it).
+  // Hand it an event and wait for nothing (it is recorded when no gate waits); false
+  // when it is not ready: then the caller sends it another way. The line is in the pipe
+  // when this returns (a write to an idle pipe is immediate), so it survives our exit.
   post(payload) {
     const child = this.child;
     if (!child || !this.ready) return false;
     this.touch();
     try {
-      child.stdin.write(JSON.stringify({ id: 0, payload }) + "\n");
+      child.stdin.write(JSON.stringify({ payload }) + "\n");
       return true;
     } catch {
       this.fail(child);
@@ -417,6 +442,21 @@ class Resident {
   }
 }
 
+// One resident per command for the whole process: the Gateway registers the plugin more
+// than once (the instance that sees a run's gates is not the one that sees session_start
+// or session_end), and each instance with a resident of its own would start one more
+// Python, or none at all where no run begins (then every such event took a process).
+// Shared through globalThis, not module state: an instance may come from another load of
+// this file. The key names the protocol, so a reloaded newer plugin never talks to an old one.
+const RESIDENTS = Symbol.for("costhook.openclaw.residents");
+
+function sharedResident(command) {
+  const all = (globalThis[RESIDENTS] ||= new Map());
+  const key = "serve/2 " + JSON.stringify(command);
+  if (!all.has(key)) all.set(key, new Resident(command));
+  return all.get(key);
+}
+
 function lastJson(text) {
   const lines = (text || "").trim().split("\n").filter((l) => l.trim());
   if (!lines.length) return undefined;
@@ -448,7 +488,7 @@ function register(api) {
   let detachedAlive = 0;
   const records = new Lane(command, MAX_RECORDING, MAX_QUEUED);
   const gates = new Lane(command, MAX_GATING, MAX_QUEUED);
-  const resident = new Resident(command);
+  const resident = sharedResident(command);
 
   let stateDir = str(process.env.OPENCLAW_STATE_DIR, 4096);
   if (!stateDir) {
@@ -516,8 +556,9 @@ function register(api) {
   }
 
   function observe(hook, event, ctx, timeoutMs) {
-    // Fire-and-forget through the bounded records lane (rare events: cron changes,
-    // records no gate or agent_end came for). Never rejects.
+    // Fire-and-forget (rare events: cron changes): to the resident, else through the
+    // bounded records lane. Never rejects.
+    if (resident.post(payloadOf(hook, event, ctx))) return Promise.resolve(undefined);
     return send(records, hook, event, ctx, timeoutMs).then(() => undefined, () => undefined);
   }
 
@@ -551,13 +592,14 @@ function register(api) {
     clearTimeout(entry.timer);
     const batch = entry.records.splice(0);
     if (batch.length) {
-      records.run({ hook: "records", hook_event_name: "records", plugin: PLUGIN_ID, ctx: batch[0].ctx, event: {}, records: batch },
-        Date.now() + observeTimeoutMs).then(() => undefined, () => undefined);
+      const payload = { hook: "records", hook_event_name: "records", plugin: PLUGIN_ID, ctx: batch[0].ctx, event: {}, records: batch };
+      if (!resident.post(payload)) records.run(payload, Date.now() + observeTimeoutMs).then(() => undefined, () => undefined);
     }
   }
 
   function detached(hook, event, ctx) {
-    // The session's held records and this event, to a costhook that nobody waits for.
+    // The session's held records and this event, to a costhook that nobody waits for:
+    // the resident (posted), else one started detached.
     const payload = payloadOf(hook, event, ctx);
     const batch = take(payload.ctx.sessionKey);
     if (batch.length) payload.records = batch;
@@ -565,6 +607,7 @@ function register(api) {
       payload.dropped = records.dropped;
       records.dropped = 0;
     }
+    if (resident.post(payload)) return undefined;
     if (detachedAlive < MAX_DETACHED && runDetached(command, payload, () => (detachedAlive -= 1))) {
       detachedAlive += 1;
       return undefined;
@@ -703,9 +746,10 @@ function register(api) {
     for (const [key, entry] of [...held]) {
       held.delete(key);
       clearTimeout(entry.timer);
-      if (entry.records.length && detachedAlive < 4 * MAX_DETACHED) {
+      if (entry.records.length) {
         const payload = { hook: "records", hook_event_name: "records", plugin: PLUGIN_ID, ctx: entry.records[0].ctx, event: {}, records: entry.records };
-        if (runDetached(command, payload, () => (detachedAlive -= 1))) detachedAlive += 1;
+        if (resident.post(payload)) continue;
+        if (detachedAlive < 4 * MAX_DETACHED && runDetached(command, payload, () => (detachedAlive -= 1))) detachedAlive += 1;
       }
     }
     return undefined;

@@ -1,6 +1,7 @@
 """Benchmark: what costhook's OpenClaw plugin adds to a real agent turn (issue 14, target 2).
 
-    python -m tests.benchmarks.openclaw_turn [--runs 9] [--checkout DIR] [--no-budget] [--trace] [--work DIR] [--json]
+    python -m tests.benchmarks.openclaw_turn [--runs 9] [--checkout DIR] [--before DIR] [--cpu] [--no-budget] [--trace]
+                                             [--work DIR] [--json]
 
 One turn of the real OpenClaw 2026.9.6 (the end-to-end harness: offline, against
 tests/e2e/fake_openai.py, in a private network namespace): `openclaw agent --agent main
@@ -19,6 +20,14 @@ answer). Prints the medians with and without the plugin, the overhead (ms and %)
 each, and checks every run's calls were recorded exactly: the 2 calls of each turn, at
 the fake model's price, once background work has finished — so a faster plugin that
 loses or delays rows past the check fails the benchmark (exit 1).
+
+`--before DIR` adds a third sandbox with the plugin of another checkout (a worktree of
+main: before/after in one run), in the same rotation. `--cpu` also reports the CPU time
+(user + system) costhook's processes spend per turn, which the machine's load does not
+move: each short-lived process logs its own at exit (a sitecustomize in the throw-away
+venv; a hook that forks into the background logs both halves), the resident's is read
+from /proc; per turn = what the measured turns added (after the warm-up turns and once
+their background work ended), divided by their number.
 """
 
 import argparse
@@ -46,8 +55,8 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def sandbox_with_plugin(work: Path, oc: h.Install, costhook: str, budget: bool, checkout: Path) -> h.Sandbox:
-    box = h.Sandbox.start(work / "plugin", oc)
+def sandbox_with_plugin(work: Path, oc: h.Install, costhook: str, budget: bool, checkout: Path, name: str = "plugin") -> h.Sandbox:
+    box = h.Sandbox.start(work / name, oc)
     env = {"COSTHOOK_OPENCLAW_PLUGIN": str(checkout / "hooks" / "openclaw")}
     steps = [["install", "--agent", "openclaw"]]
     if budget:
@@ -91,18 +100,94 @@ def traced(log: Path) -> dict:
     return {hook: [round(statistics.median(ms), 1), len(ms)] for hook, ms in sorted(spans.items())}
 
 
-def recorded(box: h.Sandbox) -> tuple[int, int]:
-    """(calls, nano-USD) in the sandbox's costhook database, read-only."""
+CPU_SITECUSTOMIZE = """\
+import atexit, os, sys
+
+def _log(_exit=None):
+    t = os.times()
+    with open({log!r}, "a") as f:
+        f.write(f"{{os.getpid()}} {{'serve' if '--serve' in sys.argv else 'event'}} {{t.user + t.system:.4f}}\\n")
+
+atexit.register(_log)
+_exit = os._exit
+def _logged_exit(code):  # a hook that forks into the background: its parent half ends here
+    _log()
+    _exit(code)
+os._exit = _logged_exit
+"""
+
+
+def log_cpu(python: str, log: Path) -> None:
+    """Every process of this venv logs its CPU seconds at exit (`pid kind seconds`)."""
+    import subprocess
+
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "sitecustomize.py").write_text(CPU_SITECUSTOMIZE.format(log=str(log)))
+
+
+def live_cpu(costhook: str) -> dict:
+    """pid -> (kind, CPU seconds) of this install's costhook processes still running (/proc)."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if costhook.encode() not in argv:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        found[int(pid)] = ("serve" if b"--serve" in argv else "event",
+                           (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return found
+
+
+def cpu_now(log: Path, costhook: str) -> dict:
+    """kind -> CPU seconds so far of this install's costhook processes: those that ended
+    (their log lines) and those still running (/proc; a resident logs again as it exits)."""
+    live = live_cpu(costhook)
+    spent = {"serve": 0.0, "event": 0.0}
+    for line in log.read_text().splitlines() if log.exists() else []:
+        pid, kind, seconds = line.split()
+        if int(pid) not in live:
+            spent[kind] += float(seconds)
+    for kind, seconds in live.values():
+        spent[kind] += seconds
+    return spent
+
+
+def quiet(installs: dict) -> None:
+    """Wait (at most SETTLE_S) until no costhook process but the residents runs."""
+    deadline = time.monotonic() + SETTLE_S
+    while any(k != "serve" for _, _, c in installs.values() for k, _ in live_cpu(c).values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def cpu_spent(before: dict, after: dict, turns: int) -> dict:
+    """CPU ms per measured turn of costhook's processes: all, the resident(s), the others."""
+    serve, event = after["serve"] - before["serve"], after["event"] - before["event"]
+    return {"per_turn_ms": round((serve + event) * 1000 / turns, 1), "resident_per_turn_ms": round(serve * 1000 / turns, 1),
+            "others_per_turn_ms": round(event * 1000 / turns, 1), "turns": turns}
+
+
+def recorded(box: h.Sandbox) -> tuple[int, int, int]:
+    """(calls, nano-USD) of the benchmark's turns (their sessions) in the sandbox's costhook
+    database, read-only; and the calls of other sessions (OpenClaw's own background runs,
+    e.g. memory-core's, which the fake API answers too: counted, not checked)."""
     if not box.db.exists():
-        return 0, 0
+        return 0, 0, 0
     conn = sqlite3.connect(f"file:{box.db}?mode=ro", uri=True, timeout=5)
     try:
         try:
-            return tuple(conn.execute("SELECT count(*), coalesce(sum(cost_nanousd), 0) FROM requests").fetchone())
+            rows = conn.execute("SELECT session_key LIKE 'agent:main:bench-%', count(*), coalesce(sum(cost_nanousd), 0) "
+                                "FROM requests GROUP BY 1").fetchall()
         except sqlite3.OperationalError:  # no table yet
-            return 0, 0
+            return 0, 0, 0
     finally:
         conn.close()
+    by = {bool(ours): (calls, cost) for ours, calls, cost in rows}
+    return (*by.get(True, (0, 0)), by.get(False, (0, 0))[0])
 
 
 def run_turn(box: h.Sandbox, key: str) -> tuple[float, float]:
@@ -111,27 +196,38 @@ def run_turn(box: h.Sandbox, key: str) -> tuple[float, float]:
     run = box.openclaw("agent", "--agent", "main", "--session-key", key, "--message", PROMPT, "--json", timeout=240)
     out = run.json()
     meta = ((out or {}).get("result") or {}).get("meta") or {}
-    chats = [c.get("branch") for c in box.chat_requests()[before:]]
+    # OpenClaw's own heartbeat run may call the model meanwhile: not this turn's
+    chats = [c.get("branch") for c in box.chat_requests()[before:] if c.get("branch") != "heartbeat"]
     if run.rc != 0 or run.timed_out or not out or chats != ["tool", "final"] or not isinstance(meta.get("durationMs"), (int, float)):
         raise SystemExit(f"the turn failed (fake API answered {chats}):\n{run.describe()}")
     return run.wall, meta["durationMs"] / 1000
 
 
-def measure(oc: h.Install, costhook: str, checkout: Path, work: Path, runs: int, budget: bool, trace: bool = False) -> dict:
-    plugin = sandbox_with_plugin(work, oc, costhook, budget, checkout)
-    bare = None
+def measure(oc: h.Install, installs: dict, work: Path, runs: int, budget: bool, trace: bool = False,
+            cpu: bool = False) -> dict:
+    """installs: sandbox name -> (checkout, python, costhook) of each plugin measured; each
+    runs against the same sandbox without a plugin, all in one rotation."""
+    boxes, logs = {}, {}
     try:
-        trace_log = trace_plugin(plugin) if trace else None
-        bare = h.Sandbox.start(work / "bare", oc)
-        started = {"plugin": plugin.start_gateway(timeout=300), "none": bare.start_gateway(timeout=300)}
-        boxes = {"plugin": plugin, "none": bare}
+        for name, (checkout, python, costhook) in installs.items():
+            boxes[name] = sandbox_with_plugin(work, oc, costhook, budget, checkout, name)
+            if cpu:  # from here on: not `costhook install` and `budget set` above
+                logs[name] = work / f"cpu-{name}.log"
+                log_cpu(python, logs[name])
+        trace_log = trace_plugin(boxes["plugin"]) if trace else None
+        boxes["none"] = h.Sandbox.start(work / "bare", oc)
+        started = {name: box.start_gateway(timeout=300) for name, box in boxes.items()}
         for name, box in boxes.items():  # warm-up: the CLI, the Gateway's lazy imports, the venv, the page cache
             run_turn(box, f"agent:main:bench-warm-{name}")
-        walls = {"plugin": [], "none": []}
-        durations = {"plugin": [], "none": []}
+        if cpu:  # from here: what the measured turns cost (not the Gateway's start, the warm-up, the resident's start)
+            quiet(installs)
+            cpu_before = {n: cpu_now(logs[n], installs[n][2]) for n in installs}
+        names = list(boxes)
+        walls = {name: [] for name in names}
+        durations = {name: [] for name in names}
         loads = []
         for i in range(runs):
-            order = ["plugin", "none"] if i % 2 == 0 else ["none", "plugin"]
+            order = names[i % len(names):] + names[:i % len(names)]  # each goes first in turn
             for name in order:
                 loads.append(load())
                 wall, duration = run_turn(boxes[name], f"agent:main:bench-{i}-{name}")
@@ -139,37 +235,51 @@ def measure(oc: h.Install, costhook: str, checkout: Path, work: Path, runs: int,
                 durations[name].append(round(duration, 3))
         expected = (2 * (runs + 1), TURN_NANOUSD * (runs + 1))
         deadline = time.monotonic() + SETTLE_S
-        while recorded(plugin) != expected and time.monotonic() < deadline:
+        while any(recorded(boxes[n])[:2] != expected for n in installs) and time.monotonic() < deadline:
             time.sleep(0.1)
-        got = recorded(plugin)
-        errors = plugin.errors_log()
+        got = {n: recorded(boxes[n]) for n in installs}
+        errors = {n: boxes[n].errors_log() for n in installs}
+        if cpu:
+            quiet(installs)
+            cpu_after = {n: cpu_now(logs[n], installs[n][2]) for n in installs}
     finally:
-        plugin.close()
-        if bare is not None:
-            bare.close()
+        for box in boxes.values():
+            box.close()
     med = {k: {name: statistics.median(v[name]) for name in v} for k, v in (("wall", walls), ("run", durations))}
-    return {
+    result = {
         "runs": runs, "budget": budget, "gateway_start_s": {k: round(v, 1) for k, v in started.items()},
-        "median_wall_with_plugin_s": round(med["wall"]["plugin"], 3), "median_wall_without_s": round(med["wall"]["none"], 3),
-        "overhead_wall_ms": round((med["wall"]["plugin"] - med["wall"]["none"]) * 1000, 1),
-        "overhead_wall_pct": round((med["wall"]["plugin"] / med["wall"]["none"] - 1) * 100, 1),
-        "median_run_with_plugin_s": round(med["run"]["plugin"], 3), "median_run_without_s": round(med["run"]["none"], 3),
-        "overhead_run_ms": round((med["run"]["plugin"] - med["run"]["none"]) * 1000, 1),
-        "overhead_run_pct": round((med["run"]["plugin"] / med["run"]["none"] - 1) * 100, 1),
         "walls": walls, "runs_s": durations,
         "load_1min": {"min": round(min(loads), 2), "max": round(max(loads), 2)},
-        "recorded": {"calls": got[0], "nanousd": got[1], "expected_calls": expected[0], "expected_nanousd": expected[1],
-                     "exact": got == expected},
+        "median_wall_without_s": round(med["wall"]["none"], 3), "median_run_without_s": round(med["run"]["none"], 3),
         "hooks_ms": traced(trace_log) if trace else None,
-        "errors_log": errors[-2000:],
-        "netns": plugin.netns,
+        "netns": boxes["none"].netns,
+        "plugins": {},
     }
+    for name in installs:
+        result["plugins"][name] = {
+            "checkout": str(installs[name][0]),
+            "median_wall_with_plugin_s": round(med["wall"][name], 3),
+            "overhead_wall_ms": round((med["wall"][name] - med["wall"]["none"]) * 1000, 1),
+            "overhead_wall_pct": round((med["wall"][name] / med["wall"]["none"] - 1) * 100, 1),
+            "median_run_with_plugin_s": round(med["run"][name], 3),
+            "overhead_run_ms": round((med["run"][name] - med["run"]["none"]) * 1000, 1),
+            "overhead_run_pct": round((med["run"][name] / med["run"]["none"] - 1) * 100, 1),
+            "recorded": {"calls": got[name][0], "nanousd": got[name][1], "expected_calls": expected[0],
+                         "expected_nanousd": expected[1], "exact": got[name][:2] == expected,
+                         "other_sessions_calls": got[name][2]},
+            "cpu": cpu_spent(cpu_before[name], cpu_after[name], runs) if cpu else None,
+            "errors_log": errors[name][-2000:],
+        }
+    return result
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9, help="Turns each way (median reported).")
     parser.add_argument("--checkout", type=Path, default=REPO, help="The costhook checkout to measure.")
+    parser.add_argument("--before", type=Path,
+                        help="Also measure this checkout's plugin (e.g. a worktree of main), interleaved with the others.")
+    parser.add_argument("--cpu", action="store_true", help="Also report the CPU time costhook's processes spend per turn.")
     parser.add_argument("--no-budget", action="store_true", help="No budget configured (the gates decide nothing).")
     parser.add_argument("--work", type=Path, help="Keep the sandboxes here (default: a temporary folder, removed).")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON only.")
@@ -182,35 +292,45 @@ def main(argv=None) -> int:
         return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="costhook-octurn-"))
     work.mkdir(parents=True, exist_ok=True)
-    checkout = args.checkout.resolve()
+    checkouts = {"plugin": args.checkout.resolve()}
+    if args.before:
+        checkouts["before"] = args.before.resolve()
     try:
-        _, costhook = regular_install(checkout, work / "venv")
-        result = measure(oc, costhook, checkout, work, args.runs, not args.no_budget, args.trace)
+        installs = {name: (checkout, *regular_install(checkout, work / f"venv-{name}")) for name, checkout in checkouts.items()}
+        result = measure(oc, installs, work, args.runs, not args.no_budget, args.trace, args.cpu)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     result["openclaw"] = h.OPENCLAW_VERSION
+    plugins = result["plugins"]
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"OpenClaw {result['openclaw']} (Gateway, network: {result['netns']}), `openclaw agent --message "
               f"{shlex.quote(PROMPT)}` in a new session, {args.runs} turns each way, "
-              f"1-minute load {result['load_1min']['min']}–{result['load_1min']['max']}")
+              f"1-minute load {result['load_1min']['min']}–{result['load_1min']['max']}, "
+              f"{'one budget' if result['budget'] else 'no budget'}")
         for clock, label in (("wall", "CLI wall time"), ("run", "the run (Gateway's durationMs)")):
             print(f"  {label}")
-            print(f"    without plugin  {result[f'median_{clock}_without_s'] * 1000:7.1f} ms (median)")
-            print(f"    with costhook   {result[f'median_{clock}_with_plugin_s'] * 1000:7.1f} ms (median), "
-                  f"{'one budget' if result['budget'] else 'no budget'}")
-            print(f"    overhead        {result[f'overhead_{clock}_ms']:+7.1f} ms = {result[f'overhead_{clock}_pct']:+.1f} %"
-                  "  (target <= +10 %)")
-        rec = result["recorded"]
-        print(f"  recorded          {rec['calls']} calls, {rec['nanousd']} nano-USD; expected {rec['expected_calls']}, "
-              f"{rec['expected_nanousd']}: {'exact' if rec['exact'] else 'MISMATCH'}")
+            print(f"    without plugin          {result[f'median_{clock}_without_s'] * 1000:7.1f} ms (median)")
+            for name, p in plugins.items():
+                print(f"    with costhook {name:<9} {p[f'median_{clock}_with_plugin_s'] * 1000:7.1f} ms (median), "
+                      f"overhead {p[f'overhead_{clock}_ms']:+7.1f} ms = {p[f'overhead_{clock}_pct']:+.1f} %  (target <= +10 %)")
+        for name, p in plugins.items():
+            rec = p["recorded"]
+            print(f"  {name:<9} ({p['checkout']})")
+            print(f"    recorded          {rec['calls']} calls, {rec['nanousd']} nano-USD; expected {rec['expected_calls']}, "
+                  f"{rec['expected_nanousd']}: {'exact' if rec['exact'] else 'MISMATCH'}"
+                  + (f" (and {rec['other_sessions_calls']} calls of OpenClaw's own sessions)" if rec["other_sessions_calls"] else ""))
+            if p["cpu"]:
+                c = p["cpu"]
+                print(f"    costhook CPU      {c['per_turn_ms']:.1f} ms per turn ({c['resident_per_turn_ms']:.1f} in the "
+                      f"resident, {c['others_per_turn_ms']:.1f} in processes of their own; {c['turns']} measured turns)")
+            if p["errors_log"]:
+                print("    errors.log:\n" + p["errors_log"])
         for hook, (ms, count) in (result["hooks_ms"] or {}).items():
             print(f"    {hook:<20} {ms:7.1f} ms (median of {count})")
-        if result["errors_log"]:
-            print("  errors.log:\n" + result["errors_log"])
-    return 0 if result["recorded"]["exact"] else 1
+    return 0 if all(p["recorded"]["exact"] for p in plugins.values()) else 1
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ The plugin holds `message`, `after_tool_call` and `session_start` and hands them
 the `records` list of the session's next event it sends (a gate, agent_end, session_end):
 they are recorded first — at a gate, before the budgets decide, so the call that asked
 for the tool is counted; without budgets a gate goes to the background at once and
-records them there. agent_end and session_end run detached (the plugin waits for
-neither), so they work in the background (agents.runtime.go_background).
+records them there. Nobody waits for agent_end and session_end: the plugin posts them to
+its resident (`--serve`, which handles them when no gate waits) or starts them detached,
+so they work in the background (agents.runtime.go_background).
 Standard library only.
 """
 
