@@ -69,6 +69,7 @@ def test_fast_path_prints_what_click_prints(populated, args):  # noqa: F811
 def test_fast_path_with_other_databases(populated, tmp_path, monkeypatch):  # noqa: F811
     for args in (["--db", str(tmp_path / "new.db")], ["--db", str(tmp_path)], ["--db", str(tmp_path / "no" / "such" / "dir.db")]):
         assert run([COSTHOOK], args) == run(CLICK, args)
+    assert not (tmp_path.parent / (tmp_path.name + ".lock")).exists()  # a folder named as the database gets no lock file
     monkeypatch.setenv("COSTHOOK_DB", str(tmp_path))  # a directory: click's error
     assert run([COSTHOOK], []) == run(CLICK, [])
 

@@ -39,6 +39,8 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
 
         wrong = _unusable(path, FileNotFoundError())
         raise wrong if wrong.wrong_path else NoDatabase(f"no costhook database at {path}")
+    if os.path.isdir(path):  # before its lock file: `--db .` must not leave `..lock` behind
+        raise _unusable(path, IsADirectoryError(path))
     try:
         if create and not os.path.exists(path):
             paths.touch_private(path)
