@@ -34,13 +34,11 @@ def connect(db_path=None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, upgrade: bo
         from costhook.errors import StoreError
 
         raise StoreError(problem)
-    if not create and not os.path.lexists(path):
+    if (not create and not os.path.lexists(path)) or os.path.isdir(path):  # a folder gets no `<path>.lock` either
         from costhook.errors import NoDatabase
 
         wrong = _unusable(path, FileNotFoundError())
         raise wrong if wrong.wrong_path else NoDatabase(f"no costhook database at {path}")
-    if os.path.isdir(path):  # before its lock file: `--db .` must not leave `..lock` behind
-        raise _unusable(path, IsADirectoryError(path))
     try:
         if create and not os.path.exists(path):
             paths.touch_private(path)
