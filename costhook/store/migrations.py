@@ -411,9 +411,26 @@ def m012_price_groups(db: sqlite_utils.Database) -> None:
     rebuild_prices(db.conn)
 
 
+def m014_links(db: sqlite_utils.Database) -> None:
+    """Each call's next call in its thread and the first call of its turn (store/links.py),
+    kept by every write: the cache, idle and efficiency views sum a week's calls in SQL
+    instead of following each thread in Python. Keyed by the call's rowid, beside
+    `requests` rather than in it: no rewrite of a large table, and no team outbox trigger
+    fires for a link. Filled from the calls (the detached upgrade job, for a large database)."""
+    from costhook.store import links
+
+    db.conn.execute("""CREATE TABLE IF NOT EXISTS links (
+        rowid INTEGER PRIMARY KEY, next_read INTEGER, next_at TEXT, turn_row INTEGER NOT NULL, turn_at TEXT NOT NULL)""")
+    db.conn.execute("""CREATE TABLE IF NOT EXISTS links_dirty (
+        session_id TEXT, agent_id TEXT, is_sidechain INTEGER, since TEXT, gone INTEGER)""")
+    for sql in links.TRIGGERS.values():
+        db.conn.execute(sql)
+    links.rebuild(db.conn)
+
+
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
               m006_call_iterations, m007_subagent_names, m008_team, m009_sync_folder, m010_codex, m011_agent_cli,
-              m012_price_groups]
+              m012_price_groups, m014_links]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
