@@ -145,7 +145,7 @@ _actions_cache: dict = {}
 def tool_actions(tools_json: str | None) -> int:
     """Side-effecting tools a call requested (Edit, Write, Bash, MCP writes, …), from its
     `tools` column (a JSON array of names)."""
-    if not tools_json or tools_json == "[]":
+    if not tools_json or tools_json == "[]" or not isinstance(tools_json, str):
         return 0
     cached = _actions_cache.get(tools_json)
     if cached is None:

@@ -53,7 +53,8 @@ def stamp(moment: datetime) -> str:
 def a_history(n: int = 900, seed: int = 7) -> dict:
     """Calls of a few sessions, each with a main thread, sub-agents and a sidechain; run or
     prompt ids on some calls (OpenClaw runs, Claude prompts), none on others; calls at
-    the very same millisecond; a few without a time; reads that grow and shrink."""
+    the very same millisecond; a few without a time or a token count; reads that grow and
+    shrink; prompts past the 200k tier."""
     rng = random.Random(seed)
     out = {}
     for i in range(n):
@@ -68,14 +69,16 @@ def a_history(n: int = 900, seed: int = 7) -> dict:
             "model": rng.choice(["claude-sonnet-4-5", "claude-opus-4-5", "claude-haiku-4-5"]),
             "input_tokens": rng.randrange(1, 50), "output_tokens": rng.choice([3, 10, 40, 400]),
             "cache_write_5m_tokens": rng.choice([0, 0, 500, 2000]), "cache_write_1h_tokens": rng.choice([0, 0, 0, 900]),
-            "cache_read_tokens": rng.choice([0, 1000, 5000, 20000, 150_000]), "tools": rng.choice(TOOLS),
+            "cache_read_tokens": rng.choice([0, 1000, 5000, 20000, 150_000, 250_000]), "tools": rng.choice(TOOLS),
             "prompt_id": rng.choice([None, None, None, f"p{rng.randrange(30)}"]), "is_heartbeat": int(rng.random() < 0.03),
         }
+        if rng.random() < 0.03:  # a count the agent did not give: the pass took it as 0, the rollup's band as 0
+            out[key][rng.choice(["input_tokens", "cache_write_5m_tokens", "cache_read_tokens"])] = None
     return out
 
 
 def price(record):
-    return record["input_tokens"] * 7 + record["output_tokens"] * 3 + 1, "computed"
+    return (record["input_tokens"] or 0) * 7 + record["output_tokens"] * 3 + 1, "computed"
 
 
 def views_agree(conn, now: datetime) -> None:
@@ -148,7 +151,7 @@ def test_links_kept_by_every_write_equal_a_rebuild_and_the_views_equal_the_pass(
     with db.transaction(conn):
         writes.merge_requests(conn, {"mz:rm": main_call}, price)
     assert [k for (k,) in conn.execute("SELECT key FROM requests WHERE message_id = 'mz'")] == ["mz:rm"]
-    writes.reprice_calls(conn, lambda record: (record["input_tokens"] * 11, "computed"))
+    writes.reprice_calls(conn, lambda record: ((record["input_tokens"] or 0) * 11, "computed"))
     assert keyed_links(conn) == rebuilt(conn)
     views_agree(conn, now)
 

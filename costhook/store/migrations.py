@@ -436,6 +436,9 @@ def m014_links(db: sqlite_utils.Database) -> None:
         unpriced INTEGER NOT NULL, actions INTEGER NOT NULL, answer INTEGER NOT NULL, heartbeats INTEGER NOT NULL)""")
     conn.execute("CREATE INDEX IF NOT EXISTS turns_at ON turns (turn_at)")
     conn.execute("CREATE INDEX IF NOT EXISTS turns_last ON turns (last_at)")
+    # The calls price_groups puts in band 0 for a missing token count (views/calls.py MISSING_COUNT).
+    conn.execute("""CREATE INDEX IF NOT EXISTS requests_missing_count ON requests (timestamp) WHERE input_tokens IS NULL
+        OR cache_write_5m_tokens IS NULL OR cache_write_1h_tokens IS NULL OR cache_read_tokens IS NULL""")
     conn.execute("""CREATE TABLE IF NOT EXISTS links_dirty (
         session_id TEXT, agent_id TEXT, is_sidechain INTEGER, since TEXT, gone INTEGER)""")
     for sql in links.TRIGGERS.values():

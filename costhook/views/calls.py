@@ -18,6 +18,10 @@ from costhook.views.rollup import window_models
 
 TTL = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1)}  # how long a cache write lives
 
+# Calls price_groups puts in band 0 whatever their prompt (store/rollup.py): the index
+# `requests_missing_count` (migration m014) holds them.
+MISSING_COUNT = ("(input_tokens IS NULL OR cache_write_5m_tokens IS NULL OR cache_write_1h_tokens IS NULL"
+                 " OR cache_read_tokens IS NULL)")
 GROUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
               "cache_read_tokens", "web_search_requests", "cost", "unpriced", "wasted_5m", "wasted_1h", "pending")
 _ANSWER = "(r.tools IS NULL OR r.tools IN ('', '[]'))"  # a call that requested no tool
@@ -105,6 +109,26 @@ def _groups_summed(conn, p: Period, shape: rates.PriceShape, now: datetime) -> d
             g = groups[key] = [0] * 12
         for i, value in enumerate(row[6:]):
             g[i] += value
+    # A call missing a token count is in band 0 of price_groups; here, as in a pass over the
+    # calls, its prompt counts what it has (the partial index of such calls finds them).
+    where, args = _where(p)
+    for row in conn.execute(f"""SELECT r.model, r.speed, r.inference_geo, r.timestamp, r.input_tokens, r.output_tokens,
+                                       r.cache_write_5m_tokens, r.cache_write_1h_tokens, r.cache_read_tokens,
+                                       r.web_search_requests, r.cost_nanousd
+                                FROM requests r WHERE {where} AND r.timestamp IS NOT NULL AND {MISSING_COUNT}""", args):
+        model, speed, geo, ts = row[:4]
+        inp, out, w5, w1, read, web, cost = (row[4] or 0, row[5] or 0, row[6] or 0, row[7] or 0, row[8] or 0, row[9] or 0,
+                                             row[10])
+        tier = sum(1 for t in shape.thresholds if inp + w5 + w1 + read > t)
+        if tier == tier_of_band[0]:
+            continue
+        day = ts[:10] if shape.by_day else None
+        values = (1, inp, out, w5, w1, read, web, cost or 0, int(cost is None))
+        for key, sign in (((model, speed, geo, tier_of_band[0], day, None), -1), ((model, speed, geo, tier, day, None), 1)):
+            g = groups.setdefault(key, [0] * 12)
+            for i, value in enumerate(values):
+                g[i] += sign * value
+    groups = {key: g for key, g in groups.items() if g[0]}
     for bucket, wkey, w5, w1 in conn.execute(
             "SELECT bucket, wkey, wasted_5m, wasted_1h FROM cache_waste WHERE bucket >= ? AND bucket < ?", (first, last)):
         agent, model, speed, geo, band = json.loads(wkey)
