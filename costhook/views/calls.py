@@ -86,7 +86,7 @@ def _groups_summed(conn, p: Period, shape: rates.PriceShape, now: datetime) -> d
     """`groups` of a period that nothing was recorded after, from the sums: every call's
     tokens from price_groups, the writes their next call did not read from cache_waste;
     each thread's last call read one by one (wasted once its writes' lifetime is over,
-    else pending)."""
+    else pending). Long: four sources summed into one set of groups, in order."""
     first, last = p.buckets()
     tier_of_band = [sum(1 for bound in PRICE_BANDS[:band] if bound in shape.thresholds) for band in range(len(PRICE_BANDS) + 1)]
     bit = {column: 1 << PRICE_KEYS.index(column) for column in ("agent", "model", "speed", "inference_geo")}
