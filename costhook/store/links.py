@@ -48,9 +48,9 @@ TRIGGERS = {
     END""",
     "links_requests_update": f"""CREATE TRIGGER IF NOT EXISTS links_requests_update
         AFTER UPDATE OF {', '.join(WATCHED)} ON requests BEGIN
-        INSERT INTO links_dirty (session_id, agent_id, is_sidechain, since)
-            VALUES (OLD.session_id, OLD.agent_id, OLD.is_sidechain, OLD.timestamp),
-                   (NEW.session_id, NEW.agent_id, NEW.is_sidechain, NEW.timestamp);
+        INSERT INTO links_dirty (session_id, agent_id, is_sidechain, since, touched)
+            VALUES (OLD.session_id, OLD.agent_id, OLD.is_sidechain, OLD.timestamp, NULL),
+                   (NEW.session_id, NEW.agent_id, NEW.is_sidechain, NEW.timestamp, NEW.rowid);
     END""",
 }
 MARK_ALL = "INSERT INTO links_dirty (session_id, agent_id, is_sidechain, since) VALUES (NULL, NULL, NULL, '*')"
@@ -71,10 +71,13 @@ _TURN = "turn_row, agent, session_id, agent_id, is_sidechain, turn_at, last_at, 
 
 def refresh(conn: sqlite3.Connection) -> None:
     """Recompute the links and sums of the threads written since the last refresh. Inside
-    the writing transaction; one query when nothing is due.
+    the writing transaction; one query when nothing is due. Each thread is walked from the
+    call before its first change, and only until its links are again what was stored: the
+    cost follows the change, not the thread's length.
     Long: read what is stored, walk each thread, then move the sums by the difference."""
     dirty = conn.execute("SELECT session_id, agent_id, is_sidechain, min(since), max(since = '*'), count(*), "
-                         "count(gone) FROM links_dirty GROUP BY session_id, agent_id, is_sidechain").fetchall()
+                         "count(gone), max(since), count(touched) FROM links_dirty "
+                         "GROUP BY session_id, agent_id, is_sidechain").fetchall()
     if not dirty:
         return
     noted = sum(row[5] for row in dirty)
@@ -82,32 +85,24 @@ def refresh(conn: sqlite3.Connection) -> None:
             "SELECT coalesce(max(rowid), 0) FROM requests").fetchone()[0] // 4):
         rebuild(conn)
         return
-    gone = [] if not any(row[6] for row in dirty) else [
-        row[0] for row in conn.execute("SELECT gone FROM links_dirty WHERE gone IS NOT NULL")]
-    new_links = []
-    for sid, aid, side, since, *_ in dirty:
+    old_links, new_links, turn_rows = [], [], set()
+    if any(row[6] for row in dirty):  # calls deleted or replaced: their links go
+        gone = [row[0] for row in conn.execute("SELECT gone FROM links_dirty WHERE gone IS NOT NULL")]
+        for i in range(0, len(gone), 500):
+            chunk = gone[i:i + 500]
+            old_links += conn.execute(f"SELECT {_LINK} FROM links WHERE rowid IN ({', '.join('?' * len(chunk))})",
+                                      chunk).fetchall()
+    if any(row[8] for row in dirty):  # calls updated in place: their turns' sums may move
+        turn_rows.update(row[0] for row in conn.execute(
+            "SELECT l.turn_row FROM links_dirty d JOIN links l ON l.rowid = d.touched"))
+    for sid, aid, side, since, _, _, _, last_since, _ in dirty:
         if since is None:  # only calls without a time: in no thread
             continue
-        thread = (sid, aid, side)
-        prev = conn.execute(f"SELECT {_CALL} FROM requests WHERE {_THREAD} AND timestamp < ? "
-                            "ORDER BY timestamp DESC, rowid DESC LIMIT 1", (*thread, since)).fetchone()
-        turn = None
-        if prev is not None:
-            turn = conn.execute("SELECT l.turn_row, l.turn_at, coalesce(r.run_id, r.prompt_id) FROM links l "
-                                "JOIN requests r ON r.rowid = l.turn_row WHERE l.rowid = ?", (prev[0],)).fetchone()
-        if prev is not None and turn is None:  # (the triggers missed nothing so far: the whole thread then)
-            prev, since = None, ""
-        calls = conn.execute(f"SELECT {_CALL} FROM requests WHERE {_THREAD} AND timestamp >= ? ORDER BY timestamp, rowid",
-                             (*thread, since)).fetchall()
-        new_links += walk(([prev] if prev else []) + calls, tuple(turn) if turn else None)
-    rowids = gone + [link[0] for link in new_links]
-    old_links = []
-    for i in range(0, len(rowids), 500):
-        chunk = rowids[i:i + 500]
-        old_links += conn.execute(f"SELECT {_LINK} FROM links WHERE rowid IN ({', '.join('?' * len(chunk))})", chunk).fetchall()
+        _walk_thread(conn, (sid, aid, side), since, last_since, old_links, new_links)
     waste = {}
     for sign, rows in ((-1, old_links), (1, new_links)):
         for link in rows:
+            turn_rows.add(link[4])
             if link[7] is not None:
                 sums = waste.setdefault((link[6], link[7]), [0, 0])
                 sums[0] += sign * link[8]
@@ -120,9 +115,64 @@ def refresh(conn: sqlite3.Connection) -> None:
     moved = [(*key, w5, w1) for key, (w5, w1) in waste.items() if w5 or w1]
     if moved:
         conn.executemany(_WASTE_ADD, moved)
-    for turn_row in {link[4] for link in old_links} | {link[4] for link in new_links}:
+    for turn_row in turn_rows:
         _refresh_turn(conn, turn_row)
     conn.execute("DELETE FROM links_dirty")
+
+
+_OLD = "l.rowid, l.at, l.next_read, l.next_at, l.turn_row, l.turn_at, l.bucket, l.wkey, l.waste_5m, l.waste_1h"
+
+
+def _walk_thread(conn: sqlite3.Connection, thread: tuple, since: str, last_since: str, old_links: list,
+                 new_links: list) -> None:
+    """Walk one thread from the call before `since`, adding to `old_links` / `new_links`
+    the stored and the new links of each call whose links changed; stop at the first call
+    past `last_since` (no change after it) whose links come out as stored, with its
+    predecessor's: from there on the walk would only repeat what is stored."""
+    calls = conn.execute(f"SELECT r.{_CALL}, {_OLD} FROM requests r LEFT JOIN links l ON l.rowid = r.rowid WHERE {_THREAD} "
+                         "AND r.timestamp < ? ORDER BY r.timestamp DESC, r.rowid DESC LIMIT 1", (*thread, since)).fetchall()
+    turn = None
+    if calls:
+        turn = conn.execute("SELECT l.turn_row, l.turn_at, coalesce(r.run_id, r.prompt_id) FROM links l "
+                            "JOIN requests r ON r.rowid = l.turn_row WHERE l.rowid = ?", (calls[0][0],)).fetchone()
+        if turn is None:  # (cannot happen while the triggers run: the whole thread then)
+            calls, since = [], ""
+    rows = conn.execute(f"SELECT r.{_CALL}, {_OLD} FROM requests r LEFT JOIN links l ON l.rowid = r.rowid WHERE {_THREAD} "
+                        "AND r.timestamp >= ? ORDER BY r.timestamp, r.rowid", (*thread, since))
+    n = len(_LINK.split(", "))
+    last = prev = None
+    closed, key = False, None
+    for row in (*calls, *rows) if not calls else _chain(calls, rows):
+        call, old = row[:-n], row[-n:]
+        rowid, ts, read, tools, k = call[:5]
+        if last is None and turn is not None:
+            turn_row, turn_at, key = turn
+        elif last is None or closed or (k is not None and key != k):
+            turn_row, turn_at, key = rowid, ts, k
+        else:
+            turn_row, turn_at = last[0][4], last[0][5]
+        if last is not None:
+            _link_next(last[0], prev, read, ts)
+            link, was = last
+            same = tuple(link) == tuple(was)
+            if ts > last_since and same and (turn_row, turn_at) == (old[4], old[5]):
+                return  # (this call's links, and so all after it, stay as stored)
+            if not same:
+                if was[0] is not None:
+                    old_links.append(tuple(was))
+                new_links.append(tuple(link))
+        last = ([rowid, ts, None, None, turn_row, turn_at, None, None, 0, 0], old)
+        prev = call
+        closed = _answer(tools) and k is None
+    if last is not None and tuple(last[0]) != tuple(last[1]):
+        if last[1][0] is not None:
+            old_links.append(tuple(last[1]))
+        new_links.append(tuple(last[0]))
+
+
+def _chain(first: list, rest):
+    yield from first
+    yield from rest
 
 
 def _refresh_turn(conn: sqlite3.Connection, turn_row: int) -> None:

@@ -440,7 +440,7 @@ def m014_links(db: sqlite_utils.Database) -> None:
     conn.execute("""CREATE INDEX IF NOT EXISTS requests_missing_count ON requests (timestamp) WHERE input_tokens IS NULL
         OR cache_write_5m_tokens IS NULL OR cache_write_1h_tokens IS NULL OR cache_read_tokens IS NULL""")
     conn.execute("""CREATE TABLE IF NOT EXISTS links_dirty (
-        session_id TEXT, agent_id TEXT, is_sidechain INTEGER, since TEXT, gone INTEGER)""")
+        session_id TEXT, agent_id TEXT, is_sidechain INTEGER, since TEXT, gone INTEGER, touched INTEGER)""")
     for sql in links.TRIGGERS.values():
         conn.execute(sql)
     links.rebuild(conn)
