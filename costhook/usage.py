@@ -6,6 +6,8 @@ rule for folding two sightings together, used in memory and against the database
 Standard library only.
 """
 
+from costhook import jsontext
+
 NANO = 1_000_000_000  # money is integer nano-USD until it is shown
 # The agent CLIs whose calls are recorded: `requests.agent`, the views' `--cli` and
 # `--by cli`, `cli:<name>` budgets. Not the sub-agent type (`agent_type`, `--by agent`).
@@ -123,3 +125,48 @@ def tool_names(tools) -> list:
         except ValueError:
             return []
     return [t for t in tools if isinstance(t, str)] if isinstance(tools, list) else []
+
+
+# Tools whose calls change something outside the conversation (the idle and efficiency
+# views' "useful actions"; store/links.py sums them per turn). MCP tools count when a
+# part of their name between underscores says they write (mcp__<server>__create_issue,
+# ...send_message, ...). No `json` nor `re`: the hook keeps the turns (jsontext.py).
+SIDE_EFFECT_TOOLS = frozenset({
+    "Edit", "MultiEdit", "Write", "NotebookEdit", "Bash", "BashOutput", "KillShell", "KillBash",
+    # OpenClaw's tool names
+    "write", "edit", "apply_patch", "exec", "process", "message", "sessions_send", "cron", "gateway",
+})
+MCP_WRITE_VERBS = frozenset({
+    "create", "update", "delete", "remove", "write", "edit", "post", "send", "add", "set", "put", "patch", "insert",
+    "upload", "publish", "merge", "push", "commit", "comment", "close", "reopen", "assign", "move", "rename", "archive",
+    "reply", "submit", "run", "execute", "deploy", "trigger", "approve", "invite", "schedule", "start", "stop", "cancel",
+    "fork", "label",
+})
+_actions_cache: dict = {}
+
+
+def tool_actions(tools_json: str | None) -> int:
+    """Side-effecting tools a call requested (Edit, Write, Bash, MCP writes, …), from its
+    `tools` column (a JSON array of names)."""
+    if not tools_json or tools_json == "[]" or not isinstance(tools_json, str):
+        return 0
+    cached = _actions_cache.get(tools_json)
+    if cached is None:
+        try:
+            names = jsontext.loads(tools_json)
+        except ValueError:
+            names = []
+        cached = sum(1 for n in names if isinstance(n, str) and is_side_effect(n)) if isinstance(names, list) else 0
+        if len(_actions_cache) > 50_000:
+            _actions_cache.clear()
+        _actions_cache[tools_json] = cached
+    return cached
+
+
+def is_side_effect(name: str) -> bool:
+    """Does a tool of this name change something outside the conversation?"""
+    if name in SIDE_EFFECT_TOOLS:
+        return True
+    if name.startswith("mcp__"):
+        return not MCP_WRITE_VERBS.isdisjoint(name.split("__", 2)[-1].lower().split("_"))
+    return False

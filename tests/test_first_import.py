@@ -14,6 +14,7 @@ import time
 
 import pytest
 from conftest import COSTHOOK, db_rows, run_hook, wait_for_background
+from test_links import keyed_links, rebuilt
 from transcript_lines import assistant
 
 from costhook.agents.claude import fastparse, importer, ingest, transcript
@@ -36,6 +37,9 @@ def tables(path) -> dict:
         cursors = [{k: v for k, v in r.items() if k != "updated_at"} for r in rows("SELECT * FROM cursors ORDER BY path")]
         return {
             "requests": rows("SELECT * FROM requests ORDER BY key"),
+            # (not compared across databases: calls at the same millisecond follow each other in
+            # rowid order, which the order of the writes decides, as it did for the views' pass)
+            "links as a rebuild gives them": keyed_links(conn) == rebuilt(conn),
             "spend": rows("SELECT * FROM spend WHERE requests != 0 ORDER BY dim, key, bucket"),
             "sessions": rows("SELECT * FROM sessions ORDER BY session_id"),
             "subagents": rows("SELECT * FROM subagents ORDER BY session_id, agent_id"),

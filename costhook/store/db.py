@@ -9,8 +9,9 @@ import os
 import sqlite3
 
 from costhook import paths
+from costhook.store import links
 
-SCHEMA_VERSION = 12  # == len(migrations.MIGRATIONS); a test keeps them equal
+SCHEMA_VERSION = 13  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
 INLINE_UPGRADE_BYTES = 4 << 20  # a database this small is upgraded at once, even by a hook
 BULK_WAL_PAGES = 65536  # 256 MB of 4 KB pages: how far the WAL may grow during bulk_writes
@@ -212,6 +213,11 @@ class transaction:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
+            try:
+                links.refresh(self.conn)  # what this transaction's writes changed in the threads
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
             self.conn.execute("COMMIT")
             if self.spend and self.conn.total_changes != self.changes:
                 paths.drop_clearance()
@@ -297,7 +303,8 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
     first import to fill: no syncs (a crash loses only this file, which
     nothing else uses), and `requests` without the secondary indexes an insert would keep
     up to date row by row (the SQL returned builds them, at the end) — except message_id's,
-    which the merge of calls seen twice looks rows up by."""
+    which the merge of calls seen twice looks rows up by — nor the triggers that keep `links`
+    (the SQL returned restores them and has the next transaction rebuild the links)."""
     folder, name = os.path.split(os.path.abspath(path))
     prefix = name + ".import-"
     for stale in os.listdir(folder):  # left by an import that was killed
@@ -328,7 +335,11 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
         if [row[2] for row in conn.execute(f'PRAGMA index_info("{index}")')] != ["message_id"]]
     for name_, _ in deferred:
         conn.execute(f'DROP INDEX "{name_}"')
-    return tmp, conn, [sql for _, sql in deferred]
+    # The links (store/links.py) are built once at the end too: row by row, each would look
+    # its thread up without the index on sessions.
+    for name_ in links.TRIGGERS:
+        conn.execute(f'DROP TRIGGER "{name_}"')
+    return tmp, conn, [sql for _, sql in deferred] + list(links.TRIGGERS.values()) + [links.MARK_ALL]
 
 
 def replace_database(path: str, tmp: str, conn: sqlite3.Connection, merge, *, wait_s: float = SWAP_WAIT_S) -> None:

@@ -411,9 +411,44 @@ def m012_price_groups(db: sqlite_utils.Database) -> None:
     rebuild_prices(db.conn)
 
 
+def m014_links(db: sqlite_utils.Database) -> None:
+    """Each call's next call in its thread and the first call of its turn, with the cache
+    writes nobody read and the turns summed (store/links.py), kept by every write: the
+    cache, idle and efficiency views read a week of these sums instead of following each
+    thread call by call. Beside `requests` rather than in it: no rewrite of a large table,
+    and no team outbox trigger fires for a link. Filled from the calls (the detached
+    upgrade job, for a large database)."""
+    from costhook.store import links
+
+    conn = db.conn
+    conn.execute("""CREATE TABLE IF NOT EXISTS links (
+        rowid INTEGER PRIMARY KEY, at TEXT NOT NULL, next_read INTEGER, next_at TEXT,
+        turn_row INTEGER NOT NULL, turn_at TEXT NOT NULL,
+        bucket TEXT, wkey TEXT, waste_5m INTEGER NOT NULL, waste_1h INTEGER NOT NULL)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS links_turn ON links (turn_row)")
+    conn.execute("CREATE INDEX IF NOT EXISTS links_last ON links (at) WHERE next_at IS NULL")  # each thread's last call
+    conn.execute("""CREATE TABLE IF NOT EXISTS cache_waste (
+        bucket TEXT NOT NULL, wkey TEXT NOT NULL, wasted_5m INTEGER NOT NULL, wasted_1h INTEGER NOT NULL,
+        PRIMARY KEY (bucket, wkey)) WITHOUT ROWID""")
+    conn.execute("""CREATE TABLE IF NOT EXISTS turns (
+        turn_row INTEGER PRIMARY KEY, agent TEXT, session_id TEXT, agent_id TEXT, is_sidechain INTEGER,
+        turn_at TEXT NOT NULL, last_at TEXT NOT NULL, calls INTEGER NOT NULL, cost INTEGER NOT NULL,
+        unpriced INTEGER NOT NULL, actions INTEGER NOT NULL, answer INTEGER NOT NULL, heartbeats INTEGER NOT NULL)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS turns_at ON turns (turn_at)")
+    conn.execute("CREATE INDEX IF NOT EXISTS turns_last ON turns (last_at)")
+    # The calls price_groups puts in band 0 for a missing token count (views/calls.py MISSING_COUNT).
+    conn.execute("""CREATE INDEX IF NOT EXISTS requests_missing_count ON requests (timestamp) WHERE input_tokens IS NULL
+        OR cache_write_5m_tokens IS NULL OR cache_write_1h_tokens IS NULL OR cache_read_tokens IS NULL""")
+    conn.execute("""CREATE TABLE IF NOT EXISTS links_dirty (
+        session_id TEXT, agent_id TEXT, is_sidechain INTEGER, since TEXT, gone INTEGER, touched INTEGER)""")
+    for sql in links.TRIGGERS.values():
+        conn.execute(sql)
+    links.rebuild(conn)
+
+
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
               m006_call_iterations, m007_subagent_names, m008_team, m009_sync_folder, m010_codex, m011_agent_cli,
-              m012_price_groups]
+              m012_price_groups, m014_links]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -26,6 +26,8 @@ costhook.store.db.connect(), rows via one executemany in one transaction.
 """
 
 import argparse
+import importlib
+import importlib.util
 import json
 import math
 import os
@@ -1000,6 +1002,10 @@ def generate_db(out_db, rows: int, seed: int = 1) -> dict:
         )
         if hasattr(rollup, "rebuild_spend"):
             rollup.rebuild_spend(conn)
+        if hasattr(rollup, "rebuild_prices"):  # (the schema is current: no migration fills it)
+            rollup.rebuild_prices(conn)
+        if importlib.util.find_spec("costhook.store.links"):  # each call's thread links (a checkout that keeps them)
+            importlib.import_module("costhook.store.links").rebuild(conn)
         phase("derived_s")
     conn.execute("PRAGMA journal_mode = WAL")
     phase("commit_s")
