@@ -1,4 +1,4 @@
-"""Each call's place in its thread, kept at write time (migration m014), and what the
+"""Each call's place in its thread, kept at write time (migration m013), and what the
 cache, idle and efficiency views sum instead of following a week of calls in Python.
 
 A thread is one session's main thread or one of its sub-agents (session_id, agent_id,
@@ -33,7 +33,7 @@ from costhook.usage import tool_actions
 WATCHED = ("session_id", "agent_id", "is_sidechain", "timestamp", "cache_read_tokens", "tools", "run_id", "prompt_id",
            "agent", "model", "speed", "inference_geo", "input_tokens", "output_tokens", "cache_write_5m_tokens",
            "cache_write_1h_tokens", "cost_nanousd", "is_heartbeat")
-# The triggers, created by migration m014 (and dropped while a first import bulk-loads).
+# The triggers, created by migration m013 (and dropped while a first import bulk-loads).
 # BEFORE INSERT also sees the row an INSERT OR REPLACE is about to delete.
 TRIGGERS = {
     "links_requests_insert": """CREATE TRIGGER IF NOT EXISTS links_requests_insert BEFORE INSERT ON requests BEGIN

@@ -411,7 +411,7 @@ def m012_price_groups(db: sqlite_utils.Database) -> None:
     rebuild_prices(db.conn)
 
 
-def m014_links(db: sqlite_utils.Database) -> None:
+def m013_links(db: sqlite_utils.Database) -> None:
     """Each call's next call in its thread and the first call of its turn, with the cache
     writes nobody read and the turns summed (store/links.py), kept by every write: the
     cache, idle and efficiency views read a week of these sums instead of following each
@@ -448,7 +448,7 @@ def m014_links(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
               m006_call_iterations, m007_subagent_names, m008_team, m009_sync_folder, m010_codex, m011_agent_cli,
-              m012_price_groups, m014_links]
+              m012_price_groups, m013_links]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -19,7 +19,7 @@ from costhook.views.rollup import window_models
 TTL = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1)}  # how long a cache write lives
 
 # Calls price_groups puts in band 0 whatever their prompt (store/rollup.py): the index
-# `requests_missing_count` (migration m014) holds them.
+# `requests_missing_count` (migration m013) holds them.
 MISSING_COUNT = ("(input_tokens IS NULL OR cache_write_5m_tokens IS NULL OR cache_write_1h_tokens IS NULL"
                  " OR cache_read_tokens IS NULL)")
 GROUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
