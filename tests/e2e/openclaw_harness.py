@@ -29,14 +29,12 @@ Environment knobs
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -54,6 +52,8 @@ MODEL_COST = {"input": 3, "output": 15, "cacheRead": 0.3, "cacheWrite": 3.75}  #
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))  # offline.py, also when run as a script in the namespace
+from offline import loopback_up, npm_install, wait_for  # noqa: F401 (wait_for: the tests use h.wait_for)
 FAKE_SERVER = HERE / "fake_openai.py"
 NPM_TIMEOUT = float(os.environ.get("COSTHOOK_E2E_NPM_TIMEOUT", "600"))
 
@@ -97,49 +97,14 @@ def _installed(base: Path) -> Install | None:
 @functools.cache
 def openclaw_install(install: bool = True) -> tuple[Install | None, str]:
     """(Install, "") when Node 24 and OpenClaw are usable, else (None, why not).
-    Installs them with npm into cache_dir() the first time (a lock file keeps parallel
-    workers from installing twice)."""
-    base = cache_dir()
-    found = _installed(base)
-    if found:
-        return found, ""
-    if not install or os.environ.get("COSTHOOK_E2E_NO_INSTALL") == "1":
-        return None, f"OpenClaw {OPENCLAW_VERSION} not installed in {base} (npm install disabled)"
-    npm = shutil.which("npm")
-    if not npm:
-        return None, "npm not found: cannot install Node 24 and OpenClaw from the npm registry"
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base.parent / f".{base.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        found = _installed(base)
-        if found:
-            return found, ""
-        cmd = [npm, "install", "--prefix", str(base), "--no-audit", "--no-fund", "--loglevel=error",
-               "--ignore-scripts", "--fetch-retries=1", "--fetch-timeout=60000", *PACKAGES]
-        try:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=NPM_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            return None, f"`{' '.join(cmd)}` timed out after {NPM_TIMEOUT:.0f} s"
-        if p.returncode != 0:
-            tail = " | ".join((p.stderr or p.stdout).strip().splitlines()[-4:])
-            return None, f"npm could not install {' '.join(PACKAGES)} (registry unavailable?): rc={p.returncode}: {tail}"
-        found = _installed(base)
-    if not found:
-        return None, f"npm installed {' '.join(PACKAGES)} into {base} but Node {NODE_VERSION} / openclaw.mjs is not usable"
-    return found, ""
+    Installs them with npm into cache_dir() the first time (offline.npm_install)."""
+    if not install:
+        found = _installed(cache_dir())
+        return (found, "") if found else (None, f"OpenClaw {OPENCLAW_VERSION} not installed in {cache_dir()}")
+    return npm_install(cache_dir(), list(PACKAGES), _installed, timeout=NPM_TIMEOUT)
 
 
 # ------------------------------------------------------------------ network ---------
-def loopback_up() -> None:
-    """`ip link set lo up` without iproute2 (SIOCGIFFLAGS / SIOCSIFFLAGS)."""
-    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifreq = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq))[1]
-        if not flags & IFF_UP:
-            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
-
-
 @functools.cache
 def netns_prefix() -> tuple[str, ...]:
     """The `unshare` command that gives a private network namespace, or ()."""
@@ -556,15 +521,6 @@ def read_jsonl(path) -> list[dict]:
         except ValueError:
             pass
     return rows
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 if __name__ == "__main__":
