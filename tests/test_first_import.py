@@ -364,6 +364,10 @@ def test_hooks_that_fire_during_a_first_import_lose_nothing(home, tmp_path):
     live = tree / "projects" / "-work-live" / "live-1.jsonl"
     live.parent.mkdir(parents=True)
     live.write_text(assistant("live_0", session_id="live-1", output_tokens=1))
+    # Another session's call priced in the same group as the live calls (same 15 minutes,
+    # project, model): only the import sees it, the hooks' database does not.
+    (tree / "projects" / "-work-other").mkdir()
+    (tree / "projects" / "-work-other" / "other-1.jsonl").write_text(assistant("other_0", session_id="other-1", output_tokens=5))
     env = {**os.environ}
 
     def hook(payload: dict) -> int:
@@ -422,10 +426,22 @@ def test_hooks_that_fire_during_a_first_import_lose_nothing(home, tmp_path):
     live_rows = db_rows("SELECT key, output_tokens FROM requests WHERE session_id = 'live-1' ORDER BY output_tokens")
     assert live_rows == [{"key": f"live_{n}:req_live_{n}", "output_tokens": n + 1} for n in range(n_live)]
     expected = json.loads((tree / "expected.json").read_text())
-    assert db_rows("SELECT count(*) AS n FROM requests WHERE session_id != 'live-1'") == [{"n": expected["calls"]}]
+    assert db_rows("SELECT count(*) AS n FROM requests WHERE session_id != 'live-1'") == [{"n": expected["calls"] + 1}]
     spend = db_rows("SELECT sum(requests) AS n FROM spend WHERE dim = 'global'")
-    assert spend == [{"n": expected["calls"] + n_live}]
+    assert spend == [{"n": expected["calls"] + 1 + n_live}]
     assert [n for n in os.listdir(home) if ".import-" in n] == []
+    # The price_groups rollup (whatif) too: what the hooks wrote meanwhile was merged, not copied over it.
+    from costhook.store import rollup
+
+    conn = sqlite3.connect(db_file)
+    try:
+        kept = sorted(conn.execute("SELECT * FROM price_groups").fetchall(), key=repr)
+        conn.execute("BEGIN")
+        rollup.rebuild_prices(conn)
+        assert kept == sorted(conn.execute("SELECT * FROM price_groups").fetchall(), key=repr)
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
 
 
 def test_a_first_import_killed_leaves_the_database_as_it_was(home, tmp_path):

@@ -539,7 +539,8 @@ def merge_attached(conn: sqlite3.Connection, price, schema: str = "old") -> int:
         advance_cursor(conn, row["path"], row["offset"], size=row["size"], inode=row["inode"], head=row["head"], state=row["state"])
     tables = [r[0] for r in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'")]
     for table in tables:
-        if table in ("requests", "spend", "sessions", "cursors", "links", "links_dirty", "cache_waste", "turns") or table.startswith("sqlite_"):
+        if table in ("requests", "spend", "price_groups", "sessions", "cursors", "links", "links_dirty", "cache_waste", "turns") \
+                or table.startswith("sqlite_"):
             continue
         ours = {r[1] for r in conn.execute(f'PRAGMA main.table_info("{table}")')}
         columns = ", ".join(f'"{r[1]}"' for r in conn.execute(f'PRAGMA {schema}.table_info("{table}")') if r[1] in ours)
