@@ -17,7 +17,6 @@ response of the hooked sandbox was recorded once its background work settled (ex
 not).
 """
 
-import argparse
 import json
 import shutil
 import sqlite3
@@ -26,11 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.benchmarks.hot_path import regular_install
-from tests.benchmarks.turn import alternate, overheads, print_overheads
+from tests.benchmarks.turn import alternate, installs, overheads, print_overheads, turn_parser
 from tests.e2e import codex_harness as cx
 
-REPO = Path(__file__).resolve().parents[2]
 PROMPT = "please TOOLS:1 now"
 BUDGET = '[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 100000\naction = "block"\n'
 
@@ -80,14 +77,7 @@ def measure(codex: Path, costhook: str, work: Path, runs: int, budget: bool, bef
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=9, help="Turns each way (median reported).")
-    parser.add_argument("--checkout", type=Path, default=REPO, help="The costhook checkout to measure.")
-    parser.add_argument("--before", type=Path, help="A second checkout, timed in the same run, interleaved (before/after).")
-    parser.add_argument("--no-budget", action="store_true", help="No budget configured (the gates decide nothing).")
-    parser.add_argument("--work", type=Path, help="Keep the sandboxes here (default: a temporary folder, removed).")
-    parser.add_argument("--json", action="store_true", help="Print the result as JSON only.")
-    args = parser.parse_args(argv)
+    args = turn_parser(__doc__).parse_args(argv)
     codex, reason = cx.codex_binary(install=False)
     if codex is None:
         print(f"codex turn benchmark: {reason} (python3 tests/e2e/codex_harness.py --install)", file=sys.stderr)
@@ -95,8 +85,7 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="costhook-codex-turn-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        _, costhook = regular_install(args.checkout.resolve(), work / "venv")
-        before = regular_install(args.before.resolve(), work / "venv-before")[1] if args.before else None
+        costhook, before = installs(args, work)
         result = measure(codex, costhook, work, args.runs, not args.no_budget, before)
     finally:
         if args.work is None:

@@ -179,14 +179,27 @@ def measure(claude, costhook: str, work: Path, runs: int, budget: bool, trace: b
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def turn_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every turn benchmark takes (the Claude Code and Codex ones)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9, help="Turns each way (median reported).")
     parser.add_argument("--checkout", type=Path, default=REPO, help="The costhook checkout to measure.")
     parser.add_argument("--before", type=Path, help="A second checkout, timed in the same run, interleaved (before/after).")
     parser.add_argument("--no-budget", action="store_true", help="No budget configured (the gates decide nothing).")
-    parser.add_argument("--work", type=Path, help="Keep the layouts here (default: a temporary folder, removed).")
+    parser.add_argument("--work", type=Path, help="Keep the sandboxes here (default: a temporary folder, removed).")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON only.")
+    return parser
+
+
+def installs(args, work: Path) -> tuple[str, str | None]:
+    """The `costhook` of a regular install of `--checkout`, and of `--before` (or None)."""
+    costhook = regular_install(args.checkout.resolve(), work / "venv")[1]
+    before = regular_install(args.before.resolve(), work / "venv-before")[1] if args.before else None
+    return costhook, before
+
+
+def main(argv=None) -> int:
+    parser = turn_parser(__doc__)
     parser.add_argument("--trace", action="store_true",
                         help="Also time each hook event (a shell wrapper adds a few ms to each).")
     args = parser.parse_args(argv)
@@ -197,8 +210,7 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="costhook-turn-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        _, costhook = regular_install(args.checkout.resolve(), work / "venv")
-        before = regular_install(args.before.resolve(), work / "venv-before")[1] if args.before else None
+        costhook, before = installs(args, work)
         result = measure(claude, costhook, work, args.runs, not args.no_budget, args.trace, before)
     finally:
         if args.work is None:

@@ -361,8 +361,8 @@ def command_files(command: str) -> list[str]:
         return []
     if words[:2] == ["setsid", "-f"]:
         words = words[2:]
-    gate = words[1:2] if gate_words(words) else []
-    words = words[gate_words(words):]
+    skip = gate_words(words)
+    gate, words = words[1:skip], words[skip:]
     return gate + ([words[0], words[2]] if is_launcher(words[:3]) else words[:1])
 
 
