@@ -275,6 +275,7 @@ class _Remote:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             _kill_group(self.proc)
+        shutil.rmtree(os.path.dirname(self.sock_path), ignore_errors=True)  # its short-named folder in /tmp
 
 
 # ------------------------------------------------------------------ sandbox ---------
