@@ -218,16 +218,17 @@ def main(argv=None) -> int:
     if args.no_screenshot:
         return 0
     ensure_assets()
-    html = Path(tempfile.mkdtemp(prefix="costhook-render-")) / "dashboard.html"
-    html.write_text(html_for(note), encoding="utf-8")
-    text = note.read_text(encoding="utf-8")
-    height = args.height or 18 * text.count("\n") + 40 * text.count("## ") + 420 * text.count("```mermaid") + 400
-    screenshot(html, out / "screenshot.png", height)
-    print(f"wrote {out / 'screenshot.png'}")
-    if args.check:
-        (out / "dom.html").write_text(rendered_dom(html), encoding="utf-8")
-        screenshot(html, out / "chart.png", 600, only="Daily spend, last 30 days")
-        print(f"wrote {out / 'dom.html'} and {out / 'chart.png'}")
+    with tempfile.TemporaryDirectory(prefix="costhook-render-") as folder:
+        html = Path(folder) / "dashboard.html"
+        html.write_text(html_for(note), encoding="utf-8")
+        text = note.read_text(encoding="utf-8")
+        height = args.height or 18 * text.count("\n") + 40 * text.count("## ") + 420 * text.count("```mermaid") + 400
+        screenshot(html, out / "screenshot.png", height)
+        print(f"wrote {out / 'screenshot.png'}")
+        if args.check:
+            (out / "dom.html").write_text(rendered_dom(html), encoding="utf-8")
+            screenshot(html, out / "chart.png", 600, only="Daily spend, last 30 days")
+            print(f"wrote {out / 'dom.html'} and {out / 'chart.png'}")
     return 0
 
 
