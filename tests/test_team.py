@@ -119,6 +119,16 @@ def test_sync_pushes_once_and_the_team_report_is_the_local_report(tmp_path, team
     dump = "\n".join(str(r) for table in ("calls", "sessions") for r in server_rows(team_url, f"SELECT * FROM costhook.{table}"))
     assert "/home/dev" not in dump and pgserver.PASSWORD not in dump
     assert a.run("report", "--team", "--session", "7c1e", check=False).returncode == 2
+    assert a.run("report", "--team", "--cli", "codex", check=False).returncode == 2  # the rollup cannot filter by CLI
+    # a plain `report --team` runs without click, as a local report does (its import is most of a process)
+    importtime = subprocess.run([sys.executable, "-X", "importtime", COSTHOOK, "report", "--team", "--format", "json"],
+                                capture_output=True, text=True, env=a.env, timeout=60, check=True)
+    assert json.loads(importtime.stdout) == a.report("--team")
+    assert "click" not in {line.rsplit("|", 1)[1].strip() for line in importtime.stderr.splitlines() if "|" in line}
+    lone = Machine(tmp_path / "lone", team_url, "bob", "desk")
+    lone.env.pop("COSTHOOK_TEAM_URL")
+    nobody = lone.run("report", "--team", check=False)
+    assert nobody.returncode == 1 and nobody.stderr.startswith("Error: no team server configured"), nobody.stderr
     local = a.run("report", "--by", "user", "--format", "json")  # without --team: the calls synced into this database
     assert [r["key"] for r in json.loads(local.stdout)["rows"]] == ["(this machine)"]
 
@@ -265,6 +275,9 @@ def test_a_wrong_password_or_an_unreachable_host(tmp_path, team_url):
         proc = a.run("sync", check=False, env=env)
         assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert words in proc.stderr and "not-the-password" not in proc.stderr + proc.stdout
+        report = a.run("report", "--team", check=False, env=env)  # said once, as click says an error
+        assert (report.returncode, report.stdout) == (1, "") and report.stderr.count("\n") == 1, report.stderr
+        assert report.stderr.startswith("Error: ") and words in report.stderr and "not-the-password" not in report.stderr
         doctor = a.run("doctor", check=False, env=env)
         team_lines = [line for line in doctor.stdout.splitlines() if line.startswith("team ")]
         assert len(team_lines) == 1 and "PROBLEM" in team_lines[0] and words in team_lines[0], doctor.stdout

@@ -45,6 +45,8 @@ class Option:
         return value
 
 
+TEAM_FLAG = "--team"  # the whole team's calls, from the team server (docs/team.md)
+
 OPTIONS = (
     Option("--by", "by", "What each row is: a time period, a project, session, model, tool, sub-agent type (agent), "
            "skill, cron, agent CLI (cli), one call, or the machine or user that recorded it (sync).",
@@ -68,8 +70,12 @@ def parse(argv: list[str]) -> dict | None:
     anything else."""
     options = {option.flag: option for option in OPTIONS}
     values = {option.name: option.default for option in OPTIONS}
+    values["team"] = False
     args = iter(argv)
     for arg in args:
+        if arg == TEAM_FLAG and not values["team"]:
+            values["team"] = True
+            continue
         flag, equals, value = arg.partition("=")
         option = options.pop(flag, None)  # popped: a repeated flag is click's to handle
         if option is None:
@@ -89,12 +95,13 @@ class BadOption(Exception):
         self.message, self.option = message, option
 
 
-def output(options: dict, *, load_config, open_store, price_table) -> str:
-    """Everything `costhook report` prints, for `options` as `parse` or click gives them.
-    The loaders are the caller's (cli.py's raise click's errors); raises BadOption."""
-    by, since, until = options["by"], options["since"], options["until"]
-    cfg = load_config()
-    tz = zone(options["tz_name"] or cfg.get("timezone"))
+class Failure(Exception):
+    """The report cannot be made (no team server configured, or it failed): status 1."""
+
+
+def window(options: dict, tz) -> tuple:
+    """The report's window (--since/--until or --period, in `tz`) and its label."""
+    since, until = options["since"], options["until"]
     if since and until and since > until:
         raise BadOption("--since is after --until", "--since")
     win = timeframe.dates_window(since.date() if since else None, until.date() if until else None, tz)
@@ -104,9 +111,19 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
             raise BadOption("give --period, or --since/--until, not both", "--period")
         try:
             chosen = timeframe.period(options["period_name"], timeframe.parse_now(None), tz)
-            win, label = chosen.window(), chosen.label
         except ValueError as exc:
             raise BadOption(str(exc), "--period")
+        win, label = chosen.window(), chosen.label
+    return win, label
+
+
+def output(options: dict, *, load_config, open_store, price_table) -> str:
+    """Everything `costhook report` prints, for `options` as `parse` or click gives them.
+    The loaders are the caller's (cli.py's raise click's errors); raises BadOption."""
+    by = options["by"]
+    cfg = load_config()
+    tz = zone(options["tz_name"] or cfg.get("timezone"))
+    win, label = window(options, tz)
     filters = {k: v for k, v in (("session_id", options["session_id"]), ("project", options["project"]),
                                  ("agent", options.get("cli"))) if v}
     if by == "message" and not options["session_id"]:
@@ -137,6 +154,42 @@ def output(options: dict, *, load_config, open_store, price_table) -> str:
                               for u in unpriced)
             text += f"\nUnpriced: {names} — not in the cost column; add prices in the config (see `costhook doctor`).\n"
     return text
+
+
+def team_output(options: dict, *, load_config) -> str:
+    """Everything `costhook report --team` prints: the same JSON and tables as `report`,
+    from the server's rollup. Raises BadOption, or Failure when the server cannot say."""
+    from costhook import errors
+    from costhook.team import link
+    from costhook.team import report as team
+
+    for name, flag in (("session_id", "--session"), ("project", "--project"), ("cli", "--cli")):
+        if options.get(name):
+            raise BadOption(f"not with {TEAM_FLAG} (team reports read the server's rollup)", flag)
+    if options["by"] not in team.GROUPS:
+        raise BadOption(f"--by {options['by']} is not a team grouping; use one of {', '.join(team.GROUPS)}", "--by")
+    cfg = load_config()
+    tz = zone(options["tz_name"] or cfg.get("timezone"))
+    win, label = window(options, tz)
+    settings = link.settings(cfg)
+    if settings is None:
+        raise Failure("no team server configured: set `url` under [team] in the config, "
+                      "or COSTHOOK_TEAM_URL (see docs/team.md)")
+    try:
+        pg = link.connect(settings["url"])
+    except errors.TeamError as exc:
+        raise Failure(str(exc)) from None
+    try:
+        data = team.report(pg, options["by"], start=win.start, end=win.end, tz=tz)
+    except Exception as exc:
+        import psycopg
+
+        if isinstance(exc, psycopg.Error):
+            raise Failure(f"team server {link.shown(settings['url'])}: {link.first_line(exc)}") from None
+        raise
+    finally:
+        pg.close()
+    return render(data, options["fmt"], label)
 
 
 def render(data: dict, fmt: str, label: str) -> str:
@@ -170,7 +223,13 @@ def fast(argv: list[str]) -> int | None:
     from costhook.config import load as config
 
     try:
-        text = output(options, load_config=config.load, open_store=_open_store, price_table=_price_table)
+        if options.pop("team"):
+            text = team_output(options, load_config=config.load)
+        else:
+            text = output(options, load_config=config.load, open_store=_open_store, price_table=_price_table)
+    except Failure as exc:  # as click says it (a ClickException); asking the server again would wait again
+        sys.stderr.write(f"Error: {term_text(str(exc))}\n")
+        return 1
     except Exception:
         return None  # click runs the command again and says what is wrong
     if not _echoes_as_is(text, sys.stdout):
