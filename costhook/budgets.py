@@ -69,7 +69,7 @@ class Status:
         kind = "Team budget" if self.budget.get("team") else "Budget"
         text = f"{kind} {self.label()}: {self.amount(self.spent)} of {self.amount(self.limit)} ({int(self.fraction * 100)}%) — {tail}"
         if self.top_user is not None:
-            text += f" — most by {self.top_user[0]} ({self.amount(self.top_user[1])})"
+            text += f" — most by {shown_name(self.top_user[0])} ({self.amount(self.top_user[1])})"
         if self.unpriced:
             text += f" (+{self.unpriced} unpriced calls not counted)"
         return text
@@ -78,6 +78,18 @@ class Status:
         if self.in_tokens:
             return f"{text.tokens(value)} tokens" if value is self.limit else text.tokens(value)
         return text.usd(value)
+
+
+NAME_CHARS = "._-@\\+"  # besides letters and digits, what login names hold (john.doe, DOMAIN\\jo, jo@corp)
+NAME_MAX = 64
+
+
+def shown_name(name: str) -> str:
+    """A team member's name as a block message shows it to the agent and the user. Any
+    member can write any key on the team server, so it is made one short word: other
+    characters (spaces, line breaks, escapes) become `?`, and it is cut at NAME_MAX."""
+    tamed = "".join(c if c.isalnum() or c in NAME_CHARS else "?" for c in name[: NAME_MAX + 1])
+    return tamed if len(tamed) <= NAME_MAX else tamed[:NAME_MAX] + "…"
 
 
 class Verdict:
