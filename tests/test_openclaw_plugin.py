@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_shell_gate import setup  # noqa: F401 (a fixture: one recorded call, a config writer)
+
+from costhook import paths
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "hooks" / "openclaw" / "index.js"
@@ -438,3 +441,145 @@ def test_a_slow_resident_is_let_go_not_killed(tmp_path):
         time.sleep(0.1)
     assert sorted(log.read_text().splitlines()) == [
         "process before_tool_call", "resident agent_end", "resident before_tool_call", "resident drained"]
+
+
+CLEARED_DRIVER = r"""
+import fs from "node:fs";
+import plugin from %(plugin)s;
+const handlers = {};
+plugin.register({ pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } });
+const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: %(session)s, runId: "r1" };
+handlers.before_model_resolve({}, ctx);  // a run is starting: the resident gets ready
+await new Promise((r) => setTimeout(r, 8000));
+const results = [];
+for (const [i, message] of %(messages)s.entries()) {
+  handlers.before_message_write({ message }, ctx);  // held: it rides with the gate
+  const value = await handlers.before_tool_call({ toolName: "exec", toolCallId: "c" + i }, ctx);
+  results.push(value ?? null);
+  await new Promise((r) => setTimeout(r, 1500));  // the resident records, then writes a new clearance
+}
+fs.writeFileSync(%(config_path)s, %(spent)s);  // the budget is spent now: an edited config clears nothing
+results.push((await handlers.before_tool_call({ toolName: "exec", toolCallId: "spent" }, ctx)) ?? null);
+console.log(JSON.stringify(results));
+"""
+
+
+def test_a_cleared_gate_answers_without_asking_and_records_behind_the_turn(tmp_path, home, monkeypatch):
+    """While costhook's clearance holds (no budget threshold within reach: the shell gate's
+    file, agents/clearance.py), a gate goes on at once and takes a ticket, as the Claude Code
+    and Codex shell gate does; the resident records its held calls posted, then writes the
+    next clearance. Every call is recorded; an edited config (here: the budget now spent)
+    is never cleared, and the gate blocks. (Before, every gate waited for the resident to
+    record and decide.)"""
+    from conftest import db_rows, wait_for_background
+    from test_openclaw_source import MAIN, events_of
+
+    node = node_binary()
+    if node is None:
+        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "no-store"))
+    messages = [e["message"] for e in events_of(MAIN)
+                if e["type"] == "message" and e["message"]["role"] == "assistant" and e["message"].get("usage")]
+    assert len(messages) >= 3
+    now_ms = int(time.time() * 1000)
+    for n, message in enumerate(messages):  # this month's spend
+        message["timestamp"] = now_ms - 60_000 + n
+    config = tmp_path / "config.toml"
+    config.write_text('[[budgets]]\nscope = "global"\nperiod = "monthly"\nlimit = 1000\naction = "block"\n')
+    spent = '[[budgets]]\nscope = "global"\nperiod = "monthly"\nlimit = 0.01\naction = "block"\n'
+    command = [str(Path(sys.executable).parent / "costhook"), "hook", "--agent", "openclaw"]
+    script = tmp_path / "cleared.mjs"
+    script.write_text(CLEARED_DRIVER % {"plugin": json.dumps(str(PLUGIN)), "config": json.dumps({"command": command}),
+                                        "session": json.dumps(MAIN), "messages": json.dumps(messages),
+                                        "config_path": json.dumps(str(config)), "spent": json.dumps(spent)})
+    proc = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert results[:-1] == [None] * len(messages), results
+    assert results[-1] and results[-1]["block"] is True, results
+    tickets = sum(p.stat().st_size for p in (home / "gate").glob("used.*"))
+    assert tickets >= len(messages) - 1, tickets  # every gate after the first went on without asking
+    wait_for_background()
+    assert db_rows("SELECT count(*) AS n FROM requests")[0]["n"] == len(messages)
+    assert not (home / "errors.log").exists() or (home / "errors.log").read_text() == ""
+
+
+FAKE_RESIDENT = """import json, sys
+log = open(sys.argv[1], "a")
+sys.stdout.write('{"serve": 1}\\n'); sys.stdout.flush()
+for line in sys.stdin:
+    request = json.loads(line)
+    if request.get("id"):
+        sys.stdout.write(json.dumps({"id": request["id"], "answer": {"block": True, "blockReason": "asked"}}) + "\\n")
+        sys.stdout.flush()
+    log.write(("asked" if request.get("id") else "posted") + "\\n"); log.flush()
+"""
+
+ONE_GATE_DRIVER = r"""
+import plugin from %(plugin)s;
+const handlers = {};
+plugin.register({ pluginConfig: %(config)s, on(name, fn) { handlers[name] = fn; } });
+const ctx = { agentId: "main", sessionKey: "agent:main:main", sessionId: "s1", runId: "r1" };
+handlers.before_model_resolve({}, ctx);
+await new Promise((r) => setTimeout(r, 1500));  // the stand-in resident is ready
+const t0 = Date.now();
+const value = await handlers.before_tool_call({ toolName: "exec", toolCallId: "c1" }, ctx);
+console.log(JSON.stringify({ value: value ?? null, ms: Date.now() - t0 }));
+setTimeout(() => process.exit(0), 300);
+"""
+
+
+@pytest.mark.parametrize("plant", ["none", "fifo", "symlink", "garbage", "traversal", "empty", "foreign", "used-fifo",
+                                   "other-tz", "edited"])
+def test_the_plugin_reads_the_clearance_as_the_shell_gate_does(setup, tmp_path, plant):
+    """The plugin's ticket rules are the shell gate's (test_shell_gate): a clearance written
+    by costhook lets the gate go on without asking (the event is posted); a planted, odd or
+    foreign file, a FIFO where the tickets go, another TZ or an edited config sends it to
+    costhook (here a stand-in resident that says "asked"), quickly — never a hang."""
+    configure, record = setup
+    configure({"scope": "global", "period": "daily", "limit": "1.00", "action": "block"})
+    record("m1")
+    node = node_binary()
+    if node is None:
+        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    target = Path(paths.clearance_file())
+    lines = target.read_text().split("\n")
+    env = {}
+    if plant in ("fifo", "symlink", "garbage", "traversal", "empty"):
+        target.unlink()
+    if plant == "fifo":
+        os.mkfifo(target)
+    elif plant == "symlink":
+        (tmp_path / "good").write_text("\n".join(lines))
+        target.symlink_to(tmp_path / "good")
+    elif plant == "garbage":
+        target.write_text("100 $(touch /tmp/pwned)\n" + "\n".join(lines[1:]))
+    elif plant == "traversal":
+        target.write_text("100 ../../x\n" + "\n".join(lines[1:]))
+    elif plant == "empty":
+        target.write_text("")
+    elif plant == "foreign":
+        if os.geteuid() != 0:
+            pytest.skip("giving a file to another user needs root")
+        os.chown(target, 65534, 65534)
+    elif plant == "used-fifo":
+        os.mkfifo(target.parent / f"used.{lines[0].split()[1]}")
+    elif plant == "other-tz":
+        env["TZ"] = "Asia/Tokyo"
+    elif plant == "edited":
+        os.utime(os.environ["COSTHOOK_CONFIG"])
+    resident = tmp_path / "resident.py"
+    resident.write_text(FAKE_RESIDENT)
+    log = tmp_path / "resident.log"
+    config = {"command": [sys.executable, str(resident), str(log)]}
+    script = tmp_path / "one.mjs"
+    script.write_text(ONE_GATE_DRIVER % {"plugin": json.dumps(str(PLUGIN)), "config": json.dumps(config)})
+    proc = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=30, cwd=tmp_path,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if plant == "none":
+        assert out["value"] is None and log.read_text().split() == ["posted"], (out, log.read_text())
+    else:
+        assert out["value"] == {"block": True, "blockReason": "asked"}, out
+        assert log.read_text().split() == ["asked"] and out["ms"] < 1000, (out, log.read_text())

@@ -140,7 +140,9 @@ def serve_line(handle, line: bytes, out, later) -> None:
         log_error(event, exc)
     if rid is not None:
         out.line(jsontext.dumps({"id": rid, "answer": answer}).encode())
-    defer(later, event, _after_answer)
+    # Nothing queued still drains once: serve_later then refreshes the clearance this
+    # request's recording may have removed.
+    defer(later, event, _after_answer or [lambda: None])
 
 
 def defer(later, event: str, jobs: list) -> None:
@@ -163,6 +165,8 @@ def serve_later(later) -> None:
         log_error(event, exc)
     defer(later, event, _after_answer)
     if not later:
+        if not FAILED:  # as a background hook does; after any failure, never again in this process
+            refresh_clearance(event)
         unmark_pending()
 
 

@@ -30,6 +30,7 @@
 // `costhook import` reads them from OpenClaw's own store.
 
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 
 const PLUGIN_ID = "costhook";
 const DEFAULT_COMMAND = ["costhook", "hook", "--agent", "openclaw"];
@@ -442,6 +443,68 @@ class Resident {
   }
 }
 
+// costhook's clearance (costhook/agents/clearance.py; the same file and rules as the
+// Claude Code and Codex shell gate, costhook/agents/gate.sh): after recording, costhook
+// writes down how many gates may let the agent go on without asking — while no budget
+// threshold can be crossed within that many calls — and removes it with any write that
+// moves spend. A gate that takes a ticket here answers at once: no round trip to the
+// resident, whose recording of the gate's records and decision then runs posted, behind
+// the turn. Anything unusual (no clearance, another database, config or TZ than the one it
+// was computed for, a path with `~`, a file or folder not the user's own regular one, an
+// odd line) means: ask costhook, which decides in full.
+class Clearance {
+  constructor(env) {
+    const tilde = [env.COSTHOOK_HOME, env.XDG_DATA_HOME, env.COSTHOOK_DB, env.COSTHOOK_CONFIG, env.XDG_CONFIG_HOME]
+      .some((v) => typeof v === "string" && v.startsWith("~"));
+    // As gate.sh spells them (a spelling Python would not write only fails to match)
+    const home = env.COSTHOOK_HOME || `${env.XDG_DATA_HOME || `${env.HOME}/.local/share`}/costhook`;
+    const configDir = env.XDG_CONFIG_HOME || `${env.HOME}/.config`;
+    this.usable = !tilde && !!env.HOME && typeof process.geteuid === "function";
+    this.db = env.COSTHOOK_DB || `${home}/costhook.db`;
+    this.config = env.COSTHOOK_CONFIG || `${configDir}/costhook/config.toml`;
+    this.tz = env.TZ || "";
+    this.dir = `${home}/gate`;
+  }
+
+  // Whether this gate may go on without asking: one ticket taken (a byte appended to
+  // used.<generation>, an atomic append shared with every other gate), within the count.
+  take() {
+    if (!this.usable) return false;
+    let fd;
+    try {
+      const uid = process.geteuid();
+      const dir = fs.lstatSync(this.dir);
+      if (!dir.isDirectory() || dir.uid !== uid) return false;
+      const file = `${this.dir}/clearance`;
+      const st = fs.lstatSync(file, { bigint: true });
+      if (!st.isFile() || Number(st.uid) !== uid || st.size > 65536n) return false;
+      const [head, forDb, forConfig, forTz] = fs.readFileSync(file, "utf8").split("\n");
+      const [tickets, generation, extra] = (head || "").split(" ");
+      if (extra !== undefined || !/^[0-9]+$/.test(tickets || "") || !/^[0-9a-f]+$/.test(generation || "")) return false;
+      if (forDb !== this.db || forConfig !== this.config || forTz !== this.tz) return false;
+      let config;
+      try {
+        config = fs.statSync(this.config, { bigint: true });
+      } catch {}
+      if (config && config.mtimeNs > st.mtimeNs) return false; // edited since: costhook decides
+      const c = fs.constants;
+      fd = fs.openSync(`${this.dir}/used.${generation}`, c.O_WRONLY | c.O_APPEND | c.O_CREAT | c.O_NOFOLLOW | c.O_NONBLOCK, 0o600);
+      const used = fs.fstatSync(fd);
+      if (!used.isFile() || used.uid !== uid) return false;
+      fs.writeSync(fd, ".");
+      return fs.fstatSync(fd).size <= Number(tickets);
+    } catch {
+      return false;
+    } finally {
+      if (fd !== undefined) {
+        try {
+          fs.closeSync(fd);
+        } catch {}
+      }
+    }
+  }
+}
+
 // One resident per command for the whole process: the Gateway registers the plugin more
 // than once (the instance that sees a run's gates is not the one that sees session_start
 // or session_end), and each instance with a resident of its own would start one more
@@ -489,6 +552,7 @@ function register(api) {
   const records = new Lane(command, MAX_RECORDING, MAX_QUEUED);
   const gates = new Lane(command, MAX_GATING, MAX_QUEUED);
   const resident = sharedResident(command);
+  const clearance = new Clearance(process.env);
 
   let stateDir = str(process.env.OPENCLAW_STATE_DIR, 4096);
   if (!stateDir) {
@@ -623,6 +687,9 @@ function register(api) {
     const payload = payloadOf(hook, event, ctx);
     const batch = take(payload.ctx.sessionKey);
     if (batch.length) payload.records = batch;
+    // Cleared: go on now; the resident records and decides behind the turn (never when it
+    // is not ready: then nothing would take the records).
+    if (resident.ready && clearance.take() && resident.post(payload)) return undefined;
     const answer = await resident.ask(payload, Math.floor(gateTimeoutMs / 2));
     if (answer !== undefined) return lastJson(answer);
     const left = gateTimeoutMs - (Date.now() - started);
