@@ -470,15 +470,20 @@ class Clearance {
   // used.<generation>, an atomic append shared with every other gate), within the count.
   take() {
     if (!this.usable) return false;
-    let fd;
+    const c = fs.constants;
+    let fd, cfd;
     try {
       const uid = process.geteuid();
       const dir = fs.lstatSync(this.dir);
       if (!dir.isDirectory() || dir.uid !== uid) return false;
-      const file = `${this.dir}/clearance`;
-      const st = fs.lstatSync(file, { bigint: true });
+      // Opened, then judged by what was opened: never a symlink, and a FIFO put there
+      // opens at once (O_NONBLOCK) and is refused: nothing here may block the Gateway.
+      cfd = fs.openSync(`${this.dir}/clearance`, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK);
+      const st = fs.fstatSync(cfd, { bigint: true });
       if (!st.isFile() || Number(st.uid) !== uid || st.size > 65536n) return false;
-      const [head, forDb, forConfig, forTz] = fs.readFileSync(file, "utf8").split("\n");
+      const text = Buffer.alloc(Number(st.size));
+      fs.readSync(cfd, text, 0, text.length, 0);
+      const [head, forDb, forConfig, forTz] = text.toString("utf8").split("\n");
       const [tickets, generation, extra] = (head || "").split(" ");
       if (extra !== undefined || !/^[0-9]+$/.test(tickets || "") || !/^[0-9a-f]+$/.test(generation || "")) return false;
       if (forDb !== this.db || forConfig !== this.config || forTz !== this.tz) return false;
@@ -487,7 +492,6 @@ class Clearance {
         config = fs.statSync(this.config, { bigint: true });
       } catch {}
       if (config && config.mtimeNs > st.mtimeNs) return false; // edited since: costhook decides
-      const c = fs.constants;
       fd = fs.openSync(`${this.dir}/used.${generation}`, c.O_WRONLY | c.O_APPEND | c.O_CREAT | c.O_NOFOLLOW | c.O_NONBLOCK, 0o600);
       const used = fs.fstatSync(fd);
       if (!used.isFile() || used.uid !== uid) return false;
@@ -496,9 +500,9 @@ class Clearance {
     } catch {
       return false;
     } finally {
-      if (fd !== undefined) {
+      for (const open of [fd, cfd]) {
         try {
-          fs.closeSync(fd);
+          if (open !== undefined) fs.closeSync(open);
         } catch {}
       }
     }
