@@ -49,10 +49,23 @@ console.log(JSON.stringify(out));
 """
 
 
-def drive(tmp_path, command, calls, *, config=None, settle=300, timeout=60) -> dict:
+def node_or_skip() -> str:
     node = node_binary()
     if node is None:
         pytest.skip("no node binary (install it, or run `python3 tests/e2e/openclaw_harness.py --install`)")
+    return node
+
+
+def assistant_messages(session: str) -> list:
+    """The billed assistant messages of a fixture session, as the plugin gets them."""
+    from test_openclaw_source import events_of
+
+    return [e["message"] for e in events_of(session)
+            if e["type"] == "message" and e["message"]["role"] == "assistant" and e["message"].get("usage")]
+
+
+def drive(tmp_path, command, calls, *, config=None, settle=300, timeout=60) -> dict:
+    node = node_or_skip()
     script = tmp_path / "driver.mjs"
     cfg = {"command": command, **(config or {})}
     script.write_text(DRIVER % {"plugin": json.dumps(str(PLUGIN)), "config": json.dumps(cfg),
@@ -202,9 +215,7 @@ def test_a_burst_is_bounded_and_never_holds_the_event_loop(tmp_path):
     Every message reaches costhook, in a handful of processes. (The first plugin spawned
     600 processes at once, in the handler; the next recorded at most ~70 of them and
     dropped the rest.)"""
-    node = node_binary()
-    if node is None:
-        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    node = node_or_skip()
     spans, received_file = tmp_path / "spans.log", tmp_path / "received.jsonl"
     fake = tmp_path / "slow_costhook.py"
     fake.write_text(
@@ -292,14 +303,11 @@ def test_nothing_is_lost_when_openclaw_exits_right_after_agent_end(tmp_path, hom
     was gone before it spawned; the one before this started a process per agent_end even
     with the resident warm.)"""
     from conftest import db_rows, wait_for_background
-    from test_openclaw_source import MAIN, events_of
+    from test_openclaw_source import MAIN
 
-    node = node_binary()
-    if node is None:
-        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    node = node_or_skip()
     monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "no-store"))
-    messages = [e["message"] for e in events_of(MAIN)
-                if e["type"] == "message" and e["message"]["role"] == "assistant" and e["message"].get("usage")]
+    messages = assistant_messages(MAIN)
     script = tmp_path / "exit.mjs"
     log = tmp_path / "started.log"
     wrapper = tmp_path / "costhook.sh"
@@ -366,9 +374,7 @@ def test_gates_are_answered_by_one_resident_costhook(tmp_path, home, monkeypatch
     per turn after 5 s). (The old plugin started a costhook process per gate.)"""
     from test_openclaw_source import MAIN, build_agent_store, events_of
 
-    node = node_binary()
-    if node is None:
-        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    node = node_or_skip()
     root = tmp_path / "oc"
     build_agent_store(root / "agents" / "main" / "agent" / "openclaw-agent.sqlite", {MAIN: ("agent:main:main", events_of(MAIN))})
     monkeypatch.setenv("OPENCLAW_STATE_DIR", str(root))
@@ -410,9 +416,7 @@ def test_a_slow_resident_is_let_go_not_killed(tmp_path):
     gate runs a costhook process of its own in the time left. The resident is let go (its
     stdin closed), not killed: what it was posted is still recorded, then it exits. (The
     plugin before this killed it, and with it whatever it had been posted.)"""
-    node = node_binary()
-    if node is None:
-        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    node = node_or_skip()
     log = tmp_path / "seen.log"
     fake = tmp_path / "fake_costhook.py"
     fake.write_text(
@@ -472,14 +476,11 @@ def test_a_cleared_gate_answers_without_asking_and_records_behind_the_turn(tmp_p
     is never cleared, and the gate blocks. (Before, every gate waited for the resident to
     record and decide.)"""
     from conftest import db_rows, wait_for_background
-    from test_openclaw_source import MAIN, events_of
+    from test_openclaw_source import MAIN
 
-    node = node_binary()
-    if node is None:
-        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    node = node_or_skip()
     monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "no-store"))
-    messages = [e["message"] for e in events_of(MAIN)
-                if e["type"] == "message" and e["message"]["role"] == "assistant" and e["message"].get("usage")]
+    messages = assistant_messages(MAIN)
     assert len(messages) >= 3
     now_ms = int(time.time() * 1000)
     for n, message in enumerate(messages):  # this month's spend
@@ -531,7 +532,7 @@ setTimeout(() => process.exit(0), 300);
 
 @pytest.mark.parametrize("plant", ["none", "fifo", "symlink", "garbage", "traversal", "empty", "foreign", "used-fifo",
                                    "other-tz", "edited"])
-def test_the_plugin_reads_the_clearance_as_the_shell_gate_does(setup, tmp_path, plant):
+def test_the_plugin_reads_the_clearance_as_the_shell_gate_does(setup, tmp_path, plant):  # noqa: F811
     """The plugin's ticket rules are the shell gate's (test_shell_gate): a clearance written
     by costhook lets the gate go on without asking (the event is posted); a planted, odd or
     foreign file, a FIFO where the tickets go, another TZ or an edited config sends it to
@@ -539,9 +540,7 @@ def test_the_plugin_reads_the_clearance_as_the_shell_gate_does(setup, tmp_path, 
     configure, record = setup
     configure({"scope": "global", "period": "daily", "limit": "1.00", "action": "block"})
     record("m1")
-    node = node_binary()
-    if node is None:
-        pytest.skip("no node binary (run `python3 tests/e2e/openclaw_harness.py --install`)")
+    node = node_or_skip()
     target = Path(paths.clearance_file())
     lines = target.read_text().split("\n")
     env = {}
