@@ -323,7 +323,7 @@ def test_a_block_is_read_as_its_lines_are(tmp_path, fast):
 
     def outcome(result, state):
         return (result.calls, result.subagents, result.unnamed, result.cost_state, result.malformed, result.synthetic,
-                result.lines, state.to_json())
+                state.to_json())
 
     transcript.use_assistant_reader(fastparse.assistant_line if fast else None)
     try:

@@ -18,7 +18,6 @@ from costhook.store import db, writes
 class ImportSummary:
     files: int = 0
     bytes_read: int = 0
-    lines: int = 0
     calls: int = 0
     changed: int = 0
     malformed: int = 0
@@ -184,7 +183,6 @@ def _commit(conn, batch: list, price, result, progress, sizes: int, bulk=None) -
 
 def _add_result(summary: ImportSummary, result) -> None:
     summary.bytes_read += result.bytes_read
-    summary.lines += result.lines
     summary.calls += result.calls
     summary.changed += result.changed
     summary.malformed += result.malformed

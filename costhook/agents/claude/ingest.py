@@ -25,13 +25,12 @@ READ_SLACK = 64 << 10  # read beyond the planned size: what was appended since
 class IngestResult:
     """What one ingest of one file did (a plain class: dataclasses cost the hook ~10 ms)."""
 
-    __slots__ = ("path", "bytes_read", "lines", "calls", "changed", "malformed", "synthetic",
+    __slots__ = ("path", "bytes_read", "calls", "changed", "malformed", "synthetic",
                  "pending", "deferred", "missing")
 
     def __init__(self, path: str):
         self.path = path
         self.bytes_read = 0
-        self.lines = 0
         self.calls = 0  # distinct calls seen in the new bytes
         self.changed = 0  # rows inserted or updated
         self.malformed = 0
@@ -277,7 +276,6 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
     for chunk in chunks:
         parsed = chunk.parsed
         result.bytes_read += chunk.nbytes
-        result.lines += parsed.lines
         result.calls += chunk.prepared.count() if chunk.prepared else len(parsed.calls)
         result.malformed += parsed.malformed
         result.synthetic += parsed.synthetic
