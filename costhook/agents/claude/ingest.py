@@ -201,15 +201,17 @@ class Seen:
     def __init__(self):
         self.bits = bytearray((self.MASK >> 3) + 1)
 
-    def __contains__(self, value) -> bool:
-        at = hash(value) & self.MASK
-        return bool(self.bits[at >> 3] >> (at & 7) & 1)
-
-    def update(self, values) -> None:
-        bits, mask = self.bits, self.MASK
-        for value in values:
+    def first_sightings(self, counts: dict) -> set:
+        """The values counted once in `counts` ({value: sightings}) and not seen before;
+        all of them are seen after. (One pass: the writer runs it on every call.)"""
+        bits, mask, once = self.bits, self.MASK, set()
+        for value, count in counts.items():
             at = hash(value) & mask
-            bits[at >> 3] |= 1 << (at & 7)
+            byte, bit = at >> 3, 1 << (at & 7)
+            if count == 1 and not bits[byte] & bit:
+                once.add(value)
+            bits[byte] |= bit
+        return once
 
 
 class Bulk:
@@ -347,11 +349,7 @@ def _unique_and_unstored(conn: sqlite3.Connection, chunks: list, bulk: Bulk | No
             if message_id is not None:
                 message_ids[message_id] = message_ids.get(message_id, 0) + 1
     if bulk is not None:  # (Seen: a false "seen" only sends a new call through the merge, which is always right)
-        once_keys = {key for key, count in keys.items() if count == 1 and key not in bulk.keys}
-        once_messages = {m for m, count in message_ids.items() if count == 1 and m not in bulk.messages}
-        bulk.keys.update(keys)
-        bulk.messages.update(message_ids)
-        return once_keys, once_messages
+        return bulk.keys.first_sightings(keys), bulk.messages.first_sightings(message_ids)
     keys = [key for key, count in keys.items() if count == 1]
     message_ids = [message_id for message_id, count in message_ids.items() if count == 1]
     stored_keys, stored_messages = writes.stored_ids(conn, keys, message_ids)
