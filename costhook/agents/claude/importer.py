@@ -109,9 +109,7 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
     try:
         bulk = ingest.Bulk()
         summary = import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk)
-        conn.execute(f"PRAGMA cache_size = {-db.BULK_SORT_CACHE_KIB}")  # (peak RSS flat: see there)
-        for sql in indexes:
-            conn.execute(sql)
+        db.finish_bulk_file(tmp, conn, indexes)
         summary.changed += bulk.finish(conn)
         db.replace_database(path, tmp, conn, lambda c: writes.merge_attached(c, price))
     except BaseException:
