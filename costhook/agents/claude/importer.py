@@ -4,6 +4,7 @@ Uses the very same incremental ingest as the hook, so an import and the hooks gi
 same rows, and importing twice changes nothing (the cursors say there is nothing new).
 """
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,30 +106,41 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
         path = db.path_of(conn)
     finally:
         conn.close()
-    tmp, conn, indexes = db.new_bulk_file(path)
+    made = []
+
+    def new_file():  # (called by import_claude once the workers have started: migrating a new file takes ~0.2 s)
+        made.append(db.new_bulk_file(path))
+        return made[0][1]
+
     try:
         bulk = ingest.Bulk()
-        summary = import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk)
+        summary = import_claude(None, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk,
+                                new_file=new_file)
+        tmp, conn, indexes = made[0]
         db.finish_bulk_file(tmp, conn, indexes)
         summary.changed += bulk.finish(conn)
         db.replace_database(path, tmp, conn, lambda c: writes.merge_attached(c, price))
     except BaseException:
-        conn.close()
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            if os.path.exists(tmp + suffix):
-                os.unlink(tmp + suffix)
+        if made:
+            tmp, conn, _ = made[0]
+            conn.close()
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                if os.path.exists(tmp + suffix):
+                    os.unlink(tmp + suffix)
         raise
     return summary
 
 
 def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
-                  files: list | None = None, bulk: "ingest.Bulk | None" = None) -> ImportSummary:
+                  files: list | None = None, bulk: "ingest.Bulk | None" = None, new_file=None) -> ImportSummary:
     """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file.
 
     Large imports parse, and price into rows (ingest.prepare), in worker processes while
     this process writes, in file order: the database has one writer, so it does as little
     as it can. Results are the same as the hooks': the same plan / read_chunks / commit
-    steps, only spread out.
+    steps, only spread out. With `bulk`, `new_file()` may make the connection instead of
+    `conn`: it is called once the workers are at work on the first batch.
+    Long: planning, the readers, the workers and the batch loop are one flow.
     """
     summary = ImportSummary()
     price = price or prices.pricer()
@@ -158,9 +170,17 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
         # while the writer committed (the window is transcript bytes; what a worker sends
         # back is ~3 % of that).
         scale = batch_limit // BATCH_BYTES
-        chunks = _parse_in_workers(starts, workers, WINDOW_BYTES * scale, WINDOW_FILES * scale)
+        made = []
+        chunks = _parse_in_workers(starts, workers, WINDOW_BYTES * scale, WINDOW_FILES * scale,
+                                   started=(lambda: made.append(new_file())) if new_file else None)
+        first = next(chunks, None)
+        chunks = itertools.chain([first] if first is not None else [], chunks)
+        new_file = None if made else new_file
+        conn = made[0] if made else conn
     else:
         chunks = ((start, size, _parse_file(start)) for start, size in starts)
+    if new_file is not None:  # (no workers)
+        conn = new_file()
     result = ingest.IngestResult(path="")
     batch, batch_bytes, batch_sizes = [], 0, 0
     with db.bulk_writes(conn):
@@ -207,10 +227,11 @@ def _parse_file(start):
     return [ingest.prepare(chunk, _price, _with_rollup) for chunk in ingest.read_chunks(start)]
 
 
-def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int):
+def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int, started=None):
     """(start, size, chunks) in input order, parsed by a process pool; at most `window_limit`
     bytes (or `files_limit` files) in flight, so memory stays flat however big the tree is. Small files
-    travel in groups of about TASK_BYTES (one message each way per group, not per file)."""
+    travel in groups of about TASK_BYTES (one message each way per group, not per file).
+    `started()`, if given, is called once the window is full, before waiting for a result."""
     import multiprocessing
     from collections import deque
 
@@ -235,6 +256,9 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int)
             # The writer commits about BATCH_BYTES at a time; meanwhile the workers
             # keep parsing what the window holds: two batches' worth.
             while window and (window_bytes > window_limit or window_files > files_limit):
+                if started is not None:
+                    started, call = None, started
+                    call()
                 items, future = window.popleft()
                 window_files -= len(items)
                 if future is not None:
@@ -242,6 +266,8 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int)
                 yield from _resolved(items, future)
         if group:
             window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
+        if started is not None:
+            started()
         while window:
             yield from _resolved(*window.popleft())
 
