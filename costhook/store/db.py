@@ -304,13 +304,13 @@ def path_of(conn: sqlite3.Connection) -> str:
     return next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
 
 
-def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, tuple]:
-    """(path, connection, the index SQL left for the end: (those that lead with session_id,
-    the others)) of a new, migrated database file beside
-    `path` for a first import to fill: no syncs (a crash loses only this file, which
+def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
+    """(path, connection, index SQL) of a new, migrated database file beside `path` for a
+    first import to fill: no syncs (a crash loses only this file, which
     nothing else uses), and `requests` without the secondary indexes an insert would keep
-    up to date row by row — except message_id's, which the merge of calls seen twice looks
-    rows up by — nor the triggers that keep `links`: finish_bulk_file builds them all."""
+    up to date row by row (the SQL returned builds them, at the end) — except message_id's,
+    which the merge of calls seen twice looks rows up by — nor the triggers that keep `links`
+    (the SQL returned restores them and has the next transaction rebuild the links)."""
     folder, name = os.path.split(os.path.abspath(path))
     prefix = name + ".import-"
     for stale in os.listdir(folder):  # left by an import that was killed
@@ -336,63 +336,16 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, tuple]:
     from costhook.store import migrations
 
     migrations.migrate(conn)
-    deferred = []  # (leads with session_id, name, SQL)
-    for index, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests' "
-                                   "AND sql IS NOT NULL ORDER BY name").fetchall():
-        columns = [row[2] for row in conn.execute(f'PRAGMA index_info("{index}")')]
-        if columns != ["message_id"]:
-            deferred.append((columns[:1] != ["session_id"], index, sql))
-    for _, name_, _ in deferred:
+    deferred = [(index, sql) for index, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL ORDER BY name")
+        if [row[2] for row in conn.execute(f'PRAGMA index_info("{index}")')] != ["message_id"]]
+    for name_, _ in deferred:
         conn.execute(f'DROP INDEX "{name_}"')
     # The links (store/links.py) are built once at the end too: row by row, each would look
     # its thread up without the index on sessions.
     for name_ in links.TRIGGERS:
         conn.execute(f'DROP TRIGGER "{name_}"')
-    return tmp, conn, ([sql for other, _, sql in deferred if not other], [sql for other, _, sql in deferred if other])
-
-
-def finish_bulk_file(tmp: str, conn: sqlite3.Connection, indexes: tuple) -> None:
-    """Build what new_bulk_file left out of the file `tmp` (`conn`) once it is filled: the
-    indexes (`indexes`, as it returned them), the links and their triggers.
-
-    The links' walk (Python, store/links.walk_all) runs while a second connection, in a
-    thread, builds the indexes (SQLite's C, which releases the GIL): the two cores of a
-    small machine share ~1 s that was serial at the end of a first import. The file is in
-    WAL mode for it (a reader and a writer at once; replace_database puts it in WAL anyway).
-    Long: the two halves and their join."""
-    import threading
-
-    by_session, indexes = indexes
-    conn.execute(f"PRAGMA cache_size = {-BULK_SORT_CACHE_KIB}")
-    for sql in by_session:  # first: the walk reads the calls in its order
-        conn.execute(sql)
-    conn.execute("PRAGMA journal_mode = WAL").fetchall()
-    failed = []
-
-    def build() -> None:
-        other = sqlite3.connect(tmp, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-        try:
-            for pragma in ("synchronous = OFF", f"cache_size = {-BULK_SORT_CACHE_KIB}"):
-                other.execute(f"PRAGMA {pragma}")
-            for sql in indexes:
-                other.execute(sql)
-        except BaseException as exc:  # raised in the caller's thread, below
-            failed.append(exc)
-        finally:
-            other.close()
-
-    builder = threading.Thread(target=build, name="costhook-indexes", daemon=True)
-    builder.start()
-    try:
-        waste = links.walk_all(conn)
-    finally:
-        builder.join()
-    if failed:
-        raise failed[0]
-    with transaction(conn):
-        links.write_walked(conn, waste)
-        for sql in links.TRIGGERS.values():
-            conn.execute(sql)
+    return tmp, conn, [sql for _, sql in deferred] + list(links.TRIGGERS.values()) + [links.MARK_ALL]
 
 
 def replace_database(path: str, tmp: str, conn: sqlite3.Connection, merge, *, wait_s: float = SWAP_WAIT_S) -> None:

@@ -212,19 +212,12 @@ def _add_call(acc: list, at: str, cost, out: int, tools, heartbeat) -> None:
 def rebuild(conn: sqlite3.Connection) -> None:
     """Links, cache_waste and turns from the calls alone (the migration, a first import's
     file, a write that touched most of the history; and what the tests compare `refresh`
-    with): one pass in (session, time) order (walk_all), then written (write_walked)."""
+    with): one pass in (session, time) order, gathered in temporary tables and written in
+    key order (written in session order, every page of `links` would be rewritten again
+    and again). Long: one pass feeding three tables."""
     conn.execute("SAVEPOINT links_rebuild")
-    write_walked(conn, walk_all(conn))
-    conn.execute("RELEASE links_rebuild")
-
-
-def walk_all(conn: sqlite3.Connection) -> dict:
-    """The first half of rebuild: every thread walked, its links and turns gathered in
-    temporary tables (written in key order at the end: written in session order, every
-    page of `links` would be rewritten again and again) GATHER_LINKS at a time. Reads the
-    database and writes only the connection's temporary tables, so another connection may
-    write meanwhile (a first import builds its indexes then: db.finish_bulk_file).
-    Returns the cache waste sums for write_walked. Long: one pass feeding three tables."""
+    for table in ("links", "links_dirty", "cache_waste", "turns"):
+        conn.execute(f"DELETE FROM {table}")
     conn.execute("CREATE TEMP TABLE links_new (rowid_ INTEGER, at TEXT, next_read INTEGER, next_at TEXT, turn_row INTEGER, "
                  "turn_at TEXT, bucket TEXT, wkey TEXT, waste_5m INTEGER, waste_1h INTEGER)")
     conn.execute("CREATE TEMP TABLE turns_new (turn_row INTEGER, agent TEXT, session_id TEXT, agent_id TEXT, "
@@ -257,19 +250,12 @@ def walk_all(conn: sqlite3.Connection) -> dict:
         threads.setdefault(row[:3], []).append(row[3:])
     flush(threads)
     _gather(conn, out, turn_rows, waste)
-    return waste
-
-
-def write_walked(conn: sqlite3.Connection, waste: dict) -> None:
-    """The second half of rebuild: what walk_all gathered replaces links, turns and
-    cache_waste. Inside a transaction."""
-    for table in ("links", "links_dirty", "cache_waste", "turns"):
-        conn.execute(f"DELETE FROM {table}")
     conn.execute(f"INSERT INTO links ({_LINK}) SELECT * FROM temp.links_new ORDER BY rowid_")
     conn.execute(f"INSERT INTO turns ({_TURN}) SELECT * FROM temp.turns_new ORDER BY turn_row")
     conn.executemany(_WASTE_ADD, sorted((*key, w5, w1) for key, (w5, w1) in waste.items() if w5 or w1))
     conn.execute("DROP TABLE temp.links_new")
     conn.execute("DROP TABLE temp.turns_new")
+    conn.execute("RELEASE links_rebuild")
 
 
 def _gather(conn: sqlite3.Connection, links: list, turn_rows: list, waste: dict) -> None:

@@ -117,7 +117,9 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
         summary = import_claude(None, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk,
                                 new_file=new_file)
         tmp, conn, indexes = made[0]
-        db.finish_bulk_file(tmp, conn, indexes)
+        conn.execute(f"PRAGMA cache_size = {-db.BULK_SORT_CACHE_KIB}")  # (peak RSS flat: see there)
+        for sql in indexes:
+            conn.execute(sql)
         summary.changed += bulk.finish(conn)
         db.replace_database(path, tmp, conn, lambda c: writes.merge_attached(c, price))
     except BaseException:
