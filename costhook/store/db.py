@@ -14,11 +14,13 @@ from costhook.store import links
 SCHEMA_VERSION = 13  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
 INLINE_UPGRADE_BYTES = 4 << 20  # a database this small is upgraded at once, even by a hook
-# A first import's page cache while it loads (8 MB: -6 MB peak RSS, +0.2 s CPU re-reading pages)...
-BULK_CACHE_KIB = 16384
-# ...and while it builds the indexes and the links at the end: SQLite's sorter buffers
-# up to the cache's size, so these sorts of every row held +15 MB at 84,000 calls (and
-# less on a smaller tree: peak RSS not flat); spilled to a temporary file, no slower.
+# A first import's page cache while it loads: 16 MB is filled only on a large tree (peak
+# RSS 99-108 MB against 73 MB on an eighth of it; 8 MB: 89-98 MB), and the CPU was the
+# same within the noise (4 alternated runs each)...
+BULK_CACHE_KIB = 8192
+# ...and while it builds the indexes and the links at the end: SQLite's sorter buffers up
+# to the cache's size, so these sorts of every row held +15 MB at 84,000 calls (far less
+# on a small tree); spilled to a temporary file, no slower.
 BULK_SORT_CACHE_KIB = 2048
 BULK_WAL_PAGES = 65536  # 256 MB of 4 KB pages: how far the WAL may grow during bulk_writes
 
