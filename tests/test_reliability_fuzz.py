@@ -478,7 +478,6 @@ def test_hostile_transcript_lines_parse():
     def check(args):
         lines, expected = args
         result = claude.parse_lines(lines, claude.FileContext("/p/fuzz-session.jsonl", session_id="fuzz-session"), claude.ReadState())
-        assert result.lines == len(lines)
         got = {k: {c: result.calls[k][c] for c in TOKENS} for k in expected if k in result.calls}
         assert got == expected
         for record in result.calls.values():

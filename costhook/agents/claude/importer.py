@@ -4,6 +4,7 @@ Uses the very same incremental ingest as the hook, so an import and the hooks gi
 same rows, and importing twice changes nothing (the cursors say there is nothing new).
 """
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,6 @@ from costhook.store import db, writes
 class ImportSummary:
     files: int = 0
     bytes_read: int = 0
-    lines: int = 0
     calls: int = 0
     changed: int = 0
     malformed: int = 0
@@ -106,31 +106,43 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
         path = db.path_of(conn)
     finally:
         conn.close()
-    tmp, conn, indexes = db.new_bulk_file(path)
+    made = []
+
+    def new_file():  # (called by import_claude once the workers have started: migrating a new file takes ~0.2 s)
+        made.append(db.new_bulk_file(path))
+        return made[0][1]
+
     try:
         bulk = ingest.Bulk()
-        summary = import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk)
+        summary = import_claude(None, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk,
+                                new_file=new_file)
+        tmp, conn, indexes = made[0]
+        conn.execute(f"PRAGMA cache_size = {-db.BULK_SORT_CACHE_KIB}")  # (peak RSS flat: see there)
         for sql in indexes:
             conn.execute(sql)
         summary.changed += bulk.finish(conn)
         db.replace_database(path, tmp, conn, lambda c: writes.merge_attached(c, price))
     except BaseException:
-        conn.close()
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            if os.path.exists(tmp + suffix):
-                os.unlink(tmp + suffix)
+        if made:
+            tmp, conn, _ = made[0]
+            conn.close()
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                if os.path.exists(tmp + suffix):
+                    os.unlink(tmp + suffix)
         raise
     return summary
 
 
 def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
-                  files: list | None = None, bulk: "ingest.Bulk | None" = None) -> ImportSummary:
+                  files: list | None = None, bulk: "ingest.Bulk | None" = None, new_file=None) -> ImportSummary:
     """Ingest all transcripts under `folders`. `progress(nbytes)` is called after each file.
 
     Large imports parse, and price into rows (ingest.prepare), in worker processes while
     this process writes, in file order: the database has one writer, so it does as little
     as it can. Results are the same as the hooks': the same plan / read_chunks / commit
-    steps, only spread out.
+    steps, only spread out. With `bulk`, `new_file()` may make the connection instead of
+    `conn`: it is called once the workers are at work on the first batch.
+    Long: planning, the readers, the workers and the batch loop are one flow.
     """
     summary = ImportSummary()
     price = price or prices.pricer()
@@ -153,12 +165,25 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     _with_rollup = bulk is None  # a first import builds the rollup at the end (ingest.Bulk)
     if hasattr(price, "prepare"):
         price.prepare()  # load the table once, before the workers fork
+    batch_limit = BATCH_BYTES if bulk is None else BULK_BATCH_BYTES
     if workers > 1 and pending_bytes >= PARALLEL_MIN_BYTES:
-        chunks = _parse_in_workers(starts, workers)
+        # Two batches in flight, whatever the batch: with a first import's 4x larger batches
+        # and the window of the incremental ones, the workers sat idle ~40 % of the time
+        # while the writer committed (the window is transcript bytes; what a worker sends
+        # back is ~3 % of that).
+        scale = batch_limit // BATCH_BYTES
+        made = []
+        chunks = _parse_in_workers(starts, workers, WINDOW_BYTES * scale, WINDOW_FILES * scale,
+                                   started=(lambda: made.append(new_file())) if new_file else None)
+        first = next(chunks, None)
+        chunks = itertools.chain([first] if first is not None else [], chunks)
+        new_file = None if made else new_file
+        conn = made[0] if made else conn
     else:
         chunks = ((start, size, _parse_file(start)) for start, size in starts)
+    if new_file is not None:  # (no workers)
+        conn = new_file()
     result = ingest.IngestResult(path="")
-    batch_limit = BATCH_BYTES if bulk is None else BULK_BATCH_BYTES
     batch, batch_bytes, batch_sizes = [], 0, 0
     with db.bulk_writes(conn):
         for start, size, parsed in chunks:
@@ -184,7 +209,6 @@ def _commit(conn, batch: list, price, result, progress, sizes: int, bulk=None) -
 
 def _add_result(summary: ImportSummary, result) -> None:
     summary.bytes_read += result.bytes_read
-    summary.lines += result.lines
     summary.calls += result.calls
     summary.changed += result.changed
     summary.malformed += result.malformed
@@ -205,10 +229,11 @@ def _parse_file(start):
     return [ingest.prepare(chunk, _price, _with_rollup) for chunk in ingest.read_chunks(start)]
 
 
-def _parse_in_workers(starts, workers: int):
-    """(start, size, chunks) in input order, parsed by a process pool; at most WINDOW_BYTES
-    (or WINDOW_FILES) in flight, so memory stays flat however big the tree is. Small files
-    travel in groups of about TASK_BYTES (one message each way per group, not per file)."""
+def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int, started=None):
+    """(start, size, chunks) in input order, parsed by a process pool; at most `window_limit`
+    bytes (or `files_limit` files) in flight, so memory stays flat however big the tree is. Small files
+    travel in groups of about TASK_BYTES (one message each way per group, not per file).
+    `started()`, if given, is called once the window is full, before waiting for a result."""
     import multiprocessing
     from collections import deque
 
@@ -232,7 +257,10 @@ def _parse_in_workers(starts, workers: int):
             window_files += 1
             # The writer commits about BATCH_BYTES at a time; meanwhile the workers
             # keep parsing what the window holds: two batches' worth.
-            while window and (window_bytes > WINDOW_BYTES or window_files > WINDOW_FILES):
+            while window and (window_bytes > window_limit or window_files > files_limit):
+                if started is not None:
+                    started, call = None, started
+                    call()
                 items, future = window.popleft()
                 window_files -= len(items)
                 if future is not None:
@@ -240,6 +268,8 @@ def _parse_in_workers(starts, workers: int):
                 yield from _resolved(items, future)
         if group:
             window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
+        if started is not None:
+            started()
         while window:
             yield from _resolved(*window.popleft())
 

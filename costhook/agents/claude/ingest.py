@@ -25,13 +25,12 @@ READ_SLACK = 64 << 10  # read beyond the planned size: what was appended since
 class IngestResult:
     """What one ingest of one file did (a plain class: dataclasses cost the hook ~10 ms)."""
 
-    __slots__ = ("path", "bytes_read", "lines", "calls", "changed", "malformed", "synthetic",
+    __slots__ = ("path", "bytes_read", "calls", "changed", "malformed", "synthetic",
                  "pending", "deferred", "missing")
 
     def __init__(self, path: str):
         self.path = path
         self.bytes_read = 0
-        self.lines = 0
         self.calls = 0  # distinct calls seen in the new bytes
         self.changed = 0  # rows inserted or updated
         self.malformed = 0
@@ -190,10 +189,35 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes, f) -> tu
     return cursor["offset"], cursor.get("state") or "", before
 
 
+class Seen:
+    """The strings added so far, as bits of their hashes in a fixed 2 MB (a Bloom filter
+    with one hash function): a set of the hashes grew by ~90 bytes per call, this stays
+    flat however large the import. `x in seen` may be wrongly true (~0.5 % at 84,000
+    calls): a first import then sends a new call through the merge, which is always right."""
+
+    __slots__ = ("bits",)
+    MASK = (1 << 24) - 1
+
+    def __init__(self):
+        self.bits = bytearray((self.MASK >> 3) + 1)
+
+    def first_sightings(self, counts: dict) -> set:
+        """The values counted once in `counts` ({value: sightings}) and not seen before;
+        all of them are seen after. (One pass: the writer runs it on every call.)"""
+        bits, mask, once = self.bits, self.MASK, set()
+        for value, count in counts.items():
+            at = hash(value) & mask
+            byte, bit = at >> 3, 1 << (at & 7)
+            if count == 1 and not bits[byte] & bit:
+                once.add(value)
+            bits[byte] |= bit
+        return once
+
+
 class Bulk:
     """What a first import into a new file of its own (importer.first_import) keeps in
-    memory instead of asking the database: the hashes of the call keys and message ids
-    written so far (the file holds nothing else); and what it writes once at the end
+    memory instead of asking the database: the call keys and message ids written so far
+    (the file holds nothing else; as Seen bits); and what it writes once at the end
     (finish), rather than batch after batch: the session facts (the first learnt stays,
     the earliest start: as fill_session keeps them, batch after batch), the sub-agents'
     names (the first stored stays, as name_subagents keeps them; every call of a named
@@ -204,7 +228,7 @@ class Bulk:
     __slots__ = ("keys", "messages", "sessions", "cost_states", "names", "unnamed")
 
     def __init__(self):
-        self.keys, self.messages, self.sessions = set(), set(), {}
+        self.keys, self.messages, self.sessions = Seen(), Seen(), {}
         self.cost_states = {}  # session id -> the last cost-state line's ParseResult.cost_state
         self.names, self.unnamed = {}, set()  # as ParseResult.subagents / .unnamed, over the whole import
 
@@ -277,7 +301,6 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
     for chunk in chunks:
         parsed = chunk.parsed
         result.bytes_read += chunk.nbytes
-        result.lines += parsed.lines
         result.calls += chunk.prepared.count() if chunk.prepared else len(parsed.calls)
         result.malformed += parsed.malformed
         result.synthetic += parsed.synthetic
@@ -325,12 +348,8 @@ def _unique_and_unstored(conn: sqlite3.Connection, chunks: list, bulk: Bulk | No
             keys[key] = keys.get(key, 0) + 1
             if message_id is not None:
                 message_ids[message_id] = message_ids.get(message_id, 0) + 1
-    if bulk is not None:  # (hashes: a collision only sends a new call through the merge, which is always right)
-        once_keys = {key for key, count in keys.items() if count == 1 and hash(key) not in bulk.keys}
-        once_messages = {m for m, count in message_ids.items() if count == 1 and hash(m) not in bulk.messages}
-        bulk.keys.update(map(hash, keys))
-        bulk.messages.update(map(hash, message_ids))
-        return once_keys, once_messages
+    if bulk is not None:  # (Seen: a false "seen" only sends a new call through the merge, which is always right)
+        return bulk.keys.first_sightings(keys), bulk.messages.first_sightings(message_ids)
     keys = [key for key, count in keys.items() if count == 1]
     message_ids = [message_id for message_id, count in message_ids.items() if count == 1]
     stored_keys, stored_messages = writes.stored_ids(conn, keys, message_ids)

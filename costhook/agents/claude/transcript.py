@@ -88,7 +88,7 @@ class ReadState:
 
 
 class ParseResult:
-    __slots__ = ("calls", "cost_state", "malformed", "synthetic", "lines", "subagents", "unnamed")
+    __slots__ = ("calls", "cost_state", "malformed", "synthetic", "subagents", "unnamed")
 
     def __init__(self):
         self.calls = {}  # key -> merged record
@@ -97,7 +97,6 @@ class ParseResult:
         self.cost_state = None  # last cost-state line: {session_id, total_cost_usd}
         self.malformed = 0
         self.synthetic = 0
-        self.lines = 0
 
 
 def context_for(path: str) -> FileContext:
@@ -132,7 +131,6 @@ def parse_lines(lines, ctx: FileContext, state: ReadState, result: ParseResult |
     """Fold complete transcript lines (bytes, with or without the newline) into `result`."""
     result = result or ParseResult()
     for raw in lines:
-        result.lines += 1
         _line(raw, ctx, state, result)
     return result
 
@@ -161,7 +159,6 @@ def parse_block(data: bytes, ctx: FileContext, state: ReadState, result: ParseRe
     sub-agent). Each line holding a marker goes through the same tests as in parse_lines."""
     result = result or ParseResult()
     size = len(data)
-    result.lines += data.count(b"\n") + (1 if size and data[-1] != 10 else 0)
     find, rfind = data.find, data.rfind
     markers = [_ASSISTANT, _COMMAND, _COST_STATE]
     found = [find(marker) for marker in markers]
