@@ -181,6 +181,10 @@ class Sync:
         cols = ", ".join(SERVER_CALL_COLUMNS)
         with pg.transaction():
             pg.execute("SET LOCAL work_mem = '256MB'")  # the batch's rollup sums in memory, not in temp files
+            # The batch's old rows are found by key, one index lookup per call: unanalysed,
+            # the staging table would be hash-joined with the whole of `calls`, a scan that
+            # grows with the team's history (0.35 s of a batch at 450,000 calls)
+            pg.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
             types = ", ".join(f"{c} {CALL_TYPES.get(c, 'text')}" for c in SERVER_CALL_COLUMNS)
             pg.execute(f"CREATE TEMP TABLE stage_calls ({types}) ON COMMIT DROP")
             with pg.cursor().copy(f"COPY stage_calls ({cols}) FROM STDIN") as copy:
