@@ -614,6 +614,37 @@ def test_the_pull_log_is_pruned_and_a_pull_from_before_reads_the_whole_window(tm
     rollup_matches_calls(team_url)
 
 
+def test_a_push_finds_its_calls_by_key_not_by_reading_the_whole_server(tmp_path, team_url):
+    """A push reads the old rows of its batch by key (an index lookup per call): the cost
+    of a push must not grow with the team's history. Before, the staging table (never
+    analysed) was hash-joined with the whole of `costhook.calls`, every row of it read."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.run("sync")  # the schema
+    with psycopg.connect(team_url, password=pgserver.PASSWORD, autocommit=True) as conn:
+        conn.execute("""INSERT INTO costhook.calls (key, agent, origin_user, origin_machine, bucket)
+                        SELECT 'history-' || g, 'claude', 'bob', 'desk', now() FROM generate_series(1, 30000) g""")
+        conn.execute("ANALYZE costhook.calls")
+
+    def stats():  # (rows read by scans, rows inserted)
+        return server_rows(team_url, "SELECT coalesce(seq_tup_read, 0), n_tup_ins FROM pg_stat_user_tables "
+                                     "WHERE relid = 'costhook.calls'::regclass")[0]
+
+    before = stats()
+    a.transcript("s", [assistant(f"msg_{i}", request_id=f"req_{i}", output_tokens=10 + i,
+                                 timestamp=f"2026-11-20T{i % 24:02d}:{i % 60:02d}:00.000Z") for i in range(2000)])
+    a.import_()
+    assert a.run("sync").stdout.startswith("Pushed 2,000 calls")
+    after = stats()
+    for _ in range(100):  # a backend's statistics reach the view when it ends
+        if after[1] - before[1] >= 2000:
+            break
+        time.sleep(0.1)
+        after = stats()
+    assert after[1] - before[1] >= 2000
+    read = after[0] - before[0]
+    assert read < 30000, f"the push read {read:,} rows of costhook.calls"
+
+
 def test_an_openclaw_session_end_starts_a_sync_too(tmp_path, team_url):
     """OpenClaw's session_end, like Claude Code's SessionEnd, hands the team sync to a
     detached process (the hook itself answers at once, without psycopg)."""
