@@ -565,15 +565,97 @@ def test_a_push_updates_rollup_rows_in_place_and_pulls_find_them(tmp_path, team_
     # the server back at v1 (no log, spend.rev indexed) before A pulled B's push: A's next
     # sync migrates to v2, whose log is rebuilt from spend.rev, and its pull finds B's rows
     with psycopg.connect(team_url, password=pgserver.PASSWORD, autocommit=True) as conn:
-        conn.execute("""DROP TABLE costhook.spend_revs; DROP INDEX costhook.spend_by_bucket;
+        conn.execute("""DROP TABLE costhook.spend_revs; DROP TABLE costhook.spend_revs_pruned; DROP INDEX costhook.spend_by_bucket;
                         CREATE INDEX spend_by_rev ON costhook.spend (rev); DELETE FROM costhook.schema_version WHERE version > 1""")
     a.run("sync")
-    assert server_rows(team_url, "SELECT max(version) FROM costhook.schema_version") == [(2,)]
+    assert server_rows(team_url, "SELECT max(version) FROM costhook.schema_version") == [(3,)]
     assert team_spend(a) == server_spend()
     calls(b, "c", 5)
     b.run("sync")
     a.run("sync")
     assert team_spend(a) == server_spend()
+
+
+def test_the_pull_log_is_pruned_and_a_pull_from_before_reads_the_whole_window(tmp_path, team_url):
+    """`spend_revs` (one row per push) keeps a week: a sync prunes what is older and notes
+    up to which revision. A machine whose last pull is older than that reads the team's
+    whole window again, so it still gets every change (an incremental pull would miss the
+    buckets only the pruned pushes changed)."""
+    import sqlite3
+
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    b = Machine(tmp_path / "b", team_url, "bob", "desk")
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+
+    def calls(machine, prefix, n, hour=0):
+        machine.transcript(prefix, [assistant(f"msg_{prefix}{i}", session_id=prefix, output_tokens=10 + i,
+                                              timestamp=f"{day}T{(hour + i) % 24:02d}:00:00.000Z") for i in range(n)])
+        machine.import_()
+
+    def team_spend(machine):
+        conn = sqlite3.connect(machine.home / "costhook.db")
+        rows = conn.execute("SELECT dim, key, bucket, cost_nanousd, requests FROM team_spend WHERE requests <> 0").fetchall()
+        conn.close()
+        return sorted(rows)
+
+    def server_spend():
+        return sorted(server_rows(team_url, """SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'),
+                                                      cost_nanousd, requests FROM costhook.spend WHERE requests <> 0"""))
+
+    calls(a, "a", 3)
+    a.run("sync")
+    b.run("sync")  # B pulls: its revision is A's first push
+    calls(a, "c", 3, hour=5)  # buckets only this push changes
+    a.run("sync")
+    logged = server_rows(team_url, "SELECT count(*), max(rev) FROM costhook.spend_revs")[0]
+    assert logged[0] == 2
+    with psycopg.connect(team_url, password=pgserver.PASSWORD, autocommit=True) as conn:
+        conn.execute("UPDATE costhook.spend_revs SET at = now() - interval '8 days'")
+    calls(a, "d", 1, hour=12)
+    a.run("sync")  # prunes the two week-old revisions
+    kept = server_rows(team_url, "SELECT rev FROM costhook.spend_revs")
+    assert len(kept) == 1 and kept[0][0] > logged[1]
+    assert server_rows(team_url, "SELECT upto FROM costhook.spend_revs_pruned") == [(logged[1],)]
+    assert team_spend(b) != server_spend()
+    b.run("sync")  # its revision is older than what was pruned: the whole window
+    assert team_spend(b) == server_spend()
+    assert {k for d, k, *_ in team_spend(b) if d == "machine"} == {"laptop"}
+    calls(a, "e", 1, hour=20)
+    a.run("sync")
+    b.run("sync")  # incremental again
+    assert team_spend(b) == server_spend()
+    rollup_matches_calls(team_url)
+
+
+def test_a_push_finds_its_calls_by_key_not_by_reading_the_whole_server(tmp_path, team_url):
+    """A push reads the old rows of its batch by key (an index lookup per call): the cost
+    of a push must not grow with the team's history. Before, the staging table (never
+    analysed) was hash-joined with the whole of `costhook.calls`, every row of it read."""
+    a = Machine(tmp_path / "a", team_url, "ann", "laptop")
+    a.run("sync")  # the schema
+    with psycopg.connect(team_url, password=pgserver.PASSWORD, autocommit=True) as conn:
+        conn.execute("""INSERT INTO costhook.calls (key, agent, origin_user, origin_machine, bucket)
+                        SELECT 'history-' || g, 'claude', 'bob', 'desk', now() FROM generate_series(1, 30000) g""")
+        conn.execute("ANALYZE costhook.calls")
+
+    def stats():  # (rows read by scans, rows inserted)
+        return server_rows(team_url, "SELECT coalesce(seq_tup_read, 0), n_tup_ins FROM pg_stat_user_tables "
+                                     "WHERE relid = 'costhook.calls'::regclass")[0]
+
+    before = stats()
+    a.transcript("s", [assistant(f"msg_{i}", request_id=f"req_{i}", output_tokens=10 + i,
+                                 timestamp=f"2026-11-20T{i % 24:02d}:{i % 60:02d}:00.000Z") for i in range(2000)])
+    a.import_()
+    assert a.run("sync").stdout.startswith("Pushed 2,000 calls")
+    after = stats()
+    for _ in range(100):  # a backend's statistics reach the view when it ends
+        if after[1] - before[1] >= 2000:
+            break
+        time.sleep(0.1)
+        after = stats()
+    assert after[1] - before[1] >= 2000
+    read = after[0] - before[0]
+    assert read < 30000, f"the push read {read:,} rows of costhook.calls"
 
 
 def test_an_openclaw_session_end_starts_a_sync_too(tmp_path, team_url):

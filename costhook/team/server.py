@@ -9,7 +9,9 @@ read, kept in step with `calls` in the same transaction), `sessions`, `tool_call
 
 A push updates the rollup rows it changes in place and logs the buckets it touched in
 `spend_revs` (v2; v1 indexed `spend.rev` instead, which made every update write three
-index entries); a pull reads the rows of the buckets logged since its last revision.
+index entries); a pull reads the rows of the buckets logged since its last revision. The
+log keeps REVS_KEPT_DAYS (v3); `spend_revs_pruned` says up to which revision it was cut,
+and a pull from before that reads the whole window.
 
 The rollup is team-wide per dimension (a row per dimension, key and 15-minute bucket,
 whoever spent it), plus the dimensions `user` and `machine` (the call's origin): a
@@ -86,7 +88,22 @@ STEPS = [
     INSERT INTO costhook.spend_revs (rev, buckets)
         SELECT rev, array_agg(DISTINCT bucket) FROM costhook.spend GROUP BY rev;
     """,
+    # v3: the log is pruned (REVS_KEPT_DAYS): a pull from before what was pruned reads the
+    # whole window again. A v2 client would not know and miss changes: it must refuse.
+    """
+    ALTER TABLE costhook.spend_revs ADD COLUMN at timestamptz NOT NULL DEFAULT now();
+    CREATE TABLE costhook.spend_revs_pruned (
+        upto bigint NOT NULL                  -- one row: the log holds every push after this revision
+    );
+    INSERT INTO costhook.spend_revs_pruned (upto) VALUES (0);
+    """,
 ]
+REVS_KEPT_DAYS = 7  # a machine that last pulled longer ago reads the team's window again, as when it joined
+PRUNE_REVS = f"""
+WITH gone AS (DELETE FROM costhook.spend_revs WHERE at < now() - interval '{REVS_KEPT_DAYS} days' RETURNING rev)
+UPDATE costhook.spend_revs_pruned SET upto = greatest(upto, (SELECT max(rev) FROM gone))
+WHERE EXISTS (SELECT FROM gone)
+"""
 SCHEMA_VERSION = len(STEPS)
 
 

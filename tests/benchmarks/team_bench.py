@@ -2,6 +2,7 @@
 
     python -m tests.benchmarks.team_bench [--calls 1000000] [--machines 20] [--server-calls 5000000]
                                           [--runs 5] [--hook-runs 15] [--keep DIR] [--push-only]
+                                          [--dbs DIR] [--concurrent N]
 
 1. push: --machines costhook databases of --calls/--machines synthetic calls each
    (tests/benchmarks/generate.py's `db`, one seed per machine), each pushed by a first
@@ -81,6 +82,39 @@ def grow_server(url: str, copies: int) -> None:
         pg.execute(f"UPDATE costhook.spend SET {sets} WHERE dim <> 'machine'")
         pg.execute("VACUUM ANALYZE costhook.calls")
         pg.execute("VACUUM ANALYZE costhook.spend")
+
+
+def concurrent_push(root: Path, server, args, per_machine: int) -> dict:
+    """The same machines' first syncs into a new database, `args.concurrent` at a time (as
+    a team's machines push in real life): calls/s over the wall time from the first start
+    to the last exit, and the CPU of each side."""
+    import resource
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = server.create_database("concurrent")
+    envs = []
+    for i in range(args.machines):
+        env = machine_env(root / "concurrent", i, url)
+        shutil.copyfile(root / f"m{i:02d}" / "costhook.db.orig", env["COSTHOOK_DB"])
+        envs.append(env)
+    client_before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), server_cpu_s(server)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(args.concurrent) as pool:
+        list(pool.map(lambda env: timed_process([COSTHOOK, "sync", "-q"], env), envs))
+    wall = time.perf_counter() - start
+    client_after, server_after = resource.getrusage(resource.RUSAGE_CHILDREN), server_cpu_s(server)
+    calls = per_machine * args.machines
+    client_cpu = (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime)
+    server_cpu = server_after - server_before
+    import psycopg
+
+    with psycopg.connect(url, password=pgserver.PASSWORD) as pg:
+        count, cost = pg.execute("SELECT count(*), sum(cost_nanousd) FROM costhook.calls").fetchone()
+        rolled = pg.execute("SELECT sum(cost_nanousd), sum(requests) FROM costhook.spend WHERE dim = 'global'").fetchone()
+    return {"at_a_time": args.concurrent, "wall_s": round(wall, 2), "calls_per_s": round(calls / wall),
+            "client_cpu_s": round(client_cpu, 2), "server_cpu_s": round(server_cpu, 2),
+            "calls_per_cpu_s": round(calls / (client_cpu + server_cpu)),
+            "rollup_matches_calls": (int(rolled[0]), int(rolled[1])) == (int(cost), count), "server_calls": count}
 
 
 def server_cpu_s(server) -> float:
@@ -244,6 +278,9 @@ def main(argv=None) -> int:
     parser.add_argument("--hook-runs", type=int, default=15)
     parser.add_argument("--keep", type=Path, help="keep the work folder here")
     parser.add_argument("--push-only", action="store_true", help="stop after 1. (to compare two checkouts' push)")
+    parser.add_argument("--concurrent", type=int, default=0, metavar="N",
+                        help="then push the same history again into a new database, N machines' syncs at a time")
+    parser.add_argument("--dbs", type=Path, help="keep the generated databases here and reuse them (same seeds)")
     args = parser.parse_args(argv)
     from tests.benchmarks import generate
 
@@ -257,12 +294,21 @@ def main(argv=None) -> int:
         envs = []
         for i in range(args.machines):
             env = machine_env(root, i, url)
-            saved = dict(os.environ)
-            try:
-                generate.generate_db(env["COSTHOOK_DB"], per_machine, i + 1)
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
+            cached = args.dbs / f"{per_machine}-{i + 1}.db" if args.dbs else None
+            if cached and cached.exists():
+                shutil.copyfile(cached, env["COSTHOOK_DB"])
+            else:
+                saved = dict(os.environ)
+                try:
+                    generate.generate_db(env["COSTHOOK_DB"], per_machine, i + 1)
+                finally:
+                    os.environ.clear()
+                    os.environ.update(saved)
+                if cached:
+                    args.dbs.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(env["COSTHOOK_DB"], cached)
+            if args.concurrent:
+                shutil.copyfile(env["COSTHOOK_DB"], env["COSTHOOK_DB"] + ".orig")  # before its first sync
             envs.append(env)
         out["generated_s"] = round(time.perf_counter() - started, 1)
         import resource
@@ -290,6 +336,8 @@ def main(argv=None) -> int:
         out["push"]["server_calls"] = count
         out["push"]["rollup_matches_calls"] = (int(rolled[0]), int(rolled[1])) == (int(cost), count)
         out["push"]["server_rollup_rows"] = pg_count(url, "costhook.spend")
+        if args.concurrent:
+            out["push_concurrent"] = concurrent_push(root, server, args, per_machine)
         if args.push_only:
             return 0
         copies = max(0, args.server_calls // max(count, 1) - 1)
