@@ -115,8 +115,11 @@ def test_fast_path_does_not_import_click(populated, args, click_loaded):  # noqa
 def test_parse_reads_only_plain_command_lines():
     parsed = report_command.parse(["--by=model", "--since", "2026-03-01", "--format", "csv", "--db", "x.db"])
     assert parsed == {"by": "model", "since": datetime(2026, 3, 1), "until": None, "period_name": None, "tz_name": None,
-                      "session_id": None, "project": None, "cli": None, "fmt": "csv", "db_path": "x.db"}
+                      "session_id": None, "project": None, "cli": None, "fmt": "csv", "db_path": "x.db", "team": False}
     assert report_command.parse([])["by"] == "day"
+    team = report_command.parse(["--by", "user", "--team"])
+    assert (team["team"], team["by"]) == (True, "user") and report_command.parse(["--team", "--by", "user"]) == team
     for odd in (["--by", "Day"], ["--since", "2026-3-01"], ["--since", "2026-02-29"], ["--until", "２０２６-01-01"],
-                ["--tz"], ["--tz", "UTC", "--tz", "UTC"], ["-h"], ["--db", ""], ["report"], ["--session", "--by"]):
+                ["--tz"], ["--tz", "UTC", "--tz", "UTC"], ["-h"], ["--db", ""], ["report"], ["--session", "--by"],
+                ["--team", "--team"], ["--session", "--team"]):
         assert report_command.parse(odd) is None, odd
