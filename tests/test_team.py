@@ -524,34 +524,39 @@ def test_text_copy_must_escape_and_odd_times_arrive_as_stored(tmp_path, team_url
     rollup_matches_calls(team_url)
 
 
+def yesterdays_calls(machine: Machine, prefix: str, n: int, hour: int = 0) -> None:
+    """`n` calls of session `prefix`, one an hour from `hour` yesterday (UTC), imported."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+    machine.transcript(prefix, [assistant(f"msg_{prefix}{i}", session_id=prefix, output_tokens=10 + i,
+                                          timestamp=f"{day}T{(hour + i) % 24:02d}:00:00.000Z") for i in range(n)])
+    machine.import_()
+
+
+def team_spend(machine: Machine) -> list:
+    """The machine's pulled team_spend rows that count, as rollup_rows gives the server's."""
+    import sqlite3
+
+    conn = sqlite3.connect(machine.home / "costhook.db")
+    rows = conn.execute("SELECT dim, key, bucket, cost_nanousd, requests FROM team_spend WHERE requests <> 0").fetchall()
+    conn.close()
+    return sorted(rows)
+
+
+def rollup_rows(url: str) -> list:
+    return sorted(server_rows(url, """SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'),
+                                             cost_nanousd, requests FROM costhook.spend WHERE requests <> 0"""))
+
+
 def test_a_push_updates_rollup_rows_in_place_and_pulls_find_them(tmp_path, team_url):
     """Schema v2: the rollup has no index on a column a push changes, so its updates are
     HOT (in place, no index entries); which buckets each push changed is logged, and an
     incremental pull — across the migration from v1 too — brings the changed rows."""
-    import sqlite3
-
     a = Machine(tmp_path / "a", team_url, "ann", "laptop")
     b = Machine(tmp_path / "b", team_url, "bob", "desk")
-    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
 
-    def calls(machine, prefix, n):
-        machine.transcript(prefix, [assistant(f"msg_{prefix}{i}", session_id=prefix, output_tokens=10 + i,
-                                              timestamp=f"{day}T{i % 24:02d}:00:00.000Z") for i in range(n)])
-        machine.import_()
-
-    def team_spend(machine):
-        conn = sqlite3.connect(machine.home / "costhook.db")
-        rows = conn.execute("SELECT dim, key, bucket, cost_nanousd, requests FROM team_spend WHERE requests <> 0").fetchall()
-        conn.close()
-        return sorted(rows)
-
-    def server_spend():
-        return sorted(server_rows(team_url, """SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'),
-                                                      cost_nanousd, requests FROM costhook.spend WHERE requests <> 0"""))
-
-    calls(a, "a", 30)
+    yesterdays_calls(a, "a", 30)
     a.run("sync")
-    calls(b, "b", 30)  # the same hours: B's push updates A's global, model, tool rows
+    yesterdays_calls(b, "b", 30)  # the same hours: B's push updates A's global, model, tool rows
     b.run("sync")
     hot = 0
     for _ in range(50):  # statistics reach the view once the backend reports them
@@ -569,11 +574,11 @@ def test_a_push_updates_rollup_rows_in_place_and_pulls_find_them(tmp_path, team_
                         CREATE INDEX spend_by_rev ON costhook.spend (rev); DELETE FROM costhook.schema_version WHERE version > 1""")
     a.run("sync")
     assert server_rows(team_url, "SELECT max(version) FROM costhook.schema_version") == [(3,)]
-    assert team_spend(a) == server_spend()
-    calls(b, "c", 5)
+    assert team_spend(a) == rollup_rows(team_url)
+    yesterdays_calls(b, "c", 5)
     b.run("sync")
     a.run("sync")
-    assert team_spend(a) == server_spend()
+    assert team_spend(a) == rollup_rows(team_url)
 
 
 def test_the_pull_log_is_pruned_and_a_pull_from_before_reads_the_whole_window(tmp_path, team_url):
@@ -581,49 +586,31 @@ def test_the_pull_log_is_pruned_and_a_pull_from_before_reads_the_whole_window(tm
     up to which revision. A machine whose last pull is older than that reads the team's
     whole window again, so it still gets every change (an incremental pull would miss the
     buckets only the pruned pushes changed)."""
-    import sqlite3
-
     a = Machine(tmp_path / "a", team_url, "ann", "laptop")
     b = Machine(tmp_path / "b", team_url, "bob", "desk")
-    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
 
-    def calls(machine, prefix, n, hour=0):
-        machine.transcript(prefix, [assistant(f"msg_{prefix}{i}", session_id=prefix, output_tokens=10 + i,
-                                              timestamp=f"{day}T{(hour + i) % 24:02d}:00:00.000Z") for i in range(n)])
-        machine.import_()
-
-    def team_spend(machine):
-        conn = sqlite3.connect(machine.home / "costhook.db")
-        rows = conn.execute("SELECT dim, key, bucket, cost_nanousd, requests FROM team_spend WHERE requests <> 0").fetchall()
-        conn.close()
-        return sorted(rows)
-
-    def server_spend():
-        return sorted(server_rows(team_url, """SELECT dim, key, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'),
-                                                      cost_nanousd, requests FROM costhook.spend WHERE requests <> 0"""))
-
-    calls(a, "a", 3)
+    yesterdays_calls(a, "a", 3)
     a.run("sync")
     b.run("sync")  # B pulls: its revision is A's first push
-    calls(a, "c", 3, hour=5)  # buckets only this push changes
+    yesterdays_calls(a, "c", 3, hour=5)  # buckets only this push changes
     a.run("sync")
     logged = server_rows(team_url, "SELECT count(*), max(rev) FROM costhook.spend_revs")[0]
     assert logged[0] == 2
     with psycopg.connect(team_url, password=pgserver.PASSWORD, autocommit=True) as conn:
         conn.execute("UPDATE costhook.spend_revs SET at = now() - interval '8 days'")
-    calls(a, "d", 1, hour=12)
+    yesterdays_calls(a, "d", 1, hour=12)
     a.run("sync")  # prunes the two week-old revisions
     kept = server_rows(team_url, "SELECT rev FROM costhook.spend_revs")
     assert len(kept) == 1 and kept[0][0] > logged[1]
     assert server_rows(team_url, "SELECT upto FROM costhook.spend_revs_pruned") == [(logged[1],)]
-    assert team_spend(b) != server_spend()
+    assert team_spend(b) != rollup_rows(team_url)
     b.run("sync")  # its revision is older than what was pruned: the whole window
-    assert team_spend(b) == server_spend()
+    assert team_spend(b) == rollup_rows(team_url)
     assert {k for d, k, *_ in team_spend(b) if d == "machine"} == {"laptop"}
-    calls(a, "e", 1, hour=20)
+    yesterdays_calls(a, "e", 1, hour=20)
     a.run("sync")
     b.run("sync")  # incremental again
-    assert team_spend(b) == server_spend()
+    assert team_spend(b) == rollup_rows(team_url)
     rollup_matches_calls(team_url)
 
 
