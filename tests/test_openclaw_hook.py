@@ -330,3 +330,57 @@ def test_a_served_hook_answers_gates_line_by_line_and_follows_changes(home, stat
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_resident_never_keeps_gates_waiting_behind_the_clearance(home, tmp_path, monkeypatch):
+    """After answering, the resident writes the next clearance under the write lock. While
+    another process holds that lock (a catch-up, an import), it skips it — the next
+    request's gate must not wait behind it — and says nothing in the error log; once the
+    lock is free, the clearance comes."""
+    import os
+    import select
+    import subprocess
+
+    from conftest import COSTHOOK
+
+    from costhook import paths
+
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "no-state"))
+    budget(home, tmp_path, '[[budgets]]\nscope = "global"\nperiod = "monthly"\nlimit = 1000\naction = "block"\n')
+    silent(hook(payload("agent_end", {"success": True, "messages": [assistant(0)]})))  # one call recorded
+    if os.path.exists(paths.clearance_file()):
+        os.unlink(paths.clearance_file())
+    proc = subprocess.Popen([COSTHOOK, "hook", "--agent", "openclaw", "--serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+
+    def ask(rid):
+        started = time.monotonic()
+        proc.stdin.write(json.dumps({"id": rid, "payload": payload("before_tool_call", {"toolName": "exec"})}).encode()
+                         + b"\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 10)
+        assert ready, f"request {rid}: no answer within 10 s"
+        assert json.loads(proc.stdout.readline()) == {"id": rid, "answer": None}
+        return time.monotonic() - started
+
+    holder = sqlite3.connect(home / "costhook.db", isolation_level=None)
+    try:
+        assert json.loads(proc.stdout.readline()) == {"serve": 1}
+        holder.execute("BEGIN IMMEDIATE")  # another process's write lock
+        assert ask(1) < 2
+        time.sleep(0.5)  # the resident has tried to write the clearance meanwhile
+        assert ask(2) < 2  # not behind a wait for the lock
+        assert not os.path.exists(paths.clearance_file())
+        holder.execute("ROLLBACK")
+        ask(3)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(paths.clearance_file()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.path.exists(paths.clearance_file())
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        holder.close()
+        proc.kill()
+        proc.wait()
+    assert errors(home) == []

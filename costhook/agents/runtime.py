@@ -63,18 +63,30 @@ def run_hook(agent: str, background: bool = False) -> int:
     return 0
 
 
-def refresh_clearance(event: str) -> None:
+def refresh_clearance(event: str, wait: bool = True) -> None:
     """After a background hook's recording (agents/clearance.py), whichever agent's: a write
     of any agent removes the clearance the Claude Code and Codex gates read. Only in the
-    background, since it may wait for the write lock, which a gate must not."""
+    background, since it may wait for the write lock, which a gate must not. `wait=False`
+    (the resident, whose next gate would wait behind it): while another process holds the
+    lock, write none — the next time its queue empties, it tries again."""
+    def connection():
+        conn = open_db()
+        if not wait:
+            conn.execute(f"PRAGMA busy_timeout = {CLEARANCE_BUSY_MS}")
+        return conn
+
     try:
         from costhook import timeframe
         from costhook.agents import clearance
 
         cfg = user_config()
-        clearance.refresh(open_db, cfg, tz=timeframe.local_zone(cfg.get("timezone")), config_read_ns=CONFIG_READ_NS)
+        clearance.refresh(connection, cfg, tz=timeframe.local_zone(cfg.get("timezone")), config_read_ns=CONFIG_READ_NS)
     except Exception as exc:
-        log_error(event, exc)
+        if wait or "locked" not in str(exc):  # (sqlite3's "database is locked": busy, not broken)
+            log_error(event, exc)
+
+
+CLEARANCE_BUSY_MS = 20  # the resident's wait for the write lock before it skips the clearance
 
 
 def serve(agent: str, idle_s: float = 600.0) -> int:
@@ -166,7 +178,7 @@ def serve_later(later) -> None:
     defer(later, event, _after_answer)
     if not later:
         if not FAILED:  # as a background hook does; after any failure, never again in this process
-            refresh_clearance(event)
+            refresh_clearance(event, wait=False)
         unmark_pending()
 
 
