@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import COSTHOOK
+from e2e.offline import wait_for
 from transcript_lines import assistant, tool_use
 
 TOKENS_60 = 200_000  # input x $3/MTok = $0.60 (200 K is still the base tier)
@@ -110,15 +111,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------- a costhook home --
