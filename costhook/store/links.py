@@ -235,21 +235,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
                 acc = turns.get(link[4])
                 if acc is None:
                     acc = turns[link[4]] = [link[4], call[5], sid, aid, side, link[5], link[1], 0, 0, 0, 0, 0, 0]
-                # _add_call written out (every call of a first import passes here, alone on one core)
-                at, cost, tools = link[1], call[12], call[3]
-                if at > acc[6]:
-                    acc[6] = at
-                acc[7] += 1
-                if cost is None:
-                    acc[9] += 1
-                else:
-                    acc[8] += cost
-                if tools and tools != "[]":
-                    acc[10] += tool_actions(tools)
-                else:  # an answer (_answer)
-                    acc[11] += call[13]
-                if call[14]:
-                    acc[12] += 1
+                _add_call(acc, link[1], call[12], call[13], call[3], call[14])
             turn_rows += turns.values()
         if len(out) > GATHER_LINKS:
             _gather(conn, out, turn_rows, waste)
