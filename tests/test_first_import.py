@@ -205,6 +205,39 @@ def test_first_import_names_2_0_sub_agents_and_prices_iterations_as_the_other_pa
     assert tables(tmp_path / "bulk.db") == one_by_one
 
 
+@pytest.mark.parametrize("helper", ["late", "failing"])
+def test_a_first_import_sums_its_rollups_beside_it_exactly(home, tmp_path, monkeypatch, helper):
+    """importer.RollupsBeside: the rollups are summed by another process from the rows as
+    they were before Bulk.finish renamed sub-agents (those renames move the rollups on
+    top). Here that process reads the rows late, after the importer had time to rename
+    them, or fails: the rollups are those of the incremental import either way."""
+    tree = tmp_path / "claude"
+    generate.generate_tree(tree, 300, seed=12, session_calls=15, replays=0.05, meta=False)  # (names come at the end)
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "incremental.db"))
+    conn = db.connect()
+    importer.import_claude(conn, [tree], price=free_price, workers=1)
+    conn.close()
+    expected = tables(tmp_path / "incremental.db")
+    assert sum(1 for r in expected["spend"] if r["dim"] == "agent" and r["key"] != UNKNOWN_SUBAGENT) > 5
+
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "bulk.db"))
+    monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
+    connect = sqlite3.connect
+    if helper == "late":
+        def connect_late(path, *args, **kwargs):
+            if str(path).endswith("-rollups"):
+                time.sleep(1.5)
+            return connect(path, *args, **kwargs)
+
+        monkeypatch.setattr(sqlite3, "connect", connect_late)
+    else:
+        monkeypatch.setattr(importer, "_sum_rollups", lambda src, out, ready: os._exit(1))
+    db.connect().close()
+    importer.first_import(None, [tree], price=free_price, workers=1)
+    assert tables(tmp_path / "bulk.db") == expected
+    assert [n for n in os.listdir(tmp_path) if "-rollups" in n] == []
+
+
 def test_a_first_import_over_what_hooks_saw_gives_what_the_incremental_import_gives(home, tmp_path, monkeypatch):
     """The database already holds what hooks recorded (some files of the tree; and a 2.0.x
     sub-agent's calls from a transcript the import does not read, unnamed there, whose
@@ -335,14 +368,18 @@ def block_lines(tmp_path) -> list:
     return live + lines[:400] + cases + lines[400:] + live
 
 
-@pytest.mark.parametrize("fast", [False, True])
-def test_a_block_is_read_as_its_lines_are(tmp_path, fast):
-    """transcript.parse_block (a find per marker over the whole block, only the lines
-    holding one split out) gives parse_lines' records, counts and reader state, however
-    the lines fall into blocks; a last line without its newline is a line too."""
+@pytest.mark.parametrize("fast,finder", [(False, False), (True, False), (True, True)])
+def test_a_block_is_read_as_its_lines_are(tmp_path, fast, finder):
+    """transcript.parse_block (a find per marker over the whole block, or one pass for all
+    of them with fastparse.marker_finder; only the lines holding one split out) gives
+    parse_lines' records, counts and reader state, however the lines fall into blocks; a
+    last line without its newline is a line too."""
     import random
 
     lines = block_lines(tmp_path)
+    # Markers that overlap each other and the `"user"` that follows a slash command
+    lines += [b'{"type":"cost-state"assistant","x":"<command-name>"cost-state"}', b'{"a":"<command-name>/y</command-name>"}',
+              b'{"type":"user","t":"\"user\"assistant\"cost-state\""}', assistant("b9").rstrip("\n").encode()]
     ctx = transcript.FileContext("/x/s.jsonl", session_id="s")
 
     def outcome(result, state):
@@ -350,6 +387,8 @@ def test_a_block_is_read_as_its_lines_are(tmp_path, fast):
                 state.to_json())
 
     transcript.use_assistant_reader(fastparse.assistant_line if fast else None)
+    transcript.use_marker_finder(fastparse.marker_finder() if finder else None)
+    assert not finder or fastparse.marker_finder() is not None  # (installed with the package)
     try:
         state = transcript.ReadState()
         expected = outcome(transcript.parse_lines(lines, ctx, state), state)
@@ -363,6 +402,7 @@ def test_a_block_is_read_as_its_lines_are(tmp_path, fast):
             assert outcome(result, state) == expected, cuts[:5]
     finally:
         transcript.use_assistant_reader(None)
+        transcript.use_marker_finder(None)
 
 
 SLOW_WRITER = """

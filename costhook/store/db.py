@@ -306,6 +306,10 @@ def path_of(conn: sqlite3.Connection) -> str:
     return next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
 
 
+# A first import's file and those beside it (importer.RollupsBeside sums the rollups in `-rollups`).
+BULK_FILES = ("", "-journal", "-wal", "-shm", "-rollups")
+
+
 def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
     """(path, connection, index SQL) of a new, migrated database file beside `path` for a
     first import to fill: no syncs (a crash loses only this file, which
@@ -317,13 +321,13 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
     prefix = name + ".import-"
     for stale in os.listdir(folder):  # left by an import that was killed
         if stale.startswith(prefix) and stale.endswith(".tmp") and not _pid_alive(stale[len(prefix):-4]):
-            for suffix in ("", "-journal", "-wal", "-shm"):
+            for suffix in BULK_FILES:
                 try:
                     _remove(os.path.join(folder, stale) + suffix)
                 except OSError:
                     pass  # not ours to remove (a shared folder)
     tmp = os.path.join(folder, f"{prefix}{os.getpid()}.tmp")
-    for suffix in ("", "-journal", "-wal", "-shm"):
+    for suffix in BULK_FILES:
         _remove(tmp + suffix)
     paths.touch_private(tmp)
     problem = paths.insecurity(tmp, kind="database")  # (planted in a shared folder between the two calls above)

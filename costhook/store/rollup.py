@@ -200,9 +200,9 @@ def rebuild_spend(conn: sqlite3.Connection) -> None:
     add_rows(conn)
 
 
-def add_rows(conn: sqlite3.Connection, after_rowid: int | None = None) -> None:
-    """Add the stored calls (those past `after_rowid`: rows just inserted) to the rollup,
-    in SQL: what SpendDelta.add of each would add (a first import's batches, rebuild_spend).
+def add_rows(conn: sqlite3.Connection) -> None:
+    """Add the stored calls to the rollup, in SQL: what SpendDelta.add of each would add
+    (rebuild_spend; a first import's, summed beside it: add_all).
 
     The calls are summed once by bucket, agent CLI and every dimension's column together
     (a few calls per group), and each dimension's rows are summed from those groups."""
@@ -210,14 +210,13 @@ def add_rows(conn: sqlite3.Connection, after_rowid: int | None = None) -> None:
     columns = [column for _, column in SPEND_DIMENSIONS if column is not None and column not in _DIMENSION_SQL]
     token_sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in TOKEN_FIELDS)
     all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
-    where, args = ("WHERE rowid > ?", (after_rowid,)) if after_rowid is not None else ("", ())
     # (a temporary table emptied, never dropped: DROP fails while a statement is open)
     conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS spend_groups (bucket, cli, {', '.join(columns)}, {measures})")
     conn.execute(
         f"""INSERT INTO temp.spend_groups
             SELECT {_BUCKET_SQL}, coalesce(agent, ''), {', '.join(columns)}, coalesce(sum(cost_nanousd), 0), {token_sums},
                    coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
-            FROM requests {where} GROUP BY 1, 2, {', '.join(columns)}""", args
+            FROM requests GROUP BY 1, 2, {', '.join(columns)}"""
     )
     sums = ", ".join(f"sum({m})" for m in SPEND_MEASURES)
     updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
@@ -232,18 +231,17 @@ def add_rows(conn: sqlite3.Connection, after_rowid: int | None = None) -> None:
             )
     finally:
         conn.execute("DELETE FROM temp.spend_groups")
-    _add_tool_rows(conn, where, args)
+    _add_tool_rows(conn)
 
 
-def _add_tool_rows(conn: sqlite3.Connection, where: str, args: tuple) -> None:
+def _add_tool_rows(conn: sqlite3.Connection) -> None:
     """The tool rows of the rollup, from the same split rule the hook uses (one code path).
     A call with one tool or none counts whole under it, so those calls are summed in SQL
     by bucket, agent CLI and tool list first; a call with several (its JSON list has a
     comma) is split call by call."""
     delta = SpendDelta()
     names = ("cost_nanousd", "timestamp", "tools", "agent", *TOKEN_FIELDS)
-    where = f"{where} AND" if where else "WHERE"
-    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests {where} tools LIKE '%,%'", args):
+    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests WHERE tools LIKE '%,%'"):
         delta.add(dict(zip(names, row)), +1)
     token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
     all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
@@ -254,16 +252,30 @@ def _add_tool_rows(conn: sqlite3.Connection, where: str, args: tuple) -> None:
         f"""SELECT {when} THEN {_BUCKET_SQL} ELSE substr(timestamp, 1, 16) END, tools, coalesce(agent, ''),
                    coalesce(sum(cost_nanousd), 0), {token_sums}, coalesce(sum({all_tokens}), 0), count(*),
                    sum(cost_nanousd IS NULL)
-            FROM requests {where} coalesce(tools, '') NOT LIKE '%,%' GROUP BY 1, 2, 3""", args
+            FROM requests WHERE coalesce(tools, '') NOT LIKE '%,%' GROUP BY 1, 2, 3"""
     ):
         delta.add_groups({(bucket_of(time), (), tuple(tool_names(tools)), cli): values})
     delta.write(conn, only=("tool",))
 
 
-def add_inserted(conn: sqlite3.Connection, after_rowid: int) -> None:
-    """Calls just inserted (past `after_rowid`) into both rollups, spend and price_groups."""
-    add_rows(conn, after_rowid)
-    add_prices(conn, after_rowid)
+ROLLUPS = ("spend", "price_groups")
+
+
+def add_all(conn: sqlite3.Connection) -> None:
+    """The stored calls into both rollups, spend and price_groups."""
+    add_rows(conn)
+    add_prices(conn)
+
+
+def add_attached(conn: sqlite3.Connection, schema: str) -> None:
+    """Add the rollups of the attached database `schema` (summed there by add_all) to
+    this one's, row by row: a sum, whatever this one holds already."""
+    for table, key, measures in (("spend", ("dim", "key", "bucket", "cli"), SPEND_MEASURES),
+                                 ("price_groups", _PRICE_COLUMNS, PRICE_MEASURES)):
+        columns = ", ".join(key + measures)
+        updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in measures)
+        conn.execute(f"""INSERT INTO main.{table} ({columns}) SELECT {columns} FROM {schema}.{table} WHERE true
+                         ON CONFLICT({', '.join(key)}) DO UPDATE SET {updates}""")
 
 
 def rebuild_prices(conn: sqlite3.Connection) -> None:
@@ -272,20 +284,19 @@ def rebuild_prices(conn: sqlite3.Connection) -> None:
     add_prices(conn)
 
 
-def add_prices(conn: sqlite3.Connection, after_rowid: int | None = None) -> None:
-    """Add the stored calls (those past `after_rowid`) to price_groups, in SQL: what
-    SpendDelta.add of each would add there (a first import's batches, rebuild_prices)."""
+def add_prices(conn: sqlite3.Connection) -> None:
+    """Add the stored calls to price_groups, in SQL: what SpendDelta.add of each would
+    add there (rebuild_prices, add_all)."""
     parts = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
     prompt = f"({' + '.join(parts)})"
     band = f"coalesce({' + '.join(f'({prompt} > {int(b)})' for b in PRICE_BANDS)}, 0)"
     nulls = " | ".join(f"(({column} IS NULL) << {i})" for i, column in enumerate(PRICE_KEYS))
     keys = ", ".join(f"coalesce({column}, '')" for column in PRICE_KEYS)
     sums = ", ".join(f"coalesce(sum({c}), 0)" for c in (*TOKEN_FIELDS, "web_search_requests", "cost_nanousd"))
-    where, args = ("WHERE rowid > ?", (after_rowid,)) if after_rowid is not None else ("", ())
     updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in PRICE_MEASURES)
     conn.execute(
         f"""INSERT INTO price_groups ({', '.join(_PRICE_COLUMNS + PRICE_MEASURES)})
             SELECT {_BUCKET_SQL}, {keys}, {band}, {nulls}, count(*), {sums}, sum(cost_nanousd IS NULL)
-            FROM requests {where} GROUP BY {', '.join(str(i) for i in range(1, len(_PRICE_COLUMNS) + 1))} HAVING 1
-            ON CONFLICT({', '.join(_PRICE_COLUMNS)}) DO UPDATE SET {updates}""", args
+            FROM requests GROUP BY {', '.join(str(i) for i in range(1, len(_PRICE_COLUMNS) + 1))} HAVING 1
+            ON CONFLICT({', '.join(_PRICE_COLUMNS)}) DO UPDATE SET {updates}"""
     )

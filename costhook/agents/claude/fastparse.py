@@ -13,7 +13,13 @@ from typing import Annotated, Any
 
 import msgspec
 
+from costhook.agents.claude.transcript import MARKERS
 from costhook.usage import MAX_CALL_SEARCHES, MAX_CALL_TOKENS
+
+try:  # (optional: without it, a find per marker, as in the hook)
+    import ahocorasick_rs
+except ImportError:
+    ahocorasick_rs = None
 
 # A count as usage.as_count reads it, and plausible for one call: anything else (null, a
 # float, a bool, negative, too large) is left to the standard path, which judges it.
@@ -106,3 +112,14 @@ def assistant_line(raw: bytes) -> tuple | None:
                  u.iterations)
     return (content, m.model, m.id, usage, line.requestId, line.agentId, line.sessionId, line.isSidechain, line.cwd,
             line.gitBranch, line.timestamp, line.entrypoint)
+
+
+def marker_finder():
+    """transcript.use_marker_finder's finder: every marker's start in one pass over the
+    block (Aho-Corasick, SIMD where the CPU has it: ~2.2x quicker than three `find`s on a
+    generated tree), or None when ahocorasick_rs is not installed."""
+    if ahocorasick_rs is None:
+        return None
+    find = ahocorasick_rs.BytesAhoCorasick(list(MARKERS), matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
+                                           ).find_matches_as_indexes
+    return lambda data: [start for _, start, _ in find(data)]

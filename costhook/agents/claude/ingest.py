@@ -121,7 +121,7 @@ def prepare(chunk: Chunk, price, with_rollup: bool = True) -> Chunk:
     """Price the chunk's calls into rows now (see Prepared); commit() inserts them as they
     are when nothing else in the database or the batch is a sighting of the same call, and
     merges them like any other record otherwise. Without `with_rollup` (a first import,
-    which builds the rollup from its rows at the end: Bulk.finish), no rollup delta."""
+    which sums its rollups from its rows at the end: importer.first_import), no rollup delta."""
     shapes, spend = {}, rollup.SpendDelta()
     for record in chunk.parsed.calls.values():
         row, tools = writes.stored_row(record, price)
@@ -221,9 +221,8 @@ class Bulk:
     (finish), rather than batch after batch: the session facts (the first learnt stays,
     the earliest start: as fill_session keeps them, batch after batch), the sub-agents'
     names (the first stored stays, as name_subagents keeps them; every call of a named
-    sub-agent ends with the name, whichever was read first). Its rows inserted as they
-    are go into the rollup in SQL, batch by batch (rollup.add_rows: what the deltas of
-    the hook's inserts add up to), not through deltas summed in Python."""
+    sub-agent ends with the name, whichever was read first). Its rollups are summed from
+    its rows at the end (importer.first_import), not through deltas summed in Python."""
 
     __slots__ = ("keys", "messages", "sessions", "cost_states", "names", "unnamed")
 
@@ -263,11 +262,8 @@ def commit(conn: sqlite3.Connection, chunks: list, price, result: IngestResult, 
         # Under the write lock: what is stored cannot change between the lookups and the writes.
         new_rows, spend, calls = _lanes(conn, chunks, bulk)
         if new_rows:
-            last = conn.execute("SELECT max(rowid) FROM requests").fetchone()[0] or 0 if bulk else None
             try:
                 result.changed += writes.insert_new_requests(conn, new_rows, spend)
-                if bulk:  # the rows just inserted (appended: past the last rowid), into the rollups
-                    rollup.add_inserted(conn, last)
             except UnicodeEncodeError:  # text SQLite refuses: merge_requests cleans it
                 for columns, rows in new_rows.items():
                     key_at = columns.index("key")

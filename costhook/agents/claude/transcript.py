@@ -28,6 +28,7 @@ _ASSISTANT = b'"assistant"'
 _USER = b'"user"'
 _COMMAND = b"<command-name>"
 _COST_STATE = b'"cost-state"'
+MARKERS = (_ASSISTANT, _COMMAND, _COST_STATE)  # parse_block looks at the lines holding one
 _TOOL_RESULT = b'"tool_result"'
 _AGENT_ID = b"agentId"
 # The tools that start a sub-agent: `Task` in Claude Code 2.0.x, `Agent` later.
@@ -160,17 +161,26 @@ def parse_block(data: bytes, ctx: FileContext, state: ReadState, result: ParseRe
     result = result or ParseResult()
     size = len(data)
     find, rfind = data.find, data.rfind
-    markers = [_ASSISTANT, _COMMAND, _COST_STATE]
-    found = [find(marker) for marker in markers]
+    if _find_markers is None:
+        markers = MARKERS
+        found = [find(marker) for marker in markers]
+    else:  # (every marker's start, in order: see use_marker_finder)
+        hits, next_hit = _find_markers(data), 0
     user = -2  # where the next `"user"` is (-2: not looked for since pos moved past it)
     pos = 0
     while pos < size:
         hit = -1
-        for i, at in enumerate(found):
-            if 0 <= at < pos:
-                at = found[i] = find(markers[i], pos)
-            if at >= 0 and (hit < 0 or at < hit):
-                hit = at
+        if _find_markers is None:
+            for i, at in enumerate(found):
+                if 0 <= at < pos:
+                    at = found[i] = find(markers[i], pos)
+                if at >= 0 and (hit < 0 or at < hit):
+                    hit = at
+        else:
+            while next_hit < len(hits) and hits[next_hit] < pos:
+                next_hit += 1
+            if next_hit < len(hits):
+                hit = hits[next_hit]
         if state.skill is not None or state.spawns:
             if user < pos and user != -1:
                 user = find(_USER, pos)
@@ -188,6 +198,16 @@ def parse_block(data: bytes, ctx: FileContext, state: ReadState, result: ParseRe
 
 
 _fast_assistant = None  # a faster reader of assistant lines (use_assistant_reader), for imports
+_find_markers = None  # a finder of every marker in one pass (use_marker_finder), for imports
+
+
+def use_marker_finder(finder) -> None:
+    """Find the MARKERS in parse_block's blocks with `finder(data) -> [start, ...]`
+    (fastparse.marker_finder: `costhook import` only): where each of them begins, in
+    order, one pass for all three instead of a `find` per marker. It may leave out a
+    marker that overlaps another: the line holding them is read either way."""
+    global _find_markers
+    _find_markers = finder
 
 
 def use_assistant_reader(reader) -> None:
