@@ -4,7 +4,6 @@ foreign hooks kept, idempotent, backup, dry run, uninstall; no Codex to ask for 
 
 import json
 import os
-import shlex
 import stat
 import subprocess
 import sys
