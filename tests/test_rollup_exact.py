@@ -48,3 +48,34 @@ def test_tool_rows_do_not_depend_on_batching(tmp_path):
     assert tool_rows(rebuilt) == tool_rows(each)
     # and the tools together still hold every call's cost exactly
     assert sum(r[3] for r in tool_rows(one)) == sum(price(r)[0] for r in records.values())
+
+
+def test_rebuilt_tool_rows_are_the_hooks_for_calls_of_every_form(tmp_path):
+    """rebuild_spend sums calls of the usual forms per tool in SQL, anything else the
+    hook's way (SpendDelta): a call of any form lands in the tool rows as the hook puts it."""
+    forms = [None, "", "[]", '["Bash"]', '["Bash", "Edit"]', '["a,b"]', '["a,b", "c"]', '[1, "Bash", "Edit"]',
+             '["caf\\u00e9", "Edit"]', '["\\u00e9"]', "not json", '{"Bash": 1}', '["Bash"] ', '[ "Bash" ]', '["x\\"y", "z"]',
+             '["Read", "Grep", "Edit", "Bash"]', '"Bash"', '[null]', '["Bash", "Bash"]']
+    times = ["2026-11-20T10:07:00.000Z", None, "2026-11-20T10", "2026-11-20T10:5", "2026-11-20T23:59:59Z"]
+    rng = random.Random(9)
+    hooks = db.connect(tmp_path / "hooks.db")
+    rows = []
+    for i in range(400):
+        cost = None if i % 11 == 0 else rng.randrange(0, 10_000)
+        rows.append({"key": f"k{i}", "agent": rng.choice(["claude", "codex", ""]), "session_id": "s",
+                     "timestamp": times[i % len(times)], "tools": forms[i % len(forms)], "cost_nanousd": cost,
+                     "input_tokens": rng.randrange(0, 999), "output_tokens": rng.choice([None, rng.randrange(0, 99)]),
+                     "cache_write_5m_tokens": 0, "cache_write_1h_tokens": rng.randrange(0, 5), "cache_read_tokens": 7})
+    delta = rollup.SpendDelta()
+    for row in rows:
+        delta.add(row, +1)
+    with db.transaction(hooks):
+        delta.write(hooks, only=("tool",))
+    rebuilt = db.connect(tmp_path / "rebuilt.db")
+    with db.transaction(rebuilt):
+        columns = list(rows[0])
+        rebuilt.executemany(f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                            [tuple(row.values()) for row in rows])
+        rollup.rebuild_spend(rebuilt)
+    assert len(tool_rows(hooks)) > 40
+    assert tool_rows(rebuilt) == tool_rows(hooks)

@@ -234,27 +234,46 @@ def add_rows(conn: sqlite3.Connection) -> None:
     _add_tool_rows(conn)
 
 
+# Calls whose time and tool list have the forms the writes give them (utc_timestamp, a
+# JSON list of names as stored_row writes it, ASCII), summed per tool in SQL.
+_PLAIN_TIME = "substr(timestamp, 15, 2) GLOB '[0-9][0-9]' AND length(timestamp) >= 16 AND tools NOT LIKE '%\\u%'"
+_ONE_TOOL = "tools NOT LIKE '%,%' AND (tools = '[]' OR (tools GLOB '[[]\"*\"]' AND json_valid(tools)))"
+_VALID_TOOLS = "CASE WHEN json_valid(tools) THEN tools ELSE '[]' END"  # (json_each raises on malformed JSON)
+_TOOLS = (f"tools LIKE '%,%' AND json_valid(tools) AND json_type({_VALID_TOOLS}) = 'array' "
+          f"AND NOT EXISTS (SELECT 1 FROM json_each({_VALID_TOOLS}) WHERE type != 'text')")
+
+
 def _add_tool_rows(conn: sqlite3.Connection) -> None:
-    """The tool rows of the rollup, from the same split rule the hook uses (one code path).
-    A call with one tool or none counts whole under it, so those calls are summed in SQL
-    by bucket, agent CLI and tool list first; a call with several (its JSON list has a
-    comma) is split call by call."""
+    """The tool rows of the rollup, by the split rule the hook uses (split_share). In SQL
+    for calls of the usual forms: a call with one tool or none counts whole under it, so
+    those are summed by bucket, agent CLI and tool list first; a call with several gets
+    each tool's share of each measure (usage.tool_share: value // parts, one more for the
+    first value % parts). Any other call goes through SpendDelta, the hook's own code."""
+    value = {"cost_nanousd": "coalesce(cost_nanousd, 0)", **{c: f"coalesce({c}, 0)" for c in TOKEN_FIELDS},
+             "tokens": " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)}
+    shared = SPEND_MEASURES[:-2]  # (split; the last two, requests and unpriced, are counts)
+    share = ", ".join(f"({value[m]}) / json_array_length(tools) + (j.key < ({value[m]}) % json_array_length(tools))"
+                      for m in shared)
+    measures = ", ".join(SPEND_MEASURES)
+    updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
+    conn.execute(
+        f"""INSERT INTO spend (dim, key, bucket, cli, {measures})
+            SELECT 'tool', name, bucket, cli, {', '.join(f'sum({m})' for m in SPEND_MEASURES)} FROM (
+                SELECT CASE WHEN tools = '[]' THEN ? ELSE json_extract(tools, '$[0]') END AS name, bucket, cli, {measures}
+                FROM (SELECT {_BUCKET_SQL} AS bucket, coalesce(agent, '') AS cli, tools,
+                             {', '.join(f'sum({value[m]}) AS {m}' for m in shared)}, count(*) AS requests,
+                             sum(cost_nanousd IS NULL) AS unpriced
+                      FROM requests WHERE {_PLAIN_TIME} AND {_ONE_TOOL} GROUP BY 1, 2, 3)
+                UNION ALL
+                SELECT j.value, {_BUCKET_SQL}, coalesce(agent, ''), {share}, 1, cost_nanousd IS NULL
+                FROM requests, json_each({_VALID_TOOLS}) j WHERE {_PLAIN_TIME} AND {_TOOLS})
+            GROUP BY name, bucket, cli
+            ON CONFLICT(dim, key, bucket, cli) DO UPDATE SET {updates}""", (NO_TOOL,))
     delta = SpendDelta()
     names = ("cost_nanousd", "timestamp", "tools", "agent", *TOKEN_FIELDS)
-    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests WHERE tools LIKE '%,%'"):
+    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests "
+                            f"WHERE NOT coalesce({_PLAIN_TIME} AND ({_ONE_TOOL} OR {_TOOLS}), 0)"):
         delta.add(dict(zip(names, row)), +1)
-    token_sums = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_FIELDS)
-    all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
-    # Grouped by the bucket where the minute is two digits (bucket_of gives a bucket back
-    # unchanged), else by the first 16 characters (all bucket_of reads of a time).
-    when = "CASE WHEN substr(timestamp, 15, 2) GLOB '[0-9][0-9]' AND length(timestamp) >= 16"
-    for time, tools, cli, *values in conn.execute(
-        f"""SELECT {when} THEN {_BUCKET_SQL} ELSE substr(timestamp, 1, 16) END, tools, coalesce(agent, ''),
-                   coalesce(sum(cost_nanousd), 0), {token_sums}, coalesce(sum({all_tokens}), 0), count(*),
-                   sum(cost_nanousd IS NULL)
-            FROM requests WHERE coalesce(tools, '') NOT LIKE '%,%' GROUP BY 1, 2, 3"""
-    ):
-        delta.add_groups({(bucket_of(time), (), tuple(tool_names(tools)), cli): values})
     delta.write(conn, only=("tool",))
 
 
