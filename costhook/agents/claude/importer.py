@@ -93,8 +93,9 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
 
     That file is written without syncs, `requests` without its secondary indexes (built
     once at the end), the rows known to be new found in memory rather than looked up,
-    sub-agents named and the rollup built from the rows once at the end (ingest.Bulk):
-    the same rows as the incremental import, in larger batches (BULK_BATCH_BYTES).
+    sub-agents named once at the end (ingest.Bulk) and the rollups summed from the rows
+    beside the indexes and links (RollupsBeside): the same rows as the incremental
+    import, in larger batches (BULK_BATCH_BYTES).
     What hooks wrote to the database meanwhile is merged in under the open lock, which
     keeps every connection off the file while it is replaced (db.replace_database)."""
     price = price or prices.pricer()
