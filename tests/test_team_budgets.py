@@ -5,8 +5,9 @@ docs/team.md states. Every machine is a COSTHOOK_HOME of its own; hooks are real
 `costhook hook` processes with JSON on stdin."""
 
 import datetime
-import sqlite3
 import json
+import sqlite3
+import time
 
 from conftest import run_hook
 from test_team import Machine, pg, team_url  # noqa: F401 (fixtures)
@@ -16,8 +17,15 @@ OUTPUT_TOKENS = 100_000  # one call of claude-sonnet-4-5: $1.50003 (10 input, 10
 
 
 def recent(minutes: int) -> str:
-    """A timestamp `minutes` ago (UTC), inside today's daily period unless run at midnight."""
-    stamp = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=minutes)
+    """A timestamp `minutes` (< 60) ago (UTC), kept inside today's daily period and in the
+    same order when that would be yesterday (the suite run just after midnight): then one
+    second apart from midnight, waiting until that is past."""
+    now = datetime.datetime.now(datetime.UTC)
+    stamp = now - datetime.timedelta(minutes=minutes)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if stamp < midnight:
+        stamp = midnight + datetime.timedelta(seconds=60 - minutes)
+        time.sleep(max(0.0, (stamp - datetime.datetime.now(datetime.UTC)).total_seconds() + 0.01))
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
