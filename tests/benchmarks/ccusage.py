@@ -276,16 +276,19 @@ class SideBySide:
             results.append(check_ok(run_with_rss(self.ccusage_cmd(), env=env, scratch=self.scratch, python=self.python), "ccusage"))
         return results
 
-    def import_fresh(self, tree: Path, name: str, *, incremental: bool = False):
+    def import_fresh(self, tree: Path, name: str, *, incremental: bool = False, checkout: str | None = None):
         db = self.work / name / "costhook.db"
         if db.parent.exists():
             shutil.rmtree(db.parent)
         db.parent.mkdir(parents=True)
         warm(tree)
         cmd = [self.costhook, "import", "--claude-dir", str(tree), "-q"]
+        extra = {}
         if incremental:  # the path a database that already holds calls takes
             cmd = [self.python, "-c", INCREMENTAL_IMPORT, str(tree)]
-        run = check_ok(run_with_rss(cmd, env=self.env(db), scratch=self.scratch, python=self.python), "costhook import")
+        elif checkout:  # another source tree's code, with this venv (--before)
+            cmd, extra = [self.python, "-P", "-m", "costhook", *cmd[1:]], {"PYTHONPATH": checkout}  # (-P: not this one, the cwd)
+        run = check_ok(run_with_rss(cmd, env=self.env(db, **extra), scratch=self.scratch, python=self.python), "costhook import")
         return run, db
 
     def our_days(self, db: Path) -> dict:
@@ -316,12 +319,25 @@ class SideBySide:
 
     def first_import(self):
         runs = self.args.runs
-        theirs, ours = [], []
-        for i in range(runs):  # interleaved: the machine's load moves both alike
+        theirs, ours, before = [], [], []
+        for i in range(runs):  # interleaved: the machine's load moves all alike
             theirs += self.run_ccusage(self.tree, 1)
+            if self.args.before:
+                run, before_db = self.import_fresh(self.tree, "import-before", checkout=self.args.before)
+                before.append(run)
             run, db = self.import_fresh(self.tree, f"import-{i}")
             ours.append(run)
         self.db = db
+        if before:
+            b_wall, t_wall = statistics.median(r.wall for r in before), statistics.median(r.wall for r in theirs)
+            self.data["before"] = {"checkout": self.args.before, "costhook_s": [r.wall for r in before],
+                                   "cpu_s": statistics.median(r.cpu for r in before), "rss_mb": max(r.rss_kb for r in before) / 1024}
+            self.row(f"--before {self.args.before}: costhook import, first (median of {runs})",
+                     f"{b_wall:,.2f} s = {b_wall / t_wall:.2f} x ccusage (run by run: "
+                     f"{', '.join(f'{o.wall / t.wall:.2f}' for o, t in zip(before, theirs))}); CPU {self.data['before']['cpu_s']:,.2f} s; "
+                     f"peak RSS {self.data['before']['rss_mb']:,.0f} MB")
+            problems = [f"{name} differ" for name, (x, y) in compare_tables(db, before_db).items() if x != y]
+            self.fail("  --before's tables = these (requests, rollup, price groups, sessions, cursors, sub-agent names)", problems)
         # A copy as it is now, for the "no hooks" path after the new session.
         self.db_nohooks = self.work / "import-nohooks" / "costhook.db"
         self.db_nohooks.parent.mkdir(parents=True)
@@ -362,7 +378,7 @@ class SideBySide:
                  f"peak RSS {inc.rss_kb / 1024:,.0f} MB")
         problems = [f"{name} differ" for name, (a, b) in compare_tables(db, inc_db).items() if a != b]
         self.data["first_import"]["identical_to_incremental"] = not problems
-        self.fail("  first import = incremental import (requests, rollup, sessions, cursors, sub-agent names)", problems)
+        self.fail("  first import = incremental import (requests, rollup, price groups, sessions, cursors, sub-agent names)", problems)
 
     def floor(self):
         """The parts of any first import that do not depend on costhook's per-call work
@@ -529,6 +545,8 @@ def compare_tables(a: Path, b: Path) -> dict:
         "sessions": "SELECT * FROM sessions ORDER BY session_id",
         "cursors": "SELECT path, offset, size, inode, head, state FROM cursors ORDER BY path",
         "subagents": "SELECT * FROM subagents ORDER BY session_id, agent_id",
+        "price_groups": "SELECT * FROM price_groups WHERE requests != 0 ORDER BY bucket, agent, model, speed, inference_geo, "
+                        "project, agent_type, skill, band, nulls",
     }
     out = {}
     for name, sql in queries.items():
@@ -548,6 +566,8 @@ def main(argv=None) -> int:
     parser.add_argument("--replays", type=float, default=0.015, help="share of calls copied into resumed sessions")
     parser.add_argument("--first-import", action="store_true", help="only the first import vs ccusage, and its rows vs the incremental path")
     parser.add_argument("--runs", type=int, default=3, help="runs of ccusage and of the first import (median)")
+    parser.add_argument("--before", metavar="DIR", help="with --first-import: also another source tree's first import, "
+                        "interleaved (`python -m costhook` with PYTHONPATH=DIR), and its tables compared with these")
     parser.add_argument("--report-runs", type=int, default=7)
     parser.add_argument("--hook-runs", type=int, default=21)
     parser.add_argument("--seed", type=int, default=1)
