@@ -162,6 +162,11 @@ class RollupsBeside:
         self.out = tmp + "-rollups"
         _remove_files(self.out)
         paths.touch_private(self.out)
+        problem = paths.insecurity(self.out, kind="database")  # (planted in a shared folder meanwhile)
+        if problem:
+            from costhook.errors import StoreError
+
+            raise StoreError(problem)
         context = multiprocessing.get_context("fork")
         self.ready, sender = context.Pipe(duplex=False)
         self.process = context.Process(target=_sum_rollups, args=(tmp, self.out, sender), daemon=True)
