@@ -235,8 +235,9 @@ def add_rows(conn: sqlite3.Connection) -> None:
 
 
 # Calls whose time and tool list have the forms the writes give them (utc_timestamp, a
-# JSON list of names as stored_row writes it, ASCII), summed per tool in SQL.
-_PLAIN_TIME = "substr(timestamp, 15, 2) GLOB '[0-9][0-9]' AND length(timestamp) >= 16 AND tools NOT LIKE '%\\u%'"
+# JSON list of names as stored_row writes it, ASCII), summed per tool in SQL: one tool or
+# none (_ONE_TOOL), or several (_TOOLS).
+_USUAL_FORM = "substr(timestamp, 15, 2) GLOB '[0-9][0-9]' AND length(timestamp) >= 16 AND tools NOT LIKE '%\\u%'"
 _ONE_TOOL = "tools NOT LIKE '%,%' AND (tools = '[]' OR (tools GLOB '[[]\"*\"]' AND json_valid(tools)))"
 _VALID_TOOLS = "CASE WHEN json_valid(tools) THEN tools ELSE '[]' END"  # (json_each raises on malformed JSON)
 _TOOLS = (f"tools LIKE '%,%' AND json_valid(tools) AND json_type({_VALID_TOOLS}) = 'array' "
@@ -263,16 +264,16 @@ def _add_tool_rows(conn: sqlite3.Connection) -> None:
                 FROM (SELECT {_BUCKET_SQL} AS bucket, coalesce(agent, '') AS cli, tools,
                              {', '.join(f'sum({value[m]}) AS {m}' for m in shared)}, count(*) AS requests,
                              sum(cost_nanousd IS NULL) AS unpriced
-                      FROM requests WHERE {_PLAIN_TIME} AND {_ONE_TOOL} GROUP BY 1, 2, 3)
+                      FROM requests WHERE {_USUAL_FORM} AND {_ONE_TOOL} GROUP BY 1, 2, 3)
                 UNION ALL
                 SELECT j.value, {_BUCKET_SQL}, coalesce(agent, ''), {share}, 1, cost_nanousd IS NULL
-                FROM requests, json_each({_VALID_TOOLS}) j WHERE {_PLAIN_TIME} AND {_TOOLS})
+                FROM requests, json_each({_VALID_TOOLS}) j WHERE {_USUAL_FORM} AND {_TOOLS})
             GROUP BY name, bucket, cli
             ON CONFLICT(dim, key, bucket, cli) DO UPDATE SET {updates}""", (NO_TOOL,))
     delta = SpendDelta()
     names = ("cost_nanousd", "timestamp", "tools", "agent", *TOKEN_FIELDS)
     for row in conn.execute(f"SELECT {', '.join(names)} FROM requests "
-                            f"WHERE NOT coalesce({_PLAIN_TIME} AND ({_ONE_TOOL} OR {_TOOLS}), 0)"):
+                            f"WHERE NOT coalesce({_USUAL_FORM} AND ({_ONE_TOOL} OR {_TOOLS}), 0)"):
         delta.add(dict(zip(names, row)), +1)
     delta.write(conn, only=("tool",))
 
