@@ -19,7 +19,7 @@ from transcript_lines import assistant
 
 from costhook.agents.claude import fastparse, importer, ingest, transcript
 from costhook.pricing import prices
-from costhook.store import db, links
+from costhook.store import db, links, rollup
 from costhook.usage import UNKNOWN_SUBAGENT
 from tests.benchmarks import generate
 
@@ -232,9 +232,12 @@ def test_a_first_import_sums_its_rollups_beside_it_exactly(home, tmp_path, monke
         monkeypatch.setattr(sqlite3, "connect", connect_late)
     else:
         monkeypatch.setattr(importer, "_sum_rollups", lambda src, out, ready: os._exit(1))
+    added = []
+    monkeypatch.setattr(rollup, "add_attached", lambda *args, add=rollup.add_attached: added.append(add(*args)))
     db.connect().close()
     importer.first_import(None, [tree], price=free_price, workers=1)
     assert tables(tmp_path / "bulk.db") == expected
+    assert len(added) == (1 if helper == "late" else 0)  # (the other process's sums, or the importer's own)
     assert [n for n in os.listdir(tmp_path) if "-rollups" in n] == []
 
 

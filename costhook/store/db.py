@@ -335,10 +335,7 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
         from costhook.errors import StoreError
 
         raise StoreError(problem)
-    conn = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    for pragma in ("journal_mode = TRUNCATE", "synchronous = OFF", "foreign_keys = ON", f"cache_size = {-BULK_CACHE_KIB}"):
-        conn.execute(f"PRAGMA {pragma}")
+    conn = open_bulk_file(tmp, "TRUNCATE", BULK_CACHE_KIB)
     from costhook.store import migrations
 
     migrations.migrate(conn)
@@ -352,6 +349,15 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
     for name_ in links.TRIGGERS:
         conn.execute(f'DROP TRIGGER "{name_}"')
     return tmp, conn, [sql for _, sql in deferred] + list(links.TRIGGERS.values()) + [links.MARK_ALL]
+
+
+def open_bulk_file(tmp: str, journal: str, cache_kib: int) -> sqlite3.Connection:
+    """A connection to a first import's file (new_bulk_file): no syncs."""
+    conn = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    for pragma in (f"journal_mode = {journal}", "synchronous = OFF", "foreign_keys = ON", f"cache_size = {-cache_kib}"):
+        conn.execute(f"PRAGMA {pragma}").fetchall()
+    return conn
 
 
 def replace_database(path: str, tmp: str, conn: sqlite3.Connection, merge, *, wait_s: float = SWAP_WAIT_S) -> None:

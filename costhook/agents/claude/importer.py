@@ -121,8 +121,9 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
         summary = import_claude(None, folders, price=price, progress=progress, workers=workers, files=files, bulk=bulk,
                                 new_file=new_file)
         tmp, conn, indexes = made[0]
-        rollups = RollupsBeside(conn, tmp)
-        conn.execute(f"PRAGMA cache_size = {-db.BULK_SORT_CACHE_KIB}")  # (peak RSS flat: see there)
+        rollups = RollupsBeside(conn, tmp)  # (it closes `conn`: its own connection is rollups.conn)
+        made[0] = tmp, rollups.conn, indexes
+        conn = rollups.conn
         for sql in indexes:
             conn.execute(sql)
         rollups.wait_for_snapshot()  # (Bulk.finish names sub-agents: rows change)
@@ -153,12 +154,17 @@ class RollupsBeside:
     If that process fails, add_to sums the rollups from the rows here instead."""
 
     def __init__(self, conn, tmp: str):
+        """Closes `conn` and opens `self.conn` to the same file once the process has
+        started: SQLite's state for a file open in this process must not cross the fork
+        into one that opens it again."""
         import multiprocessing
 
         with db.transaction(conn):
             for table in rollup.ROLLUPS:
                 conn.execute(f"DELETE FROM {table}")
         conn.execute("PRAGMA journal_mode = WAL").fetchall()
+        conn.close()
+        self.conn = None
         self.out = tmp + "-rollups"
         _remove_files(self.out)
         paths.touch_private(self.out)
@@ -172,6 +178,7 @@ class RollupsBeside:
         self.process = context.Process(target=_sum_rollups, args=(tmp, self.out, sender), daemon=True)
         self.process.start()
         sender.close()
+        self.conn = db.open_bulk_file(tmp, "WAL", db.BULK_SORT_CACHE_KIB)  # (peak RSS flat: see there)
 
     def wait_for_snapshot(self) -> None:
         """Until the process reads the rows as they are now (or has ended)."""
