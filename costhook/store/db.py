@@ -327,8 +327,7 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
                 except OSError:
                     pass  # not ours to remove (a shared folder)
     tmp = os.path.join(folder, f"{prefix}{os.getpid()}.tmp")
-    for suffix in BULK_FILES:
-        _remove(tmp + suffix)
+    remove_bulk_files(tmp)
     paths.touch_private(tmp)
     problem = paths.insecurity(tmp, kind="database")  # (planted in a shared folder between the two calls above)
     if problem:
@@ -349,6 +348,12 @@ def new_bulk_file(path: str) -> tuple[str, sqlite3.Connection, list]:
     for name_ in links.TRIGGERS:
         conn.execute(f'DROP TRIGGER "{name_}"')
     return tmp, conn, [sql for _, sql in deferred] + list(links.TRIGGERS.values()) + [links.MARK_ALL]
+
+
+def remove_bulk_files(tmp: str, suffixes: tuple = BULK_FILES) -> None:
+    """Remove a first import's file (new_bulk_file) and those beside it."""
+    for suffix in suffixes:
+        _remove(tmp + suffix)
 
 
 def open_bulk_file(tmp: str, journal: str, cache_kib: int) -> sqlite3.Connection:

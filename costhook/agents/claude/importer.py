@@ -136,7 +136,7 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
         if made:
             tmp, conn, _ = made[0]
             conn.close()
-            _remove_files(tmp)
+            db.remove_bulk_files(tmp)
         raise
     return summary
 
@@ -164,9 +164,8 @@ class RollupsBeside:
                 conn.execute(f"DELETE FROM {table}")
         conn.execute("PRAGMA journal_mode = WAL").fetchall()
         conn.close()
-        self.conn = None
-        self.out = tmp + "-rollups"
-        _remove_files(self.out)
+        self.tmp, self.out = tmp, tmp + "-rollups"
+        db.remove_bulk_files(tmp, ("-rollups",))
         paths.touch_private(self.out)
         problem = paths.insecurity(self.out, kind="database")  # (planted in a shared folder meanwhile)
         if problem:
@@ -207,7 +206,7 @@ class RollupsBeside:
             self.process.kill()
             self.process.join()
         self.ready.close()
-        _remove_files(self.out)
+        db.remove_bulk_files(self.tmp, ("-rollups",))
 
 
 def _sum_rollups(src: str, out: str, ready) -> None:
@@ -228,12 +227,6 @@ def _sum_rollups(src: str, out: str, ready) -> None:
         conn.close()
     except BaseException:  # (the importer sums them itself: nothing to show here)
         os._exit(1)
-
-
-def _remove_files(path: str) -> None:
-    for suffix in db.BULK_FILES:
-        if os.path.exists(path + suffix):
-            os.unlink(path + suffix)
 
 
 def import_claude(conn, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
