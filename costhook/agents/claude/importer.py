@@ -330,18 +330,23 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int,
     """(start, size, chunks) in input order, parsed by a process pool; at most `window_limit`
     bytes (or `files_limit` files) in flight, so memory stays flat however big the tree is. Small files
     travel in groups of about TASK_BYTES (one message each way per group, not per file).
-    `started()`, if given, is called once the window is full, before waiting for a result."""
+    `started()`, if given, is called once the window is full, before waiting for a result.
+
+    A ProcessPoolExecutor, not a multiprocessing.Pool: the Pool's worker-handler thread
+    wakes on every result waiting in its queue and spins until another thread reads it,
+    ~0.35 s of this process's CPU at 84,000 calls, taken from the writer."""
     import multiprocessing
     from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
         window, window_bytes, window_files = deque(), 0, 0
         group, group_bytes = [], 0
         for start, size in starts:
             if start is not None and (size == 0 if isinstance(start, str) else start.offset >= start.size):
                 if group:  # (the files stay in order)
-                    window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
+                    window.append((group, pool.submit(_parse_files, [s for s, _ in group])))
                     group, group_bytes = [], 0
                 window.append(([(start, size)], None))  # nothing new: no need to ship it to a worker
             else:
@@ -349,7 +354,7 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int,
                 group_bytes += size
                 window_bytes += size
                 if group_bytes >= TASK_BYTES or len(group) >= TASK_FILES:
-                    window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
+                    window.append((group, pool.submit(_parse_files, [s for s, _ in group])))
                     group, group_bytes = [], 0
             window_files += 1
             # The writer commits about BATCH_BYTES at a time; meanwhile the workers
@@ -364,11 +369,13 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int,
                     window_bytes -= sum(size for _, size in items)
                 yield from _resolved(items, future)
         if group:
-            window.append((group, pool.apply_async(_parse_files, ([s for s, _ in group],))))
+            window.append((group, pool.submit(_parse_files, [s for s, _ in group])))
         if started is not None:
             started()
         while window:
             yield from _resolved(*window.popleft())
+    finally:  # (the writer stopped early: the tasks not started are dropped)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _parse_files(starts: list) -> list:
@@ -376,6 +383,6 @@ def _parse_files(starts: list) -> list:
 
 
 def _resolved(items, future):
-    results = [[] for _ in items] if future is None else future.get()
+    results = [[] for _ in items] if future is None else future.result()
     for (start, size), parsed in zip(items, results):
         yield start, size, parsed
