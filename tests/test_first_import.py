@@ -108,6 +108,14 @@ def test_first_import_gives_what_the_hooks_and_the_incremental_import_give(home,
     assert second.bytes_read == 0 and second.changed == 0
     assert os.stat(tmp_path / "bulk.db").st_ino == inode
 
+    fresh = tmp_path / "new" / "fresh.db"  # no database yet, nor its folder: made once the workers run
+    monkeypatch.setenv("COSTHOOK_DB", str(fresh))
+    monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0)
+    importer.first_import(None, [tree], price=free_price, workers=2)
+    assert tables(fresh) == one_by_one
+    assert (os.stat(fresh.parent).st_mode & 0o777, os.stat(fresh).st_mode & 0o777) == (0o700, 0o600)
+    assert [n for n in os.listdir(fresh.parent) if ".import-" in n] == []
+
 
 def test_a_first_import_that_takes_every_call_for_seen_gives_the_same_tables(home, tmp_path, monkeypatch):
     """The first import keeps the keys and message ids written so far as bits of their

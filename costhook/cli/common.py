@@ -72,8 +72,13 @@ def open_store(db_path, *, create: bool = False, empty_ok: bool = True):
             return db.empty()
         raise NoStore(f"{exc}. {NO_DATABASE_ADVICE}")
     except errors.StoreError as exc:
-        advice = WRONG_PATH_ADVICE if getattr(exc, "wrong_path", False) else STORE_ADVICE
-        raise click.ClickException(f"{exc}. {advice}")
+        raise store_error(exc) from exc
+
+
+def store_error(exc: errors.StoreError) -> click.ClickException:
+    """What a command says when the database cannot be used: why, and what to do."""
+    advice = WRONG_PATH_ADVICE if getattr(exc, "wrong_path", False) else STORE_ADVICE
+    return click.ClickException(f"{exc}. {advice}")
 
 
 class NoStore(click.ClickException):

@@ -11,7 +11,7 @@ import click
 
 from costhook import errors, paths, text
 from costhook.agents.runtime import AGENT_HOOKS
-from costhook.cli.common import NoStore, db_option, load_config, open_store, price_table
+from costhook.cli.common import NoStore, db_option, load_config, open_store, price_table, store_error
 from costhook.text import term_text
 
 
@@ -163,15 +163,14 @@ def import_(claude_dirs, openclaw_dirs, codex_dirs, quiet, db_path):
             _import_codex(list(codex_dirs), quiet, db_path)
         return
     folders = _existing_dirs(list(claude_dirs) or importer.default_claude_dirs())
-    open_store(db_path, create=True).close()  # its checks and messages; first_import opens it again
     price = prices.pricer(price_table(load_config()))
     files = importer.transcript_files(folders)
     started = time.monotonic()
     with _progress(lambda: sum(size for _, size in files), "Importing", quiet) as bar:
-        try:
+        try:  # (it opens the database, or makes it: the same checks and messages as open_store)
             summary = importer.first_import(db_path, folders, price=price, progress=bar.update, files=files)
         except errors.StoreError as exc:
-            raise click.ClickException(str(exc))
+            raise store_error(exc) from exc
     elapsed = time.monotonic() - started
     if not quiet and not folders:
         click.echo("No Claude Code transcripts to import yet (no projects/ folder in $CLAUDE_CONFIG_DIR, "
