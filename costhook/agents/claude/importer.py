@@ -83,6 +83,7 @@ BULK_BATCH_BYTES = 4 * BATCH_BYTES
 WINDOW_FILES = 256
 TASK_BYTES = 4 << 20  # transcript bytes per task sent to a worker: small files go in groups
 TASK_FILES = 32
+WORKER_NICENESS = 3
 
 
 def first_import(db_path, folders: list[Path], *, price=None, progress=None, workers: int | None = None,
@@ -349,7 +350,7 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int,
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
     try:
         window, window_bytes, window_files = deque(), 0, 0
         group, group_bytes = [], 0
@@ -386,6 +387,10 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int,
             yield from _resolved(*window.popleft())
     finally:  # (the writer stopped early: the tasks not started are dropped)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_start() -> None:
+    os.nice(WORKER_NICENESS)
 
 
 def _parse_files(starts: list) -> list:
