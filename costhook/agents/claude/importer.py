@@ -105,18 +105,11 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
     price = price or prices.pricer()
     if files is None:
         files = transcript_files([f for f in folders if f.is_dir()])
-    path = paths.db_file(db_path)
-    new_database = not os.path.lexists(path)
-    if new_database and sum(size for _, size in files) > BULK_MIN_BYTES:
-        path = os.path.abspath(path)
-    else:
+    path, new_database = _bulk_target(db_path, files)
+    if path is None:
         conn = db.connect(db_path)
         try:
-            stored = conn.execute("SELECT count(*) FROM (SELECT 1 FROM requests LIMIT ?)", (BULK_MAX_STORED,)).fetchone()[0]
-            unread = sum(size for _, size in files) - conn.execute("SELECT coalesce(sum(offset), 0) FROM cursors").fetchone()[0]
-            if stored >= BULK_MAX_STORED or unread <= BULK_MIN_BYTES:
-                return import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files)
-            path, new_database = db.path_of(conn), False
+            return import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files)
         finally:
             conn.close()
     made, rollups = [], None
@@ -150,6 +143,21 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
             db.remove_bulk_files(tmp)
         raise
     return summary
+
+
+def _bulk_target(db_path, files: list) -> tuple[str | None, bool]:
+    """(the database's path, whether it is still to be made) when this import is a first
+    one (see first_import); (None, False) when it is not."""
+    path = paths.db_file(db_path)
+    if not os.path.lexists(path):  # (nothing stored; made by first_import, after the workers start)
+        return (os.path.abspath(path), True) if sum(size for _, size in files) > BULK_MIN_BYTES else (None, False)
+    conn = db.connect(db_path)
+    try:
+        stored = conn.execute("SELECT count(*) FROM (SELECT 1 FROM requests LIMIT ?)", (BULK_MAX_STORED,)).fetchone()[0]
+        unread = sum(size for _, size in files) - conn.execute("SELECT coalesce(sum(offset), 0) FROM cursors").fetchone()[0]
+        return (db.path_of(conn), False) if stored < BULK_MAX_STORED and unread > BULK_MIN_BYTES else (None, False)
+    finally:
+        conn.close()
 
 
 class RollupsBeside:
@@ -390,7 +398,12 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int,
 
 
 def _worker_start() -> None:
-    os.nice(WORKER_NICENESS)
+    """The writer first: the workers run ahead of it (a window of two batches), and what it
+    has not written when they are done is time on one core only."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass  # (not allowed here: the same rows, at the same priority)
 
 
 def _parse_files(starts: list) -> list:
