@@ -218,7 +218,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
     _functions(conn)
     for table in ("links", "links_dirty", "cache_waste", "turns"):
         conn.execute(f"DELETE FROM {table}")
-    conn.execute("CREATE TEMP TABLE links_new (rowid_ INTEGER, next_read INTEGER, next_at TEXT, turn_row INTEGER, "
+    conn.execute("CREATE TEMP TABLE links_new (rowid_ INTEGER PRIMARY KEY, next_read INTEGER, next_at TEXT, turn_row INTEGER, "
                  "turn_at TEXT)")
     out, threads, session = [], {}, object()
     for row in conn.execute(f"SELECT session_id, agent_id, is_sidechain, {_TURN_CALL} FROM requests "
