@@ -60,11 +60,17 @@ REBUILD_OVER = 20_000
 # rebuild writes its links out this many at a time: memory flat however many calls (a
 # first import's peak was here, +9 MB at 84,000 calls with 50,000), at no measurable cost.
 GATHER_LINKS = 4_000
-# A call that requested no tool (an answer): it ends its turn, when it has no run / prompt id.
-_ANSWER = "(tools IS NULL OR tools = '' OR tools = '[]')"
+
+
+def _answer(tools: str) -> str:
+    """SQL: the call whose `tools` column this is requested no tool (an answer): it ends its
+    turn, when it has no run / prompt id."""
+    return f"({tools} IS NULL OR {tools} = '' OR {tools} = '[]')"
+
+
 # A call as the walks read it: what places it in its turn (_turns_walk), then what its
 # unread writes need (_walk_thread's _link_next).
-_TURN_CALL = f"rowid, timestamp, coalesce(cache_read_tokens, 0), {_ANSWER}, coalesce(run_id, prompt_id)"
+_TURN_CALL = f"rowid, timestamp, coalesce(cache_read_tokens, 0), {_answer('tools')}, coalesce(run_id, prompt_id)"
 _CALL = f"""{_TURN_CALL}, agent, model, speed, inference_geo, coalesce(input_tokens, 0),
            coalesce(cache_write_5m_tokens, 0), coalesce(cache_write_1h_tokens, 0)"""
 _THREAD = "session_id IS ? AND agent_id IS ? AND is_sidechain IS ?"
@@ -77,7 +83,7 @@ _TURN = "turn_row, agent, session_id, agent_id, is_sidechain, turn_at, last_at, 
 # turn_row. Needs costhook_tool_actions (_functions).
 _TURN_SUMS = f"""SELECT l.turn_row, t.agent, t.session_id, t.agent_id, t.is_sidechain, l.turn_at, max(l.at), count(*),
            coalesce(sum(r.cost_nanousd), 0), sum(r.cost_nanousd IS NULL), sum(costhook_tool_actions(r.tools)),
-           sum(CASE WHEN {_ANSWER.replace("tools", "r.tools")} THEN coalesce(r.output_tokens, 0) ELSE 0 END),
+           sum(CASE WHEN {_answer("r.tools")} THEN coalesce(r.output_tokens, 0) ELSE 0 END),
            sum(CASE WHEN r.is_heartbeat THEN 1 ELSE 0 END)
     FROM links l JOIN requests r ON r.rowid = l.rowid JOIN requests t ON t.rowid = l.turn_row"""
 
