@@ -236,12 +236,14 @@ def add_rows(conn: sqlite3.Connection) -> None:
 
 # Calls whose time and tool list have the forms the writes give them (utc_timestamp, a
 # JSON list of names as stored_row writes it, ASCII), summed per tool in SQL: one tool or
-# none (_ONE_TOOL), or several (_TOOLS).
-_USUAL_FORM = "substr(timestamp, 15, 2) GLOB '[0-9][0-9]' AND length(timestamp) >= 16 AND tools NOT LIKE '%\\u%'"
+# none (_ONE_TOOL), or several (_TOOLS). A list's form is judged once per distinct list
+# (_TOOL_FORM, in temp.tool_forms: a few dozen), not once per call.
+_USUAL_TIME = "substr(timestamp, 15, 2) GLOB '[0-9][0-9]' AND length(timestamp) >= 16"
 _ONE_TOOL = "tools NOT LIKE '%,%' AND (tools = '[]' OR (tools GLOB '[[]\"*\"]' AND json_valid(tools)))"
 _VALID_TOOLS = "CASE WHEN json_valid(tools) THEN tools ELSE '[]' END"  # (json_each raises on malformed JSON)
 _TOOLS = (f"tools LIKE '%,%' AND json_valid(tools) AND json_type({_VALID_TOOLS}) = 'array' "
           f"AND NOT EXISTS (SELECT 1 FROM json_each({_VALID_TOOLS}) WHERE type != 'text')")
+_TOOL_FORM = f"CASE WHEN tools LIKE '%\\u%' THEN NULL WHEN {_ONE_TOOL} THEN 1 WHEN {_TOOLS} THEN 2 END"
 
 
 def _add_tool_rows(conn: sqlite3.Connection) -> None:
@@ -257,25 +259,33 @@ def _add_tool_rows(conn: sqlite3.Connection) -> None:
                       for m in shared)
     measures = ", ".join(SPEND_MEASURES)
     updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
-    conn.execute(
-        f"""INSERT INTO spend (dim, key, bucket, cli, {measures})
-            SELECT 'tool', name, bucket, cli, {', '.join(f'sum({m})' for m in SPEND_MEASURES)} FROM (
-                SELECT CASE WHEN tools = '[]' THEN ? ELSE json_extract(tools, '$[0]') END AS name, bucket, cli, {measures}
-                FROM (SELECT {_BUCKET_SQL} AS bucket, coalesce(agent, '') AS cli, tools,
-                             {', '.join(f'sum({value[m]}) AS {m}' for m in shared)}, count(*) AS requests,
-                             sum(cost_nanousd IS NULL) AS unpriced
-                      FROM requests WHERE {_USUAL_FORM} AND {_ONE_TOOL} GROUP BY 1, 2, 3)
-                UNION ALL
-                SELECT j.value, {_BUCKET_SQL}, coalesce(agent, ''), {share}, 1, cost_nanousd IS NULL
-                FROM requests, json_each({_VALID_TOOLS}) j WHERE {_USUAL_FORM} AND {_TOOLS})
-            GROUP BY name, bucket, cli
-            ON CONFLICT(dim, key, bucket, cli) DO UPDATE SET {updates}""", (NO_TOOL,))
-    delta = SpendDelta()
-    names = ("cost_nanousd", "timestamp", "tools", "agent", *TOKEN_FIELDS)
-    for row in conn.execute(f"SELECT {', '.join(names)} FROM requests "
-                            f"WHERE NOT coalesce({_USUAL_FORM} AND ({_ONE_TOOL} OR {_TOOLS}), 0)"):
-        delta.add(dict(zip(names, row)), +1)
-    delta.write(conn, only=("tool",))
+    # (a temporary table emptied, never dropped: DROP fails while a statement is open)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS tool_forms (list TEXT PRIMARY KEY, form INTEGER)")
+    conn.execute(f"INSERT INTO temp.tool_forms SELECT tools, {_TOOL_FORM} FROM (SELECT DISTINCT tools FROM requests "
+                 "WHERE tools IS NOT NULL)")
+    of_form = "JOIN temp.tool_forms ON list = tools WHERE form = ? AND " + _USUAL_TIME
+    try:
+        conn.execute(
+            f"""INSERT INTO spend (dim, key, bucket, cli, {measures})
+                SELECT 'tool', name, bucket, cli, {', '.join(f'sum({m})' for m in SPEND_MEASURES)} FROM (
+                    SELECT CASE WHEN tools = '[]' THEN ? ELSE json_extract(tools, '$[0]') END AS name, bucket, cli, {measures}
+                    FROM (SELECT {_BUCKET_SQL} AS bucket, coalesce(agent, '') AS cli, tools,
+                                 {', '.join(f'sum({value[m]}) AS {m}' for m in shared)}, count(*) AS requests,
+                                 sum(cost_nanousd IS NULL) AS unpriced
+                          FROM requests {of_form} GROUP BY 1, 2, 3)
+                    UNION ALL
+                    SELECT j.value, {_BUCKET_SQL}, coalesce(agent, ''), {share}, 1, cost_nanousd IS NULL
+                    FROM requests, json_each({_VALID_TOOLS}) j {of_form})
+                GROUP BY name, bucket, cli
+                ON CONFLICT(dim, key, bucket, cli) DO UPDATE SET {updates}""", (NO_TOOL, 1, 2))
+        delta = SpendDelta()
+        names = ("cost_nanousd", "timestamp", "tools", "agent", *TOKEN_FIELDS)
+        for row in conn.execute(f"SELECT {', '.join(names)} FROM requests LEFT JOIN temp.tool_forms ON list = tools "
+                                f"WHERE NOT coalesce(form IS NOT NULL AND {_USUAL_TIME}, 0)"):
+            delta.add(dict(zip(names, row)), +1)
+        delta.write(conn, only=("tool",))
+    finally:
+        conn.execute("DELETE FROM temp.tool_forms")
 
 
 ROLLUPS = ("spend", "price_groups")
