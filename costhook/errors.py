@@ -22,6 +22,11 @@ class UpgradePending(StoreError):
     """An existing database needs schema steps; the caller chose not to wait for them."""
 
 
+class ImportStopped(Exception):
+    """An import could not go on (one of its worker processes ended abruptly); what it had
+    written stays consistent, and running it again goes on."""
+
+
 class InstallError(Exception):
     """An agent's settings cannot be read or written safely; nothing was changed."""
 

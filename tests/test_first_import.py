@@ -17,7 +17,9 @@ from conftest import COSTHOOK, db_rows, run_hook, wait_for_background
 from test_links import keyed_links, rebuilt
 from transcript_lines import assistant
 
+from costhook import paths
 from costhook.agents.claude import fastparse, importer, ingest, transcript
+from costhook.errors import ImportStopped
 from costhook.pricing import prices
 from costhook.store import db, links, rollup
 from costhook.usage import UNKNOWN_SUBAGENT
@@ -115,6 +117,25 @@ def test_first_import_gives_what_the_hooks_and_the_incremental_import_give(home,
     assert tables(fresh) == one_by_one
     assert (os.stat(fresh.parent).st_mode & 0o777, os.stat(fresh).st_mode & 0o777) == (0o700, 0o600)
     assert [n for n in os.listdir(fresh.parent) if ".import-" in n] == []
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_an_import_whose_worker_dies_stops_with_a_clear_error(home, tmp_path, monkeypatch, first):
+    """A worker killed (out of memory, by hand) ends the import with ImportStopped, which
+    the CLI prints as it is, and leaves nothing beside the database. (A multiprocessing.Pool
+    waited for its result for ever.)"""
+    tree = a_tree(tmp_path)
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "BULK_MIN_BYTES", 0 if first else 1 << 40)
+    monkeypatch.setattr(importer, "_parse_file", lambda start: os._exit(9))  # (in the forked workers)
+    db.connect().close()
+    with pytest.raises(ImportStopped, match="worker processes ended abruptly"):
+        importer.first_import(None, [tree], price=free_price, workers=2)
+    folder = os.path.dirname(paths.db_file())
+    assert [n for n in os.listdir(folder) if ".import-" in n] == []
+    conn = db.connect()
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
 
 
 def test_a_first_import_that_takes_every_call_for_seen_gives_the_same_tables(home, tmp_path, monkeypatch):

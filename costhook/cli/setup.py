@@ -171,6 +171,8 @@ def import_(claude_dirs, openclaw_dirs, codex_dirs, quiet, db_path):
             summary = importer.first_import(db_path, folders, price=price, progress=bar.update, files=files)
         except errors.StoreError as exc:
             raise store_error(exc) from exc
+        except errors.ImportStopped as exc:
+            raise click.ClickException(str(exc)) from exc
     elapsed = time.monotonic() - started
     if not quiet and not folders:
         click.echo("No Claude Code transcripts to import yet (no projects/ folder in $CLAUDE_CONFIG_DIR, "

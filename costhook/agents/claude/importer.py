@@ -414,6 +414,14 @@ def _parse_files(starts: list) -> list:
 
 
 def _resolved(items, future):
-    results = [[] for _ in items] if future is None else future.result()
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        results = [[] for _ in items] if future is None else future.result()
+    except BrokenProcessPool as exc:  # (killed, or out of memory: the pool takes no more tasks)
+        from costhook.errors import ImportStopped
+
+        raise ImportStopped("costhook import stopped: one of its worker processes ended abruptly (killed, or out of "
+                            "memory). The database is consistent; run the import again to finish.") from exc
     for (start, size), parsed in zip(items, results):
         yield start, size, parsed
