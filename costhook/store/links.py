@@ -25,7 +25,7 @@ through this module).
 import sqlite3
 
 from costhook import jsontext
-from costhook.store.rollup import PRICE_BANDS
+from costhook.store.rollup import PRICE_BANDS, added, band_sql
 from costhook.timeframe import bucket_of
 from costhook.usage import tool_actions
 
@@ -75,9 +75,8 @@ _CALL = f"""{_TURN_CALL}, agent, model, speed, inference_geo, coalesce(input_tok
            coalesce(cache_write_5m_tokens, 0), coalesce(cache_write_1h_tokens, 0)"""
 _THREAD = "session_id IS ? AND agent_id IS ? AND is_sidechain IS ?"
 _LINK = "rowid, at, next_read, next_at, turn_row, turn_at, bucket, wkey, waste_5m, waste_1h"
-_WASTE_ADD = """INSERT INTO cache_waste (bucket, wkey, wasted_5m, wasted_1h) VALUES (?, ?, ?, ?)
-    ON CONFLICT (bucket, wkey) DO UPDATE SET wasted_5m = wasted_5m + excluded.wasted_5m,
-                                             wasted_1h = wasted_1h + excluded.wasted_1h"""
+_WASTE_ADD = f"""INSERT INTO cache_waste (bucket, wkey, wasted_5m, wasted_1h) VALUES (?, ?, ?, ?)
+    ON CONFLICT (bucket, wkey) DO UPDATE SET {added(("wasted_5m", "wasted_1h"))}"""
 _TURN = "turn_row, agent, session_id, agent_id, is_sidechain, turn_at, last_at, calls, cost, unpriced, actions, answer, heartbeats"
 # A turn's row from its calls' links (l) and rows (r), and its first call's row (t); by
 # turn_row. Needs costhook_tool_actions (_functions).
@@ -261,7 +260,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
 # _link_next's rule in SQL, over a call's row (w5, w1: its cache writes, coalesced) and
 # its next call's cache reads (next_read: NULL for the thread's last call).
 _PROMPT = "coalesce(input_tokens, 0) + w5 + w1 + coalesce(cache_read_tokens, 0)"
-_BAND = " + ".join(f"(prompt > {int(bound)})" for bound in PRICE_BANDS)
+_BAND = band_sql("prompt")
 _WASTE = "next_read IS NOT NULL AND (w5 != 0 OR w1 != 0) AND next_read <= coalesce(cache_read_tokens, 0)"
 
 

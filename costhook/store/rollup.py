@@ -39,6 +39,17 @@ PRICE_MEASURES = ("requests", *TOKEN_FIELDS, "web_search_requests", "cost_nanous
 PRICE_DIM = "price"  # SpendDelta.write(only=...) names the price rollup so
 
 
+def band_sql(prompt: str) -> str:
+    """SQL: the count of PRICE_BANDS the prompt size `prompt` (an SQL expression) exceeds
+    (NULL when it is NULL)."""
+    return " + ".join(f"({prompt} > {int(bound)})" for bound in PRICE_BANDS)
+
+
+def added(measures) -> str:
+    """SQL: the SET list of an upsert that adds the new row's `measures` to the stored row's."""
+    return ", ".join(f"{m} = {m} + excluded.{m}" for m in measures)
+
+
 def split_share(values: list, index: int, parts: int) -> list:
     """`share` of cost and tokens; counts are not split: a call counts once for each tool
     it requested. `values` are in SPEND_MEASURES order."""
@@ -165,7 +176,7 @@ class SpendDelta:
                     for i, v in enumerate(share):
                         current[i] += v
         measures = ", ".join(SPEND_MEASURES)
-        updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
+        updates = added(SPEND_MEASURES)
         conn.executemany(
             f"""INSERT INTO spend (dim, key, bucket, cli, {measures}) VALUES (?, ?, ?, ?{', ?' * len(SPEND_MEASURES)})
                 ON CONFLICT(dim, key, bucket, cli) DO UPDATE SET {updates}""",
@@ -179,7 +190,7 @@ class SpendDelta:
 _PRICE_COLUMNS = ("bucket", *PRICE_KEYS, "band", "nulls")
 _PRICE_UPSERT = f"""INSERT INTO price_groups ({', '.join(_PRICE_COLUMNS + PRICE_MEASURES)})
     VALUES ({', '.join('?' * (len(_PRICE_COLUMNS) + len(PRICE_MEASURES)))})
-    ON CONFLICT({', '.join(_PRICE_COLUMNS)}) DO UPDATE SET {', '.join(f'{m} = {m} + excluded.{m}' for m in PRICE_MEASURES)}"""
+    ON CONFLICT({', '.join(_PRICE_COLUMNS)}) DO UPDATE SET {added(PRICE_MEASURES)}"""
 
 
 # SQL for the same derived values, used by rebuild_spend.
@@ -219,7 +230,7 @@ def add_rows(conn: sqlite3.Connection) -> None:
             FROM requests GROUP BY 1, 2, {', '.join(columns)}"""
     )
     sums = ", ".join(f"sum({m})" for m in SPEND_MEASURES)
-    updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
+    updates = added(SPEND_MEASURES)
     try:
         for dim, column in SPEND_DIMENSIONS:
             key = "''" if column is None else _DIMENSION_SQL.get(column, column)
@@ -258,7 +269,7 @@ def _add_tool_rows(conn: sqlite3.Connection) -> None:
     share = ", ".join(f"({value[m]}) / json_array_length(tools) + (j.key < ({value[m]}) % json_array_length(tools))"
                       for m in shared)
     measures = ", ".join(SPEND_MEASURES)
-    updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in SPEND_MEASURES)
+    updates = added(SPEND_MEASURES)
     # (a temporary table emptied, never dropped: DROP fails while a statement is open)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS tool_forms (list TEXT PRIMARY KEY, form INTEGER)")
     conn.execute(f"INSERT INTO temp.tool_forms SELECT tools, {_TOOL_FORM} FROM (SELECT DISTINCT tools FROM requests "
@@ -303,7 +314,7 @@ def add_attached(conn: sqlite3.Connection, schema: str) -> None:
     for table, key, measures in (("spend", ("dim", "key", "bucket", "cli"), SPEND_MEASURES),
                                  ("price_groups", _PRICE_COLUMNS, PRICE_MEASURES)):
         columns = ", ".join(key + measures)
-        updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in measures)
+        updates = added(measures)
         conn.execute(f"""INSERT INTO main.{table} ({columns}) SELECT {columns} FROM {schema}.{table} WHERE true
                          ON CONFLICT({', '.join(key)}) DO UPDATE SET {updates}""")
 
@@ -319,11 +330,11 @@ def add_prices(conn: sqlite3.Connection) -> None:
     add there (rebuild_prices, add_all)."""
     parts = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
     prompt = f"({' + '.join(parts)})"
-    band = f"coalesce({' + '.join(f'({prompt} > {int(b)})' for b in PRICE_BANDS)}, 0)"
+    band = f"coalesce({band_sql(prompt)}, 0)"
     nulls = " | ".join(f"(({column} IS NULL) << {i})" for i, column in enumerate(PRICE_KEYS))
     keys = ", ".join(f"coalesce({column}, '')" for column in PRICE_KEYS)
     sums = ", ".join(f"coalesce(sum({c}), 0)" for c in (*TOKEN_FIELDS, "web_search_requests", "cost_nanousd"))
-    updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in PRICE_MEASURES)
+    updates = added(PRICE_MEASURES)
     conn.execute(
         f"""INSERT INTO price_groups ({', '.join(_PRICE_COLUMNS + PRICE_MEASURES)})
             SELECT {_BUCKET_SQL}, {keys}, {band}, {nulls}, count(*), {sums}, sum(cost_nanousd IS NULL)
