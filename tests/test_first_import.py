@@ -550,11 +550,20 @@ def test_a_first_import_killed_leaves_the_database_as_it_was(home, tmp_path):
     live.write_text(assistant("live_0", session_id="live-1"))
     payload = {"hook_event_name": "Stop", "session_id": "live-1", "transcript_path": str(live), "cwd": "/w", "stop_hook_active": False}
     assert run_hook(payload, timeout=60).returncode == 0
+    probe, conn, _ = db.new_bulk_file(str(tmp_path / "probe.db"))
+    schema_only = os.path.getsize(probe)
+    conn.close()
+    db.remove_bulk_files(probe)
     proc = subprocess.Popen([COSTHOOK, "import", "--claude-dir", str(tree), "-q"], stderr=subprocess.DEVNULL)
     while not any(".import-" in name for name in os.listdir(home)):
         assert proc.poll() is None, "the import ended before its new file appeared"
         time.sleep(0.005)
-    time.sleep(0.3)
+    # Killed once its rows are being written (the file outgrows a new one holding only the
+    # schema): a sleep of 0.3 s here outlasted the whole import once it got quicker.
+    new_file = os.path.join(home, next(n for n in os.listdir(home) if ".import-" in n and n.endswith(".tmp")))
+    deadline = time.monotonic() + 0.5
+    while os.path.getsize(new_file) <= schema_only and time.monotonic() < deadline:
+        time.sleep(0.002)
     proc.kill()
     proc.wait(timeout=60)
     assert [n for n in os.listdir(home) if ".import-" in n and n.endswith(".tmp")]  # killed before the rename
