@@ -403,7 +403,7 @@ def block_lines(tmp_path) -> list:
 @pytest.mark.parametrize("fast,finder", [(False, False), (True, False), (True, True)])
 def test_a_block_is_read_as_its_lines_are(tmp_path, fast, finder):
     """transcript.parse_block (a find per marker over the whole block, or one pass for all
-    of them with fastparse.marker_finder; only the lines holding one split out) gives
+    of them found by fastparse.marker_finder; only the lines holding one split out) gives
     parse_lines' records, counts and reader state, however the lines fall into blocks; a
     last line without its newline is a line too."""
     import random

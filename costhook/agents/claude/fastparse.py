@@ -115,11 +115,20 @@ def assistant_line(raw: bytes) -> tuple | None:
 
 
 def marker_finder():
-    """transcript.use_marker_finder's finder: every marker's start in one pass over the
-    block (Aho-Corasick, SIMD where the CPU has it: ~2.2x quicker than three `find`s on a
-    generated tree), or None when ahocorasick_rs is not installed."""
+    """transcript.use_marker_finder's finder: every marker's start, in order, or None when
+    ahocorasick_rs is not installed. One search per marker, merged: a search for a single
+    pattern runs as a SIMD substring search (~14-22 GB/s here), while one automaton for all
+    three ran at ~2 GB/s (0.57 s of a worker's CPU on 1.1 GB of transcripts, against ~0.08 s)."""
     if ahocorasick_rs is None:
         return None
-    find = ahocorasick_rs.BytesAhoCorasick(list(MARKERS), matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
-                                           ).find_matches_as_indexes
-    return lambda data: [start for _, start, _ in find(data)]
+    first, *rest = [ahocorasick_rs.BytesAhoCorasick([marker]).find_matches_as_indexes for marker in MARKERS]
+
+    def find(data) -> list:
+        starts = [start for _, start, _ in first(data)]
+        others = [start for search in rest for _, start, _ in search(data)]
+        if others:  # (rare: most blocks hold only the first marker)
+            starts += others
+            starts.sort()
+        return starts
+
+    return find

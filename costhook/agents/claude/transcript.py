@@ -198,14 +198,14 @@ def parse_block(data: bytes, ctx: FileContext, state: ReadState, result: ParseRe
 
 
 _fast_assistant = None  # a faster reader of assistant lines (use_assistant_reader), for imports
-_find_markers = None  # a finder of every marker in one pass (use_marker_finder), for imports
+_find_markers = None  # a finder of every marker's start in a block (use_marker_finder), for imports
 
 
 def use_marker_finder(finder) -> None:
     """Find the MARKERS in parse_block's blocks with `finder(data) -> [start, ...]`
     (fastparse.marker_finder: `costhook import` only): where each of them begins, in
-    order, one pass for all three instead of a `find` per marker. It may leave out a
-    marker that overlaps another: the line holding them is read either way."""
+    order, quicker than a `find` per marker. It may leave out a marker that overlaps
+    another: the line holding them is read either way."""
     global _find_markers
     _find_markers = finder
 
