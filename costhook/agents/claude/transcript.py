@@ -192,7 +192,10 @@ def parse_block(data: bytes, ctx: FileContext, state: ReadState, result: ParseRe
         end = find(b"\n", hit)
         if end < 0:
             end = size
-        _line(data[begin:end], ctx, state, result)
+        if data.startswith(_ASSISTANT, hit):  # (what _line would find first: no second scan of the line)
+            _assistant_line(data[begin:end], ctx, state, result)
+        else:
+            _line(data[begin:end], ctx, state, result)
         pos = end + 1
     return result
 
