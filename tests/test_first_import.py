@@ -236,10 +236,11 @@ def test_first_import_names_2_0_sub_agents_and_prices_iterations_as_the_other_pa
 
 @pytest.mark.parametrize("helper", ["late", "failing"])
 def test_a_first_import_sums_its_rollups_beside_it_exactly(home, tmp_path, monkeypatch, helper):
-    """importer.RollupsBeside: the rollups are summed by another process from the rows as
-    they were before Bulk.finish renamed sub-agents (those renames move the rollups on
-    top). Here that process reads the rows late, after the importer had time to rename
-    them, or fails: the rollups are those of the incremental import either way."""
+    """importer.RollupsBeside: the rollups are summed by another process from a copy of
+    the rows as they were before Bulk.finish renamed sub-agents (those renames move the
+    rollups on top). Here that process reads its copy late, after the importer had time
+    to rename the rows, or fails: the rollups are those of the incremental import either
+    way, and nothing is left beside the database."""
     tree = tmp_path / "claude"
     generate.generate_tree(tree, 300, seed=12, session_calls=15, replays=0.05, meta=False)  # (names come at the end)
     monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "incremental.db"))
@@ -260,7 +261,7 @@ def test_a_first_import_sums_its_rollups_beside_it_exactly(home, tmp_path, monke
 
         monkeypatch.setattr(sqlite3, "connect", connect_late)
     else:
-        monkeypatch.setattr(importer, "_sum_rollups", lambda src, out, ready: os._exit(1))
+        monkeypatch.setattr(importer, "_sum_rollups", lambda path: os._exit(1))
     added = []
     monkeypatch.setattr(rollup, "add_attached", lambda *args, add=rollup.add_attached: added.append(add(*args)))
     db.connect().close()

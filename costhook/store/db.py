@@ -359,6 +359,32 @@ def remove_bulk_files(tmp: str, suffixes: tuple = BULK_FILES) -> None:
         _remove(tmp + suffix)
 
 
+def copy_bulk_file(tmp: str, copy: str) -> None:
+    """Copy a first import's file (closed, or between transactions) to the new file `copy`,
+    0600, never through a symlink planted in its place."""
+    paths.touch_private(copy)
+    problem = paths.insecurity(copy, kind="database")  # (planted in a shared folder meanwhile)
+    if problem:
+        from costhook.errors import StoreError
+
+        raise StoreError(problem)
+    src = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        dst = os.open(copy, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            size = os.fstat(src).st_size
+            done = 0
+            while done < size:  # (in the kernel, page cache to page cache)
+                sent = os.sendfile(dst, src, done, size - done)
+                if not sent:
+                    break
+                done += sent
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
 def open_bulk_file(tmp: str, journal: str, cache_kib: int) -> sqlite3.Connection:
     """A connection to a first import's file (new_bulk_file): no syncs."""
     conn = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)
