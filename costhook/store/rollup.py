@@ -213,36 +213,49 @@ def rebuild_spend(conn: sqlite3.Connection) -> None:
 
 def add_rows(conn: sqlite3.Connection) -> None:
     """Add the stored calls to the rollup, in SQL: what SpendDelta.add of each would add
-    (rebuild_spend; a first import's, summed beside it: add_all).
-
-    The calls are summed once by bucket, agent CLI and every dimension's column together
-    (a few calls per group), and each dimension's rows are summed from those groups."""
-    measures = ", ".join(SPEND_MEASURES)
-    columns = [column for _, column in SPEND_DIMENSIONS if column is not None and column not in _DIMENSION_SQL]
-    token_sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in TOKEN_FIELDS)
-    all_tokens = " + ".join(f"coalesce({c}, 0)" for c in TOKEN_FIELDS)
-    # (a temporary table emptied, never dropped: DROP fails while a statement is open)
-    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS spend_groups (bucket, cli, {', '.join(columns)}, {measures})")
-    conn.execute(
-        f"""INSERT INTO temp.spend_groups
-            SELECT {_BUCKET_SQL}, coalesce(agent, ''), {', '.join(columns)}, coalesce(sum(cost_nanousd), 0), {token_sums},
-                   coalesce(sum({all_tokens}), 0), count(*), sum(cost_nanousd IS NULL)
-            FROM requests GROUP BY 1, 2, {', '.join(columns)}"""
-    )
-    sums = ", ".join(f"sum({m})" for m in SPEND_MEASURES)
-    updates = added(SPEND_MEASURES)
+    (rebuild_spend; a first import's, summed beside it: add_all)."""
+    _sum_groups(conn)
     try:
-        for dim, column in SPEND_DIMENSIONS:
-            key = "''" if column is None else _DIMENSION_SQL.get(column, column)
-            conn.execute(
-                f"""INSERT INTO spend (dim, key, bucket, cli, {measures})
-                    SELECT '{dim}', {key}, bucket, cli, {sums} FROM temp.spend_groups
-                    WHERE {key} IS NOT NULL GROUP BY {key}, bucket, cli
-                    ON CONFLICT(dim, key, bucket, cli) DO UPDATE SET {updates}"""
-            )
+        _add_spend_groups(conn)
     finally:
-        conn.execute("DELETE FROM temp.spend_groups")
+        conn.execute("DELETE FROM temp.call_groups")
     _add_tool_rows(conn)
+
+
+# The calls summed once by every column a rollup row of either table is keyed by (a few
+# calls per group), in temp.call_groups: each dimension's rows of `spend`, and the rows
+# of `price_groups`, are summed from those groups (_add_spend_groups, _add_price_groups).
+_PROMPT_PARTS = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
+_GROUP_KEYS = tuple(dict.fromkeys(
+    ("bucket", "agent", *(c for _, c in SPEND_DIMENSIONS if c is not None and c not in _DIMENSION_SQL), *PRICE_KEYS[1:],
+     "band")))
+_GROUP_SUMS = ("cost_nanousd", *TOKEN_FIELDS, "web_search_requests")
+
+
+def _sum_groups(conn: sqlite3.Connection) -> None:
+    values = {"bucket": _BUCKET_SQL, "band": f"coalesce({band_sql('(' + ' + '.join(_PROMPT_PARTS) + ')')}, 0)"}
+    # (a temporary table emptied, never dropped: DROP fails while a statement is open)
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS call_groups ({', '.join(_GROUP_KEYS + _GROUP_SUMS)}, requests, "
+                 "unpriced)")
+    conn.execute(
+        f"""INSERT INTO temp.call_groups
+            SELECT {', '.join(values.get(k, k) for k in _GROUP_KEYS)},
+                   {', '.join(f'coalesce(sum({c}), 0)' for c in _GROUP_SUMS)}, count(*), sum(cost_nanousd IS NULL)
+            FROM requests GROUP BY {', '.join(str(i) for i in range(1, len(_GROUP_KEYS) + 1))}""")
+
+
+def _add_spend_groups(conn: sqlite3.Connection) -> None:
+    measures = ", ".join(SPEND_MEASURES)
+    sums = {"tokens": f"sum({' + '.join(TOKEN_FIELDS)})", **{m: f"sum({m})" for m in SPEND_MEASURES if m != "tokens"}}
+    updates = added(SPEND_MEASURES)
+    for dim, column in SPEND_DIMENSIONS:
+        key = "''" if column is None else _DIMENSION_SQL.get(column, column)
+        conn.execute(
+            f"""INSERT INTO spend (dim, key, bucket, cli, {measures})
+                SELECT '{dim}', {key}, bucket, coalesce(agent, ''), {', '.join(sums[m] for m in SPEND_MEASURES)}
+                FROM temp.call_groups WHERE {key} IS NOT NULL GROUP BY {key}, bucket, coalesce(agent, '')
+                ON CONFLICT(dim, key, bucket, cli) DO UPDATE SET {updates}"""
+        )
 
 
 # Calls whose time and tool list have the forms the writes give them (utc_timestamp, a
@@ -303,9 +316,15 @@ ROLLUPS = ("spend", "price_groups")
 
 
 def add_all(conn: sqlite3.Connection) -> None:
-    """The stored calls into both rollups, spend and price_groups."""
-    add_rows(conn)
-    add_prices(conn)
+    """The stored calls into both rollups, spend and price_groups: add_rows and
+    add_prices, from one grouping of the calls."""
+    _sum_groups(conn)
+    try:
+        _add_spend_groups(conn)
+        _add_price_groups(conn)
+    finally:
+        conn.execute("DELETE FROM temp.call_groups")
+    _add_tool_rows(conn)
 
 
 def add_attached(conn: sqlite3.Connection, schema: str) -> None:
@@ -326,18 +345,22 @@ def rebuild_prices(conn: sqlite3.Connection) -> None:
 
 
 def add_prices(conn: sqlite3.Connection) -> None:
-    """Add the stored calls to price_groups, in SQL: what SpendDelta.add of each would
-    add there (rebuild_prices, add_all)."""
-    parts = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
-    prompt = f"({' + '.join(parts)})"
-    band = f"coalesce({band_sql(prompt)}, 0)"
+    """Add the stored calls to price_groups, in SQL: what SpendDelta.add of each would add
+    there (rebuild_prices, add_all)."""
+    _sum_groups(conn)
+    try:
+        _add_price_groups(conn)
+    finally:
+        conn.execute("DELETE FROM temp.call_groups")
+
+
+def _add_price_groups(conn: sqlite3.Connection) -> None:
     nulls = " | ".join(f"(({column} IS NULL) << {i})" for i, column in enumerate(PRICE_KEYS))
     keys = ", ".join(f"coalesce({column}, '')" for column in PRICE_KEYS)
-    sums = ", ".join(f"coalesce(sum({c}), 0)" for c in (*TOKEN_FIELDS, "web_search_requests", "cost_nanousd"))
-    updates = added(PRICE_MEASURES)
+    sums = {"requests": "sum(requests)", "unpriced": "sum(unpriced)", **{c: f"sum({c})" for c in _GROUP_SUMS}}
     conn.execute(
         f"""INSERT INTO price_groups ({', '.join(_PRICE_COLUMNS + PRICE_MEASURES)})
-            SELECT {_BUCKET_SQL}, {keys}, {band}, {nulls}, count(*), {sums}, sum(cost_nanousd IS NULL)
-            FROM requests GROUP BY {', '.join(str(i) for i in range(1, len(_PRICE_COLUMNS) + 1))} HAVING 1
-            ON CONFLICT({', '.join(_PRICE_COLUMNS)}) DO UPDATE SET {updates}"""
+            SELECT bucket, {keys}, band, {nulls}, {', '.join(sums[m] for m in PRICE_MEASURES)}
+            FROM temp.call_groups GROUP BY {', '.join(str(i) for i in range(1, len(_PRICE_COLUMNS) + 1))} HAVING 1
+            ON CONFLICT({', '.join(_PRICE_COLUMNS)}) DO UPDATE SET {added(PRICE_MEASURES)}"""
     )
