@@ -263,7 +263,7 @@ def test_a_first_import_sums_its_rollups_beside_it_exactly(home, tmp_path, monke
     else:
         monkeypatch.setattr(importer, "_sum_rollups", lambda path: os._exit(1))
     added = []
-    monkeypatch.setattr(rollup, "add_attached", lambda *args, add=rollup.add_attached: added.append(add(*args)))
+    monkeypatch.setattr(rollup, "copy_attached", lambda *args, copy=rollup.copy_attached: added.append(copy(*args)))
     db.connect().close()
     importer.first_import(None, [tree], price=free_price, workers=1)
     assert tables(tmp_path / "bulk.db") == expected

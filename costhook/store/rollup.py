@@ -327,15 +327,12 @@ def add_all(conn: sqlite3.Connection) -> None:
     _add_tool_rows(conn)
 
 
-def add_attached(conn: sqlite3.Connection, schema: str) -> None:
-    """Add the rollups of the attached database `schema` (summed there by add_all) to
-    this one's, row by row: a sum, whatever this one holds already."""
-    for table, key, measures in (("spend", ("dim", "key", "bucket", "cli"), SPEND_MEASURES),
-                                 ("price_groups", _PRICE_COLUMNS, PRICE_MEASURES)):
-        columns = ", ".join(key + measures)
-        updates = added(measures)
-        conn.execute(f"""INSERT INTO main.{table} ({columns}) SELECT {columns} FROM {schema}.{table} WHERE true
-                         ON CONFLICT({', '.join(key)}) DO UPDATE SET {updates}""")
+def copy_attached(conn: sqlite3.Connection, schema: str) -> None:
+    """Copy the rollups of the attached database `schema` (summed there by add_all) into
+    this one's, which are empty (a row of both is an IntegrityError): SQLite copies the
+    b-trees as they are, in about half the time of an upsert row by row."""
+    for table in ROLLUPS:
+        conn.execute(f"INSERT INTO main.{table} SELECT * FROM {schema}.{table}")
 
 
 def rebuild_prices(conn: sqlite3.Connection) -> None:

@@ -263,18 +263,24 @@ def _fold_replays(conn: sqlite3.Connection, records: dict, delta: "SpendDelta") 
     return out
 
 
-def name_subagents(conn: sqlite3.Connection, names: dict, unnamed) -> int:
+# The rollup rows a sub-agent's name moves (name_subagents).
+NAMES_MOVE = ("agent", PRICE_DIM)
+
+
+def name_subagents(conn: sqlite3.Connection, names: dict, unnamed, moved: "SpendDelta | None" = None) -> int:
     """Give sub-agents their type. `names`: (session id, agent id) -> type, as a parent's
     Task/Agent call named them (the first name stored stays); `unnamed`: (session id,
     agent id) of calls just written as UNKNOWN_SUBAGENT, which take a name stored before.
-    Their rows, and the rollup, move from UNKNOWN_SUBAGENT to the name. Returns rows renamed."""
+    Their rows, and the rollup, move from UNKNOWN_SUBAGENT to the name; with `moved`, the
+    rollup's move is added to it instead, for the caller to write (only=NAMES_MOVE).
+    Returns rows renamed."""
     for (session_id, agent_id), agent_type in names.items():
         conn.execute("INSERT OR IGNORE INTO subagents (session_id, agent_id, agent_type) VALUES (?, ?, ?)",
                      (storable(session_id), storable(agent_id), storable(agent_type)))
     pairs = set(names) | set(unnamed)
     if not pairs:
         return 0
-    delta, renamed = SpendDelta(), 0
+    delta, renamed = SpendDelta() if moved is None else moved, 0
     for session_id, agent_id in pairs:
         found = conn.execute("SELECT agent_type FROM subagents WHERE session_id = ? AND agent_id = ?",
                              (storable(session_id), storable(agent_id))).fetchone()
@@ -290,7 +296,8 @@ def name_subagents(conn: sqlite3.Connection, names: dict, unnamed) -> int:
             conn.execute("UPDATE requests SET agent_type = ? WHERE session_id = ? AND agent_id = ? AND agent_type = ?",
                          (found[0], storable(session_id), storable(agent_id), UNKNOWN_SUBAGENT))
             renamed += len(rows)
-    delta.write(conn, only=("agent", PRICE_DIM))
+    if moved is None:
+        delta.write(conn, only=NAMES_MOVE)
     return renamed
 
 

@@ -130,7 +130,7 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
         for sql in indexes:
             conn.execute(sql)
         summary.changed += bulk.finish(conn)
-        rollups.add_to(conn)
+        rollups.add_to(conn, bulk.moved)
         db.replace_database(path, tmp, conn, lambda c: writes.merge_attached(c, price))
     except BaseException:
         if rollups is not None:
@@ -170,8 +170,8 @@ class RollupsBeside:
     through the WAL and was checkpointed again at the end (~0.07 s of this process's
     CPU at 84,000 calls, against ~0.02 s for the copy, a kernel copy of ~55 MB).
     What the merges of calls seen twice moved the rollups by is dropped: the rows hold it.
-    What changes the rows after the copy (Bulk.finish names sub-agents, with its deltas)
-    is added on top (add_to). If that process fails, add_to sums the rollups from the rows
+    What changes the rows after the copy (Bulk.finish names sub-agents: Bulk.moved) is
+    added on top (add_to). If that process fails, add_to sums the rollups from the rows
     here instead."""
 
     def __init__(self, conn, tmp: str):
@@ -190,16 +190,18 @@ class RollupsBeside:
         self.process.start()
         self.conn = db.open_bulk_file(tmp, "TRUNCATE", db.BULK_SORT_CACHE_KIB)  # (peak RSS flat: see there)
 
-    def add_to(self, conn) -> None:
+    def add_to(self, conn, moved: "rollup.SpendDelta") -> None:
+        """The rollups into `conn`'s, with `moved` on top (how the rows changed since the copy)."""
         self.process.join()
         if self.process.exitcode == 0:
             conn.execute("ATTACH DATABASE ? AS rollups", (self.out,))
             try:
                 with db.transaction(conn):
-                    rollup.add_attached(conn, "rollups")
+                    rollup.copy_attached(conn, "rollups")
+                    moved.write(conn, only=writes.NAMES_MOVE)
             finally:
                 conn.execute("DETACH DATABASE rollups")
-        else:  # (the same sums, here)
+        else:  # (the same sums, here, from the rows as they are now)
             with db.transaction(conn):
                 rollup.rebuild_spend(conn)
                 rollup.rebuild_prices(conn)

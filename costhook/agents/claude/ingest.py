@@ -239,18 +239,22 @@ class Bulk:
     sub-agent ends with the name, whichever was read first). Its rollups are summed from
     its rows at the end (importer.first_import), not through deltas summed in Python."""
 
-    __slots__ = ("keys", "messages", "sessions", "cost_states", "names", "unnamed")
+    __slots__ = ("keys", "messages", "sessions", "cost_states", "names", "unnamed", "moved")
 
     def __init__(self):
         self.keys, self.messages, self.sessions = Seen(), Seen(), {}
         self.cost_states = {}  # session id -> the last cost-state line's ParseResult.cost_state
         self.names, self.unnamed = {}, set()  # as ParseResult.subagents / .unnamed, over the whole import
+        self.moved = rollup.SpendDelta()  # how the names move the rollups (finish): written by the importer
 
     def finish(self, conn: sqlite3.Connection) -> int:
-        """Write what was kept for the end; returns the rows renamed. After the indexes
-        are built: name_subagents looks a sub-agent's rows up by session."""
+        """Write what was kept for the end, but the rollups' move by the names (`moved`:
+        the importer adds it to the rollups it sums from the rows as they were before);
+        returns the rows renamed. After the indexes are built: name_subagents looks a
+        sub-agent's rows up by session."""
         with db.transaction(conn):
-            renamed = writes.name_subagents(conn, self.names, self.unnamed) if self.names or self.unnamed else 0
+            renamed = writes.name_subagents(conn, self.names, self.unnamed, self.moved) \
+                if self.names or self.unnamed else 0
             for sid, facts in self.sessions.items():
                 writes.fill_session(conn, sid, agent="claude", **facts)
             for cost_state in self.cost_states.values():
