@@ -394,6 +394,28 @@ def open_bulk_file(tmp: str, journal: str, cache_kib: int) -> sqlite3.Connection
     return conn
 
 
+def start_sync(path: str):
+    """A thread that syncs `path` as it is written so far (a first import's file, once
+    its rows and indexes are in): the disk writes them while the links are computed, and
+    replace_database's sync has only the rest to wait for (~0.05 s less at 84,000 calls).
+    Returns the thread: join it before the file is gone."""
+    import threading
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def sync() -> None:
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # (replace_database syncs it again, and reports)
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=sync, name="costhook-sync", daemon=True)
+    thread.start()
+    return thread
+
+
 def replace_database(path: str, tmp: str, conn: sqlite3.Connection, merge, *, wait_s: float = SWAP_WAIT_S) -> None:
     """Put the bulk-loaded file `tmp` (`conn`) in the place of the database at `path`.
 

@@ -111,7 +111,7 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
             return import_claude(conn, folders, price=price, progress=progress, workers=workers, files=files)
         finally:
             conn.close()
-    made, rollups = [], None
+    made, rollups, syncing = [], None, None
 
     def new_file():  # (called by import_claude once the workers have started: migrating a new file takes ~0.2 s)
         if new_database:  # (hooks that fire meanwhile write there; it is merged at the end)
@@ -129,6 +129,7 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
         conn = rollups.conn
         for sql in indexes:
             conn.execute(sql)
+        syncing = db.start_sync(tmp)
         summary.changed += bulk.finish(conn)
         rollups.add_to(conn, bulk.moved)
         db.replace_database(path, tmp, conn, lambda c: writes.merge_attached(c, price))
@@ -140,6 +141,9 @@ def first_import(db_path, folders: list[Path], *, price=None, progress=None, wor
             conn.close()
             db.remove_bulk_files(tmp)
         raise
+    finally:
+        if syncing is not None:
+            syncing.join()
     return summary
 
 
