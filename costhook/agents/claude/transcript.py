@@ -9,6 +9,7 @@ Standard library only: this runs inside the hook.
 """
 
 import os
+from bisect import bisect_left
 
 from costhook import jsontext
 from costhook.agents.jsonl import load_line, utc_timestamp
@@ -177,8 +178,7 @@ def parse_block(data: bytes, ctx: FileContext, state: ReadState, result: ParseRe
                 if at >= 0 and (hit < 0 or at < hit):
                     hit = at
         else:
-            while next_hit < len(hits) and hits[next_hit] < pos:
-                next_hit += 1
+            next_hit = bisect_left(hits, pos, next_hit)  # (past the line just read: a line often holds two)
             if next_hit < len(hits):
                 hit = hits[next_hit]
         if state.skill is not None or state.spawns:
