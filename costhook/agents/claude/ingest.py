@@ -6,6 +6,7 @@ records, and commit the records together with the new offset, so a crash leaves 
 both or neither. Standard library only.
 """
 
+import marshal
 import os
 import sqlite3
 
@@ -105,6 +106,18 @@ class Prepared:
         self.shapes = shapes  # column tuple -> [value tuple, ...], as writes.stored_row makes them
         self.spend = spend  # SpendDelta groups of all those rows
         self.sessions = sessions  # session id -> facts (_chunk_session_facts)
+
+    def __getstate__(self):
+        """What a worker sends the writer: marshal's bytes, which pickle carries as they
+        are (the rows are plain str / int / None; marshal writes them ~2x quicker than
+        pickle: ~0.1 s of the workers' CPU at 84,000 calls)."""
+        try:
+            return marshal.dumps((self.shapes, self.spend, self.sessions))
+        except ValueError:  # (a value of another type: pickle takes it)
+            return self.shapes, self.spend, self.sessions
+
+    def __setstate__(self, state) -> None:
+        self.shapes, self.spend, self.sessions = marshal.loads(state) if isinstance(state, bytes) else state
 
     def count(self) -> int:
         return sum(len(rows) for rows in self.shapes.values())
