@@ -602,6 +602,10 @@ def test_a_hook_fails_open_when_a_first_import_holds_the_database_too_long(home,
     assert "first import" in (home / "errors.log").read_text()
 
 
+class OddText(str):
+    """A value of a type marshal does not take (module-level: pickle finds it by name)."""
+
+
 def test_prepared_rows_reach_the_writer_as_they_left_the_worker():
     """ingest.Prepared travels to the writer as marshal's bytes (plain values), or, when a
     value is of a type marshal does not take, pickled as it is: the same rows either way,
@@ -611,11 +615,7 @@ def test_prepared_rows_reach_the_writer_as_they_left_the_worker():
     shared = "session-1"
     plain = ingest.Prepared({("key", "session_id", "cost_nanousd"): [("a", shared, 5), ("b", shared, None)]},
                             {}, {shared: {"project": "/p"}})
-
-    class Odd(str):
-        pass
-
-    odd = ingest.Prepared({("key", "tools"): [("c", Odd("[]"))]}, {(1, 2): [3]}, {})
+    odd = ingest.Prepared({("key", "tools"): [("c", OddText("[]"))]}, {(1, 2): [3]}, {})
     for prepared, travels_as in ((plain, bytes), (odd, tuple)):
         assert isinstance(prepared.__getstate__(), travels_as)
         back = pickle.loads(pickle.dumps(prepared))
