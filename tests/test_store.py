@@ -109,3 +109,31 @@ def test_the_stored_time_form_is_exactly_ascii_digits_in_place(value):
     assert utc_millis(value) is want
     if want:
         assert _timestamp(value) == value  # (kept as it is)
+
+
+def test_the_indexes_of_openclaw_only_columns_hold_only_the_calls_that_have_one(home):
+    """m014: cron_job's, run_id's and session_key's indexes are partial (WHERE ... IS NOT
+    NULL): a Claude Code call adds no entry to them; a lookup by a value still uses them.
+    The step turns a database's full indexes into these, and running it again changes nothing."""
+    conn = db.connect()
+    conn.execute("PRAGMA user_version = 13")
+    for name, columns, _ in migrations.SPARSE_INDEXES:  # as m004 / m005 made them
+        conn.execute(f'DROP INDEX "{name}"')
+        conn.execute(f'CREATE INDEX "{name}" ON requests ({columns})')
+    conn.execute("INSERT INTO requests (key, agent, timestamp) VALUES ('c1', 'claude', '2026-12-01T00:00:00.000Z')")
+    conn.execute("INSERT INTO requests (key, agent, timestamp, cron_job, run_id, session_key) "
+                 "VALUES ('o1', 'openclaw', '2026-12-01T00:00:00.000Z', 'job', 'run', 'agent:main:cron:job')")
+    conn.close()
+    for _ in range(2):
+        conn = db.connect()
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
+        for name, _, column in migrations.SPARSE_INDEXES:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+            assert sql.endswith(f"WHERE {column} IS NOT NULL"), sql
+            plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN SELECT key FROM requests WHERE {column} = ?",
+                                                          ("x",)))
+            assert name in plan, plan
+            value = {"cron_job": "job", "run_id": "run", "session_key": "agent:main:cron:job"}[column]
+            assert [r[0] for r in conn.execute(f"SELECT key FROM requests WHERE {column} = ?", (value,))] == ["o1"]
+        conn.execute("PRAGMA user_version = 13")  # the step again, as after a crash before its version was written
+        conn.close()
