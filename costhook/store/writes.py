@@ -53,10 +53,11 @@ def _merge_requests(conn: sqlite3.Connection, records: dict, price) -> int:
     return changed
 
 
-def stored_row(record: dict, price) -> tuple[dict, list]:
+def stored_row(record: dict, price, *, reuse: bool = False) -> tuple[dict, list]:
     """The `requests` row for a (merged) call record: tools as JSON text, priced.
-    Returns the row and the tool list."""
-    row = dict(record)
+    Returns the row and the tool list. `reuse`: the caller has no further use for the
+    record, which becomes the row (a copy less per call: an import makes 84,000)."""
+    row = record if reuse else dict(record)
     tools = row.get("tools") or []
     row["tools"] = jsontext.dumps(tools) if tools else "[]"
     row["cost_nanousd"], row["cost_source"] = price(row)

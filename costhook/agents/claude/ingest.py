@@ -139,8 +139,9 @@ def prepare(chunk: Chunk, price, with_rollup: bool = True) -> Chunk:
     if len(_SHARED) > SHARED_MAX:
         _SHARED.clear()
     share = _SHARED.setdefault
+    sessions = _chunk_session_facts(chunk.parsed)  # (before the records become rows)
     for record in chunk.parsed.calls.values():
-        row, tools = writes.stored_row(record, price)
+        row, tools = writes.stored_row(record, price, reuse=True)
         for name in SHARED_COLUMNS:
             value = row.get(name)
             if value is not None:
@@ -148,7 +149,7 @@ def prepare(chunk: Chunk, price, with_rollup: bool = True) -> Chunk:
         shapes.setdefault(tuple(row), []).append(tuple(row.values()))
         if with_rollup:
             spend.add(row, +1, tools)
-    chunk.prepared = Prepared(shapes, spend.groups, _chunk_session_facts(chunk.parsed))
+    chunk.prepared = Prepared(shapes, spend.groups, sessions)
     chunk.parsed.calls = {}
     return chunk
 
