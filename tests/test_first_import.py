@@ -189,6 +189,16 @@ def iteration_lines(folder):
         os.utime(folder / name, (2_000_000_100 + mtime, 2_000_000_100 + mtime))
 
 
+def slow_parse_files(starts: list) -> list:
+    """importer._parse_files, slower: the writer finds the workers' results not back yet
+    (module-level: the pool sends it to the workers by name)."""
+    time.sleep(0.02)
+    return PARSE_FILES(starts)
+
+
+PARSE_FILES = importer._parse_files
+
+
 @pytest.mark.parametrize("layout", ["2.0.x", "iterations"])
 def test_first_import_names_2_0_sub_agents_and_prices_iterations_as_the_other_paths(home, tmp_path, monkeypatch, layout):
     """A Claude Code 2.0.x tree (no agent-*.meta.json: a sub-agent takes the type its
@@ -232,6 +242,18 @@ def test_first_import_names_2_0_sub_agents_and_prices_iterations_as_the_other_pa
     importer.first_import(None, [tree], price=price, workers=2)
     assert os.stat(tmp_path / "bulk.db").st_ino != before  # the bulk path
     assert tables(tmp_path / "bulk.db") == one_by_one
+
+    # One batch, but what the writer has whenever it would wait for the workers (slow here)
+    monkeypatch.setenv("COSTHOOK_DB", str(tmp_path / "idle.db"))
+    monkeypatch.setattr(importer, "BULK_BATCH_BYTES", 1 << 40)
+    monkeypatch.setattr(importer, "IDLE_BATCH_BYTES", 1)
+    monkeypatch.setattr(importer, "_parse_files", slow_parse_files)
+    monkeypatch.setattr(importer, "TASK_FILES", 4)
+    commits = []
+    monkeypatch.setattr(ingest, "commit", lambda *args, commit=ingest.commit: commits.append(commit(*args)))
+    importer.first_import(None, [tree], price=price, workers=2)
+    assert len(commits) > 3
+    assert tables(tmp_path / "idle.db") == one_by_one
 
 
 @pytest.mark.parametrize("helper", ["late", "failing"])

@@ -80,6 +80,10 @@ WINDOW_BYTES = 2 * BATCH_BYTES  # transcript bytes handed to the workers ahead o
 # batch costs the writer a pass of the rollup's upserts (4x fewer: ~10 % of its CPU; +17 MB RSS).
 BULK_BATCH_BYTES = 4 * BATCH_BYTES
 WINDOW_FILES = 256
+# A first import's writer commits what it has (this much at least) when it would wait for
+# the workers: at the end, once they are done, less is left for it alone (one core idle).
+IDLE_BATCH_BYTES = BATCH_BYTES
+IDLE = object()  # _parse_in_workers(idle=True): the next result is not back yet
 TASK_BYTES = 4 << 20  # transcript bytes per task sent to a worker: small files go in groups
 TASK_FILES = 32
 WORKER_NICENESS = 3
@@ -271,7 +275,8 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
         scale = batch_limit // BATCH_BYTES
         made = []
         chunks = _parse_in_workers(starts, workers, WINDOW_BYTES * scale, WINDOW_FILES * scale,
-                                   started=(lambda: made.append(new_file())) if new_file else None)
+                                   started=(lambda: made.append(new_file())) if new_file else None,
+                                   idle=bulk is not None)
         first = next(chunks, None)
         chunks = itertools.chain([first] if first is not None else [], chunks)
         new_file = None if made else new_file
@@ -284,6 +289,11 @@ def import_claude(conn, folders: list[Path], *, price=None, progress=None, worke
     batch, batch_bytes, batch_sizes = [], 0, 0
     with db.bulk_writes(conn):
         for start, size, parsed in chunks:
+            if start is IDLE:  # (a first import's: the next file's rows are not back yet)
+                if batch_bytes >= IDLE_BATCH_BYTES:
+                    _commit(conn, batch, price, result, progress, batch_sizes, bulk)
+                    batch, batch_bytes, batch_sizes = [], 0, 0
+                continue
             summary.files += 1
             batch += parsed
             batch_bytes += sum(chunk.nbytes for chunk in parsed)
@@ -326,11 +336,12 @@ def _parse_file(start):
     return [ingest.prepare(chunk, _price, _with_rollup) for chunk in ingest.read_chunks(start)]
 
 
-def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int, started=None):
+def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int, started=None, idle: bool = False):
     """(start, size, chunks) in input order, parsed by a process pool; at most `window_limit`
     bytes (or `files_limit` files) in flight, so memory stays flat however big the tree is. Small files
     travel in groups of about TASK_BYTES (one message each way per group, not per file).
     `started()`, if given, is called once the window is full, before waiting for a result.
+    With `idle`, (IDLE, 0, []) comes first whenever the next result is not back yet.
 
     A ProcessPoolExecutor, not a multiprocessing.Pool: the Pool's worker-handler thread
     wakes on every result waiting in its queue and spins until another thread reads it,
@@ -367,13 +378,18 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int,
                 window_files -= len(items)
                 if future is not None:
                     window_bytes -= sum(size for _, size in items)
+                if idle and future is not None and not future.done():
+                    yield IDLE, 0, []
                 yield from _resolved(items, future)
         if group:
             window.append((group, pool.submit(_parse_files, [s for s, _ in group])))
         if started is not None:
             started()
         while window:
-            yield from _resolved(*window.popleft())
+            items, future = window.popleft()
+            if idle and future is not None and not future.done():
+                yield IDLE, 0, []
+            yield from _resolved(items, future)
     finally:  # (the writer stopped early: the tasks not started are dropped)
         pool.shutdown(wait=True, cancel_futures=True)
 
