@@ -308,29 +308,42 @@ def name_subagents(conn: sqlite3.Connection, names: dict, unnamed, moved: "Spend
 def upsert_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
     """Record facts about a session from a hook: non-null values replace stored ones,
     except `started_at`, which keeps the earliest."""
-    _update_session(conn, session_id, fields, "{name} = ?")
+    _update_sessions(conn, {session_id: fields}, "{name} = ?")
 
 
 def fill_session(conn: sqlite3.Connection, session_id: str, **fields) -> None:
     """Like upsert_session, but only sets fields that are still empty (transcript-derived facts)."""
-    _update_session(conn, session_id, fields, "{name} = coalesce({name}, ?)")
+    _update_sessions(conn, {session_id: fields}, "{name} = coalesce({name}, ?)")
 
 
-def _update_session(conn: sqlite3.Connection, session_id: str, fields: dict, assign: str) -> None:
-    """Create the session row if needed, then set its non-null `fields` in one statement."""
-    fields = {k: storable(v) for k, v in fields.items() if v is not None}
-    session_id = storable(session_id)
-    conn.execute("INSERT OR IGNORE INTO sessions (session_id, agent) VALUES (?, ?)", (session_id, fields.get("agent", "claude")))
-    sets, values = [], []
-    for name, value in fields.items():
-        if name == "started_at":
-            sets.append("started_at = CASE WHEN started_at IS NULL OR started_at > ? THEN ? ELSE started_at END")
-            values += [value, value]
-        else:
-            sets.append(assign.format(name=name))
-            values.append(value)
-    if sets:
-        conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = ?", values + [session_id])
+def fill_sessions(conn: sqlite3.Connection, facts: dict) -> None:
+    """fill_session of each session of `facts` ({session id: fields}), with one statement
+    per kind of statement (a first import writes thousands at the end)."""
+    _update_sessions(conn, facts, "{name} = coalesce({name}, ?)")
+
+
+def upsert_sessions(conn: sqlite3.Connection, facts: dict) -> None:
+    """upsert_session of each session of `facts` ({session id: fields})."""
+    _update_sessions(conn, facts, "{name} = ?")
+
+
+def _update_sessions(conn: sqlite3.Connection, facts: dict, assign: str) -> None:
+    """Create each session's row if needed, then set its non-null fields in one statement."""
+    made, updates = [], {}
+    for session_id, fields in facts.items():
+        fields = {k: storable(v) for k, v in fields.items() if v is not None}
+        session_id = storable(session_id)
+        made.append((session_id, fields.get("agent", "claude")))
+        values = []
+        for name, value in fields.items():
+            values += [value, value] if name == "started_at" else [value]
+        if fields:
+            updates.setdefault(tuple(fields), []).append((*values, session_id))
+    conn.executemany("INSERT OR IGNORE INTO sessions (session_id, agent) VALUES (?, ?)", made)
+    for names, rows in updates.items():
+        sets = ["started_at = CASE WHEN started_at IS NULL OR started_at > ? THEN ? ELSE started_at END"
+                if name == "started_at" else assign.format(name=name) for name in names]
+        conn.executemany(f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = ?", rows)
 
 
 # ----------------------------------------------------------------------- tool calls --

@@ -269,10 +269,9 @@ class Bulk:
         with db.transaction(conn):
             renamed = writes.name_subagents(conn, self.names, self.unnamed, self.moved) \
                 if self.names or self.unnamed else 0
-            for sid, facts in self.sessions.items():
-                writes.fill_session(conn, sid, agent="claude", **facts)
-            for cost_state in self.cost_states.values():
-                _note_cost_state(conn, cost_state)
+            writes.fill_sessions(conn, {sid: {"agent": "claude", **facts} for sid, facts in self.sessions.items()})
+            writes.upsert_sessions(conn, {state["session_id"]: _reported_cost(state)
+                                          for state in self.cost_states.values() if _has_session(state)})
         self.sessions, self.cost_states, self.names, self.unnamed = {}, {}, {}, set()
         return renamed
 
@@ -416,5 +415,13 @@ def _chunk_session_facts(parsed: transcript.ParseResult) -> dict:
 
 def _note_cost_state(conn, cost_state: dict | None) -> None:
     """The CLI's own running total for the session (kept beside ours, never as usage)."""
-    if cost_state and cost_state.get("session_id"):
-        writes.upsert_session(conn, cost_state["session_id"], reported_cost_nanousd=round(cost_state["total_cost_usd"] * NANO))
+    if _has_session(cost_state):
+        writes.upsert_session(conn, cost_state["session_id"], **_reported_cost(cost_state))
+
+
+def _has_session(cost_state: dict | None) -> bool:
+    return bool(cost_state and cost_state.get("session_id"))
+
+
+def _reported_cost(cost_state: dict) -> dict:
+    return {"reported_cost_nanousd": round(cost_state["total_cost_usd"] * NANO)}
