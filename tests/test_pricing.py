@@ -593,6 +593,33 @@ def test_price_set_selection_rules():
     assert rates("2026-06-01", "02:00:00") == 2
 
 
+def test_remembered_rates_are_the_rates():
+    """prices._rates_of remembers _rates per model, day, tier band, speed and service tier
+    (and time, for prices by the hour): on days either side of a price change, at times
+    in and out of an hourly window, with prompts on each side of every tier boundary, fast
+    or not, at every service tier, twice, the rates _rates gives."""
+    tiers = {"tiers": [{"above": 200_000, "input": 20}, {"above": 100_000, "input": 15}]}
+    entry = {
+        "id": "x",
+        "prices": [
+            {"since": "2025-01-01", "input": 1, "output": 5, **tiers},
+            {"since": "2026-01-01", "input": 2, "output": 6},
+            {"since": "2026-01-01", "hours": ["22:00", "02:00"], "input": 3, "output": 7},
+        ],
+        "fast": [{"input": 12, "tiers": [{"above": 272_000, "input": 24}]}],
+        "service_tier": {"flex": [{"output": 1, "tiers": [{"above": 50_000, "output": 2}]}]},
+    }
+    table = pricing.PriceTable({}, [], [], {}, set(), (11, 10))
+    for _ in range(2):
+        for day in ("2024-06-01", "2025-06-01", "2026-06-01"):
+            for clock in ("01:59:59", "02:00:00", "12:00:00", "22:00:00"):
+                for prompt in (0, 50_000, 50_001, 100_000, 100_001, 200_000, 200_001, 272_000, 272_001):
+                    for fast in (False, True):
+                        for tier in (None, "flex", "FLEX", "priority"):
+                            expected = pricing._rates(entry, day, clock, prompt, fast, tier)
+                            assert pricing._rates_of(table, entry, day, clock, prompt, fast, tier) == expected
+
+
 def test_opus_4_6_fast_mode_ended_on_2026_06_29():
     small = (1000, 1000, 0, 0, 0, 0)
     assert call("claude-opus-4-6", small, speed="fast", timestamp="2026-06-29T23:59:59Z") == 6 * call(
