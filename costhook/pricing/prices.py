@@ -708,11 +708,12 @@ def _rates_of(table: PriceTable, entry: dict, day: str, clock: str, prompt: int,
               service_tier: str | None) -> dict:
     """_rates, remembered in the table (read-only): the same for every call of a model on
     one day whose prompt passes the same tier boundaries (and, for a price by the hour, at
-    the same time), ~1.2 of the ~6 µs a call's price took; an import prices every call."""
+    the same time): ~0.8 of the ~4.1 µs a call's price took; an import prices every call."""
     memo = table._rates
     marks = memo.get(id(entry))
     if marks is None:
-        sets = [*entry["prices"], *entry.get("fast", ()), *(s for v in (entry.get("service_tier") or {}).values() for s in v)]
+        tiers = (entry.get("service_tier") or {}).values()
+        sets = [*entry["prices"], *entry.get("fast", ()), *(price_set for sets_ in tiers for price_set in sets_)]
         bounds = sorted({tier["above"] for price_set in sets for tier in price_set.get("tiers", ())})
         marks = memo[id(entry)] = (bounds, any("hours" in price_set for price_set in sets))
     if service_tier is not None and not isinstance(service_tier, str):
