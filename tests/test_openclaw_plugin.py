@@ -565,8 +565,9 @@ def test_the_plugin_reads_the_clearance_as_the_shell_gate_does(setup, tmp_path, 
         os.mkfifo(target.parent / f"used.{lines[0].split()[1]}")
     elif plant == "other-tz":
         env["TZ"] = "Asia/Tokyo"
-    elif plant == "edited":
-        os.utime(os.environ["COSTHOOK_CONFIG"])
+    elif plant == "edited":  # (later than the clearance by more than a file clock's tick: "now" could be the same tick)
+        written = os.stat(target).st_mtime_ns + 2_000_000_000
+        os.utime(os.environ["COSTHOOK_CONFIG"], ns=(written, written))
     resident = tmp_path / "resident.py"
     resident.write_text(FAKE_RESIDENT)
     log = tmp_path / "resident.log"
