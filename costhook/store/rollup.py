@@ -214,11 +214,7 @@ def rebuild_spend(conn: sqlite3.Connection) -> None:
 def add_rows(conn: sqlite3.Connection) -> None:
     """Add the stored calls to the rollup, in SQL: what SpendDelta.add of each would add
     (rebuild_spend; a first import's, summed beside it: add_all)."""
-    _sum_groups(conn)
-    try:
-        _add_spend_groups(conn)
-    finally:
-        conn.execute("DELETE FROM temp.call_groups")
+    _from_groups(conn, _add_spend_groups)
     _add_tool_rows(conn)
 
 
@@ -230,6 +226,17 @@ _GROUP_KEYS = tuple(dict.fromkeys(
     ("bucket", "agent", *(c for _, c in SPEND_DIMENSIONS if c is not None and c not in _DIMENSION_SQL), *PRICE_KEYS[1:],
      "band")))
 _GROUP_SUMS = ("cost_nanousd", *TOKEN_FIELDS, "web_search_requests")
+
+
+def _from_groups(conn: sqlite3.Connection, *steps) -> None:
+    """Each of `steps(conn)`, summing rollup rows from temp.call_groups: the calls grouped
+    once for all of them."""
+    _sum_groups(conn)
+    try:
+        for step in steps:
+            step(conn)
+    finally:
+        conn.execute("DELETE FROM temp.call_groups")
 
 
 def _sum_groups(conn: sqlite3.Connection) -> None:
@@ -318,12 +325,7 @@ ROLLUPS = ("spend", "price_groups")
 def add_all(conn: sqlite3.Connection) -> None:
     """The stored calls into both rollups, spend and price_groups: add_rows and
     add_prices, from one grouping of the calls."""
-    _sum_groups(conn)
-    try:
-        _add_spend_groups(conn)
-        _add_price_groups(conn)
-    finally:
-        conn.execute("DELETE FROM temp.call_groups")
+    _from_groups(conn, _add_spend_groups, _add_price_groups)
     _add_tool_rows(conn)
 
 
@@ -344,11 +346,7 @@ def rebuild_prices(conn: sqlite3.Connection) -> None:
 def add_prices(conn: sqlite3.Connection) -> None:
     """Add the stored calls to price_groups, in SQL: what SpendDelta.add of each would add
     there (rebuild_prices, add_all)."""
-    _sum_groups(conn)
-    try:
-        _add_price_groups(conn)
-    finally:
-        conn.execute("DELETE FROM temp.call_groups")
+    _from_groups(conn, _add_price_groups)
 
 
 def _add_price_groups(conn: sqlite3.Connection) -> None:

@@ -329,6 +329,8 @@ def upsert_sessions(conn: sqlite3.Connection, facts: dict) -> None:
 
 def _update_sessions(conn: sqlite3.Connection, facts: dict, assign: str) -> None:
     """Create each session's row if needed, then set its non-null fields in one statement."""
+    if not facts:
+        return  # (no statement to prepare: a hook often has none)
     made, updates = [], {}
     for session_id, fields in facts.items():
         fields = {k: storable(v) for k, v in fields.items() if v is not None}

@@ -378,18 +378,13 @@ def _parse_in_workers(starts, workers: int, window_limit: int, files_limit: int,
                 window_files -= len(items)
                 if future is not None:
                     window_bytes -= sum(size for _, size in items)
-                if idle and future is not None and not future.done():
-                    yield IDLE, 0, []
-                yield from _resolved(items, future)
+                yield from _resolved(items, future, idle)
         if group:
             window.append((group, pool.submit(_parse_files, [s for s, _ in group])))
         if started is not None:
             started()
         while window:
-            items, future = window.popleft()
-            if idle and future is not None and not future.done():
-                yield IDLE, 0, []
-            yield from _resolved(items, future)
+            yield from _resolved(*window.popleft(), idle)
     finally:  # (the writer stopped early: the tasks not started are dropped)
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -409,8 +404,13 @@ def _parse_files(starts: list) -> list:
     return [_parse_file(start) for start in starts]
 
 
-def _resolved(items, future):
+def _resolved(items, future, idle: bool = False):
+    """(start, size, chunks) of each of `items` once `future` has them (IDLE first, with
+    `idle`, when it has not yet)."""
     from concurrent.futures.process import BrokenProcessPool
+
+    if idle and future is not None and not future.done():
+        yield IDLE, 0, []
 
     try:
         results = [[] for _ in items] if future is None else future.result()

@@ -270,8 +270,7 @@ class Bulk:
             renamed = writes.name_subagents(conn, self.names, self.unnamed, self.moved) \
                 if self.names or self.unnamed else 0
             writes.fill_sessions(conn, {sid: {"agent": "claude", **facts} for sid, facts in self.sessions.items()})
-            writes.upsert_sessions(conn, {state["session_id"]: _reported_cost(state)
-                                          for state in self.cost_states.values() if _has_session(state)})
+            writes.upsert_sessions(conn, _reported_costs(self.cost_states.values()))
         self.sessions, self.cost_states, self.names, self.unnamed = {}, {}, {}, set()
         return renamed
 
@@ -415,13 +414,10 @@ def _chunk_session_facts(parsed: transcript.ParseResult) -> dict:
 
 def _note_cost_state(conn, cost_state: dict | None) -> None:
     """The CLI's own running total for the session (kept beside ours, never as usage)."""
-    if _has_session(cost_state):
-        writes.upsert_session(conn, cost_state["session_id"], **_reported_cost(cost_state))
+    writes.upsert_sessions(conn, _reported_costs([cost_state]))
 
 
-def _has_session(cost_state: dict | None) -> bool:
-    return bool(cost_state and cost_state.get("session_id"))
-
-
-def _reported_cost(cost_state: dict) -> dict:
-    return {"reported_cost_nanousd": round(cost_state["total_cost_usd"] * NANO)}
+def _reported_costs(cost_states) -> dict:
+    """{session id: its session facts} of cost-state lines (ParseResult.cost_state) that name one."""
+    return {state["session_id"]: {"reported_cost_nanousd": round(state["total_cost_usd"] * NANO)}
+            for state in cost_states if state and state.get("session_id")}
