@@ -340,6 +340,7 @@ class SideBySide:
             self.fail("  --before's tables = these (requests, rollup, price groups, sessions, cursors, sub-agent names)", problems)
         # A copy as it is now, for the "no hooks" path after the new session.
         self.db_nohooks = self.work / "import-nohooks" / "costhook.db"
+        shutil.rmtree(self.db_nohooks.parent, ignore_errors=True)  # a kept --work from an earlier run
         self.db_nohooks.parent.mkdir(parents=True)
         with sqlite3.connect(db) as src, sqlite3.connect(self.db_nohooks) as dst:
             src.backup(dst)
