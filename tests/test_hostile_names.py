@@ -213,3 +213,29 @@ def test_budget_names_on_the_terminal(home, tmp_path):
     for args in (("budget", "list"), ("budget", "status")):
         out = run_on_tty(*args)
         assert no_controls(out) and "\\x1b]0;pwned\\x07" in out, repr(out)
+
+
+# ------------------------------------------------------------------ invisible characters -----
+
+# Characters that show nothing yet change what a name is: two projects that read the same,
+# a tool name carrying hidden ASCII (tag characters), a BOM, a line separator.
+INVISIBLE = "pay\u200bpal\u2060\ufeff\u180e\u2028\u2029\u061c\U000e0041\U000e0042"
+ORDINARY = "café 👨\u200d👩\u200d👧 می\u200cخواهم"  # joiners shape ordinary names: kept
+
+
+def invisible(text: str) -> list:
+    return re.findall("[\u061c\u180e\u200b\u2028\u2029\u2060-\u2064\ufeff\U000e0000-\U000e007f]", text)
+
+
+def test_invisible_characters_are_shown_not_hidden(home, vault):
+    store([record("a1", project="/p/" + INVISIBLE, skill=INVISIBLE, tools=[INVISIBLE]),
+           record("a2", project="/p/" + ORDINARY, model="unpriced-" + INVISIBLE)])
+    outputs = {" ".join(args): run_on_tty(*args) for args in (
+        ("report", "--by", "project"), ("report", "--by", "skill", "--format", "csv"),
+        ("report", "--by", "project", "--format", "markdown"),
+        ("tools", "--period", "all", "--now", "2026-11-20T12:00:00Z"))}
+    outputs["note"] = write_note(vault).read_text()
+    for name, out in outputs.items():
+        assert not invisible(out), (name, out)
+        assert "pay\\u200bpal" in out, (name, out)  # shown, as a visible escape
+    assert ORDINARY in outputs["report --by project"] and ORDINARY in outputs["note"]
