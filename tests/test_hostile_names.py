@@ -239,3 +239,36 @@ def test_invisible_characters_are_shown_not_hidden(home, vault):
         assert not invisible(out), (name, out)
         assert "pay\\u200bpal" in out, (name, out)  # shown, as a visible escape
     assert ORDINARY in outputs["report --by project"] and ORDINARY in outputs["note"]
+
+
+def raw_hostile(text: str) -> list:
+    """What JSON may hold only as a `\\u` escape on a terminal: DEL, C1, bidi, invisible."""
+    return re.findall("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text) + invisible(text)
+
+
+@pytest.mark.parametrize("args", [
+    ("top", "--by", "session", "--period", "all"), ("top", "--by", "skill", "--period", "all"),
+    ("tree", "s1-0000-aaaa"), ("tools", "--period", "all"), ("whatif", "--by", "skill"),
+    ("summary",), ("report", "--by", "skill"), ("budget", "list"),
+], ids=lambda a: " ".join(a[:3]))
+def test_json_holds_hostile_names_as_escapes(home, args):
+    """JSON keeps every name exactly, and a terminal it is printed on still sees no C1
+    control, bidi override or invisible character (json escapes only C0 by itself)."""
+    hostile = "x\x9b31m\x7f\u202eevil" + INVISIBLE
+    store([record("a1", project="/p/" + hostile, skill=hostile, session="s1-0000-aaaa" + hostile, model=OPUS),
+           record("a2", skill="plain")])
+    out = run(*args, "--format", "json", *(() if args[0] in ("report", "budget") else ("--now", "2026-11-20T12:00:00Z")))
+    assert not raw_hostile(out), out
+    if args[:3] == ("top", "--by", "skill"):
+        assert hostile in [r["key"] for r in json.loads(out)["rows"]]
+
+
+def test_cron_json_holds_hostile_names_as_escapes(home, history):  # noqa: F811
+    jobs = history / "cron" / "jobs.json"
+    data = json.loads(jobs.read_text())
+    data["jobs"][0]["name"] = "Nightly \x9b2J\u202e" + INVISIBLE
+    jobs.write_text(json.dumps(data))
+    run("import", "--openclaw-dir", str(history))
+    out = run("cron", "--tz", "UTC", "--format", "json")
+    assert not raw_hostile(out), out
+    assert data["jobs"][0]["name"] in [c["job_name"] for c in json.loads(out)["crons"]]
