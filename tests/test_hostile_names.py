@@ -272,3 +272,13 @@ def test_cron_json_holds_hostile_names_as_escapes(home, history):  # noqa: F811
     out = run("cron", "--tz", "UTC", "--format", "json")
     assert not raw_hostile(out), out
     assert data["jobs"][0]["name"] in [c["job_name"] for c in json.loads(out)["crons"]]
+
+
+@pytest.mark.parametrize("args", [("tree", "s1-"), ("report", "--session", "s1-"), ("tools", "--session", "s1-")],
+                         ids=lambda a: " ".join(a))
+def test_an_ambiguous_session_prefix_names_the_sessions_escaped(home, args):
+    """The usage error lists the sessions a prefix matches: their ids come from transcripts."""
+    store([record("a1", session="s1-aaaa" + TITLE + CLEAR), record("a2", session="s1-bbbb\u202e")])
+    out = run_on_tty(*args, check=False)
+    assert "several sessions" in out and no_controls(out) and "\u202e" not in out, repr(out)
+    assert "s1-aaaa\\x1b]0;pwned\\x07" in out, repr(out)
