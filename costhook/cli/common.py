@@ -154,8 +154,8 @@ def setup(tz_name, now_text):
     tz = zone(tz_name or cfg.get("timezone"))
     try:
         now = timeframe.parse_now(now_text)
-    except ValueError:
-        raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time", param_hint="--now")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--now")
     return cfg, tz, now
 
 
