@@ -396,3 +396,27 @@ def test_the_first_and_last_days_of_the_calendar_are_open_ends(home, args, shown
     proc = costhook(*args)
     no_traceback(proc)
     assert proc.returncode == 0 and shown in proc.stdout, proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("args", [["report"], ["report", "--by", "model"], ["cron"], ["budget", "status"],
+                                  ["dashboard", "--stdout"]], ids=" ".join)
+def test_a_database_damaged_past_its_first_page_is_a_clear_error(home, args):
+    """A database that opens (its header and schema are whole) but fails when a view reads
+    a damaged page: one line and the advice, as when it cannot be opened at all."""
+    from conftest import EXAMPLES
+
+    (home.parent / "config.toml").write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 1\n')
+    costhook("import", "--claude-dir", str(EXAMPLES / "claude"))
+    db = Path(os.environ["COSTHOOK_DB"])
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    roots = [r for (r,) in conn.execute("SELECT rootpage FROM sqlite_master WHERE rootpage > 1")]
+    conn.close()
+    data = bytearray(db.read_bytes())
+    for root in roots:  # every table's and index's first page; the schema itself stays whole
+        data[(root - 1) * size:root * size] = b"\xff" * size
+    db.write_bytes(bytes(data))
+    proc = costhook(*args)
+    _clear_failure(proc, "malformed", "Keep the database file", "costhook doctor")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
