@@ -159,7 +159,7 @@ def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
 # escapes nothing, never pays for compiling them.
 _CONTROL = ("[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069"
             "\ufeff\U000e0000-\U000e007f]")
-_MD_SPECIAL = r"[\\`\[\]|<>$%]"
+_MD_SPECIAL = r"[\\`\[\]|<>$%#]"
 _MD_ENTITY = {"<": "&lt;", ">": "&gt;"}
 _MD_NOT_CODE = r"[`|<>\\]"
 _MD_CELL = r"\\.|[|\r\n]"
@@ -183,8 +183,8 @@ def term_text(value) -> str:
 
 def md_text(value) -> str:
     """Outside text in markdown, in a table cell, a list item or a sentence: `|`, backslash,
-    backticks, brackets (links, wikilinks, embeds), `$` (math) and `%` (Obsidian comments) are
-    backslash-escaped; `<` and `>` become entities (no HTML tag, no `<!--` comment, no
+    backticks, brackets (links, wikilinks, embeds), `$` (math), `%` (Obsidian comments) and `#`
+    (Obsidian tags: a name would file the note under the user's own tags) are backslash-escaped; `<` and `>` become entities (no HTML tag, no `<!--` comment, no
     autolink); line breaks become spaces and other control characters visible escapes."""
     import re  # here: a hook formats money with this module and must not pay for `re`
 

@@ -282,3 +282,14 @@ def test_an_ambiguous_session_prefix_names_the_sessions_escaped(home, args):
     out = run_on_tty(*args, check=False)
     assert "several sessions" in out and no_controls(out) and "\u202e" not in out, repr(out)
     assert "s1-aaaa\\x1b]0;pwned\\x07" in out, repr(out)
+
+
+def test_a_hash_in_a_name_adds_no_tag_to_the_vault(home, vault):
+    """Obsidian reads `#word` after a space as a tag, anywhere in the note: a name would file
+    the dashboard under the user's own tags (#todo, #urgent) and into their tag queries."""
+    store([record("a1", project="/p/#todo", agent_type="#urgent x", agent_id="ag1", tools=["#mcp"]),
+           record("a2", project="/p/beta", model="#unpriced")])
+    text = write_note(vault).read_text()
+    body = text.split("\n---\n", 1)[1]
+    assert not re.search(r"(?:^|\s)#(?:todo|urgent|mcp|unpriced)", body), body
+    assert "\\#todo" in body  # still readable: `\#` shows as `#`
