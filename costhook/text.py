@@ -149,11 +149,17 @@ def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
 # csv_cell in CSV and term_text on a terminal; JSON output is escaped by json itself.
 # Ordinary names come out unchanged.
 
-# C0 controls, DEL, C1 controls, and the bidirectional overrides that reorder what is shown.
+# C0 controls, DEL, C1 controls, the bidirectional marks and overrides that reorder what is
+# shown, and the invisible characters that hide text or make two names look alike: the
+# zero-width space, word joiner and invisible operators, the BOM, the Mongolian vowel
+# separator, the line and paragraph separators (line breaks to some renderers) and the tag
+# characters (invisible ASCII look-alikes). Not the zero-width (non-)joiners U+200C/U+200D:
+# Persian, Indic scripts and emoji sequences need them in ordinary names.
 # Patterns as text: `re` compiles (and caches) one on first use, so the statusline, which
 # escapes nothing, never pays for compiling them.
-_CONTROL = "[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-_MD_SPECIAL = r"[\\`\[\]|<>$%]"
+_CONTROL = ("[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069"
+            "\ufeff\U000e0000-\U000e007f]")
+_MD_SPECIAL = r"[\\`\[\]|<>$%#]"
 _MD_ENTITY = {"<": "&lt;", ">": "&gt;"}
 _MD_NOT_CODE = r"[`|<>\\]"
 _MD_CELL = r"\\.|[|\r\n]"
@@ -162,13 +168,14 @@ CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 def _visible(match) -> str:
     code = ord(match[0])
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def term_text(value) -> str:
     """Outside text on a terminal: every control character (ESC, BEL, DEL, CR, LF, C1, bidi
-    overrides) shown as a visible escape such as `\\x1b`, so a name cannot move the cursor,
-    retitle the window, clear the screen or break a table row."""
+    overrides) and invisible character (zero-width space, BOM, tag characters: _CONTROL)
+    shown as a visible escape such as `\\x1b` or `\\u200b`, so a name cannot move the cursor,
+    retitle the window, clear the screen, break a table row or pass for another name."""
     import re  # here: a hook formats money with this module and must not pay for `re`
 
     return re.sub(_CONTROL, _visible, str(value))
@@ -176,8 +183,8 @@ def term_text(value) -> str:
 
 def md_text(value) -> str:
     """Outside text in markdown, in a table cell, a list item or a sentence: `|`, backslash,
-    backticks, brackets (links, wikilinks, embeds), `$` (math) and `%` (Obsidian comments) are
-    backslash-escaped; `<` and `>` become entities (no HTML tag, no `<!--` comment, no
+    backticks, brackets (links, wikilinks, embeds), `$` (math), `%` (Obsidian comments) and `#`
+    (Obsidian tags: a name would file the note under the user's own tags) are backslash-escaped; `<` and `>` become entities (no HTML tag, no `<!--` comment, no
     autolink); line breaks become spaces and other control characters visible escapes."""
     import re  # here: a hook formats money with this module and must not pay for `re`
 

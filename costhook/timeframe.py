@@ -74,11 +74,21 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+NOW_YEARS = (1000, 9000)
+
+
 def parse_now(text: str | None) -> datetime:
     """`--now` for reproducible output: an ISO 8601 moment (UTC if no offset)."""
     if not text:
         return datetime.now(timezone.utc)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
+    # Views step back up to 9,999 days and forward a year from it: near year 1 or 9999 that
+    # leaves what datetime can hold (an OverflowError deep inside a view).
+    if not NOW_YEARS[0] <= moment.year <= NOW_YEARS[1]:
+        raise ValueError(f"{text!r} is not between the years {NOW_YEARS[0]} and {NOW_YEARS[1]}")
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -173,10 +183,14 @@ class Window:
 
 def dates_window(since, until, tz) -> Window:
     """Local calendar dates (inclusive; None = open) → the UTC interval they cover."""
-    return Window(
-        start=utc_iso(datetime.combine(since, datetime.min.time(), tz)) if since else None,
-        end=utc_iso(datetime.combine(until + timedelta(days=1), datetime.min.time(), tz)) if until else None,
-    )
+
+    def midnight(day, days_after=0):
+        try:
+            return utc_iso(datetime.combine(day + timedelta(days=days_after), datetime.min.time(), tz))
+        except OverflowError:  # `--until 9999-12-31`, `--since 0001-01-01` east of UTC: before or after
+            return None        # anything datetime holds, so the window is open on that side
+
+    return Window(start=midnight(since) if since else None, end=midnight(until, 1) if until else None)
 
 
 PERIOD_NAMES = ("today", "yesterday", "week", "last-week", "month", "last-month", "7d", "30d", "90d", "all")

@@ -321,3 +321,11 @@ def test_cli_rejects_bad_arguments(conn):
     assert proc.returncode == 2 and "--session" in proc.stderr
     proc = subprocess.run([COSTHOOK, "whatif", "--to", "nope-9"], capture_output=True, text=True)
     assert proc.returncode == 2 and "no price" in proc.stderr
+
+
+@pytest.mark.parametrize("view", ["tools", "cache"])
+def test_a_session_with_no_calls_reads_like_an_empty_period(conn, view):
+    """`--session` names one session, not a period: none recorded is said, not a traceback."""
+    proc = subprocess.run([COSTHOOK, view, "--session", "nope"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "No spend for session nope."

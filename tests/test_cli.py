@@ -162,6 +162,8 @@ def test_budget_set_errors_in_plain_words(home):
         (("--limit", "abc"), "Error: --limit: not a number: 'abc'"),
         (("--limit", "-3", "--warn-at", "2"), "Error: --limit: must be a positive amount of USD; --warn-at: fractions must be in (0, 1]"),
         (("--tokens", "5", "--limit", "1"), "Error: budget: give exactly one of `limit` (USD) or `tokens`"),
+        # TOML holds 64-bit integers: a bigger one was written, and other TOML readers refuse the file
+        (("--tokens", "99999999999999999999999999"), "Error: --tokens: more than 1,000,000,000,000,000 tokens is not a budget"),
     ):
         proc = cli("budget", "set", "--scope", "global", "--period", "daily", *args)
         assert proc.returncode == 2 and told in proc.stderr, proc.stderr

@@ -417,3 +417,66 @@ def test_rendered_page(tmp_path):
     assert len(runs) == sum(1 for c in costs if c > 0), f"bars seen at columns {runs}"
     tallest = max(sum(1 for row in rows if row[x] == colour) for x in columns)
     assert tallest > 100  # the $1.57 day on a $2 axis
+
+
+# ------------------------------------------------------------ hostile vault paths ----
+
+
+def dashboard_cli(vault, *args, timeout=60):
+    return subprocess.run([COSTHOOK, "dashboard", "--vault", str(vault), "--now", "2026-11-20T12:00:00Z", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def refused(proc, *needles):
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+def test_a_symlink_planted_as_the_note_is_neither_read_nor_replaced(conn, vault, tmp_path):
+    """Read, its target's text was kept as 'the user's text' and written into the note, which
+    a syncing vault then carries off the machine."""
+    secret = tmp_path / "id_secret"
+    secret.write_text("PRIVATE KEY MATERIAL\n")
+    (vault / "costhook").mkdir()
+    link = vault / "costhook" / "Cost dashboard.md"
+    link.symlink_to(secret)
+    refused(dashboard_cli(vault), "is a symlink")
+    assert link.is_symlink() and os.readlink(link) == str(secret)
+    assert secret.read_text() == "PRIVATE KEY MATERIAL\n"
+    assert not [p for p in vault.rglob("*") if p.is_file() and not p.is_symlink() and "PRIVATE" in p.read_text()]
+
+
+def test_a_fifo_as_the_note_is_refused_at_once(conn, vault):
+    (vault / "costhook").mkdir()
+    os.mkfifo(vault / "costhook" / "Cost dashboard.md")
+    refused(dashboard_cli(vault, timeout=20), "not a regular file")  # it waited for a writer for ever
+
+
+@pytest.mark.parametrize("folder", ["costhook", "."])
+def test_a_folder_others_can_write_to_is_refused(conn, vault, folder):
+    """Another user could plant a symlink at the note or its temporary file there."""
+    (vault / folder).mkdir(exist_ok=True)
+    os.chmod(vault / folder, 0o777)
+    refused(dashboard_cli(vault, *(("--note", "Costs.md") if folder == "." else ())), "writable by others")
+    assert not [p for p in vault.rglob("*.md") if p.name != "mine.md"]
+
+
+def test_a_symlink_at_the_temporary_name_is_not_followed(conn, vault, tmp_path):
+    """A stale link where the note's temporary file goes (its name is predictable)."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.chmod(victim, 0o600)
+    (vault / "costhook").mkdir()
+    (vault / "costhook" / f".Cost dashboard.md.{os.getpid()}.costhook-tmp").symlink_to(victim)
+    path = write(conn, vault)
+    assert victim.read_text() == "precious\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert not path.is_symlink() and "cost_today_usd" in path.read_text()
+
+
+def test_a_vault_that_is_a_symlink_of_the_users_is_written(conn, vault, tmp_path):
+    (tmp_path / "Obsidian").symlink_to(vault)
+    proc = dashboard_cli(tmp_path / "Obsidian")
+    assert proc.returncode == 0, proc.stderr
+    assert "cost_today_usd" in (vault / "costhook" / "Cost dashboard.md").read_text()

@@ -213,3 +213,83 @@ def test_budget_names_on_the_terminal(home, tmp_path):
     for args in (("budget", "list"), ("budget", "status")):
         out = run_on_tty(*args)
         assert no_controls(out) and "\\x1b]0;pwned\\x07" in out, repr(out)
+
+
+# ------------------------------------------------------------------ invisible characters -----
+
+# Characters that show nothing yet change what a name is: two projects that read the same,
+# a tool name carrying hidden ASCII (tag characters), a BOM, a line separator.
+INVISIBLE = "pay\u200bpal\u2060\ufeff\u180e\u2028\u2029\u061c\U000e0041\U000e0042"
+ORDINARY = "café 👨\u200d👩\u200d👧 می\u200cخواهم"  # joiners shape ordinary names: kept
+
+
+def invisible(text: str) -> list:
+    return re.findall("[\u061c\u180e\u200b\u2028\u2029\u2060-\u2064\ufeff\U000e0000-\U000e007f]", text)
+
+
+def test_invisible_characters_are_shown_not_hidden(home, vault):
+    store([record("a1", project="/p/" + INVISIBLE, skill=INVISIBLE, tools=[INVISIBLE]),
+           record("a2", project="/p/" + ORDINARY, model="unpriced-" + INVISIBLE)])
+    outputs = {" ".join(args): run_on_tty(*args) for args in (
+        ("report", "--by", "project"), ("report", "--by", "skill", "--format", "csv"),
+        ("report", "--by", "project", "--format", "markdown"),
+        ("tools", "--period", "all", "--now", "2026-11-20T12:00:00Z"))}
+    outputs["note"] = write_note(vault).read_text()
+    for name, out in outputs.items():
+        assert not invisible(out), (name, out)
+        assert "pay\\u200bpal" in out, (name, out)  # shown, as a visible escape
+    assert ORDINARY in outputs["report --by project"] and ORDINARY in outputs["note"]
+
+
+def raw_hostile(text: str) -> list:
+    """What JSON may hold only as a `\\u` escape on a terminal: DEL, C1, bidi, invisible."""
+    return re.findall("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text) + invisible(text)
+
+
+@pytest.mark.parametrize("args", [
+    ("top", "--by", "session", "--period", "all"), ("top", "--by", "skill", "--period", "all"),
+    ("tree", "s1-0000-aaaa"), ("tools", "--period", "all"), ("whatif", "--by", "skill"),
+    ("summary",), ("report", "--by", "skill"), ("budget", "list"),
+], ids=lambda a: " ".join(a[:3]))
+def test_json_holds_hostile_names_as_escapes(home, args):
+    """JSON keeps every name exactly, and a terminal it is printed on still sees no C1
+    control, bidi override or invisible character (json escapes only C0 by itself)."""
+    hostile = "x\x9b31m\x7f\u202eevil" + INVISIBLE
+    store([record("a1", project="/p/" + hostile, skill=hostile, session="s1-0000-aaaa" + hostile, model=OPUS),
+           record("a2", skill="plain")])
+    out = run(*args, "--format", "json", *(() if args[0] in ("report", "budget") else ("--now", "2026-11-20T12:00:00Z")))
+    assert not raw_hostile(out), out
+    if args[:3] == ("top", "--by", "skill"):
+        assert hostile in [r["key"] for r in json.loads(out)["rows"]]
+
+
+def test_cron_json_holds_hostile_names_as_escapes(home, history):  # noqa: F811
+    jobs = history / "cron" / "jobs.json"
+    data = json.loads(jobs.read_text())
+    data["jobs"][0]["name"] = "Nightly \x9b2J\u202e" + INVISIBLE
+    jobs.write_text(json.dumps(data))
+    run("import", "--openclaw-dir", str(history))
+    out = run("cron", "--tz", "UTC", "--format", "json")
+    assert not raw_hostile(out), out
+    assert data["jobs"][0]["name"] in [c["job_name"] for c in json.loads(out)["crons"]]
+
+
+@pytest.mark.parametrize("args", [("tree", "s1-"), ("report", "--session", "s1-"), ("tools", "--session", "s1-")],
+                         ids=lambda a: " ".join(a))
+def test_an_ambiguous_session_prefix_names_the_sessions_escaped(home, args):
+    """The usage error lists the sessions a prefix matches: their ids come from transcripts."""
+    store([record("a1", session="s1-aaaa" + TITLE + CLEAR), record("a2", session="s1-bbbb\u202e")])
+    out = run_on_tty(*args, check=False)
+    assert "several sessions" in out and no_controls(out) and "\u202e" not in out, repr(out)
+    assert "s1-aaaa\\x1b]0;pwned\\x07" in out, repr(out)
+
+
+def test_a_hash_in_a_name_adds_no_tag_to_the_vault(home, vault):
+    """Obsidian reads `#word` after a space as a tag, anywhere in the note: a name would file
+    the dashboard under the user's own tags (#todo, #urgent) and into their tag queries."""
+    store([record("a1", project="/p/#todo", agent_type="#urgent x", agent_id="ag1", tools=["#mcp"]),
+           record("a2", project="/p/beta", model="#unpriced")])
+    text = write_note(vault).read_text()
+    body = text.split("\n---\n", 1)[1]
+    assert not re.search(r"(?:^|\s)#(?:todo|urgent|mcp|unpriced)", body), body
+    assert "\\#todo" in body  # still readable: `\#` shows as `#`

@@ -363,3 +363,60 @@ def test_a_claim_left_by_a_dead_notifier_is_released(tmp_path):
         assert wait_for(lambda: _alerts(home.db)[0]["notified_at"][:2] == "20", 5), _alerts(home.db)
     finally:
         receiver.close()
+
+
+# ------------------------------------------- dates at the ends of the calendar ----
+
+FAR_NOW = ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00"]
+
+
+@pytest.mark.parametrize("now", FAR_NOW)
+@pytest.mark.parametrize("args", [["summary"], ["top"], ["trends"], ["budget", "status"], ["dashboard", "--stdout"]],
+                         ids=" ".join)
+def test_a_now_at_the_end_of_the_calendar_is_a_usage_error(home, args, now):
+    """Views step back 9,999 days and forward a year from --now: near year 1 or 9999 that
+    raised OverflowError deep inside a view."""
+    proc = costhook(*args, "--now", now, "--tz", "UTC")
+    no_traceback(proc)
+    assert proc.returncode == 2 and "--now" in proc.stderr and "between the years" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["report", "--until", "9999-12-31"], "$2.10"),  # every example call
+    (["report", "--since", "0001-01-01", "--tz", "Etc/GMT-14"], "$2.10"),
+    (["report", "--since", "9999-12-31", "--until", "9999-12-31"], "No spend"),
+    (["cron", "--until", "9999-12-31"], ""),
+], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
+def test_the_first_and_last_days_of_the_calendar_are_open_ends(home, args, shown):
+    """A window from before year 1 (in UTC) or to after 9999-12-31 is open on that side
+    (the day after 9999-12-31 raised OverflowError)."""
+    from conftest import EXAMPLES
+
+    costhook("import", "--claude-dir", str(EXAMPLES / "claude"))
+    proc = costhook(*args)
+    no_traceback(proc)
+    assert proc.returncode == 0 and shown in proc.stdout, proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("args", [["report"], ["report", "--by", "model"], ["cron"], ["budget", "status"],
+                                  ["dashboard", "--stdout"]], ids=" ".join)
+def test_a_database_damaged_past_its_first_page_is_a_clear_error(home, args):
+    """A database that opens (its header and schema are whole) but fails when a view reads
+    a damaged page: one line and the advice, as when it cannot be opened at all."""
+    from conftest import EXAMPLES
+
+    (home.parent / "config.toml").write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 1\n')
+    costhook("import", "--claude-dir", str(EXAMPLES / "claude"))
+    db = Path(os.environ["COSTHOOK_DB"])
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    roots = [r for (r,) in conn.execute("SELECT rootpage FROM sqlite_master WHERE rootpage > 1")]
+    conn.close()
+    data = bytearray(db.read_bytes())
+    for root in roots:  # every table's and index's first page; the schema itself stays whole
+        data[(root - 1) * size:root * size] = b"\xff" * size
+    db.write_bytes(bytes(data))
+    proc = costhook(*args)
+    _clear_failure(proc, "malformed", "Keep the database file", "costhook doctor")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

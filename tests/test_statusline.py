@@ -315,3 +315,11 @@ def test_statusline_imports_stay_light(home):
     assert shown == "$2.00 session · 0 tok · daily $2.00/$10.00"
     assert "costhook.budgets" in modules
     assert not modules & HEAVY
+
+
+def test_an_absurd_estimate_loses_only_itself(home):
+    """A finite total_cost_usd too big for nano-dollars (1e308) overflowed to infinity and blanked
+    the whole line, the budget included."""
+    add_calls([{"cost_nanousd": 2_500_000_000, "session_id": "another"}])
+    write_config('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 10\n')
+    assert line(statusline_payload(session_id="not-recorded", cost={"total_cost_usd": 1e308})) == "daily $2.50/$10.00"

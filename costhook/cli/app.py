@@ -39,6 +39,20 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(COMMANDS)
 
+    def invoke(self, ctx):
+        import sqlite3
+
+        try:
+            return super().invoke(ctx)
+        except sqlite3.DatabaseError as exc:
+            # A database that opened (header and schema whole) can still fail on a damaged
+            # page mid-command: one line and the advice, as when it cannot be opened at all
+            # (open_store), for every command at once rather than in each.
+            from costhook.cli.common import store_error
+            from costhook.errors import StoreError
+
+            raise store_error(StoreError(f"cannot use the database: {exc}")) from exc
+
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None

@@ -154,8 +154,8 @@ def setup(tz_name, now_text):
     tz = zone(tz_name or cfg.get("timezone"))
     try:
         now = timeframe.parse_now(now_text)
-    except ValueError:
-        raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time", param_hint="--now")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--now")
     return cfg, tz, now
 
 
@@ -167,8 +167,10 @@ def period(name, now, tz):
 
 
 def emit(fmt, data, render):
-    """Print `data` as JSON, or as `render(data)` for a person."""
+    """Print `data` as JSON, or as `render(data)` for a person. JSON is ASCII (as `report`'s
+    and `budget`'s): json escapes only C0 controls by itself, and a name's C1 controls, bidi
+    overrides or invisible characters would reach the terminal it is printed on."""
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(render(data))

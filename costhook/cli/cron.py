@@ -1,12 +1,11 @@
 """`costhook cron [JOB]`: what each OpenClaw cron job costs, run by run."""
 
-import json
 from datetime import datetime, timezone
 
 import click
 
 from costhook import timeframe
-from costhook.cli.common import db_option, format_option, now_option, open_store, setup, tz_option
+from costhook.cli.common import db_option, emit, format_option, now_option, open_store, setup, tz_option
 from costhook.text import grid, money_nano, term_text
 from costhook.usage import NANO
 from costhook.views.cron import anomalies, budget_status, heartbeat_idle, history, summary
@@ -40,20 +39,14 @@ def cron(job, since, until, limit, tz_name, now_text, fmt, db_path):
         if win.start or win.end:
             job_runs = [r for r in job_runs if (not win.start or (r["started_at"] or "") >= win.start)
                         and (not win.end or (r["started_at"] or "") < win.end)]
-        if fmt == "json":
-            click.echo(json.dumps({"job": info, "runs": job_runs}, indent=2, ensure_ascii=False))
-        else:
-            click.echo(render_history(info, job_runs, tz))
+        emit(fmt, {"job": info, "runs": job_runs}, lambda d: render_history(info, job_runs, tz))
         return
     crons = summary(conn, since=win.start, until=win.end)
     idle = heartbeat_idle(conn, since=win.start, until=win.end)
     flagged = anomalies(conn, since=win.start, until=win.end)
     budget_rows = budget_status(conn, cfg.get("budgets") or [], now=now, tz=tz)
-    if fmt == "json":
-        click.echo(json.dumps({"crons": crons, "heartbeat": idle, "anomalies": flagged, "budgets": budget_rows},
-                              indent=2, ensure_ascii=False))
-    else:
-        click.echo(render_summary(crons, idle, flagged, budget_rows, tz))
+    emit(fmt, {"crons": crons, "heartbeat": idle, "anomalies": flagged, "budgets": budget_rows},
+         lambda d: render_summary(crons, idle, flagged, budget_rows, tz))
 
 
 def _local(stamp: str | None, tz) -> str:

@@ -141,7 +141,7 @@ def tools(session_id, period_name, cli, fmt, tz_name, now_text, db_path):
 
     def render(d):
         if not d["rows"]:
-            return no_spend(d["period"]["label"], d["period"].get("cli"))
+            return nothing_spent(d)
         rows = [["tool", "cost", "share", "calls"]]
         rows += [[r["tool"], money(r["cost_usd"]), percent(r["share"]), f"{r['requests']:,}"] for r in d["rows"]]
         text = grid(rows, {1, 2, 3})
@@ -379,12 +379,19 @@ def render_tree(d: dict, short: dict | None = None) -> str:
 
 def render_cache(d: dict) -> str:
     if not d["by_model"]:
-        return no_spend(d["period"]["label"], d["period"].get("cli"))
+        return nothing_spent(d)
     rows = [["model", "hit ratio", "saved", "writes", "never read", "wasted"]]
     for r in [*d["by_model"], {"model": "TOTAL", **d["totals"]}]:
         rows.append([r["model"], percent(r["hit_ratio"]), money(r["saved_usd"]), money(r["cache_write_cost_usd"]),
                      percent(r["never_read_write_share"]), money(r["never_read_write_cost_usd"])])
     return grid(rows, {1, 2, 3, 4, 5}) + "\n\n" + d["rule"]
+
+
+def nothing_spent(d: dict) -> str:
+    """The no-spend line of a view that takes a period or `--session` (then `period` is None)."""
+    if d["period"] is None:
+        return no_spend(f"for session {term_text(d['session_id'])}")
+    return no_spend(d["period"]["label"], d["period"].get("cli"))
 
 
 def plural(word: str) -> str:

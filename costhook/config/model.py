@@ -35,6 +35,7 @@ class ModelPrice(Strict):
 
 
 MAX_LIMIT_USD = 10**12  # a bigger limit is a typo, and 1e999 would not quantize to nano-dollars
+MAX_LIMIT_TOKENS = 10**15  # a typo too; and TOML holds only 64-bit integers (config edits write it back)
 SCOPE_KINDS = ("global", "session", "project", "model", "agent", "skill", "cron", "cli", "team", "user", "machine")
 TEAM_KINDS = ("team", "user", "machine")  # always the team's spend (docs/team.md, team budgets)
 PERIODS = ("session", "run", "daily", "weekly", "monthly")
@@ -86,6 +87,8 @@ class Budget(Strict):
     def positive_tokens(cls, value):
         if value is not None and value <= 0:
             raise ValueError("must be a positive number of tokens")
+        if value is not None and value > MAX_LIMIT_TOKENS:
+            raise ValueError(f"more than {MAX_LIMIT_TOKENS:,} tokens is not a budget")
         return value
 
     @field_validator("warn_at")

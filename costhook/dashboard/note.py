@@ -10,6 +10,7 @@ temporary file next to it and renamed over it, under a lock, so a syncing vault 
 sees half a note; nothing else in the vault is touched.
 """
 
+import contextlib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -283,23 +284,48 @@ def write(conn, cfg: dict, vault, note: str | None = None, *, now: datetime | No
 
 def _write_locked(conn, cfg, path: Path, now, tz, table, db_path) -> None:
     try:
-        existing = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        existing = None
-    text = render(conn, cfg, now=now, tz=tz, table=table, db_path=db_path, existing=existing)
-    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.costhook-tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+    except OSError as exc:
+        raise DashboardError(f"cannot write {path}: {exc.strerror or exc}") from None
+    # Checked once the folder exists (made now, or by someone else a moment ago): where
+    # another user can add names, or at a symlink, the note's old text would be read from a
+    # file they chose (and kept in the note as the user's own) and the temporary file could
+    # be a link of theirs. A vault that is itself a symlink of the user's is fine.
+    problem = paths.insecurity(path, kind="dashboard note")
+    if problem:
+        raise DashboardError(problem)
+    existing, mode = _read_note(path)
+    text = render(conn, cfg, now=now, tz=tz, table=table, db_path=db_path, existing=existing)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.costhook-tmp")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # left by a crash of a process with our pid (or planted): never written through
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+        with open(fd, "w", encoding="utf-8") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)  # the note keeps its permissions
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)
     except OSError as exc:
         raise DashboardError(f"cannot write {path}: {exc.strerror or exc}") from None
     touch_stamp()
+
+
+def _read_note(path: Path) -> tuple[str | None, int | None]:
+    """The note's text and permissions, (None, None) when there is none. Only a regular
+    file is read (a FIFO there would block the refresh, and its lock, for ever)."""
+    try:
+        with paths.open_regular(path) as f:
+            return f.read().decode("utf-8"), os.fstat(f.fileno()).st_mode & 0o777
+    except FileNotFoundError:
+        return None, None
+    except UnicodeDecodeError:
+        raise DashboardError(f"{path} is not UTF-8 text; costhook leaves it as it is") from None
+    except OSError as exc:  # a folder, a FIFO, a device (NotRegularFile), unreadable
+        raise DashboardError(f"cannot read {path}: {exc.strerror or 'not a regular file'}; costhook writes the note "
+                             "only over a regular file") from None
 
 
 def lock_path() -> Path:

@@ -11,6 +11,7 @@ import sqlite3
 from datetime import date, datetime, timedelta
 
 from costhook.budgets import like_prefix, project_filter
+from costhook.text import term_text
 from costhook.timeframe import NO_TIME_BUCKET, Window, bucket_time, local_zone
 from costhook.usage import NANO, NO_TOOL, TOKEN_FIELDS, tool_names, tool_share
 
@@ -102,7 +103,8 @@ def resolve_session(conn: sqlite3.Connection, text: str) -> str:
     found = [row[0] for row in conn.execute(
         "SELECT DISTINCT session_id FROM requests WHERE session_id LIKE ? ESCAPE '\\' LIMIT 4", (like_prefix(text),))]
     if len(found) > 1:
-        shown = ", ".join(found[:3]) + (", …" if len(found) > 3 else "")
+        # The ids come from transcripts and this message goes to a terminal: escaped.
+        shown = ", ".join(term_text(f) for f in found[:3]) + (", …" if len(found) > 3 else "")
         raise ValueError(f"{text!r} is the start of several sessions ({shown}); give more of the id")
     return found[0] if found else text
 

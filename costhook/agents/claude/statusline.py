@@ -141,8 +141,8 @@ def estimate(payload: dict, style: Style) -> str | None:
     """Claude Code's own running estimate of the session's cost, marked `~`."""
     cost = payload.get("cost")
     value = cost.get("total_cost_usd") if isinstance(cost, dict) else None
-    if not is_number(value) or value < 0:
-        return None
+    if not is_number(value) or not 0 <= value < 1e9:  # as a transcript's cost-state: beyond, no session's cost
+        return None  # (and 1e308 × NANO is infinity, which would blank the whole line)
     return style("~" + usd(round(value * NANO)) + " session", DIM)
 
 
