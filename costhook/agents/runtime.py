@@ -189,6 +189,7 @@ def fresh(background: bool) -> None:
     if stale():
         forget()
     BACKGROUND, _open_failed = background, None
+    _logged.clear()  # each event logs its own failures
     if _conn is not None:
         _conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
 
@@ -537,6 +538,7 @@ def forget() -> None:
     if _conn is not None:
         _conn.close()
     _conn, _config, BACKGROUND, _open_failed = None, None, False, None
+    _logged.clear()
 
 
 def price_table():
@@ -652,8 +654,18 @@ CONFIG_READ_NS = 0  # when user_config() read the config file (time.time_ns())
 FAILED = False  # this process logged an error: it writes no clearance (and no second line)
 
 
+_logged = set()  # (type, message) of the failures this hook logged (a resident: this event)
+
+
 def log_error(event: str, exc: BaseException) -> None:
-    """One line per failure, never the payload's content; rotated at 1 MB (paths.log_error)."""
+    """One line per failure, never the payload's content; rotated at 1 MB (paths.log_error).
+    A failure met again at a later step of the same hook (a broken or read-only database
+    fails the catch-up, the tool call's record and the budget check alike) is the same
+    line: not written twice."""
     global FAILED
     FAILED = True
+    seen = (type(exc).__name__, str(exc))
+    if seen in _logged:
+        return
+    _logged.add(seen)
     paths.log_error(f"hook {event}", exc)
