@@ -160,6 +160,26 @@ def test_a_write_that_moves_spend_removes_the_clearance_and_others_do_not(setup,
     assert gate() == "FULL"
 
 
+def test_a_budget_set_from_the_cli_leaves_no_clearance_behind(setup):
+    """The script goes to Python when the config is newer than the clearance; a config
+    written in the same tick of the file clock (a coarse one: 4 ms) looks no newer, and a
+    blocking budget just set would wait behind up to 100 tickets. `costhook budget set`
+    (and remove) removes the clearance itself."""
+    configure, record = setup
+    configure({"scope": "global", "period": "daily", "limit": "1.00", "action": "block"})
+    record("m1")
+    assert gate() == ""
+    from conftest import COSTHOOK
+
+    proc = subprocess.run([COSTHOOK, "budget", "set", "--scope", "global", "--period", "daily", "--limit", "0.001",
+                           "--action", "block", "--id", "now-spent"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    if os.path.exists(paths.clearance_file()):  # as a coarse file clock dates both
+        written = os.stat(os.environ["COSTHOOK_CONFIG"]).st_mtime_ns
+        os.utime(paths.clearance_file(), ns=(written, written))
+    assert gate() == "FULL"
+
+
 def test_the_clearance_is_for_one_database_config_and_zone(setup, tmp_path):
     configure, record = setup
     configure({"scope": "global", "period": "daily", "limit": "1.00", "action": "block"})
