@@ -161,6 +161,25 @@ def test_a_tool_call_is_recorded_without_its_content(home, codex_home):
     assert "SECRET" not in json.dumps(db_rows("SELECT * FROM tool_calls") + db_rows("SELECT * FROM sessions"))
 
 
+def test_a_rollouts_first_bytes_are_never_stored(home, codex_home):
+    """A cursor knows a replaced rollout by its first bytes: it keeps their hash, not the
+    bytes (they were stored as hex, with whatever the first line said)."""
+    from leaks import markers_in
+
+    path = rollout_path(codex_home)
+    first = json.dumps({"type": "response_item", "payload": {"type": "message", "role": "user",
+                                                              "content": "MARKER-PROMPT-c0de"}}) + "\n"
+    assert first.index("MARKER") < 128
+    path.write_text(first + meta() + turn() + record(1))
+    hook("Stop", path)
+    assert list(stored()) == ["resp_1"]
+    assert markers_in(home, {"prompt": "MARKER-PROMPT-c0de"}) == []
+    with open(path, "a") as f:
+        f.write(record(2))
+    hook("Stop", path)
+    assert list(stored()) == ["resp_1", "resp_2"]  # the cursor still knows its file
+
+
 @pytest.mark.parametrize("bad", [
     {"input_tokens": "3000"}, {"input_tokens": -5}, {"output_tokens": 1.5}, {"input_tokens": True},
     {"cached_input_tokens": 10**7, "input_tokens": 10},  # more cached than input: clipped

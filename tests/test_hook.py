@@ -266,6 +266,18 @@ def test_corrupt_database_fails_open_and_nothing_is_lost(home, claude_dir):
     assert totals()["calls"] == 8
 
 
+@pytest.mark.parametrize("event", ["UserPromptSubmit", "PreToolUse", "PostToolUse", "SessionEnd"])
+def test_a_corrupt_database_is_one_line_whatever_the_hook_tried(home, claude_dir, tmp_path, event):
+    """A hook that catches up, records a tool call and judges a budget meets the broken
+    database at each step: one failure, one line (each step logged it, so every gate wrote
+    the same line twice)."""
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "global"\nperiod = "daily"\nlimit = 1000\n')
+    home.mkdir(parents=True)
+    (home / "costhook.db").write_bytes(b"this is not a database" * 100)
+    assert_silent_success(run_hook(acme_payload(claude_dir, event)))
+    assert len(error_lines(home)) == 1, error_lines(home)
+
+
 def test_a_locked_database_holds_up_nobody_and_loses_nothing(home, claude_dir):
     """PostToolUse (after a tool that spends nothing) records in the background: with the
     database locked it answers at once; once the lock is gone, everything is recorded."""

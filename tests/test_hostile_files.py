@@ -4,6 +4,7 @@ JSON on stdin; a hook that hangs fails the test through the subprocess timeout."
 
 import fcntl
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -74,6 +75,36 @@ def test_a_fifo_transcript_does_not_hang_stop_or_pre_tool_use(home, tmp_path, bu
                 "last_assistant_message": "done"})
     quick_hook({"hook_event_name": "PreToolUse", "session_id": "s-1", "transcript_path": str(fifo),
                 "tool_use_id": "toolu_1", "tool_name": "Bash", "tool_input": {}})
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["whole-event", "half-event"])
+def test_a_stdin_that_is_never_closed_does_not_hang_the_hook(home, tmp_path, complete):
+    """Whoever starts the hook may write its event and keep the pipe open (a wrapper, a
+    terminal): the hook stops waiting for the end of its input within about a second,
+    answers the event it has (a spent blocking budget still blocks) or, given half an
+    event, fails open with one line."""
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "session"\nperiod = "session"\ntokens = 1\naction = "block"\n')
+    transcript = tmp_path / "s-1.jsonl"
+    transcript.write_text(assistant("msg_1", session_id="s-1"))
+    event = json.dumps({"hook_event_name": "UserPromptSubmit", "session_id": "s-1", "prompt": "hi",
+                        "transcript_path": str(transcript), "cwd": str(tmp_path)}).encode()
+    proc = subprocess.Popen([COSTHOOK, "hook"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    started = time.monotonic()
+    try:
+        proc.stdin.write(event if complete else event[: len(event) // 2])
+        proc.stdin.flush()  # and never closed
+        assert proc.wait(timeout=HANG_S) == 0  # TimeoutExpired: it hung
+        answer = proc.stdout.read()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+    assert time.monotonic() - started < 2.5
+    if complete:
+        assert json.loads(answer)["decision"] == "block"
+    else:
+        assert answer == b""
+        assert len((home / "errors.log").read_text().splitlines()) == 1
 
 
 def test_dev_zero_as_a_transcript_is_not_read(home):

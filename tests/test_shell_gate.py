@@ -69,6 +69,28 @@ def test_far_from_every_threshold_the_gate_answers_without_python(setup):
     assert gate(data=b"x" * (1 << 20)) == ""  # a large event is drained, never left in the pipe
 
 
+def test_a_stdin_that_is_never_closed_does_not_hold_a_cleared_gate(setup):
+    """The script drains the event it never reads; a writer that keeps the pipe open (a
+    wrapper, a terminal) held it until the agent's hook timeout killed it. It answers at
+    once and the drain goes on behind it, as long as the writer keeps the pipe."""
+    configure, record = setup
+    configure({"scope": "global", "period": "daily", "limit": "1.00", "action": "block"})
+    record("m1")
+    proc = subprocess.Popen(["/bin/sh", str(GATE), *FULL], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(b'{"hook_event_name": "PreToolUse"}')
+        proc.stdin.flush()  # and never closed
+        assert proc.wait(timeout=5) == 0  # TimeoutExpired: it waited for the end of its input
+        assert proc.stdout.read() == b"" and proc.stderr.read() == b""
+        proc.stdin.write(b"x" * (1 << 20))  # the rest of a large event still has a reader
+        proc.stdin.flush()
+    finally:
+        proc.kill()
+        proc.stdin.close()
+        proc.wait()
+
+
 def test_each_gate_takes_a_ticket_and_the_last_one_sends_it_to_python(setup):
     configure, record = setup
     # $0.003 a call, spent $0.003; the warning at 80 % of $0.027 is $0.0186 away: 3 tickets of 2 calls.
@@ -135,6 +157,26 @@ def test_a_write_that_moves_spend_removes_the_clearance_and_others_do_not(setup,
 
     ingest.ingest_file(conn, str(tmp_path / "s-1.jsonl"))
     assert not os.path.exists(paths.clearance_file())
+    assert gate() == "FULL"
+
+
+def test_a_budget_set_from_the_cli_leaves_no_clearance_behind(setup):
+    """The script goes to Python when the config is newer than the clearance; a config
+    written in the same tick of the file clock (a coarse one: 4 ms) looks no newer, and a
+    blocking budget just set would wait behind up to 100 tickets. `costhook budget set`
+    (and remove) removes the clearance itself."""
+    configure, record = setup
+    configure({"scope": "global", "period": "daily", "limit": "1.00", "action": "block"})
+    record("m1")
+    assert gate() == ""
+    from conftest import COSTHOOK
+
+    proc = subprocess.run([COSTHOOK, "budget", "set", "--scope", "global", "--period", "daily", "--limit", "0.001",
+                           "--action", "block", "--id", "now-spent"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    if os.path.exists(paths.clearance_file()):  # as a coarse file clock dates both
+        written = os.stat(os.environ["COSTHOOK_CONFIG"]).st_mtime_ns
+        os.utime(paths.clearance_file(), ns=(written, written))
     assert gate() == "FULL"
 
 

@@ -10,7 +10,8 @@
 # that moves spend removes it, the config changes, or the tickets run out. Anything unusual
 # (no clearance, another database or config than the one it was computed for, a path this
 # script would have to expand, an odd line) runs the Python gate, which decides in full.
-# This script reads no input: it never parses what the agent sends, only drains it.
+# This script reads no input: it never parses what the agent sends, only drains it (in the
+# background, so it never waits for the end of it).
 
 umask 077
 full() { exec "$@"; }
@@ -35,4 +36,10 @@ used=$dir/used.$generation
 printf . >>"$used" 2>/dev/null || full "$@"
 read -r taken <"$used"  # no newline: read says "end of file", and has read the dots
 [ "${#taken}" -le "$tickets" ] || full "$@"
-exec cat >/dev/null
+# Answer now and drain the event behind us, so the agent's write always finds a reader.
+# Draining in the foreground waited for the end of the input, which a writer that keeps
+# the pipe open never gives: the gate was held until the agent's hook timeout. (Our stdin
+# goes through fd 3: an asynchronous command's own stdin is /dev/null before any `<&0`.)
+exec 3<&0
+cat <&3 3<&- >/dev/null 2>&1 &
+exit 0

@@ -159,6 +159,23 @@ def mark(tail: bytes) -> str:
 _PRIME = (1 << 61) - 1
 
 
+def head_id(head: bytes) -> str:
+    """What a cursor keeps of a file's first bytes (a replaced file begins otherwise): their
+    mark, never the bytes. A transcript's first line can be the user's prompt or the
+    conversation's summary, and costhook stores no content (cursors once kept these bytes
+    as hex, where no search for the text found them)."""
+    return mark(head)
+
+
+def same_head(stored: str, head: bytes) -> bool:
+    """Whether a file that begins with `head` still begins as when `stored` (head_id, or the
+    hex a cursor written before it kept) was taken: a file that has grown since, does."""
+    length, colon, _ = stored.partition(":")
+    if not colon:
+        return head.hex().startswith(stored)
+    return length.isdigit() and int(length) <= len(head) and mark(head[: int(length)]) == stored
+
+
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _MILLIS_FORM = b"0000-00-00T00:00:00.000Z"
 

@@ -46,7 +46,7 @@ def run_hook(agent: str, background: bool = False) -> int:
     AGENT = agent
     event = "?"
     try:
-        payload = read_payload(sys.stdin.buffer)
+        payload = read_payload(sys.stdin.buffer, BACKGROUND_STDIN_WAIT_S if background else STDIN_WAIT_S)
         event = str(payload.get("hook_event_name") or "?")[:40]
         if background:
             go_background()
@@ -189,6 +189,7 @@ def fresh(background: bool) -> None:
     if stale():
         forget()
     BACKGROUND, _open_failed = background, None
+    _logged.clear()  # each event logs its own failures
     if _conn is not None:
         _conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
 
@@ -388,9 +389,17 @@ def run_job(name: str, job) -> int:
     return 0
 
 
-def read_payload(stream) -> dict:
-    """The hook's JSON object from a binary stream (at most MAX_STDIN bytes)."""
-    data = stream.read(MAX_STDIN + 1)
+# How long a hook waits for the end of its stdin. The agents write the event at once and
+# close the pipe; one that keeps it open (a wrapper, a terminal) would hold a gate until the
+# agent's hook timeout (5 s) kills it, so the event is then what has arrived. A background
+# hook keeps nobody waiting (the shell returned at once) and is given longer.
+STDIN_WAIT_S = 1.0
+BACKGROUND_STDIN_WAIT_S = 10.0
+
+
+def read_payload(stream, wait_s: float = STDIN_WAIT_S) -> dict:
+    """The hook's JSON object from a binary stream (at most MAX_STDIN bytes; see read_stdin)."""
+    data = read_stdin(stream, wait_s)
     if len(data) > MAX_STDIN:
         raise bad_payload(f"stdin larger than {MAX_STDIN} bytes")
     if not data.strip():
@@ -402,6 +411,30 @@ def read_payload(stream) -> dict:
     if not isinstance(payload, dict):
         raise bad_payload(f"stdin is a JSON {type(payload).__name__}, not an object")
     return payload
+
+
+def read_stdin(stream, wait_s: float) -> bytes:
+    """At most MAX_STDIN + 1 bytes of `stream`: up to its end, or what has arrived when
+    `wait_s` have passed without one (a pipe its writer never closes). A stream that is no
+    file (an in-process caller's) is read to its end."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # (io.UnsupportedOperation is both)
+        return stream.read(MAX_STDIN + 1)
+    import select
+
+    deadline = time.monotonic() + wait_s
+    chunks, size = [], 0
+    while size <= MAX_STDIN:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break  # never closed: what arrived is the event (or a bad payload, logged)
+        chunk = os.read(fd, min(1 << 20, MAX_STDIN + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def bad_payload(message: str) -> Exception:
@@ -505,6 +538,7 @@ def forget() -> None:
     if _conn is not None:
         _conn.close()
     _conn, _config, BACKGROUND, _open_failed = None, None, False, None
+    _logged.clear()
 
 
 def price_table():
@@ -620,8 +654,18 @@ CONFIG_READ_NS = 0  # when user_config() read the config file (time.time_ns())
 FAILED = False  # this process logged an error: it writes no clearance (and no second line)
 
 
+_logged = set()  # (type, message) of the failures this hook logged (a resident: this event)
+
+
 def log_error(event: str, exc: BaseException) -> None:
-    """One line per failure, never the payload's content; rotated at 1 MB (paths.log_error)."""
+    """One line per failure, never the payload's content; rotated at 1 MB (paths.log_error).
+    A failure met again at a later step of the same hook (a broken or read-only database
+    fails the catch-up, the tool call's record and the budget check alike) is the same
+    line: not written twice."""
     global FAILED
     FAILED = True
+    seen = (type(exc).__name__, str(exc))
+    if seen in _logged:
+        return
+    _logged.add(seen)
     paths.log_error(f"hook {event}", exc)

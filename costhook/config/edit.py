@@ -46,6 +46,11 @@ def edit(mutate, path: Path | None = None) -> dict:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(tomlkit.dumps(document))
         os.replace(tmp, path)
+        # The shell gate trusts a clearance while the config is not newer than it; one
+        # written in the same tick of a coarse file clock looks no newer, and a budget just
+        # set or lowered would wait behind the clearance's tickets. Remove it: the next gate
+        # decides in Python with the new budgets.
+        paths.drop_clearance()
     finally:
         lock.release()
     return validated

@@ -80,7 +80,7 @@ class Start:
 
     def __init__(self, path, offset, state, size, inode, head, before=b""):
         self.path, self.offset, self.state = path, offset, state  # state: ReadState JSON
-        self.size, self.inode, self.head = size, inode, head  # head: hex of the first HEAD_BYTES
+        self.size, self.inode, self.head = size, inode, head  # head: jsonl.head_id of the first HEAD_BYTES
         self.before = before  # the bytes just before `offset` (jsonl.bytes_before)
 
 
@@ -174,7 +174,7 @@ def plan(conn: sqlite3.Connection | None, path: str) -> Start | None:
         head = f.read(HEAD_BYTES)
         cursor = writes.get_cursor(conn, path) if conn is not None else None  # None: a new file, no cursors
         offset, state, before = _resume_point(cursor, st, head, f)
-    return Start(path, offset, state, st.st_size, st.st_ino, head.hex(), before)
+    return Start(path, offset, state, st.st_size, st.st_ino, jsonl.head_id(head), before)
 
 
 def read_chunks(start: Start, ctx: transcript.FileContext | None = None):
@@ -207,10 +207,11 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes, f) -> tu
     """Where to continue reading: the stored offset if this is still the same, not shrunk,
     file with the same bytes before that offset; (offset, state, those bytes).
 
-    The cursor's `head` is `<hex of the first HEAD_BYTES>|<jsonl.mark of the bytes before
-    the offset>` (a cursor from before the mark has only the hex: trusted as it was)."""
+    The cursor's `head` is `<jsonl.head_id of the first HEAD_BYTES>|<jsonl.mark of the bytes
+    before the offset>` (a cursor from before the mark has only the first part: trusted as
+    it was; one from before head_id, the bytes' hex: compared as it was)."""
     stored_head, _, stored_mark = ((cursor or {}).get("head") or "").partition("|")
-    if not jsonl.resumable(cursor, st) or not head.hex().startswith(stored_head):
+    if not jsonl.resumable(cursor, st) or not jsonl.same_head(stored_head, head):
         return 0, "", b""  # shrunk or replaced: re-read; the dedup keys make it safe
     before = jsonl.bytes_before(f, cursor["offset"])
     if stored_mark and jsonl.mark(before) != stored_mark:
