@@ -107,6 +107,29 @@ def test_a_stdin_that_is_never_closed_does_not_hang_the_hook(home, tmp_path, com
         assert len((home / "errors.log").read_text().splitlines()) == 1
 
 
+def test_an_event_written_in_slow_pieces_is_answered_whole(home, tmp_path):
+    """A busy agent may write a large event in pieces: each piece restarts the wait for
+    more, so an event that takes longer than one wait in all still comes whole (a spent
+    blocking budget blocks), while a writer that stops is left within a wait."""
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "session"\nperiod = "session"\ntokens = 1\naction = "block"\n')
+    transcript = tmp_path / "s-1.jsonl"
+    transcript.write_text(assistant("msg_1", session_id="s-1"))
+    event = json.dumps({"hook_event_name": "UserPromptSubmit", "session_id": "s-1", "prompt": "hi",
+                        "transcript_path": str(transcript), "cwd": str(tmp_path)}).encode()
+    proc = subprocess.Popen([COSTHOOK, "hook"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for piece in (event[:20], event[20:40], event[40:]):  # 1.4 s in all, 0.7 s apart
+            proc.stdin.write(piece)
+            proc.stdin.flush()
+            time.sleep(0.7)
+        proc.stdin.close()
+        assert proc.wait(timeout=HANG_S) == 0
+        assert json.loads(proc.stdout.read())["decision"] == "block"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_dev_zero_as_a_transcript_is_not_read(home):
     proc = quick_hook({"hook_event_name": "Stop", "session_id": "s-1", "transcript_path": "/dev/zero",
                        "last_assistant_message": "done"})

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import run_hook
+from conftest import COSTHOOK, run_hook
 from test_budgets import write_budgets, write_calls
 
 from costhook import budgets, paths
@@ -169,8 +169,6 @@ def test_a_budget_set_from_the_cli_leaves_no_clearance_behind(setup):
     configure({"scope": "global", "period": "daily", "limit": "1.00", "action": "block"})
     record("m1")
     assert gate() == ""
-    from conftest import COSTHOOK
-
     proc = subprocess.run([COSTHOOK, "budget", "set", "--scope", "global", "--period", "daily", "--limit", "0.001",
                            "--action", "block", "--id", "now-spent"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -389,10 +389,12 @@ def run_job(name: str, job) -> int:
     return 0
 
 
-# How long a hook waits for the end of its stdin. The agents write the event at once and
-# close the pipe; one that keeps it open (a wrapper, a terminal) would hold a gate until the
-# agent's hook timeout (5 s) kills it, so the event is then what has arrived. A background
-# hook keeps nobody waiting (the shell returned at once) and is given longer.
+# How long a hook waits for more of its stdin. The agents write the event at once and close
+# the pipe; one that keeps it open (a wrapper, a terminal) would hold a gate until the
+# agent's hook timeout (5 s) kills it, so the event is then what has arrived. Each arrival
+# restarts the wait (a large event from a busy agent still comes whole), up to twice the
+# wait in all, so a trickle cannot hold the gate either. A background hook keeps nobody
+# waiting (the shell returned at once) and is given longer.
 STDIN_WAIT_S = 1.0
 BACKGROUND_STDIN_WAIT_S = 10.0
 
@@ -414,19 +416,20 @@ def read_payload(stream, wait_s: float = STDIN_WAIT_S) -> dict:
 
 
 def read_stdin(stream, wait_s: float) -> bytes:
-    """At most MAX_STDIN + 1 bytes of `stream`: up to its end, or what has arrived when
-    `wait_s` have passed without one (a pipe its writer never closes). A stream that is no
-    file (an in-process caller's) is read to its end."""
+    """At most MAX_STDIN + 1 bytes of `stream`: up to its end, or what has arrived once
+    `wait_s` pass without more (or 2 × `wait_s` in all: a pipe its writer never closes). A
+    stream that is no file (an in-process caller's) is read to its end."""
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):  # (io.UnsupportedOperation is both)
         return stream.read(MAX_STDIN + 1)
     import select
 
-    deadline = time.monotonic() + wait_s
+    now = time.monotonic()
+    last, quit_at = now + wait_s, now + 2 * wait_s
     chunks, size = [], 0
     while size <= MAX_STDIN:
-        left = deadline - time.monotonic()
+        left = min(last, quit_at) - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
             break  # never closed: what arrived is the event (or a bad payload, logged)
         chunk = os.read(fd, min(1 << 20, MAX_STDIN + 1 - size))
@@ -434,6 +437,7 @@ def read_stdin(stream, wait_s: float) -> bytes:
             break
         chunks.append(chunk)
         size += len(chunk)
+        last = time.monotonic() + wait_s
     return b"".join(chunks)
 
 
