@@ -27,9 +27,11 @@ import stat
 import subprocess
 from pathlib import Path
 
-from conftest import COSTHOOK, wait_for_background
+from conftest import COSTHOOK
 from leaks import markers_in
 from transcript_lines import assistant, tool_use, user
+
+from costhook.store import writes
 
 MARKERS = {
     "prompt": "MARKER-PROMPT-1b7e",
@@ -154,33 +156,38 @@ def test_no_content_reaches_the_database_or_the_logs(tmp_path):
 
 
 def test_a_cursor_from_before_keeps_its_place_and_loses_the_bytes_it_held(tmp_path):
-    """Cursors kept a transcript's first 128 bytes as hex (a prompt or a summary when the
-    first line is one: test_no_content_reaches_the_database_or_the_logs finds it now). One
-    written so is still honoured where it points, and rewritten with a hash at the next read."""
+    """Cursors of schema v14 kept a transcript's first 128 bytes as hex (a prompt or a
+    summary when the first line is one: test_no_content_reaches_the_database_or_the_logs
+    finds it now). m015 turns them into the hash cursors keep now, at the database's first
+    use, whether or not the file is ever read again; the cursor still knows its file.
+    (Imports, not hooks: nothing left running in the background between the steps.)"""
     env = fresh_env(tmp_path)
-    env["COSTHOOK_HOME"] = str(costhook_home(env))  # the default place, named: to wait for the background hook
     session = "old-cursor"
     transcript = Path(env["HOME"]) / ".claude" / "projects" / "-work-old" / f"{session}.jsonl"
     transcript.parent.mkdir(parents=True)
     transcript.write_text(user(f"please {MARKERS['prompt']} now", session_id=session)
                           + assistant("msg_o1", session_id=session))
-    base = {"session_id": session, "transcript_path": str(transcript), "cwd": "/work/old", "hook_event_name": "Stop"}
-    assert run(["hook"], env, json.dumps(base).encode()).returncode == 0
-    wait_for_background(env)
+    claude_dir = str(transcript.parents[2])
+    assert run(["import", "--claude-dir", claude_dir, "-q"], env).returncode == 0
     db = sqlite3.connect(costhook_home(env) / "costhook.db")
     (offset, head), = db.execute("SELECT offset, head FROM cursors").fetchall()
-    old = transcript.read_bytes()[:128].hex() + "|" + head.partition("|")[2]
-    with db:
-        db.execute("UPDATE cursors SET head = ?", (old,))
+    first_bytes = transcript.read_bytes()[:128]
+    assert head.partition("|")[0] == writes.head_id(first_bytes)
+    with db:  # as schema v14 left it
+        db.execute("UPDATE cursors SET head = ?", (first_bytes.hex() + "|" + head.partition("|")[2],))
+        db.execute("PRAGMA user_version = 14")
+    found = leaked(costhook_home(env))
+    assert found and all(f.endswith("prompt (hex)") for f in found), found  # the leak this is about
+    done = run(["report"], env, b"")  # the first use upgrades it
+    assert done.returncode == 0, done.stderr
+    assert db.execute("SELECT offset, head FROM cursors").fetchall() == [(offset, head)]
+    assert leaked(costhook_home(env)) == []
     with open(transcript, "a") as f:
         f.write(assistant("msg_o2", session_id=session))
-    assert run(["hook"], env, json.dumps(base).encode()).returncode == 0
-    wait_for_background(env)
+    assert run(["import", "--claude-dir", claude_dir, "-q"], env).returncode == 0
     assert [r[0] for r in db.execute("SELECT message_id FROM requests ORDER BY message_id")] == ["msg_o1", "msg_o2"]
-    (new_offset, new_head), = db.execute("SELECT offset, head FROM cursors").fetchall()
+    assert db.execute("SELECT offset FROM cursors").fetchone()[0] > offset
     db.close()
-    assert new_offset > offset and new_head != old
-    assert leaked(costhook_home(env)) == []
 
 
 def modes(folder: Path) -> dict:

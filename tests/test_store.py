@@ -1,6 +1,7 @@
 """The database layer: schema steps, the spend rollup kept in step with requests."""
 
 import random
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -137,3 +138,36 @@ def test_the_indexes_of_openclaw_only_columns_hold_only_the_calls_that_have_one(
             assert [r[0] for r in conn.execute(f"SELECT key FROM requests WHERE {column} = ?", (value,))] == ["o1"]
         conn.execute("PRAGMA user_version = 13")  # the step again, as after a crash before its version was written
         conn.close()
+
+
+def test_cursor_heads_become_hashes_and_their_old_bytes_are_gone_from_the_file(home):
+    """m015: a Claude Code or Codex cursor's hex head (a transcript's first 128 bytes) becomes
+    writes.head_id of those bytes, its mark after `|` kept; OpenClaw's digests and empty
+    heads stay; the bytes are in no page of the file (old cells, free pages) once it is
+    done; and running it again changes nothing."""
+    from costhook import paths
+    from costhook.store import writes
+
+    first = b'{"type":"summary","summary":"MARKER-SUMMARY-5e1f the user asked about salaries"}\n'
+    conn = db.connect()
+    for i in range(300):  # cursors rewritten many times (INSERT OR REPLACE), as hooks do: stale cells, free pages
+        for n in range(3):
+            writes.set_cursor(conn, {"path": f"/t/{i}.jsonl", "offset": n, "head": f"{first.hex()}|{n}:{i:x}"})
+    writes.set_cursor(conn, {"path": "/o/oc.jsonl", "offset": 9, "head": "256:abcdef|4:1"})
+    writes.set_cursor(conn, {"path": "/t/empty.jsonl", "offset": 1, "head": ""})
+    conn.execute("DELETE FROM cursors WHERE path LIKE '/t/1%'")  # pages freed without secure_delete
+    conn.execute("PRAGMA user_version = 14")
+    conn.close()
+    stored = Path(paths.db_file())
+    data = lambda: b"".join(p.read_bytes() for p in stored.parent.glob(stored.name + "*")
+                            if p.is_file() and not p.name.endswith(".lock"))
+    assert first.hex().encode() in data()
+    for _ in range(2):
+        conn = db.connect()
+        heads = {r["path"]: r["head"] for r in conn.execute("SELECT path, head FROM cursors")}
+        conn.execute("PRAGMA user_version = 14")  # again, as after a crash before the version was written
+        conn.close()
+        assert heads["/t/0.jsonl"] == f"{writes.head_id(first)}|2:0"
+        assert heads["/o/oc.jsonl"] == "256:abcdef|4:1" and heads["/t/empty.jsonl"] == ""
+        assert len(heads) == 300 - 111 + 2
+        assert first.hex().encode() not in data() and b"MARKER-SUMMARY" not in data()

@@ -147,35 +147,6 @@ def bytes_before(f, offset: int) -> bytes:
     return os.pread(f.fileno(), size, offset - size) if size else b""
 
 
-def mark(tail: bytes) -> str:
-    """What a cursor keeps of the bytes before its offset: a file rewritten in place (same
-    inode, same beginning, at least as long) no longer has them there, and is read again.
-
-    The bytes as one big number modulo the prime 2**61-1 (a polynomial hash: any change
-    but a multiple of the prime shows): no import (hashlib would cost the hook ~3 ms)."""
-    return f"{len(tail)}:{int.from_bytes(tail, 'big') % _PRIME:x}"
-
-
-_PRIME = (1 << 61) - 1
-
-
-def head_id(head: bytes) -> str:
-    """What a cursor keeps of a file's first bytes (a replaced file begins otherwise): their
-    mark, never the bytes. A transcript's first line can be the user's prompt or the
-    conversation's summary, and costhook stores no content (cursors once kept these bytes
-    as hex, where no search for the text found them)."""
-    return mark(head)
-
-
-def same_head(stored: str, head: bytes) -> bool:
-    """Whether a file that begins with `head` still begins as when `stored` (head_id, or the
-    hex a cursor written before it kept) was taken: a file that has grown since, does."""
-    length, colon, _ = stored.partition(":")
-    if not colon:
-        return head.hex().startswith(stored)
-    return length.isdigit() and int(length) <= len(head) and mark(head[: int(length)]) == stored
-
-
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _MILLIS_FORM = b"0000-00-00T00:00:00.000Z"
 

@@ -11,7 +11,7 @@ import sqlite3
 from costhook import paths
 from costhook.store import links
 
-SCHEMA_VERSION = 14  # == len(migrations.MIGRATIONS); a test keeps them equal
+SCHEMA_VERSION = 15  # == len(migrations.MIGRATIONS); a test keeps them equal
 BUSY_TIMEOUT_MS = 5000
 INLINE_UPGRADE_BYTES = 4 << 20  # a database this small is upgraded at once, even by a hook
 # A first import's page cache while it loads: 16 MB is filled only on a large tree (peak

@@ -466,9 +466,75 @@ def m014_sparse_indexes(db: sqlite_utils.Database) -> None:
         conn.execute(f'CREATE INDEX "{name}" ON requests ({columns}) WHERE {column} IS NOT NULL')
 
 
+def m015_cursor_heads(db: sqlite_utils.Database) -> None:
+    """A Claude Code or Codex cursor kept the first 128 bytes of its file as hex to tell a
+    replaced file: they can be the user's first prompt or the conversation's summary, and
+    costhook keeps no content. Each becomes its writes.head_id (what cursors keep now), so
+    a file is still told apart as before and no re-read is due. OpenClaw's heads are
+    digests already (`<len>:<sha1>`), as are heads this step has done.
+
+    Rewriting the rows is not enough: SQLite leaves what it frees where it was (the old
+    cells in their pages, pages on the free list, the WAL's frames). So the table is
+    emptied and filled again with secure_delete on (freed space is zeroed), the free list
+    is taken up by zeros and given back zeroed, and the WAL is truncated."""
+    from costhook.store import writes
+
+    conn = db.conn
+    conn.execute("PRAGMA secure_delete = ON")
+    heads = []
+    for path, head in conn.execute("SELECT path, head FROM cursors WHERE head IS NOT NULL AND head != ''").fetchall():
+        first, bar, rest = head.partition("|")
+        if ":" in first:
+            continue
+        try:
+            first = writes.head_id(bytes.fromhex(first))
+        except ValueError:  # not hex: not ours to read; no head is trusted as it always was
+            first = ""
+        heads.append((first + bar + rest, path))
+    if heads:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TEMP TABLE m015_cursors AS SELECT * FROM cursors")
+            conn.executemany("UPDATE temp.m015_cursors SET head = ? WHERE path = ?", heads)
+            conn.execute("DELETE FROM cursors")
+            conn.execute("INSERT INTO cursors SELECT * FROM temp.m015_cursors")
+            conn.execute("DROP TABLE temp.m015_cursors")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    _zero_free_pages(conn)  # (also when a run of this step stopped after its commit)
+    conn.execute("PRAGMA secure_delete = OFF")
+    if heads and conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # busy (a reader): its frames are overwritten in time
+
+
+def _zero_free_pages(conn: sqlite3.Connection) -> None:
+    """Zeros over every page on the free list (pages freed before secure_delete was on keep
+    what they held): a table of zero blobs takes them up, and dropping it with
+    secure_delete on frees them zeroed."""
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    if not free:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE m015_zeros (z BLOB)")
+        while free > 0:  # a blob of n pages takes ~n pages (its overflow chain), the free list's first
+            conn.execute("INSERT INTO m015_zeros VALUES (zeroblob(?))", (min(free, 4096) * (page - 8),))
+            free, before = conn.execute("PRAGMA freelist_count").fetchone()[0], free
+            if free >= before:
+                break
+        conn.execute("DROP TABLE m015_zeros")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 MIGRATIONS = [m001_initial, m002_spend_rollup, m003_alert_delivery, m004_openclaw, m005_openclaw_details,
               m006_call_iterations, m007_subagent_names, m008_team, m009_sync_folder, m010_codex, m011_agent_cli,
-              m012_price_groups, m013_links, m014_sparse_indexes]
+              m012_price_groups, m013_links, m014_sparse_indexes, m015_cursor_heads]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -391,6 +391,41 @@ def advance_cursor(conn: sqlite3.Connection, path: str, offset: int, *, size, in
                       "updated_at": now_iso()})
 
 
+# A cursor's `head` is `<head_id of the file's first bytes>|<mark of the bytes before its
+# offset>`: what tells a file replaced or rewritten in place from one that has only grown,
+# without keeping any of its bytes (they can be the user's prompt).
+
+
+def mark(tail: bytes) -> str:
+    """What a cursor keeps of the bytes before its offset: a file rewritten in place (same
+    inode, same beginning, at least as long) no longer has them there, and is read again.
+
+    The bytes as one big number modulo the prime 2**61-1 (a polynomial hash: any change
+    but a multiple of the prime shows): no import (hashlib would cost the hook ~3 ms)."""
+    return f"{len(tail)}:{int.from_bytes(tail, 'big') % _PRIME:x}"
+
+
+_PRIME = (1 << 61) - 1
+
+
+def head_id(head: bytes) -> str:
+    """What a cursor keeps of a file's first bytes (a replaced file begins otherwise): their
+    mark, never the bytes. A transcript's first line can be the user's prompt or the
+    conversation's summary, and costhook stores no content (cursors once kept these bytes
+    as hex: m015 turned them into this)."""
+    return mark(head)
+
+
+def same_head(stored: str, head: bytes) -> bool:
+    """Whether a file that begins with `head` still begins as when `stored` (its head_id)
+    was taken: a file that has grown since, does. No head (a cursor older than heads) is
+    trusted, as it always was."""
+    if not stored:
+        return True
+    length, colon, _ = stored.partition(":")
+    return bool(colon) and length.isdigit() and int(length) <= len(head) and mark(head[: int(length)]) == stored
+
+
 # ----------------------------------------------------------------------- alerts ------
 
 

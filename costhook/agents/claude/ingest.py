@@ -80,7 +80,7 @@ class Start:
 
     def __init__(self, path, offset, state, size, inode, head, before=b""):
         self.path, self.offset, self.state = path, offset, state  # state: ReadState JSON
-        self.size, self.inode, self.head = size, inode, head  # head: jsonl.head_id of the first HEAD_BYTES
+        self.size, self.inode, self.head = size, inode, head  # head: writes.head_id of the first HEAD_BYTES
         self.before = before  # the bytes just before `offset` (jsonl.bytes_before)
 
 
@@ -91,7 +91,7 @@ class Chunk:
 
     def __init__(self, start, offset, nbytes, parsed, state, mark=""):
         self.start, self.offset, self.nbytes, self.parsed, self.state = start, offset, nbytes, parsed, state
-        self.mark = mark  # jsonl.mark of the bytes before offset + nbytes
+        self.mark = mark  # writes.mark of the bytes before offset + nbytes
         self.prepared = None  # a Prepared, once prepare() has turned the calls into rows
 
 
@@ -174,7 +174,7 @@ def plan(conn: sqlite3.Connection | None, path: str) -> Start | None:
         head = f.read(HEAD_BYTES)
         cursor = writes.get_cursor(conn, path) if conn is not None else None  # None: a new file, no cursors
         offset, state, before = _resume_point(cursor, st, head, f)
-    return Start(path, offset, state, st.st_size, st.st_ino, jsonl.head_id(head), before)
+    return Start(path, offset, state, st.st_size, st.st_ino, writes.head_id(head), before)
 
 
 def read_chunks(start: Start, ctx: transcript.FileContext | None = None):
@@ -199,7 +199,7 @@ def read_chunks(start: Start, ctx: transcript.FileContext | None = None):
         for block, nbytes, skipped in reader.blocks():
             parsed = transcript.parse_block(block, ctx, state)
             parsed.malformed += skipped  # over-long lines, never buffered whole
-            yield Chunk(start, offset, nbytes, parsed, state.to_json(), jsonl.mark(reader.tail))
+            yield Chunk(start, offset, nbytes, parsed, state.to_json(), writes.mark(reader.tail))
             offset += nbytes
 
 
@@ -207,14 +207,14 @@ def _resume_point(cursor: dict | None, st: os.stat_result, head: bytes, f) -> tu
     """Where to continue reading: the stored offset if this is still the same, not shrunk,
     file with the same bytes before that offset; (offset, state, those bytes).
 
-    The cursor's `head` is `<jsonl.head_id of the first HEAD_BYTES>|<jsonl.mark of the bytes
-    before the offset>` (a cursor from before the mark has only the first part: trusted as
-    it was; one from before head_id, the bytes' hex: compared as it was)."""
+    The cursor's `head` is `<writes.head_id of the first HEAD_BYTES>|<writes.mark of the
+    bytes before the offset>` (a cursor from before the mark has only the first part:
+    trusted as it was)."""
     stored_head, _, stored_mark = ((cursor or {}).get("head") or "").partition("|")
-    if not jsonl.resumable(cursor, st) or not jsonl.same_head(stored_head, head):
+    if not jsonl.resumable(cursor, st) or not writes.same_head(stored_head, head):
         return 0, "", b""  # shrunk or replaced: re-read; the dedup keys make it safe
     before = jsonl.bytes_before(f, cursor["offset"])
-    if stored_mark and jsonl.mark(before) != stored_mark:
+    if stored_mark and writes.mark(before) != stored_mark:
         return 0, "", b""  # rewritten in place (a restored backup, a reused inode): re-read
     return cursor["offset"], cursor.get("state") or "", before
 

@@ -68,7 +68,7 @@ def ingest_file(conn: sqlite3.Connection, path: str, *, price, max_bytes: int | 
             parsed = rollout.parse_lines(lines, path, state)
             parsed.malformed += skipped
             offset += nbytes
-            result.changed += commit(conn, parsed, price, path, offset, st, f"{jsonl.head_id(head)}|{jsonl.mark(reader.tail)}",
+            result.changed += commit(conn, parsed, price, path, offset, st, f"{writes.head_id(head)}|{writes.mark(reader.tail)}",
                                      state.to_json())
             result.bytes_read += nbytes
             result.lines += parsed.lines
@@ -96,9 +96,9 @@ def resume_point(cursor: dict | None, st: os.stat_result, head: bytes, f) -> tup
     same bytes before that offset; else the start (the keys make a re-read safe).
     Returns (offset, reader state, the bytes before the offset)."""
     stored_head, _, stored_mark = ((cursor or {}).get("head") or "").partition("|")
-    if not jsonl.resumable(cursor, st) or not jsonl.same_head(stored_head, head):
+    if not jsonl.resumable(cursor, st) or not writes.same_head(stored_head, head):
         return 0, "", b""
     before = jsonl.bytes_before(f, cursor["offset"])
-    if stored_mark and jsonl.mark(before) != stored_mark:
+    if stored_mark and writes.mark(before) != stored_mark:
         return 0, "", b""
     return cursor["offset"], cursor.get("state") or "", before

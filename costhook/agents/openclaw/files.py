@@ -19,7 +19,7 @@ import os
 import stat
 
 from costhook import timeframe
-from costhook.agents.jsonl import LineReader, bytes_before, load_line, mark, resumable
+from costhook.agents.jsonl import LineReader, bytes_before, load_line, resumable
 from costhook.agents.openclaw import cron
 from costhook.agents.openclaw.events import (
     AGENT,
@@ -116,7 +116,7 @@ def ingest_file(conn, path: str, *, price, meta: SessionMeta | None = None, inde
         f.seek(offset)
         reader = LineReader(f, FILE_COMMIT_BYTES, before=before, max_line=MAX_EVENT_BYTES)
         for batch, size, skipped in reader:
-            head_and_mark = f"{digest}|{mark(reader.tail)}"
+            head_and_mark = f"{digest}|{writes.mark(reader.tail)}"
             offset = _commit_lines(conn, path, st, head_and_mark, offset, batch, size, meta, state, price, stats)
             stats.malformed += skipped  # longer than MAX_EVENT_BYTES: never buffered whole
     return stats
@@ -125,7 +125,7 @@ def ingest_file(conn, path: str, *, price, meta: SessionMeta | None = None, inde
 def _resume_point(cursor, st, head: bytes, f) -> tuple[int, ReadState, bytes]:
     """(offset, state, the bytes before the offset) to resume from, or a fresh start when
     the file shrank, its beginning changed, or the bytes before the offset did (rewritten
-    in place). The cursor's head is `<len>:<sha1 of the beginning>|<jsonl.mark>` (a cursor
+    in place). The cursor's head is `<len>:<sha1 of the beginning>|<writes.mark>` (a cursor
     from before the mark has only the first part: trusted as it was)."""
     fresh = 0, ReadState(), b""
     if not resumable(cursor, st):
@@ -135,7 +135,7 @@ def _resume_point(cursor, st, head: bytes, f) -> tuple[int, ReadState, bytes]:
     if not length.isdigit() or f"{length}:{hashlib.sha1(head[: int(length)]).hexdigest()}" != stored:
         return fresh
     before = bytes_before(f, cursor["offset"])
-    if stored_mark and mark(before) != stored_mark:
+    if stored_mark and writes.mark(before) != stored_mark:
         return fresh
     return cursor["offset"], ReadState.from_json(cursor.get("state")), before
 
