@@ -77,17 +77,22 @@ def test_a_fifo_transcript_does_not_hang_stop_or_pre_tool_use(home, tmp_path, bu
                 "tool_use_id": "toolu_1", "tool_name": "Bash", "tool_input": {}})
 
 
+def spent_prompt_event(tmp_path) -> bytes:
+    """A UserPromptSubmit whose session has spent its blocking budget: the answer is a block."""
+    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "session"\nperiod = "session"\ntokens = 1\naction = "block"\n')
+    transcript = tmp_path / "s-1.jsonl"
+    transcript.write_text(assistant("msg_1", session_id="s-1"))
+    return json.dumps({"hook_event_name": "UserPromptSubmit", "session_id": "s-1", "prompt": "hi",
+                       "transcript_path": str(transcript), "cwd": str(tmp_path)}).encode()
+
+
 @pytest.mark.parametrize("complete", [True, False], ids=["whole-event", "half-event"])
 def test_a_stdin_that_is_never_closed_does_not_hang_the_hook(home, tmp_path, complete):
     """Whoever starts the hook may write its event and keep the pipe open (a wrapper, a
     terminal): the hook stops waiting for the end of its input within about a second,
     answers the event it has (a spent blocking budget still blocks) or, given half an
     event, fails open with one line."""
-    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "session"\nperiod = "session"\ntokens = 1\naction = "block"\n')
-    transcript = tmp_path / "s-1.jsonl"
-    transcript.write_text(assistant("msg_1", session_id="s-1"))
-    event = json.dumps({"hook_event_name": "UserPromptSubmit", "session_id": "s-1", "prompt": "hi",
-                        "transcript_path": str(transcript), "cwd": str(tmp_path)}).encode()
+    event = spent_prompt_event(tmp_path)
     proc = subprocess.Popen([COSTHOOK, "hook"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     started = time.monotonic()
     try:
@@ -111,11 +116,7 @@ def test_an_event_written_in_slow_pieces_is_answered_whole(home, tmp_path):
     """A busy agent may write a large event in pieces: each piece restarts the wait for
     more, so an event that takes longer than one wait in all still comes whole (a spent
     blocking budget blocks), while a writer that stops is left within a wait."""
-    (tmp_path / "config.toml").write_text('[[budgets]]\nscope = "session"\nperiod = "session"\ntokens = 1\naction = "block"\n')
-    transcript = tmp_path / "s-1.jsonl"
-    transcript.write_text(assistant("msg_1", session_id="s-1"))
-    event = json.dumps({"hook_event_name": "UserPromptSubmit", "session_id": "s-1", "prompt": "hi",
-                        "transcript_path": str(transcript), "cwd": str(tmp_path)}).encode()
+    event = spent_prompt_event(tmp_path)
     proc = subprocess.Popen([COSTHOOK, "hook"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for piece in (event[:20], event[20:40], event[40:]):  # 1.4 s in all, 0.7 s apart
