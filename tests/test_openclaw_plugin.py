@@ -531,7 +531,7 @@ setTimeout(() => process.exit(0), 300);
 
 
 @pytest.mark.parametrize("plant", ["none", "fifo", "symlink", "garbage", "traversal", "empty", "foreign", "used-fifo",
-                                   "other-tz", "edited"])
+                                   "other-tz", "edited", "edited-same-tick"])
 def test_the_plugin_reads_the_clearance_as_the_shell_gate_does(setup, tmp_path, plant):  # noqa: F811
     """The plugin's ticket rules are the shell gate's (test_shell_gate): a clearance written
     by costhook lets the gate go on without asking (the event is posted); a planted, odd or
@@ -567,6 +567,9 @@ def test_the_plugin_reads_the_clearance_as_the_shell_gate_does(setup, tmp_path, 
         env["TZ"] = "Asia/Tokyo"
     elif plant == "edited":  # (later than the clearance by more than a file clock's tick: "now" could be the same tick)
         written = os.stat(target).st_mtime_ns + 2_000_000_000
+        os.utime(os.environ["COSTHOOK_CONFIG"], ns=(written, written))
+    elif plant == "edited-same-tick":  # a coarse file clock dates an edit just after the clearance as it
+        written = os.stat(target).st_mtime_ns
         os.utime(os.environ["COSTHOOK_CONFIG"], ns=(written, written))
     resident = tmp_path / "resident.py"
     resident.write_text(FAKE_RESIDENT)

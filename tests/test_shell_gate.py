@@ -160,6 +160,21 @@ def test_a_write_that_moves_spend_removes_the_clearance_and_others_do_not(setup,
     assert gate() == "FULL"
 
 
+def test_a_config_dated_as_the_clearance_is_an_edit(setup):
+    """A coarse file clock (one tick: ~4 ms) gives a config edited just after the clearance
+    was written the clearance's own time: not newer, yet edited. Only a clearance newer than
+    the config holds; with no config file at all there is nothing to edit."""
+    configure, record = setup
+    configure({"scope": "global", "period": "daily", "limit": "1.00", "action": "block"})
+    record("m1")
+    assert gate() == ""
+    written = os.stat(paths.clearance_file()).st_mtime_ns
+    os.utime(os.environ["COSTHOOK_CONFIG"], ns=(written, written))
+    assert gate() == "FULL"
+    os.utime(os.environ["COSTHOOK_CONFIG"], ns=(written - 10**9, written - 10**9))
+    assert gate() == ""
+
+
 def test_a_budget_set_from_the_cli_leaves_no_clearance_behind(setup):
     """The script goes to Python when the config is newer than the clearance; a config
     written in the same tick of the file clock (a coarse one: 4 ms) looks no newer, and a

@@ -491,7 +491,8 @@ class Clearance {
       try {
         config = fs.statSync(this.config, { bigint: true });
       } catch {}
-      if (config && config.mtimeNs > st.mtimeNs) return false; // edited since: costhook decides
+      // edited since, or in the same tick of a coarse file clock: costhook decides (as gate.sh)
+      if (config && config.mtimeNs >= st.mtimeNs) return false;
       fd = fs.openSync(`${this.dir}/used.${generation}`, c.O_WRONLY | c.O_APPEND | c.O_CREAT | c.O_NOFOLLOW | c.O_NONBLOCK, 0o600);
       const used = fs.fstatSync(fd);
       if (!used.isFile() || used.uid !== uid) return false;
