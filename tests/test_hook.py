@@ -59,6 +59,18 @@ def test_post_tool_use_ingests_and_records_the_tool_call(home, claude_dir):
     assert error_lines(home) == []
 
 
+def test_an_id_of_megabytes_is_stored_cut(home, claude_dir):
+    """The ids in a payload are uuids and short tokens: one of megabytes (a broken or
+    hostile caller) is cut, not stored whole in every row that names it."""
+    huge = "x" * 4_000_000
+    data = acme_payload(claude_dir, "PostToolUse", tool_use_id="toolu_" + huge, agent_id="a" + huge,
+                        mcp_server="m" + huge, session_id="s" + huge)
+    assert_silent_success(run_hook(data))
+    call, = db_rows("SELECT tool_use_id, agent_id, mcp_server, session_id FROM tool_calls")
+    assert [len(v) for v in call.values()] == [200, 200, 4096, 200], {k: len(v) for k, v in call.items()}
+    assert (home / "costhook.db").stat().st_size < 2_000_000
+
+
 def test_post_tool_use_failure_is_recorded_as_failed(home, claude_dir):
     proc = run_hook(acme_payload(claude_dir, "PostToolUseFailure"))
     assert_silent_success(proc)

@@ -71,13 +71,15 @@ class Event:
     def __init__(self, payload: dict):
         self.payload = payload
 
-    def text(self, name: str) -> str | None:
+    def text(self, name: str, limit: int = 4096) -> str | None:
+        """A text field, cut at `limit` (as Codex's Event: a path is at most PATH_MAX, an id
+        is a uuid; 20 MB of one would be stored whole, in every row it names)."""
         value = self.payload.get(name)
-        return value if isinstance(value, str) and value else None
+        return value[:limit] if isinstance(value, str) and value else None
 
     @property
     def session_id(self) -> str | None:
-        return self.text("session_id")
+        return self.text("session_id", 200)
 
     @property
     def transcript(self) -> str | None:
@@ -489,10 +491,10 @@ def tool_call_row(event: Event) -> dict:
     duration = payload.get("duration_ms")
     failed = payload.get("hook_event_name") == "PostToolUseFailure"
     return {
-        "tool_use_id": event.text("tool_use_id"),
+        "tool_use_id": event.text("tool_use_id", 200),
         "agent": "claude",
         "session_id": event.session_id,
-        "agent_id": event.text("agent_id"),
+        "agent_id": event.text("agent_id", 200),
         "tool_name": name[:200],
         "mcp_server": mcp_server,
         "timestamp": now_iso(),
