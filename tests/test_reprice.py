@@ -224,3 +224,18 @@ def test_reprice_hands_the_pricer_every_stored_column(tmp_path):
     writes.reprice_calls(conn, price)
     assert seen[-1]["iterations"] == record["iterations"]
     assert conn.execute("SELECT cost_nanousd FROM requests").fetchone()[0] == 2
+
+
+def test_doctors_advice_for_a_model_with_quotes_is_a_toml_key_for_it(home, claude_dir, tmp_path):
+    """A model name is outside text: with a `"` or a backslash in it, the [prices."…"] the
+    doctor suggests must still name exactly that model when pasted into the config."""
+    import re
+    import tomllib
+
+    name = 'acme "q" \\ llm'
+    for path in (claude_dir / "projects" / "-home-dev-bigctx").glob("*.jsonl"):
+        path.write_text(path.read_text().replace("claude-sonnet-4-5-20250929", json.dumps(name)[1:-1]))
+    costhook("import", "--claude-dir", str(claude_dir), "-q")
+    advice = re.search(r"add (\[prices\..*\]) to the config", costhook("doctor", check=False).stdout)
+    assert advice, costhook("doctor", check=False).stdout
+    assert tomllib.loads(advice[1] + "\n")["prices"] == {name: {}}

@@ -1,6 +1,7 @@
 """Setting costhook up: the agents' hooks (install, uninstall), the hook and statusline
 entry points (for help: __main__ runs them before click), history (import), doctor."""
 
+import json
 import shlex
 import sqlite3
 import sys
@@ -349,7 +350,8 @@ def _doctor_prices(conn, table, info) -> int:
     for row in report.unpriced_models(conn):
         model = term_text(row["model"])
         if row["model"] not in stale:
-            click.echo(f"unpriced   {model}: {row['requests']} requests (add [prices.\"{model}\"] to the config)")
+            key = term_text(json.dumps(row["model"], ensure_ascii=False))  # a TOML key even with `"` or `\` in it
+            click.echo(f"unpriced   {model}: {row['requests']} requests (add [prices.{key}] to the config)")
             problems += 1
     for model, sources in stale.items():
         parts = []
