@@ -51,7 +51,7 @@ class LazyGroup(click.Group):
             from costhook.cli.common import store_error
             from costhook.errors import StoreError
 
-            raise store_error(StoreError(f"cannot use the database: {exc}")) from exc
+            raise store_error(StoreError(f"cannot use the database: {exc}"), midway=True) from exc
 
     def get_command(self, ctx, name):
         if name not in COMMANDS:

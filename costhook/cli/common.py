@@ -75,9 +75,10 @@ def open_store(db_path, *, create: bool = False, empty_ok: bool = True):
         raise store_error(exc) from exc
 
 
-def store_error(exc: errors.StoreError) -> click.ClickException:
-    """What a command says when the database cannot be used: why, and what to do."""
-    advice = WRONG_PATH_ADVICE if getattr(exc, "wrong_path", False) else STORE_ADVICE
+def store_error(exc: errors.StoreError, *, midway: bool = False) -> click.ClickException:
+    """What a command says when the database cannot be used: why, and what to do. `midway`:
+    it failed during the command, which may have committed some of its work already."""
+    advice = WRONG_PATH_ADVICE if getattr(exc, "wrong_path", False) else KEEP_ADVICE if midway else STORE_ADVICE
     return click.ClickException(f"{exc}. {advice}")
 
 
@@ -96,12 +97,13 @@ WRONG_PATH_ADVICE = (
 # Never "move it aside and re-import": the database holds what only the hooks saw (gate
 # decisions, tool timings, OpenClaw events) and calls from transcripts the agent has since
 # deleted; an import rebuilds only what transcripts still hold.
-STORE_ADVICE = (
-    "costhook changed nothing. Keep the database file: it may hold calls no transcript has any "
+KEEP_ADVICE = (
+    "Keep the database file: it may hold calls no transcript has any "
     "more, so do not delete it or start over with `costhook import`. If it is read-only, make it "
     "and its folder writable; if it may be damaged, first copy it (with its -wal and -shm files) "
     "somewhere safe, then run `costhook doctor`."
 )
+STORE_ADVICE = "costhook changed nothing. " + KEEP_ADVICE
 
 
 def load_config() -> dict:
