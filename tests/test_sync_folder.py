@@ -477,3 +477,33 @@ def test_a_symlink_planted_at_the_lock_file_is_not_followed(world, tmp_path):
     proc = laptop.run("sync", ok=False)
     assert proc.returncode == 1 and "sync.lock" in proc.stderr and "Traceback" not in proc.stderr
     assert target.read_text() == "keep"
+
+
+def test_a_segment_of_millions_of_tiny_lines_is_refused_without_exhausting_memory(world):
+    """The decompressed-size cap bounds the bytes, but each line read is a Python object
+    of ~40 bytes on top of its own: 512 MB of two-byte lines (a ~0.5 MB file) was ~270
+    million objects, ~29 GB. The segment is skipped as too large, in bounded memory."""
+    import resource
+
+    laptop, server, folder = world
+    (folder / "mallory").mkdir(mode=0o700)
+    bomb = folder / "mallory" / "20261206T150102Z-0badf00d.ndjson.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as f:
+        f.write(json.dumps({"format": "costhook-segment", "version": 1, "user": "ana", "machine": "mallory"}).encode()
+                + b"\n")
+        chunk = b"1\n" * (1 << 20)
+        for _ in range(256):  # 512 MB decompressed: just at the cap
+            f.write(chunk)
+    bomb.chmod(0o600)
+    assert bomb.stat().st_size < 4 << 20
+
+    def cap_memory():  # 1.5 GB of address space: plenty for a sync, far from the bomb's needs
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
+
+    proc = subprocess.run([COSTHOOK, "sync", "--format", "json"], env=laptop.env, capture_output=True, text=True,
+                          timeout=120, preexec_fn=cap_memory)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    skipped = {s["path"]: s["reason"] for s in json.loads(proc.stdout)["skipped"]}
+    assert skipped[f"mallory/{bomb.name}"] == "damaged: too large"
+    assert laptop.sums()["calls"] == 16
+

@@ -41,6 +41,11 @@ CALLS_PER_SEGMENT = 20_000
 MAX_SEGMENT_BYTES = 64 << 20  # compressed; a segment of 20,000 calls is ~2 MB
 MAX_CONTENT_BYTES = 512 << 20  # decompressed: a gzip bomb stops here
 MAX_LINE_BYTES = 256 << 10
+# Each line read is held as a Python object (~40 bytes) and, once parsed, a dict: a line
+# is charged this much on top of its bytes against MAX_CONTENT_BYTES, so 512 MB of
+# two-byte lines (a 0.5 MB gzip bomb: ~29 GB as objects) stops at two million lines. A
+# real record is a few hundred bytes, so real segments are barely affected.
+LINE_COST = 256
 MAX_TEXT = 4096  # characters in one text field
 MAX_TOOLS = 256
 
@@ -524,7 +529,7 @@ def read_segment(path: str, machine: str) -> dict | str:
                 line = f.readline(MAX_LINE_BYTES + 1)
                 if not line:
                     break
-                size += len(line)
+                size += len(line) + LINE_COST
                 if len(line) > MAX_LINE_BYTES or size > MAX_CONTENT_BYTES:
                     return "damaged: too large"
                 digest.update(line)
