@@ -507,3 +507,24 @@ def test_a_segment_of_millions_of_tiny_lines_is_refused_without_exhausting_memor
     assert skipped[f"mallory/{bomb.name}"] == "damaged: too large"
     assert laptop.sums()["calls"] == 16
 
+
+def test_a_call_time_that_is_no_utc_time_is_left_out_or_made_one(world):
+    """A call time matching the pattern but no real time (month 13, hour 99) was bucketed
+    as `2026-13-45T99:90`: `trends` and `anomalies` then failed with a traceback on every
+    machine that read it. A time with an offset was bucketed as if it were UTC. The first
+    is left out; the second stored as the UTC time it names."""
+    laptop, _, folder = world
+    (folder / "mallory").mkdir(mode=0o700)
+    segment = folder / "mallory" / "20261122T000000Z-00000001.ndjson.gz"
+    write_segment(segment, "mallory", [call("bad-month", timestamp="2026-13-45T99:99:99Z"),
+                                       call("offset", timestamp="2026-11-22T02:00:00+05:00")])
+    segment.chmod(0o600)
+    laptop.sync()
+    assert laptop.rows("SELECT key, timestamp FROM requests WHERE origin_machine IS NOT NULL") == \
+        [{"key": "offset", "timestamp": "2026-11-21T21:00:00.000Z"}]
+    assert laptop.rows("SELECT bucket FROM spend WHERE dim = 'global' AND bucket LIKE '2026-11-2%'") == \
+        [{"bucket": "2026-11-21T21:00"}]
+    assert laptop.rows("SELECT reason FROM sync_files WHERE path = ?", (f"mallory/{segment.name}",)) == \
+        [{"reason": "1 invalid records left out"}]
+    for view in ("trends", "anomalies"):
+        laptop.run(view)
