@@ -477,3 +477,54 @@ def test_a_symlink_planted_at_the_lock_file_is_not_followed(world, tmp_path):
     proc = laptop.run("sync", ok=False)
     assert proc.returncode == 1 and "sync.lock" in proc.stderr and "Traceback" not in proc.stderr
     assert target.read_text() == "keep"
+
+
+def test_a_segment_of_millions_of_tiny_lines_is_refused_without_exhausting_memory(world):
+    """The decompressed-size cap bounds the bytes, but each line read is a Python object
+    of ~40 bytes on top of its own: 512 MB of two-byte lines (a ~0.5 MB file) was ~270
+    million objects, ~29 GB. The segment is skipped as too large, in bounded memory."""
+    import resource
+
+    laptop, server, folder = world
+    (folder / "mallory").mkdir(mode=0o700)
+    bomb = folder / "mallory" / "20261206T150102Z-0badf00d.ndjson.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as f:
+        f.write(json.dumps({"format": "costhook-segment", "version": 1, "user": "ana", "machine": "mallory"}).encode()
+                + b"\n")
+        chunk = b"1\n" * (1 << 20)
+        for _ in range(256):  # 512 MB decompressed: just at the cap
+            f.write(chunk)
+    bomb.chmod(0o600)
+    assert bomb.stat().st_size < 4 << 20
+
+    def cap_memory():  # 1.5 GB of address space: plenty for a sync, far from the bomb's needs
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
+
+    proc = subprocess.run([COSTHOOK, "sync", "--format", "json"], env=laptop.env, capture_output=True, text=True,
+                          timeout=120, preexec_fn=cap_memory)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    skipped = {s["path"]: s["reason"] for s in json.loads(proc.stdout)["skipped"]}
+    assert skipped[f"mallory/{bomb.name}"] == "damaged: too large"
+    assert laptop.sums()["calls"] == 16
+
+
+def test_a_call_time_that_is_no_utc_time_is_left_out_or_made_one(world):
+    """A call time matching the pattern but no real time (month 13, hour 99) was bucketed
+    as `2026-13-45T99:90`: `trends` and `anomalies` then failed with a traceback on every
+    machine that read it. A time with an offset was bucketed as if it were UTC. The first
+    is left out; the second stored as the UTC time it names."""
+    laptop, _, folder = world
+    (folder / "mallory").mkdir(mode=0o700)
+    segment = folder / "mallory" / "20261122T000000Z-00000001.ndjson.gz"
+    write_segment(segment, "mallory", [call("bad-month", timestamp="2026-13-45T99:99:99Z"),
+                                       call("offset", timestamp="2026-11-22T02:00:00+05:00")])
+    segment.chmod(0o600)
+    laptop.sync()
+    assert laptop.rows("SELECT key, timestamp FROM requests WHERE origin_machine IS NOT NULL") == \
+        [{"key": "offset", "timestamp": "2026-11-21T21:00:00.000Z"}]
+    assert laptop.rows("SELECT bucket FROM spend WHERE dim = 'global' AND bucket LIKE '2026-11-2%'") == \
+        [{"bucket": "2026-11-21T21:00"}]
+    assert laptop.rows("SELECT reason FROM sync_files WHERE path = ?", (f"mallory/{segment.name}",)) == \
+        [{"reason": "1 invalid records left out"}]
+    for view in ("trends", "anomalies"):
+        laptop.run(view)

@@ -265,12 +265,16 @@ def test_the_hook_never_imports_psycopg_with_a_team_configured(tmp_path, team_ur
 
 
 def test_a_wrong_password_or_an_unreachable_host(tmp_path, team_url):
-    """One line from `sync` and from `doctor` (exit 1, no traceback, no password shown);
-    the hook does not notice."""
+    """One line from `sync` and from `doctor` (exit 1, no traceback, no password shown),
+    for a URL libpq cannot parse too; the hook does not notice."""
     a = Machine(tmp_path / "a", team_url, "ann", "laptop")
     a.run("import", "--claude-dir", str(EXAMPLES / "claude"), "-q")
     for env, words in (({"PGPASSWORD": "not-the-password"}, "password authentication failed"),
                        ({"COSTHOOK_TEAM_URL": "postgresql://costhook@/team?host=/nonexistent/socket-dir"},
+                        "cannot reach the team server"),
+                       # an unclosed IPv6 bracket: urlsplit raised while the error was being shown
+                       # (a traceback), and libpq's message quotes the whole URI, password included
+                       ({"COSTHOOK_TEAM_URL": "postgresql://costhook:not-the-password@[::1/team"},
                         "cannot reach the team server")):
         proc = a.run("sync", check=False, env=env)
         assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

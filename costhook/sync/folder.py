@@ -41,6 +41,11 @@ CALLS_PER_SEGMENT = 20_000
 MAX_SEGMENT_BYTES = 64 << 20  # compressed; a segment of 20,000 calls is ~2 MB
 MAX_CONTENT_BYTES = 512 << 20  # decompressed: a gzip bomb stops here
 MAX_LINE_BYTES = 256 << 10
+# Each line read is held as a Python object (~40 bytes) and, once parsed, a dict: a line
+# is charged this much on top of its bytes against MAX_CONTENT_BYTES, so 512 MB of
+# two-byte lines (a 0.5 MB gzip bomb: ~29 GB as objects) stops at two million lines. A
+# real record is a few hundred bytes, so real segments are barely affected.
+LINE_COST = 256
 MAX_TEXT = 4096  # characters in one text field
 MAX_TOOLS = 256
 
@@ -524,7 +529,7 @@ def read_segment(path: str, machine: str) -> dict | str:
                 line = f.readline(MAX_LINE_BYTES + 1)
                 if not line:
                     break
-                size += len(line)
+                size += len(line) + LINE_COST
                 if len(line) > MAX_LINE_BYTES or size > MAX_CONTENT_BYTES:
                     return "damaged: too large"
                 digest.update(line)
@@ -583,8 +588,10 @@ def checked(kind: str, raw) -> dict | None:
         value = raw.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
             return None
-        if value is not None and name in TIME_FIELDS and not TIME.match(value):
-            return None  # the rollup buckets calls by their time: only a UTC time is one
+        if value is not None and name in TIME_FIELDS:
+            value = utc_time(value)
+            if value is None:
+                return None  # the rollup buckets calls by their time: only a UTC time is one
         out[name] = value
     for name in ints:
         value = raw.get(name)
@@ -607,6 +614,26 @@ def checked(kind: str, raw) -> dict | None:
             except (ValueError, RecursionError):
                 return None
     return out
+
+
+def utc_time(text: str) -> str | None:
+    """A time of a record as the one form the database stores and compares calls in
+    (`2026-11-18T09:00:04.120Z`, as the agents' readers write it), or None. The pattern
+    alone let through a month 13 or an hour 99 — bucketed as `2026-13-45T99:90`, which
+    broke `trends` and `anomalies` on every machine — and an offset, bucketed (and
+    compared as text) as if it were UTC."""
+    if not TIME.match(text):
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)  # no offset: UTC, as the readers take it
+        moment = moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if moment.year >= 1000 else None
 
 
 IMPORT_BATCH = 2_000  # calls per write transaction: a hook waiting for the lock waits a fraction of a second

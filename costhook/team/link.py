@@ -40,7 +40,10 @@ def settings(cfg: dict) -> dict | None:
 def shown(url: str) -> str:
     """The server as shown and stored: any password in the URL replaced by ***."""
     if url.startswith(("postgresql://", "postgres://")):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed `[` of an IPv6 host: shown while saying libpq refused it
+            return re.sub(r"^([a-z]+://[^:/@]*):[^@]*@", r"\1:***@", url)
         if parts.password is not None:
             host = parts.netloc.rpartition("@")[2]
             return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
@@ -56,7 +59,8 @@ def connect(url: str):
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="costhook")
     except psycopg.Error as exc:
-        raise TeamError(f"cannot reach the team server {shown(url)}: {first_line(exc)}") from None
+        # libpq quotes a URI it cannot parse whole, password included: shown without it
+        raise TeamError(f"cannot reach the team server {shown(url)}: {first_line(exc).replace(url, shown(url))}") from None
     # JIT compiling costhook's short upserts and rollup sums costs seconds and saves nothing
     conn.execute("SET jit = off")
     return conn
@@ -132,8 +136,11 @@ def normalise_remote(url: str | None) -> str | None:
     if not url:
         return None
     if "://" in url:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+        except ValueError:  # `https://[oops/repo` in a .git/config: no remote, the folder's name then
+            return None
         rest = parts.path
     else:
         match = re.match(r"^(?:[^@/]+@)?([^:/]+):(.*)$", url)
