@@ -150,3 +150,34 @@ def test_install_all_does_claude_and_openclaw(home, oc, tmp_path, monkeypatch):
     proc = costhook("uninstall", "--agent", "all", env={"CLAUDE_CONFIG_DIR": str(claude)})
     assert proc.returncode == 0, proc.stderr
     assert "costhook" not in json.dumps(config(oc))
+
+
+@pytest.mark.parametrize("agent", ["claude", "openclaw", "codex"])
+@pytest.mark.parametrize("odd", ["symlink-loop", "file-as-folder"])
+def test_an_unreadable_settings_path_is_one_line_not_a_traceback(home, oc, tmp_path, agent, odd):
+    """A settings file that is a loop of symlinks, or whose folder is a file: an OSError
+    other than 'missing', 'a folder' or 'permission denied' went up as a traceback."""
+    folder = {"claude": tmp_path / "claude-config", "openclaw": oc, "codex": tmp_path / "codex-home"}[agent]
+    name = {"claude": "settings.json", "openclaw": "openclaw.json", "codex": "hooks.json"}[agent]
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config")}
+    if odd == "symlink-loop":
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).symlink_to(name)
+    else:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.write_text("")  # a file where the agent's folder should be
+    for verb in ("install", "uninstall"):
+        proc = costhook(verb, "--agent", agent, env=env)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith("Error: ") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_config_that_is_not_utf8_is_refused_not_rewritten(home, oc):
+    """A byte that is not UTF-8 in OpenClaw's config was read as U+FFFD and written back:
+    the user's text changed where costhook changed nothing of it."""
+    oc.mkdir()
+    raw = b'{"agents": {"defaults": {"name": "caf\xe9"}}}\n'
+    (oc / "openclaw.json").write_bytes(raw)
+    proc = costhook("install", "--agent", "openclaw")
+    assert proc.returncode == 1 and "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert (oc / "openclaw.json").read_bytes() == raw and backups(oc) == []

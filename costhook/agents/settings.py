@@ -257,6 +257,12 @@ def read_bounded(path) -> bytes:
         raw = read_regular(path, MAX_SETTINGS_BYTES + 1)
     except NotRegularFile:
         raise InstallError(f"{path} is not a regular file") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise  # the callers say these their own way ("missing" is an empty settings file)
+    except OSError as error:
+        # A loop of symlinks, a file where a folder of the path should be, an I/O error:
+        # one line, not a traceback.
+        raise InstallError(f"cannot read {path}: {error.strerror or error}; costhook changed nothing") from None
     if len(raw) > MAX_SETTINGS_BYTES:
         raise InstallError(f"{path} is larger than {MAX_SETTINGS_BYTES >> 20} MB: not a settings file")
     return raw

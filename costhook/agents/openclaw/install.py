@@ -208,7 +208,10 @@ def _read_json(path: Path) -> tuple[bytes | None, dict | None]:
         raise InstallError(f"{path} is a directory, not OpenClaw's config file") from None
     except PermissionError:
         raise InstallError(f"cannot read {path}: permission denied") from None
-    text = raw.decode("utf-8-sig", "replace")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:  # decoded with U+FFFD for it, the user's bytes would be written back changed
+        raise InstallError(f"{path} is not UTF-8 text; costhook changed nothing. Fix it by hand, then re-run.") from None
     if not text.strip():
         return raw, {}
     try:
