@@ -181,3 +181,23 @@ def test_a_config_that_is_not_utf8_is_refused_not_rewritten(home, oc):
     proc = costhook("install", "--agent", "openclaw")
     assert proc.returncode == 1 and "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert (oc / "openclaw.json").read_bytes() == raw and backups(oc) == []
+
+
+@pytest.mark.parametrize("plant", ["world-writable", "foreign"])
+def test_a_plugin_folder_others_can_write_is_refused(home, oc, plant):
+    """The Gateway runs the index.js in costhook's plugin folder as the user: a folder
+    another user owns or may write (planted before the first install) would let them swap
+    it for their own code. install copied into it and registered it all the same."""
+    folder = home / "openclaw-plugin"
+    folder.mkdir(parents=True)
+    os.chmod(home, 0o700)
+    os.chmod(folder, 0o777)
+    if plant == "foreign":
+        if os.geteuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        os.chown(folder, 65534, 65534)
+        os.chmod(folder, 0o700)
+    proc = costhook("install", "--agent", "openclaw")
+    assert proc.returncode == 1 and proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert str(folder) in proc.stderr
+    assert list(folder.iterdir()) == [] and not (oc / "openclaw.json").exists()

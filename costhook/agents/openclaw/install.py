@@ -232,6 +232,11 @@ def _readonly_reason() -> str | None:
 def _copy_plugin(dry_run: bool) -> tuple[Path, bool]:
     """Copy the plugin files into plugin_dir(); (dir, whether anything changed)."""
     source, target = plugin_source(), plugin_dir()
+    # The Gateway runs this folder's index.js as the user: a folder (or one above it) that
+    # another user owns or may write would let them replace it with their own code.
+    problem = paths.insecurity(target, kind="costhook's OpenClaw plugin folder")
+    if problem:
+        raise InstallError(f"{problem}; costhook changed nothing")
     if source.resolve() == target.resolve():
         return target, False
     changed = False
