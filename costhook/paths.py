@@ -190,10 +190,20 @@ def _foreign(path: str, st, uid: int, sticky_ok: bool = False) -> str | None:
 
 
 def ensure_private_dir(path):
-    """Create `path` (and missing parents) as 0700; tighten it if we just made it."""
-    if not os.path.isdir(path):
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)
+    """Create `path` (and missing parents) as 0700; tighten what we just made.
+
+    Not os.makedirs(mode=0o700): it gives that mode to the last folder only, and a home
+    made as a parent (of `gate`, of `openclaw-plugin`) was left open to every user's listing."""
+    missing, folder = [], os.path.abspath(os.fspath(path))
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # made meanwhile by another process (a file there fails the next mkdir)
+        os.chmod(folder, 0o700)  # (mkdir's mode is filtered by the umask)
     return path
 
 

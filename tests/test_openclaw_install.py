@@ -201,3 +201,14 @@ def test_a_plugin_folder_others_can_write_is_refused(home, oc, plant):
     assert proc.returncode == 1 and proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr, proc.stderr
     assert str(folder) in proc.stderr
     assert list(folder.iterdir()) == [] and not (oc / "openclaw.json").exists()
+
+
+def test_the_folders_install_creates_are_private(oc, tmp_path):
+    """costhook's home made by install (as the plugin folder's parent) was 0755: makedirs
+    gives its mode to the last folder only, and the home then stayed open to everyone's
+    listing, since it is tightened only when costhook itself makes it."""
+    home = tmp_path / "data" / "costhook"
+    proc = costhook("install", "--agent", "openclaw", env={"COSTHOOK_HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+    for folder in (tmp_path / "data", home, home / "openclaw-plugin"):
+        assert oct(folder.stat().st_mode & 0o777) == "0o700", folder
