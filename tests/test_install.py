@@ -903,3 +903,15 @@ def test_install_prints_the_diff_only_on_a_dry_run_or_when_verbose(config_dir, t
     assert quiet.stdout.startswith("Installed costhook hooks") and len(quiet.stdout.splitlines()) == 1
     removed = subprocess.run([exe, "uninstall", "--verbose"], capture_output=True, text=True, env=env, timeout=60)
     assert removed.returncode == 0 and "+++" in removed.stdout and "Removed" in removed.stdout
+
+
+@pytest.mark.parametrize("content", ['{"model": "opus", "model": "sonnet"}\n', '{"hooks": {"Stop": [], "Stop": [{"hooks": []}]}}\n'])
+def test_a_key_written_twice_is_refused_not_dropped(config_dir, content):
+    """JSON with a key twice parses (the last wins) but cannot be written back as it was:
+    install kept the last and dropped the other from the user's file without a word."""
+    path = config_dir / "settings.json"
+    path.write_text(content)
+    for verb in (install_claude, uninstall_claude):
+        with pytest.raises(InstallError, match="twice"):
+            verb()
+    assert path.read_text() == content and backups(path) == []

@@ -212,3 +212,13 @@ def test_the_folders_install_creates_are_private(oc, tmp_path):
     assert proc.returncode == 0, proc.stderr
     for folder in (tmp_path / "data", home, home / "openclaw-plugin"):
         assert oct(folder.stat().st_mode & 0o777) == "0o700", folder
+
+
+def test_a_key_written_twice_goes_to_openclaws_cli_not_dropped(home, oc):
+    """Plain JSON with a key twice: written back by costhook, the first was dropped."""
+    oc.mkdir()
+    text = '{"agents": {"defaults": {}}, "agents": {"list": []}}\n'
+    (oc / "openclaw.json").write_text(text)
+    proc = costhook("install", "--agent", "openclaw")
+    assert proc.returncode == 1 and "`openclaw`" in proc.stderr, proc.stderr
+    assert (oc / "openclaw.json").read_text() == text and backups(oc) == []

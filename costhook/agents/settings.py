@@ -320,12 +320,24 @@ def _constant(word: str):
     raise NotPlainJSON(f"holds {word}, which is not JSON")
 
 
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object as a dict; NotPlainJSON for a key written twice (json.loads keeps the
+    last: writing that back would drop the other from the user's file)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise NotPlainJSON(f"holds the key {json.dumps(twice[:40])} twice in one object, which costhook could not write back as it is")
+    return data
+
+
 def parse_json(text: str):
     """json.loads, but NotPlainJSON for what `render` could not write back unchanged as
     valid JSON: plain json.loads reads `1e999` as inf (written back as the bare word
-    Infinity), accepts NaN and Infinity, and turns `"\\ud800"` into a string UTF-8 cannot hold."""
+    Infinity), accepts NaN and Infinity, and turns `"\\ud800"` into a string UTF-8 cannot hold. It
+    also keeps only the last of a key written twice."""
     try:
-        data = json.loads(text, parse_float=_exact_float, parse_constant=_constant)
+        data = json.loads(text, parse_float=_exact_float, parse_constant=_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         raise
     except RecursionError:

@@ -272,7 +272,7 @@ def _cli(args: list[str], stdin: str | None = None) -> str:
     cli = openclaw_cli()
     if cli is None:
         raise InstallError(
-            "the OpenClaw config is JSON5 (comments, trailing commas, NaN/Infinity, or a number or "
+            "the OpenClaw config is JSON5 (comments, trailing commas, NaN/Infinity, a key written twice, or a number or "
             "escape costhook could not write back exactly) and the `openclaw` command was not found to "
             "edit it; costhook changed nothing")
     try:
