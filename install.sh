@@ -123,6 +123,10 @@ if [ "$mode" = uninstall ]; then
     if [ -n "$exe" ]; then
         say "removing costhook hooks"
         "$exe" uninstall || die "costhook uninstall failed; settings were left as they are"
+        # The OpenClaw plugin install registered (its config names this venv's costhook).
+        if [ -n "${OPENCLAW_CONFIG_PATH:-}" ] || [ -d "${OPENCLAW_STATE_DIR:-${OPENCLAW_HOME:-$HOME}/.openclaw}" ]; then
+            "$exe" uninstall --agent openclaw || warn "removing the OpenClaw plugin failed; run \`costhook uninstall --agent openclaw\`"
+        fi
         if [ -f "${CODEX_HOME:-$HOME/.codex}/hooks.json" ]; then
             "$exe" uninstall --agent codex || warn "removing the Codex hooks failed; run \`costhook uninstall --agent codex\`"
         fi

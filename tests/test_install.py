@@ -915,3 +915,19 @@ def test_a_key_written_twice_is_refused_not_dropped(config_dir, content):
         with pytest.raises(InstallError, match="twice"):
             verb()
     assert path.read_text() == content and backups(path) == []
+
+
+def test_install_sh_uninstall_removes_the_openclaw_plugin_too(tmp_path):
+    """./install.sh --uninstall removed Claude Code's hooks (and Codex's) and the venv, but
+    left costhook's plugin registered in OpenClaw's config, naming a costhook that is gone."""
+    home, venv, log = tmp_path / "home", tmp_path / "venv", tmp_path / "calls.log"
+    (home / ".openclaw").mkdir(parents=True)
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    write_exe(venv / "bin" / "costhook").write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\n')
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "COSTHOOK_VENV": str(venv), "COSTHOOK_BIN_DIR": str(tmp_path / "bin")}
+    done = subprocess.run([str(REPO / "install.sh"), "--uninstall"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert log.read_text().splitlines() == ["uninstall", "uninstall --agent openclaw"]
+    assert not venv.exists()
+
