@@ -73,7 +73,9 @@ ensure_venv() {  # $1: venv dir
     py=$(find_python)
     say "creating virtualenv $1 ($("$py" --version 2>&1))"
     mkdir -p "$(dirname "$1")"
-    "$py" -m venv --clear "$1" || die "could not create a virtualenv with $py (on Debian/Ubuntu: apt-get install python3-venv)"
+    # -I: `python -m` would otherwise look in the working directory first (a venv.py or
+    # pip.py in the folder install.sh is run from would run instead); the same below.
+    "$py" -I -m venv --clear "$1" || die "could not create a virtualenv with $py (on Debian/Ubuntu: apt-get install python3-venv)"
 }
 
 # -- --test: the project's test command (README, CI) --------------------------------
@@ -85,7 +87,7 @@ if [ "$mode" = test ]; then
     want=$(cksum < "$repo/pyproject.toml")
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$venv/bin/python" -c 'import costhook, pytest' 2>/dev/null; then
         say "installing costhook (editable) with test extras into $venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$repo[test]"
+        "$venv/bin/python" -I -m pip install --quiet --disable-pip-version-check -e "$repo[test]"
         echo "$want" > "$stamp"
     fi
     # Keep the suite away from the real ~/.claude, ~/.openclaw and costhook data.
@@ -151,7 +153,7 @@ ensure_venv "$venv"
 data_dir=${COSTHOOK_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/costhook}
 (umask 077 && mkdir -p "$data_dir") && chmod 700 "$data_dir" || die "cannot make $data_dir private"
 say "installing costhook from $repo into $venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$repo"
+"$venv/bin/python" -I -m pip install --quiet --disable-pip-version-check --upgrade "$repo"
 [ -x "$venv/bin/costhook" ] || die "pip did not install $venv/bin/costhook"
 
 mkdir -p "$bin_dir"

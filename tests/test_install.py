@@ -931,3 +931,19 @@ def test_install_sh_uninstall_removes_the_openclaw_plugin_too(tmp_path):
     assert log.read_text().splitlines() == ["uninstall", "uninstall --agent openclaw"]
     assert not venv.exists()
 
+
+@pytest.mark.slow
+def test_install_sh_imports_nothing_from_the_working_directory(tmp_path):
+    """`python -m venv` and `python -m pip` put the working directory first on sys.path:
+    ./install.sh run from a folder holding a venv.py or pip.py ran that file instead."""
+    cwd, marker = tmp_path / "downloads", tmp_path / "ran"
+    cwd.mkdir()
+    for name in ("venv", "pip"):
+        (cwd / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write({name!r})\nraise SystemExit(1)\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "PYTHON": sys.executable,
+           "COSTHOOK_VENV": str(tmp_path / "venv"), "COSTHOOK_BIN_DIR": str(tmp_path / "bin"),
+           "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path / "none")}  # never the network: the build may fail
+    subprocess.run([str(REPO / "install.sh"), "--no-hooks", "--no-import"], capture_output=True, text=True,
+                   env=env, cwd=cwd, timeout=300)
+    assert not marker.exists(), marker.read_text()
+    assert (tmp_path / "venv" / "pyvenv.cfg").is_file()
