@@ -108,8 +108,12 @@ def log_error(where: str, exc: BaseException) -> None:
             pass
         message = str(exc).replace("\n", " ")[:300]
         line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {where}: {type(exc).__name__}: {message}\n"
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        # O_NONBLOCK: a FIFO there would block the open (the hook, a gate) until someone
+        # reads it; non-blocking it fails at once, or opens and is refused as not a file.
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return
             os.write(fd, line.encode("utf-8", "replace"))
         finally:
             os.close(fd)
