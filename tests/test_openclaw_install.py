@@ -222,3 +222,16 @@ def test_a_key_written_twice_goes_to_openclaws_cli_not_dropped(home, oc):
     proc = costhook("install", "--agent", "openclaw")
     assert proc.returncode == 1 and "`openclaw`" in proc.stderr, proc.stderr
     assert (oc / "openclaw.json").read_text() == text and backups(oc) == []
+
+
+def test_an_empty_allow_list_stays_empty(home, oc):
+    """OpenClaw reads `plugins.allow: []` as no allowlist at all (only a non-empty list
+    restricts: `allow.length > 0 && !allow.includes(id)`). install appended costhook to it,
+    and the list that allowed every plugin then allowed costhook alone."""
+    oc.mkdir()
+    (oc / "openclaw.json").write_text(json.dumps({"plugins": {"allow": [], "entries": {"mine": {"enabled": True}}}}))
+    proc = costhook("install", "--agent", "openclaw")
+    assert proc.returncode == 0, proc.stderr
+    assert config(oc)["plugins"]["allow"] == [] and config(oc)["plugins"]["entries"]["mine"] == {"enabled": True}
+    assert costhook("uninstall", "--agent", "openclaw").returncode == 0
+    assert config(oc) == {"plugins": {"allow": [], "entries": {"mine": {"enabled": True}}}}

@@ -155,7 +155,9 @@ def merge_install(config: dict, folder: str, command: list) -> dict:
     entry["config"] = {**plugin_config, "command": list(command)}
     entries[PLUGIN_ID] = entry
     allow = plugins.get("allow")
-    if isinstance(allow, list) and PLUGIN_ID not in allow:
+    # Only a non-empty list restricts what OpenClaw loads: an empty one allows every plugin,
+    # and costhook appended to it would have made it allow costhook alone.
+    if isinstance(allow, list) and allow and PLUGIN_ID not in allow:
         plugins["allow"] = allow + [PLUGIN_ID]
     return config
 
