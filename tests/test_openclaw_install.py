@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,46 @@ def test_an_empty_allow_list_stays_empty(home, oc):
     assert config(oc)["plugins"]["allow"] == [] and config(oc)["plugins"]["entries"]["mine"] == {"enabled": True}
     assert costhook("uninstall", "--agent", "openclaw").returncode == 0
     assert config(oc) == {"plugins": {"allow": [], "entries": {"mine": {"enabled": True}}}}
+
+
+FAKE_OPENCLAW_CLI = """import json, sys
+# A stand-in for `openclaw config get PATH --json` / `openclaw config patch --stdin` over a
+# JSON5 config: it answers from the JSON in argv[1] and appends each patch to argv[2].
+args = sys.argv[3:]
+if args[:2] == ["config", "get"]:
+    value = json.load(open(sys.argv[1]))
+    for part in args[2].split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:  # as OpenClaw's: "Config path is valid but unset", exit 1
+        print(json.dumps({"ok": False, "error": "unset"}))
+        sys.exit(1)
+    print(json.dumps(value))
+elif args[:2] == ["config", "patch"]:
+    open(sys.argv[2], "a").write(sys.stdin.read().replace("\\n", " ") + "\\n")
+"""
+
+
+def test_a_json5_config_with_an_allow_list_gets_costhook_added(home, oc, tmp_path):
+    """A JSON5 config is changed through `openclaw config patch`, whose patch never named
+    `plugins.allow`: with a non-empty allowlist OpenClaw did not load the plugin that
+    install said it had installed (a plain-JSON config gets costhook added to the list)."""
+    oc.mkdir()
+    (oc / "openclaw.json").write_text("// mine\n{ plugins: { allow: ['mine'] }, }\n")
+    current = tmp_path / "as-json.json"
+    current.write_text(json.dumps({"plugins": {"allow": ["mine"]}}))
+    cli, patches = tmp_path / "openclaw_cli.py", tmp_path / "patches.jsonl"
+    cli.write_text(FAKE_OPENCLAW_CLI)
+    env = {"COSTHOOK_OPENCLAW_CLI": f"{sys.executable} {cli} {current} {patches}"}
+    proc = costhook("install", "--agent", "openclaw", env=env)
+    assert proc.returncode == 0, proc.stderr
+    patch = json.loads(patches.read_text().splitlines()[-1])
+    assert patch["plugins"]["allow"] == ["mine", "costhook"]
+    current.write_text(json.dumps({"plugins": {"allow": ["mine", "costhook"]}}))
+    proc = costhook("uninstall", "--agent", "openclaw", env=env)
+    assert proc.returncode == 0, proc.stderr
+    patch = json.loads(patches.read_text().splitlines()[-1])
+    assert patch["plugins"]["allow"] == ["mine"] and patch["plugins"]["entries"] == {"costhook": None}
+    current.write_text(json.dumps({"plugins": {"load": {"paths": []}}}))  # no allowlist: none in the patch
+    proc = costhook("install", "--agent", "openclaw", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "allow" not in json.loads(patches.read_text().splitlines()[-1])["plugins"]

@@ -288,13 +288,20 @@ def _cli(args: list[str], stdin: str | None = None) -> str:
     return proc.stdout
 
 
+def _cli_get(path: str):
+    """`openclaw config get PATH --json`, or None. OpenClaw exits 1 for a path that is valid
+    but unset ("the runtime default applies"): that is the first install's usual case
+    (no plugins.load.paths, no plugins.allow), not a failure. If OpenClaw cannot read its
+    config at all, `config patch` fails next and says why."""
+    try:
+        return json.loads(_cli(["config", "get", path, "--json"]).strip() or "null")
+    except (InstallError, ValueError):
+        return None
+
+
 def _patch_via_cli(config_file: Path, install: bool, folder: str, command: list, dry_run: bool) -> InstallResult:
     """JSON5 config: ask OpenClaw's CLI for the current load paths, then `config patch`."""
-    out = _cli(["config", "get", "plugins.load.paths", "--json"])
-    try:
-        current = json.loads(out.strip() or "null")
-    except ValueError:
-        current = None
+    current = _cli_get("plugins.load.paths")
     current = current if isinstance(current, list) else []
     if install:
         patch = {"plugins": {"load": {"paths": desired_paths(current, folder)}, "entries": {PLUGIN_ID: {
@@ -302,6 +309,13 @@ def _patch_via_cli(config_file: Path, install: bool, folder: str, command: list,
     else:
         kept = [p for p in current if not (isinstance(p, str) and _is_costhook_plugin_dir(p))]
         patch = {"plugins": {"load": {"paths": kept}, "entries": {PLUGIN_ID: None}}}
+    # The allowlist as merge_install / merge_uninstall change it (a patch replaces a list
+    # whole): a non-empty one without costhook would keep OpenClaw from loading the plugin.
+    allow = _cli_get("plugins.allow")
+    if isinstance(allow, list) and allow and install and PLUGIN_ID not in allow:
+        patch["plugins"]["allow"] = allow + [PLUGIN_ID]
+    elif isinstance(allow, list) and not install and PLUGIN_ID in allow:
+        patch["plugins"]["allow"] = [a for a in allow if a != PLUGIN_ID]
     text = json.dumps(patch, indent=2)
     if dry_run:
         return InstallResult(config_file, False, text + "\n", None, f"Dry run: would apply this patch with `openclaw config patch` to {config_file}.")
