@@ -947,3 +947,21 @@ def test_install_sh_imports_nothing_from_the_working_directory(tmp_path):
                    env=env, cwd=cwd, timeout=300)
     assert not marker.exists(), marker.read_text()
     assert (tmp_path / "venv" / "pyvenv.cfg").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize("owned", ["file", "folder"])
+def test_settings_of_another_user_are_refused(config_dir, owned):
+    """Run as root (sudo keeping HOME) on another user's settings, install rewrote them with
+    the hooks of root's costhook, left a backup only root can read beside them, or made a
+    settings file root owns in their folder, which their agent then cannot read."""
+    path = config_dir / "settings.json"
+    if owned == "file":
+        original = write_settings(path, FOREIGN)
+        os.chown(path, 65534, 65534)
+    os.chown(config_dir, 65534, 65534)
+    with pytest.raises(InstallError, match="another user"):
+        install_claude()
+    assert sorted(p.name for p in config_dir.iterdir()) == (["settings.json"] if owned == "file" else [])
+    if owned == "file":
+        assert path.read_bytes() == original

@@ -401,6 +401,20 @@ def diff_text(snapshot: Snapshot, new_text: str) -> str:
 def check_writable(snapshot: Snapshot) -> None:
     """InstallError, before anything is written, when the file or its directory is not writable."""
     target = snapshot.target
+    # Another user's settings (root, or sudo keeping HOME, on someone else's): the hooks
+    # would run their agent on our costhook, the backup and a new file would be ours, which
+    # their agent cannot read. (Root may own the folder: /tmp, a system-wide folder.)
+    me = os.geteuid()
+    if snapshot.raw is not None:
+        owner = target.stat().st_uid
+    else:
+        owner = target.parent.stat().st_uid if target.parent.is_dir() else me
+        owner = me if owner == 0 else owner
+    if owner != me:
+        raise InstallError(
+            f"{snapshot.path} belongs to another user (uid {owner}); costhook changed nothing. "
+            "Run costhook install as that user."
+        )
     if snapshot.raw is not None:
         mode = target.stat().st_mode
         # The mode bits matter even for root, who os.access() would let through.
