@@ -161,7 +161,8 @@ if [ -L "$link" ] || [ ! -e "$link" ]; then
     if [ -L "$link" ] && [ "$(readlink "$link")" != "$venv/bin/costhook" ]; then
         warn "replacing $link (was -> $(readlink "$link"))"
     fi
-    ln -sf "$venv/bin/costhook" "$link"
+    # -n: a link to a folder is replaced, not followed (the new link made inside that folder)
+    ln -sfn "$venv/bin/costhook" "$link"
     say "linked $link -> $venv/bin/costhook"
 else
     warn "$link exists and is not a symlink; left it alone (use $venv/bin/costhook)"

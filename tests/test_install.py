@@ -965,3 +965,20 @@ def test_settings_of_another_user_are_refused(config_dir, owned):
     assert sorted(p.name for p in config_dir.iterdir()) == (["settings.json"] if owned == "file" else [])
     if owned == "file":
         assert path.read_bytes() == original
+
+
+@pytest.mark.slow
+def test_install_sh_replaces_a_link_to_a_folder_not_links_inside_it(tmp_path):
+    """~/.local/bin/costhook a symlink to a folder (a checkout, say): `ln -sf` followed it
+    and made the link inside that folder, leaving the old one in place on PATH."""
+    env = _fresh_home_env(tmp_path)
+    bin_dir = Path(env["HOME"]) / ".local" / "bin"
+    bin_dir.mkdir(parents=True)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (bin_dir / "costhook").symlink_to(checkout)
+    done = subprocess.run([str(REPO / "install.sh"), "--no-hooks", "--no-import"], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list(checkout.iterdir()) == []
+    assert os.readlink(bin_dir / "costhook") == str(Path(env["HOME"]) / ".local" / "share" / "costhook" / "venv" / "bin" / "costhook")
