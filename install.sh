@@ -73,7 +73,9 @@ ensure_venv() {  # $1: venv dir
     py=$(find_python)
     say "creating virtualenv $1 ($("$py" --version 2>&1))"
     mkdir -p "$(dirname "$1")"
-    "$py" -m venv --clear "$1" || die "could not create a virtualenv with $py (on Debian/Ubuntu: apt-get install python3-venv)"
+    # -I: `python -m` would otherwise look in the working directory first (a venv.py or
+    # pip.py in the folder install.sh is run from would run instead); the same below.
+    "$py" -I -m venv --clear "$1" || die "could not create a virtualenv with $py (on Debian/Ubuntu: apt-get install python3-venv)"
 }
 
 # -- --test: the project's test command (README, CI) --------------------------------
@@ -85,7 +87,7 @@ if [ "$mode" = test ]; then
     want=$(cksum < "$repo/pyproject.toml")
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$venv/bin/python" -c 'import costhook, pytest' 2>/dev/null; then
         say "installing costhook (editable) with test extras into $venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$repo[test]"
+        "$venv/bin/python" -I -m pip install --quiet --disable-pip-version-check -e "$repo[test]"
         echo "$want" > "$stamp"
     fi
     # Keep the suite away from the real ~/.claude, ~/.openclaw and costhook data.
@@ -123,6 +125,10 @@ if [ "$mode" = uninstall ]; then
     if [ -n "$exe" ]; then
         say "removing costhook hooks"
         "$exe" uninstall || die "costhook uninstall failed; settings were left as they are"
+        # The OpenClaw plugin install registered (its config names this venv's costhook).
+        if [ -n "${OPENCLAW_CONFIG_PATH:-}" ] || [ -d "${OPENCLAW_STATE_DIR:-${OPENCLAW_HOME:-$HOME}/.openclaw}" ]; then
+            "$exe" uninstall --agent openclaw || warn "removing the OpenClaw plugin failed; run \`costhook uninstall --agent openclaw\`"
+        fi
         if [ -f "${CODEX_HOME:-$HOME/.codex}/hooks.json" ]; then
             "$exe" uninstall --agent codex || warn "removing the Codex hooks failed; run \`costhook uninstall --agent codex\`"
         fi
@@ -147,7 +153,7 @@ ensure_venv "$venv"
 data_dir=${COSTHOOK_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/costhook}
 (umask 077 && mkdir -p "$data_dir") && chmod 700 "$data_dir" || die "cannot make $data_dir private"
 say "installing costhook from $repo into $venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$repo"
+"$venv/bin/python" -I -m pip install --quiet --disable-pip-version-check --upgrade "$repo"
 [ -x "$venv/bin/costhook" ] || die "pip did not install $venv/bin/costhook"
 
 mkdir -p "$bin_dir"
@@ -155,7 +161,8 @@ if [ -L "$link" ] || [ ! -e "$link" ]; then
     if [ -L "$link" ] && [ "$(readlink "$link")" != "$venv/bin/costhook" ]; then
         warn "replacing $link (was -> $(readlink "$link"))"
     fi
-    ln -sf "$venv/bin/costhook" "$link"
+    # -n: a link to a folder is replaced, not followed (the new link made inside that folder)
+    ln -sfn "$venv/bin/costhook" "$link"
     say "linked $link -> $venv/bin/costhook"
 else
     warn "$link exists and is not a symlink; left it alone (use $venv/bin/costhook)"

@@ -108,8 +108,12 @@ def log_error(where: str, exc: BaseException) -> None:
             pass
         message = str(exc).replace("\n", " ")[:300]
         line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {where}: {type(exc).__name__}: {message}\n"
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        # O_NONBLOCK: a FIFO there would block the open (the hook, a gate) until someone
+        # reads it; non-blocking it fails at once, or opens and is refused as not a file.
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return
             os.write(fd, line.encode("utf-8", "replace"))
         finally:
             os.close(fd)
@@ -190,10 +194,20 @@ def _foreign(path: str, st, uid: int, sticky_ok: bool = False) -> str | None:
 
 
 def ensure_private_dir(path):
-    """Create `path` (and missing parents) as 0700; tighten it if we just made it."""
-    if not os.path.isdir(path):
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)
+    """Create `path` (and missing parents) as 0700; tighten what we just made.
+
+    Not os.makedirs(mode=0o700): it gives that mode to the last folder only, and a home
+    made as a parent (of `gate`, of `openclaw-plugin`) was left open to every user's listing."""
+    missing, folder = [], os.path.abspath(os.fspath(path))
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # made meanwhile by another process (a file there fails the next mkdir)
+        os.chmod(folder, 0o700)  # (mkdir's mode is filtered by the umask)
     return path
 
 

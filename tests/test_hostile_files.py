@@ -363,3 +363,12 @@ def test_line_reader_never_holds_much_more_than_a_line_bound():
     assert reader.skipping and reader.tail == data[-4096:]
     resumed = list(LineReader(io.BytesIO(b"yy\n{}\n"), 16, before=data[-4096:], max_line=100))
     assert resumed == [([b"{}"], 6, 0)]
+
+
+@pytest.mark.parametrize("agent", ["claude", "openclaw"])
+def test_a_fifo_as_the_error_log_does_not_hang_a_hook(home, agent):
+    """errors.log opened for writing blocked until something read the FIFO: a hook with an
+    error to log (here a payload that is not JSON) hung, a gate until the agent's timeout."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(home / "errors.log")
+    quick_hook(b"not json", args=("--agent", agent))

@@ -903,3 +903,82 @@ def test_install_prints_the_diff_only_on_a_dry_run_or_when_verbose(config_dir, t
     assert quiet.stdout.startswith("Installed costhook hooks") and len(quiet.stdout.splitlines()) == 1
     removed = subprocess.run([exe, "uninstall", "--verbose"], capture_output=True, text=True, env=env, timeout=60)
     assert removed.returncode == 0 and "+++" in removed.stdout and "Removed" in removed.stdout
+
+
+@pytest.mark.parametrize("content", ['{"model": "opus", "model": "sonnet"}\n', '{"hooks": {"Stop": [], "Stop": [{"hooks": []}]}}\n'])
+def test_a_key_written_twice_is_refused_not_dropped(config_dir, content):
+    """JSON with a key twice parses (the last wins) but cannot be written back as it was:
+    install kept the last and dropped the other from the user's file without a word."""
+    path = config_dir / "settings.json"
+    path.write_text(content)
+    for verb in (install_claude, uninstall_claude):
+        with pytest.raises(InstallError, match="twice"):
+            verb()
+    assert path.read_text() == content and backups(path) == []
+
+
+def test_install_sh_uninstall_removes_the_openclaw_plugin_too(tmp_path):
+    """./install.sh --uninstall removed Claude Code's hooks (and Codex's) and the venv, but
+    left costhook's plugin registered in OpenClaw's config, naming a costhook that is gone."""
+    home, venv, log = tmp_path / "home", tmp_path / "venv", tmp_path / "calls.log"
+    (home / ".openclaw").mkdir(parents=True)
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    write_exe(venv / "bin" / "costhook").write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\n')
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "COSTHOOK_VENV": str(venv), "COSTHOOK_BIN_DIR": str(tmp_path / "bin")}
+    done = subprocess.run([str(REPO / "install.sh"), "--uninstall"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert log.read_text().splitlines() == ["uninstall", "uninstall --agent openclaw"]
+    assert not venv.exists()
+
+
+@pytest.mark.slow
+def test_install_sh_imports_nothing_from_the_working_directory(tmp_path):
+    """`python -m venv` and `python -m pip` put the working directory first on sys.path:
+    ./install.sh run from a folder holding a venv.py or pip.py ran that file instead."""
+    cwd, marker = tmp_path / "downloads", tmp_path / "ran"
+    cwd.mkdir()
+    for name in ("venv", "pip"):
+        (cwd / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write({name!r})\nraise SystemExit(1)\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "PYTHON": sys.executable,
+           "COSTHOOK_VENV": str(tmp_path / "venv"), "COSTHOOK_BIN_DIR": str(tmp_path / "bin"),
+           "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path / "none")}  # never the network: the build may fail
+    subprocess.run([str(REPO / "install.sh"), "--no-hooks", "--no-import"], capture_output=True, text=True,
+                   env=env, cwd=cwd, timeout=300)
+    assert not marker.exists(), marker.read_text()
+    assert (tmp_path / "venv" / "pyvenv.cfg").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize("owned", ["file", "folder"])
+def test_settings_of_another_user_are_refused(config_dir, owned):
+    """Run as root (sudo keeping HOME) on another user's settings, install rewrote them with
+    the hooks of root's costhook, left a backup only root can read beside them, or made a
+    settings file root owns in their folder, which their agent then cannot read."""
+    path = config_dir / "settings.json"
+    if owned == "file":
+        original = write_settings(path, FOREIGN)
+        os.chown(path, 65534, 65534)
+    os.chown(config_dir, 65534, 65534)
+    with pytest.raises(InstallError, match="another user"):
+        install_claude()
+    assert sorted(p.name for p in config_dir.iterdir()) == (["settings.json"] if owned == "file" else [])
+    if owned == "file":
+        assert path.read_bytes() == original
+
+
+@pytest.mark.slow
+def test_install_sh_replaces_a_link_to_a_folder_not_links_inside_it(tmp_path):
+    """~/.local/bin/costhook a symlink to a folder (a checkout, say): `ln -sf` followed it
+    and made the link inside that folder, leaving the old one in place on PATH."""
+    env = _fresh_home_env(tmp_path)
+    bin_dir = Path(env["HOME"]) / ".local" / "bin"
+    bin_dir.mkdir(parents=True)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (bin_dir / "costhook").symlink_to(checkout)
+    done = subprocess.run([str(REPO / "install.sh"), "--no-hooks", "--no-import"], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list(checkout.iterdir()) == []
+    assert os.readlink(bin_dir / "costhook") == str(Path(env["HOME"]) / ".local" / "share" / "costhook" / "venv" / "bin" / "costhook")

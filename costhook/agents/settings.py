@@ -257,6 +257,12 @@ def read_bounded(path) -> bytes:
         raw = read_regular(path, MAX_SETTINGS_BYTES + 1)
     except NotRegularFile:
         raise InstallError(f"{path} is not a regular file") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise  # the callers say these their own way ("missing" is an empty settings file)
+    except OSError as error:
+        # A loop of symlinks, a file where a folder of the path should be, an I/O error:
+        # one line, not a traceback.
+        raise InstallError(f"cannot read {path}: {error.strerror or error}; costhook changed nothing") from None
     if len(raw) > MAX_SETTINGS_BYTES:
         raise InstallError(f"{path} is larger than {MAX_SETTINGS_BYTES >> 20} MB: not a settings file")
     return raw
@@ -314,12 +320,24 @@ def _constant(word: str):
     raise NotPlainJSON(f"holds {word}, which is not JSON")
 
 
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object as a dict; NotPlainJSON for a key written twice (json.loads keeps the
+    last: writing that back would drop the other from the user's file)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise NotPlainJSON(f"holds the key {json.dumps(twice[:40])} twice in one object, which costhook could not write back as it is")
+    return data
+
+
 def parse_json(text: str):
     """json.loads, but NotPlainJSON for what `render` could not write back unchanged as
     valid JSON: plain json.loads reads `1e999` as inf (written back as the bare word
-    Infinity), accepts NaN and Infinity, and turns `"\\ud800"` into a string UTF-8 cannot hold."""
+    Infinity), accepts NaN and Infinity, and turns `"\\ud800"` into a string UTF-8 cannot hold. It
+    also keeps only the last of a key written twice."""
     try:
-        data = json.loads(text, parse_float=_exact_float, parse_constant=_constant)
+        data = json.loads(text, parse_float=_exact_float, parse_constant=_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         raise
     except RecursionError:
@@ -383,6 +401,20 @@ def diff_text(snapshot: Snapshot, new_text: str) -> str:
 def check_writable(snapshot: Snapshot) -> None:
     """InstallError, before anything is written, when the file or its directory is not writable."""
     target = snapshot.target
+    # Another user's settings (root, or sudo keeping HOME, on someone else's): the hooks
+    # would run their agent on our costhook, the backup and a new file would be ours, which
+    # their agent cannot read. (Root may own the folder: /tmp, a system-wide folder.)
+    me = os.geteuid()
+    if snapshot.raw is not None:
+        owner = target.stat().st_uid
+    else:
+        owner = target.parent.stat().st_uid if target.parent.is_dir() else me
+        owner = me if owner == 0 else owner
+    if owner != me:
+        raise InstallError(
+            f"{snapshot.path} belongs to another user (uid {owner}); costhook changed nothing. "
+            "Run costhook install as that user."
+        )
     if snapshot.raw is not None:
         mode = target.stat().st_mode
         # The mode bits matter even for root, who os.access() would let through.

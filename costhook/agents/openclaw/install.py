@@ -155,7 +155,9 @@ def merge_install(config: dict, folder: str, command: list) -> dict:
     entry["config"] = {**plugin_config, "command": list(command)}
     entries[PLUGIN_ID] = entry
     allow = plugins.get("allow")
-    if isinstance(allow, list) and PLUGIN_ID not in allow:
+    # Only a non-empty list restricts what OpenClaw loads: an empty one allows every plugin,
+    # and costhook appended to it would have made it allow costhook alone.
+    if isinstance(allow, list) and allow and PLUGIN_ID not in allow:
         plugins["allow"] = allow + [PLUGIN_ID]
     return config
 
@@ -208,7 +210,10 @@ def _read_json(path: Path) -> tuple[bytes | None, dict | None]:
         raise InstallError(f"{path} is a directory, not OpenClaw's config file") from None
     except PermissionError:
         raise InstallError(f"cannot read {path}: permission denied") from None
-    text = raw.decode("utf-8-sig", "replace")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:  # decoded with U+FFFD for it, the user's bytes would be written back changed
+        raise InstallError(f"{path} is not UTF-8 text; costhook changed nothing. Fix it by hand, then re-run.") from None
     if not text.strip():
         return raw, {}
     try:
@@ -229,6 +234,11 @@ def _readonly_reason() -> str | None:
 def _copy_plugin(dry_run: bool) -> tuple[Path, bool]:
     """Copy the plugin files into plugin_dir(); (dir, whether anything changed)."""
     source, target = plugin_source(), plugin_dir()
+    # The Gateway runs this folder's index.js as the user: a folder (or one above it) that
+    # another user owns or may write would let them replace it with their own code.
+    problem = paths.insecurity(target, kind="costhook's OpenClaw plugin folder")
+    if problem:
+        raise InstallError(f"{problem}; costhook changed nothing")
     if source.resolve() == target.resolve():
         return target, False
     changed = False
@@ -264,7 +274,7 @@ def _cli(args: list[str], stdin: str | None = None) -> str:
     cli = openclaw_cli()
     if cli is None:
         raise InstallError(
-            "the OpenClaw config is JSON5 (comments, trailing commas, NaN/Infinity, or a number or "
+            "the OpenClaw config is JSON5 (comments, trailing commas, NaN/Infinity, a key written twice, or a number or "
             "escape costhook could not write back exactly) and the `openclaw` command was not found to "
             "edit it; costhook changed nothing")
     try:
@@ -278,13 +288,20 @@ def _cli(args: list[str], stdin: str | None = None) -> str:
     return proc.stdout
 
 
+def _cli_get(path: str):
+    """`openclaw config get PATH --json`, or None. OpenClaw exits 1 for a path that is valid
+    but unset ("the runtime default applies"): that is the first install's usual case
+    (no plugins.load.paths, no plugins.allow), not a failure. If OpenClaw cannot read its
+    config at all, `config patch` fails next and says why."""
+    try:
+        return json.loads(_cli(["config", "get", path, "--json"]).strip() or "null")
+    except (InstallError, ValueError):
+        return None
+
+
 def _patch_via_cli(config_file: Path, install: bool, folder: str, command: list, dry_run: bool) -> InstallResult:
     """JSON5 config: ask OpenClaw's CLI for the current load paths, then `config patch`."""
-    out = _cli(["config", "get", "plugins.load.paths", "--json"])
-    try:
-        current = json.loads(out.strip() or "null")
-    except ValueError:
-        current = None
+    current = _cli_get("plugins.load.paths")
     current = current if isinstance(current, list) else []
     if install:
         patch = {"plugins": {"load": {"paths": desired_paths(current, folder)}, "entries": {PLUGIN_ID: {
@@ -292,6 +309,13 @@ def _patch_via_cli(config_file: Path, install: bool, folder: str, command: list,
     else:
         kept = [p for p in current if not (isinstance(p, str) and _is_costhook_plugin_dir(p))]
         patch = {"plugins": {"load": {"paths": kept}, "entries": {PLUGIN_ID: None}}}
+    # The allowlist as merge_install / merge_uninstall change it (a patch replaces a list
+    # whole): a non-empty one without costhook would keep OpenClaw from loading the plugin.
+    allow = _cli_get("plugins.allow")
+    if isinstance(allow, list) and allow and install and PLUGIN_ID not in allow:
+        patch["plugins"]["allow"] = allow + [PLUGIN_ID]
+    elif isinstance(allow, list) and not install and PLUGIN_ID in allow:
+        patch["plugins"]["allow"] = [a for a in allow if a != PLUGIN_ID]
     text = json.dumps(patch, indent=2)
     if dry_run:
         return InstallResult(config_file, False, text + "\n", None, f"Dry run: would apply this patch with `openclaw config patch` to {config_file}.")
