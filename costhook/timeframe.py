@@ -77,6 +77,39 @@ def utc_iso(moment: datetime) -> str:
 NOW_YEARS = (1000, 9000)
 
 
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_MILLIS_FORM = b"0000-00-00T00:00:00.000Z"
+
+
+def utc_millis(value: str) -> bool:
+    """Whether `value` is exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` (ASCII digits; no `re` here).
+    (Its ASCII bytes, every digit made 0, against the form: one C pass, ~4x quicker than
+    slicing out the digits; an import asks this of every line.)"""
+    return len(value) == 24 and value.isascii() and value.encode().translate(_DIGITS_TO_ZERO) == _MILLIS_FORM
+
+
+def utc_timestamp(value) -> str | None:
+    """An ISO 8601 date-time (any offset; none means UTC) as UTC with milliseconds, the one
+    form calls are stored and compared in ("2026-11-18T09:00:04.120Z", what Claude Code and
+    OpenClaw write, is returned as is); None for anything else, so no odd text (a lone
+    surrogate, other digits, a 3-digit year) reaches the price lookup as a date, and no
+    impossible time (month 13, hour 99, February 30) reaches a view that makes a datetime
+    of its bucket (`trends` and `anomalies` failed on every later run)."""
+    if not isinstance(value, str) or not 19 <= len(value) <= 40 or value[4:5] != "-" or value[10:11] != "T":
+        return None
+    if utc_millis(value) and "01" <= value[5:7] <= "12" and "01" <= value[8:10] <= "28" \
+            and value[11:13] <= "23" and value[14:16] <= "59" and value[17:19] <= "59":
+        return value  # (days 29-31 are left to datetime, below: it knows the months' lengths)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    text = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return text if utc_millis(text) else None
+
+
 def parse_now(text: str | None) -> datetime:
     """`--now` for reproducible output: an ISO 8601 moment (UTC if no offset)."""
     if not text:

@@ -1,6 +1,7 @@
 """The database layer: schema steps, the spend rollup kept in step with requests."""
 
 import random
+from datetime import datetime
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -12,8 +13,8 @@ from transcript_lines import assistant
 from costhook.agents.claude import ingest
 from costhook.store import migrations
 from costhook.store import db, rollup
-from costhook.agents.jsonl import utc_millis
-from costhook.agents.jsonl import utc_timestamp as _timestamp
+from costhook.timeframe import utc_millis
+from costhook.timeframe import utc_timestamp as _timestamp
 
 
 def test_schema_version_matches_the_migration_steps():
@@ -108,8 +109,37 @@ def test_the_stored_time_form_is_exactly_ascii_digits_in_place(value):
                                                                 (19, "."), (23, "Z")))
             and all(value[i] in "0123456789" for i in range(24) if i not in (4, 7, 10, 13, 16, 19, 23)))
     assert utc_millis(value) is want
-    if want:
-        assert _timestamp(value) == value  # (kept as it is)
+    if want:  # kept as it is when it is a real time; an impossible one (month 13, hour 99) is no time
+        try:
+            real = datetime.fromisoformat(value.replace("Z", "+00:00")).year >= 1000
+        except ValueError:
+            real = False
+        assert _timestamp(value) == (value if real else None)
+
+
+def test_an_impossible_time_in_a_transcript_is_no_time_and_every_view_still_runs(home, tmp_path):
+    """A transcript line (hostile input) timed `2026-13-45T99:99:99.000Z` has the stored
+    form's digits in place: it was stored as it was, and `trends` and `anomalies`, which make
+    a datetime of its bucket, failed on every later run. The same check serves the agents'
+    readers and the sync folder (timeframe.utc_timestamp)."""
+    import json
+    import subprocess
+
+    from conftest import COSTHOOK
+
+    folder = tmp_path / "claude" / "projects" / "-p"
+    folder.mkdir(parents=True)
+    lines = []
+    for n, stamp in enumerate(["2026-13-45T99:99:99.000Z", "2026-02-30T10:00:00.000Z", "2026-02-28T23:59:59.000Z"]):
+        line = json.loads(assistant(f"msg_{n}", session_id="s1"))
+        line["timestamp"] = stamp
+        lines.append(json.dumps(line) + "\n")
+    (folder / "s1.jsonl").write_text("".join(lines))
+    for args in (["import", "--claude-dir", str(tmp_path / "claude"), "-q"], ["trends"], ["anomalies"]):
+        proc = subprocess.run([COSTHOOK, *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(r["timestamp"] or "" for r in db_rows("SELECT timestamp FROM requests")) == \
+        ["", "", "2026-02-28T23:59:59.000Z"]
 
 
 def test_the_indexes_of_openclaw_only_columns_hold_only_the_calls_that_have_one(home):

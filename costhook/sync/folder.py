@@ -29,7 +29,7 @@ import zlib
 from costhook import paths
 from costhook.store import writes
 from costhook.store.db import transaction
-from costhook.timeframe import now_iso
+from costhook.timeframe import now_iso, utc_timestamp
 from costhook.usage import plausible
 
 FORMAT = "costhook-segment"
@@ -589,7 +589,7 @@ def checked(kind: str, raw) -> dict | None:
         if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
             return None
         if value is not None and name in TIME_FIELDS:
-            value = utc_time(value)
+            value = utc_timestamp(value) if TIME.match(value) else None  # the stored form, a real time
             if value is None:
                 return None  # the rollup buckets calls by their time: only a UTC time is one
         out[name] = value
@@ -614,26 +614,6 @@ def checked(kind: str, raw) -> dict | None:
             except (ValueError, RecursionError):
                 return None
     return out
-
-
-def utc_time(text: str) -> str | None:
-    """A time of a record as the one form the database stores and compares calls in
-    (`2026-11-18T09:00:04.120Z`, as the agents' readers write it), or None. The pattern
-    alone let through a month 13 or an hour 99 — bucketed as `2026-13-45T99:90`, which
-    broke `trends` and `anomalies` on every machine — and an offset, bucketed (and
-    compared as text) as if it were UTC."""
-    if not TIME.match(text):
-        return None
-    from datetime import datetime, timezone
-
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)  # no offset: UTC, as the readers take it
-        moment = moment.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if moment.year >= 1000 else None
 
 
 IMPORT_BATCH = 2_000  # calls per write transaction: a hook waiting for the lock waits a fraction of a second

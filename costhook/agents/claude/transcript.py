@@ -12,8 +12,9 @@ import os
 from bisect import bisect_left
 
 from costhook import jsontext
-from costhook.agents.jsonl import load_line, utc_timestamp
+from costhook.agents.jsonl import load_line
 from costhook.paths import read_regular
+from costhook.timeframe import utc_timestamp
 from costhook.usage import (
     TOKEN_FIELDS,
     UNKNOWN_SUBAGENT,

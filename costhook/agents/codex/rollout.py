@@ -25,7 +25,8 @@ Standard library only: this runs inside the hook.
 """
 
 from costhook import jsontext
-from costhook.agents.jsonl import load_line, utc_timestamp
+from costhook.agents.jsonl import load_line
+from costhook.timeframe import utc_timestamp
 from costhook.usage import as_count, plausible
 
 MAX_ID = 200  # ids, slugs and names longer than this are not Codex's: cut

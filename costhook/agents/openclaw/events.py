@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 
-from costhook.agents.jsonl import utc_timestamp
+from costhook.timeframe import utc_timestamp
 from costhook.usage import NANO, as_count, plausible
 
 AGENT = "openclaw"
