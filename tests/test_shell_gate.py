@@ -175,11 +175,11 @@ def test_a_config_dated_as_the_clearance_is_an_edit(setup):
     assert gate() == ""
 
 
-def test_a_budget_set_from_the_cli_leaves_no_clearance_behind(setup):
-    """The script goes to Python when the config is newer than the clearance; a config
-    written in the same tick of the file clock (a coarse one: 4 ms) looks no newer, and a
-    blocking budget just set would wait behind up to 100 tickets. `costhook budget set`
-    (and remove) removes the clearance itself."""
+def test_a_budget_set_from_the_cli_is_never_cleared_by_the_clearance_before_it(setup):
+    """A config written in the same tick of the file clock (a coarse one: 4 ms) as the
+    clearance has its time: a blocking budget just set with `costhook budget set` still
+    goes to Python at the next gate, not behind up to 100 tickets (the gate's rule:
+    test_a_config_dated_as_the_clearance_is_an_edit)."""
     configure, record = setup
     configure({"scope": "global", "period": "daily", "limit": "1.00", "action": "block"})
     record("m1")

@@ -45,12 +45,7 @@ def edit(mutate, path: Path | None = None) -> dict:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(tomlkit.dumps(document))
-        os.replace(tmp, path)
-        # The shell gate trusts a clearance while the config is not newer than it; one
-        # written in the same tick of a coarse file clock looks no newer, and a budget just
-        # set or lowered would wait behind the clearance's tickets. Remove it: the next gate
-        # decides in Python with the new budgets.
-        paths.drop_clearance()
+        os.replace(tmp, path)  # (the gates trust a clearance only while it is newer than this file)
     finally:
         lock.release()
     return validated
